@@ -1,0 +1,66 @@
+//! Kafka settings shared by the producer (tweet service) and the consumer
+//! (fan-out worker), and the topic both of them need.
+//!
+//! Whoever starts first creates the topic with the configured partition
+//! count; partitions are the unit of parallelism for fan-out, and keying
+//! events by author keeps each author's events in order within one.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Topic carrying `chirp.events.v1.TweetEvent` messages, keyed by author id.
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "tweet-events")]
+    pub kafka_topic: String,
+    /// Partitions of the topic when chirp has to create it: the most fan-out
+    /// workers that can share the work.
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 6)]
+    pub kafka_topic_partitions: i32,
+    /// Replication factor of the topic when chirp has to create it.
+    #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    pub kafka_replication_factor: i32,
+}
+
+impl KafkaArgs {
+    /// Client settings every chirp Kafka client starts from.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.kafka_brokers);
+        config
+    }
+
+    /// Creates the topic unless it exists already.
+    pub async fn ensure_topic(&self) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = self
+            .client_config()
+            .create()
+            .context("create Kafka admin client")?;
+        let topic = NewTopic::new(
+            &self.kafka_topic,
+            self.kafka_topic_partitions,
+            TopicReplication::Fixed(self.kafka_replication_factor),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics([&topic], &options)
+            .await
+            .with_context(|| format!("create topic {} at {}", self.kafka_topic, self.kafka_brokers))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("create topic {topic}: {code}"),
+            }
+        }
+        Ok(())
+    }
+}
