@@ -16,6 +16,8 @@ pub mod kafka;
 pub mod proto;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timelines;
 
 pub use error::{ErrorKind, ServiceError};

@@ -1,0 +1,26 @@
+//! Configuration, from flags or the environment; `graph --help` lists it all.
+
+use std::net::SocketAddr;
+
+use chirp_common::telemetry::LogArgs;
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "graph", about = "chirp graph service: users and follows in Postgres")]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
+    pub listen_addr: SocketAddr,
+    /// Postgres connection string. Migrations are applied at start.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/chirp")]
+    pub database_url: String,
+    /// Size of the Postgres connection pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+    /// Authors with at least this many followers are celebrities: their tweets
+    /// are pulled at read time instead of pushed to every follower.
+    #[arg(long, env = "CELEBRITY_THRESHOLD", default_value_t = 10_000)]
+    pub celebrity_threshold: i64,
+    #[command(flatten)]
+    pub log: LogArgs,
+}

@@ -1,0 +1,147 @@
+//! The gRPC surface of the graph service: validates requests, calls the
+//! store, and turns rows into protobuf messages.
+
+use chirp_common::proto::graph::{
+    CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
+    ListFollowsRequest, UnfollowResponse, User, UserIdPage, graph_service_server::GraphService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::GraphError;
+use crate::handle::{DisplayName, Handle};
+use crate::store::{Store, UserRow};
+
+/// Page size when the caller asks for none, and the most one page may hold.
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 5_000;
+
+pub struct Graph {
+    store: Store,
+    celebrity_threshold: i64,
+}
+
+impl Graph {
+    pub fn new(store: Store, celebrity_threshold: i64) -> Self {
+        Self {
+            store,
+            celebrity_threshold,
+        }
+    }
+
+    fn to_proto(&self, row: UserRow) -> User {
+        User {
+            is_celebrity: row.follower_count >= self.celebrity_threshold,
+            user_id: row.user_id,
+            handle: row.handle,
+            display_name: row.display_name,
+            follower_count: row.follower_count,
+            following_count: row.following_count,
+            created_at_ms: row.created_at_ms,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl GraphService for Graph {
+    #[tracing::instrument(skip_all, fields(handle = %request.get_ref().handle))]
+    async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
+        let request = request.into_inner();
+        let handle = Handle::parse(&request.handle)?;
+        let display_name = DisplayName::parse(&request.display_name)?;
+        let row = self.store.create_user(&handle, &display_name).await?;
+        tracing::info!(user_id = row.user_id, "user created");
+        Ok(Response::new(self.to_proto(row)))
+    }
+
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
+        let row = self.store.user(request.into_inner().user_id).await?;
+        Ok(Response::new(self.to_proto(row)))
+    }
+
+    async fn get_user_by_handle(
+        &self,
+        request: Request<GetUserByHandleRequest>,
+    ) -> Result<Response<User>, Status> {
+        let row = self.store.user_by_handle(&request.into_inner().handle).await?;
+        Ok(Response::new(self.to_proto(row)))
+    }
+
+    #[tracing::instrument(skip_all, fields(follower_id = request.get_ref().follower_id, followee_id = request.get_ref().followee_id))]
+    async fn follow(&self, request: Request<FollowRequest>) -> Result<Response<FollowResponse>, Status> {
+        let FollowRequest { follower_id, followee_id } = request.into_inner();
+        if follower_id == followee_id {
+            return Err(GraphError::SelfFollow.into());
+        }
+        let created = self.store.follow(follower_id, followee_id).await?;
+        Ok(Response::new(FollowResponse { created }))
+    }
+
+    #[tracing::instrument(skip_all, fields(follower_id = request.get_ref().follower_id, followee_id = request.get_ref().followee_id))]
+    async fn unfollow(&self, request: Request<FollowRequest>) -> Result<Response<UnfollowResponse>, Status> {
+        let FollowRequest { follower_id, followee_id } = request.into_inner();
+        let removed = self.store.unfollow(follower_id, followee_id).await?;
+        Ok(Response::new(UnfollowResponse { removed }))
+    }
+
+    async fn list_followers(
+        &self,
+        request: Request<ListFollowsRequest>,
+    ) -> Result<Response<UserIdPage>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.limit);
+        let ids = self
+            .store
+            .followers(request.user_id, request.after_user_id, limit + 1)
+            .await?;
+        Ok(Response::new(page(ids, limit)))
+    }
+
+    async fn list_following(
+        &self,
+        request: Request<ListFollowsRequest>,
+    ) -> Result<Response<UserIdPage>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.limit);
+        let ids = self
+            .store
+            .following(request.user_id, request.after_user_id, limit + 1)
+            .await?;
+        Ok(Response::new(page(ids, limit)))
+    }
+}
+
+fn page_size(requested: u32) -> i64 {
+    let size = if requested == 0 { DEFAULT_PAGE } else { requested.min(MAX_PAGE) };
+    i64::from(size)
+}
+
+/// `ids` holds one more row than the page when there is a next page: that
+/// extra row is how we know, without a COUNT, whether to hand out a cursor.
+fn page(mut ids: Vec<i64>, limit: i64) -> UserIdPage {
+    let has_more = ids.len() as i64 > limit;
+    ids.truncate(limit as usize);
+    UserIdPage {
+        next_after_user_id: if has_more { ids.last().copied() } else { None },
+        user_ids: ids,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_only_when_more_rows_exist() {
+        assert_eq!(page(vec![1, 2, 3], 2).next_after_user_id, Some(2));
+        assert_eq!(page(vec![1, 2, 3], 2).user_ids, vec![1, 2]);
+        assert_eq!(page(vec![1, 2], 2).next_after_user_id, None);
+        assert_eq!(page(vec![], 2).next_after_user_id, None);
+    }
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert_eq!(page_size(0), 100);
+        assert_eq!(page_size(7), 7);
+        assert_eq!(page_size(u32::MAX), 5_000);
+    }
+}
