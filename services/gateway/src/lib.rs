@@ -1,0 +1,75 @@
+//! The gateway: chirp's public REST API, and the only service clients see.
+//!
+//! It authenticates callers, validates what HTTP alone can validate (shapes,
+//! cursors, limits), and translates each request into calls to the internal
+//! gRPC services, which own the rules and the data. Keeping the gateway
+//! stateless means it scales by adding copies behind a load balancer; the
+//! price is one extra network hop on every request.
+//!
+//! Reading order: [`config`], `api` (one module per resource: users,
+//! follows, tweets, timelines), then `auth`, `cursor` and `error`.
+
+mod api;
+mod auth;
+pub mod config;
+mod cursor;
+mod error;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chirp_common::grpc::connect_lazy;
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+pub use config::Config;
+
+/// What every handler can reach. Cloning is cheap: gRPC clients share one
+/// multiplexed HTTP/2 connection per service, the rest is behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    tweets: TweetServiceClient<Channel>,
+    graph: GraphServiceClient<Channel>,
+    timeline: TimelineServiceClient<Channel>,
+    tokens: Arc<auth::Tokens>,
+    cursors: Arc<cursor::Cursors>,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let deadline = config.downstream_timeout();
+        Ok(Self {
+            tweets: TweetServiceClient::new(connect_lazy(&config.tweet_addr, deadline)?),
+            graph: GraphServiceClient::new(connect_lazy(&config.graph_addr, deadline)?),
+            timeline: TimelineServiceClient::new(connect_lazy(&config.timeline_addr, deadline)?),
+            tokens: Arc::new(auth::Tokens::new(
+                config.token_secret.expose(),
+                std::time::Duration::from_secs(config.token_ttl_secs),
+            )),
+            cursors: Arc::new(cursor::Cursors::new(config.token_secret.expose())),
+        })
+    }
+}
+
+/// The whole HTTP application, for serving or for in-process tests.
+pub fn app(config: &Config) -> anyhow::Result<axum::Router> {
+    Ok(api::router(AppState::new(config)?, config.max_body_bytes))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes the
+/// requests in flight.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = app(&config)?;
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Tweets: post one, read one, delete one, and list an author's own.
+//!
+//! `POST /tweets` is idempotent through the `Idempotency-Key` header (the
+//! IETF draft's name): a retry with the same key from the same user returns
+//! the original tweet with 200 instead of 201, so a client whose connection
+//! dropped can retry without posting twice. Without the header, every POST
+//! is a new tweet.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json as JsonResponse, Router};
+use chirp_common::ErrorKind;
+use chirp_common::proto::tweet::{
+    CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
+    TweetPage,
+};
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Json, Path, Query};
+use super::pages::{Page, PageQuery, rfc3339};
+use super::users::user;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::cursor::CursorKind;
+use crate::error::ApiError;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tweets", post(create))
+        .route("/tweets/{id}", get(show).delete(remove))
+        .route("/users/{id}/tweets", get(by_author))
+}
+
+#[derive(Debug, Serialize)]
+pub struct TweetView {
+    id: String,
+    author_id: String,
+    author_handle: String,
+    content: String,
+    created_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTweet {
+    content: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<NewTweet>,
+) -> Result<(StatusCode, JsonResponse<TweetView>), ApiError> {
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
+        None => String::new(),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII"))?
+            .to_owned(),
+    };
+    let request = CreateTweetRequest {
+        author_id: caller.0,
+        content: body.content,
+        idempotency_key,
+    };
+    let response = state.tweets.clone().create_tweet(request).await?.into_inner();
+    let tweet = response
+        .tweet
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "tweet service answered without a tweet"))?;
+    let status = if response.created { StatusCode::CREATED } else { StatusCode::OK };
+    let view = hydrate(&state, vec![tweet]).await?.remove(0);
+    Ok((status, JsonResponse(view)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(tweet_id): Path<i64>,
+) -> Result<JsonResponse<TweetView>, ApiError> {
+    let tweet = state
+        .tweets
+        .clone()
+        .get_tweet(GetTweetRequest { tweet_id })
+        .await?
+        .into_inner();
+    Ok(JsonResponse(hydrate(&state, vec![tweet]).await?.remove(0)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tweet_id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let request = DeleteTweetRequest {
+        tweet_id,
+        requester_id: caller.0,
+    };
+    state.tweets.clone().delete_tweet(request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn by_author(
+    State(state): State<AppState>,
+    Path(author_id): Path<i64>,
+    Query(query): Query<PageQuery>,
+) -> Result<JsonResponse<Page<TweetView>>, ApiError> {
+    let request = ListTweetsByAuthorRequest {
+        author_id,
+        before_tweet_id: query.position(&state.cursors, CursorKind::Tweets)?,
+        limit: query.limit()?,
+    };
+    user(&state, author_id).await?;
+    let page = state.tweets.clone().list_tweets_by_author(request).await?.into_inner();
+    Ok(JsonResponse(tweet_page(&state, page).await?))
+}
+
+/// A page of tweets from any service, as the API shows it.
+pub async fn tweet_page(state: &AppState, page: TweetPage) -> Result<Page<TweetView>, ApiError> {
+    let views = hydrate(state, page.tweets).await?;
+    Ok(Page::new(views, page.next_before_tweet_id, &state.cursors, CursorKind::Tweets))
+}
+
+/// Adds each author's handle, asking the graph once per distinct author.
+async fn hydrate(state: &AppState, tweets: Vec<Tweet>) -> Result<Vec<TweetView>, ApiError> {
+    let mut author_ids: Vec<i64> = tweets.iter().map(|tweet| tweet.author_id).collect();
+    author_ids.sort_unstable();
+    author_ids.dedup();
+    let authors = try_join_all(author_ids.iter().map(|&id| user(state, id))).await?;
+    let handles: HashMap<i64, String> = authors
+        .into_iter()
+        .map(|author| (author.user_id, author.handle))
+        .collect();
+    Ok(tweets
+        .into_iter()
+        .map(|tweet| TweetView {
+            id: tweet.tweet_id.to_string(),
+            author_id: tweet.author_id.to_string(),
+            author_handle: handles.get(&tweet.author_id).cloned().unwrap_or_default(),
+            content: tweet.content,
+            created_at: rfc3339(tweet.created_at_ms),
+        })
+        .collect())
+}
