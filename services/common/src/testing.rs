@@ -66,3 +66,21 @@ pub fn unique_name(prefix: &str) -> String {
     let suffix: u64 = rand::rng().random();
     format!("{prefix}_{suffix:016x}")
 }
+
+/// Creates an empty Postgres database with a unique name and returns its URL.
+/// Each test gets its own, so schemas, sequences and rows never collide.
+pub async fn fresh_database() -> String {
+    use sqlx::Connection;
+
+    ensure_backends();
+    let name = unique_name("test");
+    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {POSTGRES_ADMIN_URL}: {e}"));
+    let statement = format!("CREATE DATABASE {name}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    format!("postgres://postgres@{POSTGRES}/{name}")
+}

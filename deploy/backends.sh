@@ -1,0 +1,601 @@
+#!/usr/bin/env bash
+# deploy/backends.sh — the real backends of chirp, installed and run natively on 127.0.0.1.
+#
+#   deploy/backends.sh up       install what is missing, start what is not running, wait until
+#                               every backend answers (safe to call any number of times,
+#                               also concurrently: parallel test binaries all call it)
+#   deploy/backends.sh down     stop the backends this script started (never foreign ones)
+#   deploy/backends.sh status   one line per backend; exit 0 if all four are up, 3 otherwise
+#
+#   PostgreSQL 15  127.0.0.1:5432  user postgres (trust), database chirp   Debian package
+#   Redis 7        127.0.0.1:6379  no persistence                           Debian package
+#   Kafka 4 KRaft  127.0.0.1:9092  (controller 9093), 6 partitions/topic    jars from Maven Central
+#   Cassandra 5.0  127.0.0.1:9042  CQL, single node, LWT work               jars from Maven Central
+#
+# Why not Docker/systemd: neither exists on our dev/CI machines, and only package registries
+# are reachable, so Kafka and Cassandra come as plain jars from Maven Central (their poms are
+# in deploy/backends/) and run on the machine's JDK 17.
+#
+# Measured on a 2-core dev machine: first `up` from nothing (apt + Maven downloads) ~25 s,
+# `up` after `down` ~8-12 s, `up` when all are running ~0.3 s.
+#
+# Everything the script creates (jars, rendered configs, data, logs, pid files) lives in ONE
+# folder: $CHIRP_BACKENDS_DIR, default <repo>/.backends (git-ignored). `rm -rf` it after
+# `down` to start from scratch (the next `up` downloads the jars again).
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHIPPED=$REPO_DIR/deploy/backends            # config templates and poms, in git
+BACKENDS_DIR=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}
+
+# Standard ports on purpose: every tool and doc assumes them.
+PG_PORT=5432
+REDIS_PORT=6379
+KAFKA_PORT=9092
+KAFKA_CONTROLLER_PORT=9093   # only the broker itself talks to it
+CQL_PORT=9042
+
+PG_BIN=/usr/lib/postgresql/15/bin   # Debian bookworm's `postgresql` is version 15
+PG_DB=chirp
+
+# How long `up` waits for each backend before giving up with its log. Generous: a first
+# start on a busy 2-core machine (JIT warming up, Cassandra creating its system tables)
+# is several times slower than a warm one.
+PG_TIMEOUT=60
+REDIS_TIMEOUT=20
+KAFKA_TIMEOUT=120
+CASSANDRA_TIMEOUT=240
+STOP_TIMEOUT=60    # `down`: SIGKILL whatever has not exited by then
+
+BACKENDS=(postgres redis kafka cassandra)
+declare -A PORT=([postgres]=$PG_PORT [redis]=$REDIS_PORT [kafka]=$KAFKA_PORT [cassandra]=$CQL_PORT)
+# A word of the command line of each server process. Before trusting a pid file we check
+# that the pid still runs *that* program: pids are reused after a reboot or a crash.
+declare -A SIGNATURE=([postgres]=postgres [redis]=redis-server [kafka]=kafka.Kafka [cassandra]=CassandraDaemon)
+
+# ----------------------------------------------------------------------------- output helpers
+
+log()  { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
+ok()   { printf '%s ✔ %s\n' "$(date +%T)" "$*"; }
+warn() { printf '%s !   %s\n' "$(date +%T)" "$*" >&2; }
+die()  { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
+
+# die, showing the end of a log file: the reason a server did not come up is almost always
+# in its last lines.
+die_with_log() {
+  local logfile=$1; shift
+  printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2
+  if [[ -s $logfile ]]; then
+    printf -- '---- last 40 lines of %s ----\n' "$logfile" >&2
+    tail -n 40 "$logfile" >&2
+    printf -- '----\n' >&2
+  fi
+  exit 1
+}
+
+# ------------------------------------------------------------------------------ small helpers
+
+# Does anything accept TCP connections on 127.0.0.1:PORT? bash's /dev/tcp needs no tools.
+port_open() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# Print the pid of backend NAME if THIS script started it and it still runs.
+our_pid() {
+  local name=$1 pidfile=$RUN_DIR/$1.pid pid
+  [[ -s $pidfile ]] || return 1
+  pid=$(head -n 1 "$pidfile")
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "${SIGNATURE[$name]}" || return 1
+  echo "$pid"
+}
+
+# Start a long-running server in the background, detached from this script:
+#   start_detached LOGFILE PIDFILE WORKDIR COMMAND...
+# - setsid gives it its own session: no controlling terminal means no SIGHUP when the
+#   terminal closes (what nohup is for), and a Ctrl-C or a test runner killing our process
+#   group does not reach it.
+# - `exec` keeps the pid, so the pid written by the inner shell is the server's pid.
+# - 9>&- : fd 9 holds our flock (see with_lock). A child that inherited it would keep the
+#   lock held for as long as the server runs, and the next `up` would wait forever.
+start_detached() {
+  local logfile=$1 pidfile=$2 workdir=$3; shift 3
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016 # $1.. and $$ belong to the inner shell
+  setsid bash -c 'cd "$1" && echo $$ >"$2" && shift 2 && exec "$@"' _ "$workdir" "$pidfile" "$@" \
+    </dev/null >"$logfile" 2>&1 9>&- &
+  local i
+  for ((i = 0; i < 50; i++)); do [[ -s $pidfile ]] && return 0; sleep 0.1; done
+  die_with_log "$logfile" "could not start: $*"
+}
+
+# Wait until a check command succeeds, printing progress every 5 s:
+#   wait_until NAME WHAT TIMEOUT LOGFILE PID CHECK...
+# Fails early with the log if the server process (PID, may be empty) has died.
+wait_until() {
+  local name=$1 what=$2 timeout=$3 logfile=$4 pid=$5; shift 5
+  local start=$SECONDS next_report=$((SECONDS + 5))
+  until "$@"; do
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      die_with_log "$logfile" "$name: the server process (pid $pid) exited during startup"
+    fi
+    if ((SECONDS - start >= timeout)); then
+      die_with_log "$logfile" "$name: still no answer ($what) after ${timeout}s"
+    fi
+    if ((SECONDS >= next_report)); then
+      log "$name: waiting for $what ($((SECONDS - start))s)…"
+      next_report=$((SECONDS + 5))
+    fi
+    sleep 0.25
+  done
+}
+
+# Take the lock of the backends folder for the rest of this script (released on exit).
+# Two `up`s at once (parallel test binaries) would otherwise both see "nothing on 9042"
+# and both start a Cassandra. The second one waits here, then finds everything running.
+with_lock() {
+  exec 9>"$BACKENDS_DIR/.lock"
+  if ! flock -n 9; then
+    log "another deploy/backends.sh holds $BACKENDS_DIR/.lock; waiting for it…"
+    flock -w 900 9 || die "timed out waiting for $BACKENDS_DIR/.lock"
+  fi
+}
+
+# ------------------------------------------------------------------------------- probes
+# "Answering" means a real exchange in each backend's own protocol, not just an open port.
+
+pg_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; }
+
+redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+
+# Kafka: list topics with Kafka's own CLI class, i.e. a real metadata request. A JVM start
+# (~1 s), so it runs once after startup, not in the polling loop.
+kafka_answers() {
+  # A short-lived client: C1 only and the serial GC keep its CPU use (and start) small.
+  timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_HOME/libs/*" \
+    org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --list \
+    >/dev/null 2>&1
+}
+
+# Cassandra: a real CQL query over the native protocol (v4) with nothing but bash — no
+# driver needed. We send STARTUP and expect READY (opcode 0x02), then send
+#   QUERY "SELECT release_version FROM system.local" at consistency ONE
+# and expect RESULT (opcode 0x08). Frame header: version, flags, stream id (2 bytes),
+# opcode, body length (4 bytes, big-endian).
+be32() { printf '\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) $(($1 >> 8 & 255)) $(($1 & 255)); }
+cql_answers() {
+  local q='SELECT release_version FROM system.local'
+  local startup query
+  startup='\x04\x00\x00\x01\x01'$(be32 22)'\x00\x01\x00\x0bCQL_VERSION\x00\x053.0.0'
+  query='\x04\x00\x00\x02\x07'$(be32 $((4 + ${#q} + 3)))$(be32 ${#q})"$q"'\x00\x01\x00'
+  # shellcheck disable=SC2016 # the inner shell expands $1..$3
+  timeout 5 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$3" || exit 1
+    printf "%b" "$1" >&3
+    [[ $(head -c 9 <&3 | od -An -tx1 | tr -d " \n") == 840000010200000000 ]] || exit 1
+    printf "%b" "$2" >&3
+    [[ $(head -c 9 <&3 | od -An -tx1 | tr -d " \n") == 8400000208* ]]
+  ' _ "$startup" "$query" "$CQL_PORT" 2>/dev/null
+}
+
+backend_answers() {
+  case $1 in
+    postgres) pg_answers ;;
+    redis) redis_answers ;;
+    kafka) port_open "$KAFKA_PORT" ;;   # cheap; `up` runs kafka_answers after a start
+    cassandra) cql_answers ;;
+  esac
+}
+
+# --------------------------------------------------------------------------- installation
+
+# Debian packages: PostgreSQL and Redis, plus the JDK and Maven if a machine lacks them.
+ensure_debian_packages() {
+  local missing=()
+  [[ -x $PG_BIN/postgres ]] || missing+=(postgresql)
+  [[ -x $PG_BIN/pg_isready && -x $PG_BIN/psql ]] || missing+=(postgresql-client-15)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v flock >/dev/null || missing+=(util-linux)
+  ((${#missing[@]})) || return 0
+
+  log "installing ${missing[*]} (apt)…"
+  # Package installs start their service (postgresql's "main" cluster, a redis-server on
+  # 6379) through invoke-rc.d unless /usr/sbin/policy-rc.d says no (exit 101). Those would
+  # take our ports with a config we do not control, so forbid it for this install.
+  local own_policy=
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\n# temporary, from chirp deploy/backends.sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}"; } >"$LOG_DIR/apt.log" 2>&1 || rc=$?
+  [[ -z $own_policy ]] || rm -f /usr/sbin/policy-rc.d
+  ((rc == 0)) || die_with_log "$LOG_DIR/apt.log" "apt-get install ${missing[*]} failed"
+  ok "installed ${missing[*]}"
+}
+
+# Copy the jars a pom lists from Maven Central into DEST, once. A checksum of the pom is
+# kept next to them, so editing the pom (e.g. a version bump) fetches again.
+fetch_jars() {
+  local name=$1 pom=$2 dest=$3 stamp want
+  stamp=$dest/.pom.sha256
+  want=$(sha256sum "$pom" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$want" ]]; then
+    return 0
+  fi
+  log "$name: fetching jars from Maven Central (first time only)…"
+  local started=$SECONDS
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  # -B: no colours/progress bars in logs. The dependency plugin version is pinned in the pom.
+  mvn -B -q -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dest" \
+    >"$LOG_DIR/mvn-$name.log" 2>&1 \
+    || die_with_log "$LOG_DIR/mvn-$name.log" "$name: mvn dependency:copy-dependencies failed"
+  echo "$want" >"$stamp"
+  ok "$name: $(find "$dest" -name '*.jar' | wc -l) jars in $((SECONDS - started))s"
+}
+
+# Class-data sharing (AppCDS) for a JVM server: most of a warm Kafka or Cassandra start is
+# CPU spent loading and verifying thousands of classes, and on a 2-core machine the two
+# servers booting side by side slow each other down. The JVM can dump the classes it
+# loaded into an archive when it exits (first run, written by `down`) and map that archive
+# on later starts, which saves each of them 1-3 s of CPU here. A new JDK or new jars
+# invalidate an archive, hence the key file next to it. Sets the array CDS_OPTS.
+#   cds_options HOME LIBDIR   (the archive is HOME/cds.jsa; LIBDIR/.pom.sha256 names the jars)
+cds_options() {
+  local archive=$1/cds.jsa libdir=$2 key
+  key="$(java -version 2>&1 | tr -d '\n') $(<"$libdir/.pom.sha256")"
+  if [[ ! -f $archive.key || $(<"$archive.key") != "$key" ]]; then
+    rm -f "$archive"
+    echo "$key" >"$archive.key"
+  fi
+  CDS_OPTS=(-Xlog:cds=error)   # not the harmless per-class warnings of the dump
+  if [[ -s $archive ]]; then
+    CDS_OPTS+=("-XX:SharedArchiveFile=$archive")
+  else
+    CDS_OPTS+=("-XX:ArchiveClassesAtExit=$archive")
+  fi
+}
+
+# ------------------------------------------------------------------------------- PostgreSQL
+
+up_postgres() {
+  local pid
+  if pid=$(our_pid postgres); then
+    wait_until postgres "pg_isready on 127.0.0.1:$PG_PORT" "$PG_TIMEOUT" "$LOG_DIR/postgres.log" "$pid" pg_answers
+    ok "postgres already running on 127.0.0.1:$PG_PORT (started by us, pid $pid)"
+  elif port_open "$PG_PORT"; then
+    wait_until postgres "pg_isready on 127.0.0.1:$PG_PORT" "$PG_TIMEOUT" "$LOG_DIR/postgres.log" "" pg_answers
+    ok "postgres: reusing the server already on 127.0.0.1:$PG_PORT (not started by us)"
+  else
+    start_postgres
+  fi
+  create_database
+}
+
+# Run a PostgreSQL program as the postgres OS user, from a folder that user can enter
+# (initdb fails if the current directory is, say, root's private home).
+as_postgres() { (cd "$BACKENDS_DIR/postgres" && runuser -u postgres -- "$@"); }
+
+start_postgres() {
+  local dir=$BACKENDS_DIR/postgres started=$SECONDS
+  # PostgreSQL refuses to run as root: the data folder belongs to the `postgres` OS user
+  # (created by the Debian package), and we run its programs as that user with runuser.
+  install -d -o postgres -g postgres -m 700 "$dir"
+  as_postgres test -w "$dir" \
+    || die "postgres: the postgres OS user cannot reach $dir (is a parent folder private?); set CHIRP_BACKENDS_DIR elsewhere"
+  install -o postgres -g postgres -m 644 /dev/null "$LOG_DIR/postgres.log"
+
+  if [[ ! -s $dir/data/PG_VERSION ]]; then
+    log "postgres: initdb $dir/data"
+    # trust: any local connection may log in as any user, no password. Fine on loopback
+    # on a dev machine; it is what lets tests and tools connect with just -U postgres.
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust \
+      -E UTF8 --locale=C.UTF-8 >>"$LOG_DIR/postgres.log" 2>&1 \
+      || die_with_log "$LOG_DIR/postgres.log" "postgres: initdb failed"
+  fi
+
+  log "postgres: starting on 127.0.0.1:$PG_PORT"
+  # -k: the Unix socket goes in our folder (/var/run/postgresql may not exist without the
+  # init script). -w: pg_ctl itself waits until the server accepts connections.
+  as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$LOG_DIR/postgres.log" -w -t "$PG_TIMEOUT" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k '$dir'" start >/dev/null 9>&- \
+    || die_with_log "$LOG_DIR/postgres.log" "postgres: pg_ctl start failed"
+  # postmaster.pid's first line is the server's pid; our own copy marks it "started by us".
+  head -n 1 "$dir/data/postmaster.pid" >"$RUN_DIR/postgres.pid"
+  wait_until postgres "pg_isready on 127.0.0.1:$PG_PORT" "$PG_TIMEOUT" "$LOG_DIR/postgres.log" \
+    "$(<"$RUN_DIR/postgres.pid")" pg_answers
+  ok "postgres ready on 127.0.0.1:$PG_PORT ($((SECONDS - started))s)"
+}
+
+create_database() {
+  local psql=("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
+  if [[ $("${psql[@]}" -tAc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" 2>/dev/null) == 1 ]]; then
+    return 0
+  fi
+  if "${psql[@]}" -c "CREATE DATABASE $PG_DB" >/dev/null 2>&1; then
+    ok "postgres: created database $PG_DB"
+  elif our_pid postgres >/dev/null; then
+    die "postgres: could not create database $PG_DB"
+  else
+    warn "postgres: could not create database $PG_DB on the foreign server (no trust auth?)"
+  fi
+}
+
+# ------------------------------------------------------------------------------------ Redis
+
+up_redis() {
+  local pid
+  if pid=$(our_pid redis); then
+    wait_until redis "PING on 127.0.0.1:$REDIS_PORT" "$REDIS_TIMEOUT" "$LOG_DIR/redis.log" "$pid" redis_answers
+    ok "redis already running on 127.0.0.1:$REDIS_PORT (started by us, pid $pid)"
+  elif port_open "$REDIS_PORT"; then
+    wait_until redis "PING on 127.0.0.1:$REDIS_PORT" "$REDIS_TIMEOUT" "$LOG_DIR/redis.log" "" redis_answers
+    ok "redis: reusing the server already on 127.0.0.1:$REDIS_PORT (not started by us)"
+  else
+    local started=$SECONDS
+    mkdir -p "$BACKENDS_DIR/redis"
+    log "redis: starting on 127.0.0.1:$REDIS_PORT"
+    # A cache and timeline store for dev/tests: no RDB snapshots, no AOF. Redis daemonizes
+    # itself and writes its own pid file (and deletes it on shutdown).
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+      --dir "$BACKENDS_DIR/redis" --pidfile "$RUN_DIR/redis.pid" --logfile "$LOG_DIR/redis.log" \
+      --save '' --appendonly no 9>&- \
+      || die_with_log "$LOG_DIR/redis.log" "redis: redis-server failed to start"
+    wait_until redis "PING on 127.0.0.1:$REDIS_PORT" "$REDIS_TIMEOUT" "$LOG_DIR/redis.log" "" redis_answers
+    ok "redis ready on 127.0.0.1:$REDIS_PORT ($((SECONDS - started))s)"
+  fi
+}
+
+# ------------------------------------------------------------------------------------ Kafka
+
+# Phase 1 (in the background during `up`): jars, config, storage format, start the JVM.
+start_kafka() {
+  local pid
+  if pid=$(our_pid kafka); then
+    return 0   # running (or still starting): phase 2 waits for it
+  elif port_open "$KAFKA_PORT"; then
+    return 0   # someone else's broker: phase 2 reports it as reused
+  fi
+  fetch_jars kafka "$SHIPPED/kafka/pom.xml" "$KAFKA_HOME/libs"
+
+  # Render the shipped config (only the data path is filled in), every time, so edits to
+  # deploy/backends/kafka/ take effect on the next start.
+  mkdir -p "$KAFKA_HOME/config" "$KAFKA_HOME/data"
+  sed "s|@KAFKA_DATA_DIR@|$KAFKA_HOME/data|g" "$SHIPPED/kafka/server.properties" \
+    >"$KAFKA_HOME/config/server.properties"
+  cp "$SHIPPED/kafka/log4j2.yaml" "$KAFKA_HOME/config/log4j2.yaml"
+
+  local java_cmd=(java -cp "$KAFKA_HOME/libs/*"
+    "-Dlog4j2.configurationFile=file:$KAFKA_HOME/config/log4j2.yaml")
+  # KRaft keeps the cluster metadata in the log dir, which must be formatted once with a
+  # cluster id. --standalone makes this node the one voter of a dynamic controller quorum.
+  if [[ ! -f $KAFKA_HOME/data/meta.properties ]]; then
+    local cluster_id
+    cluster_id=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid | tail -n 1)
+    log "kafka: formatting $KAFKA_HOME/data (cluster id $cluster_id)"
+    "${java_cmd[@]}" kafka.tools.StorageTool format --standalone --cluster-id "$cluster_id" \
+      --config "$KAFKA_HOME/config/server.properties" >"$LOG_DIR/kafka-format.log" 2>&1 \
+      || die_with_log "$LOG_DIR/kafka-format.log" "kafka: storage format failed"
+  fi
+
+  cds_options "$KAFKA_HOME" "$KAFKA_HOME/libs"   # class-data sharing, see cds_options
+
+  log "kafka: starting on 127.0.0.1:$KAFKA_PORT (KRaft, controller on :$KAFKA_CONTROLLER_PORT)"
+  # The JVM flags of Kafka's own kafka-server-start.sh, with a heap for a dev machine.
+  start_detached "$LOG_DIR/kafka.log" "$RUN_DIR/kafka.pid" "$KAFKA_HOME" \
+    java "${CDS_OPTS[@]}" -Xms256m -Xmx512m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    "-Dlog4j2.configurationFile=file:$KAFKA_HOME/config/log4j2.yaml" \
+    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_HOME/config/server.properties"
+  date +%s >"$RUN_DIR/kafka.started"
+}
+
+# Phase 2: wait until it answers.
+wait_kafka() {
+  local pid
+  if ! pid=$(our_pid kafka); then
+    port_open "$KAFKA_PORT" || die "kafka: not running and not started (see $LOG_DIR/kafka.log)"
+    ok "kafka: reusing the broker already on 127.0.0.1:$KAFKA_PORT (not started by us)"
+    return 0
+  fi
+  if [[ ! -f $RUN_DIR/kafka.started ]]; then
+    # Started by an earlier `up`, which waited for it already.
+    ok "kafka already running on 127.0.0.1:$KAFKA_PORT (started by us, pid $pid)"
+    return 0
+  fi
+  local started
+  started=$(<"$RUN_DIR/kafka.started")
+  wait_until kafka "\"Kafka Server started\" on 127.0.0.1:$KAFKA_PORT" "$KAFKA_TIMEOUT" \
+    "$LOG_DIR/kafka.log" "$pid" grep -q 'Kafka Server started' "$LOG_DIR/kafka.log"
+  log "kafka: listing topics (metadata request)…"
+  wait_until kafka "a metadata request on 127.0.0.1:$KAFKA_PORT" "$KAFKA_TIMEOUT" \
+    "$LOG_DIR/kafka.log" "$pid" kafka_answers
+  rm -f "$RUN_DIR/kafka.started"
+  ok "kafka ready on 127.0.0.1:$KAFKA_PORT ($(($(date +%s) - started))s after start)"
+}
+
+# -------------------------------------------------------------------------------- Cassandra
+
+# Phase 1 (in the background during `up`): jars, config, start the JVM.
+start_cassandra() {
+  local pid
+  if pid=$(our_pid cassandra); then
+    return 0
+  elif port_open "$CQL_PORT"; then
+    return 0
+  fi
+  fetch_jars cassandra "$SHIPPED/cassandra/pom.xml" "$CASSANDRA_HOME/lib"
+
+  mkdir -p "$CASSANDRA_HOME/conf" "$CASSANDRA_HOME/data" "$CASSANDRA_HOME/triggers"
+  sed "s|@CASSANDRA_DATA_DIR@|$CASSANDRA_HOME/data|g" "$SHIPPED/cassandra/cassandra.yaml" \
+    >"$CASSANDRA_HOME/conf/cassandra.yaml"
+  cp "$SHIPPED/cassandra/logback.xml" "$CASSANDRA_HOME/conf/logback.xml"
+
+  # JVM flags: every line of the shipped jvm.options that starts with "-".
+  local jvm_opts
+  mapfile -t jvm_opts < <(grep -E '^-' "$SHIPPED/cassandra/jvm.options")
+  # jamm measures object sizes (memtable accounting); Cassandra needs it as a java agent.
+  local jamm=("$CASSANDRA_HOME"/lib/jamm-*.jar)
+
+  # Class-data sharing (see cds_options). With a java agent attached, the JVM only archives
+  # classes behind this diagnostic switch; jamm transforms no class, so that is safe.
+  cds_options "$CASSANDRA_HOME" "$CASSANDRA_HOME/lib"
+  CDS_OPTS+=(-XX:+UnlockDiagnosticVMOptions -XX:+AllowArchivingWithJavaAgent)
+
+  log "cassandra: starting on 127.0.0.1:$CQL_PORT"
+  # No conf/ directory on the class path: the config files are passed by path, and class-data
+  # sharing refuses class paths with non-empty directories.
+  start_detached "$LOG_DIR/cassandra.log" "$RUN_DIR/cassandra.pid" "$CASSANDRA_HOME" \
+    java "${jvm_opts[@]}" "${CDS_OPTS[@]}" "-javaagent:${jamm[0]}" \
+    "-Dcassandra.config=file://$CASSANDRA_HOME/conf/cassandra.yaml" \
+    "-Dlogback.configurationFile=file://$CASSANDRA_HOME/conf/logback.xml" \
+    "-Dcassandra.storagedir=$CASSANDRA_HOME/data" \
+    "-Dcassandra.logdir=$LOG_DIR" \
+    "-Dcassandra.triggers_dir=$CASSANDRA_HOME/triggers" \
+    -Dcassandra-foreground=yes \
+    -cp "$CASSANDRA_HOME/lib/*" org.apache.cassandra.service.CassandraDaemon
+  date +%s >"$RUN_DIR/cassandra.started"
+}
+
+# Phase 2: wait for the log line, then for a real CQL query.
+wait_cassandra() {
+  local pid
+  if ! pid=$(our_pid cassandra); then
+    wait_until cassandra "CQL on 127.0.0.1:$CQL_PORT" "$CASSANDRA_TIMEOUT" /dev/null "" cql_answers
+    ok "cassandra: reusing the node already on 127.0.0.1:$CQL_PORT (not started by us)"
+    return 0
+  fi
+  if [[ ! -f $RUN_DIR/cassandra.started ]] && cql_answers; then
+    ok "cassandra already running on 127.0.0.1:$CQL_PORT (started by us, pid $pid)"
+    return 0
+  fi
+  local started
+  started=$(cat "$RUN_DIR/cassandra.started" 2>/dev/null || date +%s)
+  wait_until cassandra "\"Starting listening for CQL clients\" on 127.0.0.1:$CQL_PORT" \
+    "$CASSANDRA_TIMEOUT" "$LOG_DIR/cassandra.log" "$pid" \
+    grep -q 'Starting listening for CQL clients' "$LOG_DIR/cassandra.log"
+  wait_until cassandra "a CQL query on 127.0.0.1:$CQL_PORT" "$CASSANDRA_TIMEOUT" \
+    "$LOG_DIR/cassandra.log" "$pid" cql_answers
+  rm -f "$RUN_DIR/cassandra.started"
+  ok "cassandra ready on 127.0.0.1:$CQL_PORT ($(($(date +%s) - started))s after start)"
+}
+
+# ---------------------------------------------------------------------------------- commands
+
+init_dirs() {
+  # 755: the postgres OS user must be able to enter it (checked in start_postgres).
+  if [[ ! -d $BACKENDS_DIR ]]; then
+    mkdir -p "$BACKENDS_DIR"
+    chmod 755 "$BACKENDS_DIR"
+  fi
+  BACKENDS_DIR=$(cd "$BACKENDS_DIR" && pwd)   # absolute: it ends up in configs
+  RUN_DIR=$BACKENDS_DIR/run
+  LOG_DIR=$BACKENDS_DIR/logs
+  KAFKA_HOME=$BACKENDS_DIR/kafka
+  CASSANDRA_HOME=$BACKENDS_DIR/cassandra
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  chmod 755 "$LOG_DIR"   # the postgres OS user writes its log here
+}
+
+cmd_up() {
+  [[ $EUID -eq 0 ]] || die "up needs root (apt-get, and running PostgreSQL as the postgres user)"
+  local t0=$SECONDS
+  init_dirs
+  with_lock
+  log "backends folder: $BACKENDS_DIR"
+
+  # Java and Maven first (present on our machines; installed if not), because the slow
+  # part — fetching jars and booting two JVM servers — starts right away in the
+  # background while apt, PostgreSQL and Redis are dealt with in the foreground.
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    ensure_debian_packages
+  fi
+  # Cassandra first: it is the slowest to boot. One job, so the two Maven runs do not
+  # write to the shared ~/.m2 at the same time.
+  (start_cassandra && start_kafka) &
+  local jvm_job=$!
+
+  ensure_debian_packages
+  up_postgres
+  up_redis
+
+  wait "$jvm_job" || die "starting kafka/cassandra failed (see above)"
+  wait_kafka
+  wait_cassandra
+  ok "all backends up in $((SECONDS - t0))s"
+  cmd_status || true
+}
+
+cmd_down() {
+  [[ $EUID -eq 0 ]] || die "down needs root"
+  init_dirs
+  with_lock
+  local name pid stopping=()
+  for name in cassandra kafka redis postgres; do
+    if pid=$(our_pid "$name"); then
+      log "$name: stopping (pid $pid)"
+      # Postgres: SIGINT is its "fast" shutdown (SIGTERM would wait for clients to leave).
+      # Kafka and Cassandra shut down cleanly on SIGTERM (Cassandra also writes its
+      # class-data archive then). Redis exits on SIGTERM without saving (no persistence).
+      if [[ $name == postgres ]]; then kill -INT "$pid"; else kill -TERM "$pid"; fi
+      stopping+=("$name:$pid")
+    elif port_open "${PORT[$name]}"; then
+      log "$name: running on 127.0.0.1:${PORT[$name]} but not started by us: leaving it alone"
+    else
+      log "$name: not running"
+    fi
+    rm -f "$RUN_DIR/$name.started"
+  done
+  # Stop them in parallel, wait for all.
+  local entry start=$SECONDS
+  for entry in "${stopping[@]}"; do
+    name=${entry%%:*} pid=${entry#*:}
+    while kill -0 "$pid" 2>/dev/null; do
+      if ((SECONDS - start >= STOP_TIMEOUT)); then
+        warn "$name: still running after ${STOP_TIMEOUT}s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      sleep 0.2
+    done
+    rm -f "$RUN_DIR/$name.pid"
+    ok "$name stopped"
+  done
+}
+
+cmd_status() {
+  if [[ -d $BACKENDS_DIR ]]; then
+    BACKENDS_DIR=$(cd "$BACKENDS_DIR" && pwd)
+  fi
+  RUN_DIR=$BACKENDS_DIR/run
+  local name pid state owner all_up=0
+  for name in "${BACKENDS[@]}"; do
+    owner=external
+    pid=$(our_pid "$name") && owner="started by us (pid $pid)"
+    if backend_answers "$name"; then
+      state=up
+    elif [[ $owner != external ]]; then
+      state=starting all_up=3
+    else
+      state=down owner=- all_up=3
+    fi
+    printf '%-10s %-9s 127.0.0.1:%-5s %s\n' "$name" "$state" "${PORT[$name]}" "$owner"
+  done
+  return $all_up
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *)
+    echo "usage: $0 up|down|status   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
+    exit 2
+    ;;
+esac

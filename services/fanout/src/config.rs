@@ -1,0 +1,44 @@
+//! Configuration, from flags or the environment; `fanout --help` lists it all.
+
+use chirp_common::kafka::KafkaArgs;
+use chirp_common::telemetry::LogArgs;
+use chirp_common::timelines::TimelineStoreArgs;
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fanout",
+    about = "chirp fan-out worker: pushes new tweets into home timelines"
+)]
+pub struct Config {
+    /// Address of the graph service, asked for authors and their followers.
+    #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
+    pub graph_addr: String,
+    /// Kafka consumer group. Workers sharing it split the topic's partitions
+    /// between them; the group's committed offsets are where a restart resumes.
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "fanout")]
+    pub kafka_group_id: String,
+    /// Followers fetched and written per round trip: bounds the memory one
+    /// event needs, however many followers its author has.
+    #[arg(long, env = "FOLLOWER_PAGE_SIZE", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub follower_page_size: u32,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub store: TimelineStoreArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follower_pages_are_never_empty() {
+        let config = Config::try_parse_from(["fanout"]).unwrap();
+        assert_eq!(config.follower_page_size, 1000);
+        assert!(Config::try_parse_from(["fanout", "--follower-page-size", "0"]).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! What one tweet event does to the home timelines: the push half of the
+//! design.
+//!
+//! A new tweet is written into the timeline of its author and of every
+//! follower, so that reading a timeline is one Redis range query. The
+//! followers are streamed from the graph service a page at a time and each
+//! page is written in one pipelined round trip: memory stays bounded by the
+//! page size whether the author has ten followers or ten million. Celebrities
+//! are skipped; pushing to millions of timelines for every tweet costs more
+//! than merging their tweets in at read time.
+//!
+//! Every write is idempotent (adding a present member or removing an absent
+//! one changes nothing), so an event that is applied twice, or retried after
+//! failing halfway through its pages, leaves the timelines as if it had been
+//! applied once.
+
+use chirp_common::proto::events::tweet_event::Kind;
+use chirp_common::proto::events::{TweetCreated, TweetDeleted};
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::{GetUserRequest, ListFollowsRequest};
+use chirp_common::timelines::HomeTimelines;
+use tonic::transport::Channel;
+
+use crate::FanoutError;
+
+/// What an event does to each timeline it reaches.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Push,
+    Remove,
+}
+
+pub struct Fanout {
+    /// Cloned for each call: a tonic client is a cheap handle on one shared,
+    /// lazily connected channel.
+    graph: GraphServiceClient<Channel>,
+    timelines: HomeTimelines,
+    follower_page_size: u32,
+}
+
+impl Fanout {
+    pub fn new(
+        graph: GraphServiceClient<Channel>,
+        timelines: HomeTimelines,
+        follower_page_size: u32,
+    ) -> Self {
+        Self {
+            graph,
+            timelines,
+            follower_page_size,
+        }
+    }
+
+    /// Applies one event to every timeline it concerns. On error, some pages
+    /// may have been written already; applying the event again is safe.
+    pub async fn apply(&self, event: Kind) -> Result<(), FanoutError> {
+        match event {
+            Kind::Created(TweetCreated {
+                tweet_id,
+                author_id,
+                ..
+            }) => self.tweet_created(tweet_id, author_id).await,
+            Kind::Deleted(TweetDeleted {
+                tweet_id,
+                author_id,
+            }) => self.tweet_deleted(tweet_id, author_id).await,
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn tweet_created(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
+        let author = self
+            .graph
+            .clone()
+            .get_user(GetUserRequest { user_id: author_id })
+            .await?
+            .into_inner();
+        if author.is_celebrity {
+            tracing::debug!(
+                follower_count = author.follower_count,
+                "celebrity tweet not pushed: readers pull it"
+            );
+            return Ok(());
+        }
+        let timelines = self
+            .change_audience(author_id, tweet_id, Change::Push)
+            .await?;
+        tracing::debug!(timelines, "tweet pushed");
+        Ok(())
+    }
+
+    /// Removes the tweet wherever a push could have put it. Celebrities are
+    /// not special-cased: removing an id that is not there is harmless, and
+    /// the author may have become a celebrity since the tweet was pushed. A
+    /// follower who unfollowed in between keeps the id, which the timeline
+    /// service drops when it finds no tweet behind it.
+    #[tracing::instrument(skip(self))]
+    async fn tweet_deleted(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
+        let timelines = self
+            .change_audience(author_id, tweet_id, Change::Remove)
+            .await?;
+        tracing::debug!(timelines, "tweet removed");
+        Ok(())
+    }
+
+    /// Applies `change` to the timelines of the author and their followers,
+    /// one page of followers per round trip; the author rides along with the
+    /// first page. Returns how many timelines were written.
+    async fn change_audience(
+        &self,
+        author_id: i64,
+        tweet_id: i64,
+        change: Change,
+    ) -> Result<usize, FanoutError> {
+        let mut user_ids = vec![author_id];
+        let mut after_user_id = None;
+        let mut written = 0;
+        loop {
+            let page = self
+                .graph
+                .clone()
+                .list_followers(ListFollowsRequest {
+                    user_id: author_id,
+                    after_user_id,
+                    limit: self.follower_page_size,
+                })
+                .await?
+                .into_inner();
+            user_ids.extend(page.user_ids);
+            match change {
+                Change::Push => self.timelines.push(&user_ids, tweet_id).await?,
+                Change::Remove => self.timelines.remove(&user_ids, tweet_id).await?,
+            }
+            written += user_ids.len();
+            match page.next_after_user_id {
+                Some(next) => after_user_id = Some(next),
+                None => return Ok(written),
+            }
+            user_ids.clear();
+        }
+    }
+}

@@ -1,0 +1,8 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = fanout::Config::parse();
+    chirp_common::telemetry::init(&config.log);
+    fanout::run(config, chirp_common::shutdown::signal()).await
+}

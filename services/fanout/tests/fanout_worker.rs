@@ -1,0 +1,476 @@
+//! The fan-out worker against the real stack: a graph service on its own
+//! Postgres database, events produced to a fresh Kafka topic, home timelines
+//! read back from Redis under a fresh key prefix.
+//!
+//! Each topic has a single partition, so events are applied in the order they
+//! were produced: once a later event shows up in Redis, every earlier one has
+//! been applied (or skipped) too. That lets tests check what did *not*
+//! happen without sleeping.
+
+use std::time::{Duration, Instant};
+
+use chirp_common::ids::Snowflake;
+use chirp_common::kafka::KafkaArgs;
+use chirp_common::proto::events::tweet_event::Kind;
+use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
+use chirp_common::testing::{KAFKA, REDIS_URL, ensure_backends, fresh_database, unique_name};
+use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use clap::Parser;
+use prost::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// How long an event may take to reach Redis before a test fails.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// One isolated world: its own database, topic, consumer group and key prefix.
+struct TestApp {
+    database_url: String,
+    graph_addr: String,
+    graph: GraphServiceClient<Channel>,
+    kafka: KafkaArgs,
+    group_id: String,
+    store: TimelineStoreArgs,
+    timelines: HomeTimelines,
+    producer: FutureProducer,
+    ids: Snowflake,
+}
+
+/// A running worker and the means to stop it.
+struct Worker {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Worker {
+    /// Requests a graceful shutdown and waits for the worker to return.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let stopped = tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("the worker stops within the deadline");
+        stopped
+            .expect("worker task panicked")
+            .expect("worker stops cleanly");
+    }
+}
+
+async fn spawn_app(celebrity_threshold: i64) -> TestApp {
+    ensure_backends();
+    let database_url = fresh_database().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let graph_addr = listener.local_addr().unwrap().to_string();
+    spawn_graph(&database_url, celebrity_threshold, listener);
+    let graph = GraphServiceClient::new(
+        chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),
+    );
+
+    let kafka = KafkaArgs {
+        kafka_brokers: KAFKA.to_owned(),
+        kafka_topic: unique_name("fanout_test"),
+        kafka_topic_partitions: 1,
+        kafka_replication_factor: 1,
+    };
+    kafka.ensure_topic().await.unwrap();
+    let producer = kafka.client_config().create().unwrap();
+
+    let store = TimelineStoreArgs {
+        redis_url: REDIS_URL.to_owned(),
+        redis_key_prefix: format!("{}:", unique_name("fanout_test")),
+        timeline_capacity: 800,
+    };
+    let timelines = HomeTimelines::connect(&store).await.unwrap();
+    TestApp {
+        database_url,
+        graph_addr,
+        graph,
+        kafka,
+        group_id: unique_name("fanout_test"),
+        store,
+        timelines,
+        producer,
+        ids: Snowflake::new(1),
+    }
+}
+
+fn spawn_graph(database_url: &str, celebrity_threshold: i64, listener: TcpListener) {
+    let config = graph::Config::try_parse_from([
+        "graph",
+        "--database-url",
+        database_url,
+        "--celebrity-threshold",
+        &celebrity_threshold.to_string(),
+    ])
+    .unwrap();
+    tokio::spawn(graph::run(config, listener, std::future::pending()));
+}
+
+impl TestApp {
+    fn start_worker(&self, follower_page_size: u32) -> Worker {
+        self.start_worker_with_graph(&self.graph_addr, follower_page_size)
+    }
+
+    fn start_worker_with_graph(&self, graph_addr: &str, follower_page_size: u32) -> Worker {
+        let config = fanout::Config::try_parse_from([
+            "fanout",
+            "--graph-addr",
+            graph_addr,
+            "--kafka-group-id",
+            &self.group_id,
+            "--follower-page-size",
+            &follower_page_size.to_string(),
+            "--kafka-brokers",
+            &self.kafka.kafka_brokers,
+            "--kafka-topic",
+            &self.kafka.kafka_topic,
+            "--redis-url",
+            &self.store.redis_url,
+            "--redis-key-prefix",
+            &self.store.redis_key_prefix,
+        ])
+        .unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(fanout::run(config, async {
+            let _ = stopped.await;
+        }));
+        Worker { stop, task }
+    }
+
+    async fn create_user(&self, handle: &str) -> i64 {
+        let request = CreateUserRequest {
+            handle: handle.to_owned(),
+            display_name: handle.to_owned(),
+        };
+        self.graph
+            .clone()
+            .create_user(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .user_id
+    }
+
+    /// Creates `count` users who all follow `followee_id`.
+    async fn create_followers(&self, followee_id: i64, prefix: &str, count: usize) -> Vec<i64> {
+        let mut followers = Vec::new();
+        for n in 0..count {
+            let follower_id = self.create_user(&format!("{prefix}{n}")).await;
+            let follow = FollowRequest {
+                follower_id,
+                followee_id,
+            };
+            assert!(
+                self.graph
+                    .clone()
+                    .follow(follow)
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .created
+            );
+            followers.push(follower_id);
+        }
+        followers
+    }
+
+    async fn produce(&self, key: i64, payload: Vec<u8>) {
+        let key = key.to_string();
+        let record = FutureRecord::to(&self.kafka.kafka_topic)
+            .key(&key)
+            .payload(&payload);
+        self.producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .expect("event delivered to Kafka");
+    }
+
+    /// Produces a new tweet by `author_id` and returns its id.
+    async fn tweet(&self, author_id: i64) -> i64 {
+        let tweet_id = self.ids.next_id();
+        self.produce_created(tweet_id, author_id).await;
+        tweet_id
+    }
+
+    async fn produce_created(&self, tweet_id: i64, author_id: i64) {
+        let created = Kind::Created(TweetCreated {
+            tweet_id,
+            author_id,
+            created_at_ms: chirp_common::ids::timestamp_ms(tweet_id),
+        });
+        self.produce(
+            author_id,
+            TweetEvent {
+                kind: Some(created),
+            }
+            .encode_to_vec(),
+        )
+        .await;
+    }
+
+    async fn produce_deleted(&self, tweet_id: i64, author_id: i64) {
+        let deleted = Kind::Deleted(TweetDeleted {
+            tweet_id,
+            author_id,
+        });
+        self.produce(
+            author_id,
+            TweetEvent {
+                kind: Some(deleted),
+            }
+            .encode_to_vec(),
+        )
+        .await;
+    }
+
+    async fn timeline(&self, user_id: i64) -> Vec<i64> {
+        self.timelines.page(user_id, None, 1000).await.unwrap()
+    }
+
+    /// Polls the timelines of `user_ids` until `done` holds for every one of
+    /// them, and fails the test if that takes longer than [`DEADLINE`].
+    async fn wait_until(&self, user_ids: &[i64], done: impl Fn(&[i64]) -> bool) {
+        let started = Instant::now();
+        loop {
+            let mut pending = Vec::new();
+            for &user_id in user_ids {
+                let timeline = self.timeline(user_id).await;
+                if !done(&timeline) {
+                    pending.push((user_id, timeline));
+                }
+            }
+            if pending.is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "timelines (user, tweet ids) still not as expected after {DEADLINE:?}: {pending:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn everyone(author_id: i64, followers: &[i64]) -> Vec<i64> {
+    [author_id]
+        .into_iter()
+        .chain(followers.iter().copied())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_tweet_reaches_the_author_and_every_follower_across_pages() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 5).await;
+    let stranger = app.create_user("stranger").await;
+    let worker = app.start_worker(2);
+
+    let tweet = app.tweet(author).await;
+
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [tweet]
+    })
+    .await;
+    assert!(
+        app.timeline(stranger).await.is_empty(),
+        "a non-follower got the tweet"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn timelines_list_the_newest_tweets_first() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 1).await;
+    let worker = app.start_worker(1000);
+
+    let mut tweets = Vec::new();
+    for _ in 0..3 {
+        tweets.push(app.tweet(author).await);
+    }
+
+    tweets.reverse();
+    app.wait_until(&everyone(author, &followers), |timeline| timeline == tweets)
+        .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_tweet_leaves_every_timeline() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 5).await;
+    let audience = everyone(author, &followers);
+    let worker = app.start_worker(2);
+    let kept = app.tweet(author).await;
+    let deleted = app.tweet(author).await;
+    app.wait_until(&audience, |timeline| timeline == [deleted, kept])
+        .await;
+
+    app.produce_deleted(deleted, author).await;
+
+    app.wait_until(&audience, |timeline| timeline == [kept])
+        .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn replayed_events_leave_timelines_unchanged() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 3).await;
+    let audience = everyone(author, &followers);
+    let worker = app.start_worker(2);
+    let (first, second, deleted) = (app.ids.next_id(), app.ids.next_id(), app.ids.next_id());
+
+    for _ in 0..2 {
+        app.produce_created(first, author).await;
+        app.produce_created(second, author).await;
+        app.produce_created(deleted, author).await;
+        app.produce_deleted(deleted, author).await;
+    }
+    let last = app.tweet(author).await;
+
+    app.wait_until(&audience, |timeline| timeline.contains(&last))
+        .await;
+    for user_id in audience {
+        assert_eq!(app.timeline(user_id).await, [last, second, first]);
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn celebrity_tweets_are_not_pushed() {
+    let app = spawn_app(2).await;
+    let celebrity = app.create_user("celebrity").await;
+    let fans = app.create_followers(celebrity, "fan", 2).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 1).await;
+    let worker = app.start_worker(1000);
+
+    app.tweet(celebrity).await;
+    let later = app.tweet(author).await;
+
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [later]
+    })
+    .await;
+    for user_id in everyone(celebrity, &fans) {
+        assert!(
+            app.timeline(user_id).await.is_empty(),
+            "a celebrity tweet was pushed"
+        );
+    }
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn undecodable_events_are_skipped() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let worker = app.start_worker(1000);
+
+    app.produce(author, b"\xff\xff\xff not a protobuf".to_vec())
+        .await;
+    app.produce(author, TweetEvent { kind: None }.encode_to_vec())
+        .await;
+    let tweet = app.tweet(author).await;
+
+    app.wait_until(&[author], |timeline| timeline == [tweet])
+        .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn events_of_unknown_users_are_skipped() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let worker = app.start_worker(1000);
+
+    let ghost = author + 1_000_000;
+    app.tweet(ghost).await;
+    let tweet = app.tweet(author).await;
+
+    app.wait_until(&[author], |timeline| timeline == [tweet])
+        .await;
+    assert!(app.timeline(ghost).await.is_empty());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn events_wait_out_a_graph_outage() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 2).await;
+    // A second graph replica that accepts connections but does not answer yet.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let worker = app.start_worker_with_graph(&listener.local_addr().unwrap().to_string(), 1000);
+
+    let tweet = app.tweet(author).await;
+    refuse_one_connection(&listener).await;
+    spawn_graph(&app.database_url, 10_000, listener);
+
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [tweet]
+    })
+    .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_interrupted_by_shutdown_is_delivered_again() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 2).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck = app.start_worker_with_graph(&listener.local_addr().unwrap().to_string(), 1000);
+    let tweet = app.tweet(author).await;
+    refuse_one_connection(&listener).await;
+
+    stuck.stop().await;
+    let worker = app.start_worker(1000);
+
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [tweet]
+    })
+    .await;
+    worker.stop().await;
+}
+
+/// Waits for a worker to dial the graph replica behind `listener`, which it
+/// does only once it holds an event, and hangs up on it.
+async fn refuse_one_connection(listener: &TcpListener) {
+    let accepted = tokio::time::timeout(DEADLINE, listener.accept()).await;
+    let (connection, _) = accepted.expect("the worker dials the graph").unwrap();
+    drop(connection);
+}
+
+#[tokio::test]
+async fn a_restarted_worker_resumes_after_the_last_processed_event() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 2).await;
+    let audience = everyone(author, &followers);
+    let worker = app.start_worker(1000);
+    let before = app.tweet(author).await;
+    app.wait_until(&audience, |timeline| timeline == [before])
+        .await;
+    worker.stop().await;
+
+    // Erased by hand: if the next worker replayed the committed event, it
+    // would come back.
+    app.timelines.remove(&audience, before).await.unwrap();
+    let during = app.tweet(author).await;
+    let worker = app.start_worker(1000);
+    let after = app.tweet(author).await;
+
+    app.wait_until(&audience, |timeline| timeline == [after, during])
+        .await;
+    worker.stop().await;
+}

@@ -1,0 +1,38 @@
+//! Everything the timeline service can answer instead of a timeline.
+
+use chirp_common::{ErrorKind, ServiceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The tweet service failed; its code tells the caller what that means.
+    #[error("tweet service: {}", .0.message())]
+    Tweet(tonic::Status),
+}
+
+impl ServiceError for TimelineError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::Redis(error)
+                if error.is_io_error()
+                    || error.is_timeout()
+                    || error.is_connection_dropped()
+                    || error.is_connection_refusal() =>
+            {
+                ErrorKind::Unavailable
+            }
+            Self::Redis(_) => ErrorKind::Internal,
+            Self::Tweet(status) => ErrorKind::from_grpc_code(status.code()),
+        }
+    }
+}
+
+impl From<TimelineError> for tonic::Status {
+    fn from(error: TimelineError) -> Self {
+        chirp_common::error::into_status(error)
+    }
+}

@@ -1,0 +1,122 @@
+//! Validated user input: tweet content and idempotency keys are checked once,
+//! here, and trusted everywhere after.
+//!
+//! Content is stored in Unicode normal form C, so the same visible text is the
+//! same bytes whichever way a keyboard composed it: "é" typed as one code point
+//! or as "e" plus a combining accent counts as one character against the limit,
+//! and a retry whose text was composed differently still matches its first
+//! attempt.
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::TweetError;
+
+/// 1–280 Unicode scalar values after NFC normalisation, not all whitespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TweetContent(String);
+
+impl TweetContent {
+    pub const MAX_CHARS: usize = 280;
+
+    pub fn parse(raw: &str) -> Result<Self, TweetError> {
+        let normalized: String = raw.nfc().collect();
+        if normalized.chars().all(char::is_whitespace) {
+            return Err(TweetError::InvalidArgument(
+                "content must not be empty or only whitespace".to_owned(),
+            ));
+        }
+        let length = normalized.chars().count();
+        if length > Self::MAX_CHARS {
+            return Err(TweetError::InvalidArgument(format!(
+                "content must be at most {} characters, got {length}",
+                Self::MAX_CHARS
+            )));
+        }
+        Ok(Self(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen token that makes retrying a create safe: 1–128 printable
+/// ASCII characters. Long enough for a UUID or a ULID with a prefix, short
+/// enough to keep the idempotency partition key small.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 128;
+
+    /// `None` for an empty key: the client opted out of deduplication.
+    pub fn parse(raw: &str) -> Result<Option<Self>, TweetError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let printable = raw.chars().all(|c| (' '..='~').contains(&c));
+        if raw.len() > Self::MAX_LEN || !printable {
+            return Err(TweetError::InvalidArgument(format!(
+                "idempotency_key must be 1-{} printable ASCII characters",
+                Self::MAX_LEN
+            )));
+        }
+        Ok(Some(Self(raw.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_bounded_in_characters_not_bytes() {
+        assert!(TweetContent::parse("hello").is_ok());
+        assert!(TweetContent::parse(&"a".repeat(280)).is_ok());
+        assert!(TweetContent::parse(&"a".repeat(281)).is_err());
+        // 4 bytes each in UTF-8, one scalar value each.
+        assert!(TweetContent::parse(&"🐦".repeat(280)).is_ok());
+        assert!(TweetContent::parse(&"🐦".repeat(281)).is_err());
+    }
+
+    #[test]
+    fn blank_content_is_refused() {
+        for blank in ["", " ", "\n\t ", "\u{3000}"] {
+            assert!(TweetContent::parse(blank).is_err(), "{blank:?}");
+        }
+        assert_eq!(TweetContent::parse("  hi  ").unwrap().as_str(), "  hi  ");
+    }
+
+    #[test]
+    fn content_is_stored_composed() {
+        let decomposed = "e\u{301}";
+        let content = TweetContent::parse(decomposed).unwrap();
+        assert_eq!(content.as_str(), "\u{e9}");
+        assert_eq!(content, TweetContent::parse("\u{e9}").unwrap());
+        // 280 decomposed "é"s are 560 code points but 280 characters once composed.
+        assert!(TweetContent::parse(&decomposed.repeat(280)).is_ok());
+    }
+
+    #[test]
+    fn parsing_normalized_content_changes_nothing() {
+        for raw in ["e\u{301}", "Å", "한국어", "plain", "🐦 + e\u{301}"] {
+            let once = TweetContent::parse(raw).unwrap();
+            assert_eq!(TweetContent::parse(once.as_str()).unwrap(), once, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(IdempotencyKey::parse("").unwrap(), None);
+        for ok in ["k", "3f2c-9a1b", "retry 1", &"k".repeat(128)] {
+            assert!(IdempotencyKey::parse(ok).unwrap().is_some(), "{ok}");
+        }
+        for bad in [&"k".repeat(129), "tab\tkey", "clé", "new\nline"] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

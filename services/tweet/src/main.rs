@@ -1,0 +1,9 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = tweet::Config::parse();
+    chirp_common::telemetry::init(&config.log);
+    let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+    tweet::run(config, listener, chirp_common::shutdown::signal()).await
+}

@@ -1,0 +1,254 @@
+//! The gRPC surface of the tweet service: validates requests, runs each
+//! operation against the store and the event log in a crash-safe order, and
+//! turns rows into protobuf messages.
+
+use chirp_common::ids::{Snowflake, timestamp_ms};
+use chirp_common::proto::tweet::{
+    BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
+    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest,
+    Tweet as TweetProto, TweetPage, tweet_service_server::TweetService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::TweetError;
+use crate::events::Events;
+use crate::input::{IdempotencyKey, TweetContent};
+use crate::store::{Claim, Store, Tweet};
+
+/// The most ids one batch get may ask for: a timeline page, with room to spare.
+const MAX_BATCH: usize = 200;
+/// Page size when the caller asks for none, and the most one page may hold.
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 200;
+
+pub struct Tweets {
+    store: Store,
+    events: Events,
+    ids: Snowflake,
+}
+
+impl Tweets {
+    pub fn new(store: Store, events: Events, ids: Snowflake) -> Self {
+        Self { store, events, ids }
+    }
+
+    /// Creates a tweet, or completes the one `key` already stands for.
+    /// Returns the tweet and whether it is new.
+    ///
+    /// A replay does the writes and the publish again, deliberately: the
+    /// first attempt may have died anywhere between claiming the key and
+    /// publishing the event, and a replay cannot tell where. Both steps are
+    /// idempotent (the rows are rewritten byte for byte, and fan-out of the
+    /// same tweet twice leaves a timeline as it was), so repeating them is
+    /// always safe and is what finishes an interrupted create.
+    async fn create(
+        &self,
+        author_id: i64,
+        content: TweetContent,
+        key: Option<IdempotencyKey>,
+    ) -> Result<(Tweet, bool), TweetError> {
+        let new_id = self.ids.next_id();
+        let (tweet_id, created) = match &key {
+            None => (new_id, true),
+            Some(key) => match self
+                .store
+                .claim_key(author_id, key, new_id, &content)
+                .await?
+            {
+                Claim::Won => (new_id, true),
+                Claim::Taken(holder) if holder.content != content.as_str() => {
+                    return Err(TweetError::IdempotencyKeyReused);
+                }
+                Claim::Taken(holder) if holder.deleted => return Err(TweetError::TweetDeleted),
+                Claim::Taken(holder) => (holder.tweet_id, false),
+            },
+        };
+        let tweet = Tweet {
+            tweet_id,
+            author_id,
+            content: content.as_str().to_owned(),
+        };
+        self.store.write_tweet(&tweet, key.as_ref()).await?;
+        self.events.tweet_created(&tweet).await?;
+        Ok((tweet, created))
+    }
+
+    /// Deletes a tweet in the one order that a retry can always finish: each
+    /// step is idempotent, and the row of `tweets`, which is how a retry finds
+    /// the tweet again, goes last. Until it is gone the tweet still answers
+    /// `GetTweet` for a moment, which is harmless: the event that removes it
+    /// from timelines is already on its way.
+    async fn delete(&self, tweet_id: i64, requester_id: i64) -> Result<(), TweetError> {
+        let stored = self
+            .store
+            .tweet(tweet_id)
+            .await?
+            .ok_or(TweetError::TweetNotFound(tweet_id))?;
+        if stored.author_id != requester_id {
+            return Err(TweetError::NotTheAuthor);
+        }
+        let key = stored.idempotency_key.clone();
+        let tweet = stored.into_tweet();
+        if let Some(key) = key {
+            self.store.mark_key_deleted(&tweet, &key).await?;
+        }
+        self.store.unlist(&tweet).await?;
+        self.events.tweet_deleted(&tweet).await?;
+        self.store.delete(tweet.tweet_id).await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl TweetService for Tweets {
+    #[tracing::instrument(skip_all, fields(author_id = request.get_ref().author_id))]
+    async fn create_tweet(
+        &self,
+        request: Request<CreateTweetRequest>,
+    ) -> Result<Response<CreateTweetResponse>, Status> {
+        let request = request.into_inner();
+        if request.author_id <= 0 {
+            return Err(
+                TweetError::InvalidArgument("author_id must be positive".to_owned()).into(),
+            );
+        }
+        let content = TweetContent::parse(&request.content)?;
+        let key = IdempotencyKey::parse(&request.idempotency_key)?;
+        let (tweet, created) = self.create(request.author_id, content, key).await?;
+        if created {
+            tracing::info!(tweet_id = tweet.tweet_id, "tweet created");
+        } else {
+            tracing::info!(tweet_id = tweet.tweet_id, "tweet create replayed");
+        }
+        Ok(Response::new(CreateTweetResponse {
+            tweet: Some(to_proto(tweet)),
+            created,
+        }))
+    }
+
+    async fn get_tweet(
+        &self,
+        request: Request<GetTweetRequest>,
+    ) -> Result<Response<TweetProto>, Status> {
+        let tweet_id = request.into_inner().tweet_id;
+        let stored = self
+            .store
+            .tweet(tweet_id)
+            .await?
+            .ok_or(TweetError::TweetNotFound(tweet_id))?;
+        Ok(Response::new(to_proto(stored.into_tweet())))
+    }
+
+    async fn batch_get_tweets(
+        &self,
+        request: Request<BatchGetTweetsRequest>,
+    ) -> Result<Response<BatchGetTweetsResponse>, Status> {
+        let tweet_ids = request.into_inner().tweet_ids;
+        if tweet_ids.len() > MAX_BATCH {
+            return Err(TweetError::InvalidArgument(format!(
+                "at most {MAX_BATCH} tweet_ids per call, got {}",
+                tweet_ids.len()
+            ))
+            .into());
+        }
+        let tweets = self.store.tweets(&tweet_ids).await?;
+        Ok(Response::new(BatchGetTweetsResponse {
+            tweets: tweets.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn list_tweets_by_author(
+        &self,
+        request: Request<ListTweetsByAuthorRequest>,
+    ) -> Result<Response<TweetPage>, Status> {
+        let request = request.into_inner();
+        let limit = page_size(request.limit);
+        let tweets = self
+            .store
+            .tweets_by_author(request.author_id, request.before_tweet_id, limit + 1)
+            .await?;
+        Ok(Response::new(page(tweets, limit)))
+    }
+
+    #[tracing::instrument(skip_all, fields(tweet_id = request.get_ref().tweet_id, requester_id = request.get_ref().requester_id))]
+    async fn delete_tweet(
+        &self,
+        request: Request<DeleteTweetRequest>,
+    ) -> Result<Response<DeleteTweetResponse>, Status> {
+        let DeleteTweetRequest {
+            tweet_id,
+            requester_id,
+        } = request.into_inner();
+        self.delete(tweet_id, requester_id).await?;
+        tracing::info!("tweet deleted");
+        Ok(Response::new(DeleteTweetResponse {}))
+    }
+}
+
+fn to_proto(tweet: Tweet) -> TweetProto {
+    TweetProto {
+        created_at_ms: timestamp_ms(tweet.tweet_id),
+        tweet_id: tweet.tweet_id,
+        author_id: tweet.author_id,
+        content: tweet.content,
+    }
+}
+
+fn page_size(requested: u32) -> i32 {
+    let size = if requested == 0 {
+        DEFAULT_PAGE
+    } else {
+        requested.min(MAX_PAGE)
+    };
+    size as i32
+}
+
+/// `tweets` holds one more row than the page when there is a next page: that
+/// extra row is how we know, without counting, whether to hand out a cursor.
+fn page(mut tweets: Vec<Tweet>, limit: i32) -> TweetPage {
+    let limit = limit as usize;
+    let has_more = tweets.len() > limit;
+    tweets.truncate(limit);
+    TweetPage {
+        next_before_tweet_id: if has_more {
+            tweets.last().map(|t| t.tweet_id)
+        } else {
+            None
+        },
+        tweets: tweets.into_iter().map(to_proto).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tweets(ids: &[i64]) -> Vec<Tweet> {
+        ids.iter()
+            .map(|&tweet_id| Tweet {
+                tweet_id,
+                author_id: 1,
+                content: "hi".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cursor_only_when_more_rows_exist() {
+        let full = page(tweets(&[9, 8, 7]), 2);
+        assert_eq!(full.next_before_tweet_id, Some(8));
+        assert_eq!(
+            full.tweets.iter().map(|t| t.tweet_id).collect::<Vec<_>>(),
+            [9, 8]
+        );
+        assert_eq!(page(tweets(&[9, 8]), 2).next_before_tweet_id, None);
+        assert_eq!(page(tweets(&[]), 2).next_before_tweet_id, None);
+    }
+
+    #[test]
+    fn page_sizes_are_bounded() {
+        assert_eq!(page_size(0), 20);
+        assert_eq!(page_size(7), 7);
+        assert_eq!(page_size(u32::MAX), 200);
+    }
+}

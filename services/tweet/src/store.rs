@@ -1,0 +1,512 @@
+//! Tweets in a CQL store (Cassandra or ScyllaDB): three tables, one per
+//! question asked of them, because a wide-column store answers only the
+//! queries its partition keys were designed for.
+//!
+//! - `tweets`, keyed by `tweet_id`: the source of truth, and what hydrating a
+//!   timeline reads. There is no `created_at` column: the Snowflake id carries
+//!   its creation time ([`timestamp_ms`]), so writing a tweet again produces a
+//!   byte-identical row and a replayed create can never disagree with itself.
+//! - `tweets_by_author`, partitioned by author and clustered by `tweet_id`
+//!   descending: an author's tweets, newest first, as one sequential read.
+//!   The content is copied in (denormalised) so a profile page is one query,
+//!   not one plus N. One partition per author grows without bound, which a
+//!   prolific account eventually makes a hot, oversized partition; the usual
+//!   fix is a time bucket in the partition key (`(author_id, month)`), with
+//!   reads walking back bucket by bucket. chirp keeps the simple key.
+//! - `tweet_idempotency`, keyed by `(author_id, idempotency_key)`: which tweet
+//!   a client's key produced. It is claimed with a lightweight transaction
+//!   (`IF NOT EXISTS`, a Paxos round) so that two concurrent retries cannot
+//!   both win, and it expires after 24 hours, like Stripe's idempotency keys: a
+//!   retry comes within seconds or minutes, and a key table that never forgets
+//!   grows forever.
+//!
+//! Every write to the two tweet tables carries the tweet's creation time as
+//! its write timestamp, and every delete a later one. Cassandra keeps the cell
+//! with the newest timestamp, so a replayed create racing a delete can rewrite
+//! the rows as often as it likes: the delete still wins.
+//!
+//! Statements are prepared once at start: the cluster parses them once, and
+//! the driver learns each one's partition key and sends every request straight
+//! to a replica that owns it.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chirp_common::ids::{now_ms, timestamp_ms};
+use futures::{StreamExt, TryStreamExt};
+use scylla::DeserializeRow;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::Statement;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::MaybeUnset;
+
+use crate::TweetError;
+use crate::input::{IdempotencyKey, TweetContent};
+
+/// How long a client may retry a create with the same key.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Client-side bound on any one request, retries included. Cassandra's own
+/// write timeout is 2 s; a little more lets its answer arrive first.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Schema changes wait for every node to agree, which takes seconds.
+const SCHEMA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads in flight at once for one batch get.
+const CONCURRENT_READS: usize = 32;
+
+const CREATE_TABLES: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS tweets (
+        tweet_id bigint PRIMARY KEY,
+        author_id bigint,
+        content text,
+        idempotency_key text
+    )",
+    "CREATE TABLE IF NOT EXISTS tweets_by_author (
+        author_id bigint,
+        tweet_id bigint,
+        content text,
+        PRIMARY KEY (author_id, tweet_id)
+    ) WITH CLUSTERING ORDER BY (tweet_id DESC)",
+    "CREATE TABLE IF NOT EXISTS tweet_idempotency (
+        author_id bigint,
+        idempotency_key text,
+        tweet_id bigint,
+        content text,
+        deleted boolean,
+        PRIMARY KEY ((author_id, idempotency_key))
+    )",
+];
+
+/// A tweet, as every read returns it.
+#[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
+pub struct Tweet {
+    pub tweet_id: i64,
+    pub author_id: i64,
+    pub content: String,
+}
+
+/// A row of `tweets`: the tweet, plus the key it was created with, which a
+/// delete must mark so that the key cannot bring the tweet back.
+#[derive(Debug, DeserializeRow)]
+pub struct StoredTweet {
+    pub tweet_id: i64,
+    pub author_id: i64,
+    pub content: String,
+    pub idempotency_key: Option<String>,
+}
+
+impl StoredTweet {
+    pub fn into_tweet(self) -> Tweet {
+        Tweet {
+            tweet_id: self.tweet_id,
+            author_id: self.author_id,
+            content: self.content,
+        }
+    }
+}
+
+/// The outcome of claiming an idempotency key.
+#[derive(Debug)]
+pub enum Claim {
+    /// The key was free: this request's tweet is new.
+    Won,
+    /// An earlier request holds the key.
+    Taken(KeyHolder),
+}
+
+/// What an idempotency key already stands for.
+#[derive(Debug)]
+pub struct KeyHolder {
+    pub tweet_id: i64,
+    pub content: String,
+    pub deleted: bool,
+}
+
+/// The result of `INSERT … IF NOT EXISTS` when the row already existed: the
+/// `[applied]` flag, then the existing row.
+#[derive(DeserializeRow)]
+struct ClaimResult {
+    #[scylla(rename = "[applied]")]
+    applied: bool,
+    #[expect(
+        dead_code,
+        reason = "in the result, and known: it is the key just sent"
+    )]
+    author_id: Option<i64>,
+    #[expect(
+        dead_code,
+        reason = "in the result, and known: it is the key just sent"
+    )]
+    idempotency_key: Option<String>,
+    tweet_id: Option<i64>,
+    content: Option<String>,
+    deleted: Option<bool>,
+}
+
+pub struct Store {
+    session: Session,
+    statements: Statements,
+}
+
+struct Statements {
+    claim_key: PreparedStatement,
+    mark_key_deleted: PreparedStatement,
+    insert_tweet: PreparedStatement,
+    insert_author_tweet: PreparedStatement,
+    select_tweet: PreparedStatement,
+    select_author_tweets: PreparedStatement,
+    delete_tweet: PreparedStatement,
+    delete_author_tweet: PreparedStatement,
+}
+
+impl Store {
+    /// Connects, creates the keyspace and tables unless they exist, and
+    /// prepares every statement.
+    ///
+    /// `IF NOT EXISTS` makes a restart harmless; two instances creating the
+    /// same table for the first time at the same moment is not, on Cassandra,
+    /// so a fleet's first start should be one instance (or a migration job).
+    pub async fn connect(
+        nodes: &[String],
+        keyspace: &str,
+        replication_factor: u32,
+    ) -> anyhow::Result<Self> {
+        let profile = ExecutionProfile::builder()
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .build();
+        let session = SessionBuilder::new()
+            .known_nodes(nodes)
+            .connection_timeout(Duration::from_secs(3))
+            .default_execution_profile_handle(profile.into_handle())
+            .build()
+            .await
+            .with_context(|| format!("connect to the CQL cluster at {}", nodes.join(",")))?;
+        create_schema(&session, keyspace, replication_factor).await?;
+        let statements = Statements::prepare(&session).await?;
+        Ok(Self {
+            session,
+            statements,
+        })
+    }
+
+    /// Claims `key` for a new tweet, or returns what already holds it. The
+    /// claim expires after [`IDEMPOTENCY_TTL`].
+    pub async fn claim_key(
+        &self,
+        author_id: i64,
+        key: &IdempotencyKey,
+        tweet_id: i64,
+        content: &TweetContent,
+    ) -> Result<Claim, TweetError> {
+        let ttl = ttl_seconds(IDEMPOTENCY_TTL);
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.statements.claim_key,
+                (author_id, key.as_str(), tweet_id, content.as_str(), ttl),
+            )
+            .await?
+            .into_rows_result()?;
+        // Cassandra answers a successful claim with the `[applied]` column
+        // alone; ScyllaDB always adds the previous row's columns (null when
+        // there was none). Both add them when the claim fails.
+        if result.column_specs().len() == 1 {
+            let (applied,): (bool,) = result.single_row()?;
+            return if applied {
+                Ok(Claim::Won)
+            } else {
+                Err(TweetError::CqlResult(
+                    "a refused claim without the existing row".into(),
+                ))
+            };
+        }
+        let row: ClaimResult = result.single_row()?;
+        if row.applied {
+            return Ok(Claim::Won);
+        }
+        match (row.tweet_id, row.content) {
+            (Some(tweet_id), Some(content)) => Ok(Claim::Taken(KeyHolder {
+                tweet_id,
+                content,
+                deleted: row.deleted.unwrap_or(false),
+            })),
+            _ => Err(TweetError::CqlResult(
+                "an idempotency row without its tweet".into(),
+            )),
+        }
+    }
+
+    /// Marks the key that created `tweet` as pointing at a deleted tweet, so
+    /// replaying it answers "deleted" instead of recreating the tweet.
+    ///
+    /// The whole row is written again rather than one `deleted` cell updated:
+    /// cells expire one by one, and a lone `deleted` cell with its own TTL
+    /// would outlive or predecease the rest of the row. The new TTL is what is
+    /// left of the key's 24 hours, counted from the tweet's creation.
+    pub async fn mark_key_deleted(&self, tweet: &Tweet, key: &str) -> Result<(), TweetError> {
+        let age = Duration::from_millis(
+            u64::try_from(now_ms() - timestamp_ms(tweet.tweet_id)).unwrap_or(0),
+        );
+        let Some(remaining) = IDEMPOTENCY_TTL
+            .checked_sub(age)
+            .filter(|left| !left.is_zero())
+        else {
+            return Ok(());
+        };
+        let values = (
+            tweet.author_id,
+            key,
+            tweet.tweet_id,
+            tweet.content.as_str(),
+            ttl_seconds(remaining),
+        );
+        self.session
+            .execute_unpaged(&self.statements.mark_key_deleted, values)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `tweet` to both tables. Plain upserts of fixed values at a fixed
+    /// timestamp: doing it twice is the same as doing it once.
+    pub async fn write_tweet(
+        &self,
+        tweet: &Tweet,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<(), TweetError> {
+        let written_at = write_timestamp(tweet.tweet_id);
+        // Unset, not null: a null would write a tombstone for the empty column.
+        let key = key.map_or(MaybeUnset::Unset, |key| MaybeUnset::Set(key.as_str()));
+        let canonical = self.session.execute_unpaged(
+            &self.statements.insert_tweet,
+            (
+                tweet.tweet_id,
+                tweet.author_id,
+                tweet.content.as_str(),
+                key,
+                written_at,
+            ),
+        );
+        let by_author = self.session.execute_unpaged(
+            &self.statements.insert_author_tweet,
+            (
+                tweet.author_id,
+                tweet.tweet_id,
+                tweet.content.as_str(),
+                written_at,
+            ),
+        );
+        futures::try_join!(canonical, by_author)?;
+        Ok(())
+    }
+
+    pub async fn tweet(&self, tweet_id: i64) -> Result<Option<StoredTweet>, TweetError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.statements.select_tweet, (tweet_id,))
+            .await?
+            .into_rows_result()?;
+        Ok(result.maybe_first_row()?)
+    }
+
+    /// The tweets among `tweet_ids` that exist, in the order asked.
+    ///
+    /// One single-partition read per id, a bounded number in flight, rather
+    /// than one `WHERE tweet_id IN (…)`: an `IN` over partition keys makes a
+    /// single coordinator gather rows from many replicas, holding them all
+    /// and waiting for the slowest, whereas separate reads each go straight to
+    /// a replica that owns the id and spread the load over the cluster.
+    pub async fn tweets(&self, tweet_ids: &[i64]) -> Result<Vec<Tweet>, TweetError> {
+        futures::stream::iter(tweet_ids.iter().copied())
+            .map(|tweet_id| self.tweet(tweet_id))
+            .buffered(CONCURRENT_READS)
+            .try_filter_map(|found| async move { Ok(found.map(StoredTweet::into_tweet)) })
+            .try_collect()
+            .await
+    }
+
+    /// Up to `limit` of `author_id`'s tweets older than `before` (all when
+    /// `None`), newest first.
+    pub async fn tweets_by_author(
+        &self,
+        author_id: i64,
+        before: Option<i64>,
+        limit: i32,
+    ) -> Result<Vec<Tweet>, TweetError> {
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.statements.select_author_tweets,
+                (author_id, before.unwrap_or(i64::MAX), limit),
+            )
+            .await?
+            .into_rows_result()?;
+        Ok(result.rows::<Tweet>()?.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes `tweet` from its author's list.
+    pub async fn unlist(&self, tweet: &Tweet) -> Result<(), TweetError> {
+        self.session
+            .execute_unpaged(
+                &self.statements.delete_author_tweet,
+                (
+                    delete_timestamp(tweet.tweet_id),
+                    tweet.author_id,
+                    tweet.tweet_id,
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the tweet itself: after this, it does not exist.
+    pub async fn delete(&self, tweet_id: i64) -> Result<(), TweetError> {
+        self.session
+            .execute_unpaged(
+                &self.statements.delete_tweet,
+                (delete_timestamp(tweet_id), tweet_id),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The keyspace uses `NetworkTopologyStrategy`, the one strategy both
+/// Cassandra and current ScyllaDB accept (ScyllaDB is dropping
+/// `SimpleStrategy`); `replication_factor` applies to every datacenter.
+async fn create_schema(
+    session: &Session,
+    keyspace: &str,
+    replication_factor: u32,
+) -> anyhow::Result<()> {
+    let create_keyspace = format!(
+        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
+         {{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}"
+    );
+    session
+        .query_unpaged(schema_statement(create_keyspace), ())
+        .await
+        .with_context(|| format!("create keyspace {keyspace}"))?;
+    session
+        .use_keyspace(keyspace, false)
+        .await
+        .with_context(|| format!("use keyspace {keyspace}"))?;
+    for table in CREATE_TABLES {
+        session
+            .query_unpaged(schema_statement(table.to_owned()), ())
+            .await
+            .with_context(|| format!("create table in {keyspace}"))?;
+    }
+    session
+        .await_schema_agreement()
+        .await
+        .context("wait for the cluster to agree on the schema")?;
+    Ok(())
+}
+
+fn schema_statement(cql: String) -> Statement {
+    let mut statement = Statement::new(cql);
+    statement.set_request_timeout(Some(SCHEMA_TIMEOUT));
+    statement
+}
+
+impl Statements {
+    async fn prepare(session: &Session) -> anyhow::Result<Self> {
+        let prepare = |cql: &'static str, idempotent: bool| async move {
+            let mut statement = session
+                .prepare(cql)
+                .await
+                .with_context(|| format!("prepare {cql}"))?;
+            // The driver only retries (or speculatively re-sends) statements
+            // marked idempotent. A claim is not: sent twice, the second
+            // attempt would find the first one's row and report a replay.
+            statement.set_is_idempotent(idempotent);
+            anyhow::Ok(statement)
+        };
+        Ok(Self {
+            claim_key: prepare(
+                "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
+                 VALUES (?, ?, ?, ?, false) IF NOT EXISTS USING TTL ?",
+                false,
+            )
+            .await?,
+            mark_key_deleted: prepare(
+                "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
+                 VALUES (?, ?, ?, ?, true) USING TTL ?",
+                true,
+            )
+            .await?,
+            insert_tweet: prepare(
+                "INSERT INTO tweets (tweet_id, author_id, content, idempotency_key) \
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+                true,
+            )
+            .await?,
+            insert_author_tweet: prepare(
+                "INSERT INTO tweets_by_author (author_id, tweet_id, content) \
+                 VALUES (?, ?, ?) USING TIMESTAMP ?",
+                true,
+            )
+            .await?,
+            select_tweet: prepare(
+                "SELECT tweet_id, author_id, content, idempotency_key FROM tweets WHERE tweet_id = ?",
+                true,
+            )
+            .await?,
+            select_author_tweets: prepare(
+                "SELECT tweet_id, author_id, content FROM tweets_by_author \
+                 WHERE author_id = ? AND tweet_id < ? LIMIT ?",
+                true,
+            )
+            .await?,
+            delete_tweet: prepare("DELETE FROM tweets USING TIMESTAMP ? WHERE tweet_id = ?", true)
+                .await?,
+            delete_author_tweet: prepare(
+                "DELETE FROM tweets_by_author USING TIMESTAMP ? WHERE author_id = ? AND tweet_id = ?",
+                true,
+            )
+            .await?,
+        })
+    }
+}
+
+fn ttl_seconds(ttl: Duration) -> i32 {
+    i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX)
+}
+
+/// The write timestamp (microseconds) of every write of a tweet's rows: its
+/// creation time, the same on every attempt.
+fn write_timestamp(tweet_id: i64) -> i64 {
+    timestamp_ms(tweet_id) * 1000
+}
+
+/// The write timestamp of a delete: now, and in any case later than the
+/// writes it must shadow, even if this host's clock lags the one that
+/// created the tweet.
+fn delete_timestamp(tweet_id: i64) -> i64 {
+    (now_ms() * 1000).max(write_timestamp(tweet_id) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use chirp_common::ids::Snowflake;
+
+    use super::*;
+
+    #[test]
+    fn deletes_shadow_every_write_of_the_tweet() {
+        let tweet_id = Snowflake::new(0).next_id();
+        assert!(delete_timestamp(tweet_id) > write_timestamp(tweet_id));
+        let from_the_future = tweet_id + (3_600_000 << 22);
+        assert!(delete_timestamp(from_the_future) > write_timestamp(from_the_future));
+    }
+
+    #[test]
+    fn ttls_are_whole_positive_seconds() {
+        assert_eq!(ttl_seconds(IDEMPOTENCY_TTL), 86_400);
+        assert_eq!(ttl_seconds(Duration::from_millis(300)), 1);
+    }
+}

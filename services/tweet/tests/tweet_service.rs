@@ -1,0 +1,484 @@
+//! The tweet service as its callers see it: a real server on port 0, backed
+//! by the real Cassandra and Kafka, driven through the generated gRPC client.
+//!
+//! Each test gets its own keyspace and topic, so tests run in parallel, and
+//! drops them when it passes; a failing test leaves them behind to inspect.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chirp_common::ids::now_ms;
+use chirp_common::kafka::KafkaArgs;
+use chirp_common::proto::events::tweet_event::Kind;
+use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
+use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_common::proto::tweet::{
+    BatchGetTweetsRequest, CreateTweetRequest, CreateTweetResponse, DeleteTweetRequest,
+    GetTweetRequest, ListTweetsByAuthorRequest, Tweet, TweetPage,
+};
+use chirp_common::testing::{CQL, KAFKA, ensure_backends, unique_name};
+use clap::Parser;
+use prost::Message as _;
+use rdkafka::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+/// How long starting the service (a new keyspace takes seconds on
+/// Cassandra) or an event reaching a consumer may take before a test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One running tweet service on its own keyspace and topic.
+struct TestApp {
+    client: TweetServiceClient<Channel>,
+    keyspace: String,
+    kafka: KafkaArgs,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn spawn_app() -> TestApp {
+    ensure_backends();
+    let keyspace = unique_name("tweet_test");
+    let kafka = KafkaArgs {
+        kafka_brokers: KAFKA.to_owned(),
+        kafka_topic: unique_name("tweet_test"),
+        kafka_topic_partitions: 2,
+        kafka_replication_factor: 1,
+    };
+    let config = tweet::Config::try_parse_from([
+        "tweet",
+        "--cql-nodes",
+        CQL,
+        "--cql-keyspace",
+        &keyspace,
+        "--kafka-brokers",
+        &kafka.kafka_brokers,
+        "--kafka-topic",
+        &kafka.kafka_topic,
+        "--kafka-topic-partitions",
+        &kafka.kafka_topic_partitions.to_string(),
+    ])
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let mut server = tokio::spawn(tweet::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap();
+    let client = TweetServiceClient::new(channel);
+
+    // The service serves only once its schema and topic exist: wait for its
+    // first answer, or for it to fail.
+    tokio::select! {
+        exit = &mut server => panic!("the tweet service stopped while starting: {exit:?}"),
+        () = wait_until_serving(client.clone()) => {}
+    }
+    TestApp {
+        client,
+        keyspace,
+        kafka,
+        stop,
+        server,
+    }
+}
+
+async fn wait_until_serving(mut client: TweetServiceClient<Channel>) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match client.get_tweet(GetTweetRequest { tweet_id: 1 }).await {
+            Err(status) if status.code() == Code::NotFound => return,
+            answer => assert!(
+                Instant::now() < deadline,
+                "the tweet service did not start serving: {answer:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl TestApp {
+    /// Stops the service gracefully, then drops the keyspace and the topic.
+    /// Dropping is best effort: a leftover is a nuisance, not a failed test.
+    async fn teardown(self) {
+        let Self {
+            client,
+            keyspace,
+            kafka,
+            stop,
+            server,
+        } = self;
+        drop(client);
+        let _ = stop.send(());
+        let exit = tokio::time::timeout(DEADLINE, server)
+            .await
+            .expect("the tweet service stops within the deadline");
+        exit.expect("tweet service task panicked")
+            .expect("the tweet service stops cleanly");
+
+        if let Err(error) = drop_keyspace(&keyspace).await {
+            eprintln!("could not drop keyspace {keyspace}: {error:#}");
+        }
+        let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().unwrap();
+        if let Err(error) = admin
+            .delete_topics(&[&kafka.kafka_topic], &AdminOptions::new())
+            .await
+        {
+            eprintln!("could not delete topic {}: {error}", kafka.kafka_topic);
+        }
+    }
+
+    async fn create(
+        &self,
+        author_id: i64,
+        content: &str,
+        idempotency_key: &str,
+    ) -> Result<CreateTweetResponse, Status> {
+        let request = CreateTweetRequest {
+            author_id,
+            content: content.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        Ok(self
+            .client
+            .clone()
+            .create_tweet(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Creates a tweet that must succeed, and returns it.
+    async fn tweet(&self, author_id: i64, content: &str) -> Tweet {
+        let response = self.create(author_id, content, "").await.unwrap();
+        assert!(response.created);
+        response.tweet.unwrap()
+    }
+
+    async fn get(&self, tweet_id: i64) -> Result<Tweet, Status> {
+        Ok(self
+            .client
+            .clone()
+            .get_tweet(GetTweetRequest { tweet_id })
+            .await?
+            .into_inner())
+    }
+
+    async fn batch_get(&self, tweet_ids: Vec<i64>) -> Result<Vec<Tweet>, Status> {
+        let request = BatchGetTweetsRequest { tweet_ids };
+        Ok(self
+            .client
+            .clone()
+            .batch_get_tweets(request)
+            .await?
+            .into_inner()
+            .tweets)
+    }
+
+    async fn list(&self, author_id: i64, before_tweet_id: Option<i64>, limit: u32) -> TweetPage {
+        let request = ListTweetsByAuthorRequest {
+            author_id,
+            before_tweet_id,
+            limit,
+        };
+        self.client
+            .clone()
+            .list_tweets_by_author(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Every tweet of `author_id`, newest first, walking pages of `limit`.
+    async fn list_all(&self, author_id: i64, limit: u32) -> Vec<Tweet> {
+        let mut tweets = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.list(author_id, before, limit).await;
+            assert!(page.tweets.len() <= limit as usize);
+            tweets.extend(page.tweets);
+            match page.next_before_tweet_id {
+                Some(next) => before = Some(next),
+                None => return tweets,
+            }
+        }
+    }
+
+    async fn delete(&self, tweet_id: i64, requester_id: i64) -> Result<(), Status> {
+        let request = DeleteTweetRequest {
+            tweet_id,
+            requester_id,
+        };
+        self.client.clone().delete_tweet(request).await?;
+        Ok(())
+    }
+
+    /// The first `count` events on the topic, with their keys, read by a
+    /// consumer group of its own from the beginning.
+    async fn events(&self, count: usize) -> Vec<(String, Kind)> {
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", unique_name("tweet_test"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[&self.kafka.kafka_topic]).unwrap();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let mut events = Vec::new();
+        while events.len() < count {
+            let message = tokio::time::timeout_at(deadline, consumer.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "only {} of {count} events arrived: {events:?}",
+                        events.len()
+                    )
+                })
+                .unwrap();
+            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+            let event = TweetEvent::decode(message.payload().unwrap()).unwrap();
+            events.push((key, event.kind.unwrap()));
+        }
+        events
+    }
+}
+
+async fn drop_keyspace(keyspace: &str) -> anyhow::Result<()> {
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(CQL)
+        .build()
+        .await?;
+    let mut statement =
+        scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {keyspace}"));
+    statement.set_request_timeout(Some(DEADLINE));
+    session.query_unpaged(statement, ()).await?;
+    Ok(())
+}
+
+fn ids(tweets: &[Tweet]) -> Vec<i64> {
+    tweets.iter().map(|tweet| tweet.tweet_id).collect()
+}
+
+fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Err(status) if status.code() == code => status,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tweets_are_read_back_by_id_by_author_and_in_batches() {
+    let app = spawn_app().await;
+    let (author, other_author) = (11, 12);
+    let before = now_ms();
+    let mut created = Vec::new();
+    for n in 0..5 {
+        created.push(app.tweet(author, &format!("tweet number {n}")).await);
+    }
+    let other = app.tweet(other_author, "someone else").await;
+
+    let first = app.get(created[0].tweet_id).await.unwrap();
+    assert_eq!(first, created[0]);
+    assert_eq!(
+        (first.author_id, first.content.as_str()),
+        (author, "tweet number 0")
+    );
+    assert!((before..=now_ms()).contains(&first.created_at_ms));
+    assert_code(app.get(12_345).await, Code::NotFound);
+
+    // Newest first, and walking pages of 2 sees every tweet exactly once.
+    let newest_first: Vec<i64> = ids(&created).into_iter().rev().collect();
+    let first_page = app.list(author, None, 2).await;
+    assert_eq!(ids(&first_page.tweets), newest_first[..2]);
+    assert_eq!(first_page.next_before_tweet_id, Some(newest_first[1]));
+    let walked = app.list_all(author, 2).await;
+    assert_eq!(ids(&walked), newest_first);
+    assert_eq!(
+        walked
+            .iter()
+            .map(|t| t.tweet_id)
+            .collect::<HashSet<_>>()
+            .len(),
+        5
+    );
+    let whole = app.list(author, None, 0).await;
+    assert_eq!(ids(&whole.tweets), newest_first);
+    assert_eq!(whole.next_before_tweet_id, None);
+    assert_eq!(ids(&app.list_all(other_author, 2).await), [other.tweet_id]);
+
+    // The order of the request, minus what does not exist.
+    let asked = vec![
+        created[3].tweet_id,
+        999,
+        other.tweet_id,
+        created[0].tweet_id,
+    ];
+    let found = app.batch_get(asked).await.unwrap();
+    assert_eq!(found, [created[3].clone(), other, created[0].clone()]);
+    assert_eq!(app.batch_get(vec![]).await.unwrap(), []);
+    let too_many = assert_code(
+        app.batch_get((1..=201).collect()).await,
+        Code::InvalidArgument,
+    );
+    assert!(too_many.message().contains("200"), "{too_many:?}");
+
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn retrying_with_an_idempotency_key_returns_the_first_tweet() {
+    let app = spawn_app().await;
+    let author = 21;
+
+    let first = app.create(author, "caf\u{e9}", "key-1").await.unwrap();
+    assert!(first.created);
+    // The same text typed with a combining accent is the same tweet.
+    let retry = app.create(author, "cafe\u{301}", "key-1").await.unwrap();
+    assert!(!retry.created);
+    assert_eq!(retry.tweet, first.tweet);
+
+    let reused = assert_code(
+        app.create(author, "something else", "key-1").await,
+        Code::Aborted,
+    );
+    assert!(reused.message().contains("idempotency key"), "{reused:?}");
+
+    // Keys belong to an author: another author's identical key is unrelated.
+    let elsewhere = app.create(author + 1, "caf\u{e9}", "key-1").await.unwrap();
+    assert!(elsewhere.created);
+    assert_ne!(
+        elsewhere.tweet.unwrap().tweet_id,
+        first.tweet.as_ref().unwrap().tweet_id
+    );
+
+    // Without a key, every request is a new tweet.
+    let unkeyed = [
+        app.tweet(author, "again").await,
+        app.tweet(author, "again").await,
+    ];
+    assert_ne!(unkeyed[0].tweet_id, unkeyed[1].tweet_id);
+    assert_eq!(app.list_all(author, 10).await.len(), 3);
+
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn content_and_keys_are_validated() {
+    let app = spawn_app().await;
+    let author = 31;
+
+    for blank in ["", "   ", "\n\t "] {
+        let refused = assert_code(app.create(author, blank, "").await, Code::InvalidArgument);
+        assert!(refused.message().contains("empty"), "{refused:?}");
+    }
+    let too_long = assert_code(
+        app.create(author, &"a".repeat(281), "").await,
+        Code::InvalidArgument,
+    );
+    assert!(too_long.message().contains("280"), "{too_long:?}");
+    assert_code(app.create(0, "hello", "").await, Code::InvalidArgument);
+    assert_code(
+        app.create(author, "hello", &"k".repeat(129)).await,
+        Code::InvalidArgument,
+    );
+    assert_code(
+        app.create(author, "hello", "new\nline").await,
+        Code::InvalidArgument,
+    );
+
+    // Limits count characters, not bytes, after composing accents.
+    let birds = "🐦".repeat(280);
+    assert_eq!(app.tweet(author, &birds).await.content, birds);
+    let composed = app.tweet(author, "e\u{301}").await;
+    assert_eq!(composed.content, "\u{e9}");
+    assert_eq!(app.get(composed.tweet_id).await.unwrap().content, "\u{e9}");
+    app.tweet(author, &"e\u{301}".repeat(280)).await;
+
+    assert_eq!(app.list_all(author, 10).await.len(), 3);
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn only_the_author_deletes_and_a_deleted_tweet_stays_deleted() {
+    let app = spawn_app().await;
+    let (author, stranger) = (41, 42);
+    let kept = app.tweet(author, "staying").await;
+    let doomed = app
+        .create(author, "going", "doomed-key")
+        .await
+        .unwrap()
+        .tweet
+        .unwrap();
+
+    assert_code(
+        app.delete(doomed.tweet_id, stranger).await,
+        Code::PermissionDenied,
+    );
+    assert_eq!(app.get(doomed.tweet_id).await.unwrap(), doomed);
+
+    app.delete(doomed.tweet_id, author).await.unwrap();
+    assert_code(app.get(doomed.tweet_id).await, Code::NotFound);
+    assert_code(app.delete(doomed.tweet_id, author).await, Code::NotFound);
+    assert_eq!(ids(&app.list_all(author, 10).await), [kept.tweet_id]);
+    let asked = vec![doomed.tweet_id, kept.tweet_id];
+    assert_eq!(app.batch_get(asked).await.unwrap(), [kept]);
+
+    // Replaying the key cannot bring the tweet back.
+    let replay = assert_code(
+        app.create(author, "going", "doomed-key").await,
+        Code::NotFound,
+    );
+    assert!(replay.message().contains("deleted"), "{replay:?}");
+    assert_code(
+        app.create(author, "other text", "doomed-key").await,
+        Code::Aborted,
+    );
+    assert_code(app.get(doomed.tweet_id).await, Code::NotFound);
+
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn every_create_and_delete_is_published_keyed_by_author() {
+    let app = spawn_app().await;
+    let author = 51;
+    let tweet = app
+        .create(author, "hello, consumers", "event-key")
+        .await
+        .unwrap()
+        .tweet
+        .unwrap();
+    // A replay publishes again: the first attempt may not have.
+    app.create(author, "hello, consumers", "event-key")
+        .await
+        .unwrap();
+    app.delete(tweet.tweet_id, author).await.unwrap();
+
+    let created = Kind::Created(TweetCreated {
+        tweet_id: tweet.tweet_id,
+        author_id: author,
+        created_at_ms: tweet.created_at_ms,
+    });
+    let deleted = Kind::Deleted(TweetDeleted {
+        tweet_id: tweet.tweet_id,
+        author_id: author,
+    });
+    let key = author.to_string();
+    assert_eq!(
+        app.events(3).await,
+        [
+            (key.clone(), created),
+            (key.clone(), created),
+            (key, deleted)
+        ]
+    );
+
+    app.teardown().await;
+}
