@@ -278,6 +278,20 @@ up_postgres() {
   create_database
 }
 
+# The postgres OS user must be able to walk down to our data folder. A checkout inside a
+# private folder (root's home, a `mktemp -d` directory: mode 700) blocks it, so grant other
+# users the bare traverse bit (o+x: enter, not list or read) on each ancestor that lacks it.
+let_postgres_traverse() {
+  local dir=$1
+  while [[ $dir != / ]]; do
+    if ! runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+      log "postgres: granting traverse permission (chmod o+x) on $dir so the postgres user can reach its data"
+      chmod o+x "$dir"
+    fi
+    dir=$(dirname "$dir")
+  done
+}
+
 # Run a PostgreSQL program as the postgres OS user, from a folder that user can enter
 # (initdb fails if the current directory is, say, root's private home).
 as_postgres() { (cd "$BACKENDS_DIR/postgres" && runuser -u postgres -- "$@"); }
@@ -286,9 +300,10 @@ start_postgres() {
   local dir=$BACKENDS_DIR/postgres started=$SECONDS
   # PostgreSQL refuses to run as root: the data folder belongs to the `postgres` OS user
   # (created by the Debian package), and we run its programs as that user with runuser.
+  let_postgres_traverse "$BACKENDS_DIR"
   install -d -o postgres -g postgres -m 700 "$dir"
   as_postgres test -w "$dir" \
-    || die "postgres: the postgres OS user cannot reach $dir (is a parent folder private?); set CHIRP_BACKENDS_DIR elsewhere"
+    || die "postgres: the postgres OS user cannot write $dir; set CHIRP_BACKENDS_DIR elsewhere"
   install -o postgres -g postgres -m 644 /dev/null "$LOG_DIR/postgres.log"
 
   if [[ ! -s $dir/data/PG_VERSION ]]; then
