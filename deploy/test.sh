@@ -11,4 +11,4 @@ bash deploy/backends.sh up
 
 echo "==> cargo test --workspace"
 # Two cores: more test threads than that only make Cassandra's schema changes time out.
-cargo test --workspace --locked -- --test-threads="${CHIRP_TEST_THREADS:-4}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_THREADS:-4}"

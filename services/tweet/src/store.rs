@@ -46,7 +46,7 @@ use crate::TweetError;
 use crate::input::{IdempotencyKey, TweetContent};
 
 /// How long a client may retry a create with the same key.
-pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Client-side bound on any one request, retries included. Cassandra's own
 /// write timeout is 2 s; a little more lets its answer arrive first.
@@ -246,7 +246,10 @@ impl Store {
     /// The whole row is written again rather than one `deleted` cell updated:
     /// cells expire one by one, and a lone `deleted` cell with its own TTL
     /// would outlive or predecease the rest of the row. The new TTL is what is
-    /// left of the key's 24 hours, counted from the tweet's creation.
+    /// left of the key's 24 hours, counted from the tweet's creation. A plain
+    /// write over a row that Paxos wrote is safe here because it comes later,
+    /// so its timestamp wins, and the only condition ever checked on this
+    /// table is whether the row exists.
     pub async fn mark_key_deleted(&self, tweet: &Tweet, key: &str) -> Result<(), TweetError> {
         let age = Duration::from_millis(
             u64::try_from(now_ms() - timestamp_ms(tweet.tweet_id)).unwrap_or(0),
@@ -376,7 +379,10 @@ impl Store {
 
 /// The keyspace uses `NetworkTopologyStrategy`, the one strategy both
 /// Cassandra and current ScyllaDB accept (ScyllaDB is dropping
-/// `SimpleStrategy`); `replication_factor` applies to every datacenter.
+/// `SimpleStrategy`); `replication_factor` applies to every datacenter. On
+/// ScyllaDB the keyspace must not use tablets, with which many ScyllaDB
+/// versions refuse the lightweight transaction behind idempotency keys: the
+/// compose file starts ScyllaDB with tablets off.
 async fn create_schema(
     session: &Session,
     keyspace: &str,
