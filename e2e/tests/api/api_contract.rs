@@ -16,7 +16,12 @@ fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: 
     assert!(body["detail"].is_string(), "{body}");
 }
 
-async fn post_with_key(stack: &Stack, author: &TestUser, key: &str, content: &str) -> (StatusCode, Value) {
+async fn post_with_key(
+    stack: &Stack,
+    author: &TestUser,
+    key: &str,
+    content: &str,
+) -> (StatusCode, Value) {
     let request = stack
         .request(Method::POST, "/tweets", Some(&author.token))
         .header("idempotency-key", key)
@@ -31,20 +36,30 @@ async fn writes_need_a_valid_token_and_act_only_for_its_owner() {
     let bob = stack.sign_up(&handle("bob")).await;
     let tweet = json!({ "content": "hi" });
 
-    let (status, body) = stack.call(stack.request(Method::POST, "/tweets", None).json(&tweet)).await;
+    let (status, body) = stack
+        .call(stack.request(Method::POST, "/tweets", None).json(&tweet))
+        .await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
     let (status, body) = stack
-        .call(stack.request(Method::POST, "/tweets", Some("not-a-token")).json(&tweet))
+        .call(
+            stack
+                .request(Method::POST, "/tweets", Some("not-a-token"))
+                .json(&tweet),
+        )
         .await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
 
     let alices_timeline = format!("/users/{}/timeline", alice.id);
-    let (status, body) = stack.call(stack.request(Method::GET, &alices_timeline, Some(&bob.token))).await;
+    let (status, body) = stack
+        .call(stack.request(Method::GET, &alices_timeline, Some(&bob.token)))
+        .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "permission_denied");
 
     let posted = stack.post(&alice, "mine").await;
     let path = format!("/tweets/{}", posted["id"].as_str().unwrap());
-    let (status, body) = stack.call(stack.request(Method::DELETE, &path, Some(&bob.token))).await;
+    let (status, body) = stack
+        .call(stack.request(Method::DELETE, &path, Some(&bob.token)))
+        .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "permission_denied");
     let (status, _) = stack.call(stack.request(Method::GET, &path, None)).await;
     assert_eq!(status, StatusCode::OK, "a refused delete changes nothing");
@@ -66,9 +81,20 @@ async fn a_retried_post_returns_the_first_tweet() {
 
     let concurrent = (0..8).map(|_| post_with_key(&stack, &alice, "retry-2", "raced"));
     let answers = futures::future::join_all(concurrent).await;
-    let created = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
-    assert_eq!(created, 1, "exactly one concurrent retry creates: {answers:?}");
-    assert!(answers.iter().all(|(_, body)| body["id"] == answers[0].1["id"]), "{answers:?}");
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(
+        created, 1,
+        "exactly one concurrent retry creates: {answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|(_, body)| body["id"] == answers[0].1["id"]),
+        "{answers:?}"
+    );
 
     let own = format!("/users/{}/tweets", alice.id);
     let (_, page) = stack.call(stack.request(Method::GET, &own, None)).await;
@@ -79,19 +105,40 @@ async fn a_retried_post_returns_the_first_tweet() {
 async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let stack = spawn_stack().await;
     let alice = stack.sign_up(&handle("alice")).await;
-    let post = |body: Value| stack.request(Method::POST, "/tweets", Some(&alice.token)).json(&body);
+    let post = |body: Value| {
+        stack
+            .request(Method::POST, "/tweets", Some(&alice.token))
+            .json(&body)
+    };
 
     for content in ["", "  \n\t ", &"x".repeat(281)] {
         let (status, problem) = stack.call(post(json!({ "content": content }))).await;
-        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "invalid_argument");
+        assert_problem(
+            status,
+            &problem,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        );
     }
-    let (status, _) = stack.call(post(json!({ "content": "🐦".repeat(280) }))).await;
+    let (status, _) = stack
+        .call(post(json!({ "content": "🐦".repeat(280) })))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "280 emoji are 280 characters");
 
-    let (status, problem) = stack.call(post(json!({ "content": "hi", "extra": 1 }))).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "unknown fields are refused: {problem}");
     let (status, problem) = stack
-        .call(stack.request(Method::POST, "/tweets", Some(&alice.token)).body("{\"content\":"))
+        .call(post(json!({ "content": "hi", "extra": 1 })))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown fields are refused: {problem}"
+    );
+    let (status, problem) = stack
+        .call(
+            stack
+                .request(Method::POST, "/tweets", Some(&alice.token))
+                .body("{\"content\":"),
+        )
         .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{problem}");
     let (status, problem) = stack
@@ -102,17 +149,44 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
                 .body("{\"content\":"),
         )
         .await;
-    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "invalid_argument");
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+    );
 
-    let (status, problem) = stack.call(stack.request(Method::GET, "/tweets/abc", None)).await;
-    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "invalid_argument");
-    let (status, problem) = stack.call(stack.request(Method::GET, "/tweets/12345", None)).await;
+    let (status, problem) = stack
+        .call(stack.request(Method::GET, "/tweets/abc", None))
+        .await;
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+    );
+    let (status, problem) = stack
+        .call(stack.request(Method::GET, "/tweets/12345", None))
+        .await;
     assert_problem(status, &problem, StatusCode::NOT_FOUND, "not_found");
 
     let own = format!("/users/{}/tweets", alice.id);
-    for query in ["?cursor=forged", "?limit=0", "?limit=101", "?limit=x", "?offset=20"] {
-        let (status, problem) = stack.call(stack.request(Method::GET, &format!("{own}{query}"), None)).await;
-        assert_problem(status, &problem, StatusCode::BAD_REQUEST, "invalid_argument");
+    for query in [
+        "?cursor=forged",
+        "?limit=0",
+        "?limit=101",
+        "?limit=x",
+        "?offset=20",
+    ] {
+        let (status, problem) = stack
+            .call(stack.request(Method::GET, &format!("{own}{query}"), None))
+            .await;
+        assert_problem(
+            status,
+            &problem,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        );
     }
 
     let (_, page) = stack.call(stack.request(Method::GET, &own, None)).await;
@@ -127,11 +201,20 @@ async fn users_and_follows() {
 
     let shouted = alice.handle.to_uppercase();
     let body = json!({ "handle": shouted, "display_name": "Imposter" });
-    let (status, problem) = stack.call(stack.request(Method::POST, "/users", None).json(&body)).await;
+    let (status, problem) = stack
+        .call(stack.request(Method::POST, "/users", None).json(&body))
+        .await;
     assert_problem(status, &problem, StatusCode::CONFLICT, "already_exists");
     let body = json!({ "handle": "no spaces", "display_name": "x" });
-    let (status, problem) = stack.call(stack.request(Method::POST, "/users", None).json(&body)).await;
-    assert_problem(status, &problem, StatusCode::BAD_REQUEST, "invalid_argument");
+    let (status, problem) = stack
+        .call(stack.request(Method::POST, "/users", None).json(&body))
+        .await;
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+    );
 
     stack.follow(&bob, &alice).await;
     stack.follow(&bob, &alice).await;
@@ -148,7 +231,12 @@ async fn users_and_follows() {
             .json(&json!({ "target_user_id": target }))
     };
     let (status, problem) = stack.call(follow(&bob.id)).await;
-    assert_problem(status, &problem, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable");
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+    );
     let (status, problem) = stack.call(follow("999999999")).await;
     assert_problem(status, &problem, StatusCode::NOT_FOUND, "not_found");
 
@@ -159,9 +247,13 @@ async fn users_and_follows() {
     assert_eq!(ids(&followers), vec![bob.id.clone()]);
 
     let unfollow = format!("/follow/{}", alice.id);
-    let (status, _) = stack.call(stack.request(Method::DELETE, &unfollow, Some(&bob.token))).await;
+    let (status, _) = stack
+        .call(stack.request(Method::DELETE, &unfollow, Some(&bob.token)))
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, profile) = stack.call(stack.request(Method::GET, &format!("/users/{}", alice.id), None)).await;
+    let (_, profile) = stack
+        .call(stack.request(Method::GET, &format!("/users/{}", alice.id), None))
+        .await;
     assert_eq!(profile["follower_count"], 0);
 }
 
@@ -173,11 +265,18 @@ async fn timeline_pages_stay_stable_while_new_tweets_arrive() {
     stack.follow(&bob, &alice).await;
     let mut posted = Vec::new();
     for n in 0..7 {
-        posted.push(stack.post(&alice, &format!("tweet {n}")).await["id"].as_str().unwrap().to_owned());
+        posted.push(
+            stack.post(&alice, &format!("tweet {n}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
-    eventually(Duration::from_secs(10), "all 7 tweets on bob's timeline", || async {
-        (ids(&stack.home_timeline(&bob, "?limit=100").await).len() == 7).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "all 7 tweets on bob's timeline",
+        || async { (ids(&stack.home_timeline(&bob, "?limit=100").await).len() == 7).then_some(()) },
+    )
     .await;
 
     let mut seen = Vec::new();
@@ -185,19 +284,32 @@ async fn timeline_pages_stay_stable_while_new_tweets_arrive() {
     loop {
         seen.extend(ids(&page));
         stack.post(&alice, "posted between two page requests").await;
-        let Some(cursor) = page["next_cursor"].as_str() else { break };
-        page = stack.home_timeline(&bob, &format!("?limit=3&cursor={cursor}")).await;
+        let Some(cursor) = page["next_cursor"].as_str() else {
+            break;
+        };
+        page = stack
+            .home_timeline(&bob, &format!("?limit=3&cursor={cursor}"))
+            .await;
     }
     posted.reverse();
     assert_eq!(seen, posted, "every older tweet exactly once, newest first");
 
     let newest = posted[0].clone();
     let (status, _) = stack
-        .call(stack.request(Method::DELETE, &format!("/tweets/{newest}"), Some(&alice.token)))
+        .call(stack.request(
+            Method::DELETE,
+            &format!("/tweets/{newest}"),
+            Some(&alice.token),
+        ))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = stack.call(stack.request(Method::GET, &format!("/tweets/{newest}"), None)).await;
+    let (status, _) = stack
+        .call(stack.request(Method::GET, &format!("/tweets/{newest}"), None))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let timeline = stack.home_timeline(&bob, "?limit=100").await;
-    assert!(!ids(&timeline).contains(&newest), "a deleted tweet never shows: {timeline}");
+    assert!(
+        !ids(&timeline).contains(&newest),
+        "a deleted tweet never shows: {timeline}"
+    );
 }

@@ -22,6 +22,17 @@ pub const TOKEN_SECRET: &str = "e2e-test-secret-that-is-at-least-32-bytes";
 pub struct Stack {
     pub base_url: String,
     pub http: reqwest::Client,
+    /// Prefix of this stack's Redis keys, for tests that inspect or drop them.
+    pub redis_prefix: String,
+}
+
+/// Flags for the services of one stack, on top of the ones that wire it up.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExtraArgs<'a> {
+    pub gateway: &'a [&'a str],
+    pub graph: &'a [&'a str],
+    pub timeline: &'a [&'a str],
+    pub fanout: &'a [&'a str],
 }
 
 /// A signed-up user and the token that speaks for them.
@@ -47,6 +58,20 @@ fn spawn(name: &'static str, service: impl Future<Output = anyhow::Result<()>> +
 }
 
 pub async fn spawn_stack() -> Stack {
+    spawn_stack_with(&[]).await
+}
+
+/// A stack whose gateway also gets `gateway_args` (e.g. lower rate limits).
+pub async fn spawn_stack_with(gateway_args: &[&str]) -> Stack {
+    spawn_stack_with_args(ExtraArgs {
+        gateway: gateway_args,
+        ..ExtraArgs::default()
+    })
+    .await
+}
+
+/// A stack whose services also get `extra` flags (e.g. a lower celebrity threshold).
+pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
     testing::ensure_backends();
     let database_url = testing::fresh_database().await;
     let run_id = unique_name("e2e");
@@ -58,37 +83,93 @@ pub async fn spawn_stack() -> Stack {
     let (gateway_listener, gateway_addr) = bind().await;
     let never = std::future::pending::<()>;
 
-    let graph = graph::Config::parse_from(["graph", "--database-url", &database_url]);
+    let mut args = vec![
+        "graph",
+        "--database-url",
+        &database_url,
+        "--redis-url",
+        REDIS_URL,
+        "--redis-key-prefix",
+        &redis_prefix,
+    ];
+    args.extend_from_slice(extra.graph);
+    let graph = graph::Config::parse_from(args);
     spawn("graph", graph::run(graph, graph_listener, never()));
 
     let tweet = tweet::Config::parse_from([
-        "tweet", "--cql-nodes", CQL, "--cql-keyspace", &run_id, "--kafka-brokers", KAFKA,
-        "--kafka-topic", &topic,
+        "tweet",
+        "--cql-nodes",
+        CQL,
+        "--cql-keyspace",
+        &run_id,
+        "--kafka-brokers",
+        KAFKA,
+        "--kafka-topic",
+        &topic,
     ]);
     spawn("tweet", tweet::run(tweet, tweet_listener, never()));
 
-    let timeline = timeline::Config::parse_from([
-        "timeline", "--tweet-addr", &tweet_addr, "--redis-url", REDIS_URL,
-        "--redis-key-prefix", &redis_prefix,
-    ]);
-    spawn("timeline", timeline::run(timeline, timeline_listener, never()));
+    let mut args = vec![
+        "timeline",
+        "--tweet-addr",
+        &tweet_addr,
+        "--graph-addr",
+        &graph_addr,
+        "--redis-url",
+        REDIS_URL,
+        "--redis-key-prefix",
+        &redis_prefix,
+    ];
+    args.extend_from_slice(extra.timeline);
+    let timeline = timeline::Config::parse_from(args);
+    spawn(
+        "timeline",
+        timeline::run(timeline, timeline_listener, never()),
+    );
 
-    let fanout = fanout::Config::parse_from([
-        "fanout", "--graph-addr", &graph_addr, "--kafka-brokers", KAFKA, "--kafka-topic", &topic,
-        "--kafka-group-id", &run_id, "--redis-url", REDIS_URL, "--redis-key-prefix", &redis_prefix,
-    ]);
+    let mut args = vec![
+        "fanout",
+        "--graph-addr",
+        &graph_addr,
+        "--kafka-brokers",
+        KAFKA,
+        "--kafka-topic",
+        &topic,
+        "--kafka-group-id",
+        &run_id,
+        "--redis-url",
+        REDIS_URL,
+        "--redis-key-prefix",
+        &redis_prefix,
+    ];
+    args.extend_from_slice(extra.fanout);
+    let fanout = fanout::Config::parse_from(args);
     spawn("fanout", fanout::run(fanout, never()));
 
-    let gateway = gateway::Config::parse_from([
-        "gateway", "--tweet-addr", &tweet_addr, "--graph-addr", &graph_addr,
-        "--timeline-addr", &timeline_addr, "--token-secret", TOKEN_SECRET,
-    ]);
+    let mut args = vec![
+        "gateway",
+        "--tweet-addr",
+        &tweet_addr,
+        "--graph-addr",
+        &graph_addr,
+        "--timeline-addr",
+        &timeline_addr,
+        "--token-secret",
+        TOKEN_SECRET,
+        "--redis-url",
+        REDIS_URL,
+        "--redis-key-prefix",
+        &redis_prefix,
+    ];
+    args.extend_from_slice(extra.gateway);
+    let gateway = gateway::Config::parse_from(args);
     spawn("gateway", gateway::run(gateway, gateway_listener, never()));
 
     wait_until_serving(&graph_addr, &tweet_addr, &timeline_addr).await;
     Stack {
         base_url: format!("http://{gateway_addr}"),
         http: reqwest::Client::new(),
+        redis_prefix,
     }
 }
 
@@ -101,16 +182,25 @@ async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
     let graph = GraphServiceClient::new(channel(graph));
     let tweet = TweetServiceClient::new(channel(tweet));
     let timeline = TimelineServiceClient::new(channel(timeline));
-    eventually(Duration::from_secs(60), "the services to start serving", || {
-        let (mut graph, mut tweet, mut timeline) = (graph.clone(), tweet.clone(), timeline.clone());
-        async move {
-            let graph_up = answers(graph.get_user(GetUserRequest { user_id: 1 }).await);
-            let tweet_up = answers(tweet.get_tweet(GetTweetRequest { tweet_id: 1 }).await);
-            let request = GetHomeTimelineRequest { user_id: 1, before_tweet_id: None, limit: 1 };
-            let timeline_up = answers(timeline.get_home_timeline(request).await);
-            (graph_up && tweet_up && timeline_up).then_some(())
-        }
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the services to start serving",
+        || {
+            let (mut graph, mut tweet, mut timeline) =
+                (graph.clone(), tweet.clone(), timeline.clone());
+            async move {
+                let graph_up = answers(graph.get_user(GetUserRequest { user_id: 1 }).await);
+                let tweet_up = answers(tweet.get_tweet(GetTweetRequest { tweet_id: 1 }).await);
+                let request = GetHomeTimelineRequest {
+                    user_id: 1,
+                    before_tweet_id: None,
+                    limit: 1,
+                };
+                let timeline_up = answers(timeline.get_home_timeline(request).await);
+                (graph_up && tweet_up && timeline_up).then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -133,14 +223,19 @@ where
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 impl Stack {
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base_url));
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
         match token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -162,7 +257,9 @@ impl Stack {
 
     pub async fn sign_up(&self, handle: &str) -> TestUser {
         let body = json!({ "handle": handle, "display_name": format!("{handle} (test)") });
-        let (status, json) = self.call(self.request(Method::POST, "/users", None).json(&body)).await;
+        let (status, json) = self
+            .call(self.request(Method::POST, "/users", None).json(&body))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{json}");
         TestUser {
             id: json["user_id"].as_str().expect("user_id").to_owned(),
@@ -173,7 +270,9 @@ impl Stack {
 
     pub async fn follow(&self, follower: &TestUser, target: &TestUser) {
         let body = json!({ "target_user_id": target.id });
-        let request = self.request(Method::POST, "/follow", Some(&follower.token)).json(&body);
+        let request = self
+            .request(Method::POST, "/follow", Some(&follower.token))
+            .json(&body);
         let (status, json) = self.call(request).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{json}");
     }
@@ -189,7 +288,9 @@ impl Stack {
 
     pub async fn home_timeline(&self, user: &TestUser, query: &str) -> Value {
         let path = format!("/users/{}/timeline{query}", user.id);
-        let (status, json) = self.call(self.request(Method::GET, &path, Some(&user.token))).await;
+        let (status, json) = self
+            .call(self.request(Method::GET, &path, Some(&user.token)))
+            .await;
         assert_eq!(status, StatusCode::OK, "{json}");
         json
     }

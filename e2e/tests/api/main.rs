@@ -7,4 +7,7 @@
 
 mod api_contract;
 mod helpers;
+mod hybrid;
+mod openapi;
+mod rate_limits;
 mod slice;

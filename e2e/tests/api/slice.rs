@@ -22,13 +22,17 @@ async fn a_tweet_reaches_a_followers_home_timeline() {
     assert_eq!(tweet["author_id"], alice.id.as_str());
     assert_eq!(tweet["author_handle"], alice.handle.as_str());
 
-    let timeline = eventually(Duration::from_secs(10), "the tweet on bob's timeline", || {
-        let (stack, bob, tweet_id) = (&stack, &bob, &tweet_id);
-        async move {
-            let page = stack.home_timeline(bob, "").await;
-            ids(&page).contains(tweet_id).then_some(page)
-        }
-    })
+    let timeline = eventually(
+        Duration::from_secs(10),
+        "the tweet on bob's timeline",
+        || {
+            let (stack, bob, tweet_id) = (&stack, &bob, &tweet_id);
+            async move {
+                let page = stack.home_timeline(bob, "").await;
+                ids(&page).contains(tweet_id).then_some(page)
+            }
+        },
+    )
     .await;
     assert_eq!(timeline["items"][0]["content"], "hello, world");
     assert_eq!(timeline["items"][0]["author_handle"], alice.handle.as_str());

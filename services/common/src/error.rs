@@ -146,7 +146,11 @@ mod tests {
     fn only_server_faults_are_5xx() {
         for kind in ALL_KINDS {
             let server_fault = matches!(kind, ErrorKind::Unavailable | ErrorKind::Internal);
-            assert_eq!(kind.http_status().is_server_error(), server_fault, "{kind:?}");
+            assert_eq!(
+                kind.http_status().is_server_error(),
+                server_fault,
+                "{kind:?}"
+            );
         }
     }
 }

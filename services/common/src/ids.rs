@@ -32,7 +32,10 @@ pub struct Snowflake {
 impl Snowflake {
     /// Panics if `worker_id` exceeds [`MAX_WORKER_ID`]; configs validate it first.
     pub fn new(worker_id: u16) -> Self {
-        assert!(worker_id <= MAX_WORKER_ID, "worker id {worker_id} > {MAX_WORKER_ID}");
+        assert!(
+            worker_id <= MAX_WORKER_ID,
+            "worker id {worker_id} > {MAX_WORKER_ID}"
+        );
         Self {
             worker_id,
             last: Mutex::new((0, 0)),

@@ -54,7 +54,12 @@ impl KafkaArgs {
         let results = admin
             .create_topics([&topic], &options)
             .await
-            .with_context(|| format!("create topic {} at {}", self.kafka_topic, self.kafka_brokers))?;
+            .with_context(|| {
+                format!(
+                    "create topic {} at {}",
+                    self.kafka_topic, self.kafka_brokers
+                )
+            })?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -7,7 +7,9 @@
 /// Resolves on the first Ctrl-C or SIGTERM (what Docker and Kubernetes send).
 pub async fn signal() {
     let ctrl_c = async {
-        tokio::signal::ctrl_c().await.expect("install Ctrl-C handler");
+        tokio::signal::ctrl_c()
+            .await
+            .expect("install Ctrl-C handler");
     };
     #[cfg(unix)]
     let terminate = async {

@@ -5,9 +5,10 @@
 //! follower, so that reading a timeline is one Redis range query. The
 //! followers are streamed from the graph service a page at a time and each
 //! page is written in one pipelined round trip: memory stays bounded by the
-//! page size whether the author has ten followers or ten million. Celebrities
-//! are skipped; pushing to millions of timelines for every tweet costs more
-//! than merging their tweets in at read time.
+//! page size whether the author has ten followers or ten million. Which
+//! authors are pushed at all is the [`Strategy`]'s call: under `hybrid`,
+//! celebrities are skipped, since pushing to millions of timelines for every
+//! tweet costs more than merging their tweets in at read time.
 //!
 //! Every write is idempotent (adding a present member or removing an absent
 //! one changes nothing), so an event that is applied twice, or retried after
@@ -18,7 +19,7 @@ use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{GetUserRequest, ListFollowsRequest};
-use chirp_common::timelines::HomeTimelines;
+use chirp_common::timelines::{HomeTimelines, Strategy};
 use tonic::transport::Channel;
 
 use crate::FanoutError;
@@ -36,6 +37,7 @@ pub struct Fanout {
     graph: GraphServiceClient<Channel>,
     timelines: HomeTimelines,
     follower_page_size: u32,
+    strategy: Strategy,
 }
 
 impl Fanout {
@@ -43,11 +45,13 @@ impl Fanout {
         graph: GraphServiceClient<Channel>,
         timelines: HomeTimelines,
         follower_page_size: u32,
+        strategy: Strategy,
     ) -> Self {
         Self {
             graph,
             timelines,
             follower_page_size,
+            strategy,
         }
     }
 
@@ -69,23 +73,28 @@ impl Fanout {
 
     #[tracing::instrument(skip(self))]
     async fn tweet_created(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
-        let author = self
-            .graph
-            .clone()
-            .get_user(GetUserRequest { user_id: author_id })
-            .await?
-            .into_inner();
-        if author.is_celebrity {
-            tracing::debug!(
-                follower_count = author.follower_count,
-                "celebrity tweet not pushed: readers pull it"
-            );
-            return Ok(());
+        let is_celebrity = match self.strategy {
+            // Only hybrid needs to know; the others decide without asking.
+            Strategy::Hybrid => {
+                self.graph
+                    .clone()
+                    .get_user(GetUserRequest { user_id: author_id })
+                    .await?
+                    .into_inner()
+                    .is_celebrity
+            }
+            Strategy::Push | Strategy::Pull => false,
+        };
+        if self.strategy.pushes(is_celebrity) {
+            let timelines = self
+                .change_audience(author_id, tweet_id, Change::Push)
+                .await?;
+            tracing::debug!(timelines, "tweet pushed");
+        } else if self.strategy == Strategy::Hybrid {
+            // One write, so the author's own timeline holds what they wrote.
+            self.timelines.push(&[author_id], tweet_id).await?;
+            tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
         }
-        let timelines = self
-            .change_audience(author_id, tweet_id, Change::Push)
-            .await?;
-        tracing::debug!(timelines, "tweet pushed");
         Ok(())
     }
 

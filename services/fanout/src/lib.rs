@@ -5,7 +5,8 @@
 //! Redis home timeline of the author and every follower, and takes deleted
 //! ones out. Writing at tweet time is what makes reading a timeline cheap: it
 //! is already assembled. Authors with very many followers (*celebrities*) are
-//! the exception; their tweets are merged in at read time instead.
+//! the exception; their tweets are merged in at read time instead (see
+//! `TIMELINE_STRATEGY` for pushing everyone or no one).
 //!
 //! Delivery is *at least once, applied idempotently*. An event's offset is
 //! stored only after all its Redis writes succeeded, and only stored offsets
@@ -40,7 +41,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     config.kafka.ensure_topic().await?;
     let timelines = HomeTimelines::connect(&config.store).await?;
     let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);
-    let fanout = fanout::Fanout::new(graph, timelines, config.follower_page_size);
+    let fanout = fanout::Fanout::new(
+        graph,
+        timelines,
+        config.follower_page_size,
+        config.store.timeline_strategy,
+    );
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;
     tracing::info!(
         topic = %config.kafka.kafka_topic,

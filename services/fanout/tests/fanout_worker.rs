@@ -16,7 +16,7 @@ use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
 use chirp_common::testing::{KAFKA, REDIS_URL, ensure_backends, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -65,7 +65,14 @@ async fn spawn_app(celebrity_threshold: i64) -> TestApp {
     let database_url = fresh_database().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let graph_addr = listener.local_addr().unwrap().to_string();
-    spawn_graph(&database_url, celebrity_threshold, listener);
+    let store = TimelineStoreArgs {
+        redis_url: REDIS_URL.to_owned(),
+        redis_key_prefix: format!("{}:", unique_name("fanout_test")),
+        timeline_capacity: 800,
+        timeline_ttl_secs: 3600,
+        timeline_strategy: Strategy::Hybrid,
+    };
+    spawn_graph(&database_url, celebrity_threshold, &store, listener);
     let graph = GraphServiceClient::new(
         chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),
     );
@@ -79,11 +86,6 @@ async fn spawn_app(celebrity_threshold: i64) -> TestApp {
     kafka.ensure_topic().await.unwrap();
     let producer = kafka.client_config().create().unwrap();
 
-    let store = TimelineStoreArgs {
-        redis_url: REDIS_URL.to_owned(),
-        redis_key_prefix: format!("{}:", unique_name("fanout_test")),
-        timeline_capacity: 800,
-    };
     let timelines = HomeTimelines::connect(&store).await.unwrap();
     TestApp {
         database_url,
@@ -98,11 +100,21 @@ async fn spawn_app(celebrity_threshold: i64) -> TestApp {
     }
 }
 
-fn spawn_graph(database_url: &str, celebrity_threshold: i64, listener: TcpListener) {
+/// A graph service that drops timelines (on follows) in the test's `store`.
+fn spawn_graph(
+    database_url: &str,
+    celebrity_threshold: i64,
+    store: &TimelineStoreArgs,
+    listener: TcpListener,
+) {
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
         database_url,
+        "--redis-url",
+        &store.redis_url,
+        "--redis-key-prefix",
+        &store.redis_key_prefix,
         "--celebrity-threshold",
         &celebrity_threshold.to_string(),
     ])
@@ -354,14 +366,19 @@ async fn celebrity_tweets_are_not_pushed() {
     let followers = app.create_followers(author, "follower", 1).await;
     let worker = app.start_worker(1000);
 
-    app.tweet(celebrity).await;
+    let celebrity_tweet = app.tweet(celebrity).await;
     let later = app.tweet(author).await;
 
     app.wait_until(&everyone(author, &followers), |timeline| {
         timeline == [later]
     })
     .await;
-    for user_id in everyone(celebrity, &fans) {
+    assert_eq!(
+        app.timeline(celebrity).await,
+        [celebrity_tweet],
+        "the author's own timeline holds it"
+    );
+    for user_id in fans {
         assert!(
             app.timeline(user_id).await.is_empty(),
             "a celebrity tweet was pushed"
@@ -414,7 +431,7 @@ async fn events_wait_out_a_graph_outage() {
 
     let tweet = app.tweet(author).await;
     refuse_one_connection(&listener).await;
-    spawn_graph(&app.database_url, 10_000, listener);
+    spawn_graph(&app.database_url, 10_000, &app.store, listener);
 
     app.wait_until(&everyone(author, &followers), |timeline| {
         timeline == [tweet]

@@ -83,7 +83,9 @@ impl Caller {
         if self.0 == user_id {
             Ok(())
         } else {
-            Err(ApiError::forbidden("you can only do this for your own account"))
+            Err(ApiError::forbidden(
+                "you can only do this for your own account",
+            ))
         }
     }
 }
@@ -116,7 +118,10 @@ mod tests {
         let tokens = Tokens::new(SECRET, Duration::from_secs(60));
         let token = tokens.issue(42);
         assert_eq!(tokens.verify(&token).unwrap(), 42);
-        let other = Tokens::new(b"another key, another key, another", Duration::from_secs(60));
+        let other = Tokens::new(
+            b"another key, another key, another",
+            Duration::from_secs(60),
+        );
         assert!(other.verify(&token).is_err());
         assert!(tokens.verify("not.a.token").is_err());
     }
@@ -124,9 +129,14 @@ mod tests {
     #[test]
     fn expired_tokens_are_refused() {
         let tokens = Tokens::new(SECRET, Duration::from_secs(60));
-        let expired = Claims { sub: "1".into(), iat: 0, exp: 1 };
+        let expired = Claims {
+            sub: "1".into(),
+            iat: 0,
+            exp: 1,
+        };
         let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &tokens.encoding).unwrap();
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &tokens.encoding)
+                .unwrap();
         let error = tokens.verify(&token).unwrap_err();
         assert!(format!("{error:?}").contains("expired"));
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use chirp_common::telemetry::LogArgs;
 use clap::Parser;
 
+use crate::rate_limit::Limits;
+
 #[derive(Debug, Clone, Parser)]
 #[command(name = "gateway", about = "chirp gateway: the public REST API")]
 pub struct Config {
@@ -35,6 +37,24 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// Redis holding the rate-limit buckets, shared by every gateway copy.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
+    pub redis_key_prefix: String,
+    /// Sustained writes (tweets, deletes, follows) allowed per user per minute.
+    #[arg(long, env = "RATE_LIMIT_WRITES_PER_MINUTE", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_writes_per_minute: u32,
+    /// Writes a user may make at once before the per-minute rate applies.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+    /// Deadline of the rate limiter's Redis call, in milliseconds; past it
+    /// the write goes through (the limiter fails open).
+    #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
+    pub rate_limit_timeout_ms: u64,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -42,6 +62,14 @@ pub struct Config {
 impl Config {
     pub fn downstream_timeout(&self) -> Duration {
         Duration::from_millis(self.downstream_timeout_ms)
+    }
+
+    pub fn write_limits(&self) -> Limits {
+        Limits {
+            per_minute: self.rate_limit_writes_per_minute,
+            burst: self.rate_limit_burst,
+            timeout: Duration::from_millis(self.rate_limit_timeout_ms),
+        }
     }
 }
 

@@ -72,6 +72,8 @@ impl Cursors {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn cursors() -> Cursors {
@@ -94,9 +96,56 @@ mod tests {
         assert!(other_key.decode(CursorKind::Tweets, &cursor).is_err());
         let mut tampered = URL_SAFE_NO_PAD.decode(&cursor).unwrap();
         tampered[9] ^= 1;
-        assert!(cursors().decode(CursorKind::Tweets, &URL_SAFE_NO_PAD.encode(tampered)).is_err());
+        assert!(
+            cursors()
+                .decode(CursorKind::Tweets, &URL_SAFE_NO_PAD.encode(tampered))
+                .is_err()
+        );
         for garbage in ["", "abc", "!!!!", "0", &"A".repeat(1000)] {
-            assert!(cursors().decode(CursorKind::Tweets, garbage).is_err(), "{garbage}");
+            assert!(
+                cursors().decode(CursorKind::Tweets, garbage).is_err(),
+                "{garbage}"
+            );
+        }
+    }
+
+    fn any_kind() -> impl Strategy<Value = CursorKind> {
+        prop_oneof![Just(CursorKind::Tweets), Just(CursorKind::Users)]
+    }
+
+    proptest! {
+        #[test]
+        fn any_id_of_any_kind_round_trips(id in any::<i64>(), kind in any_kind()) {
+            let cursor = cursors().encode(kind, id);
+            prop_assert_eq!(cursors().decode(kind, &cursor).ok(), Some(id));
+        }
+
+        /// Flipping any bits of any byte breaks the signature or the header.
+        #[test]
+        fn any_tampered_byte_is_refused(
+            id in any::<i64>(),
+            kind in any_kind(),
+            index in any::<prop::sample::Index>(),
+            flip in 1..=u8::MAX,
+        ) {
+            let mut bytes = URL_SAFE_NO_PAD.decode(cursors().encode(kind, id)).unwrap();
+            let at = index.index(bytes.len());
+            bytes[at] ^= flip;
+            prop_assert!(cursors().decode(kind, &URL_SAFE_NO_PAD.encode(bytes)).is_err());
+        }
+
+        /// Whatever a client sends is refused with an error, never a panic.
+        #[test]
+        fn random_strings_are_refused(garbage in ".*", kind in any_kind()) {
+            prop_assert!(cursors().decode(kind, &garbage).is_err());
+        }
+
+        #[test]
+        fn random_bytes_of_the_right_length_are_refused(
+            bytes in prop::collection::vec(any::<u8>(), PAYLOAD_LEN + TAG_LEN),
+            kind in any_kind(),
+        ) {
+            prop_assert!(cursors().decode(kind, &URL_SAFE_NO_PAD.encode(bytes)).is_err());
         }
     }
 }

@@ -6,12 +6,19 @@
 //! error from any service maps to HTTP in exactly one place. Server-side
 //! faults are logged here with their cause and sent as a bare title.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chirp_common::ErrorKind;
+use chirp_common::error::ALL_KINDS;
 use serde::Serialize;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{ToResponse, ToSchema};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -19,6 +26,8 @@ pub struct ApiError {
     detail: String,
     /// Overrides the status of `kind` where HTTP is more precise (415, 413).
     status: Option<axum::http::StatusCode>,
+    /// Sent as `Retry-After` (seconds), so a throttled client knows when to come back.
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -27,6 +36,7 @@ impl ApiError {
             kind,
             detail: detail.into(),
             status: None,
+            retry_after: None,
         }
     }
 
@@ -41,15 +51,79 @@ impl ApiError {
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::PermissionDenied, detail)
     }
+
+    /// Too many requests; a retry after `retry_after` will be let through.
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        let mut error = Self::new(ErrorKind::RateLimited, "too many writes, slow down");
+        error.retry_after = Some(retry_after);
+        error
+    }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error response, as `application/problem+json`.
+#[derive(Serialize, ToSchema)]
+pub struct Problem<'a> {
+    /// `urn:chirp:error:<code>`.
     r#type: String,
+    /// The HTTP reason phrase.
     title: &'a str,
     status: u16,
+    /// For people; for server errors it says no more than the title.
     detail: &'a str,
+    /// Stable and machine-readable: branch on this.
+    #[schema(schema_with = error_codes)]
     code: &'a str,
+}
+
+/// The documented codes come from the same table as the responses.
+fn error_codes() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ALL_KINDS.iter().map(|kind| kind.code())))
+        .build()
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn problem_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        Content::new(Some(Ref::from_schema_name("Problem"))),
+    )
+}
+
+/// Any error: the `default` response of every operation.
+pub struct AnyProblem;
+
+impl<'r> ToResponse<'r> for AnyProblem {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        (
+            "Problem",
+            problem_response("an error, as RFC 9457 problem details")
+                .build()
+                .into(),
+        )
+    }
+}
+
+/// A write over the caller's rate limit.
+pub struct RateLimited;
+
+impl<'r> ToResponse<'r> for RateLimited {
+    fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+        let retry_after = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .description(Some("seconds until a write will be let through"))
+            .build();
+        let response = problem_response("too many writes: code `rate_limited`")
+            .header("Retry-After", retry_after)
+            .build();
+        ("RateLimited", response.into())
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -68,10 +142,16 @@ impl IntoResponse for ApiError {
             code: self.kind.code(),
         };
         let mut response = (status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(retry_after) = self.retry_after {
+            // Whole seconds, rounded up: retrying early would be refused again.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         response
     }
 }

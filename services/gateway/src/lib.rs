@@ -7,13 +7,15 @@
 //! price is one extra network hop on every request.
 //!
 //! Reading order: [`config`], `api` (one module per resource: users,
-//! follows, tweets, timelines), then `auth`, `cursor` and `error`.
+//! follows, tweets, timelines), then `auth`, `rate_limit`, `cursor` and
+//! `error`.
 
 mod api;
 mod auth;
 pub mod config;
 mod cursor;
 mod error;
+mod rate_limit;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ pub struct AppState {
     timeline: TimelineServiceClient<Channel>,
     tokens: Arc<auth::Tokens>,
     cursors: Arc<cursor::Cursors>,
+    rate_limiter: Arc<rate_limit::RateLimiter>,
 }
 
 impl AppState {
@@ -50,6 +53,11 @@ impl AppState {
                 std::time::Duration::from_secs(config.token_ttl_secs),
             )),
             cursors: Arc::new(cursor::Cursors::new(config.token_secret.expose())),
+            rate_limiter: Arc::new(rate_limit::RateLimiter::new(
+                &config.redis_url,
+                &config.redis_key_prefix,
+                config.write_limits(),
+            )?),
         })
     }
 }

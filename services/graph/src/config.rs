@@ -3,16 +3,24 @@
 use std::net::SocketAddr;
 
 use chirp_common::telemetry::LogArgs;
+use chirp_common::timelines::TimelineStoreArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "graph", about = "chirp graph service: users and follows in Postgres")]
+#[command(
+    name = "graph",
+    about = "chirp graph service: users and follows in Postgres"
+)]
 pub struct Config {
     /// Address the gRPC server listens on.
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50052")]
     pub listen_addr: SocketAddr,
     /// Postgres connection string. Migrations are applied at start.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/chirp")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/chirp"
+    )]
     pub database_url: String,
     /// Size of the Postgres connection pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
@@ -21,6 +29,10 @@ pub struct Config {
     /// are pulled at read time instead of pushed to every follower.
     #[arg(long, env = "CELEBRITY_THRESHOLD", default_value_t = 10_000)]
     pub celebrity_threshold: i64,
+    /// The home timelines in Redis: a follow or an unfollow drops the
+    /// follower's, so that their next read rebuilds it with the new followee.
+    #[command(flatten)]
+    pub timelines: TimelineStoreArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -16,6 +16,10 @@ pub enum GraphError {
     SelfFollow,
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The follow changed, but the follower's cached timeline could not be
+    /// dropped; retrying the (idempotent) call drops it.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl ServiceError for GraphError {
@@ -29,6 +33,7 @@ impl ServiceError for GraphError {
                 sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
             ) => ErrorKind::Unavailable,
             Self::Database(_) => ErrorKind::Internal,
+            Self::Redis(_) => ErrorKind::Unavailable,
         }
     }
 }

@@ -60,7 +60,14 @@ mod tests {
         for ok in ["a", "alice", "Bob_42", "fifteen_chars_x"] {
             assert!(Handle::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "sixteen_chars_xx", "with space", "émile", "a-b", "@alice"] {
+        for bad in [
+            "",
+            "sixteen_chars_xx",
+            "with space",
+            "émile",
+            "a-b",
+            "@alice",
+        ] {
             assert!(Handle::parse(bad).is_err(), "{bad}");
         }
     }

@@ -6,6 +6,12 @@
 //! service asks this one whether an author is a *celebrity* (followers at or
 //! above a threshold), which decides between push and pull in the timeline.
 //!
+//! A follow or an unfollow also drops the follower's home timeline from
+//! Redis, so that its next read rebuilds it with the followee's tweets in (or
+//! out). One rebuild per follow is cheap next to keeping fan-out, backfill
+//! and removal in sync with the graph, and it cannot leave a stale timeline
+//! behind: a failed drop fails the call, and retrying it is harmless.
+//!
 //! Reading order: [`config`], [`handle`] (validation at the edge),
 //! [`store`] (the SQL), [`service`] (the gRPC surface), [`error`].
 
@@ -18,21 +24,24 @@ mod store;
 use std::future::Future;
 
 use chirp_common::proto::graph::graph_service_server::GraphServiceServer;
+use chirp_common::timelines::HomeTimelines;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
 
 pub use config::Config;
 pub use error::GraphError;
 
-/// Connects to Postgres, applies pending migrations, and serves gRPC on
+/// Connects to Postgres and Redis, applies pending migrations, and serves gRPC on
 /// `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store = store::Store::connect(&config.database_url, config.database_max_connections).await?;
-    let service = service::Graph::new(store, config.celebrity_threshold);
+    let store =
+        store::Store::connect(&config.database_url, config.database_max_connections).await?;
+    let timelines = HomeTimelines::connect(&config.timelines).await?;
+    let service = service::Graph::new(store, timelines, config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
     let router = Server::builder().add_service(GraphServiceServer::new(service));
     chirp_common::grpc::serve(router, listener, shutdown).await

@@ -3,8 +3,10 @@
 
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
-    ListFollowsRequest, UnfollowResponse, User, UserIdPage, graph_service_server::GraphService,
+    ListFollowedCelebritiesRequest, ListFollowsRequest, UnfollowResponse, User, UserIdList,
+    UserIdPage, graph_service_server::GraphService,
 };
+use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
 
 use crate::GraphError;
@@ -14,18 +16,33 @@ use crate::store::{Store, UserRow};
 /// Page size when the caller asks for none, and the most one page may hold.
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 5_000;
+/// The most celebrities one reader's timeline pulls from. Each costs the
+/// reader a query per page, so a bound keeps one read's cost bounded too.
+const MAX_FOLLOWED_CELEBRITIES: i64 = 1_000;
 
 pub struct Graph {
     store: Store,
+    /// Only to drop a follower's timeline when whom they follow changes.
+    timelines: HomeTimelines,
     celebrity_threshold: i64,
 }
 
 impl Graph {
-    pub fn new(store: Store, celebrity_threshold: i64) -> Self {
+    pub fn new(store: Store, timelines: HomeTimelines, celebrity_threshold: i64) -> Self {
         Self {
             store,
+            timelines,
             celebrity_threshold,
         }
+    }
+
+    /// Drops `follower_id`'s cached home timeline after their follows
+    /// changed; the next read rebuilds it from the graph as it is now. Done
+    /// even when the edge was already there (or gone): that call may be the
+    /// retry of one whose drop failed.
+    async fn invalidate_timeline(&self, follower_id: i64) -> Result<(), GraphError> {
+        self.timelines.invalidate(&[follower_id]).await?;
+        Ok(())
     }
 
     fn to_proto(&self, row: UserRow) -> User {
@@ -44,7 +61,10 @@ impl Graph {
 #[tonic::async_trait]
 impl GraphService for Graph {
     #[tracing::instrument(skip_all, fields(handle = %request.get_ref().handle))]
-    async fn create_user(&self, request: Request<CreateUserRequest>) -> Result<Response<User>, Status> {
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<User>, Status> {
         let request = request.into_inner();
         let handle = Handle::parse(&request.handle)?;
         let display_name = DisplayName::parse(&request.display_name)?;
@@ -62,24 +82,41 @@ impl GraphService for Graph {
         &self,
         request: Request<GetUserByHandleRequest>,
     ) -> Result<Response<User>, Status> {
-        let row = self.store.user_by_handle(&request.into_inner().handle).await?;
+        let row = self
+            .store
+            .user_by_handle(&request.into_inner().handle)
+            .await?;
         Ok(Response::new(self.to_proto(row)))
     }
 
     #[tracing::instrument(skip_all, fields(follower_id = request.get_ref().follower_id, followee_id = request.get_ref().followee_id))]
-    async fn follow(&self, request: Request<FollowRequest>) -> Result<Response<FollowResponse>, Status> {
-        let FollowRequest { follower_id, followee_id } = request.into_inner();
+    async fn follow(
+        &self,
+        request: Request<FollowRequest>,
+    ) -> Result<Response<FollowResponse>, Status> {
+        let FollowRequest {
+            follower_id,
+            followee_id,
+        } = request.into_inner();
         if follower_id == followee_id {
             return Err(GraphError::SelfFollow.into());
         }
         let created = self.store.follow(follower_id, followee_id).await?;
+        self.invalidate_timeline(follower_id).await?;
         Ok(Response::new(FollowResponse { created }))
     }
 
     #[tracing::instrument(skip_all, fields(follower_id = request.get_ref().follower_id, followee_id = request.get_ref().followee_id))]
-    async fn unfollow(&self, request: Request<FollowRequest>) -> Result<Response<UnfollowResponse>, Status> {
-        let FollowRequest { follower_id, followee_id } = request.into_inner();
+    async fn unfollow(
+        &self,
+        request: Request<FollowRequest>,
+    ) -> Result<Response<UnfollowResponse>, Status> {
+        let FollowRequest {
+            follower_id,
+            followee_id,
+        } = request.into_inner();
         let removed = self.store.unfollow(follower_id, followee_id).await?;
+        self.invalidate_timeline(follower_id).await?;
         Ok(Response::new(UnfollowResponse { removed }))
     }
 
@@ -108,10 +145,29 @@ impl GraphService for Graph {
             .await?;
         Ok(Response::new(page(ids, limit)))
     }
+
+    async fn list_followed_celebrities(
+        &self,
+        request: Request<ListFollowedCelebritiesRequest>,
+    ) -> Result<Response<UserIdList>, Status> {
+        let user_ids = self
+            .store
+            .followed_celebrities(
+                request.into_inner().user_id,
+                self.celebrity_threshold,
+                MAX_FOLLOWED_CELEBRITIES,
+            )
+            .await?;
+        Ok(Response::new(UserIdList { user_ids }))
+    }
 }
 
 fn page_size(requested: u32) -> i64 {
-    let size = if requested == 0 { DEFAULT_PAGE } else { requested.min(MAX_PAGE) };
+    let size = if requested == 0 {
+        DEFAULT_PAGE
+    } else {
+        requested.min(MAX_PAGE)
+    };
     i64::from(size)
 }
 

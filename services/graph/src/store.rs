@@ -63,24 +63,28 @@ impl Store {
             "INSERT INTO users (handle, display_name) VALUES ($1, $2) RETURNING ",
             user_columns!()
         ))
-            .bind(handle.as_str())
-            .bind(display_name.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|error| match &error {
-                sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
-                    GraphError::HandleTaken(handle.as_str().to_owned())
-                }
-                _ => error.into(),
-            })
+        .bind(handle.as_str())
+        .bind(display_name.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
+                GraphError::HandleTaken(handle.as_str().to_owned())
+            }
+            _ => error.into(),
+        })
     }
 
     pub async fn user(&self, user_id: i64) -> Result<UserRow, GraphError> {
-        sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE user_id = $1"))
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(GraphError::UserNotFound(user_id))
+        sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE user_id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(GraphError::UserNotFound(user_id))
     }
 
     pub async fn user_by_handle(&self, handle: &str) -> Result<UserRow, GraphError> {
@@ -89,10 +93,10 @@ impl Store {
             user_columns!(),
             " FROM users WHERE lower(handle) = lower($1)"
         ))
-            .bind(handle)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| GraphError::HandleNotFound(handle.to_owned()))
+        .bind(handle)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| GraphError::HandleNotFound(handle.to_owned()))
     }
 
     /// Adds the edge and bumps both counters in one transaction. Returns
@@ -120,13 +124,14 @@ impl Store {
     pub async fn unfollow(&self, follower_id: i64, followee_id: i64) -> Result<bool, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_both_users(&mut tx, follower_id, followee_id).await?;
-        let removed = sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
-            .bind(follower_id)
-            .bind(followee_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+        let removed =
+            sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
+                .bind(follower_id)
+                .bind(followee_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
         if removed {
             adjust_counts(&mut tx, follower_id, followee_id, -1).await?;
         }
@@ -169,6 +174,27 @@ impl Store {
         .await
     }
 
+    /// The users `user_id` follows whose follower count reaches `threshold`,
+    /// ascending, at most `limit`. The primary key of `follows` finds the
+    /// edges, and each followee's row is a primary-key lookup.
+    pub async fn followed_celebrities(
+        &self,
+        user_id: i64,
+        threshold: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, GraphError> {
+        let ids = sqlx::query_scalar(
+            "SELECT f.followee_id FROM follows f JOIN users u ON u.user_id = f.followee_id \
+             WHERE f.follower_id = $1 AND u.follower_count >= $2 ORDER BY f.followee_id LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(threshold)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
     async fn edge_page(
         &self,
         sql: &'static str,
@@ -201,7 +227,10 @@ async fn lock_both_users(
     .bind(followee_id)
     .fetch_all(tx)
     .await?;
-    match [follower_id, followee_id].into_iter().find(|id| !found.contains(id)) {
+    match [follower_id, followee_id]
+        .into_iter()
+        .find(|id| !found.contains(id))
+    {
         Some(missing) => Err(GraphError::UserNotFound(missing)),
         None => Ok(()),
     }
@@ -244,7 +273,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_error_messages() {
-        assert_eq!(redact("postgres://u:secret@db:5432/chirp"), "postgres://u@db:5432/chirp");
+        assert_eq!(
+            redact("postgres://u:secret@db:5432/chirp"),
+            "postgres://u@db:5432/chirp"
+        );
         assert_eq!(redact("postgres://u@db/chirp"), "postgres://u@db/chirp");
         assert_eq!(redact("postgres://db/chirp"), "postgres://db/chirp");
     }

@@ -18,6 +18,23 @@ pub struct Config {
     /// Address of the tweet service, which turns timeline ids into tweets.
     #[arg(long, env = "TWEET_ADDR", default_value = "127.0.0.1:50051")]
     pub tweet_addr: String,
+    /// Address of the graph service: whom a user follows, and which of them
+    /// are celebrities.
+    #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
+    pub graph_addr: String,
+    /// How long an author's recent tweet ids, pulled at read time, are reused
+    /// before being fetched again. A new tweet of a celebrity reaches readers
+    /// up to this late; in exchange a celebrity with a million readers costs
+    /// the tweet store one query per interval, not one per read.
+    #[arg(long, env = "CELEBRITY_CACHE_TTL_MS", default_value_t = 2_000)]
+    pub celebrity_cache_ttl_ms: u64,
+    /// How long a hydrated tweet is reused. Tweets never change, but a
+    /// deleted one stays visible in timelines for up to this long.
+    #[arg(long, env = "TWEET_CACHE_TTL_MS", default_value_t = 5_000)]
+    pub tweet_cache_ttl_ms: u64,
+    /// The most tweets the hydration cache holds (a few hundred bytes each).
+    #[arg(long, env = "TWEET_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub tweet_cache_capacity: usize,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
     #[command(flatten)]

@@ -2,7 +2,8 @@
 
 use chirp_common::{ErrorKind, ServiceError};
 
-#[derive(Debug, thiserror::Error)]
+/// `Clone` because one rebuild's outcome is shared by every read waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TimelineError {
     #[error("{0}")]
     InvalidArgument(String),
@@ -11,6 +12,9 @@ pub enum TimelineError {
     /// The tweet service failed; its code tells the caller what that means.
     #[error("tweet service: {}", .0.message())]
     Tweet(tonic::Status),
+    /// The graph service failed; its code tells the caller what that means.
+    #[error("graph service: {}", .0.message())]
+    Graph(tonic::Status),
 }
 
 impl ServiceError for TimelineError {
@@ -26,7 +30,7 @@ impl ServiceError for TimelineError {
                 ErrorKind::Unavailable
             }
             Self::Redis(_) => ErrorKind::Internal,
-            Self::Tweet(status) => ErrorKind::from_grpc_code(status.code()),
+            Self::Tweet(status) | Self::Graph(status) => ErrorKind::from_grpc_code(status.code()),
         }
     }
 }

@@ -9,19 +9,30 @@
 //! few dozen bytes of Redis memory instead of a whole tweet. The price is the
 //! hydration round trip on every read.
 //!
-//! Not here yet: rebuilding a timeline that is missing from Redis (a cold or
-//! evicted cache), and merging in the tweets of celebrities, whose tweets the
-//! fan-out worker does not push. Both belong to the hybrid-timeline work.
+//! Under the hybrid strategy the tweets of celebrities are not pushed; they
+//! are pulled from the tweet store at read time and merged in, and a timeline
+//! missing from Redis is rebuilt before it is served. See
+//! `docs/hybrid-timeline.md` for the whole algorithm and its trade-offs.
 //!
-//! Reading order: [`config`], [`service`] (paging and hydration), [`error`].
+//! Reading order: [`config`], [`service`] (the gRPC surface and hydration),
+//! `home` (assembling a page, rebuilding a timeline), `merge` (why paging
+//! across sources has no gaps), `recent` (pulled authors and their cache),
+//! `single_flight`, `hot_tweets` (hydration through a cache), [`error`].
 
 pub mod config;
 mod error;
+mod home;
+mod hot_tweets;
+mod merge;
+mod recent;
 mod service;
+mod single_flight;
 
 use std::future::Future;
+use std::time::Duration;
 
 use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy};
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::timeline::timeline_service_server::TimelineServiceServer;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::timelines::HomeTimelines;
@@ -31,7 +42,7 @@ use tonic::transport::Server;
 pub use config::Config;
 pub use error::TimelineError;
 
-/// Connects to Redis, dials the tweet service lazily, and serves gRPC on
+/// Connects to Redis, dials the tweet and graph services lazily, and serves gRPC on
 /// `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -40,7 +51,20 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let timelines = HomeTimelines::connect(&config.store).await?;
     let tweets = TweetServiceClient::new(connect_lazy(&config.tweet_addr, DEFAULT_DEADLINE)?);
-    let service = service::Timeline::new(timelines, tweets);
+    let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);
+    let home = home::Home::new(
+        graph,
+        tweets.clone(),
+        timelines,
+        config.store.timeline_strategy,
+        Duration::from_millis(config.celebrity_cache_ttl_ms),
+    );
+    let hot_tweets = hot_tweets::HotTweets::new(
+        tweets,
+        Duration::from_millis(config.tweet_cache_ttl_ms),
+        config.tweet_cache_capacity,
+    );
+    let service = service::Timeline::new(home, hot_tweets);
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
     let router = Server::builder().add_service(TimelineServiceServer::new(service));
     chirp_common::grpc::serve(router, listener, shutdown).await

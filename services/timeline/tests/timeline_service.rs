@@ -3,15 +3,25 @@
 //!
 //! Tests write timelines directly with `HomeTimelines::push`, standing in for
 //! the fan-out worker, then read them back through gRPC as a client would.
+//! The reader follows nobody in the (real) graph service, so the rebuild of
+//! their timeline on its first read finds nothing to add to what the test
+//! pushed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chirp_common::proto::timeline::GetHomeTimelineRequest;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet, TweetPage};
-use chirp_common::testing::{CQL, KAFKA, REDIS_URL, ensure_backends, unique_name};
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
+use chirp_common::proto::tweet::{
+    BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
+    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
+    TweetPage,
+};
+use chirp_common::testing::{CQL, KAFKA, REDIS_URL, ensure_backends, fresh_database, unique_name};
+use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
@@ -47,7 +57,8 @@ async fn spawn_app() -> TestApp {
     let tweets = TweetServiceClient::new(
         chirp_common::grpc::connect_lazy(&tweet_addr, Duration::from_secs(60)).unwrap(),
     );
-    let (timeline, timelines) = spawn_timeline(&tweet_addr).await;
+    let graph_addr = spawn_graph().await;
+    let (timeline, timelines) = spawn_timeline(&tweet_addr, &graph_addr).await;
     TestApp {
         timeline,
         tweets,
@@ -55,18 +66,35 @@ async fn spawn_app() -> TestApp {
     }
 }
 
-/// A timeline service that hydrates through `tweet_addr`, and a handle on the
-/// Redis timelines it reads.
-async fn spawn_timeline(tweet_addr: &str) -> (TimelineServiceClient<Channel>, HomeTimelines) {
+/// A graph service on a fresh database; returns its address.
+async fn spawn_graph() -> String {
+    let database_url = fresh_database().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = graph::Config::try_parse_from(["graph", "--database-url", &database_url]).unwrap();
+    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    addr
+}
+
+/// A timeline service that hydrates through `tweet_addr` and asks the graph
+/// at `graph_addr`, and a handle on the Redis timelines it reads.
+async fn spawn_timeline(
+    tweet_addr: &str,
+    graph_addr: &str,
+) -> (TimelineServiceClient<Channel>, HomeTimelines) {
     let store = TimelineStoreArgs {
         redis_url: REDIS_URL.to_owned(),
         redis_key_prefix: format!("{}:", unique_name("timeline_test")),
         timeline_capacity: 800,
+        timeline_ttl_secs: 3600,
+        timeline_strategy: Strategy::Hybrid,
     };
     let config = timeline::Config::try_parse_from([
         "timeline",
         "--tweet-addr",
         tweet_addr,
+        "--graph-addr",
+        graph_addr,
         "--redis-url",
         &store.redis_url,
         "--redis-key-prefix",
@@ -228,7 +256,8 @@ async fn a_tweet_service_outage_is_unavailable() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap().to_string()
     };
-    let (timeline, timelines) = spawn_timeline(&nothing_listens).await;
+    let graph_addr = spawn_graph().await;
+    let (timeline, timelines) = spawn_timeline(&nothing_listens, &graph_addr).await;
     timelines.push(&[READER], 1).await.unwrap();
 
     let request = GetHomeTimelineRequest {
@@ -243,4 +272,158 @@ async fn a_tweet_service_outage_is_unavailable() {
         .unwrap_err();
 
     assert_eq!(status.code(), tonic::Code::Unavailable);
+}
+
+/// A stand-in tweet service that counts the calls a timeline makes and
+/// answers each slowly, so that concurrent reads overlap them.
+#[derive(Default, Clone)]
+struct CountingTweets {
+    batch_gets: Arc<AtomicUsize>,
+    author_lists: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl TweetService for CountingTweets {
+    async fn batch_get_tweets(
+        &self,
+        request: tonic::Request<BatchGetTweetsRequest>,
+    ) -> Result<tonic::Response<BatchGetTweetsResponse>, tonic::Status> {
+        self.batch_gets.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tweets = request
+            .into_inner()
+            .tweet_ids
+            .into_iter()
+            .map(|tweet_id| Tweet {
+                tweet_id,
+                author_id: 7,
+                content: format!("tweet {tweet_id}"),
+                created_at_ms: 0,
+            })
+            .collect();
+        Ok(tonic::Response::new(BatchGetTweetsResponse { tweets }))
+    }
+
+    async fn list_tweets_by_author(
+        &self,
+        _: tonic::Request<ListTweetsByAuthorRequest>,
+    ) -> Result<tonic::Response<TweetPage>, tonic::Status> {
+        self.author_lists.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(tonic::Response::new(TweetPage::default()))
+    }
+
+    async fn create_tweet(
+        &self,
+        _: tonic::Request<CreateTweetRequest>,
+    ) -> Result<tonic::Response<CreateTweetResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+
+    async fn get_tweet(
+        &self,
+        _: tonic::Request<GetTweetRequest>,
+    ) -> Result<tonic::Response<Tweet>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+
+    async fn delete_tweet(
+        &self,
+        _: tonic::Request<DeleteTweetRequest>,
+    ) -> Result<tonic::Response<DeleteTweetResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+}
+
+/// A timeline service in front of a [`CountingTweets`].
+async fn spawn_with_counting_tweets() -> (
+    TimelineServiceClient<Channel>,
+    HomeTimelines,
+    CountingTweets,
+) {
+    ensure_backends();
+    let fake = CountingTweets::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tweet_addr = listener.local_addr().unwrap().to_string();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TweetServiceServer::new(fake.clone()))
+            .serve_with_incoming(incoming),
+    );
+    let (timeline, timelines) = spawn_timeline(&tweet_addr, &spawn_graph().await).await;
+    (timeline, timelines, fake)
+}
+
+async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64) -> TweetPage {
+    let request = GetHomeTimelineRequest {
+        user_id,
+        before_tweet_id: None,
+        limit: 10,
+    };
+    timeline
+        .clone()
+        .get_home_timeline(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn concurrent_reads_of_an_uncached_tweet_fetch_it_once() {
+    let (timeline, timelines, fake) = spawn_with_counting_tweets().await;
+    let hot_tweet = 1_000;
+    let readers: Vec<i64> = (1..=20).collect();
+    for &reader in &readers {
+        timelines.store_rebuilt(reader, &[hot_tweet]).await.unwrap();
+    }
+
+    let reads = readers
+        .iter()
+        .map(|&reader| read_first_page(&timeline, reader));
+    let pages = futures::future::join_all(reads).await;
+
+    for page in &pages {
+        assert_eq!(ids(&page.tweets), [hot_tweet]);
+    }
+    assert_eq!(
+        fake.batch_gets.load(Ordering::SeqCst),
+        1,
+        "one fetch for all readers"
+    );
+    read_first_page(&timeline, 1).await;
+    assert_eq!(
+        fake.batch_gets.load(Ordering::SeqCst),
+        1,
+        "then served from the cache"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_reads_of_a_missing_timeline_rebuild_it_once() {
+    let (timeline, timelines, fake) = spawn_with_counting_tweets().await;
+
+    let reads = (0..20).map(|_| read_first_page(&timeline, READER));
+    let pages = futures::future::join_all(reads).await;
+
+    assert!(pages.iter().all(|page| page.tweets.is_empty()));
+    // The reader follows nobody: a rebuild lists the reader's own tweets only.
+    assert_eq!(
+        fake.author_lists.load(Ordering::SeqCst),
+        1,
+        "one rebuild for all reads"
+    );
+    assert!(
+        timelines
+            .page_if_complete(READER, None, 10)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    read_first_page(&timeline, READER).await;
+    assert_eq!(
+        fake.author_lists.load(Ordering::SeqCst),
+        1,
+        "then read from Redis"
+    );
 }

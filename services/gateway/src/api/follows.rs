@@ -3,28 +3,31 @@
 //! Both are idempotent: following twice or unfollowing a stranger succeeds
 //! and changes nothing, so clients can retry freely.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
 use chirp_common::proto::graph::FollowRequest;
 use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Json, Path};
 use crate::AppState;
-use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, RateLimited};
+use crate::rate_limit::Writer;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/follow", post(follow))
-        .route("/follow/{target_user_id}", delete(unfollow))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(follow))
+        .routes(routes!(unfollow))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FollowBody {
+    /// The user to follow; a string like every id (a number is accepted too).
     #[serde(deserialize_with = "user_id")]
+    #[schema(value_type = String, example = "7000000000000000001")]
     target_user_id: i64,
 }
 
@@ -42,9 +45,16 @@ fn user_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> 
     }
 }
 
+/// The caller follows `target_user_id`.
+#[utoipa::path(post, path = "/follow", operation_id = "follow", tag = "follows", request_body = FollowBody,
+    security(("bearer" = [])),
+    responses(
+        (status = NO_CONTENT, description = "following (also if already)"),
+        (status = TOO_MANY_REQUESTS, response = RateLimited),
+    ))]
 async fn follow(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     Json(body): Json<FollowBody>,
 ) -> Result<StatusCode, ApiError> {
     let request = FollowRequest {
@@ -55,9 +65,17 @@ async fn follow(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller stops following `target_user_id`.
+#[utoipa::path(delete, path = "/follow/{target_user_id}", operation_id = "unfollow", tag = "follows",
+    params(("target_user_id" = i64, Path, description = "user id")),
+    security(("bearer" = [])),
+    responses(
+        (status = NO_CONTENT, description = "not following (also if never was)"),
+        (status = TOO_MANY_REQUESTS, response = RateLimited),
+    ))]
 async fn unfollow(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(target_user_id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let request = FollowRequest {

@@ -4,6 +4,7 @@
 //! and `?limit=` the page size. A page without `next_cursor` is the last one.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::cursor::{CursorKind, Cursors};
 use crate::error::ApiError;
@@ -11,10 +12,14 @@ use crate::error::ApiError;
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// `next_cursor` of the previous page; omit for the first page.
     cursor: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -23,7 +28,9 @@ impl PageQuery {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
             Some(limit @ 1..=MAX_LIMIT) => Ok(limit),
-            Some(_) => Err(ApiError::invalid(format!("limit must be between 1 and {MAX_LIMIT}"))),
+            Some(_) => Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            ))),
         }
     }
 
@@ -36,9 +43,10 @@ impl PageQuery {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Opaque; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }

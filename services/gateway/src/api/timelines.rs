@@ -3,10 +3,11 @@
 //! It is private: only its owner may read it, which is why the route needs
 //! a token even though it is a GET.
 
+use axum::Json as JsonResponse;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json as JsonResponse, Router};
 use chirp_common::proto::timeline::GetHomeTimelineRequest;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Path, Query};
 use super::pages::{Page, PageQuery};
@@ -16,10 +17,15 @@ use crate::auth::Caller;
 use crate::cursor::CursorKind;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/users/{id}/timeline", get(home_timeline))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(home_timeline))
 }
 
+/// The user's home timeline, newest first; only its owner may read it.
+#[utoipa::path(get, path = "/users/{id}/timeline", operation_id = "get_home_timeline", tag = "timelines",
+    params(("id" = i64, Path, description = "user id, the caller's own"), PageQuery),
+    security(("bearer" = [])),
+    responses((status = OK, description = "a page of tweets", body = Page<TweetView>)))]
 async fn home_timeline(
     State(state): State<AppState>,
     caller: Caller,
@@ -32,6 +38,11 @@ async fn home_timeline(
         before_tweet_id: query.position(&state.cursors, CursorKind::Tweets)?,
         limit: query.limit()?,
     };
-    let page = state.timeline.clone().get_home_timeline(request).await?.into_inner();
+    let page = state
+        .timeline
+        .clone()
+        .get_home_timeline(request)
+        .await?
+        .into_inner();
     Ok(JsonResponse(tweet_page(&state, page).await?))
 }

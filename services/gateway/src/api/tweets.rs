@@ -8,10 +8,9 @@
 
 use std::collections::HashMap;
 
+use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json as JsonResponse, Router};
 use chirp_common::ErrorKind;
 use chirp_common::proto::tweet::{
     CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
@@ -19,25 +18,29 @@ use chirp_common::proto::tweet::{
 };
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Json, Path, Query};
 use super::pages::{Page, PageQuery, rfc3339};
 use super::users::user;
 use crate::AppState;
-use crate::auth::Caller;
 use crate::cursor::CursorKind;
-use crate::error::ApiError;
+use crate::error::{ApiError, RateLimited};
+use crate::rate_limit::Writer;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tweets", post(create))
-        .route("/tweets/{id}", get(show).delete(remove))
-        .route("/users/{id}/tweets", get(by_author))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show, remove))
+        .routes(routes!(by_author))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Tweet)]
 pub struct TweetView {
     id: String,
     author_id: String,
@@ -46,15 +49,27 @@ pub struct TweetView {
     created_at: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTweet {
+    /// 1–280 characters (Unicode scalar values), not only whitespace.
+    #[schema(example = "hello, world", min_length = 1, max_length = 280)]
     content: String,
 }
 
+/// Posts a tweet as the caller.
+#[utoipa::path(post, path = "/tweets", operation_id = "create_tweet", tag = "tweets", request_body = NewTweet,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "makes retries safe: the same key returns the first tweet")),
+    security(("bearer" = [])),
+    responses(
+        (status = CREATED, description = "posted", body = TweetView),
+        (status = OK, description = "a retry: the tweet first posted with this key", body = TweetView),
+        (status = TOO_MANY_REQUESTS, response = RateLimited),
+    ))]
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     headers: HeaderMap,
     Json(body): Json<NewTweet>,
 ) -> Result<(StatusCode, JsonResponse<TweetView>), ApiError> {
@@ -70,15 +85,30 @@ async fn create(
         content: body.content,
         idempotency_key,
     };
-    let response = state.tweets.clone().create_tweet(request).await?.into_inner();
-    let tweet = response
-        .tweet
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "tweet service answered without a tweet"))?;
-    let status = if response.created { StatusCode::CREATED } else { StatusCode::OK };
+    let response = state
+        .tweets
+        .clone()
+        .create_tweet(request)
+        .await?
+        .into_inner();
+    let tweet = response.tweet.ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::Internal,
+            "tweet service answered without a tweet",
+        )
+    })?;
+    let status = if response.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let view = hydrate(&state, vec![tweet]).await?.remove(0);
     Ok((status, JsonResponse(view)))
 }
 
+#[utoipa::path(get, path = "/tweets/{id}", operation_id = "get_tweet", tag = "tweets",
+    params(("id" = i64, Path, description = "tweet id")),
+    responses((status = OK, description = "the tweet", body = TweetView)))]
 async fn show(
     State(state): State<AppState>,
     Path(tweet_id): Path<i64>,
@@ -92,9 +122,17 @@ async fn show(
     Ok(JsonResponse(hydrate(&state, vec![tweet]).await?.remove(0)))
 }
 
+/// Deletes one of the caller's tweets; it leaves every timeline.
+#[utoipa::path(delete, path = "/tweets/{id}", operation_id = "delete_tweet", tag = "tweets",
+    params(("id" = i64, Path, description = "tweet id")),
+    security(("bearer" = [])),
+    responses(
+        (status = NO_CONTENT, description = "deleted"),
+        (status = TOO_MANY_REQUESTS, response = RateLimited),
+    ))]
 async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    Writer(caller): Writer,
     Path(tweet_id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
     let request = DeleteTweetRequest {
@@ -105,6 +143,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The author's own tweets, newest first.
+#[utoipa::path(get, path = "/users/{id}/tweets", operation_id = "list_tweets_by_author", tag = "tweets",
+    params(("id" = i64, Path, description = "user id"), PageQuery),
+    responses((status = OK, description = "a page of tweets", body = Page<TweetView>)))]
 async fn by_author(
     State(state): State<AppState>,
     Path(author_id): Path<i64>,
@@ -116,14 +158,24 @@ async fn by_author(
         limit: query.limit()?,
     };
     user(&state, author_id).await?;
-    let page = state.tweets.clone().list_tweets_by_author(request).await?.into_inner();
+    let page = state
+        .tweets
+        .clone()
+        .list_tweets_by_author(request)
+        .await?
+        .into_inner();
     Ok(JsonResponse(tweet_page(&state, page).await?))
 }
 
 /// A page of tweets from any service, as the API shows it.
 pub async fn tweet_page(state: &AppState, page: TweetPage) -> Result<Page<TweetView>, ApiError> {
     let views = hydrate(state, page.tweets).await?;
-    Ok(Page::new(views, page.next_before_tweet_id, &state.cursors, CursorKind::Tweets))
+    Ok(Page::new(
+        views,
+        page.next_before_tweet_id,
+        &state.cursors,
+        CursorKind::Tweets,
+    ))
 }
 
 /// Adds each author's handle, asking the graph once per distinct author.

@@ -3,16 +3,17 @@
 //! Sign-up returns a bearer token directly. There are no passwords: identity
 //! proper belongs to an identity provider, which is outside this design.
 
+use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json as JsonResponse, Router};
 use chirp_common::proto::graph::{
-    CreateUserRequest, GetUserByHandleRequest, GetUserRequest, ListFollowsRequest, User,
-    UserIdPage,
+    CreateUserRequest, GetUserByHandleRequest, GetUserRequest, ListFollowsRequest, User, UserIdPage,
 };
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Json, Path, Query};
 use super::pages::{Page, PageQuery, rfc3339};
@@ -20,16 +21,18 @@ use crate::AppState;
 use crate::cursor::CursorKind;
 use crate::error::ApiError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", post(sign_up))
-        .route("/users/{id}", get(show))
-        .route("/users/by-handle/{handle}", get(show_by_handle))
-        .route("/users/{id}/followers", get(followers))
-        .route("/users/{id}/following", get(following))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(show))
+        .routes(routes!(show_by_handle))
+        .routes(routes!(followers))
+        .routes(routes!(following))
 }
 
-#[derive(Debug, Serialize)]
+/// A user's public profile.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
     id: String,
     handle: String,
@@ -52,20 +55,28 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUp {
+    /// 1–15 letters, digits or underscores; unique, case-insensitively.
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9_]{1,15}$")]
     handle: String,
+    /// 1–50 characters once trimmed, no control characters.
+    #[schema(example = "Alice", min_length = 1, max_length = 50)]
     display_name: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A new account and a bearer token that speaks for it.
+#[derive(Debug, Serialize, ToSchema)]
 struct SignedUp {
     user_id: String,
     token: String,
     user: UserView,
 }
 
+/// Creates an account and returns a bearer token for it.
+#[utoipa::path(post, path = "/users", operation_id = "sign_up", tag = "users", request_body = SignUp,
+    responses((status = CREATED, description = "signed up", body = SignedUp)))]
 async fn sign_up(
     State(state): State<AppState>,
     Json(body): Json<SignUp>,
@@ -83,6 +94,8 @@ async fn sign_up(
     Ok((StatusCode::CREATED, JsonResponse(signed_up)))
 }
 
+#[utoipa::path(get, path = "/users/{id}", operation_id = "get_user", tag = "users", params(("id" = i64, Path, description = "user id")),
+    responses((status = OK, description = "the profile", body = UserView)))]
 async fn show(
     State(state): State<AppState>,
     Path(user_id): Path<i64>,
@@ -90,6 +103,9 @@ async fn show(
     Ok(JsonResponse(user(&state, user_id).await?.into()))
 }
 
+#[utoipa::path(get, path = "/users/by-handle/{handle}", operation_id = "get_user_by_handle", tag = "users",
+    params(("handle" = String, Path, description = "the handle, in any case")),
+    responses((status = OK, description = "the profile", body = UserView)))]
 async fn show_by_handle(
     State(state): State<AppState>,
     Path(handle): Path<String>,
@@ -119,6 +135,9 @@ enum Direction {
     Following,
 }
 
+/// Who follows the user, in id order.
+#[utoipa::path(get, path = "/users/{id}/followers", operation_id = "list_followers", tag = "users", params(("id" = i64, Path, description = "user id"), PageQuery),
+    responses((status = OK, description = "a page of users", body = Page<UserView>)))]
 async fn followers(
     state: State<AppState>,
     path: Path<i64>,
@@ -127,6 +146,9 @@ async fn followers(
     follow_list(state, path, query, Direction::Followers).await
 }
 
+/// Whom the user follows, in id order.
+#[utoipa::path(get, path = "/users/{id}/following", operation_id = "list_following", tag = "users", params(("id" = i64, Path, description = "user id"), PageQuery),
+    responses((status = OK, description = "a page of users", body = Page<UserView>)))]
 async fn following(
     state: State<AppState>,
     path: Path<i64>,
@@ -158,5 +180,10 @@ async fn follow_list(
     .into_inner();
     let users = try_join_all(user_ids.into_iter().map(|id| user(&state, id))).await?;
     let views = users.into_iter().map(UserView::from).collect();
-    Ok(JsonResponse(Page::new(views, next_after_user_id, &state.cursors, CursorKind::Users)))
+    Ok(JsonResponse(Page::new(
+        views,
+        next_after_user_id,
+        &state.cursors,
+        CursorKind::Users,
+    )))
 }

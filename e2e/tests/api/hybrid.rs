@@ -1,0 +1,256 @@
+//! The hybrid timeline through the public API: celebrities' tweets pulled and
+//! merged at read time, the strategy switch, and timelines rebuilt when Redis
+//! no longer holds them.
+//!
+//! The celebrity threshold is lowered to 2 followers so that a test can make
+//! a celebrity with two sign-ups.
+
+use std::time::Duration;
+
+use chirp_common::testing::REDIS_URL;
+use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+
+use crate::helpers::{ExtraArgs, Stack, TestUser, eventually, handle, ids, spawn_stack_with_args};
+
+const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
+/// No reuse of pulled tweets: each read sees the celebrity's latest.
+const NO_CELEBRITY_CACHE: &[&str] = &["--celebrity-cache-ttl-ms", "0"];
+
+/// The Redis timelines of `stack`, read and dropped behind the services' back.
+async fn timelines(stack: &Stack) -> HomeTimelines {
+    let args = TimelineStoreArgs {
+        redis_url: REDIS_URL.to_owned(),
+        redis_key_prefix: stack.redis_prefix.clone(),
+        timeline_capacity: 800,
+        timeline_ttl_secs: 3600,
+        timeline_strategy: Strategy::Hybrid,
+    };
+    HomeTimelines::connect(&args)
+        .await
+        .expect("connect to Redis")
+}
+
+fn user_id(user: &TestUser) -> i64 {
+    user.id.parse().expect("numeric user id")
+}
+
+/// Every page of `reader`'s home timeline, `limit` at a time, concatenated.
+async fn read_all(stack: &Stack, reader: &TestUser, limit: usize) -> Vec<String> {
+    let mut page = stack
+        .home_timeline(reader, &format!("?limit={limit}"))
+        .await;
+    let mut read = ids(&page);
+    while let Some(cursor) = page["next_cursor"].as_str() {
+        page = stack
+            .home_timeline(reader, &format!("?limit={limit}&cursor={cursor}"))
+            .await;
+        read.extend(ids(&page));
+    }
+    read
+}
+
+/// Waits until `reader`'s first page holds exactly `expected`, newest first.
+async fn wait_for_timeline(stack: &Stack, reader: &TestUser, expected: &[String]) {
+    eventually(
+        Duration::from_secs(15),
+        "the expected home timeline",
+        || async {
+            (ids(&stack.home_timeline(reader, "?limit=100").await) == expected).then_some(())
+        },
+    )
+    .await;
+}
+
+async fn post_id(stack: &Stack, author: &TestUser, content: &str) -> String {
+    stack.post(author, content).await["id"]
+        .as_str()
+        .expect("tweet id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn celebrity_tweets_are_pulled_and_merged_in_order_across_pages() {
+    let stack = spawn_stack_with_args(ExtraArgs {
+        graph: THRESHOLD,
+        timeline: NO_CELEBRITY_CACHE,
+        ..ExtraArgs::default()
+    })
+    .await;
+    let star = stack.sign_up(&handle("star")).await;
+    let friend = stack.sign_up(&handle("friend")).await;
+    let reader = stack.sign_up(&handle("reader")).await;
+    let other_fan = stack.sign_up(&handle("fan")).await;
+    stack.follow(&reader, &star).await;
+    stack.follow(&other_fan, &star).await;
+    stack.follow(&reader, &friend).await;
+
+    let (mut posted, mut pushed) = (Vec::new(), Vec::new());
+    for n in 0..4 {
+        let id = post_id(&stack, &friend, &format!("friend {n}")).await;
+        posted.push(id.clone());
+        pushed.push(id);
+        posted.push(post_id(&stack, &star, &format!("star {n}")).await);
+    }
+    posted.reverse();
+    pushed.reverse();
+    wait_for_timeline(&stack, &reader, &posted).await;
+
+    for limit in [1, 3, 5] {
+        assert_eq!(
+            read_all(&stack, &reader, limit).await,
+            posted,
+            "page size {limit}"
+        );
+    }
+    let in_redis = timelines(&stack)
+        .await
+        .page(user_id(&reader), None, 100)
+        .await
+        .unwrap();
+    let in_redis: Vec<String> = in_redis.iter().map(i64::to_string).collect();
+    assert_eq!(in_redis, pushed, "only the friend's tweets were pushed");
+}
+
+#[tokio::test]
+async fn a_timeline_missing_from_redis_is_rebuilt_as_it_was() {
+    let stack = spawn_stack_with_args(ExtraArgs {
+        graph: THRESHOLD,
+        ..ExtraArgs::default()
+    })
+    .await;
+    let reader = stack.sign_up(&handle("reader")).await;
+    let star = stack.sign_up(&handle("star")).await;
+    let other_fan = stack.sign_up(&handle("fan")).await;
+    let friends = [
+        stack.sign_up(&handle("ann")).await,
+        stack.sign_up(&handle("ben")).await,
+    ];
+    for followee in [&star, &friends[0], &friends[1]] {
+        stack.follow(&reader, followee).await;
+    }
+    stack.follow(&other_fan, &star).await;
+    let mut posted = Vec::new();
+    for n in 0..3 {
+        for author in [&friends[0], &star, &friends[1], &reader] {
+            posted.push(post_id(&stack, author, &format!("{} {n}", author.handle)).await);
+        }
+    }
+    posted.reverse();
+    wait_for_timeline(&stack, &reader, &posted).await;
+    let before = stack.home_timeline(&reader, "?limit=100").await;
+
+    let timelines = timelines(&stack).await;
+    timelines.invalidate(&[user_id(&reader)]).await.unwrap();
+    assert!(
+        timelines
+            .page(user_id(&reader), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert_eq!(stack.home_timeline(&reader, "?limit=100").await, before);
+    assert_eq!(read_all(&stack, &reader, 4).await, posted);
+    let rebuilt = timelines.page(user_id(&reader), None, 100).await.unwrap();
+    assert_eq!(
+        rebuilt.len(),
+        9,
+        "the rebuilt timeline holds all but the celebrity's tweets"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_timeline_stays_empty_without_rebuilding_on_every_read() {
+    let stack = spawn_stack_with_args(ExtraArgs::default()).await;
+    let loner = stack.sign_up(&handle("loner")).await;
+
+    assert!(ids(&stack.home_timeline(&loner, "").await).is_empty());
+
+    let timelines = timelines(&stack).await;
+    assert!(
+        timelines
+            .page(user_id(&loner), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        timelines
+            .page_if_complete(user_id(&loner), None, 10)
+            .await
+            .unwrap()
+            .is_some(),
+        "built and empty is not missing"
+    );
+}
+
+/// Under `push` the celebrity's tweets are pushed like anyone's; under `pull`
+/// nothing is, and the home timeline is the same either way.
+#[tokio::test]
+async fn every_strategy_serves_the_same_timeline() {
+    for strategy in ["push", "pull"] {
+        let args = ["--timeline-strategy", strategy];
+        let stack = spawn_stack_with_args(ExtraArgs {
+            graph: THRESHOLD,
+            timeline: &args,
+            fanout: &args,
+            ..ExtraArgs::default()
+        })
+        .await;
+        let star = stack.sign_up(&handle("star")).await;
+        let reader = stack.sign_up(&handle("reader")).await;
+        let other_fan = stack.sign_up(&handle("fan")).await;
+        stack.follow(&reader, &star).await;
+        stack.follow(&other_fan, &star).await;
+
+        let mut posted = Vec::new();
+        for n in 0..3 {
+            posted.push(post_id(&stack, &star, &format!("star {n}")).await);
+            posted.push(post_id(&stack, &reader, &format!("reader {n}")).await);
+        }
+        posted.reverse();
+        wait_for_timeline(&stack, &reader, &posted).await;
+        assert_eq!(read_all(&stack, &reader, 4).await, posted, "{strategy}");
+
+        let in_redis = timelines(&stack)
+            .await
+            .page(user_id(&reader), None, 100)
+            .await
+            .unwrap();
+        let expected_in_redis = if strategy == "push" { posted.len() } else { 0 };
+        assert_eq!(in_redis.len(), expected_in_redis, "{strategy}");
+    }
+}
+
+#[tokio::test]
+async fn a_follow_brings_in_recent_tweets_and_an_unfollow_takes_them_out() {
+    let stack = spawn_stack_with_args(ExtraArgs::default()).await;
+    let reader = stack.sign_up(&handle("reader")).await;
+    let author = stack.sign_up(&handle("author")).await;
+    let mut posted = Vec::new();
+    for n in 0..3 {
+        posted.push(post_id(&stack, &author, &format!("before the follow {n}")).await);
+    }
+    posted.reverse();
+    let own = post_id(&stack, &reader, "my own").await;
+    wait_for_timeline(&stack, &reader, std::slice::from_ref(&own)).await;
+
+    stack.follow(&reader, &author).await;
+    let mut expected = vec![own.clone()];
+    expected.extend(posted);
+    assert_eq!(
+        ids(&stack.home_timeline(&reader, "?limit=100").await),
+        expected,
+        "the followee's earlier tweets, at once"
+    );
+
+    let path = format!("/follow/{}", author.id);
+    let (status, body) = stack
+        .call(stack.request(reqwest::Method::DELETE, &path, Some(&reader.token)))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        ids(&stack.home_timeline(&reader, "?limit=100").await),
+        [own]
+    );
+}

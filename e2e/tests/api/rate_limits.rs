@@ -1,0 +1,82 @@
+//! Per-user write limits: a burst goes through, the next write is told when
+//! to come back, and nobody else is affected.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{handle, spawn_stack_with};
+
+#[tokio::test]
+async fn writes_beyond_the_burst_are_refused_with_retry_after() {
+    let stack = spawn_stack_with(&[
+        "--rate-limit-burst",
+        "3",
+        "--rate-limit-writes-per-minute",
+        "1",
+    ])
+    .await;
+    let alice = stack.sign_up(&handle("alice")).await;
+    let bob = stack.sign_up(&handle("bob")).await;
+
+    stack.follow(&alice, &bob).await;
+    let first = stack.post(&alice, "one").await;
+    stack.post(&alice, "two").await;
+
+    let request = stack
+        .request(Method::POST, "/tweets", Some(&alice.token))
+        .json(&json!({ "content": "three" }));
+    let response = request.send().await.expect("gateway answers");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!(
+        (1..=60).contains(&retry_after),
+        "one token a minute: {retry_after}"
+    );
+    let problem: serde_json::Value = response.json().await.expect("problem+json");
+    assert_eq!(problem["code"], "rate_limited", "{problem}");
+    assert_eq!(problem["status"], 429, "{problem}");
+
+    let delete = format!("/tweets/{}", first["id"].as_str().expect("tweet id"));
+    let (status, _) = stack
+        .call(stack.request(Method::DELETE, &delete, Some(&alice.token)))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "deletes share the budget"
+    );
+    let (status, _) = stack.call(stack.request(Method::GET, &delete, None)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "reads are not limited, and the refused delete did nothing"
+    );
+    let timeline = format!("/users/{}/timeline", alice.id);
+    let (status, _) = stack
+        .call(stack.request(Method::GET, &timeline, Some(&alice.token)))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "authenticated reads are not limited either"
+    );
+
+    stack.post(&bob, "my own budget").await;
+    let (status, _) = stack
+        .call(
+            stack
+                .request(Method::POST, "/tweets", None)
+                .json(&json!({ "content": "x" })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "strangers are refused before they are counted"
+    );
+}

@@ -1,0 +1,155 @@
+//! Per-user rate limits on writes: a token bucket per user, kept in Redis.
+//!
+//! Each user has a bucket of at most `RATE_LIMIT_BURST` tokens that refills at
+//! `RATE_LIMIT_WRITES_PER_MINUTE`; every write takes one token, and a write
+//! that finds the bucket empty gets a 429 with `Retry-After`. The bucket lives
+//! in Redis, not in the gateway, so every gateway copy behind the load
+//! balancer sees the same count; one Lua script reads, refills and takes a
+//! token, so concurrent writes cannot both spend the last token. It reads the
+//! clock of Redis, not of the gateways, so their skew does not matter, and a
+//! bucket expires once it would be full again: idle users cost no memory.
+//!
+//! When Redis is down or slow the limiter **fails open**: the write goes
+//! through and a warning is logged. The limiter protects the system from
+//! abuse; it is not a correctness gate, and refusing every write because a
+//! cache is down would turn a partial outage into a total one. A short
+//! timeout bounds what a dead Redis adds to a write.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// Takes one token from the bucket `KEYS[1]`.
+/// `ARGV`: capacity (burst), refill rate in tokens per millisecond.
+/// Returns `{1, 0}` when allowed, `{0, ms until a token is back}` when not.
+const TAKE_TOKEN: &str = r"
+local capacity = tonumber(ARGV[1])
+local per_ms = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * per_ms)
+local allowed, wait_ms = 0, 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait_ms = math.ceil((1 - tokens) / per_ms)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((capacity - tokens) / per_ms)))
+return {allowed, wait_ms}
+";
+
+/// The limits, as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_minute: u32,
+    pub burst: u32,
+    /// Bound on one Redis round trip; past it the write is let through.
+    pub timeout: Duration,
+}
+
+pub struct RateLimiter {
+    redis: ConnectionManager,
+    script: redis::Script,
+    key_prefix: String,
+    limits: Limits,
+}
+
+impl RateLimiter {
+    /// Connects lazily: the gateway starts, and fails open, even if Redis
+    /// is not up yet.
+    pub fn new(redis_url: &str, key_prefix: &str, limits: Limits) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(limits.timeout))
+            .set_response_timeout(Some(limits.timeout))
+            .set_number_of_retries(1);
+        Ok(Self {
+            redis: ConnectionManager::new_lazy_with_config(client, config)?,
+            script: redis::Script::new(TAKE_TOKEN),
+            key_prefix: key_prefix.to_owned(),
+            limits,
+        })
+    }
+
+    /// Takes one write token of `user_id`; the error says when to retry.
+    pub async fn take(&self, user_id: i64) -> Result<(), ApiError> {
+        let per_ms = f64::from(self.limits.per_minute) / 60_000.0;
+        let mut invocation = self
+            .script
+            .key(format!("{}ratelimit:writes:{user_id}", self.key_prefix));
+        invocation.arg(self.limits.burst).arg(per_ms);
+        let mut redis = self.redis.clone();
+        let answer = tokio::time::timeout(
+            self.limits.timeout,
+            invocation.invoke_async::<(i64, i64)>(&mut redis),
+        )
+        .await;
+        match answer {
+            Ok(Ok((1, _))) => Ok(()),
+            Ok(Ok((_, wait_ms))) => Err(ApiError::rate_limited(Duration::from_millis(
+                wait_ms.max(0).unsigned_abs(),
+            ))),
+            Ok(Err(error)) => {
+                tracing::warn!(user_id, %error, "rate limiter unavailable, letting the write through");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(user_id, "rate limiter timed out, letting the write through");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An authenticated caller who may write now. Taking it as a handler argument
+/// (instead of [`Caller`]) is what puts a route under the write limit; it
+/// authenticates first, so a stranger gets a 401, never a 429.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer(pub Caller);
+
+impl FromRequestParts<AppState> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        state.rate_limiter.take(caller.0).await?;
+        Ok(Self(caller))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_dead_redis_lets_writes_through_within_the_timeout() {
+        let limits = Limits {
+            per_minute: 1,
+            burst: 1,
+            timeout: Duration::from_millis(200),
+        };
+        let limiter = RateLimiter::new("redis://127.0.0.1:1", "test:", limits).unwrap();
+        for _ in 0..3 {
+            let start = Instant::now();
+            assert!(limiter.take(7).await.is_ok());
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                start.elapsed()
+            );
+        }
+    }
+}
