@@ -11,7 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash deploy/backends.sh up
 
 echo "==> cargo test --workspace"
-# Two cores: more test threads than that only make Cassandra's schema changes time out.
+# Test binaries run one after another; inside one, a few threads keep both cores busy while
+# tests wait on the backends, without piling up Cassandra schema changes.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_THREADS:-4}"
 
 echo "==> fuzzing the API (deploy/fuzz-api.sh)"
