@@ -306,10 +306,76 @@ async fn timeline_pages_stay_stable_while_new_tweets_arrive() {
     let (status, _) = stack
         .call(stack.request(Method::GET, &format!("/tweets/{newest}"), None))
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let timeline = stack.home_timeline(&bob, "?limit=100").await;
-    assert!(
-        !ids(&timeline).contains(&newest),
-        "a deleted tweet never shows: {timeline}"
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the tweet itself is gone at once"
     );
+
+    // Timelines converge: the fan-out worker removes the id from every
+    // timeline when it applies TweetDeleted, and the timeline service's
+    // hot-tweet cache forgets the tweet within its TTL. After that, it never
+    // shows again.
+    eventually(
+        Duration::from_secs(10),
+        "the deleted tweet to leave bob's timeline",
+        || async {
+            let timeline = stack.home_timeline(&bob, "?limit=100").await;
+            (!ids(&timeline).contains(&newest)).then_some(())
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let timeline = stack.home_timeline(&bob, "?limit=100").await;
+        assert!(
+            !ids(&timeline).contains(&newest),
+            "a deleted tweet never comes back: {timeline}"
+        );
+    }
+}
+
+/// Every downstream call has a deadline: a service that refuses connections
+/// and one that accepts and never answers both turn into a 503 problem,
+/// never a hung request.
+#[tokio::test]
+async fn a_dead_or_silent_service_is_a_503_never_a_hang() {
+    let refusing = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").to_string()
+    };
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("address").to_string();
+    tokio::spawn(async move {
+        let mut held_open = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held_open.push(connection);
+        }
+    });
+    let stack = crate::helpers::spawn_gateway_only(&[
+        "--graph-addr",
+        &refusing,
+        "--timeline-addr",
+        &refusing,
+        "--tweet-addr",
+        &silent_addr,
+        "--downstream-timeout-ms",
+        "500",
+    ])
+    .await;
+    let client_patience = std::time::Duration::from_secs(20);
+
+    for path in ["/users/1", "/tweets/1"] {
+        let request = stack
+            .request(Method::GET, path, None)
+            .timeout(client_patience);
+        let (status, problem) = stack.call(request).await;
+        assert_problem(
+            status,
+            &problem,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+        );
+    }
 }

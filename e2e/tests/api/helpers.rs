@@ -173,6 +173,24 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
     }
 }
 
+/// A gateway alone, pointed wherever `args` say: for testing how it
+/// behaves when the services behind it are down.
+pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
+    let (listener, addr) = bind().await;
+    let mut argv = vec!["gateway", "--token-secret", TOKEN_SECRET];
+    argv.extend_from_slice(args);
+    let config = gateway::Config::parse_from(argv);
+    spawn(
+        "gateway",
+        gateway::run(config, listener, std::future::pending()),
+    );
+    Stack {
+        base_url: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        redis_prefix: String::new(),
+    }
+}
+
 /// Services connect to their stores before they accept calls (creating a
 /// keyspace takes seconds); wait until each answers a real request.
 async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
-use crate::store::{Store, UserRow};
+use crate::store::{Direction, Store, UserRow};
 
 /// Page size when the caller asks for none, and the most one page may hold.
 const DEFAULT_PAGE: u32 = 100;
@@ -43,6 +43,19 @@ impl Graph {
     async fn invalidate_timeline(&self, follower_id: i64) -> Result<(), GraphError> {
         self.timelines.invalidate(&[follower_id]).await?;
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        direction: Direction,
+        request: ListFollowsRequest,
+    ) -> Result<Response<UserIdPage>, Status> {
+        let limit = page_size(request.limit);
+        let ids = self
+            .store
+            .edges(direction, request.user_id, request.after_user_id, limit + 1)
+            .await?;
+        Ok(Response::new(page(ids, limit)))
     }
 
     fn to_proto(&self, row: UserRow) -> User {
@@ -124,26 +137,14 @@ impl GraphService for Graph {
         &self,
         request: Request<ListFollowsRequest>,
     ) -> Result<Response<UserIdPage>, Status> {
-        let request = request.into_inner();
-        let limit = page_size(request.limit);
-        let ids = self
-            .store
-            .followers(request.user_id, request.after_user_id, limit + 1)
-            .await?;
-        Ok(Response::new(page(ids, limit)))
+        self.list(Direction::Followers, request.into_inner()).await
     }
 
     async fn list_following(
         &self,
         request: Request<ListFollowsRequest>,
     ) -> Result<Response<UserIdPage>, Status> {
-        let request = request.into_inner();
-        let limit = page_size(request.limit);
-        let ids = self
-            .store
-            .following(request.user_id, request.after_user_id, limit + 1)
-            .await?;
-        Ok(Response::new(page(ids, limit)))
+        self.list(Direction::Following, request.into_inner()).await
     }
 
     async fn list_followed_celebrities(

@@ -32,6 +32,15 @@ macro_rules! user_columns {
 /// Postgres' error code for a unique-constraint violation.
 const UNIQUE_VIOLATION: &str = "23505";
 
+/// Which side of a user's edges a list walks.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction {
+    /// Who follows the user: the question fan-out asks for every tweet.
+    Followers,
+    /// Whom the user follows.
+    Following,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
@@ -139,39 +148,32 @@ impl Store {
         Ok(removed)
     }
 
-    /// Up to `limit` ids of `user_id`'s followers greater than `after`,
-    /// ascending: a keyset page, as cheap on page 10 000 as on page 1.
-    pub async fn followers(
+    /// Up to `limit` ids on one side of `user_id`'s edges greater than
+    /// `after`, ascending: a keyset page, as cheap on page 10 000 as on page 1.
+    pub async fn edges(
         &self,
+        direction: Direction,
         user_id: i64,
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<i64>, GraphError> {
-        self.edge_page(
-            "SELECT follower_id FROM follows WHERE followee_id = $1 AND follower_id > $2 \
-             ORDER BY follower_id LIMIT $3",
-            user_id,
-            after,
-            limit,
-        )
-        .await
-    }
-
-    /// Up to `limit` ids of the users `user_id` follows greater than `after`.
-    pub async fn following(
-        &self,
-        user_id: i64,
-        after: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<i64>, GraphError> {
-        self.edge_page(
-            "SELECT followee_id FROM follows WHERE follower_id = $1 AND followee_id > $2 \
-             ORDER BY followee_id LIMIT $3",
-            user_id,
-            after,
-            limit,
-        )
-        .await
+        let sql = match direction {
+            Direction::Followers => {
+                "SELECT follower_id FROM follows WHERE followee_id = $1 AND follower_id > $2 \
+                 ORDER BY follower_id LIMIT $3"
+            }
+            Direction::Following => {
+                "SELECT followee_id FROM follows WHERE follower_id = $1 AND followee_id > $2 \
+                 ORDER BY followee_id LIMIT $3"
+            }
+        };
+        let ids = sqlx::query_scalar(sql)
+            .bind(user_id)
+            .bind(after.unwrap_or(i64::MIN))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids)
     }
 
     /// The users `user_id` follows whose follower count reaches `threshold`,
@@ -192,22 +194,6 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(ids)
-    }
-
-    async fn edge_page(
-        &self,
-        sql: &'static str,
-        user_id: i64,
-        after: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<i64>, GraphError> {
-        let ids = sqlx::query_scalar(sql)
-            .bind(user_id)
-            .bind(after.unwrap_or(i64::MIN))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
         Ok(ids)
     }
 }

@@ -119,4 +119,50 @@ mod tests {
             assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use unicode_normalization::{UnicodeNormalization, is_nfc};
+
+        use super::super::TweetContent;
+
+        proptest! {
+            /// Whatever arrives, the validator answers without panicking, and
+            /// what it accepts is NFC, 1-280 characters and not blank.
+            #[test]
+            fn accepted_content_keeps_every_promise(raw in "\\PC{0,300}|\\s{0,5}") {
+                if let Ok(content) = TweetContent::parse(&raw) {
+                    let text = content.as_str();
+                    prop_assert!(is_nfc(text));
+                    prop_assert!((1..=TweetContent::MAX_CHARS).contains(&text.chars().count()));
+                    prop_assert!(!text.chars().all(char::is_whitespace));
+                }
+            }
+
+            /// Parsing is idempotent, and two spellings of the same text (NFC
+            /// and NFD) are the same tweet.
+            #[test]
+            fn normal_forms_agree(raw in "\\PC{1,280}") {
+                let decomposed: String = raw.nfd().collect();
+                match (TweetContent::parse(&raw), TweetContent::parse(&decomposed)) {
+                    (Ok(a), Ok(b)) => {
+                        prop_assert_eq!(&a, &b);
+                        prop_assert_eq!(TweetContent::parse(a.as_str()).ok(), Some(a.clone()));
+                    }
+                    (Err(_), Err(_)) => {}
+                    (a, b) => prop_assert!(false, "{a:?} vs {b:?}"),
+                }
+            }
+
+            /// Length is counted in characters, not bytes: 280 of any one
+            /// non-blank, composed character are accepted, 281 are not.
+            #[test]
+            fn the_limit_counts_characters(c in any::<char>().prop_filter("composed, visible", |c| {
+                !c.is_whitespace() && !c.is_control() && is_nfc(&c.to_string()) && c.to_string().nfc().count() == 1
+            })) {
+                prop_assert!(TweetContent::parse(&c.to_string().repeat(280)).is_ok());
+                prop_assert!(TweetContent::parse(&c.to_string().repeat(281)).is_err());
+            }
+        }
+    }
 }
