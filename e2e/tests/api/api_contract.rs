@@ -156,6 +156,15 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         "invalid_argument",
     );
 
+    let oversized = json!({ "content": "x".repeat(20 * 1024) });
+    let (status, problem) = stack.call(post(oversized)).await;
+    assert_problem(
+        status,
+        &problem,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_argument",
+    );
+
     let (status, problem) = stack
         .call(stack.request(Method::GET, "/tweets/abc", None))
         .await;

@@ -373,7 +373,7 @@ async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64
 async fn concurrent_reads_of_an_uncached_tweet_fetch_it_once() {
     let (timeline, timelines, fake) = spawn_with_counting_tweets().await;
     let hot_tweet = 1_000;
-    let readers: Vec<i64> = (1..=20).collect();
+    let readers: Vec<i64> = (1..=50).collect();
     for &reader in &readers {
         timelines.store_rebuilt(reader, &[hot_tweet]).await.unwrap();
     }
