@@ -11,6 +11,7 @@ use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClien
 use chirp_common::proto::tweet::GetTweetRequest;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::testing::{self, CQL, KAFKA, REDIS_URL, unique_name};
+use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
 use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -249,7 +250,27 @@ where
     }
 }
 
+impl TestUser {
+    pub fn numeric_id(&self) -> i64 {
+        self.id.parse().expect("numeric user id")
+    }
+}
+
 impl Stack {
+    /// This stack's Redis timelines, to read or drop behind the services' back.
+    pub async fn timelines(&self) -> HomeTimelines {
+        let args = TimelineStoreArgs {
+            redis_url: REDIS_URL.to_owned(),
+            redis_key_prefix: self.redis_prefix.clone(),
+            timeline_capacity: 800,
+            timeline_ttl_secs: 3600,
+            timeline_strategy: Strategy::Hybrid,
+        };
+        HomeTimelines::connect(&args)
+            .await
+            .expect("connect to Redis")
+    }
+
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
         let request = self
             .http

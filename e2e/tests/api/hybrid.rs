@@ -7,32 +7,11 @@
 
 use std::time::Duration;
 
-use chirp_common::testing::REDIS_URL;
-use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
-
 use crate::helpers::{ExtraArgs, Stack, TestUser, eventually, handle, ids, spawn_stack_with_args};
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
 /// No reuse of pulled tweets: each read sees the celebrity's latest.
 const NO_CELEBRITY_CACHE: &[&str] = &["--celebrity-cache-ttl-ms", "0"];
-
-/// The Redis timelines of `stack`, read and dropped behind the services' back.
-async fn timelines(stack: &Stack) -> HomeTimelines {
-    let args = TimelineStoreArgs {
-        redis_url: REDIS_URL.to_owned(),
-        redis_key_prefix: stack.redis_prefix.clone(),
-        timeline_capacity: 800,
-        timeline_ttl_secs: 3600,
-        timeline_strategy: Strategy::Hybrid,
-    };
-    HomeTimelines::connect(&args)
-        .await
-        .expect("connect to Redis")
-}
-
-fn user_id(user: &TestUser) -> i64 {
-    user.id.parse().expect("numeric user id")
-}
 
 /// Every page of `reader`'s home timeline, `limit` at a time, concatenated.
 async fn read_all(stack: &Stack, reader: &TestUser, limit: usize) -> Vec<String> {
@@ -102,9 +81,10 @@ async fn celebrity_tweets_are_pulled_and_merged_in_order_across_pages() {
             "page size {limit}"
         );
     }
-    let in_redis = timelines(&stack)
+    let in_redis = stack
+        .timelines()
         .await
-        .page(user_id(&reader), None, 100)
+        .page(reader.numeric_id(), None, 100)
         .await
         .unwrap();
     let in_redis: Vec<String> = in_redis.iter().map(i64::to_string).collect();
@@ -139,11 +119,11 @@ async fn a_timeline_missing_from_redis_is_rebuilt_as_it_was() {
     wait_for_timeline(&stack, &reader, &posted).await;
     let before = stack.home_timeline(&reader, "?limit=100").await;
 
-    let timelines = timelines(&stack).await;
-    timelines.invalidate(&[user_id(&reader)]).await.unwrap();
+    let timelines = stack.timelines().await;
+    timelines.invalidate(&[reader.numeric_id()]).await.unwrap();
     assert!(
         timelines
-            .page(user_id(&reader), None, 100)
+            .page(reader.numeric_id(), None, 100)
             .await
             .unwrap()
             .is_empty()
@@ -151,7 +131,10 @@ async fn a_timeline_missing_from_redis_is_rebuilt_as_it_was() {
 
     assert_eq!(stack.home_timeline(&reader, "?limit=100").await, before);
     assert_eq!(read_all(&stack, &reader, 4).await, posted);
-    let rebuilt = timelines.page(user_id(&reader), None, 100).await.unwrap();
+    let rebuilt = timelines
+        .page(reader.numeric_id(), None, 100)
+        .await
+        .unwrap();
     assert_eq!(
         rebuilt.len(),
         9,
@@ -166,17 +149,17 @@ async fn an_empty_timeline_stays_empty_without_rebuilding_on_every_read() {
 
     assert!(ids(&stack.home_timeline(&loner, "").await).is_empty());
 
-    let timelines = timelines(&stack).await;
+    let timelines = stack.timelines().await;
     assert!(
         timelines
-            .page(user_id(&loner), None, 10)
+            .page(loner.numeric_id(), None, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         timelines
-            .page_if_complete(user_id(&loner), None, 10)
+            .page_if_complete(loner.numeric_id(), None, 10)
             .await
             .unwrap()
             .is_some(),
@@ -212,9 +195,10 @@ async fn every_strategy_serves_the_same_timeline() {
         wait_for_timeline(&stack, &reader, &posted).await;
         assert_eq!(read_all(&stack, &reader, 4).await, posted, "{strategy}");
 
-        let in_redis = timelines(&stack)
+        let in_redis = stack
+            .timelines()
             .await
-            .page(user_id(&reader), None, 100)
+            .page(reader.numeric_id(), None, 100)
             .await
             .unwrap();
         let expected_in_redis = if strategy == "push" { posted.len() } else { 0 };

@@ -8,6 +8,7 @@
 mod api_contract;
 mod helpers;
 mod hybrid;
+mod metrics;
 mod openapi;
 mod rate_limits;
 mod slice;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod grpc;
 pub mod ids;
 pub mod kafka;
+pub mod metrics;
 pub mod proto;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Configuration, from flags or the environment; `fanout --help` lists it all.
 
 use chirp_common::kafka::KafkaArgs;
+use chirp_common::metrics::MetricsArgs;
 use chirp_common::telemetry::LogArgs;
 use chirp_common::timelines::TimelineStoreArgs;
 use clap::Parser;
@@ -27,6 +28,8 @@ pub struct Config {
     pub kafka: KafkaArgs,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

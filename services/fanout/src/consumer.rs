@@ -20,6 +20,7 @@ use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::TweetEvent;
 use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::{ErrorKind, ServiceError};
+use metrics::counter;
 use prost::Message as _;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -29,6 +30,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tracing::Instrument;
 
 use crate::fanout::Fanout;
+use crate::stats;
 
 /// Joins `group_id` and subscribes to the events topic. New groups start from
 /// the oldest retained event, so a fresh deployment misses nothing.
@@ -131,19 +133,25 @@ async fn process(
         Err(reason) => {
             // A poison message must not stall its partition: log it and move on.
             tracing::warn!(reason, "skipping undecodable event");
+            counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
             return Outcome::Done;
         }
     };
     let mut backoff = Backoff::new();
     loop {
         let error = match fanout.apply(event).await {
-            Ok(()) => return Outcome::Done,
+            Ok(()) => {
+                counter!(stats::EVENTS, "outcome" => "applied").increment(1);
+                return Outcome::Done;
+            }
             Err(error) => error,
         };
         if error.kind() == ErrorKind::NotFound {
             tracing::warn!(%error, "skipping event of a user that no longer exists");
+            counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
             return Outcome::Done;
         }
+        counter!(stats::EVENTS, "outcome" => "retried").increment(1);
         let delay = backoff.next_delay();
         tracing::warn!(%error, retry_in_ms = delay.as_millis(), "fan-out failed, will retry");
         tokio::select! {

@@ -20,15 +20,27 @@ use chirp_common::proto::events::{TweetCreated, TweetDeleted};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{GetUserRequest, ListFollowsRequest};
 use chirp_common::timelines::{HomeTimelines, Strategy};
+use metrics::counter;
 use tonic::transport::Channel;
 
 use crate::FanoutError;
+use crate::stats;
 
 /// What an event does to each timeline it reaches.
 #[derive(Debug, Clone, Copy)]
 enum Change {
     Push,
     Remove,
+}
+
+impl Change {
+    /// The `change` label of the timeline-writes metric.
+    fn label(self) -> &'static str {
+        match self {
+            Change::Push => "push",
+            Change::Remove => "remove",
+        }
+    }
 }
 
 pub struct Fanout {
@@ -93,6 +105,8 @@ impl Fanout {
         } else if self.strategy == Strategy::Hybrid {
             // One write, so the author's own timeline holds what they wrote.
             self.timelines.push(&[author_id], tweet_id).await?;
+            counter!(stats::TIMELINE_WRITES, "change" => Change::Push.label()).increment(1);
+            counter!(stats::CELEBRITY_SKIPS).increment(1);
             tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
         }
         Ok(())
@@ -141,6 +155,8 @@ impl Fanout {
                 Change::Remove => self.timelines.remove(&user_ids, tweet_id).await?,
             }
             written += user_ids.len();
+            counter!(stats::TIMELINE_WRITES, "change" => change.label())
+                .increment(user_ids.len() as u64);
             match page.next_after_user_id {
                 Some(next) => after_user_id = Some(next),
                 None => return Ok(written),

@@ -18,12 +18,14 @@
 //! dropping events: the worker retries with backoff until it heals.
 //!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
-//! guarantees), [`fanout`] (what one event does), [`error`].
+//! guarantees), [`fanout`] (what one event does), [`error`], `stats` (what is
+//! measured).
 
 pub mod config;
 mod consumer;
 mod error;
 mod fanout;
+mod stats;
 
 use std::future::Future;
 
@@ -38,6 +40,7 @@ pub use error::FanoutError;
 /// until `shutdown` resolves; then finishes the event in hand, commits, and
 /// returns.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    stats::describe();
     config.kafka.ensure_topic().await?;
     let timelines = HomeTimelines::connect(&config.store).await?;
     let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);

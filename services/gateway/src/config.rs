@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chirp_common::metrics::MetricsArgs;
 use chirp_common::telemetry::LogArgs;
 use clap::Parser;
 
@@ -55,6 +56,8 @@ pub struct Config {
     /// the write goes through (the limiter fails open).
     #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
     pub rate_limit_timeout_ms: u64,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use chirp_common::metrics::MetricsArgs;
 use chirp_common::telemetry::LogArgs;
 use chirp_common::timelines::TimelineStoreArgs;
 use clap::Parser;
@@ -33,6 +34,8 @@ pub struct Config {
     /// follower's, so that their next read rebuilds it with the new followee.
     #[command(flatten)]
     pub timelines: TimelineStoreArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

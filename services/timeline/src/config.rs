@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use chirp_common::metrics::MetricsArgs;
 use chirp_common::telemetry::LogArgs;
 use chirp_common::timelines::TimelineStoreArgs;
 use clap::Parser;
@@ -37,6 +38,8 @@ pub struct Config {
     pub tweet_cache_capacity: usize,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

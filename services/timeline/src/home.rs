@@ -17,12 +17,14 @@ use chirp_common::proto::graph::{ListFollowedCelebritiesRequest, ListFollowsRequ
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::timelines::{HomeTimelines, Strategy};
 use futures::{StreamExt, TryStreamExt};
+use metrics::{counter, histogram};
 use tonic::transport::Channel;
 
 use crate::TimelineError;
 use crate::merge;
 use crate::recent::{self, RecentTweets};
 use crate::single_flight::SingleFlight;
+use crate::stats;
 
 /// Authors queried at once while pulling or rebuilding: enough to hide the
 /// latency of each query, few enough not to flood the tweet store.
@@ -64,7 +66,7 @@ impl Home {
                 timelines,
                 strategy,
             },
-            rebuilds: SingleFlight::new(),
+            rebuilds: SingleFlight::new("rebuild"),
         }
     }
 
@@ -90,6 +92,7 @@ impl Home {
                 (Vec::new(), authors)
             }
         };
+        histogram!(stats::CELEBRITIES_PULLED).record(pulled_authors.len() as f64);
         let mut sources: Vec<Vec<i64>> = futures::stream::iter(pulled_authors)
             .map(|author_id| self.recent.below(author_id, before, want))
             .buffer_unordered(AUTHOR_CONCURRENCY)
@@ -128,6 +131,7 @@ impl Sources {
     /// does not skip), merged and cut to capacity, then written to Redis.
     #[tracing::instrument(skip(self))]
     async fn rebuild(self, user_id: i64) -> Result<(), TimelineError> {
+        counter!(stats::REBUILDS).increment(1);
         let pulled: HashSet<i64> = match self.strategy {
             Strategy::Hybrid => self
                 .followed_celebrities(user_id)

@@ -18,9 +18,11 @@ use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::{BatchGetTweetsRequest, Tweet};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use metrics::counter;
 use tonic::transport::Channel;
 
 use crate::TimelineError;
+use crate::stats;
 
 /// One `BatchGetTweets` in flight, shared by every read waiting on it.
 type Fetch = Shared<BoxFuture<'static, Result<Arc<HashMap<i64, Tweet>>, TimelineError>>>;
@@ -62,15 +64,19 @@ impl HotTweets {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             let mut misses = Vec::new();
+            let mut hits = 0;
             for &id in ids {
                 match slots.get(&id) {
                     Some(Slot::Cached { tweet, expires_at }) if *expires_at > now => {
                         found.insert(id, tweet.clone());
+                        hits += 1;
                     }
                     Some(Slot::Fetching(fetch)) => fetches.push(fetch.clone()),
                     _ => misses.push(id),
                 }
             }
+            counter!(stats::TWEET_CACHE, "result" => "hit").increment(hits);
+            counter!(stats::TWEET_CACHE, "result" => "miss").increment(ids.len() as u64 - hits);
             if !misses.is_empty() {
                 let fetch = self.start_fetch(misses.clone());
                 for id in misses {

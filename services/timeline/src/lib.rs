@@ -17,7 +17,8 @@
 //! Reading order: [`config`], [`service`] (the gRPC surface and hydration),
 //! `home` (assembling a page, rebuilding a timeline), `merge` (why paging
 //! across sources has no gaps), `recent` (pulled authors and their cache),
-//! `single_flight`, `hot_tweets` (hydration through a cache), [`error`].
+//! `single_flight`, `hot_tweets` (hydration through a cache), [`error`],
+//! `stats` (what is measured).
 
 pub mod config;
 mod error;
@@ -27,6 +28,7 @@ mod merge;
 mod recent;
 mod service;
 mod single_flight;
+mod stats;
 
 use std::future::Future;
 use std::time::Duration;
@@ -49,6 +51,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    stats::describe();
     let timelines = HomeTimelines::connect(&config.store).await?;
     let tweets = TweetServiceClient::new(connect_lazy(&config.tweet_addr, DEFAULT_DEADLINE)?);
     let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 
 use chirp_common::proto::tweet::ListTweetsByAuthorRequest;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use metrics::counter;
 use tonic::transport::Channel;
 
 use crate::TimelineError;
 use crate::single_flight::SingleFlight;
+use crate::stats;
 
 /// Ids cached per author: enough for the largest page plus its lookahead.
 const CACHED_PER_AUTHOR: usize = 101;
@@ -70,7 +72,7 @@ impl RecentTweets {
             tweets,
             ttl,
             cache: Arc::default(),
-            refreshes: SingleFlight::new(),
+            refreshes: SingleFlight::new("celebrity_refresh"),
         }
     }
 
@@ -82,8 +84,12 @@ impl RecentTweets {
         want: usize,
     ) -> Result<Vec<i64>, TimelineError> {
         let recent = match self.fresh(author_id) {
-            Some(recent) => recent,
+            Some(recent) => {
+                counter!(stats::CELEBRITY_CACHE, "result" => "hit").increment(1);
+                recent
+            }
             None => {
+                counter!(stats::CELEBRITY_CACHE, "result" => "miss").increment(1);
                 let (tweets, cache, ttl) = (self.tweets.clone(), Arc::clone(&self.cache), self.ttl);
                 self.refreshes
                     .run(author_id, move || refresh(tweets, cache, ttl, author_id))

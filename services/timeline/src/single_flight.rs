@@ -5,7 +5,9 @@
 //! first caller: if that caller goes away (its client hung up), the others
 //! keep polling the same future and still get an answer. The work removes
 //! its own entry when it finishes, so a later caller starts afresh rather
-//! than reading a stale outcome.
+//! than reading a stale outcome. Every caller that joins a run it did not
+//! start is counted, labelled with the work's name: that is the load the
+//! coalescing saved.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,10 +16,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use metrics::counter;
+
+use crate::stats;
 
 type Flights<K, T> = Arc<Mutex<HashMap<K, Shared<BoxFuture<'static, T>>>>>;
 
 pub struct SingleFlight<K, T> {
+    /// What the work is, for the coalesced-waits metric.
+    work: &'static str,
     /// A plain mutex: it is held only to look up or insert, never across an
     /// await.
     flights: Flights<K, T>,
@@ -28,8 +35,9 @@ where
     K: Hash + Eq + Clone + Send + 'static,
     T: Clone + Send + Sync + 'static,
 {
-    pub fn new() -> Self {
+    pub fn new(work: &'static str) -> Self {
         Self {
+            work,
             flights: Arc::default(),
         }
     }
@@ -43,7 +51,10 @@ where
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             match flights.get(&key) {
-                Some(flight) => flight.clone(),
+                Some(flight) => {
+                    counter!(stats::COALESCED_WAITS, "work" => self.work).increment(1);
+                    flight.clone()
+                }
                 None => {
                     let work = work();
                     let registry = Arc::clone(&self.flights);
@@ -76,7 +87,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_calls_share_one_run_and_later_calls_start_another() {
-        let flights = Arc::new(SingleFlight::<u8, usize>::new());
+        let flights = Arc::new(SingleFlight::<u8, usize>::new("test"));
         let runs = Arc::new(AtomicUsize::new(0));
         let call = || {
             let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));

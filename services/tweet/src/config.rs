@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use chirp_common::ids::MAX_WORKER_ID;
 use chirp_common::kafka::KafkaArgs;
+use chirp_common::metrics::MetricsArgs;
 use chirp_common::telemetry::LogArgs;
 use clap::Parser;
 
@@ -39,6 +40,8 @@ pub struct Config {
     pub node_id: u16,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }

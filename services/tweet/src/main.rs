@@ -4,6 +4,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     let config = tweet::Config::parse();
     chirp_common::telemetry::init(&config.log);
+    chirp_common::metrics::install(&config.metrics)?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     tweet::run(config, listener, chirp_common::shutdown::signal()).await
 }

@@ -1,0 +1,50 @@
+//! What the timeline service measures, named and described in one place.
+//!
+//! Each of these shows one of the read path's trade-offs at work: how many
+//! authors the hybrid strategy pulls per read, how often the caches spare a
+//! backend call, and how often a timeline has to be rebuilt. They are
+//! recorded where the event happens, through the `metrics` facade, and cost
+//! nothing when no exporter is installed (see `chirp_common::metrics`).
+
+use metrics::{Unit, describe_counter, describe_histogram};
+
+/// Histogram: authors pulled at read time for one page (celebrities under
+/// `hybrid`, every followee under `pull`).
+pub const CELEBRITIES_PULLED: &str = "chirp_timeline_celebrities_pulled";
+/// Counter, label `result` = `hit` | `miss`: tweets looked up in the
+/// hydration cache.
+pub const TWEET_CACHE: &str = "chirp_timeline_tweet_cache_total";
+/// Counter, label `result` = `hit` | `miss`: pulled authors looked up in the
+/// cache of their recent ids.
+pub const CELEBRITY_CACHE: &str = "chirp_timeline_celebrity_cache_total";
+/// Counter: home timelines rebuilt because Redis did not hold them.
+pub const REBUILDS: &str = "chirp_timeline_rebuilds_total";
+/// Counter, label `work`: callers that waited on a run another caller had
+/// started instead of starting their own.
+pub const COALESCED_WAITS: &str = "chirp_timeline_coalesced_waits_total";
+
+/// Registers the help text of every metric above with the installed
+/// recorder; without one it does nothing.
+pub fn describe() {
+    describe_histogram!(
+        CELEBRITIES_PULLED,
+        Unit::Count,
+        "Authors pulled at read time for one page of a home timeline."
+    );
+    describe_counter!(
+        TWEET_CACHE,
+        "Tweets looked up in the hydration cache, by result (hit or miss)."
+    );
+    describe_counter!(
+        CELEBRITY_CACHE,
+        "Pulled authors looked up in the recent-ids cache, by result (hit or miss)."
+    );
+    describe_counter!(
+        REBUILDS,
+        "Home timelines rebuilt from the graph and the tweet store."
+    );
+    describe_counter!(
+        COALESCED_WAITS,
+        "Callers that shared another caller's run of the same work, by work."
+    );
+}
