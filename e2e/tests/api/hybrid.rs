@@ -238,3 +238,36 @@ async fn a_follow_brings_in_recent_tweets_and_an_unfollow_takes_them_out() {
         [own]
     );
 }
+
+#[tokio::test]
+async fn an_author_falling_below_the_threshold_keeps_their_tweets_in_timelines() {
+    let stack = spawn_stack_with_args(ExtraArgs {
+        graph: THRESHOLD,
+        timeline: NO_CELEBRITY_CACHE,
+        ..ExtraArgs::default()
+    })
+    .await;
+    let star = stack.sign_up(&handle("star")).await;
+    let reader = stack.sign_up(&handle("reader")).await;
+    let leaver = stack.sign_up(&handle("leaver")).await;
+    stack.follow(&reader, &star).await;
+    stack.follow(&leaver, &star).await;
+    let mut posted = vec![
+        post_id(&stack, &star, "pulled, never pushed 1").await,
+        post_id(&stack, &star, "pulled, never pushed 2").await,
+    ];
+    posted.reverse();
+    wait_for_timeline(&stack, &reader, &posted).await;
+
+    let unfollow = format!("/follow/{}", star.id);
+    let (status, body) = stack
+        .call(stack.request(reqwest::Method::DELETE, &unfollow, Some(&leaver.token)))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+
+    assert_eq!(
+        ids(&stack.home_timeline(&reader, "?limit=100").await),
+        posted,
+        "no longer a celebrity, so no longer pulled; yet the tweets stay"
+    );
+}

@@ -45,6 +45,33 @@ impl Graph {
         Ok(())
     }
 
+    /// An author who has just fallen below the threshold was pulled, never
+    /// pushed: their followers' timelines lack the author's recent tweets, and
+    /// from now on nothing pulls them either. Dropping those timelines (fewer
+    /// than the threshold, by definition, so the work is bounded) makes each
+    /// one rebuild on its next read, this time with the author's tweets in it.
+    /// Rising above the threshold needs nothing: pushed and pulled copies of a
+    /// tweet are merged by id.
+    async fn drop_followers_timelines(&self, author_id: i64) -> Result<(), GraphError> {
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .edges(Direction::Followers, author_id, after, i64::from(MAX_PAGE))
+                .await?;
+            self.timelines.invalidate(&page).await?;
+            match page.last() {
+                Some(&last) if page.len() == MAX_PAGE as usize => after = Some(last),
+                _ => break,
+            }
+        }
+        tracing::info!(
+            author_id,
+            "author fell below the celebrity threshold; followers' timelines dropped"
+        );
+        Ok(())
+    }
+
     async fn list(
         &self,
         direction: Direction,
@@ -128,9 +155,14 @@ impl GraphService for Graph {
             follower_id,
             followee_id,
         } = request.into_inner();
-        let removed = self.store.unfollow(follower_id, followee_id).await?;
+        let remaining = self.store.unfollow(follower_id, followee_id).await?;
         self.invalidate_timeline(follower_id).await?;
-        Ok(Response::new(UnfollowResponse { removed }))
+        if remaining == Some(self.celebrity_threshold - 1) {
+            self.drop_followers_timelines(followee_id).await?;
+        }
+        Ok(Response::new(UnfollowResponse {
+            removed: remaining.is_some(),
+        }))
     }
 
     async fn list_followers(

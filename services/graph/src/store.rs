@@ -129,8 +129,13 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Removes the edge and lowers both counters. Returns whether there was one.
-    pub async fn unfollow(&self, follower_id: i64, followee_id: i64) -> Result<bool, GraphError> {
+    /// Removes the edge and lowers both counters. Returns the followee's
+    /// remaining follower count, or `None` when there was no edge to remove.
+    pub async fn unfollow(
+        &self,
+        follower_id: i64,
+        followee_id: i64,
+    ) -> Result<Option<i64>, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_both_users(&mut tx, follower_id, followee_id).await?;
         let removed =
@@ -141,11 +146,13 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
-        if removed {
-            adjust_counts(&mut tx, follower_id, followee_id, -1).await?;
-        }
+        let remaining = if removed {
+            Some(adjust_counts(&mut tx, follower_id, followee_id, -1).await?)
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(removed)
+        Ok(remaining)
     }
 
     /// Up to `limit` ids on one side of `user_id`'s edges greater than
@@ -222,23 +229,27 @@ async fn lock_both_users(
     }
 }
 
+/// Moves both counters by `delta`; returns the followee's new follower count.
 async fn adjust_counts(
     tx: &mut sqlx::PgConnection,
     follower_id: i64,
     followee_id: i64,
     delta: i64,
-) -> Result<(), GraphError> {
+) -> Result<i64, GraphError> {
     sqlx::query("UPDATE users SET following_count = following_count + $2 WHERE user_id = $1")
         .bind(follower_id)
         .bind(delta)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE users SET follower_count = follower_count + $2 WHERE user_id = $1")
-        .bind(followee_id)
-        .bind(delta)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    let followers = sqlx::query_scalar(
+        "UPDATE users SET follower_count = follower_count + $2 WHERE user_id = $1 \
+         RETURNING follower_count",
+    )
+    .bind(followee_id)
+    .bind(delta)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(followers)
 }
 
 /// The connection string without its password, for error messages.
