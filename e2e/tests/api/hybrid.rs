@@ -40,6 +40,16 @@ async fn wait_for_timeline(stack: &Stack, reader: &TestUser, expected: &[String]
     .await;
 }
 
+/// A stack where two followers make a celebrity, and pulled tweets are never cached.
+async fn celebrity_stack() -> Stack {
+    spawn_stack_with_args(ExtraArgs {
+        graph: THRESHOLD,
+        timeline: NO_CELEBRITY_CACHE,
+        ..ExtraArgs::default()
+    })
+    .await
+}
+
 async fn post_id(stack: &Stack, author: &TestUser, content: &str) -> String {
     stack.post(author, content).await["id"]
         .as_str()
@@ -49,12 +59,7 @@ async fn post_id(stack: &Stack, author: &TestUser, content: &str) -> String {
 
 #[tokio::test]
 async fn celebrity_tweets_are_pulled_and_merged_in_order_across_pages() {
-    let stack = spawn_stack_with_args(ExtraArgs {
-        graph: THRESHOLD,
-        timeline: NO_CELEBRITY_CACHE,
-        ..ExtraArgs::default()
-    })
-    .await;
+    let stack = celebrity_stack().await;
     let star = stack.sign_up(&handle("star")).await;
     let friend = stack.sign_up(&handle("friend")).await;
     let reader = stack.sign_up(&handle("reader")).await;
@@ -241,12 +246,7 @@ async fn a_follow_brings_in_recent_tweets_and_an_unfollow_takes_them_out() {
 
 #[tokio::test]
 async fn an_author_falling_below_the_threshold_keeps_their_tweets_in_timelines() {
-    let stack = spawn_stack_with_args(ExtraArgs {
-        graph: THRESHOLD,
-        timeline: NO_CELEBRITY_CACHE,
-        ..ExtraArgs::default()
-    })
-    .await;
+    let stack = celebrity_stack().await;
     let star = stack.sign_up(&handle("star")).await;
     let reader = stack.sign_up(&handle("reader")).await;
     let leaver = stack.sign_up(&handle("leaver")).await;
