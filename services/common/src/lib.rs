@@ -14,6 +14,7 @@ pub mod grpc;
 pub mod ids;
 pub mod kafka;
 pub mod metrics;
+pub mod paging;
 pub mod proto;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! The gRPC surface of the graph service: validates requests, calls the
 //! store, and turns rows into protobuf messages.
 
+use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
     ListFollowedCelebritiesRequest, ListFollowsRequest, UnfollowResponse, User, UserIdList,
@@ -14,8 +15,10 @@ use crate::handle::{DisplayName, Handle};
 use crate::store::{Direction, Store, UserRow};
 
 /// Page size when the caller asks for none, and the most one page may hold.
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 5_000;
+const PAGE: PageSize = PageSize {
+    default: 100,
+    max: 5_000,
+};
 /// The most celebrities one reader's timeline pulls from. Each costs the
 /// reader a query per page, so a bound keeps one read's cost bounded too.
 const MAX_FOLLOWED_CELEBRITIES: i64 = 1_000;
@@ -57,11 +60,11 @@ impl Graph {
         loop {
             let page = self
                 .store
-                .edges(Direction::Followers, author_id, after, i64::from(MAX_PAGE))
+                .edges(Direction::Followers, author_id, after, i64::from(PAGE.max))
                 .await?;
             self.timelines.invalidate(&page).await?;
             match page.last() {
-                Some(&last) if page.len() == MAX_PAGE as usize => after = Some(last),
+                Some(&last) if page.len() == PAGE.max as usize => after = Some(last),
                 _ => break,
             }
         }
@@ -77,10 +80,15 @@ impl Graph {
         direction: Direction,
         request: ListFollowsRequest,
     ) -> Result<Response<UserIdPage>, Status> {
-        let limit = page_size(request.limit);
+        let limit = PAGE.resolve(request.limit);
         let ids = self
             .store
-            .edges(direction, request.user_id, request.after_user_id, limit + 1)
+            .edges(
+                direction,
+                request.user_id,
+                request.after_user_id,
+                limit as i64 + 1,
+            )
             .await?;
         Ok(Response::new(page(ids, limit)))
     }
@@ -195,22 +203,10 @@ impl GraphService for Graph {
     }
 }
 
-fn page_size(requested: u32) -> i64 {
-    let size = if requested == 0 {
-        DEFAULT_PAGE
-    } else {
-        requested.min(MAX_PAGE)
-    };
-    i64::from(size)
-}
-
-/// `ids` holds one more row than the page when there is a next page: that
-/// extra row is how we know, without a COUNT, whether to hand out a cursor.
-fn page(mut ids: Vec<i64>, limit: i64) -> UserIdPage {
-    let has_more = ids.len() as i64 > limit;
-    ids.truncate(limit as usize);
+/// The page of `ids`, read with one row more than `limit`.
+fn page(mut ids: Vec<i64>, limit: usize) -> UserIdPage {
     UserIdPage {
-        next_after_user_id: if has_more { ids.last().copied() } else { None },
+        next_after_user_id: paging::cut(&mut ids, limit, |&id| id),
         user_ids: ids,
     }
 }
@@ -229,8 +225,8 @@ mod tests {
 
     #[test]
     fn page_sizes_are_bounded() {
-        assert_eq!(page_size(0), 100);
-        assert_eq!(page_size(7), 7);
-        assert_eq!(page_size(u32::MAX), 5_000);
+        assert_eq!(PAGE.resolve(0), 100);
+        assert_eq!(PAGE.resolve(7), 7);
+        assert_eq!(PAGE.resolve(u32::MAX), 5_000);
     }
 }

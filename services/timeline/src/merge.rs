@@ -8,6 +8,8 @@
 //! one big sorted timeline would have returned, and its last id is a cursor
 //! from which the next page continues without gaps or duplicates.
 
+use chirp_common::paging;
+
 /// Merges `sources` (each newest first) into one page of at most `limit` ids,
 /// newest first, without duplicates, and returns the next page's cursor when
 /// the sources hold more.
@@ -17,18 +19,10 @@ pub fn newest_first(sources: Vec<Vec<i64>>, limit: usize) -> (Vec<i64>, Option<i
     ids.sort_unstable_by(|a, b| b.cmp(a));
     ids.dedup();
     ids.truncate(limit + 1);
-    let cursor = next_cursor(&mut ids, limit);
+    // The cursor is the last id *read*, not the last tweet returned: when the
+    // oldest ids of a page were deleted, the next page must still start after them.
+    let cursor = paging::cut(&mut ids, limit, |&id| id);
     (ids, cursor)
-}
-
-/// Truncates `ids`, read with one id more than the page, to the page, and
-/// returns the cursor when that extra id showed there is more. The cursor is
-/// the last id *read*, not the last tweet returned: when the oldest ids of a
-/// page were deleted, the next page must still start after them.
-fn next_cursor(ids: &mut Vec<i64>, limit: usize) -> Option<i64> {
-    let has_more = ids.len() > limit;
-    ids.truncate(limit);
-    if has_more { ids.last().copied() } else { None }
 }
 
 #[cfg(test)]
@@ -37,13 +31,9 @@ mod tests {
 
     #[test]
     fn a_cursor_only_when_more_ids_exist() {
-        let mut ids = vec![9, 8, 7];
-        assert_eq!(next_cursor(&mut ids, 2), Some(8));
-        assert_eq!(ids, [9, 8]);
-        let mut ids = vec![9, 8];
-        assert_eq!(next_cursor(&mut ids, 2), None);
-        assert_eq!(ids, [9, 8]);
-        assert_eq!(next_cursor(&mut Vec::new(), 2), None);
+        assert_eq!(newest_first(vec![vec![9, 8, 7]], 2), (vec![9, 8], Some(8)));
+        assert_eq!(newest_first(vec![vec![9, 8]], 2), (vec![9, 8], None));
+        assert_eq!(newest_first(Vec::new(), 2), (Vec::new(), None));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The gRPC surface of the timeline service: one page of ids, assembled by
 //! [`crate::home`], hydrated into tweets through [`crate::hot_tweets`].
 
+use chirp_common::paging::PageSize;
 use chirp_common::proto::timeline::GetHomeTimelineRequest;
 use chirp_common::proto::timeline::timeline_service_server::TimelineService;
 use chirp_common::proto::tweet::TweetPage;
@@ -11,8 +12,10 @@ use crate::home::Home;
 use crate::hot_tweets::HotTweets;
 
 /// Page size when the caller asks for none, and the most one page may hold.
-const DEFAULT_PAGE: u32 = 20;
-const MAX_PAGE: u32 = 100;
+const PAGE: PageSize = PageSize {
+    default: 20,
+    max: 100,
+};
 
 pub struct Timeline {
     home: Home,
@@ -41,7 +44,7 @@ impl TimelineService for Timeline {
                 TimelineError::InvalidArgument("before_tweet_id must be positive".into()).into(),
             );
         }
-        let limit = page_size(request.limit);
+        let limit = PAGE.resolve(request.limit);
         let (ids, next_before_tweet_id) = self
             .home
             .page(request.user_id, request.before_tweet_id, limit)
@@ -54,23 +57,14 @@ impl TimelineService for Timeline {
     }
 }
 
-fn page_size(requested: u32) -> usize {
-    let size = if requested == 0 {
-        DEFAULT_PAGE
-    } else {
-        requested.min(MAX_PAGE)
-    };
-    size as usize
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn page_sizes_are_bounded() {
-        assert_eq!(page_size(0), 20);
-        assert_eq!(page_size(7), 7);
-        assert_eq!(page_size(u32::MAX), 100);
+        assert_eq!(PAGE.resolve(0), 20);
+        assert_eq!(PAGE.resolve(7), 7);
+        assert_eq!(PAGE.resolve(u32::MAX), 100);
     }
 }

@@ -3,6 +3,7 @@
 //! turns rows into protobuf messages.
 
 use chirp_common::ids::{Snowflake, timestamp_ms};
+use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::tweet::{
     BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest,
@@ -18,8 +19,10 @@ use crate::store::{Claim, Store, Tweet};
 /// The most ids one batch get may ask for: a timeline page, with room to spare.
 const MAX_BATCH: usize = 200;
 /// Page size when the caller asks for none, and the most one page may hold.
-const DEFAULT_PAGE: u32 = 20;
-const MAX_PAGE: u32 = 200;
+const PAGE: PageSize = PageSize {
+    default: 20,
+    max: 200,
+};
 
 pub struct Tweets {
     store: Store,
@@ -162,10 +165,10 @@ impl TweetService for Tweets {
         request: Request<ListTweetsByAuthorRequest>,
     ) -> Result<Response<TweetPage>, Status> {
         let request = request.into_inner();
-        let limit = page_size(request.limit);
+        let limit = PAGE.resolve(request.limit);
         let tweets = self
             .store
-            .tweets_by_author(request.author_id, request.before_tweet_id, limit + 1)
+            .tweets_by_author(request.author_id, request.before_tweet_id, limit as i32 + 1)
             .await?;
         Ok(Response::new(page(tweets, limit)))
     }
@@ -194,27 +197,10 @@ fn to_proto(tweet: Tweet) -> TweetProto {
     }
 }
 
-fn page_size(requested: u32) -> i32 {
-    let size = if requested == 0 {
-        DEFAULT_PAGE
-    } else {
-        requested.min(MAX_PAGE)
-    };
-    size as i32
-}
-
-/// `tweets` holds one more row than the page when there is a next page: that
-/// extra row is how we know, without counting, whether to hand out a cursor.
-fn page(mut tweets: Vec<Tweet>, limit: i32) -> TweetPage {
-    let limit = limit as usize;
-    let has_more = tweets.len() > limit;
-    tweets.truncate(limit);
+/// The page of `tweets`, read with one row more than `limit`.
+fn page(mut tweets: Vec<Tweet>, limit: usize) -> TweetPage {
     TweetPage {
-        next_before_tweet_id: if has_more {
-            tweets.last().map(|t| t.tweet_id)
-        } else {
-            None
-        },
+        next_before_tweet_id: paging::cut(&mut tweets, limit, |tweet| tweet.tweet_id),
         tweets: tweets.into_iter().map(to_proto).collect(),
     }
 }
@@ -247,8 +233,8 @@ mod tests {
 
     #[test]
     fn page_sizes_are_bounded() {
-        assert_eq!(page_size(0), 20);
-        assert_eq!(page_size(7), 7);
-        assert_eq!(page_size(u32::MAX), 200);
+        assert_eq!(PAGE.resolve(0), 20);
+        assert_eq!(PAGE.resolve(7), 7);
+        assert_eq!(PAGE.resolve(u32::MAX), 200);
     }
 }
