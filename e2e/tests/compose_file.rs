@@ -1,44 +1,44 @@
-//! Checks `docker-compose.yml` and `.env.example` against the services' own
-//! `Config`s, without Docker.
+//! Checks `docker-compose.yml`, `.env.example` and the observability stack's
+//! files against the services' own code, without Docker.
 //!
-//! The compose file wires five binaries to four backends through environment
-//! variables, and nothing else notices a mistake there until a container fails
-//! to start, or worse, starts and quietly talks to its own 127.0.0.1. Each
-//! service's clap `Config` already knows every variable it reads, which are
-//! required, their defaults and how they parse, so these tests hold the
-//! deployment files to it and the two cannot drift apart. A failure lists
-//! everything wrong at once, naming the service and the variable.
+//! The compose file wires five binaries to four backends and three
+//! observability tools through environment variables and mounted files, and
+//! nothing else notices a mistake there until a container fails to start, or
+//! worse, starts and quietly talks to its own 127.0.0.1, or a dashboard stays
+//! empty. Each service's clap `Config` already knows every variable it reads
+//! (see `common/config_vars.rs`), and the services' sources name every metric
+//! they record, so these tests hold the deployment files to the code and the
+//! two cannot drift apart. A failure lists everything wrong at once, naming
+//! the service and the variable.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-/// The workspace's binaries, each with the clap command of its `Config`.
-const BINARIES: [Binary; 5] = [
-    Binary::new("gateway", gateway::Config::command),
-    Binary::new("tweet", tweet::Config::command),
-    Binary::new("graph", graph::Config::command),
-    Binary::new("timeline", timeline::Config::command),
-    Binary::new("fanout", fanout::Config::command),
-];
-
-/// Read by the logger (`EnvFilter`) rather than by clap, in every binary.
-const LOGGER_VARIABLES: [&str; 1] = ["RUST_LOG"];
-
-/// Settings of one process, free to differ between services. Any other
-/// variable that several services read must have one value across them: it
-/// names something they share (a topic, a Redis key prefix, a peer).
-const PER_PROCESS: [&str; 2] = ["LISTEN_ADDR", "LOG_FORMAT"];
+use common::config_vars::{
+    BINARIES, Binary, Kind, Setting, disagreements, endpoints, is_every_interface, split_host_port,
+};
+use common::{assert_no_problems, read_repo_file, repo_path};
 
 /// The only chirp service published to the host: the HTTP edge.
 const EDGE: &str = "gateway";
 
 const COMPOSE_FILE: &str = "docker-compose.yml";
 const ENV_EXAMPLE: &str = ".env.example";
+const DASHBOARD: &str = "deploy/grafana/dashboards/chirp.json";
+
+/// The images of the observability tools, by the start of their name.
+const PROMETHEUS_IMAGE: &str = "prom/prometheus";
+const GRAFANA_IMAGE: &str = "grafana/grafana";
+
+/// Where the images look for their configuration unless told otherwise.
+const PROMETHEUS_CONFIG: &str = "/etc/prometheus/prometheus.yml";
+const GRAFANA_PROVISIONING: &str = "/etc/grafana/provisioning";
 
 #[test]
 fn compose_runs_every_binary_from_one_image() {
@@ -58,7 +58,10 @@ fn compose_runs_every_binary_from_one_image() {
             problems.push(format!(
                 "service `{}` runs `{}`, which is not one of the binaries {:?}",
                 service.name,
-                service.command.as_deref().unwrap_or("(no command)"),
+                service
+                    .command
+                    .first()
+                    .map_or("(no command)", String::as_str),
                 BINARIES.map(|b| b.name)
             ));
         }
@@ -98,15 +101,12 @@ fn compose_sets_only_settings_the_service_reads() {
     let stack = Stack::load();
     let mut problems = Vec::new();
     for (service, binary) in stack.chirp_services() {
-        let settings = binary.settings();
-        let reads: Vec<&str> = settings.iter().map(|s| s.env.as_str()).collect();
-        for name in service.env.keys() {
-            if !reads.contains(&name.as_str()) && !LOGGER_VARIABLES.contains(&name.as_str()) {
-                problems.push(format!(
-                    "service `{}` sets {name}, which `{}` does not read; it reads {reads:?} and {LOGGER_VARIABLES:?}",
-                    service.name, binary.name
-                ));
-            }
+        for name in service.env.keys().filter(|name| !binary.reads(name)) {
+            let reads: Vec<String> = binary.settings().into_iter().map(|s| s.env).collect();
+            problems.push(format!(
+                "service `{}` sets {name}, which `{}` does not read; it reads {reads:?} and RUST_LOG",
+                service.name, binary.name
+            ));
         }
     }
     assert_no_problems(COMPOSE_FILE, problems);
@@ -127,21 +127,26 @@ fn compose_values_pass_the_services_own_parsers() {
     assert_no_problems(COMPOSE_FILE, problems);
 }
 
+/// `LISTEN_ADDR` and `METRICS_ADDR`: what a service serves must be reachable
+/// from the other containers (the gateway's peers, Prometheus).
 #[test]
 fn services_listen_on_every_interface() {
     let stack = Stack::load();
     let mut problems = Vec::new();
     for (service, binary) in stack.chirp_services() {
-        let Some(setting) = binary.setting("LISTEN_ADDR") else {
-            continue;
-        };
-        let value = service.value(&setting).unwrap_or_default();
-        let (host, _) = split_host_port(&value);
-        if host != "0.0.0.0" && host != "[::]" {
-            problems.push(format!(
-                "service `{}` listens on {value}; in a container only 0.0.0.0 or [::] can be reached from other containers",
-                service.name
-            ));
+        for setting in binary.settings() {
+            if setting.kind() != Kind::Listener {
+                continue;
+            }
+            let Some(value) = service.value(&setting) else {
+                continue; // not served at all
+            };
+            if !is_every_interface(split_host_port(&value).0) {
+                problems.push(format!(
+                    "service `{}`: {} is {value}; in a container only 0.0.0.0 or [::] can be reached from other containers",
+                    service.name, setting.env
+                ));
+            }
         }
     }
     assert_no_problems(COMPOSE_FILE, problems);
@@ -166,7 +171,7 @@ fn every_address_names_a_compose_service() {
             };
             format!(
                 "service `{}`: {} is {how} {}, but `{}` is not a compose service{hint}",
-                a.service.name, a.setting, a.value, a.host
+                a.service.name, a.setting.env, a.value, a.host
             )
         })
         .collect();
@@ -179,19 +184,19 @@ fn peer_addresses_reach_that_peer_on_its_port() {
     let stack = Stack::load();
     let mut problems = Vec::new();
     for address in stack.addresses() {
-        let Some(peer) = address.setting.strip_suffix("_ADDR").map(str::to_lowercase) else {
+        let Some(peer) = address.setting.peer() else {
             continue;
         };
         let Some(target) = stack.services.get(&address.host) else {
             continue; // reported by every_address_names_a_compose_service
         };
         let runs = target.binary.map(|b| b.name);
-        let listens_on = target.listen_port();
+        let listens_on = target.port("LISTEN_ADDR");
         if runs != Some(peer.as_str()) {
             problems.push(format!(
                 "service `{}`: {} points at `{}`, which runs {}, not `{peer}`",
                 address.service.name,
-                address.setting,
+                address.setting.env,
                 address.host,
                 runs.map_or("no chirp binary".to_owned(), |b| format!("`{b}`"))
             ));
@@ -199,7 +204,7 @@ fn peer_addresses_reach_that_peer_on_its_port() {
             problems.push(format!(
                 "service `{}`: {} is {}, but `{}` listens on port {}",
                 address.service.name,
-                address.setting,
+                address.setting.env,
                 address.value,
                 address.host,
                 listens_on.map_or("(none)".to_owned(), |p| p.to_string())
@@ -209,19 +214,25 @@ fn peer_addresses_reach_that_peer_on_its_port() {
     assert_no_problems(COMPOSE_FILE, problems);
 }
 
+/// What a service needs must be up before it starts. Where it sends its
+/// traces need not: spans are exported best effort, and a stack whose
+/// tracing is down must still serve.
 #[test]
 fn services_start_after_what_they_use() {
     let stack = Stack::load();
     let mut problems = Vec::new();
     for address in stack.addresses() {
         let (service, host) = (address.service, &address.host);
+        if address.setting.kind() != Kind::Dependency {
+            continue;
+        }
         let Some(target) = stack.services.get(host).filter(|_| *host != service.name) else {
             continue;
         };
         match service.depends_on.get(host).map(String::as_str) {
             None => problems.push(format!(
                 "service `{}` uses `{host}` ({}) but does not list it in depends_on",
-                service.name, address.setting
+                service.name, address.setting.env
             )),
             Some(condition) if !target.built && condition != "service_healthy" => {
                 problems.push(format!(
@@ -257,26 +268,10 @@ fn services_start_after_what_they_use() {
 #[test]
 fn shared_settings_agree_across_services() {
     let stack = Stack::load();
-    // variable -> value -> the services that get that value
-    let mut values: BTreeMap<String, BTreeMap<String, Vec<&str>>> = BTreeMap::new();
-    for (service, binary) in stack.chirp_services() {
-        for setting in binary.settings() {
-            if PER_PROCESS.contains(&setting.env.as_str()) {
-                continue;
-            }
-            let value = service.value(&setting).unwrap_or_default();
-            let by_value = values.entry(setting.env).or_default();
-            by_value.entry(value).or_default().push(&service.name);
-        }
-    }
-    let problems = values
-        .into_iter()
-        .filter(|(_, by_value)| by_value.len() > 1)
-        .map(|(name, by_value)| {
-            format!("{name} differs between the services that read it: {by_value:?}")
-        })
-        .collect();
-    assert_no_problems(COMPOSE_FILE, problems);
+    let processes = stack
+        .chirp_services()
+        .map(|(service, binary)| (service.name.as_str(), binary, &service.env));
+    assert_no_problems(COMPOSE_FILE, disagreements(processes));
 }
 
 #[test]
@@ -285,7 +280,7 @@ fn only_the_gateway_is_published() {
     let mut problems = Vec::new();
     for (service, binary) in stack.chirp_services() {
         if binary.name == EDGE {
-            let port = service.listen_port();
+            let port = service.port("LISTEN_ADDR");
             if !port.is_some_and(|port| service.published.contains(&port)) {
                 problems.push(format!(
                     "service `{}` listens on port {} but publishes {:?}",
@@ -313,7 +308,7 @@ fn every_backend_has_a_healthcheck() {
         .filter(|s| !s.built && !s.has_healthcheck)
         .map(|s| {
             format!(
-                "backend `{}` has no healthcheck, so nothing can wait until it is ready",
+                "`{}` has no healthcheck, so nothing can wait until it is ready",
                 s.name
             )
         })
@@ -321,12 +316,200 @@ fn every_backend_has_a_healthcheck() {
     assert_no_problems(COMPOSE_FILE, problems);
 }
 
+/// A service without metrics is a blank on the dashboard, and one without
+/// traces is a hole in every trace that passes through it.
+#[test]
+fn every_service_is_observed() {
+    let stack = Stack::load();
+    let mut problems = Vec::new();
+    for (service, _) in stack.chirp_services() {
+        for (env, why) in [
+            ("METRICS_ADDR", "Prometheus has nothing to scrape"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "its spans are missing from every trace through it",
+            ),
+        ] {
+            if !service.env.contains_key(env) {
+                problems.push(format!(
+                    "service `{}` does not set {env}, so {why}",
+                    service.name
+                ));
+            }
+        }
+    }
+    assert_no_problems(COMPOSE_FILE, problems);
+}
+
+/// Reads the configuration Prometheus really gets: the file mounted where
+/// its `--config.file` points.
+#[test]
+fn prometheus_scrapes_every_service_on_its_metrics_port() {
+    let stack = Stack::load();
+    let prometheus = stack.running(PROMETHEUS_IMAGE);
+    let config = prometheus
+        .flag("--config.file")
+        .unwrap_or_else(|| PROMETHEUS_CONFIG.to_owned());
+    let path = prometheus.host_path(&config);
+    let scraped: PrometheusConfig = load_yaml(&path);
+    let targets = scraped.targets();
+    let file = path.display().to_string();
+
+    let mut problems = Vec::new();
+    for target in &targets {
+        if !stack.services.contains_key(&target.host) {
+            problems.push(format!(
+                "job `{}` scrapes `{}`, which is not a compose service",
+                target.job, target.host
+            ));
+        }
+        if target.metrics_path != "/metrics" {
+            problems.push(format!(
+                "job `{}` scrapes {}, but the services serve /metrics",
+                target.job, target.metrics_path
+            ));
+        }
+    }
+    for (service, _) in stack.chirp_services() {
+        let Some(port) = service.port("METRICS_ADDR") else {
+            continue; // reported by every_service_is_observed
+        };
+        let scraped = |t: &&Target| t.host == service.name;
+        if !targets.iter().filter(scraped).any(|t| t.port == Some(port)) {
+            let ports: Vec<Option<u16>> = targets.iter().filter(scraped).map(|t| t.port).collect();
+            problems.push(format!(
+                "no job scrapes `{}` on port {port}, where its METRICS_ADDR serves (it is scraped on {ports:?})",
+                service.name
+            ));
+        }
+    }
+    assert_no_problems(&file, problems);
+}
+
+/// Follows Grafana's mounts from its provisioning directory to the
+/// dashboard files, and from the dashboard's panels to the data sources.
+#[test]
+fn grafana_provisions_the_dashboard_and_its_data_sources() {
+    let stack = Stack::load();
+    let grafana = stack.running(GRAFANA_IMAGE);
+    let provisioning = grafana
+        .env
+        .get("GF_PATHS_PROVISIONING")
+        .cloned()
+        .unwrap_or_else(|| GRAFANA_PROVISIONING.to_owned());
+    let mut problems = Vec::new();
+
+    let mut data_sources = BTreeSet::new();
+    for path in yaml_files(&grafana.host_path(&format!("{provisioning}/datasources"))) {
+        let file: DataSourceFile = load_yaml(&path);
+        for source in file.datasources {
+            for (host, _) in source.url.as_deref().map(endpoints).unwrap_or_default() {
+                if !stack.services.contains_key(host) {
+                    problems.push(format!(
+                        "data source `{}` ({}) points at `{host}`, which is not a compose service",
+                        source.name,
+                        path.display()
+                    ));
+                }
+            }
+            data_sources.extend(source.uid);
+        }
+    }
+
+    let mut dashboards = BTreeSet::new();
+    for path in yaml_files(&grafana.host_path(&format!("{provisioning}/dashboards"))) {
+        let file: DashboardProviderFile = load_yaml(&path);
+        for provider in file.providers {
+            let folder = grafana.host_path(&provider.options.path);
+            let Ok(entries) = fs::read_dir(repo_path(&folder)) else {
+                problems.push(format!(
+                    "dashboard provider `{}` ({}) reads {}, which Grafana's mounts leave empty ({} on this side)",
+                    provider.name,
+                    path.display(),
+                    provider.options.path,
+                    folder.display()
+                ));
+                continue;
+            };
+            let json = entries
+                .filter_map(Result::ok)
+                .map(|e| folder.join(e.file_name()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"));
+            dashboards.extend(json);
+        }
+    }
+    if !dashboards.contains(Path::new(DASHBOARD)) {
+        problems.push(format!(
+            "no dashboard provider loads {DASHBOARD}; they load {dashboards:?}"
+        ));
+    }
+    if let Some(home) = grafana.env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+        && grafana.host_path(home) != Path::new(DASHBOARD)
+    {
+        problems.push(format!(
+            "the home dashboard is {home}, which is not {DASHBOARD} inside the container"
+        ));
+    }
+
+    let mut used = BTreeSet::new();
+    walk_json(&load_dashboard(), &mut |key, value| {
+        if key == "datasource"
+            && let Some(uid) = value.get("uid").and_then(|u| u.as_str())
+        {
+            used.insert(uid.to_owned());
+        }
+    });
+    for uid in used.difference(&data_sources) {
+        problems.push(format!(
+            "{DASHBOARD} queries data source `{uid}`, but the provisioned ones are {data_sources:?}"
+        ));
+    }
+    assert_no_problems("deploy/grafana", problems);
+}
+
+/// A panel that plots a name no service records stays empty without an
+/// error anywhere; this is the only place that notices.
+#[test]
+fn the_dashboard_plots_only_metrics_the_services_record() {
+    let recorded = recorded_metrics();
+    let mut expressions = Vec::new();
+    walk_json(&load_dashboard(), &mut |key, value| {
+        if key == "expr"
+            && let Some(expr) = value.as_str()
+        {
+            expressions.push(expr.to_owned());
+        }
+    });
+    let mut problems = Vec::new();
+    if expressions.is_empty() {
+        problems.push("no panel has a query (`expr`)".to_owned());
+    }
+    for expr in &expressions {
+        for name in metric_names(expr) {
+            // A histogram is exported as three series named after it.
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|base| recorded.contains(*base))
+                .unwrap_or(name);
+            if !recorded.contains(base) {
+                problems.push(format!(
+                    "`{name}` is recorded by no service (they record {recorded:?}), in: {expr}"
+                ));
+            }
+        }
+    }
+    problems.sort();
+    problems.dedup();
+    assert_no_problems(DASHBOARD, problems);
+}
+
 #[test]
 fn env_example_lists_every_setting_with_its_default() {
     let example = EnvExample::load();
     let mut problems = example.problems;
     for name in example.sections.keys() {
-        if !BINARIES.iter().any(|b| b.name == name) {
+        if Binary::named(name).is_none() {
             problems.push(format!("section [{name}] is not one of the binaries"));
         }
     }
@@ -361,137 +544,6 @@ fn env_example_lists_every_setting_with_its_default() {
     assert_no_problems(ENV_EXAMPLE, problems);
 }
 
-fn assert_no_problems(file: &str, problems: Vec<String>) {
-    if !problems.is_empty() {
-        let mut message = format!("{file} is wrong in {} way(s):", problems.len());
-        for problem in problems {
-            let _ = write!(message, "\n  - {problem}");
-        }
-        panic!("{message}");
-    }
-}
-
-fn read_repo_file(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(name);
-    fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-// ----------------------------------------------------------------- the Configs
-
-#[derive(Clone, Copy)]
-struct Binary {
-    name: &'static str,
-    command: fn() -> clap::Command,
-}
-
-/// One environment variable a `Config` reads.
-struct Setting {
-    env: String,
-    long: String,
-    /// A list's several default values are joined with commas, as one writes them.
-    default: Option<String>,
-    required: bool,
-}
-
-impl Setting {
-    fn is_required(&self) -> bool {
-        self.required && self.default.is_none()
-    }
-}
-
-impl Binary {
-    const fn new(name: &'static str, command: fn() -> clap::Command) -> Self {
-        Self { name, command }
-    }
-
-    fn settings(self) -> Vec<Setting> {
-        (self.command)()
-            .get_arguments()
-            .filter_map(|arg| {
-                let defaults: Vec<String> = arg
-                    .get_default_values()
-                    .iter()
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .collect();
-                Some(Setting {
-                    env: arg.get_env()?.to_string_lossy().into_owned(),
-                    long: arg.get_long()?.to_owned(),
-                    default: (!defaults.is_empty()).then(|| defaults.join(",")),
-                    required: arg.is_required_set(),
-                })
-            })
-            .collect()
-    }
-
-    fn setting(self, env: &str) -> Option<Setting> {
-        self.settings().into_iter().find(|s| s.env == env)
-    }
-
-    /// Runs `env` through the `Config`'s own parsers (types, ranges, the
-    /// secret's length…). The values go in as flags, with the variables
-    /// unbound, so that the test process's own environment cannot fill in
-    /// or spoil anything.
-    fn parse(self, env: &BTreeMap<String, String>) -> Result<(), String> {
-        let mut args = vec![self.name.to_owned()];
-        for setting in self.settings() {
-            if let Some(value) = env.get(&setting.env) {
-                args.push(format!("--{}={value}", setting.long));
-            }
-        }
-        (self.command)()
-            .mut_args(|arg| arg.env(None::<&'static str>))
-            .try_get_matches_from(args)
-            .map(drop)
-            .map_err(|error| {
-                // clap's message, without the usage and help hints after it
-                let text = error.to_string();
-                let hint = |line: &&str| line.starts_with("Usage:") || line.starts_with("For more");
-                let lines = text.lines().map(str::trim).take_while(|line| !hint(line));
-                lines
-                    .filter(|line| !line.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-    }
-}
-
-/// Settings that name other hosts: peers (`TWEET_ADDR`) and backends
-/// (`DATABASE_URL`, `KAFKA_BROKERS`, …). `LISTEN_ADDR` is the service's own.
-fn is_address(env: &str) -> bool {
-    (env.ends_with("_ADDR") && env != "LISTEN_ADDR")
-        || env.ends_with("_URL")
-        || env == "KAFKA_BROKERS"
-        || env == "CQL_NODES"
-}
-
-/// The host and port of every endpoint an address names: `host:port`, a URL
-/// such as `postgres://user:password@host:5432/db`, or a comma-separated list.
-fn endpoints(value: &str) -> Vec<(&str, Option<u16>)> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|endpoint| !endpoint.is_empty())
-        .map(|endpoint| {
-            let authority = match endpoint.split_once("://") {
-                Some((_, rest)) => rest.split(['/', '?']).next().unwrap_or(rest),
-                None => endpoint,
-            };
-            let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-            split_host_port(host_port)
-        })
-        .collect()
-}
-
-/// `host:port`, `[v6]:port`, or a host alone.
-fn split_host_port(value: &str) -> (&str, Option<u16>) {
-    match value.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
-        _ => (value, None),
-    }
-}
-
 // ----------------------------------------------------------------- the compose file
 
 /// The compose file, reduced to what the checks need.
@@ -505,8 +557,9 @@ struct Service {
     built: bool,
     dockerfile: Option<String>,
     image: Option<String>,
-    /// The first word of `command`: the program the container runs.
-    command: Option<String>,
+    /// `command`, word by word; its first word is the program a chirp
+    /// service runs.
+    command: Vec<String>,
     /// The chirp binary the service runs, if `command` names one.
     binary: Option<Binary>,
     /// `environment`, with `${VAR:-default}` resolved to the default, as
@@ -514,15 +567,23 @@ struct Service {
     env: BTreeMap<String, String>,
     /// Container ports published to the host.
     published: Vec<u16>,
+    /// Files and directories of the repository mounted into the container.
+    mounts: Vec<Mount>,
     /// `depends_on`: service name to condition.
     depends_on: BTreeMap<String, String>,
     has_healthcheck: bool,
 }
 
+struct Mount {
+    /// Relative to the repository root, where the compose file is.
+    source: PathBuf,
+    target: PathBuf,
+}
+
 /// One endpoint that an address setting of a chirp service names.
 struct Address<'a> {
     service: &'a Service,
-    setting: String,
+    setting: Setting,
     /// The whole value, as the service gets it.
     value: String,
     /// Compose leaves the setting at the `Config`'s default (127.0.0.1…).
@@ -557,17 +618,34 @@ impl Stack {
         self.services.values().filter_map(|s| Some((s, s.binary?)))
     }
 
+    /// The one service running `image` (any tag).
+    fn running(&self, image: &str) -> &Service {
+        let mut running = self.services.values().filter(|s| {
+            s.image
+                .as_deref()
+                .is_some_and(|i| i.split(':').next() == Some(image))
+        });
+        match (running.next(), running.next()) {
+            (Some(service), None) => service,
+            _ => panic!("{COMPOSE_FILE}: expected exactly one service running {image}"),
+        }
+    }
+
+    /// Every host that a chirp service's dependencies and telemetry sinks name.
     fn addresses(&self) -> Vec<Address<'_>> {
         let mut addresses = Vec::new();
         for (service, binary) in self.chirp_services() {
-            for setting in binary.settings().into_iter().filter(|s| is_address(&s.env)) {
+            for setting in binary.settings() {
+                if !matches!(setting.kind(), Kind::Dependency | Kind::TelemetrySink) {
+                    continue;
+                }
                 let Some(value) = service.value(&setting) else {
                     continue;
                 };
                 for (host, port) in endpoints(&value) {
                     addresses.push(Address {
                         service,
-                        setting: setting.env.clone(),
+                        setting: setting.clone(),
                         value: value.clone(),
                         defaulted: !service.env.contains_key(&setting.env),
                         host: host.to_owned(),
@@ -583,10 +661,13 @@ impl Stack {
 impl Service {
     fn new(name: &str, raw: RawService) -> Result<Self, String> {
         let built = raw.build.is_some();
-        let command = raw.command.as_ref().map(|c| c.first_word().to_owned());
+        let command = raw
+            .command
+            .map(StringOrList::into_words)
+            .unwrap_or_default();
         let binary = BINARIES
             .into_iter()
-            .find(|b| built && command.as_deref() == Some(b.name));
+            .find(|b| built && command.first().map(String::as_str) == Some(b.name));
         let published = raw.ports.into_iter().map(RawPort::container_port);
         Ok(Self {
             name: name.to_owned(),
@@ -597,6 +678,11 @@ impl Service {
             binary,
             env: raw.environment.resolve()?,
             published: published.collect::<Result<_, _>>()?,
+            mounts: raw
+                .volumes
+                .into_iter()
+                .filter_map(RawVolume::into_mount)
+                .collect(),
             depends_on: raw.depends_on.into_conditions(),
             has_healthcheck: raw
                 .healthcheck
@@ -611,10 +697,37 @@ impl Service {
         value.cloned().or_else(|| setting.default.clone())
     }
 
-    /// The port a chirp service listens on, from its `LISTEN_ADDR`.
-    fn listen_port(&self) -> Option<u16> {
-        let setting = self.binary?.setting("LISTEN_ADDR")?;
-        split_host_port(&self.value(&setting)?).1
+    /// The port a chirp service serves on, from `LISTEN_ADDR` or `METRICS_ADDR`.
+    fn port(&self, env: &str) -> Option<u16> {
+        self.binary?.port(env, &self.env)
+    }
+
+    /// The value of `--name=value` in `command`.
+    fn flag(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        let value = self.command.iter().find_map(|w| w.strip_prefix(&prefix));
+        value.map(str::to_owned)
+    }
+
+    /// Where in this repository the container finds `path`: through the
+    /// innermost mount that holds it.
+    fn host_path(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        self.mounts
+            .iter()
+            .filter_map(|m| Some((m, path.strip_prefix(&m.target).ok()?)))
+            .max_by_key(|(m, _)| m.target.components().count())
+            .map(|(m, rest)| match rest.as_os_str().is_empty() {
+                true => m.source.clone(),
+                false => m.source.join(rest),
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{COMPOSE_FILE}: service `{}` mounts nothing at {}",
+                    self.name,
+                    path.display()
+                )
+            })
     }
 }
 
@@ -632,6 +745,8 @@ struct RawService {
     environment: RawEnvironment,
     #[serde(default)]
     ports: Vec<RawPort>,
+    #[serde(default)]
+    volumes: Vec<RawVolume>,
     #[serde(default)]
     depends_on: RawDependsOn,
     healthcheck: Option<RawHealthcheck>,
@@ -663,12 +778,11 @@ enum StringOrList {
 }
 
 impl StringOrList {
-    fn first_word(&self) -> &str {
+    fn into_words(self) -> Vec<String> {
         match self {
-            Self::One(line) => line.split_whitespace().next(),
-            Self::Many(words) => words.first().map(String::as_str),
+            Self::One(line) => line.split_whitespace().map(str::to_owned).collect(),
+            Self::Many(words) => words,
         }
-        .unwrap_or_default()
     }
 }
 
@@ -783,6 +897,39 @@ impl RawPort {
 
 #[derive(Deserialize)]
 #[serde(untagged)]
+enum RawVolume {
+    /// `./host/path:/container/path[:ro]`, or `name:/path` for a named volume.
+    Short(String),
+    Long {
+        source: Option<String>,
+        target: String,
+    },
+}
+
+impl RawVolume {
+    /// A bind mount of a path in the repository; named volumes are `None`.
+    fn into_mount(self) -> Option<Mount> {
+        let (source, target) = match self {
+            Self::Short(spec) => {
+                let mut parts = spec.split(':');
+                let source = parts.next()?.to_owned();
+                (source, parts.next()?.to_owned())
+            }
+            Self::Long { source, target } => (source?, target),
+        };
+        let source = source.strip_prefix("./").or_else(|| {
+            let relative = source.starts_with("../") || source == ".";
+            relative.then_some(source.as_str())
+        })?;
+        Some(Mount {
+            source: PathBuf::from(source),
+            target: PathBuf::from(target),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
 enum RawDependsOn {
     List(Vec<String>),
     Map(BTreeMap<String, RawDependency>),
@@ -823,9 +970,186 @@ struct RawHealthcheck {
 
 impl RawHealthcheck {
     fn is_enabled(&self) -> bool {
-        let test = self.test.as_ref().map(StringOrList::first_word);
+        let test = match &self.test {
+            Some(StringOrList::One(line)) => line.split_whitespace().next(),
+            Some(StringOrList::Many(words)) => words.first().map(String::as_str),
+            None => None,
+        };
         !self.disable && test.is_some_and(|word| word != "NONE")
     }
+}
+
+// ----------------------------------------------------------------- Prometheus
+
+/// `prometheus.yml`, reduced to where it scrapes.
+#[derive(Deserialize)]
+struct PrometheusConfig {
+    #[serde(default)]
+    scrape_configs: Vec<ScrapeConfig>,
+}
+
+#[derive(Deserialize)]
+struct ScrapeConfig {
+    job_name: String,
+    metrics_path: Option<String>,
+    #[serde(default)]
+    static_configs: Vec<StaticConfig>,
+    #[serde(default)]
+    dns_sd_configs: Vec<DnsSdConfig>,
+}
+
+#[derive(Deserialize)]
+struct StaticConfig {
+    targets: Vec<String>,
+}
+
+/// Every address a name resolves to, on `port`: how one job scrapes all
+/// replicas of a compose service.
+#[derive(Deserialize)]
+struct DnsSdConfig {
+    names: Vec<String>,
+    /// Unset for SRV records, which carry their own port.
+    port: Option<u16>,
+}
+
+/// One host a job scrapes.
+struct Target {
+    job: String,
+    host: String,
+    port: Option<u16>,
+    metrics_path: String,
+}
+
+impl PrometheusConfig {
+    fn targets(self) -> Vec<Target> {
+        let mut targets = Vec::new();
+        for job in self.scrape_configs {
+            let metrics_path = job.metrics_path.unwrap_or_else(|| "/metrics".to_owned());
+            let statics = job.static_configs.iter().flat_map(|c| &c.targets);
+            let statics = statics.map(|t| {
+                let (host, port) = split_host_port(t);
+                (host.to_owned(), port)
+            });
+            let discovered = job
+                .dns_sd_configs
+                .iter()
+                .flat_map(|c| c.names.iter().map(|name| (name.clone(), c.port)));
+            for (host, port) in statics.chain(discovered).collect::<Vec<_>>() {
+                targets.push(Target {
+                    job: job.job_name.clone(),
+                    host,
+                    port,
+                    metrics_path: metrics_path.clone(),
+                });
+            }
+        }
+        targets
+    }
+}
+
+// ----------------------------------------------------------------- Grafana
+
+#[derive(Deserialize)]
+struct DataSourceFile {
+    #[serde(default)]
+    datasources: Vec<DataSource>,
+}
+
+#[derive(Deserialize)]
+struct DataSource {
+    name: String,
+    uid: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DashboardProviderFile {
+    #[serde(default)]
+    providers: Vec<DashboardProvider>,
+}
+
+#[derive(Deserialize)]
+struct DashboardProvider {
+    name: String,
+    options: DashboardProviderOptions,
+}
+
+#[derive(Deserialize)]
+struct DashboardProviderOptions {
+    path: String,
+}
+
+fn load_dashboard() -> serde_json::Value {
+    serde_json::from_str(&read_repo_file(DASHBOARD))
+        .unwrap_or_else(|e| panic!("{DASHBOARD} is not JSON: {e}"))
+}
+
+/// Calls `visit` with every key and value of every object in `value`.
+fn walk_json(value: &serde_json::Value, visit: &mut impl FnMut(&str, &serde_json::Value)) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                visit(key, value);
+                walk_json(value, visit);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| walk_json(v, visit)),
+        _ => {}
+    }
+}
+
+/// The `chirp_…` names in a PromQL expression.
+fn metric_names(expr: &str) -> impl Iterator<Item = &str> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| word.starts_with("chirp_"))
+}
+
+/// Every metric name the services' code (`services/*/src`, not their
+/// tests) spells out, as a `"chirp_…"` string literal.
+fn recorded_metrics() -> BTreeSet<String> {
+    fn visit(dir: &Path, names: &mut BTreeSet<String>) {
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if path.is_dir() {
+                visit(&path, names);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                for (at, _) in text.match_indices("\"chirp_") {
+                    let name = text[at + 1..].split('"').next().unwrap_or_default();
+                    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        names.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let mut names = BTreeSet::new();
+    let services = repo_path("services");
+    let crates = fs::read_dir(&services)
+        .unwrap_or_else(|e| panic!("read {}: {e}", services.display()))
+        .filter_map(Result::ok);
+    for source in crates.map(|c| c.path().join("src")).filter(|s| s.is_dir()) {
+        visit(&source, &mut names);
+    }
+    names
+}
+
+/// The YAML files in `dir`, a directory of the repository, as paths in it.
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let entries =
+        fs::read_dir(repo_path(dir)).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| dir.join(e.file_name()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn load_yaml<T: DeserializeOwned>(path: &Path) -> T {
+    let text = read_repo_file(path);
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 // ----------------------------------------------------------------- .env.example
