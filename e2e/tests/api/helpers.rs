@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 
 use chirp_common::proto::graph::GetUserRequest;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::graph_service_server;
 use chirp_common::proto::timeline::GetHomeTimelineRequest;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_common::proto::timeline::timeline_service_server;
 use chirp_common::proto::tweet::GetTweetRequest;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_common::proto::tweet::tweet_service_server;
 use chirp_common::testing::{self, CQL, KAFKA, REDIS_URL, unique_name};
 use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
 use clap::Parser;
@@ -25,6 +28,10 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// Prefix of this stack's Redis keys, for tests that inspect or drop them.
     pub redis_prefix: String,
+    /// Each gRPC service of the stack, by full name (`chirp.tweet.v1.TweetService`)
+    /// with its address, for tests that call them as operators' tools do.
+    /// Empty for a gateway alone.
+    pub grpc_services: Vec<(&'static str, String)>,
 }
 
 /// Flags for the services of one stack, on top of the ones that wire it up.
@@ -171,6 +178,11 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
         base_url: format!("http://{gateway_addr}"),
         http: reqwest::Client::new(),
         redis_prefix,
+        grpc_services: vec![
+            (graph_service_server::SERVICE_NAME, graph_addr),
+            (tweet_service_server::SERVICE_NAME, tweet_addr),
+            (timeline_service_server::SERVICE_NAME, timeline_addr),
+        ],
     }
 }
 
@@ -189,6 +201,7 @@ pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
         base_url: format!("http://{addr}"),
         http: reqwest::Client::new(),
         redis_prefix: String::new(),
+        grpc_services: Vec::new(),
     }
 }
 

@@ -1,19 +1,43 @@
-//! gRPC plumbing: serving on a listener the caller bound, and dialling a peer.
+//! gRPC plumbing: serving a service the way every chirp server serves, and
+//! dialling a peer.
+//!
+//! A server is assembled once, here, so that the three gRPC services cannot
+//! differ in what operators rely on: each call gets a span that continues
+//! the caller's trace and is counted and timed ([`crate::observe`]); the
+//! standard health service answers load balancers and Kubernetes probes;
+//! server reflection lets `grpcurl` list and call the service without a copy
+//! of the protos.
 //!
 //! Peers are dialled lazily, so services start in any order and a restarted
 //! peer is reconnected transparently; every call carries a deadline, so a slow
-//! or dead peer turns into an `Unavailable` error instead of a hung request.
+//! or dead peer turns into an `Unavailable` error instead of a hung request,
+//! and the current trace context, so the peer's spans join the caller's trace.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::server::Router;
-use tonic::transport::{Channel, Endpoint};
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http::Request;
+use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Endpoint, Server};
+use tonic_health::ServingStatus;
+use tonic_reflection::server::Builder as ReflectionBuilder;
+
+use crate::observe;
+use crate::trace_context::InjectTraceContext;
 
 /// How long any one call to a peer may take before it fails.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
+
+/// A connection to a peer, as every generated client takes it: one shared,
+/// lazily connected HTTP/2 channel that sends the current trace context with
+/// each call. Cloning is cheap.
+pub type Channel = InterceptedService<tonic::transport::Channel, InjectTraceContext>;
 
 /// A channel to `addr` (`host:port` or a full `http://` URI) that connects on
 /// first use and fails every call that outlives `deadline`.
@@ -23,22 +47,59 @@ pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
     } else {
         format!("http://{addr}")
     };
-    Ok(Endpoint::from_shared(uri)?
+    let channel = Endpoint::from_shared(uri)?
         .connect_timeout(Duration::from_secs(1))
         .timeout(deadline)
         .tcp_nodelay(true)
-        .connect_lazy())
+        .connect_lazy();
+    Ok(InterceptedService::new(channel, InjectTraceContext))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting and lets in-flight calls finish.
-pub async fn serve(
-    router: Router,
+/// Serves `service`, with health checking and reflection beside it, on
+/// `listener` until `shutdown` resolves; then reports NOT_SERVING, stops
+/// accepting, and lets in-flight calls finish.
+pub async fn serve<S>(
+    service: S,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+) -> anyhow::Result<()>
+where
+    S: Service<Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    // In the health protocol "" names the server as a whole (the reporter
+    // starts it SERVING): what a Kubernetes gRPC probe asks about by default.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<S>().await;
+    let shutdown = async move {
+        shutdown.await;
+        for name in [S::NAME, ""] {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    };
+    // Without TCP_NODELAY a response's last frame can wait for the client's
+    // delayed ACK (Nagle's algorithm): a 40 ms stall on a 1 ms call.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    Server::builder()
+        .layer(observe::grpc())
+        .add_service(health_service)
+        .add_service(reflection::<S>().build_v1()?)
+        .add_service(reflection::<S>().build_v1alpha()?)
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// Reflection over what this server serves: `S` and the health service.
+/// Both protocol versions: many clients still speak only the older v1alpha.
+fn reflection<S: NamedService>() -> ReflectionBuilder<'static> {
+    ReflectionBuilder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(S::NAME)
+        .with_service_name(tonic_health::pb::health_server::SERVICE_NAME)
 }

@@ -7,13 +7,18 @@
 //! and of how a process is configured, observed and stopped.
 //!
 //! Reading order: [`proto`] (the contracts), [`ids`], [`error`], then
-//! [`timelines`], the data structure the whole design revolves around.
+//! [`timelines`], the data structure the whole design revolves around. How a
+//! request is followed across services: [`telemetry`] (logs and traces from
+//! one set of spans), [`trace_context`] (the trace carried from hop to hop),
+//! [`observe`] (a span and metrics per request) and [`grpc`] (how every
+//! server is assembled).
 
 pub mod error;
 pub mod grpc;
 pub mod ids;
 pub mod kafka;
 pub mod metrics;
+pub mod observe;
 pub mod paging;
 pub mod proto;
 pub mod shutdown;
@@ -21,5 +26,6 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timelines;
+pub mod trace_context;
 
 pub use error::{ErrorKind, ServiceError};

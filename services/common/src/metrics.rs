@@ -6,12 +6,17 @@
 //! is process-global and can be installed only once, which is why `main`
 //! installs it and `run` does not: tests start many services in one process.
 //! Without `METRICS_ADDR` nothing is installed and every recording is a no-op.
+//!
+//! Histograms are exported as Prometheus histograms (cumulative buckets), not
+//! summaries: quantiles of a summary are computed per process and cannot be
+//! combined, whereas Prometheus can take `histogram_quantile` over the buckets
+//! of every replica at once. The price is fixed bucket bounds, chosen below.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Flattened into every service's `Config`.
 #[derive(Debug, Clone, Args)]
@@ -30,10 +35,36 @@ pub fn install(args: &MetricsArgs) -> anyhow::Result<()> {
     let Some(addr) = args.metrics_addr else {
         return Ok(());
     };
-    PrometheusBuilder::new()
+    builder()
         .with_http_listener(addr)
         .install()
         .with_context(|| format!("serve metrics on {addr}"))?;
     tracing::info!(%addr, "metrics exposed at /metrics");
     Ok(())
+}
+
+/// Bucket bounds, in seconds, of every `*_duration_seconds` histogram: from
+/// half a millisecond (a cache hit) to five seconds (past every deadline).
+const DURATION_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Bucket bounds of every other histogram: they count things (authors pulled
+/// per read, timeline entries per write batch), from none to ten thousand.
+const COUNT_BUCKETS: [f64; 14] = [
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+/// The exporter every chirp process uses, with the buckets above; tests
+/// install it as a bare recorder and read its rendering.
+pub fn builder() -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .set_buckets(&COUNT_BUCKETS)
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Suffix("_duration_seconds".to_owned()),
+                &DURATION_BUCKETS,
+            )
+        })
+        .expect("the bucket lists are not empty")
 }

@@ -38,3 +38,8 @@ pub use packages::chirp::events::v1 as events;
 pub use packages::chirp::graph::v1 as graph;
 pub use packages::chirp::timeline::v1 as timeline;
 pub use packages::chirp::tweet::v1 as tweet;
+
+/// Every file of `proto/`, compiled, as an encoded `FileDescriptorSet`: what
+/// server reflection describes to clients such as `grpcurl`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/chirp_descriptor.bin"));

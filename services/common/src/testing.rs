@@ -6,6 +6,8 @@
 //! not bring everything up. Each test then isolates itself with
 //! [`unique_name`]: its own database, keyspace, topic and Redis key prefix,
 //! so tests run in parallel without seeing each other's data.
+//! [`ServiceProcess`] runs a service's real binary, for what only a process
+//! shows: how it takes a signal, and its exit code.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -83,4 +85,196 @@ pub async fn fresh_database() -> String {
         .await
         .unwrap_or_else(|e| panic!("create database {name}: {e}"));
     format!("postgres://postgres@{POSTGRES}/{name}")
+}
+
+/// A listener on a port of the OS's choosing, and its address: bound before
+/// the service starts, so tests never race for ports.
+pub async fn local_listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind a port: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("bound address: {e}"));
+    (listener, addr.to_string())
+}
+
+/// Runs a service (its `run` future) in the background for the rest of the
+/// test; a service that stops with an error fails the test loudly.
+pub fn spawn_service(
+    name: &'static str,
+    service: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        if let Err(error) = service.await {
+            panic!("{name} stopped: {error:#}");
+        }
+    });
+}
+
+/// Polls `probe` until it returns `Some`, and fails the test if that takes
+/// longer than `deadline`: waiting on what callers can observe, never a sleep.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the graph, tweet and timeline services at these addresses
+/// answer a real call: they connect to their stores before they serve, and
+/// creating a keyspace takes seconds.
+pub async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
+    use crate::proto::graph::GetUserRequest;
+    use crate::proto::graph::graph_service_client::GraphServiceClient;
+    use crate::proto::timeline::GetHomeTimelineRequest;
+    use crate::proto::timeline::timeline_service_client::TimelineServiceClient;
+    use crate::proto::tweet::GetTweetRequest;
+    use crate::proto::tweet::tweet_service_client::TweetServiceClient;
+
+    let channel = |addr: &str| {
+        crate::grpc::connect_lazy(addr, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("bad address {addr}: {e}"))
+    };
+    let graph = GraphServiceClient::new(channel(graph));
+    let tweet = TweetServiceClient::new(channel(tweet));
+    let timeline = TimelineServiceClient::new(channel(timeline));
+    eventually(
+        Duration::from_secs(60),
+        "the services to start serving",
+        || {
+            let (mut graph, mut tweet, mut timeline) =
+                (graph.clone(), tweet.clone(), timeline.clone());
+            async move {
+                let graph_up = answers(graph.get_user(GetUserRequest { user_id: 1 }).await);
+                let tweet_up = answers(tweet.get_tweet(GetTweetRequest { tweet_id: 1 }).await);
+                let request = GetHomeTimelineRequest {
+                    user_id: 1,
+                    before_tweet_id: None,
+                    limit: 1,
+                };
+                let timeline_up = answers(timeline.get_home_timeline(request).await);
+                (graph_up && tweet_up && timeline_up).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// A service that answers NotFound for an unknown id is serving.
+fn answers<T>(result: Result<T, tonic::Status>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(status) => status.code() == tonic::Code::NotFound,
+    }
+}
+
+/// A chirp binary run as its own process, the way a container runs it:
+/// configured by environment variables alone, stopped by a signal. Its
+/// output goes to a file (a pipe nobody reads could fill up and block it),
+/// shown when a test fails. Dropping it kills the process, so a failing
+/// test leaves no orphan behind.
+pub struct ServiceProcess {
+    child: std::process::Child,
+    output: PathBuf,
+}
+
+/// How a [`ServiceProcess`] ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: std::process::ExitStatus,
+    /// Everything it wrote to stdout and stderr.
+    pub output: String,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` (e.g. `env!("CARGO_BIN_EXE_gateway")`) with exactly
+    /// `env` and `RUST_LOG=warn`: nothing leaks in from the test's own
+    /// environment.
+    pub fn start(binary: &str, env: &[(&str, &str)]) -> Self {
+        let output = std::env::temp_dir().join(format!("{}.log", unique_name("chirp_process")));
+        let file = std::fs::File::create(&output)
+            .unwrap_or_else(|e| panic!("create {}: {e}", output.display()));
+        let stderr = file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("share {}: {e}", output.display()));
+        let child = Command::new(binary)
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(file)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        Self { child, output }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as `docker stop` and Kubernetes do.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("run kill: {e}"));
+        assert!(
+            status.success(),
+            "kill -TERM {} failed: {status}",
+            self.pid()
+        );
+    }
+
+    /// Everything the process has written so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit, and fails the test if it is still
+    /// running after `bound`.
+    pub async fn exit_within(mut self, bound: Duration) -> Exit {
+        let start = std::time::Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    return Exit {
+                        status,
+                        output: self.output(),
+                    };
+                }
+                Ok(None) => {}
+                Err(e) => panic!("wait for process {}: {e}", self.pid()),
+            }
+            assert!(
+                start.elapsed() < bound,
+                "process {} still running {bound:?} after it was asked to stop; its output:\n{}",
+                self.pid(),
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.output);
+    }
 }

@@ -118,6 +118,7 @@ impl HomeTimelines {
     /// Such a key gets the TTL only if it has none (`NX`), so the timelines
     /// of users who never read expire, while pushes alone never keep a
     /// timeline alive.
+    #[tracing::instrument(name = "timelines.push", skip(self, user_ids), fields(timelines = user_ids.len()))]
     pub async fn push(&self, user_ids: &[i64], tweet_id: i64) -> redis::RedisResult<()> {
         if user_ids.is_empty() {
             return Ok(());
@@ -140,6 +141,7 @@ impl HomeTimelines {
     /// Writes a rebuilt timeline: `tweet_ids` (newest first, at most
     /// capacity) plus the sentinel that marks it complete, merged with
     /// whatever pushes landed while it was being rebuilt, in one transaction.
+    #[tracing::instrument(name = "timelines.store_rebuilt", skip(self, tweet_ids), fields(tweets = tweet_ids.len()))]
     pub async fn store_rebuilt(&self, user_id: i64, tweet_ids: &[i64]) -> redis::RedisResult<()> {
         let key = self.key(user_id);
         let mut members = vec![(0, encode(SENTINEL))];
@@ -152,6 +154,7 @@ impl HomeTimelines {
     }
 
     /// Drops the timelines of `user_ids`, so their next read rebuilds them.
+    #[tracing::instrument(name = "timelines.invalidate", skip(self, user_ids), fields(timelines = user_ids.len()))]
     pub async fn invalidate(&self, user_ids: &[i64]) -> redis::RedisResult<()> {
         if user_ids.is_empty() {
             return Ok(());
@@ -170,6 +173,7 @@ impl HomeTimelines {
     }
 
     /// Removes `tweet_id` from the timeline of every user in `user_ids`.
+    #[tracing::instrument(name = "timelines.remove", skip(self, user_ids), fields(timelines = user_ids.len()))]
     pub async fn remove(&self, user_ids: &[i64], tweet_id: i64) -> redis::RedisResult<()> {
         if user_ids.is_empty() {
             return Ok(());
@@ -185,6 +189,7 @@ impl HomeTimelines {
     /// Up to `limit` tweet ids of `user_id`'s timeline, newest first, all
     /// strictly older than `before` when given. A missing timeline reads as
     /// empty; see [`Self::page_if_complete`] to tell the two apart.
+    #[tracing::instrument(name = "timelines.page", skip(self))]
     pub async fn page(
         &self,
         user_id: i64,
@@ -201,6 +206,7 @@ impl HomeTimelines {
     /// Like [`Self::page`], but `None` when the timeline is not complete
     /// (missing, or only partial pushes): the caller must rebuild it. A
     /// complete timeline has its TTL refreshed, in the same round trip.
+    #[tracing::instrument(name = "timelines.page_if_complete", skip(self))]
     pub async fn page_if_complete(
         &self,
         user_id: i64,

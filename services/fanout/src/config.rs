@@ -1,5 +1,7 @@
 //! Configuration, from flags or the environment; `fanout --help` lists it all.
 
+use std::time::Duration;
+
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::telemetry::LogArgs;
@@ -24,6 +26,11 @@ pub struct Config {
     #[arg(long, env = "FOLLOWER_PAGE_SIZE", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub follower_page_size: u32,
+    /// How often the consumer group's lag is measured, in milliseconds:
+    /// each measurement costs a few requests to the brokers (see `lag`).
+    #[arg(long, env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub consumer_lag_interval_ms: u64,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
@@ -32,6 +39,12 @@ pub struct Config {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+impl Config {
+    pub fn consumer_lag_interval(&self) -> Duration {
+        Duration::from_millis(self.consumer_lag_interval_ms)
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use anyhow::Context;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::TweetEvent;
 use chirp_common::proto::events::tweet_event::Kind;
+use chirp_common::trace_context;
 use chirp_common::{ErrorKind, ServiceError};
 use metrics::counter;
 use prost::Message as _;
@@ -77,9 +78,15 @@ pub async fn consume(
         };
         let span = tracing::info_span!(
             "event",
+            otel.kind = "consumer",
             partition = message.partition(),
             offset = message.offset()
         );
+        // The producer's span, from the headers: the event's work joins the
+        // trace of the request that published it.
+        if let Some(headers) = message.headers() {
+            trace_context::set_remote_parent(&span, trace_context::extract_kafka(headers));
+        }
         match process(fanout, &message, shutdown.as_mut())
             .instrument(span)
             .await

@@ -15,13 +15,13 @@
 //! failing halfway through its pages, leaves the timelines as if it had been
 //! applied once.
 
+use chirp_common::grpc::Channel;
 use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{GetUserRequest, ListFollowsRequest};
 use chirp_common::timelines::{HomeTimelines, Strategy};
-use metrics::counter;
-use tonic::transport::Channel;
+use metrics::{counter, histogram};
 
 use crate::FanoutError;
 use crate::stats;
@@ -104,8 +104,7 @@ impl Fanout {
             tracing::debug!(timelines, "tweet pushed");
         } else if self.strategy == Strategy::Hybrid {
             // One write, so the author's own timeline holds what they wrote.
-            self.timelines.push(&[author_id], tweet_id).await?;
-            counter!(stats::TIMELINE_WRITES, "change" => Change::Push.label()).increment(1);
+            self.write(Change::Push, &[author_id], tweet_id).await?;
             counter!(stats::CELEBRITY_SKIPS).increment(1);
             tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
         }
@@ -150,18 +149,35 @@ impl Fanout {
                 .await?
                 .into_inner();
             user_ids.extend(page.user_ids);
-            match change {
-                Change::Push => self.timelines.push(&user_ids, tweet_id).await?,
-                Change::Remove => self.timelines.remove(&user_ids, tweet_id).await?,
-            }
+            self.write(change, &user_ids, tweet_id).await?;
             written += user_ids.len();
-            counter!(stats::TIMELINE_WRITES, "change" => change.label())
-                .increment(user_ids.len() as u64);
             match page.next_after_user_id {
                 Some(next) => after_user_id = Some(next),
                 None => return Ok(written),
             }
             user_ids.clear();
         }
+    }
+
+    /// Applies `change` to the timelines of `user_ids` in one Redis
+    /// pipeline, and counts it. An empty last page costs no round trip and
+    /// is not a batch.
+    async fn write(
+        &self,
+        change: Change,
+        user_ids: &[i64],
+        tweet_id: i64,
+    ) -> Result<(), FanoutError> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        match change {
+            Change::Push => self.timelines.push(user_ids, tweet_id).await?,
+            Change::Remove => self.timelines.remove(user_ids, tweet_id).await?,
+        }
+        let entries = user_ids.len();
+        counter!(stats::TIMELINE_WRITES, "change" => change.label()).increment(entries as u64);
+        histogram!(stats::BATCH_SIZE).record(entries as f64);
+        Ok(())
     }
 }

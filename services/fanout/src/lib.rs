@@ -17,14 +17,24 @@
 //! timelines. A failing dependency stalls its partition rather than
 //! dropping events: the worker retries with backoff until it heals.
 //!
+//! # Shutdown
+//!
+//! On SIGTERM the worker finishes the event in hand (every page of it) and
+//! stores its offset, takes no further event, commits the stored offsets and
+//! leaves the group, so its partitions move to another worker at once, which
+//! resumes right after the last event applied here. An event still waiting
+//! to be retried is left unstored, and its next owner applies it. Then `run`
+//! returns and the process exits 0.
+//!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
 //! guarantees), [`fanout`] (what one event does), [`error`], `stats` (what is
-//! measured).
+//! measured), `lag` (how far behind the group is).
 
 pub mod config;
 mod consumer;
 mod error;
 mod fanout;
+mod lag;
 mod stats;
 
 use std::future::Future;
@@ -38,7 +48,8 @@ pub use error::FanoutError;
 
 /// Makes sure the topic exists, joins the consumer group, and applies events
 /// until `shutdown` resolves; then finishes the event in hand, commits, and
-/// returns.
+/// returns. Meanwhile the group's lag is measured every
+/// `CONSUMER_LAG_INTERVAL_MS`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     stats::describe();
     config.kafka.ensure_topic().await?;
@@ -51,10 +62,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.store.timeline_strategy,
     );
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;
+    let lag = lag::LagProbe::new(&config.kafka, &config.kafka_group_id)?;
     tracing::info!(
         topic = %config.kafka.kafka_topic,
         group_id = %config.kafka_group_id,
         "fan-out worker consuming"
     );
-    consumer::consume(consumer, &fanout, shutdown).await
+    // The probe never returns: it stops when the consumer does.
+    tokio::select! {
+        stopped = consumer::consume(consumer, &fanout, shutdown) => stopped,
+        never = lag.run(config.consumer_lag_interval()) => match never {},
+    }
 }

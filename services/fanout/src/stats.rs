@@ -1,12 +1,13 @@
 //! What the fan-out worker measures, named and described in one place.
 //!
 //! Together they show the push half of the design at work: how many timeline
-//! writes the events cost, how many of those writes the hybrid strategy saved
-//! by skipping celebrities, and how events fared. They are recorded where
-//! the event happens, through the `metrics` facade, and cost nothing when no
-//! exporter is installed (see `chirp_common::metrics`).
+//! writes the events cost and in what batches, how many of those writes the
+//! hybrid strategy saved by skipping celebrities, how events fared, and how
+//! far the workers are behind. They are recorded where the event happens,
+//! through the `metrics` facade, and cost nothing when no exporter is
+//! installed (see `chirp_common::metrics`).
 
-use metrics::describe_counter;
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 /// Counter, label `change` = `push` | `remove`: timeline entries written.
 pub const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
@@ -15,6 +16,14 @@ pub const CELEBRITY_SKIPS: &str = "chirp_fanout_celebrity_skips_total";
 /// Counter, label `outcome` = `applied` | `skipped` | `retried`: events
 /// applied, given up on for good, or failed and to be tried again.
 pub const EVENTS: &str = "chirp_fanout_events_total";
+/// Gauge, label `partition`: events of the topic the consumer group has not
+/// committed yet (see `lag`). Every worker reports every partition, so take
+/// the `max` by partition across workers, not the sum.
+pub const CONSUMER_LAG: &str = "chirp_fanout_consumer_lag";
+/// Histogram: timeline entries written per Redis pipeline, at most the
+/// follower page size plus one (the author rides the first page). Its count
+/// is the number of round trips to Redis; its sum equals the timeline writes.
+pub const BATCH_SIZE: &str = "chirp_fanout_batch_size";
 
 /// Registers the help text of every metric above with the installed
 /// recorder; without one it does nothing.
@@ -30,5 +39,15 @@ pub fn describe() {
     describe_counter!(
         EVENTS,
         "Tweet events by outcome: applied, skipped (undecodable or of a deleted user) or retried."
+    );
+    describe_gauge!(
+        CONSUMER_LAG,
+        Unit::Count,
+        "Events between the consumer group's committed offset and the partition's high watermark."
+    );
+    describe_histogram!(
+        BATCH_SIZE,
+        Unit::Count,
+        "Home-timeline entries written per Redis pipeline."
     );
 }

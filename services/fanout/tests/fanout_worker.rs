@@ -6,24 +6,32 @@
 //! were produced: once a later event shows up in Redis, every earlier one has
 //! been applied (or skipped) too. That lets tests check what did *not*
 //! happen without sleeping.
+//!
+//! Most tests run the worker in process through `fanout::run`; one runs the
+//! real `fanout` binary, to see what SIGTERM does to it.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use chirp_common::grpc::Channel;
 use chirp_common::ids::Snowflake;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_common::testing::{KAFKA, REDIS_URL, ensure_backends, fresh_database, unique_name};
+use chirp_common::testing::{
+    KAFKA, REDIS_URL, ServiceProcess, ensure_backends, fresh_database, unique_name,
+};
 use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 /// How long an event may take to reach Redis before a test fails.
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -128,14 +136,21 @@ impl TestApp {
     }
 
     fn start_worker_with_graph(&self, graph_addr: &str, follower_page_size: u32) -> Worker {
-        let config = fanout::Config::try_parse_from([
-            "fanout",
+        self.start_worker_with_args(&[
             "--graph-addr",
             graph_addr,
-            "--kafka-group-id",
-            &self.group_id,
             "--follower-page-size",
             &follower_page_size.to_string(),
+        ])
+    }
+
+    /// A worker of this app's group, topic and key prefix, with `args` on
+    /// top (which must name the graph service).
+    fn start_worker_with_args(&self, args: &[&str]) -> Worker {
+        let mut argv = vec![
+            "fanout",
+            "--kafka-group-id",
+            &self.group_id,
             "--kafka-brokers",
             &self.kafka.kafka_brokers,
             "--kafka-topic",
@@ -144,8 +159,9 @@ impl TestApp {
             &self.store.redis_url,
             "--redis-key-prefix",
             &self.store.redis_key_prefix,
-        ])
-        .unwrap();
+        ];
+        argv.extend_from_slice(args);
+        let config = fanout::Config::try_parse_from(argv).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(fanout::run(config, async {
             let _ = stopped.await;
@@ -237,6 +253,47 @@ impl TestApp {
             .encode_to_vec(),
         )
         .await;
+    }
+
+    /// The real `fanout` binary as one more worker of this app's group,
+    /// configured the way a container is: by environment.
+    fn start_worker_process(&self, follower_page_size: u32) -> ServiceProcess {
+        let follower_page_size = follower_page_size.to_string();
+        ServiceProcess::start(
+            env!("CARGO_BIN_EXE_fanout"),
+            &[
+                ("GRAPH_ADDR", &self.graph_addr),
+                ("KAFKA_GROUP_ID", &self.group_id),
+                ("FOLLOWER_PAGE_SIZE", &follower_page_size),
+                ("KAFKA_BROKERS", &self.kafka.kafka_brokers),
+                ("KAFKA_TOPIC", &self.kafka.kafka_topic),
+                ("REDIS_URL", &self.store.redis_url),
+                ("REDIS_KEY_PREFIX", &self.store.redis_key_prefix),
+            ],
+        )
+    }
+
+    /// The offset the group committed on the topic's partition, if any: the
+    /// first event a restarted worker gets.
+    async fn committed_offset(&self) -> Option<i64> {
+        let client: BaseConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", &self.group_id)
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        partitions.add_partition(&self.kafka.kafka_topic, 0);
+        let committed = tokio::task::spawn_blocking(move || {
+            client.committed_offsets(partitions, Duration::from_secs(10))
+        })
+        .await
+        .unwrap()
+        .expect("the group's committed offsets");
+        match committed.elements()[0].offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
     }
 
     async fn timeline(&self, user_id: i64) -> Vec<i64> {
@@ -490,4 +547,134 @@ async fn a_restarted_worker_resumes_after_the_last_processed_event() {
     app.wait_until(&audience, |timeline| timeline == [after, during])
         .await;
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_terminated_worker_process_commits_what_it_applied_and_exits_cleanly() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 3).await;
+    let audience = everyone(author, &followers);
+    let process = app.start_worker_process(2);
+    let mut tweets = vec![app.tweet(author).await];
+    app.wait_until(&[author], |timeline| timeline == tweets)
+        .await;
+
+    // Events keep flowing before, during and after the signal.
+    for n in 0..30 {
+        if n == 15 {
+            process.terminate();
+        }
+        tweets.push(app.tweet(author).await);
+    }
+    let exit = process.exit_within(DEADLINE).await;
+    assert!(exit.status.success(), "the worker exited with {exit:?}");
+
+    // Applied events form a prefix of the partition, each in full (every
+    // page), and the group committed exactly that prefix: nothing applied
+    // will be replayed, nothing committed is missing.
+    let applied = app.timeline(author).await.len();
+    assert_eq!(
+        app.committed_offset().await,
+        Some(applied as i64),
+        "committed offset vs. events applied; worker output:\n{}",
+        exit.output
+    );
+    let expected: Vec<i64> = tweets[..applied].iter().rev().copied().collect();
+    for &user_id in &audience {
+        assert_eq!(app.timeline(user_id).await, expected, "user {user_id}");
+    }
+    assert!(
+        applied < tweets.len(),
+        "the worker took events after SIGTERM: it applied all {applied}"
+    );
+
+    // A new worker of the group takes the rest; each tweet is in every
+    // timeline once.
+    let worker = app.start_worker(2);
+    tweets.reverse();
+    app.wait_until(&audience, |timeline| timeline == tweets)
+        .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn consumer_lag_and_batch_sizes_are_measured() {
+    // Every test's topic has a partition 0, so one recorder for the whole
+    // binary would mix the tests' lags up. This test records into its own,
+    // local to the test's thread, where `#[tokio::test]` runs the worker too.
+    let recorder = chirp_common::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    app.create_followers(author, "follower", 3).await;
+    // A backlog before any worker of the group exists.
+    for _ in 0..5 {
+        app.tweet(author).await;
+    }
+    let worker = app.start_worker_with_args(&[
+        "--graph-addr",
+        &app.graph_addr,
+        "--follower-page-size",
+        "2",
+        "--consumer-lag-interval-ms",
+        "100",
+    ]);
+
+    // The lag starts at the backlog and falls to 0 once every event is
+    // applied and committed (the commit comes within 5 s).
+    let started = Instant::now();
+    let mut lags = Vec::new();
+    while lags.last() != Some(&0.0) {
+        let reading = series(&metrics.render(), "chirp_fanout_consumer_lag");
+        assert!(
+            reading.len() <= 1,
+            "one series per partition of the topic, got {reading:?}"
+        );
+        if let Some(&lag) = reading.get(r#"partition="0""#)
+            && lags.last() != Some(&lag)
+        {
+            lags.push(lag);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the lag went {lags:?} and never reached 0"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        lags.first(),
+        Some(&5.0),
+        "the backlog, then down to 0: {lags:?}"
+    );
+    assert!(
+        lags.is_sorted_by(|a, b| a >= b),
+        "the lag only fell: {lags:?}"
+    );
+
+    // Per event: the author with the first page of 2 followers, then the
+    // last follower.
+    let rendered = metrics.render();
+    let batches = series(&rendered, "chirp_fanout_batch_size_count");
+    let entries = series(&rendered, "chirp_fanout_batch_size_sum");
+    assert_eq!(batches.get(""), Some(&10.0), "{rendered}");
+    assert_eq!(entries.get(""), Some(&20.0), "{rendered}");
+    worker.stop().await;
+}
+
+/// The value of each series of metric `name` in a Prometheus text rendering,
+/// keyed by its labels (`partition="0"`, or empty).
+fn series(rendered: &str, name: &str) -> BTreeMap<String, f64> {
+    rendered
+        .lines()
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let labels = match series.strip_prefix(name)? {
+                "" => "",
+                labels => labels.strip_prefix('{')?.strip_suffix('}')?,
+            };
+            Some((labels.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }

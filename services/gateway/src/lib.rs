@@ -20,12 +20,11 @@ mod rate_limit;
 use std::future::Future;
 use std::sync::Arc;
 
-use chirp_common::grpc::connect_lazy;
+use chirp_common::grpc::{Channel, connect_lazy};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 pub use config::Config;
 

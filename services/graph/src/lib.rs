@@ -26,7 +26,6 @@ use std::future::Future;
 use chirp_common::proto::graph::graph_service_server::GraphServiceServer;
 use chirp_common::timelines::HomeTimelines;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 
 pub use config::Config;
 pub use error::GraphError;
@@ -43,6 +42,5 @@ pub async fn run(
     let timelines = HomeTimelines::connect(&config.timelines).await?;
     let service = service::Graph::new(store, timelines, config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
-    let router = Server::builder().add_service(GraphServiceServer::new(service));
-    chirp_common::grpc::serve(router, listener, shutdown).await
+    chirp_common::grpc::serve(GraphServiceServer::new(service), listener, shutdown).await
 }

@@ -4,8 +4,9 @@
 use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
-    ListFollowedCelebritiesRequest, ListFollowsRequest, UnfollowResponse, User, UserIdList,
-    UserIdPage, graph_service_server::GraphService,
+    ImportFollowsRequest, ImportFollowsResponse, ListFollowedCelebritiesRequest,
+    ListFollowsRequest, UnfollowResponse, User, UserIdList, UserIdPage,
+    graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
@@ -22,6 +23,10 @@ const PAGE: PageSize = PageSize {
 /// The most celebrities one reader's timeline pulls from. Each costs the
 /// reader a query per page, so a bound keeps one read's cost bounded too.
 const MAX_FOLLOWED_CELEBRITIES: i64 = 1_000;
+/// The most edges one `ImportFollows` call may carry: large enough that a
+/// batch amortises its transaction, small enough that it holds its row locks
+/// for a moment only and its message stays far below gRPC's 4 MB limit.
+const MAX_IMPORT: usize = 10_000;
 
 pub struct Graph {
     store: Store,
@@ -171,6 +176,38 @@ impl GraphService for Graph {
         Ok(Response::new(UnfollowResponse {
             removed: remaining.is_some(),
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(edges = request.get_ref().follows.len()))]
+    async fn import_follows(
+        &self,
+        request: Request<ImportFollowsRequest>,
+    ) -> Result<Response<ImportFollowsResponse>, Status> {
+        let follows = request.into_inner().follows;
+        if follows.len() > MAX_IMPORT {
+            return Err(GraphError::InvalidArgument(format!(
+                "at most {MAX_IMPORT} follows per call, got {}",
+                follows.len()
+            ))
+            .into());
+        }
+        if follows.iter().any(|f| f.follower_id == f.followee_id) {
+            return Err(GraphError::SelfFollow.into());
+        }
+        let edges: Vec<(i64, i64)> = follows
+            .iter()
+            .map(|f| (f.follower_id, f.followee_id))
+            .collect();
+        let created = self.store.import_follows(&edges).await?;
+        let mut followers: Vec<i64> = edges.iter().map(|&(follower, _)| follower).collect();
+        followers.sort_unstable();
+        followers.dedup();
+        self.timelines
+            .invalidate(&followers)
+            .await
+            .map_err(GraphError::from)?;
+        tracing::info!(created, "follows imported");
+        Ok(Response::new(ImportFollowsResponse { created }))
     }
 
     async fn list_followers(

@@ -112,7 +112,7 @@ impl Store {
     /// whether the edge is new; an existing edge changes nothing.
     pub async fn follow(&self, follower_id: i64, followee_id: i64) -> Result<bool, GraphError> {
         let mut tx = self.pool.begin().await?;
-        lock_both_users(&mut tx, follower_id, followee_id).await?;
+        lock_users(&mut tx, &[follower_id, followee_id]).await?;
         let inserted = sqlx::query(
             "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -137,7 +137,7 @@ impl Store {
         followee_id: i64,
     ) -> Result<Option<i64>, GraphError> {
         let mut tx = self.pool.begin().await?;
-        lock_both_users(&mut tx, follower_id, followee_id).await?;
+        lock_users(&mut tx, &[follower_id, followee_id]).await?;
         let removed =
             sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND followee_id = $2")
                 .bind(follower_id)
@@ -153,6 +153,25 @@ impl Store {
         };
         tx.commit().await?;
         Ok(remaining)
+    }
+
+    /// Adds many edges in one transaction and returns how many were new.
+    /// The users involved are locked first, in id order as [`Self::follow`]
+    /// does and for the same reason; then a single statement inserts the
+    /// edges and moves every counter they touch, so a batch of ten thousand
+    /// edges costs one round trip instead of ten thousand transactions.
+    pub async fn import_follows(&self, edges: &[(i64, i64)]) -> Result<u64, GraphError> {
+        let (followers, followees): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
+        let users: Vec<i64> = followers.iter().chain(&followees).copied().collect();
+        let mut tx = self.pool.begin().await?;
+        lock_users(&mut tx, &users).await?;
+        let created: i64 = sqlx::query_scalar(IMPORT_FOLLOWS)
+            .bind(&followers)
+            .bind(&followees)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(created.unsigned_abs())
     }
 
     /// Up to `limit` ids on one side of `user_id`'s edges greater than
@@ -205,26 +224,43 @@ impl Store {
     }
 }
 
-/// Locks both user rows in id order before touching the edge. Taking the
-/// locks in one global order is what keeps "A follows B" and "B follows A",
-/// running at once, from deadlocking; it also tells us whether both exist.
-async fn lock_both_users(
-    tx: &mut sqlx::PgConnection,
-    follower_id: i64,
-    followee_id: i64,
-) -> Result<(), GraphError> {
+/// Inserts the edges of two parallel arrays (followers, followees), skipping
+/// those that exist, and adds to each user's counters the new edges on each
+/// side of them. One `UPDATE` moves both counters of a user: Postgres does not
+/// let one statement update the same row twice, and in a batch a user is
+/// often a follower and a followee at once.
+const IMPORT_FOLLOWS: &str = "\
+    WITH new_edges AS ( \
+        INSERT INTO follows (follower_id, followee_id) \
+        SELECT DISTINCT * FROM unnest($1::bigint[], $2::bigint[]) \
+        ON CONFLICT DO NOTHING \
+        RETURNING follower_id, followee_id \
+    ), deltas AS ( \
+        SELECT user_id, sum(followers) AS followers, sum(following) AS following FROM ( \
+            SELECT followee_id AS user_id, 1 AS followers, 0 AS following FROM new_edges \
+            UNION ALL \
+            SELECT follower_id, 0, 1 FROM new_edges \
+        ) AS per_edge GROUP BY user_id \
+    ), counted AS ( \
+        UPDATE users SET follower_count = follower_count + deltas.followers, \
+                         following_count = following_count + deltas.following \
+        FROM deltas WHERE users.user_id = deltas.user_id \
+    ) \
+    SELECT count(*) FROM new_edges";
+
+/// Locks the rows of `user_ids` in id order before their edges change.
+/// Taking the locks in one global order is what keeps "A follows B" and
+/// "B follows A", running at once, from deadlocking; it also tells us whether
+/// every user exists.
+async fn lock_users(tx: &mut sqlx::PgConnection, user_ids: &[i64]) -> Result<(), GraphError> {
     let found: Vec<i64> = sqlx::query_scalar(
-        "SELECT user_id FROM users WHERE user_id IN ($1, $2) ORDER BY user_id FOR NO KEY UPDATE",
+        "SELECT user_id FROM users WHERE user_id = ANY($1) ORDER BY user_id FOR NO KEY UPDATE",
     )
-    .bind(follower_id)
-    .bind(followee_id)
+    .bind(user_ids)
     .fetch_all(tx)
     .await?;
-    match [follower_id, followee_id]
-        .into_iter()
-        .find(|id| !found.contains(id))
-    {
-        Some(missing) => Err(GraphError::UserNotFound(missing)),
+    match user_ids.iter().find(|id| found.binary_search(id).is_err()) {
+        Some(&missing) => Err(GraphError::UserNotFound(missing)),
         None => Ok(()),
     }
 }

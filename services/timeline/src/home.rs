@@ -12,13 +12,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{ListFollowedCelebritiesRequest, ListFollowsRequest};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::timelines::{HomeTimelines, Strategy};
 use futures::{StreamExt, TryStreamExt};
 use metrics::{counter, histogram};
-use tonic::transport::Channel;
 
 use crate::TimelineError;
 use crate::merge;

@@ -14,12 +14,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use chirp_common::grpc::Channel;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::{BatchGetTweetsRequest, Tweet};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use metrics::counter;
-use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::TimelineError;
 use crate::stats;
@@ -92,13 +93,17 @@ impl HotTweets {
     }
 
     fn start_fetch(&self, ids: Vec<i64>) -> Fetch {
-        let task = tokio::spawn(fetch(
-            self.tweets.clone(),
-            Arc::clone(&self.slots),
-            ids,
-            self.ttl,
-            self.capacity,
-        ));
+        // The task continues the trace of the read that started it.
+        let task = tokio::spawn(
+            fetch(
+                self.tweets.clone(),
+                Arc::clone(&self.slots),
+                ids,
+                self.ttl,
+                self.capacity,
+            )
+            .in_current_span(),
+        );
         async move {
             task.await.unwrap_or_else(|error| {
                 Err(TimelineError::Tweet(tonic::Status::unavailable(format!(

@@ -39,7 +39,6 @@ use chirp_common::proto::timeline::timeline_service_server::TimelineServiceServe
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::timelines::HomeTimelines;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 
 pub use config::Config;
 pub use error::TimelineError;
@@ -69,6 +68,5 @@ pub async fn run(
     );
     let service = service::Timeline::new(home, hot_tweets);
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
-    let router = Server::builder().add_service(TimelineServiceServer::new(service));
-    chirp_common::grpc::serve(router, listener, shutdown).await
+    chirp_common::grpc::serve(TimelineServiceServer::new(service), listener, shutdown).await
 }

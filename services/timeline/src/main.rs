@@ -3,7 +3,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = timeline::Config::parse();
-    chirp_common::telemetry::init(&config.log);
+    let _telemetry = chirp_common::telemetry::init(&config.log, env!("CARGO_BIN_NAME"))?;
     chirp_common::metrics::install(&config.metrics)?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
     timeline::run(config, listener, chirp_common::shutdown::signal()).await

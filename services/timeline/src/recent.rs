@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use chirp_common::grpc::Channel;
 use chirp_common::proto::tweet::ListTweetsByAuthorRequest;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use metrics::counter;
-use tonic::transport::Channel;
 
 use crate::TimelineError;
 use crate::single_flight::SingleFlight;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chirp_common::grpc::Channel;
 use chirp_common::proto::timeline::GetHomeTimelineRequest;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
@@ -24,7 +25,6 @@ use chirp_common::testing::{CQL, KAFKA, REDIS_URL, ensure_backends, fresh_databa
 use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 /// The reader whose home timeline the tests fill.
 const READER: i64 = 42;

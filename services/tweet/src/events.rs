@@ -6,7 +6,9 @@
 //! create it cancels. The producer is idempotent with `acks=all`, and each
 //! publish waits for the broker's acknowledgement: a request succeeds only
 //! once its event is durably in the log, and fails `Unavailable` otherwise, so
-//! that the client's retry publishes it again.
+//! that the client's retry publishes it again. Each event's headers carry
+//! the trace context of the request that caused it, so the fan-out work it
+//! triggers shows up in that request's trace.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use anyhow::Context;
 use chirp_common::ids::timestamp_ms;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
+use chirp_common::trace_context;
 use prost::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -71,10 +74,22 @@ impl Events {
             .await
     }
 
+    #[tracing::instrument(
+        name = "events.publish",
+        skip(self, kind),
+        fields(
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %self.topic,
+        )
+    )]
     async fn publish(&self, author_id: i64, kind: tweet_event::Kind) -> Result<(), TweetError> {
         let key = author_id.to_string();
         let payload = TweetEvent { kind: Some(kind) }.encode_to_vec();
-        let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+        let record = FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(trace_context::kafka_headers(&trace_context::current()));
         self.producer
             .send(record, QUEUE_TIMEOUT)
             .await

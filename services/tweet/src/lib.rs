@@ -26,7 +26,6 @@ use std::future::Future;
 use chirp_common::ids::Snowflake;
 use chirp_common::proto::tweet::tweet_service_server::TweetServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 
 pub use config::Config;
 pub use error::TweetError;
@@ -49,6 +48,5 @@ pub async fn run(
     let events = events::Events::new(&config.kafka)?;
     let service = service::Tweets::new(store, events, Snowflake::new(config.node_id));
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
-    let router = Server::builder().add_service(TweetServiceServer::new(service));
-    chirp_common::grpc::serve(router, listener, shutdown).await
+    chirp_common::grpc::serve(TweetServiceServer::new(service), listener, shutdown).await
 }

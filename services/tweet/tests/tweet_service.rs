@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use chirp_common::grpc::Channel;
 use chirp_common::ids::now_ms;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::tweet_event::Kind;
@@ -26,7 +27,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// How long starting the service (a new keyspace takes seconds on

@@ -12,9 +12,8 @@ mod tweets;
 mod users;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::DefaultBodyLimit;
 use chirp_common::ErrorKind;
-use tower_http::trace::TraceLayer;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -43,15 +42,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     router
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("unmatched", MatchedPath::as_str);
-                tracing::info_span!("http", method = %request.method(), route)
-            }),
-        )
+        // A span per request, continuing the client's `traceparent`, and the
+        // request metrics, both named by the route that matched.
+        .layer(chirp_common::observe::http())
         .with_state(state)
 }
 

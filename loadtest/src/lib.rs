@@ -1,0 +1,66 @@
+//! chirp's load tool: how much traffic the design must carry, a realistic
+//! social graph to carry it on, and honest measurements of how it copes.
+//!
+//! Three subcommands, in the order one uses them:
+//!
+//! - `estimate` ([`estimate`]): the back-of-envelope numbers, from daily
+//!   active users to requests per second and bytes per day.
+//! - `seed` ([`seed`]): users, a power-law follow graph ([`graph_model`])
+//!   and a tweet history, written through the services' own APIs; it leaves
+//!   a [`manifest`] behind.
+//! - `run` ([`run`]): a workload ([`workload`]) sent through the gateway's
+//!   HTTP API ([`client`]) on an open- or closed-loop schedule
+//!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
+//!   written up as JSON and HTML ([`report`]).
+//!
+//! Reading order for the measurement itself: [`schedule`] (why an open
+//! loop), [`recorder`], [`report`]. The scheduler is generic over any async
+//! operation, so other targets (a gRPC service, Redis) are measured the same
+//! way.
+
+pub mod client;
+pub mod estimate;
+pub mod graph_model;
+pub mod manifest;
+pub mod recorder;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod seed;
+pub mod workload;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadtest",
+    about = "Capacity estimates, seeding and load tests for chirp"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back-of-envelope capacity estimate.
+    Estimate(estimate::Assumptions),
+    /// Build a social graph in running services and write a manifest.
+    Seed(seed::SeedArgs),
+    /// Load the gateway with a workload and write a report.
+    Run(run::RunArgs),
+}
+
+/// Runs one subcommand.
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Estimate(assumptions) => print!("{}", estimate::estimate(&assumptions)),
+        Command::Seed(args) => {
+            seed::seed(&args).await?;
+        }
+        Command::Run(args) => {
+            run::run(&args).await?;
+        }
+    }
+    Ok(())
+}

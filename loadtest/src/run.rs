@@ -1,0 +1,234 @@
+//! `run`: loads the gateway with a workload for a while, as the seeded
+//! users, then writes and prints the report.
+//!
+//! The parts are separate on purpose: [`crate::workload`] says what to send,
+//! [`crate::schedule`] when, [`crate::recorder`] what came back, and
+//! [`crate::report`] how it reads. Only this module knows about manifests
+//! and flags.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail, ensure};
+
+use crate::client::Gateway;
+use crate::manifest::Manifest;
+use crate::report::Report;
+use crate::schedule::{Mode, Plan, drive};
+use crate::workload::{Actor, GatewayTarget, Params, Workload};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// What to send.
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// The manifest `seed` wrote.
+    #[arg(long, default_value = "loadtest-manifest.json")]
+    pub manifest: PathBuf,
+    /// The gateway to load. Default: the one the manifest's users signed up
+    /// through (their tokens are only valid where they were signed).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Open loop: requests per second on a fixed schedule, latency measured
+    /// from each request's intended send time. Default: 100, unless
+    /// --connections asks for a closed loop.
+    #[arg(long, conflicts_with = "connections")]
+    pub rate: Option<f64>,
+    /// Closed loop: this many connections, each sending its next request when
+    /// the previous one has answered.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connections: Option<u32>,
+    /// How long to send for (e.g. 30s, 2m).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// A request unanswered after this long counts as a timeout.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Open loop: requests in flight beyond which a due request is dropped
+    /// (and counted) instead of sent.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+    /// Home-timeline pages a reader reads, by cursor, before starting over.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pages: u32,
+    /// Tweets per home-timeline page (1-100). Default: the gateway's (20).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub page_size: Option<u32>,
+    /// Read as only this many of the users, drawn at random (default: all).
+    /// A few keep their timelines and tweets hot in the caches; all of
+    /// them measure the misses too.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub readers: Option<u32>,
+    /// Reads per write in `mixed` and `celebrity-post` (the article's 100:1).
+    #[arg(long, default_value_t = 100.0)]
+    pub read_write_ratio: f64,
+    /// Seed of the choice of users: the same seed sends the same requests.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Directory for report.json and report.html.
+    #[arg(long, default_value = "loadtest-report")]
+    pub out: PathBuf,
+}
+
+/// The default open-loop rate.
+const DEFAULT_RATE: f64 = 100.0;
+/// `celebrity-post` reads as at most this many of the celebrities' followers.
+const MAX_CELEBRITY_READERS: usize = 10_000;
+
+impl RunArgs {
+    fn plan(&self) -> anyhow::Result<Plan> {
+        let mode = match (self.rate, self.connections) {
+            (_, Some(connections)) => Mode::ClosedLoop {
+                connections: connections as usize,
+            },
+            (rate, None) => {
+                let rate = rate.unwrap_or(DEFAULT_RATE);
+                ensure!(
+                    rate.is_finite() && rate > 0.0,
+                    "--rate must be positive, got {rate}"
+                );
+                Mode::OpenLoop {
+                    rate,
+                    max_in_flight: self.max_in_flight as usize,
+                }
+            }
+        };
+        ensure!(!self.duration.is_zero(), "--duration must be positive");
+        ensure!(!self.timeout.is_zero(), "--timeout must be positive");
+        Ok(Plan {
+            mode,
+            duration: self.duration,
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// Runs the workload as `args` say, writes the report into `args.out`,
+/// prints its summary, and returns it.
+pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
+    let plan = args.plan()?;
+    let manifest = Manifest::read(&args.manifest)?;
+    let gateway = Gateway::new(args.gateway.as_deref().unwrap_or(&manifest.gateway))?;
+    let everyone: Vec<Actor> = manifest
+        .users
+        .iter()
+        .map(|user| Actor {
+            id: user.id,
+            token: user.token.clone(),
+        })
+        .collect();
+    check_tokens(&gateway, &everyone).await?;
+    let (readers, writers) = match args.workload {
+        Workload::HomeTimeline | Workload::UserTimeline => (everyone, Vec::new()),
+        Workload::Post => (Vec::new(), everyone),
+        Workload::Mixed => (everyone.clone(), everyone),
+        Workload::CelebrityPost => celebrities_and_followers(&gateway, &manifest, everyone).await?,
+    };
+    let params = Params {
+        workload: args.workload,
+        pages: args.pages,
+        page_size: args.page_size,
+        readers: args.readers.map(|count| count as usize),
+        read_write_ratio: args.read_write_ratio,
+        seed: args.seed,
+        run_tag: run_tag(),
+    };
+    let target = GatewayTarget::new(gateway.clone(), params, readers, writers)?;
+
+    let started_at = SystemTime::now();
+    let recording = drive(Arc::new(target), plan).await;
+    let report = Report::new(
+        args.workload.name(),
+        gateway.base_url(),
+        &plan,
+        &recording,
+        started_at,
+    );
+    let page = report.write(&args.out)?;
+    print!("{report}");
+    println!("report      {}", page.display());
+    Ok(report)
+}
+
+/// Fails fast, with the likely reason, when the gateway is down or does not
+/// take the manifest's tokens.
+async fn check_tokens(gateway: &Gateway, users: &[Actor]) -> anyhow::Result<()> {
+    let Some(user) = users.first() else {
+        bail!("the manifest has no users: seed first");
+    };
+    match gateway
+        .home_timeline(user.id, &user.token, None, None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(failure) if failure.0.starts_with("http 401") => bail!(
+            "the gateway at {} refuses the manifest's tokens: they expired (TOKEN_TTL_SECS after \
+             the seed) or its TOKEN_SECRET changed; seed again",
+            gateway.base_url()
+        ),
+        Err(failure) => Err(anyhow::anyhow!(
+            "the gateway at {} does not answer as expected ({}); is it up?",
+            gateway.base_url(),
+            failure.0
+        )),
+    }
+}
+
+/// For `celebrity-post`: the celebrities write, and as many of their
+/// followers as [`MAX_CELEBRITY_READERS`] read, found through the gateway.
+async fn celebrities_and_followers(
+    gateway: &Gateway,
+    manifest: &Manifest,
+    everyone: Vec<Actor>,
+) -> anyhow::Result<(Vec<Actor>, Vec<Actor>)> {
+    ensure!(
+        !manifest.celebrities.is_empty(),
+        "the manifest has no celebrities: seed with --celebrities N and a --celebrity-threshold \
+         that N users can reach (and start the services with the same CELEBRITY_THRESHOLD)"
+    );
+    let mut follower_ids = Vec::new();
+    let mut seen = HashSet::new();
+    'celebrities: for &celebrity in &manifest.celebrities {
+        let mut cursor = None;
+        loop {
+            let page = gateway
+                .followers(celebrity, cursor.as_deref())
+                .await
+                .map_err(|failure| anyhow::anyhow!("{}", failure.0))
+                .with_context(|| format!("list the followers of celebrity {celebrity}"))?;
+            for profile in page.items {
+                if seen.insert(profile.id) {
+                    follower_ids.push(profile.id);
+                }
+                if follower_ids.len() == MAX_CELEBRITY_READERS {
+                    break 'celebrities;
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    let mut by_id: HashMap<i64, Actor> = everyone.into_iter().map(|a| (a.id, a)).collect();
+    let writers = manifest
+        .celebrities
+        .iter()
+        .filter_map(|id| by_id.get(id).cloned())
+        .collect();
+    let readers = follower_ids
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .collect();
+    Ok((readers, writers))
+}
+
+/// A tag unique to this run, for its posts' idempotency keys.
+fn run_tag() -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    format!("run{millis}")
+}

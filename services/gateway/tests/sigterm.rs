@@ -1,0 +1,383 @@
+//! The real `gateway` binary under load, stopped the way Docker and
+//! Kubernetes stop it: SIGTERM.
+//!
+//! The services behind it run in this process on ports chosen by the OS,
+//! with their own database, keyspace, topic and key prefix; the gateway runs
+//! as a child process configured by environment, since only a real process
+//! shows how it takes a signal and what it exits with.
+//!
+//! What a client may see while a gateway stops: a complete 2xx response, or
+//! a refused connection once the gateway stopped listening. One more outcome
+//! is inherent to HTTP/1.1 and no server can rule it out: a request written
+//! on a kept-alive connection at the instant the server closes it (or into
+//! the accept backlog as the listener goes) gets no response at all. The
+//! server never read it, so it did nothing, which the test checks: every
+//! tweet stored is one the gateway acknowledged. Such a client retries, with
+//! the same `Idempotency-Key` if it sent one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chirp_common::grpc::Channel;
+use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_common::proto::tweet::{GetTweetRequest, ListTweetsByAuthorRequest};
+use chirp_common::testing::{
+    self, CQL, KAFKA, REDIS_URL, ServiceProcess, eventually, local_listener, spawn_service,
+    unique_name, wait_until_serving,
+};
+use clap::Parser;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+
+const TOKEN_SECRET: &str = "sigterm-test-secret-that-is-at-least-32-bytes";
+/// Clients sending requests at once, each one after the other.
+const CLIENTS: usize = 8;
+/// Tweets acknowledged before the signal: the load is well under way.
+const POSTS_BEFORE_SIGNAL: usize = 40;
+/// How long the gateway may take from SIGTERM to its exit.
+const EXIT_BOUND: Duration = Duration::from_secs(10);
+
+/// The services behind the gateway, running in this process.
+struct Backends {
+    tweet_addr: String,
+    graph_addr: String,
+    timeline_addr: String,
+    redis_prefix: String,
+    tweets: TweetServiceClient<Channel>,
+}
+
+async fn spawn_backends() -> Backends {
+    testing::ensure_backends();
+    let database_url = testing::fresh_database().await;
+    let run_id = unique_name("sigterm");
+    let redis_prefix = format!("{run_id}:");
+    let (graph_listener, graph_addr) = local_listener().await;
+    let (tweet_listener, tweet_addr) = local_listener().await;
+    let (timeline_listener, timeline_addr) = local_listener().await;
+    let never = std::future::pending::<()>;
+    let redis = [
+        "--redis-url",
+        REDIS_URL,
+        "--redis-key-prefix",
+        &redis_prefix,
+    ];
+    let kafka = ["--kafka-brokers", KAFKA, "--kafka-topic", &run_id];
+
+    let args = ["graph", "--database-url", &database_url];
+    let graph = graph::Config::try_parse_from(args.into_iter().chain(redis)).expect("flags");
+    spawn_service("graph", graph::run(graph, graph_listener, never()));
+    let args = ["tweet", "--cql-nodes", CQL, "--cql-keyspace", &run_id];
+    let tweet = tweet::Config::try_parse_from(args.into_iter().chain(kafka)).expect("flags");
+    spawn_service("tweet", tweet::run(tweet, tweet_listener, never()));
+    let args = [
+        "timeline",
+        "--tweet-addr",
+        &tweet_addr,
+        "--graph-addr",
+        &graph_addr,
+    ];
+    let timeline = timeline::Config::try_parse_from(args.into_iter().chain(redis)).expect("flags");
+    spawn_service(
+        "timeline",
+        timeline::run(timeline, timeline_listener, never()),
+    );
+    let args = [
+        "fanout",
+        "--graph-addr",
+        &graph_addr,
+        "--kafka-group-id",
+        &run_id,
+    ];
+    let args = args.into_iter().chain(kafka).chain(redis);
+    let fanout = fanout::Config::try_parse_from(args).expect("flags");
+    spawn_service("fanout", fanout::run(fanout, never()));
+
+    wait_until_serving(&graph_addr, &tweet_addr, &timeline_addr).await;
+    let channel = chirp_common::grpc::connect_lazy(&tweet_addr, Duration::from_secs(5))
+        .expect("a valid address");
+    Backends {
+        tweet_addr,
+        graph_addr,
+        timeline_addr,
+        redis_prefix,
+        tweets: TweetServiceClient::new(channel),
+    }
+}
+
+/// Starts the gateway binary in front of `backends`, and returns it with its
+/// base URL once it answers.
+async fn start_gateway(backends: &Backends) -> (ServiceProcess, String) {
+    // The binary binds its own listener: find it a free port. The OS is
+    // unlikely to hand the port out again in the moment before it binds.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string();
+    let gateway = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_gateway"),
+        &[
+            ("LISTEN_ADDR", &addr),
+            ("TWEET_ADDR", &backends.tweet_addr),
+            ("GRAPH_ADDR", &backends.graph_addr),
+            ("TIMELINE_ADDR", &backends.timeline_addr),
+            ("TOKEN_SECRET", TOKEN_SECRET),
+            ("REDIS_URL", REDIS_URL),
+            ("REDIS_KEY_PREFIX", &backends.redis_prefix),
+            // The load is many writes by few users.
+            ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000"),
+            ("RATE_LIMIT_BURST", "1000000"),
+        ],
+    );
+    let base_url = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    eventually(Duration::from_secs(30), "the gateway to answer", || {
+        let request = http.get(format!("{base_url}/healthz"));
+        async move {
+            match send(request).await {
+                Outcome::Answered(StatusCode::OK, _) => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    (gateway, base_url)
+}
+
+/// What became of one request.
+#[derive(Debug)]
+enum Outcome {
+    /// A complete response.
+    Answered(StatusCode, String),
+    /// Nothing listens any more.
+    Refused,
+    /// Written, then the connection closed (or timed out) before any response.
+    Unanswered(reqwest::Error),
+    /// The response began, then broke off.
+    CutOff(StatusCode, reqwest::Error),
+}
+
+async fn send(request: RequestBuilder) -> Outcome {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) if error.is_connect() => return Outcome::Refused,
+        Err(error) => return Outcome::Unanswered(error),
+    };
+    let status = response.status();
+    match response.text().await {
+        Ok(body) => Outcome::Answered(status, body),
+        Err(error) => Outcome::CutOff(status, error),
+    }
+}
+
+/// One client: a signed-up user posting and reading in a loop.
+struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    user_id: i64,
+    token: String,
+}
+
+/// What one client saw, once the gateway refused it.
+#[derive(Debug, Default)]
+struct Log {
+    /// Tweets acknowledged with 201, by id, with their content.
+    acknowledged: BTreeMap<i64, String>,
+    /// Requests that got a complete response.
+    answered: usize,
+    /// Requests written that got no response: allowed, if they had no effect.
+    unanswered: usize,
+    /// What a graceful shutdown must never show.
+    failures: Vec<String>,
+}
+
+impl Client {
+    async fn sign_up(http: &reqwest::Client, base_url: &str) -> Self {
+        let handle = format!("u{}", &unique_name("")[1..15]);
+        let body = json!({ "handle": handle, "display_name": handle });
+        let response = send(http.post(format!("{base_url}/users")).json(&body)).await;
+        let Outcome::Answered(StatusCode::CREATED, body) = response else {
+            panic!("sign-up failed: {response:?}");
+        };
+        let body: Value = serde_json::from_str(&body).expect("JSON");
+        Self {
+            http: http.clone(),
+            base_url: base_url.to_owned(),
+            user_id: body["user_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("a user id"),
+            token: body["token"].as_str().expect("a token").to_owned(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(&self.token)
+    }
+
+    /// Posts a tweet, reads it back and now and then the home timeline, over
+    /// and over, until the gateway refuses the connection.
+    async fn run(self, acknowledged: Arc<AtomicUsize>) -> Log {
+        let mut log = Log::default();
+        for n in 0.. {
+            let content = format!("tweet {n} of user {}", self.user_id);
+            let post = self
+                .request(Method::POST, "/tweets")
+                .json(&json!({ "content": content }));
+            let body = match log.record("POST /tweets", send(post).await) {
+                Ok(Some(body)) => body,
+                Ok(None) => continue,
+                Err(Refused) => break,
+            };
+            let Some(id) = serde_json::from_str::<Value>(&body).ok().and_then(|tweet| {
+                let id = tweet["id"].as_str()?.parse().ok();
+                id.filter(|_| tweet["content"] == content)
+            }) else {
+                log.failures.push(format!("POST /tweets answered {body}"));
+                continue;
+            };
+            log.acknowledged.insert(id, content);
+            acknowledged.fetch_add(1, Ordering::Relaxed);
+
+            let read = self.request(Method::GET, &format!("/tweets/{id}"));
+            if log.record("GET /tweets/{id}", send(read).await).is_err() {
+                break;
+            }
+            if n % 4 == 0 {
+                let path = format!("/users/{}/timeline", self.user_id);
+                let read = self.request(Method::GET, &path);
+                if log
+                    .record("GET /users/{id}/timeline", send(read).await)
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+        log
+    }
+}
+
+/// The gateway refused a connection: it has stopped listening.
+struct Refused;
+
+impl Log {
+    /// Notes `outcome`, and returns the body of a 2xx response.
+    fn record(&mut self, what: &str, outcome: Outcome) -> Result<Option<String>, Refused> {
+        match outcome {
+            Outcome::Answered(status, body) => {
+                self.answered += 1;
+                if status.is_success() {
+                    return Ok(Some(body));
+                }
+                self.failures
+                    .push(format!("{what} answered {status}: {body}"));
+            }
+            Outcome::Refused => return Err(Refused),
+            Outcome::Unanswered(error) if error.is_timeout() => {
+                self.failures.push(format!("{what} hung: {error}"));
+            }
+            Outcome::Unanswered(_) => self.unanswered += 1,
+            Outcome::CutOff(status, error) => {
+                self.failures
+                    .push(format!("{what} answered {status}, then broke off: {error}"));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Every tweet the tweet service holds for `author_id`, by id, with content.
+async fn stored_tweets(
+    tweets: &TweetServiceClient<Channel>,
+    author_id: i64,
+) -> BTreeMap<i64, String> {
+    let mut stored = BTreeMap::new();
+    let mut before_tweet_id = None;
+    loop {
+        let request = ListTweetsByAuthorRequest {
+            author_id,
+            before_tweet_id,
+            limit: 100,
+        };
+        let page = tweets
+            .clone()
+            .list_tweets_by_author(request)
+            .await
+            .expect("the tweet service lists tweets")
+            .into_inner();
+        stored.extend(page.tweets.into_iter().map(|t| (t.tweet_id, t.content)));
+        match page.next_before_tweet_id {
+            Some(next) => before_tweet_id = Some(next),
+            None => return stored,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
+    let backends = spawn_backends().await;
+    let (gateway, base_url) = start_gateway(&backends).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(Client::sign_up(&http, &base_url).await);
+    }
+    let user_ids: Vec<i64> = clients.iter().map(|client| client.user_id).collect();
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let running: Vec<_> = clients
+        .into_iter()
+        .map(|client| tokio::spawn(client.run(Arc::clone(&acknowledged))))
+        .collect();
+    eventually(Duration::from_secs(30), "the load to get going", || {
+        let count = acknowledged.load(Ordering::Relaxed);
+        async move { (count >= POSTS_BEFORE_SIGNAL).then_some(()) }
+    })
+    .await;
+
+    gateway.terminate();
+    let exit = gateway.exit_within(EXIT_BOUND).await;
+    assert!(exit.status.success(), "the gateway exited with {exit:?}");
+    let mut logs = Vec::new();
+    for client in running {
+        logs.push(client.await.expect("a client panicked"));
+    }
+    let after = send(http.get(format!("{base_url}/healthz"))).await;
+    assert!(
+        matches!(after, Outcome::Refused),
+        "a request after the exit was not refused at connect: {after:?}"
+    );
+
+    let failures: Vec<&String> = logs.iter().flat_map(|log| &log.failures).collect();
+    assert!(
+        failures.is_empty(),
+        "during the shutdown: {failures:#?}\ngateway output:\n{}",
+        exit.output
+    );
+    for (user_id, log) in user_ids.into_iter().zip(&logs) {
+        // Equal, not just included: an unanswered post created nothing.
+        assert_eq!(
+            stored_tweets(&backends.tweets, user_id).await,
+            log.acknowledged,
+            "user {user_id}: tweets stored vs. tweets acknowledged ({} requests answered, {} unanswered)",
+            log.answered,
+            log.unanswered
+        );
+        for (&tweet_id, content) in &log.acknowledged {
+            let tweet = backends
+                .tweets
+                .clone()
+                .get_tweet(GetTweetRequest { tweet_id })
+                .await
+                .expect("an acknowledged tweet is readable")
+                .into_inner();
+            assert_eq!(&tweet.content, content);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The graph service against real Postgres and Redis, through its gRPC API.
+//!
+//! Each test gets its own database and Redis key prefix. So far this binary
+//! covers the bulk path, `ImportFollows`: a batch must leave the graph exactly
+//! as the same follows made one by one would, and be safe to retry.
+
+use std::time::Duration;
+
+use chirp_common::grpc::Channel;
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::{
+    CreateUserRequest, FollowRequest, GetUserRequest, ImportFollowsRequest, ListFollowsRequest,
+    User,
+};
+use chirp_common::testing::{REDIS_URL, fresh_database, unique_name};
+use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+use clap::Parser;
+use tokio::net::TcpListener;
+use tonic::Code;
+
+struct TestApp {
+    graph: GraphServiceClient<Channel>,
+    timelines: HomeTimelines,
+}
+
+/// A graph service on a fresh database and Redis key prefix.
+async fn spawn_app() -> TestApp {
+    let database_url = fresh_database().await;
+    let store = TimelineStoreArgs {
+        redis_url: REDIS_URL.to_owned(),
+        redis_key_prefix: format!("{}:", unique_name("graph_test")),
+        timeline_capacity: 800,
+        timeline_ttl_secs: 3600,
+        timeline_strategy: Strategy::Hybrid,
+    };
+    let config = graph::Config::try_parse_from([
+        "graph",
+        "--database-url",
+        &database_url,
+        "--redis-url",
+        &store.redis_url,
+        "--redis-key-prefix",
+        &store.redis_key_prefix,
+    ])
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    // Generous: the first call waits while the service applies its migrations.
+    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    TestApp {
+        graph: GraphServiceClient::new(channel),
+        timelines: HomeTimelines::connect(&store).await.unwrap(),
+    }
+}
+
+fn edge(follower_id: i64, followee_id: i64) -> FollowRequest {
+    FollowRequest {
+        follower_id,
+        followee_id,
+    }
+}
+
+impl TestApp {
+    async fn users(&self, count: usize) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let request = CreateUserRequest {
+                handle: format!("user{n}"),
+                display_name: format!("User {n}"),
+            };
+            ids.push(self.graph.clone().create_user(request).await.unwrap());
+        }
+        ids.into_iter()
+            .map(|user| user.into_inner().user_id)
+            .collect()
+    }
+
+    async fn user(&self, user_id: i64) -> User {
+        let request = GetUserRequest { user_id };
+        self.graph
+            .clone()
+            .get_user(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn import(&self, follows: Vec<FollowRequest>) -> Result<u64, tonic::Status> {
+        let request = ImportFollowsRequest { follows };
+        let response = self.graph.clone().import_follows(request).await?;
+        Ok(response.into_inner().created)
+    }
+
+    /// The (follower count, following count) of each user.
+    async fn counts(&self, users: &[i64]) -> Vec<(i64, i64)> {
+        let mut counts = Vec::new();
+        for &user_id in users {
+            let user = self.user(user_id).await;
+            counts.push((user.follower_count, user.following_count));
+        }
+        counts
+    }
+
+    async fn followers(&self, user_id: i64) -> Vec<i64> {
+        let request = ListFollowsRequest {
+            user_id,
+            after_user_id: None,
+            limit: 100,
+        };
+        let page = self.graph.clone().list_followers(request).await.unwrap();
+        page.into_inner().user_ids
+    }
+}
+
+#[tokio::test]
+async fn an_import_counts_like_single_follows_and_a_retry_changes_nothing() {
+    let app = spawn_app().await;
+    let [a, b, c, d] = app.users(4).await[..] else {
+        unreachable!("four users")
+    };
+    app.graph.clone().follow(edge(d, a)).await.unwrap();
+
+    // b and c follow a, a follows b back, everyone follows d; (d, a) exists
+    // already and the duplicate (c, a) is one edge.
+    let batch = vec![
+        edge(b, a),
+        edge(c, a),
+        edge(c, a),
+        edge(a, b),
+        edge(a, d),
+        edge(b, d),
+        edge(c, d),
+        edge(d, a),
+    ];
+    assert_eq!(app.import(batch.clone()).await.unwrap(), 6);
+    let expected = vec![(3, 2), (1, 2), (0, 2), (3, 1)];
+    assert_eq!(app.counts(&[a, b, c, d]).await, expected);
+    assert_eq!(app.followers(a).await, vec![b, c, d]);
+
+    assert_eq!(app.import(batch).await.unwrap(), 0, "a retry adds nothing");
+    assert_eq!(app.counts(&[a, b, c, d]).await, expected);
+}
+
+#[tokio::test]
+async fn an_import_with_an_unknown_user_or_a_self_follow_writes_nothing() {
+    let app = spawn_app().await;
+    let [a, b] = app.users(2).await[..] else {
+        unreachable!("two users")
+    };
+    let unknown = b + 1_000;
+
+    let error = app
+        .import(vec![edge(a, b), edge(a, unknown)])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound, "{error:?}");
+    let error = app.import(vec![edge(a, b), edge(b, b)]).await.unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition, "{error:?}");
+    let too_many = (0..10_001).map(|_| edge(a, b)).collect();
+    let error = app.import(too_many).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+
+    assert_eq!(app.counts(&[a, b]).await, vec![(0, 0), (0, 0)]);
+    assert!(app.followers(b).await.is_empty());
+    assert_eq!(app.import(Vec::new()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_import_drops_the_followers_cached_timelines() {
+    let app = spawn_app().await;
+    let [author, reader, bystander] = app.users(3).await[..] else {
+        unreachable!("three users")
+    };
+    for user_id in [reader, bystander] {
+        app.timelines.store_rebuilt(user_id, &[]).await.unwrap();
+    }
+
+    app.import(vec![edge(reader, author)]).await.unwrap();
+
+    let page = |user_id| app.timelines.page_if_complete(user_id, None, 10);
+    assert_eq!(
+        page(reader).await.unwrap(),
+        None,
+        "rebuilt on the next read"
+    );
+    assert_eq!(page(bystander).await.unwrap(), Some(Vec::new()));
+}
