@@ -21,7 +21,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chirp_common::telemetry::{self, LogFormat, Telemetry};
-use helpers::{Stack, eventually, handle, ids, spawn_stack};
+use chirp_common::testing::eventually;
+use helpers::{Stack, handle, ids, spawn_stack};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use reqwest::{Method, StatusCode};

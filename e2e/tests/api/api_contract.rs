@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Stack, TestUser, eventually, handle, ids, spawn_stack};
+use crate::helpers::{Stack, TestUser, handle, ids, spawn_stack};
+use chirp_common::testing::eventually;
 
 /// Asserts an RFC 9457 problem with the given status and machine code.
 fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {

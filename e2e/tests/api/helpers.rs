@@ -1,24 +1,11 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-use chirp_common::proto::graph::GetUserRequest;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::graph_service_server;
-use chirp_common::proto::timeline::GetHomeTimelineRequest;
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_common::proto::timeline::timeline_service_server;
-use chirp_common::proto::tweet::GetTweetRequest;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::tweet_service_server;
-use chirp_common::testing::{self, CQL, KAFKA, REDIS_URL, unique_name};
+use chirp_common::testing::{REDIS_URL, local_listener, spawn_service, unique_name};
 use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+use chirp_testkit::{Backends, ServiceArgs};
 use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 pub const TOKEN_SECRET: &str = "e2e-test-secret-that-is-at-least-32-bytes";
 
@@ -51,20 +38,6 @@ pub struct TestUser {
     pub token: String,
 }
 
-async fn bind() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
-    let addr: SocketAddr = listener.local_addr().expect("bound address");
-    (listener, addr.to_string())
-}
-
-fn spawn(name: &'static str, service: impl Future<Output = anyhow::Result<()>> + Send + 'static) {
-    tokio::spawn(async move {
-        if let Err(error) = service.await {
-            panic!("{name} stopped: {error:#}");
-        }
-    });
-}
-
 pub async fn spawn_stack() -> Stack {
     spawn_stack_with(&[]).await
 }
@@ -80,120 +53,50 @@ pub async fn spawn_stack_with(gateway_args: &[&str]) -> Stack {
 
 /// A stack whose services also get `extra` flags (e.g. a lower celebrity threshold).
 pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
-    testing::ensure_backends();
-    let database_url = testing::fresh_database().await;
-    let run_id = unique_name("e2e");
-    let topic = format!("tweets_{run_id}");
-    let redis_prefix = format!("{run_id}:");
-    let (graph_listener, graph_addr) = bind().await;
-    let (tweet_listener, tweet_addr) = bind().await;
-    let (timeline_listener, timeline_addr) = bind().await;
-    let (gateway_listener, gateway_addr) = bind().await;
-    let never = std::future::pending::<()>;
-
-    let mut args = vec![
-        "graph",
-        "--database-url",
-        &database_url,
-        "--redis-url",
-        REDIS_URL,
-        "--redis-key-prefix",
-        &redis_prefix,
-    ];
-    args.extend_from_slice(extra.graph);
-    let graph = graph::Config::parse_from(args);
-    spawn("graph", graph::run(graph, graph_listener, never()));
-
-    let tweet = tweet::Config::parse_from([
-        "tweet",
-        "--cql-nodes",
-        CQL,
-        "--cql-keyspace",
-        &run_id,
-        "--kafka-brokers",
-        KAFKA,
-        "--kafka-topic",
-        &topic,
-    ]);
-    spawn("tweet", tweet::run(tweet, tweet_listener, never()));
-
-    let mut args = vec![
-        "timeline",
-        "--tweet-addr",
-        &tweet_addr,
-        "--graph-addr",
-        &graph_addr,
-        "--redis-url",
-        REDIS_URL,
-        "--redis-key-prefix",
-        &redis_prefix,
-    ];
-    args.extend_from_slice(extra.timeline);
-    let timeline = timeline::Config::parse_from(args);
-    spawn(
-        "timeline",
-        timeline::run(timeline, timeline_listener, never()),
-    );
-
-    let mut args = vec![
-        "fanout",
-        "--graph-addr",
-        &graph_addr,
-        "--kafka-brokers",
-        KAFKA,
-        "--kafka-topic",
-        &topic,
-        "--kafka-group-id",
-        &run_id,
-        "--redis-url",
-        REDIS_URL,
-        "--redis-key-prefix",
-        &redis_prefix,
-    ];
-    args.extend_from_slice(extra.fanout);
-    let fanout = fanout::Config::parse_from(args);
-    spawn("fanout", fanout::run(fanout, never()));
-
+    let services = ServiceArgs {
+        graph: extra.graph,
+        timeline: extra.timeline,
+        fanout: extra.fanout,
+    };
+    let backends = Backends::spawn("e2e", services).await;
+    let (listener, gateway_addr) = local_listener().await;
     let mut args = vec![
         "gateway",
         "--tweet-addr",
-        &tweet_addr,
+        &backends.tweet_addr,
         "--graph-addr",
-        &graph_addr,
+        &backends.graph_addr,
         "--timeline-addr",
-        &timeline_addr,
+        &backends.timeline_addr,
         "--token-secret",
         TOKEN_SECRET,
         "--redis-url",
         REDIS_URL,
         "--redis-key-prefix",
-        &redis_prefix,
+        &backends.redis_prefix,
     ];
     args.extend_from_slice(extra.gateway);
     let gateway = gateway::Config::parse_from(args);
-    spawn("gateway", gateway::run(gateway, gateway_listener, never()));
-
-    wait_until_serving(&graph_addr, &tweet_addr, &timeline_addr).await;
+    spawn_service(
+        "gateway",
+        gateway::run(gateway, listener, std::future::pending()),
+    );
     Stack {
         base_url: format!("http://{gateway_addr}"),
         http: reqwest::Client::new(),
-        redis_prefix,
-        grpc_services: vec![
-            (graph_service_server::SERVICE_NAME, graph_addr),
-            (tweet_service_server::SERVICE_NAME, tweet_addr),
-            (timeline_service_server::SERVICE_NAME, timeline_addr),
-        ],
+        grpc_services: backends.grpc_services(),
+        redis_prefix: backends.redis_prefix,
     }
 }
 
 /// A gateway alone, pointed wherever `args` say: for testing how it
 /// behaves when the services behind it are down.
 pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
-    let (listener, addr) = bind().await;
+    let (listener, addr) = local_listener().await;
     let mut argv = vec!["gateway", "--token-secret", TOKEN_SECRET];
     argv.extend_from_slice(args);
     let config = gateway::Config::parse_from(argv);
-    spawn(
+    spawn_service(
         "gateway",
         gateway::run(config, listener, std::future::pending()),
     );
@@ -202,64 +105,6 @@ pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
         http: reqwest::Client::new(),
         redis_prefix: String::new(),
         grpc_services: Vec::new(),
-    }
-}
-
-/// Services connect to their stores before they accept calls (creating a
-/// keyspace takes seconds); wait until each answers a real request.
-async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
-    let channel = |addr: &str| {
-        chirp_common::grpc::connect_lazy(addr, Duration::from_secs(2)).expect("valid address")
-    };
-    let graph = GraphServiceClient::new(channel(graph));
-    let tweet = TweetServiceClient::new(channel(tweet));
-    let timeline = TimelineServiceClient::new(channel(timeline));
-    eventually(
-        Duration::from_secs(60),
-        "the services to start serving",
-        || {
-            let (mut graph, mut tweet, mut timeline) =
-                (graph.clone(), tweet.clone(), timeline.clone());
-            async move {
-                let graph_up = answers(graph.get_user(GetUserRequest { user_id: 1 }).await);
-                let tweet_up = answers(tweet.get_tweet(GetTweetRequest { tweet_id: 1 }).await);
-                let request = GetHomeTimelineRequest {
-                    user_id: 1,
-                    before_tweet_id: None,
-                    limit: 1,
-                };
-                let timeline_up = answers(timeline.get_home_timeline(request).await);
-                (graph_up && tweet_up && timeline_up).then_some(())
-            }
-        },
-    )
-    .await;
-}
-
-/// A service that answers NotFound for an unknown id is serving.
-fn answers<T>(result: Result<T, tonic::Status>) -> bool {
-    match result {
-        Ok(_) => true,
-        Err(status) => status.code() == tonic::Code::NotFound,
-    }
-}
-
-/// Polls `probe` until it returns `Some`, or fails the test after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

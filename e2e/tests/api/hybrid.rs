@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{ExtraArgs, Stack, TestUser, eventually, handle, ids, spawn_stack_with_args};
+use crate::helpers::{ExtraArgs, Stack, TestUser, handle, ids, spawn_stack_with_args};
+use chirp_common::testing::eventually;
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
 /// No reuse of pulled tweets: each read sees the celebrity's latest.

@@ -14,7 +14,8 @@ use chirp_common::observe::{
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::helpers::{eventually, handle, ids, spawn_stack};
+use crate::helpers::{handle, ids, spawn_stack};
+use chirp_common::testing::eventually;
 
 /// The process's recorder, installed by whichever test asks first, with the
 /// buckets every service exports.

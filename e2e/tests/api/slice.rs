@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{eventually, handle, ids, spawn_stack};
+use crate::helpers::{handle, ids, spawn_stack};
+use chirp_common::testing::eventually;
 
 #[tokio::test]
 async fn a_tweet_reaches_a_followers_home_timeline() {

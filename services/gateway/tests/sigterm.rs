@@ -23,11 +23,8 @@ use std::time::Duration;
 use chirp_common::grpc::Channel;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::{GetTweetRequest, ListTweetsByAuthorRequest};
-use chirp_common::testing::{
-    self, CQL, KAFKA, REDIS_URL, ServiceProcess, eventually, local_listener, spawn_service,
-    unique_name, wait_until_serving,
-};
-use clap::Parser;
+use chirp_common::testing::{REDIS_URL, ServiceProcess, eventually, unique_name};
+use chirp_testkit::{Backends, ServiceArgs};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
@@ -38,73 +35,6 @@ const CLIENTS: usize = 8;
 const POSTS_BEFORE_SIGNAL: usize = 40;
 /// How long the gateway may take from SIGTERM to its exit.
 const EXIT_BOUND: Duration = Duration::from_secs(10);
-
-/// The services behind the gateway, running in this process.
-struct Backends {
-    tweet_addr: String,
-    graph_addr: String,
-    timeline_addr: String,
-    redis_prefix: String,
-    tweets: TweetServiceClient<Channel>,
-}
-
-async fn spawn_backends() -> Backends {
-    testing::ensure_backends();
-    let database_url = testing::fresh_database().await;
-    let run_id = unique_name("sigterm");
-    let redis_prefix = format!("{run_id}:");
-    let (graph_listener, graph_addr) = local_listener().await;
-    let (tweet_listener, tweet_addr) = local_listener().await;
-    let (timeline_listener, timeline_addr) = local_listener().await;
-    let never = std::future::pending::<()>;
-    let redis = [
-        "--redis-url",
-        REDIS_URL,
-        "--redis-key-prefix",
-        &redis_prefix,
-    ];
-    let kafka = ["--kafka-brokers", KAFKA, "--kafka-topic", &run_id];
-
-    let args = ["graph", "--database-url", &database_url];
-    let graph = graph::Config::try_parse_from(args.into_iter().chain(redis)).expect("flags");
-    spawn_service("graph", graph::run(graph, graph_listener, never()));
-    let args = ["tweet", "--cql-nodes", CQL, "--cql-keyspace", &run_id];
-    let tweet = tweet::Config::try_parse_from(args.into_iter().chain(kafka)).expect("flags");
-    spawn_service("tweet", tweet::run(tweet, tweet_listener, never()));
-    let args = [
-        "timeline",
-        "--tweet-addr",
-        &tweet_addr,
-        "--graph-addr",
-        &graph_addr,
-    ];
-    let timeline = timeline::Config::try_parse_from(args.into_iter().chain(redis)).expect("flags");
-    spawn_service(
-        "timeline",
-        timeline::run(timeline, timeline_listener, never()),
-    );
-    let args = [
-        "fanout",
-        "--graph-addr",
-        &graph_addr,
-        "--kafka-group-id",
-        &run_id,
-    ];
-    let args = args.into_iter().chain(kafka).chain(redis);
-    let fanout = fanout::Config::try_parse_from(args).expect("flags");
-    spawn_service("fanout", fanout::run(fanout, never()));
-
-    wait_until_serving(&graph_addr, &tweet_addr, &timeline_addr).await;
-    let channel = chirp_common::grpc::connect_lazy(&tweet_addr, Duration::from_secs(5))
-        .expect("a valid address");
-    Backends {
-        tweet_addr,
-        graph_addr,
-        timeline_addr,
-        redis_prefix,
-        tweets: TweetServiceClient::new(channel),
-    }
-}
 
 /// Starts the gateway binary in front of `backends`, and returns it with its
 /// base URL once it answers.
@@ -319,7 +249,11 @@ async fn stored_tweets(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
-    let backends = spawn_backends().await;
+    let backends = Backends::spawn("sigterm", ServiceArgs::default()).await;
+    let tweets = TweetServiceClient::new(
+        chirp_common::grpc::connect_lazy(&backends.tweet_addr, Duration::from_secs(5))
+            .expect("a valid address"),
+    );
     let (gateway, base_url) = start_gateway(&backends).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -363,15 +297,14 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
     for (user_id, log) in user_ids.into_iter().zip(&logs) {
         // Equal, not just included: an unanswered post created nothing.
         assert_eq!(
-            stored_tweets(&backends.tweets, user_id).await,
+            stored_tweets(&tweets, user_id).await,
             log.acknowledged,
             "user {user_id}: tweets stored vs. tweets acknowledged ({} requests answered, {} unanswered)",
             log.answered,
             log.unanswered
         );
         for (&tweet_id, content) in &log.acknowledged {
-            let tweet = backends
-                .tweets
+            let tweet = tweets
                 .clone()
                 .get_tweet(GetTweetRequest { tweet_id })
                 .await
