@@ -1,7 +1,7 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
 use chirp_common::testing::{REDIS_URL, local_listener, spawn_service, unique_name};
-use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+use chirp_common::timelines::HomeTimelines;
 use chirp_testkit::{Backends, ServiceArgs};
 use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -117,13 +117,7 @@ impl TestUser {
 impl Stack {
     /// This stack's Redis timelines, to read or drop behind the services' back.
     pub async fn timelines(&self) -> HomeTimelines {
-        let args = TimelineStoreArgs {
-            redis_url: REDIS_URL.to_owned(),
-            redis_key_prefix: self.redis_prefix.clone(),
-            timeline_capacity: 800,
-            timeline_ttl_secs: 3600,
-            timeline_strategy: Strategy::Hybrid,
-        };
+        let args = chirp_common::testing::timeline_store(&self.redis_prefix);
         HomeTimelines::connect(&args)
             .await
             .expect("connect to Redis")

@@ -278,3 +278,15 @@ impl Drop for ServiceProcess {
         let _ = std::fs::remove_file(&self.output);
     }
 }
+
+/// The home-timeline store as a test's services see it: the local Redis,
+/// every key under `redis_key_prefix`, capacity and strategy as deployed.
+pub fn timeline_store(redis_key_prefix: &str) -> crate::timelines::TimelineStoreArgs {
+    crate::timelines::TimelineStoreArgs {
+        redis_url: REDIS_URL.to_owned(),
+        redis_key_prefix: redis_key_prefix.to_owned(),
+        timeline_capacity: 800,
+        timeline_ttl_secs: 3600,
+        timeline_strategy: crate::timelines::Strategy::Hybrid,
+    }
+}

@@ -20,10 +20,8 @@ use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_common::testing::{
-    KAFKA, REDIS_URL, ServiceProcess, ensure_backends, fresh_database, unique_name,
-};
-use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+use chirp_common::testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
+use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -73,13 +71,7 @@ async fn spawn_app(celebrity_threshold: i64) -> TestApp {
     let database_url = fresh_database().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let graph_addr = listener.local_addr().unwrap().to_string();
-    let store = TimelineStoreArgs {
-        redis_url: REDIS_URL.to_owned(),
-        redis_key_prefix: format!("{}:", unique_name("fanout_test")),
-        timeline_capacity: 800,
-        timeline_ttl_secs: 3600,
-        timeline_strategy: Strategy::Hybrid,
-    };
+    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
     spawn_graph(&database_url, celebrity_threshold, &store, listener);
     let graph = GraphServiceClient::new(
         chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),

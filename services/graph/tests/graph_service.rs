@@ -12,8 +12,8 @@ use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, GetUserRequest, ImportFollowsRequest, ListFollowsRequest,
     User,
 };
-use chirp_common::testing::{REDIS_URL, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+use chirp_common::testing::{fresh_database, unique_name};
+use chirp_common::timelines::HomeTimelines;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -26,13 +26,7 @@ struct TestApp {
 /// A graph service on a fresh database and Redis key prefix.
 async fn spawn_app() -> TestApp {
     let database_url = fresh_database().await;
-    let store = TimelineStoreArgs {
-        redis_url: REDIS_URL.to_owned(),
-        redis_key_prefix: format!("{}:", unique_name("graph_test")),
-        timeline_capacity: 800,
-        timeline_ttl_secs: 3600,
-        timeline_strategy: Strategy::Hybrid,
-    };
+    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("graph_test")));
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",

@@ -21,8 +21,8 @@ use chirp_common::proto::tweet::{
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
     TweetPage,
 };
-use chirp_common::testing::{CQL, KAFKA, REDIS_URL, ensure_backends, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, Strategy, TimelineStoreArgs};
+use chirp_common::testing::{CQL, KAFKA, ensure_backends, fresh_database, unique_name};
+use chirp_common::timelines::HomeTimelines;
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -82,13 +82,8 @@ async fn spawn_timeline(
     tweet_addr: &str,
     graph_addr: &str,
 ) -> (TimelineServiceClient<Channel>, HomeTimelines) {
-    let store = TimelineStoreArgs {
-        redis_url: REDIS_URL.to_owned(),
-        redis_key_prefix: format!("{}:", unique_name("timeline_test")),
-        timeline_capacity: 800,
-        timeline_ttl_secs: 3600,
-        timeline_strategy: Strategy::Hybrid,
-    };
+    let store =
+        chirp_common::testing::timeline_store(&format!("{}:", unique_name("timeline_test")));
     let config = timeline::Config::try_parse_from([
         "timeline",
         "--tweet-addr",
