@@ -1,5 +1,6 @@
 //! The real `gateway` binary under load, stopped the way Docker and
-//! Kubernetes stop it: SIGTERM.
+//! Kubernetes stop it: SIGTERM. On the way, its Prometheus endpoint is read
+//! as Prometheus reads it, over HTTP, to see that it counted the load.
 //!
 //! The services behind it run in this process on ports chosen by the OS,
 //! with their own database, keyspace, topic and key prefix; the gateway runs
@@ -37,18 +38,15 @@ const POSTS_BEFORE_SIGNAL: usize = 40;
 const EXIT_BOUND: Duration = Duration::from_secs(10);
 
 /// Starts the gateway binary in front of `backends`, and returns it with its
-/// base URL once it answers.
-async fn start_gateway(backends: &Backends) -> (ServiceProcess, String) {
-    // The binary binds its own listener: find it a free port. The OS is
-    // unlikely to hand the port out again in the moment before it binds.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .to_string();
+/// base URL and its Prometheus endpoint once it answers.
+async fn start_gateway(backends: &Backends) -> (ServiceProcess, String, String) {
+    let addr = free_port();
+    let metrics_addr = free_port();
     let gateway = ServiceProcess::start(
         env!("CARGO_BIN_EXE_gateway"),
         &[
             ("LISTEN_ADDR", &addr),
+            ("METRICS_ADDR", &metrics_addr),
             ("TWEET_ADDR", &backends.tweet_addr),
             ("GRAPH_ADDR", &backends.graph_addr),
             ("TIMELINE_ADDR", &backends.timeline_addr),
@@ -72,7 +70,27 @@ async fn start_gateway(backends: &Backends) -> (ServiceProcess, String) {
         }
     })
     .await;
-    (gateway, base_url)
+    (gateway, base_url, format!("http://{metrics_addr}/metrics"))
+}
+
+/// The binary binds its own listeners: find it free ports. The OS is
+/// unlikely to hand one out again in the moment before it binds.
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string()
+}
+
+/// The value of the series of `name` whose labels include every one of
+/// `labels`, in a Prometheus text exposition; 0 if there is none.
+fn sample(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    exposition
+        .lines()
+        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
+        .filter(|series| labels.iter().all(|label| series.contains(label)))
+        .filter_map(|series| series.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 /// What became of one request.
@@ -254,7 +272,7 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
         chirp_common::grpc::connect_lazy(&backends.tweet_addr, Duration::from_secs(5))
             .expect("a valid address"),
     );
-    let (gateway, base_url) = start_gateway(&backends).await;
+    let (gateway, base_url, metrics_url) = start_gateway(&backends).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -275,6 +293,19 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
     })
     .await;
 
+    let exposition = send(http.get(&metrics_url)).await;
+    let Outcome::Answered(StatusCode::OK, exposition) = exposition else {
+        panic!("GET {metrics_url}: {exposition:?}");
+    };
+    let posted = sample(
+        &exposition,
+        "chirp_http_requests_total",
+        &[r#"method="POST""#, r#"route="/tweets""#, r#"status="201""#],
+    );
+    assert!(
+        posted >= POSTS_BEFORE_SIGNAL as f64,
+        "/metrics counts the posts answered: {posted}"
+    );
     gateway.terminate();
     let exit = gateway.exit_within(EXIT_BOUND).await;
     assert!(exit.status.success(), "the gateway exited with {exit:?}");
