@@ -23,15 +23,21 @@ pub struct Config {
     /// are celebrities.
     #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
     pub graph_addr: String,
-    /// How long an author's recent tweet ids, pulled at read time, are reused
-    /// before being fetched again. A new tweet of a celebrity reaches readers
-    /// up to this late; in exchange a celebrity with a million readers costs
-    /// the tweet store one query per interval, not one per read.
+    /// How long an author's recent tweet ids, pulled at read time, and the
+    /// list of celebrities a reader follows are reused before being fetched
+    /// again. A new tweet of a celebrity (or a new follow of one) reaches
+    /// readers up to this late; in exchange a celebrity with a million
+    /// readers costs the tweet store one query per interval, not one per
+    /// read, and a reader costs the graph one query per interval.
     #[arg(long, env = "CELEBRITY_CACHE_TTL_MS", default_value_t = 2_000)]
     pub celebrity_cache_ttl_ms: u64,
-    /// How long a hydrated tweet is reused. Tweets never change, but a
-    /// deleted one stays visible in timelines for up to this long.
-    #[arg(long, env = "TWEET_CACHE_TTL_MS", default_value_t = 5_000)]
+    /// How long a hydrated tweet is reused before it is read again from the
+    /// tweet store. Tweets never change, and a deleted one is taken out of
+    /// the timelines by the fan-out worker, so this only bounds how long it
+    /// shows where that removal did not reach (a former follower's timeline).
+    /// Every hot tweet is re-read once per interval: at 5 s that was the
+    /// largest cost of a cached read (docs/BENCHMARKS.md).
+    #[arg(long, env = "TWEET_CACHE_TTL_MS", default_value_t = 60_000)]
     pub tweet_cache_ttl_ms: u64,
     /// The most tweets the hydration cache holds (a few hundred bytes each).
     #[arg(long, env = "TWEET_CACHE_CAPACITY", default_value_t = 100_000)]

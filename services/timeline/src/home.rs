@@ -7,20 +7,24 @@
 //! the graph and the tweet store before being served. Concurrent reads of one
 //! missing timeline share a single rebuild, so a burst of requests from one
 //! cold user (or many app instances at once) does not become a burst of
-//! rebuilds.
+//! rebuilds. Under the hybrid strategy a page also needs the celebrities its
+//! reader follows ([`crate::followed`]): cached for a warm timeline, fetched
+//! once for a cold one and shared by the page and the rebuild.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
+use chirp_common::proto::graph::ListFollowsRequest;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{ListFollowedCelebritiesRequest, ListFollowsRequest};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::timelines::{HomeTimelines, Strategy};
 use futures::{StreamExt, TryStreamExt};
 use metrics::{counter, histogram};
 
 use crate::TimelineError;
+use crate::followed::FollowedCelebrities;
 use crate::merge;
 use crate::recent::{self, RecentTweets};
 use crate::single_flight::SingleFlight;
@@ -48,6 +52,7 @@ struct Sources {
     tweets: TweetServiceClient<Channel>,
     timelines: HomeTimelines,
     strategy: Strategy,
+    celebrities: Arc<FollowedCelebrities>,
 }
 
 impl Home {
@@ -61,6 +66,7 @@ impl Home {
         Self {
             recent: RecentTweets::new(tweets.clone(), celebrity_cache_ttl),
             sources: Sources {
+                celebrities: Arc::new(FollowedCelebrities::new(graph.clone(), celebrity_cache_ttl)),
                 graph,
                 tweets,
                 timelines,
@@ -81,11 +87,10 @@ impl Home {
         // Every source is asked for one more than the page: see `merge`.
         let want = limit + 1;
         let (pushed, pulled_authors) = match self.sources.strategy {
-            Strategy::Push => (self.pushed(user_id, before, want).await?, Vec::new()),
-            Strategy::Hybrid => tokio::try_join!(
-                self.pushed(user_id, before, want),
-                self.sources.followed_celebrities(user_id)
-            )?,
+            Strategy::Push | Strategy::Hybrid => {
+                let (pushed, celebrities) = self.pushed(user_id, before, want).await?;
+                (pushed, celebrities.to_vec())
+            }
             Strategy::Pull => {
                 let mut authors = self.sources.following(user_id).await?;
                 authors.push(user_id);
@@ -103,43 +108,54 @@ impl Home {
     }
 
     /// The pushed half of a page, rebuilding the timeline first if Redis
-    /// does not hold it complete.
+    /// does not hold it complete; and the celebrities to pull (under the
+    /// hybrid strategy; none under push).
+    ///
+    /// A timeline goes missing when its reader follows or unfollows someone,
+    /// the very moment the followed celebrities change: so the rebuild, and
+    /// this page with it, work from a list fresh from the graph, fetched
+    /// once. A complete timeline takes the cached list.
     async fn pushed(
         &self,
         user_id: i64,
         before: Option<i64>,
         want: usize,
-    ) -> Result<Vec<i64>, TimelineError> {
+    ) -> Result<(Vec<i64>, Arc<[i64]>), TimelineError> {
+        let hybrid = self.sources.strategy == Strategy::Hybrid;
+        let celebrities = &self.sources.celebrities;
         let timelines = &self.sources.timelines;
         if let Some(ids) = timelines.page_if_complete(user_id, before, want).await? {
-            return Ok(ids);
+            let pulled = if hybrid {
+                celebrities.of(user_id).await?
+            } else {
+                Arc::default()
+            };
+            return Ok((ids, pulled));
         }
-        let sources = self.sources.clone();
+        let pulled = if hybrid {
+            celebrities.refresh(user_id).await?
+        } else {
+            Arc::default()
+        };
+        let (sources, skipped) = (self.sources.clone(), Arc::clone(&pulled));
         self.rebuilds
-            .run(
-                user_id,
-                move || async move { sources.rebuild(user_id).await },
-            )
+            .run(user_id, move || async move {
+                sources.rebuild(user_id, skipped).await
+            })
             .await?;
-        Ok(timelines.page(user_id, before, want).await?)
+        Ok((timelines.page(user_id, before, want).await?, pulled))
     }
 }
 
 impl Sources {
     /// Rebuilds `user_id`'s pushed timeline: the newest ids of every author
     /// fan-out would have pushed to them (themselves and the followees it
-    /// does not skip), merged and cut to capacity, then written to Redis.
+    /// does not skip, the `pulled` celebrities), merged and cut to capacity,
+    /// then written to Redis.
     #[tracing::instrument(skip(self))]
-    async fn rebuild(self, user_id: i64) -> Result<(), TimelineError> {
+    async fn rebuild(self, user_id: i64, pulled: Arc<[i64]>) -> Result<(), TimelineError> {
         counter!(stats::REBUILDS).increment(1);
-        let pulled: HashSet<i64> = match self.strategy {
-            Strategy::Hybrid => self
-                .followed_celebrities(user_id)
-                .await?
-                .into_iter()
-                .collect(),
-            Strategy::Push | Strategy::Pull => HashSet::new(),
-        };
+        let pulled: HashSet<i64> = pulled.iter().copied().collect();
         let mut authors = self.following(user_id).await?;
         authors.retain(|author_id| !pulled.contains(author_id));
         authors.push(user_id);
@@ -184,16 +200,5 @@ impl Sources {
                 None => return Ok(followees),
             }
         }
-    }
-
-    async fn followed_celebrities(&self, user_id: i64) -> Result<Vec<i64>, TimelineError> {
-        let celebrities = self
-            .graph
-            .clone()
-            .list_followed_celebrities(ListFollowedCelebritiesRequest { user_id })
-            .await
-            .map_err(TimelineError::Graph)?
-            .into_inner();
-        Ok(celebrities.user_ids)
     }
 }

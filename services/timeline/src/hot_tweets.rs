@@ -9,6 +9,14 @@
 //! runs as its own task, so it completes and fills the cache even if the
 //! read that started it is cancelled. The cost is staleness: tweets are
 //! immutable, but a deleted one stays visible for up to one TTL.
+//!
+//! An expired tweet is still served, once, by the read that finds it
+//! expired, which refreshes it in the background (stale while revalidate):
+//! no read waits for a refresh, so expiry never shows as a latency spike,
+//! and a deleted tweet stays visible at most one refresh longer. Expiry
+//! times are spread over the second half of the TTL, by tweet id
+//! ([`crate::expiry`]), so that the tweets cached together (after a
+//! restart, say) are not all refreshed together.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,7 +31,7 @@ use metrics::counter;
 use tracing::Instrument;
 
 use crate::TimelineError;
-use crate::stats;
+use crate::{expiry, stats};
 
 /// One `BatchGetTweets` in flight, shared by every read waiting on it.
 type Fetch = Shared<BoxFuture<'static, Result<Arc<HashMap<i64, Tweet>>, TimelineError>>>;
@@ -42,7 +50,12 @@ pub struct HotTweets {
 
 #[derive(Clone)]
 enum Slot {
-    Cached { tweet: Tweet, expires_at: Instant },
+    Cached {
+        tweet: Tweet,
+        expires_at: Instant,
+        /// Expired, and a background fetch is refreshing it.
+        refreshing: bool,
+    },
     Fetching(Fetch),
 }
 
@@ -65,19 +78,32 @@ impl HotTweets {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
             let mut misses = Vec::new();
+            let mut expired = Vec::new();
             let mut hits = 0;
             for &id in ids {
-                match slots.get(&id) {
-                    Some(Slot::Cached { tweet, expires_at }) if *expires_at > now => {
+                match slots.get_mut(&id) {
+                    Some(Slot::Cached {
+                        tweet,
+                        expires_at,
+                        refreshing,
+                    }) => {
                         found.insert(id, tweet.clone());
                         hits += 1;
+                        if *expires_at <= now && !*refreshing {
+                            *refreshing = true;
+                            expired.push(id);
+                        }
                     }
                     Some(Slot::Fetching(fetch)) => fetches.push(fetch.clone()),
-                    _ => misses.push(id),
+                    None => misses.push(id),
                 }
             }
             counter!(stats::TWEET_CACHE, "result" => "hit").increment(hits);
             counter!(stats::TWEET_CACHE, "result" => "miss").increment(ids.len() as u64 - hits);
+            if !expired.is_empty() {
+                // Nobody waits for it: the task refreshes the slots by itself.
+                drop(self.start_fetch(expired));
+            }
             if !misses.is_empty() {
                 let fetch = self.start_fetch(misses.clone());
                 for id in misses {
@@ -116,8 +142,9 @@ impl HotTweets {
     }
 }
 
-/// Fetches `ids`, caches what was found, and clears the `Fetching` slots of
-/// what was not (or of everything, on failure) so a later read asks again.
+/// Fetches `ids`, caches what was found, and clears the slots (fetching, or
+/// expired and refreshing) of what was not, or of everything on failure, so
+/// a later read asks again.
 async fn fetch(
     tweets: TweetServiceClient<Channel>,
     slots: Slots,
@@ -149,13 +176,20 @@ async fn fetch(
             Slot::Fetching(_) => true,
         });
     }
-    let expires_at = now + ttl;
     for tweet in found.values() {
         if slots.len() >= capacity {
             break;
         }
         let tweet = tweet.clone();
-        slots.insert(tweet.tweet_id, Slot::Cached { tweet, expires_at });
+        let expires_at = now + expiry::spread(ttl, tweet.tweet_id);
+        slots.insert(
+            tweet.tweet_id,
+            Slot::Cached {
+                tweet,
+                expires_at,
+                refreshing: false,
+            },
+        );
     }
     Ok(Arc::new(found))
 }

@@ -17,15 +17,20 @@
 //! Reading order: [`config`], [`service`] (the gRPC surface and hydration),
 //! `home` (assembling a page, rebuilding a timeline), `merge` (why paging
 //! across sources has no gaps), `recent` (pulled authors and their cache),
-//! `single_flight`, `hot_tweets` (hydration through a cache), [`error`],
+//! `followed` (which celebrities a reader pulls), `refreshing_cache` (the
+//! caching both share), `single_flight`,
+//! `hot_tweets` (hydration through a cache), `expiry`, [`error`],
 //! `stats` (what is measured).
 
 pub mod config;
 mod error;
+mod expiry;
+mod followed;
 mod home;
 mod hot_tweets;
 mod merge;
 mod recent;
+mod refreshing_cache;
 mod service;
 mod single_flight;
 mod stats;

@@ -6,10 +6,14 @@
 //! reads miss together. The cost is staleness: a celebrity's new tweet shows
 //! up to one TTL late. The cache holds only the newest ids; a page deeper than
 //! that asks the tweet store directly, which is rare and cheap.
+//!
+//! An expired entry is still served while one background query refreshes it
+//! (stale while revalidate), so no read waits for a refresh: a new tweet
+//! shows up to one TTL and one refresh late. The caching itself is
+//! [`crate::refreshing_cache`]'s.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chirp_common::grpc::Channel;
 use chirp_common::proto::tweet::ListTweetsByAuthorRequest;
@@ -17,30 +21,19 @@ use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use metrics::counter;
 
 use crate::TimelineError;
-use crate::single_flight::SingleFlight;
+use crate::refreshing_cache::{RefreshingCache, Source};
 use crate::stats;
 
 /// Ids cached per author: enough for the largest page plus its lookahead.
 const CACHED_PER_AUTHOR: usize = 101;
-/// The most authors cached at once; past it, stale entries are dropped, and
-/// if none are, new authors are served but not cached.
+/// The most authors cached at once.
 const MAX_CACHED_AUTHORS: usize = 100_000;
 /// The most one `ListTweetsByAuthor` page may hold (the tweet service's cap).
 const MAX_AUTHOR_PAGE: usize = 200;
 
 pub struct RecentTweets {
     tweets: TweetServiceClient<Channel>,
-    ttl: Duration,
-    /// A plain mutex: held only to look up or insert, never across an await.
-    cache: Cache,
-    refreshes: SingleFlight<i64, Result<Arc<Recent>, TimelineError>>,
-}
-
-type Cache = Arc<Mutex<HashMap<i64, Cached>>>;
-
-struct Cached {
-    recent: Arc<Recent>,
-    fetched_at: Instant,
+    cache: RefreshingCache<Arc<Recent>>,
 }
 
 /// An author's newest ids at one moment.
@@ -70,9 +63,7 @@ impl RecentTweets {
     pub fn new(tweets: TweetServiceClient<Channel>, ttl: Duration) -> Self {
         Self {
             tweets,
-            ttl,
-            cache: Arc::default(),
-            refreshes: SingleFlight::new("celebrity_refresh"),
+            cache: RefreshingCache::new("celebrity_refresh", ttl, MAX_CACHED_AUTHORS),
         }
     }
 
@@ -83,52 +74,24 @@ impl RecentTweets {
         before: Option<i64>,
         want: usize,
     ) -> Result<Vec<i64>, TimelineError> {
-        let recent = match self.fresh(author_id) {
-            Some(recent) => {
-                counter!(stats::CELEBRITY_CACHE, "result" => "hit").increment(1);
-                recent
-            }
-            None => {
-                counter!(stats::CELEBRITY_CACHE, "result" => "miss").increment(1);
-                let (tweets, cache, ttl) = (self.tweets.clone(), Arc::clone(&self.cache), self.ttl);
-                self.refreshes
-                    .run(author_id, move || refresh(tweets, cache, ttl, author_id))
-                    .await?
-            }
+        let tweets = self.tweets.clone();
+        let load = move || async move {
+            let mut ids = newest(&tweets, author_id, None, CACHED_PER_AUTHOR + 1).await?;
+            let complete = ids.len() <= CACHED_PER_AUTHOR;
+            ids.truncate(CACHED_PER_AUTHOR);
+            Ok(Arc::new(Recent { ids, complete }))
         };
+        let (recent, source) = self.cache.get(author_id, load).await?;
+        let result = match source {
+            Source::Cache => "hit",
+            Source::Load => "miss",
+        };
+        counter!(stats::CELEBRITY_CACHE, "result" => result).increment(1);
         match recent.below(before, want) {
             Some(ids) => Ok(ids),
             None => newest(&self.tweets, author_id, before, want).await,
         }
     }
-
-    fn fresh(&self, author_id: i64) -> Option<Arc<Recent>> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let cached = cache.get(&author_id)?;
-        (cached.fetched_at.elapsed() < self.ttl).then(|| Arc::clone(&cached.recent))
-    }
-}
-
-async fn refresh(
-    tweets: TweetServiceClient<Channel>,
-    cache: Cache,
-    ttl: Duration,
-    author_id: i64,
-) -> Result<Arc<Recent>, TimelineError> {
-    let mut ids = newest(&tweets, author_id, None, CACHED_PER_AUTHOR + 1).await?;
-    let complete = ids.len() <= CACHED_PER_AUTHOR;
-    ids.truncate(CACHED_PER_AUTHOR);
-    let recent = Arc::new(Recent { ids, complete });
-    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-    if cache.len() >= MAX_CACHED_AUTHORS {
-        cache.retain(|_, cached| cached.fetched_at.elapsed() < ttl);
-    }
-    if cache.len() < MAX_CACHED_AUTHORS {
-        let fetched_at = Instant::now();
-        let recent = Arc::clone(&recent);
-        cache.insert(author_id, Cached { recent, fetched_at });
-    }
-    Ok(recent)
 }
 
 /// Up to `count` of `author_id`'s ids older than `before`, newest first,

@@ -30,6 +30,16 @@ pub struct SingleFlight<K, T> {
     flights: Flights<K, T>,
 }
 
+/// Cloning is shallow: clones share the runs in flight.
+impl<K, T> Clone for SingleFlight<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            work: self.work,
+            flights: Arc::clone(&self.flights),
+        }
+    }
+}
+
 impl<K, T> SingleFlight<K, T>
 where
     K: Hash + Eq + Clone + Send + 'static,
