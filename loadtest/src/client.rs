@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, Response, StatusCode};
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
@@ -33,12 +33,18 @@ pub struct SignedUp {
     pub token: String,
 }
 
-/// One page of a list. Items are counted, not kept: the load tool only
-/// needs to have received them.
+/// One page of tweets. Of each tweet only the id is kept: enough to count
+/// them and to see whether a given tweet has arrived.
 #[derive(Debug, Deserialize)]
 pub struct Page {
-    pub items: Vec<IgnoredAny>,
+    pub items: Vec<Listed>,
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Listed {
+    #[serde(deserialize_with = "string_id")]
+    pub id: i64,
 }
 
 /// A page of profiles, of which the load tool keeps the ids.
@@ -121,21 +127,21 @@ impl Gateway {
     }
 
     /// `POST /tweets` with an idempotency key, so that a retry cannot post
-    /// twice. A replay (200) succeeds like a creation (201).
+    /// twice; returns the tweet's id. A replay (200) succeeds like a
+    /// creation (201).
     pub async fn post_tweet(
         &self,
         token: &str,
         content: &str,
         idempotency_key: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<i64, Failure> {
         let request = self
             .post("/tweets")
             .bearer_auth(token)
             .header("idempotency-key", idempotency_key)
             .json(&json!({ "content": content }));
-        let response = send(request).await?;
-        response.bytes().await.map_err(transport)?;
-        Ok(())
+        let posted: Listed = json_body(request).await?;
+        Ok(posted.id)
     }
 
     /// `GET /users/{id}`: a profile with its follower and following counts.

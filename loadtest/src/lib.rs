@@ -18,10 +18,14 @@
 //! operation, so other targets (a gRPC service, Redis) are measured the same
 //! way.
 
+pub mod bench;
 pub mod client;
 pub mod estimate;
+pub mod experiment;
 pub mod graph_model;
+pub mod machine;
 pub mod manifest;
+pub mod prometheus;
 pub mod recorder;
 pub mod report;
 pub mod run;
@@ -49,6 +53,13 @@ pub enum Command {
     Seed(seed::SeedArgs),
     /// Load the gateway with a workload and write a report.
     Run(run::RunArgs),
+    /// Compare designs: the same data and load, the services restarted with
+    /// each.
+    #[command(subcommand)]
+    Experiment(experiment::Experiment),
+    /// The read path against the Redis floor, fan-out against pipelined
+    /// ZADD, saturation and the p99 below it: docs/BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs one subcommand.
@@ -60,6 +71,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             run::run(&args).await?;
+        }
+        Command::Experiment(experiment) => experiment::execute(&experiment).await?,
+        Command::Bench(args) => {
+            bench::bench(&args).await?;
         }
     }
     Ok(())

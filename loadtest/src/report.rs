@@ -11,6 +11,7 @@
 
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -19,7 +20,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::recorder::{Latency, Percentile, Recording, SecondSummary, Summary};
-use crate::schedule::{Mode, Plan};
+use crate::schedule::{Mode, Plan, Target, drive};
 
 /// Everything about one run, as written to `report.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +90,14 @@ impl Report {
             notes: notes(plan, &summary),
             summary,
         }
+    }
+
+    /// Drives `target` (named `target_name` in the report) through `plan`
+    /// and sums the recording up as a report titled `title`.
+    pub async fn measure<T: Target>(title: &str, target_name: &str, target: T, plan: Plan) -> Self {
+        let started_at = SystemTime::now();
+        let recording = drive(Arc::new(target), plan).await;
+        Self::new(title, target_name, &plan, &recording, started_at)
     }
 
     /// Writes `report.json` and `report.html` into `dir` (created if need
@@ -286,15 +295,15 @@ impl Report {
 /// One number of a second of the run, for a line of the time plot.
 type SecondValue = fn(&SecondSummary) -> f64;
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;\
     padding:0 1em;color:#222}table{border-collapse:collapse;margin:.5em 0}\
     th,td{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:right}\
     th:first-child,td:first-child{text-align:left}li{margin:.3em 0}";
 
-const PLOT_SIZE: (u32, u32) = (960, 420);
+pub(crate) const PLOT_SIZE: (u32, u32) = (960, 420);
 
 /// Line colours that stay legible on white; "all requests" is black.
-const PALETTE: [RGBColor; 5] = [
+pub(crate) const PALETTE: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -306,7 +315,7 @@ const PALETTE: [RGBColor; 5] = [
 const ALL: &str = "all requests";
 
 /// Draws one plot into an SVG string.
-fn svg(
+pub(crate) fn svg(
     draw: impl FnOnce(
         DrawingArea<SVGBackend<'_>, Shift>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
@@ -321,7 +330,7 @@ fn svg(
     Ok(svg)
 }
 
-fn legend<'a, X, Y>(
+pub(crate) fn legend<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
@@ -366,7 +375,7 @@ fn latency_row(
     )
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -465,11 +474,10 @@ impl fmt::Display for Report {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
-    use crate::schedule::{Outcome, Target, drive};
+    use crate::schedule::Outcome;
 
     #[test]
     fn percentiles_on_the_hdr_axis() {

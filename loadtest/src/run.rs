@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail, ensure};
@@ -16,7 +15,7 @@ use anyhow::{Context, bail, ensure};
 use crate::client::Gateway;
 use crate::manifest::Manifest;
 use crate::report::Report;
-use crate::schedule::{Mode, Plan, drive};
+use crate::schedule::{Mode, Plan};
 use crate::workload::{Actor, GatewayTarget, Params, Workload};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -78,7 +77,8 @@ const DEFAULT_RATE: f64 = 100.0;
 const MAX_CELEBRITY_READERS: usize = 10_000;
 
 impl RunArgs {
-    fn plan(&self) -> anyhow::Result<Plan> {
+    /// The schedule the flags describe.
+    pub fn plan(&self) -> anyhow::Result<Plan> {
         let mode = match (self.rate, self.connections) {
             (_, Some(connections)) => Mode::ClosedLoop {
                 connections: connections as usize,
@@ -110,6 +110,19 @@ impl RunArgs {
 pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let plan = args.plan()?;
     let manifest = Manifest::read(&args.manifest)?;
+    let target = target(args, &manifest).await?;
+    let url = target.gateway().base_url().to_owned();
+    let report = Report::measure(args.workload.name(), &url, target, plan).await;
+    let page = report.write(&args.out)?;
+    print!("{report}");
+    println!("report      {}", page.display());
+    Ok(report)
+}
+
+/// The workload `args` name, against the gateway `args` (or the manifest)
+/// names, as the manifest's users; checks first that the gateway takes
+/// their tokens.
+pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<GatewayTarget> {
     let gateway = Gateway::new(args.gateway.as_deref().unwrap_or(&manifest.gateway))?;
     let everyone: Vec<Actor> = manifest
         .users
@@ -124,7 +137,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         Workload::HomeTimeline | Workload::UserTimeline => (everyone, Vec::new()),
         Workload::Post => (Vec::new(), everyone),
         Workload::Mixed => (everyone.clone(), everyone),
-        Workload::CelebrityPost => celebrities_and_followers(&gateway, &manifest, everyone).await?,
+        Workload::CelebrityPost => celebrities_and_followers(&gateway, manifest, everyone).await?,
     };
     let params = Params {
         workload: args.workload,
@@ -135,21 +148,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
         seed: args.seed,
         run_tag: run_tag(),
     };
-    let target = GatewayTarget::new(gateway.clone(), params, readers, writers)?;
-
-    let started_at = SystemTime::now();
-    let recording = drive(Arc::new(target), plan).await;
-    let report = Report::new(
-        args.workload.name(),
-        gateway.base_url(),
-        &plan,
-        &recording,
-        started_at,
-    );
-    let page = report.write(&args.out)?;
-    print!("{report}");
-    println!("report      {}", page.display());
-    Ok(report)
+    GatewayTarget::new(gateway, params, readers, writers)
 }
 
 /// Fails fast, with the likely reason, when the gateway is down or does not

@@ -64,7 +64,7 @@ pub struct SeedArgs {
     #[arg(long, env = "CELEBRITY_THRESHOLD", default_value_t = 10_000)]
     pub celebrity_threshold: u32,
     /// `s` in P(k followers) ∝ (k + 1)^-s for everyone but the celebrities.
-    #[arg(long, default_value_t = 1.7, conflicts_with = "edges")]
+    #[arg(long, default_value_t = DEFAULT_EXPONENT, conflicts_with = "edges")]
     pub exponent: f64,
     /// Tweets each user posts.
     #[arg(long, default_value_t = 5)]
@@ -86,10 +86,10 @@ pub struct SeedArgs {
     /// Sign-ups and tweets in flight at once. Creating a tweet waits on a
     /// lightweight transaction (the idempotency key) in the CQL store, so
     /// throughput grows with concurrency well past the number of cores.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
     /// Edges per `ImportFollows` call (at most 10 000).
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch_size: u32,
     /// Where to write the manifest `run` reads.
     #[arg(long, default_value = "loadtest-manifest.json")]
@@ -98,6 +98,11 @@ pub struct SeedArgs {
     #[arg(long)]
     pub quiet: bool,
 }
+
+/// The defaults of the flags below, for callers that seed without them.
+pub const DEFAULT_EXPONENT: f64 = 1.7;
+pub const DEFAULT_CONCURRENCY: u32 = 128;
+pub const DEFAULT_BATCH_SIZE: u32 = 5_000;
 
 /// Longest handle the graph service accepts.
 const MAX_HANDLE: usize = 15;
@@ -122,7 +127,7 @@ fn parse_handle_prefix(raw: &str) -> Result<String, String> {
 }
 
 /// A prefix no earlier seed used (to the second): `s` and the time in base 36.
-fn fresh_handle_prefix() -> String {
+pub(crate) fn fresh_handle_prefix() -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -152,6 +152,16 @@ impl GatewayTarget {
         })
     }
 
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The readers, in turn order: after `--readers`, the only users whose
+    /// timelines the workload reads.
+    pub fn readers(&self) -> &[Actor] {
+        &self.readers
+    }
+
     /// Reader `n mod readers`'s next page: the one after their last, or
     /// page 1. The cursor is taken out while the request is in flight, so a
     /// reader's turn coming round again meanwhile starts a fresh pass.
@@ -191,7 +201,11 @@ impl GatewayTarget {
         let author = &self.writers[pick % self.writers.len()];
         let key = format!("{}-{n}", self.params.run_tag);
         let content = format!("Load test post {n} of run {}", self.params.run_tag);
-        let result = self.gateway.post_tweet(&author.token, &content, &key).await;
+        let result = self
+            .gateway
+            .post_tweet(&author.token, &content, &key)
+            .await
+            .map(drop);
         Outcome {
             operation: POST_TWEET,
             result,

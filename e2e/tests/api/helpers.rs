@@ -19,6 +19,11 @@ pub struct Stack {
     /// with its address, for tests that call them as operators' tools do.
     /// Empty for a gateway alone.
     pub grpc_services: Vec<(&'static str, String)>,
+    /// The topic of the tweet events, for tests that publish to it as the
+    /// tweet service does (the load tool's fan-out bench). Empty for a
+    /// gateway alone.
+    #[allow(dead_code)] // Read by tests/loadtest.rs, not by the api binary.
+    pub kafka_topic: String,
 }
 
 /// Flags for the services of one stack, on top of the ones that wire it up.
@@ -86,6 +91,7 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
         http: reqwest::Client::new(),
         grpc_services: backends.grpc_services(),
         redis_prefix: backends.redis_prefix,
+        kafka_topic: backends.kafka_topic,
     }
 }
 
@@ -105,6 +111,7 @@ pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
         http: reqwest::Client::new(),
         redis_prefix: String::new(),
         grpc_services: Vec::new(),
+        kafka_topic: String::new(),
     }
 }
 

@@ -15,11 +15,13 @@ mod auth;
 pub mod config;
 mod cursor;
 mod error;
+mod handles;
 mod rate_limit;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use chirp_common::grpc::{Channel, connect_lazy};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
@@ -38,6 +40,7 @@ pub struct AppState {
     tokens: Arc<auth::Tokens>,
     cursors: Arc<cursor::Cursors>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
+    handles: Arc<handles::Handles>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
                 &config.redis_key_prefix,
                 config.write_limits(),
             )?),
+            handles: Arc::default(),
         })
     }
 }
@@ -75,6 +79,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let app = app(&config)?;
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    // As on the gRPC side: without TCP_NODELAY a response written in more
+    // than one segment can wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

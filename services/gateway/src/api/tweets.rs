@@ -6,8 +6,6 @@
 //! dropped can retry without posting twice. Without the header, every POST
 //! is a new tweet.
 
-use std::collections::HashMap;
-
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +14,6 @@ use chirp_common::proto::tweet::{
     CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
     TweetPage,
 };
-use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -178,16 +175,12 @@ pub async fn tweet_page(state: &AppState, page: TweetPage) -> Result<Page<TweetV
     ))
 }
 
-/// Adds each author's handle, asking the graph once per distinct author.
+/// Adds each author's handle, from the gateway's cache of them.
 async fn hydrate(state: &AppState, tweets: Vec<Tweet>) -> Result<Vec<TweetView>, ApiError> {
     let mut author_ids: Vec<i64> = tweets.iter().map(|tweet| tweet.author_id).collect();
     author_ids.sort_unstable();
     author_ids.dedup();
-    let authors = try_join_all(author_ids.iter().map(|&id| user(state, id))).await?;
-    let handles: HashMap<i64, String> = authors
-        .into_iter()
-        .map(|author| (author.user_id, author.handle))
-        .collect();
+    let handles = state.handles.of(&state.graph, &author_ids).await?;
     Ok(tweets
         .into_iter()
         .map(|tweet| TweetView {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# deploy/bench.sh — the numbers of docs/BENCHMARKS.md, reproduced in one command.
+#
+#   deploy/bench.sh [RESULTS_DIR]        default: bench-results/<date-time>
+#
+# 1. starts the backends (deploy/backends.sh up),
+# 2. builds the services and the load tool in release mode,
+# 3. starts the five services on ports of their own (the gateway on 127.0.0.1:18080, gRPC on
+#    51051-51053, the fan-out worker's metrics on 19100), on fresh state: a new Postgres
+#    database, a new Redis key prefix and Kafka topic (the CQL keyspace chirp_bench is reused;
+#    seeded users are new each time, so old tweets are never read),
+# 4. seeds a power-law graph, runs `loadtest bench`, stops the services,
+# 5. runs `loadtest experiment strategies`, which starts its own in-process services.
+#
+# RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, one report
+# per stage, and strategies/ (strategies.md, strategies.json, index.html with the plot).
+# Sizes and durations can be changed through the environment, e.g. BENCH_USERS=10000; the
+# defaults take about five minutes after the build on a 2-core machine. The services' logs
+# are in RESULTS_DIR/logs/.
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS=${1:-$REPO_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
+RUN_ID=bench$(date +%s)
+
+USERS=${BENCH_USERS:-5000}
+CELEBRITIES=${BENCH_CELEBRITIES:-3}
+THRESHOLD=${BENCH_CELEBRITY_THRESHOLD:-1000}
+TWEETS_PER_USER=${BENCH_TWEETS_PER_USER:-5}
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+READERS=${BENCH_READERS:-1000}
+FANOUT_FOLLOWERS=${BENCH_FANOUT_FOLLOWERS:-900}
+FANOUT_EVENTS=${BENCH_FANOUT_EVENTS:-200}
+EXPERIMENT_USERS=${BENCH_EXPERIMENT_USERS:-2000}
+
+PG=postgres://postgres@127.0.0.1:5432
+DATABASE=chirp_bench
+GATEWAY=127.0.0.1:18080
+TWEET=127.0.0.1:51051
+GRAPH=127.0.0.1:51052
+TIMELINE=127.0.0.1:51053
+FANOUT_METRICS=127.0.0.1:19100
+
+log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
+die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
+
+mkdir -p "$RESULTS/logs"
+PIDS=()
+
+# Every service gets exactly the settings that wire it to this run, nothing from the caller's
+# environment but the PATH.
+start() {
+  local service=$1; shift
+  env -i PATH="$PATH" RUST_LOG=warn "$@" \
+    "$REPO_DIR/target/release/$service" >"$RESULTS/logs/$service.log" 2>&1 &
+  PIDS+=($!)
+}
+
+stop_services() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+cleanup() {
+  stop_services
+  # The run's timelines and rate-limit buckets; they would expire anyway.
+  redis-cli -h 127.0.0.1 --scan --pattern "$RUN_ID:*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 del >/dev/null || true
+}
+trap cleanup EXIT
+
+log "starting the backends"
+bash "$REPO_DIR/deploy/backends.sh" up
+
+log "building the services and the load tool (cargo build --release)"
+(cd "$REPO_DIR" && cargo build --release --locked \
+  --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest)
+
+log "fresh database $DATABASE"
+psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DATABASE" -c "CREATE DATABASE $DATABASE"
+
+TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+REDIS=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$RUN_ID:" TIMELINE_TTL_SECS=3600)
+KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$RUN_ID" KAFKA_TOPIC_PARTITIONS=1)
+
+log "starting the services (logs: $RESULTS/logs/)"
+start graph LISTEN_ADDR=$GRAPH DATABASE_URL="$PG/$DATABASE" CELEBRITY_THRESHOLD="$THRESHOLD" "${REDIS[@]}"
+start tweet LISTEN_ADDR=$TWEET CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE=$DATABASE "${KAFKA[@]}"
+start timeline LISTEN_ADDR=$TIMELINE TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH "${REDIS[@]}"
+start fanout GRAPH_ADDR=$GRAPH KAFKA_GROUP_ID="$RUN_ID" METRICS_ADDR=$FANOUT_METRICS "${KAFKA[@]}" "${REDIS[@]}"
+start gateway LISTEN_ADDR=$GATEWAY TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH TIMELINE_ADDR=$TIMELINE \
+  TOKEN_SECRET="$TOKEN_SECRET" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 "${REDIS[@]}"
+deadline=$((SECONDS + 60))
+until curl -fsS "http://$GATEWAY/healthz" >/dev/null 2>&1; do
+  (( SECONDS < deadline )) || die "the gateway did not answer within 60 s; see $RESULTS/logs/"
+  sleep 0.5
+done
+
+LOADTEST=$REPO_DIR/target/release/loadtest
+log "seeding $USERS users"
+"$LOADTEST" seed --gateway "http://$GATEWAY" --graph-addr $GRAPH --tweet-addr $TWEET \
+  --users "$USERS" --celebrities "$CELEBRITIES" --celebrity-threshold "$THRESHOLD" \
+  --tweets-per-user "$TWEETS_PER_USER" --manifest "$RESULTS/manifest.json" --quiet
+# Fresh statistics now, rather than an autovacuum in the middle of a measurement.
+psql -q "$PG/$DATABASE" -c "VACUUM ANALYZE"
+
+log "benchmarking the read path and fan-out"
+env "${REDIS[@]}" "${KAFKA[@]}" "$LOADTEST" bench --manifest "$RESULTS/manifest.json" \
+  --timeline-addr $TIMELINE --graph-addr $GRAPH --fanout-metrics "http://$FANOUT_METRICS/metrics" \
+  --duration "$DURATION" --connections "$CONNECTIONS" --readers "$READERS" \
+  --fanout-followers "$FANOUT_FOLLOWERS" --fanout-events "$FANOUT_EVENTS" --out "$RESULTS"
+stop_services
+
+log "comparing push, pull and hybrid timelines"
+"$LOADTEST" experiment strategies --database-url "$PG/$DATABASE" \
+  --cql-keyspace $DATABASE --users "$EXPERIMENT_USERS" --out "$RESULTS/strategies" --quiet
+
+log "done: $RESULTS/bench.md and $RESULTS/strategies/strategies.md"
