@@ -117,7 +117,14 @@ impl Report {
             Mode::OpenLoop {
                 rate,
                 max_in_flight,
-            } => format!("open loop at {rate} req/s (at most {max_in_flight} in flight)"),
+                connections,
+            } => match connections {
+                Some(connections) => format!(
+                    "open loop at {rate} req/s over {connections} connections (at most \
+                     {max_in_flight} in flight)"
+                ),
+                None => format!("open loop at {rate} req/s (at most {max_in_flight} in flight)"),
+            },
             Mode::ClosedLoop { connections } => format!("closed loop, {connections} connections"),
         }
     }
@@ -389,13 +396,18 @@ fn notes(plan: &Plan, summary: &Summary) -> Vec<String> {
         Mode::OpenLoop {
             rate,
             max_in_flight,
+            connections,
         } => format!(
             "Open loop: requests were sent on a fixed schedule of {rate} per second, whatever \
              the answers, and each latency is measured from the request's intended send time, \
              not from when it was actually sent. A stall therefore counts for every request \
-             it delayed (coordinated omission corrected, as in wrk2). At most {max_in_flight} \
-             requests were in flight; a request due when that many were outstanding was \
-             dropped: {} were.",
+             it delayed (coordinated omission corrected, as in wrk2).{} At most \
+             {max_in_flight} requests were in flight; a request due when that many were \
+             outstanding was dropped: {} were.",
+            connections.map_or(String::new(), |connections| format!(
+                " Requests were sent over at most {connections} connections at once; a due \
+                 request waited for a free one, and that wait is in its latency."
+            )),
             summary.counts.dropped
         ),
         Mode::ClosedLoop { connections } => format!(
@@ -509,6 +521,7 @@ mod tests {
             mode: Mode::OpenLoop {
                 rate: 50.0,
                 max_in_flight: 10,
+                connections: None,
             },
             duration: Duration::from_secs(2),
             timeout: Duration::from_secs(1),

@@ -32,11 +32,13 @@ pub struct RunArgs {
     pub gateway: Option<String>,
     /// Open loop: requests per second on a fixed schedule, latency measured
     /// from each request's intended send time. Default: 100, unless
-    /// --connections asks for a closed loop.
-    #[arg(long, conflicts_with = "connections")]
+    /// --connections alone asks for a closed loop.
+    #[arg(long)]
     pub rate: Option<f64>,
-    /// Closed loop: this many connections, each sending its next request when
-    /// the previous one has answered.
+    /// Alone: a closed loop of this many connections, each sending its next
+    /// request when the previous one has answered. With --rate: an open loop
+    /// over at most this many connections (as wrk2's -R with -c), due
+    /// requests waiting for a free one.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: Option<u32>,
     /// How long to send for (e.g. 30s, 2m).
@@ -80,10 +82,10 @@ impl RunArgs {
     /// The schedule the flags describe.
     pub fn plan(&self) -> anyhow::Result<Plan> {
         let mode = match (self.rate, self.connections) {
-            (_, Some(connections)) => Mode::ClosedLoop {
+            (None, Some(connections)) => Mode::ClosedLoop {
                 connections: connections as usize,
             },
-            (rate, None) => {
+            (rate, connections) => {
                 let rate = rate.unwrap_or(DEFAULT_RATE);
                 ensure!(
                     rate.is_finite() && rate > 0.0,
@@ -92,6 +94,7 @@ impl RunArgs {
                 Mode::OpenLoop {
                     rate,
                     max_in_flight: self.max_in_flight as usize,
+                    connections: connections.map(|connections| connections as usize),
                 }
             }
         };

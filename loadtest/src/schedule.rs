@@ -13,7 +13,12 @@
 //! Requests are never skipped; they pile up as in-flight tasks, up to
 //! `--max-in-flight`, and past that are counted as *dropped* (a dropped
 //! request's latency is unknown, so any at all means the system was
-//! saturated). The closed loop is kept because it answers a different
+//! saturated). An open loop may also be held to a fixed number of
+//! connections, as wrk2's `-R` with `-c` is: a due request then waits for a
+//! free connection, and that wait counts in its latency. Without the cap,
+//! every request that finds no idle connection opens one, so a burst costs
+//! the server hundreds of TCP handshakes at the worst moment, which measures
+//! the connection storm rather than the service. The closed loop is kept because it answers a different
 //! question, the most a fixed number of clients can push through, and
 //! because comparing the two on one stall is the clearest demonstration of
 //! the difference (see the tests).
@@ -57,8 +62,15 @@ pub struct Failure(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// `rate` requests per second on a fixed schedule, whatever the answers.
-    OpenLoop { rate: f64, max_in_flight: usize },
+    /// `rate` requests per second on a fixed schedule, whatever the answers;
+    /// with `connections`, at most that many are being sent at once and the
+    /// others wait their turn (measured from their intended time all the
+    /// same).
+    OpenLoop {
+        rate: f64,
+        max_in_flight: usize,
+        connections: Option<usize>,
+    },
     /// `connections` workers, each sending its next request when the
     /// previous one has returned.
     ClosedLoop { connections: usize },
@@ -82,7 +94,14 @@ pub async fn drive<T: Target>(target: Arc<T>, plan: Plan) -> Recording {
         Mode::OpenLoop {
             rate,
             max_in_flight,
-        } => open_loop(target, &plan, rate, max_in_flight, start, &recorder).await,
+            connections,
+        } => {
+            let limits = Limits {
+                max_in_flight,
+                connections,
+            };
+            open_loop(target, &plan, rate, limits, start, &recorder).await;
+        }
         Mode::ClosedLoop { connections } => {
             closed_loop(target, &plan, connections, start, &recorder).await;
         }
@@ -104,15 +123,25 @@ pub fn planned_requests(rate: f64, duration: Duration) -> u64 {
     (rate * duration.as_secs_f64()).floor() as u64
 }
 
+/// What bounds an open loop's concurrency: requests outstanding (past it,
+/// due requests are dropped), and requests being sent (past it, they wait).
+struct Limits {
+    max_in_flight: usize,
+    connections: Option<usize>,
+}
+
 async fn open_loop<T: Target>(
     target: Arc<T>,
     plan: &Plan,
     rate: f64,
-    max_in_flight: usize,
+    limits: Limits,
     start: Instant,
     recorder: &Arc<Mutex<Recorder>>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(max_in_flight));
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let connections = limits
+        .connections
+        .map(|connections| Arc::new(Semaphore::new(connections)));
     let mut tasks = JoinSet::new();
     for n in 0..planned_requests(rate, plan.duration) {
         let offset = intended_offset(n, rate);
@@ -124,7 +153,12 @@ async fn open_loop<T: Target>(
             continue;
         };
         let (target, recorder, limit) = (target.clone(), recorder.clone(), plan.timeout);
+        let connections = connections.clone();
         tasks.spawn(async move {
+            let _connection = match connections {
+                Some(connections) => Some(connections.acquire_owned().await),
+                None => None,
+            };
             let completion = send(&*target, n, limit).await;
             // From the intended time, not from when the task got to run:
             // a late send is the system's (or the generator's) delay too.
@@ -243,6 +277,7 @@ mod tests {
         let recording = run(Mode::OpenLoop {
             rate: 100.0,
             max_in_flight: 1_000,
+            connections: None,
         })
         .await;
         let summary = recording.summary();
@@ -267,10 +302,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_open_loop_over_one_connection_charges_the_queue_behind_the_stall() {
+        let recording = run(Mode::OpenLoop {
+            rate: 100.0,
+            max_in_flight: 1_000,
+            connections: Some(1),
+        })
+        .await;
+        let summary = recording.summary();
+        assert_eq!(summary.counts.sent, 1_000);
+        assert_eq!(summary.counts.ok, 1_000);
+        // The stalled request holds the only connection for a second: the
+        // hundred due meanwhile queue behind it, and their wait counts; then
+        // they go one at a time, so the queue takes a while longer to drain
+        // than without the cap, and charges the requests due meanwhile too.
+        let latency = summary.latency;
+        assert!(latency.p99_ms > 500.0, "{latency:?}");
+        assert!(latency.p50_ms < 2.0, "{latency:?}");
+        assert!(latency.p90_ms > 10.0, "{latency:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn past_max_in_flight_requests_are_dropped_and_counted() {
         let recording = run(Mode::OpenLoop {
             rate: 100.0,
             max_in_flight: 10,
+            connections: None,
         })
         .await;
         let counts = recording.summary().counts;
@@ -291,6 +348,7 @@ mod tests {
             ..plan(Mode::OpenLoop {
                 rate: 100.0,
                 max_in_flight: 1_000,
+                connections: None,
             })
         };
         let counts = drive(target, plan).await.summary().counts;

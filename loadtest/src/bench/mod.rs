@@ -14,8 +14,8 @@
 //! 2. the timeline service over gRPC;
 //! 3. the gateway over HTTP, end to end: its closed-loop throughput is the
 //!    **saturation** throughput;
-//! 4. an open loop at 70 % of saturation: the p99 a user sees at a busy but
-//!    sustainable load;
+//! 4. an open loop at 70 % of saturation, over the same connections: the
+//!    p99 a user sees at a busy but sustainable load;
 //! 5. fan-out: timeline inserts per second through the worker against the
 //!    same pipelined `ZADD`s straight to Redis ([`fanout`]).
 //!
@@ -23,6 +23,7 @@
 //! read once, so that its timeline is cached in Redis and its tweets in the
 //! timeline service. Each stage also writes its own `run`-style report.
 
+pub mod cpu;
 pub mod fanout;
 pub mod redis_benchmark;
 pub mod results;
@@ -208,10 +209,13 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
         args.load_fraction * 100.0
     );
     let rate = (saturated.ok_per_sec * args.load_fraction).max(1.0);
+    // Over the same connections as the closed loop that found the
+    // saturation: the rate is a fraction of what they carried.
     let open = Plan {
         mode: Mode::OpenLoop {
             rate,
             max_in_flight: 10_000,
+            connections: Some(args.connections as usize),
         },
         ..closed
     };
@@ -264,9 +268,11 @@ async fn stage<T: crate::schedule::Target>(
     target: T,
     plan: Plan,
 ) -> anyhow::Result<Stage> {
+    let before = cpu::CpuTimes::now();
     let report = Report::measure(name, target_name, target, plan).await;
+    let cpu = before.per_request(&cpu::CpuTimes::now(), report.summary.counts.ok);
     report.write(&out.join(name))?;
-    let stage = Stage::from_report(&report, name);
+    let stage = Stage::from_report(&report, name, cpu);
     println!("{}", stage.summary_line(name));
     Ok(stage)
 }

@@ -1,6 +1,7 @@
 //! The bench's results: `bench.json`, and `bench.md`, the tables of
 //! `docs/BENCHMARKS.md`, with every ratio against its target.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -29,10 +30,16 @@ pub struct Stage {
     pub failed: u64,
     /// The stage's own report, relative to the output directory.
     pub report: String,
+    /// Microseconds of CPU per answered request, by process ([`super::cpu`]).
+    pub cpu_us_per_request: BTreeMap<String, f64>,
 }
 
 impl Stage {
-    pub fn from_report(report: &Report, dir: &str) -> Self {
+    pub fn from_report(
+        report: &Report,
+        dir: &str,
+        cpu_us_per_request: BTreeMap<String, f64>,
+    ) -> Self {
         let counts = report.summary.counts;
         Self {
             ok_per_sec: report.throughput.ok_per_sec,
@@ -40,6 +47,7 @@ impl Stage {
             latency: report.summary.latency,
             failed: counts.errors + counts.timeouts + counts.dropped,
             report: format!("{dir}/report.html"),
+            cpu_us_per_request,
         }
     }
 
@@ -166,7 +174,7 @@ impl BenchResults {
         let open = &self.gateway_http_open;
         let _ = write!(
             md,
-            "\n| gateway, open loop at {:.0} % of saturation | target/s | ok/s | p50 ms | p99 ms \
+            "\n| gateway, open loop at {:.0} % of saturation, same connections | target/s | ok/s | p50 ms | p99 ms \
              | p99.9 ms | max ms |\n|---|--:|--:|--:|--:|--:|--:|\n\
              | GET /users/{{id}}/timeline | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
             self.load_fraction * 100.0,
@@ -198,6 +206,7 @@ impl BenchResults {
             fanout.direct_secs,
             fanout.direct_inserts_per_sec,
         );
+        self.cpu_table(&mut md);
         let verdict = |met: bool| if met { "met" } else { "not met" };
         let _ = write!(
             md,
@@ -214,5 +223,42 @@ impl BenchResults {
             verdict(ratios.fanout_vs_zadd >= TARGET_FANOUT_RATIO),
         );
         md
+    }
+
+    /// Microseconds of CPU per page in each process, per read-path stage:
+    /// what each layer adds to the floor. Nothing when none was measured.
+    fn cpu_table(&self, md: &mut String) {
+        let stages = [
+            ("Redis floor", &self.redis_floor),
+            ("timeline gRPC", &self.timeline_grpc),
+            ("gateway HTTP (saturation)", &self.gateway_http),
+            ("gateway HTTP (open loop)", &self.gateway_http_open),
+        ];
+        let mut processes: Vec<&String> = stages
+            .iter()
+            .flat_map(|(_, stage)| stage.cpu_us_per_request.keys())
+            .collect();
+        processes.sort_unstable();
+        processes.dedup();
+        if processes.is_empty() {
+            return;
+        }
+        let header: String = processes.iter().map(|name| format!(" {name} |")).collect();
+        let align: String = processes.iter().map(|_| "--:|").collect();
+        let _ = write!(
+            md,
+            "\n| CPU µs per page, by process |{header} total |\n|---|{align}--:|\n"
+        );
+        for (name, stage) in stages {
+            let cells: String = processes
+                .iter()
+                .map(|process| match stage.cpu_us_per_request.get(*process) {
+                    Some(us) => format!(" {us:.1} |"),
+                    None => " |".to_owned(),
+                })
+                .collect();
+            let total: f64 = stage.cpu_us_per_request.values().sum();
+            let _ = writeln!(md, "| {name} |{cells} {total:.1} |");
+        }
     }
 }

@@ -5,12 +5,14 @@
 //! Each topic has a single partition, so events are applied in the order they
 //! were produced: once a later event shows up in Redis, every earlier one has
 //! been applied (or skipped) too. That lets tests check what did *not*
-//! happen without sleeping.
+//! happen without sleeping. The consumer-group test is the exception: its
+//! topic has several partitions, shared by several workers.
 //!
 //! Most tests run the worker in process through `fanout::run`; one runs the
 //! real `fanout` binary, to see what SIGTERM does to it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
@@ -67,6 +69,12 @@ impl Worker {
 }
 
 async fn spawn_app(celebrity_threshold: i64) -> TestApp {
+    spawn_app_with_partitions(celebrity_threshold, 1).await
+}
+
+/// A world whose topic has `partitions` partitions, for the tests of a
+/// consumer group (the others rely on one partition's total order).
+async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) -> TestApp {
     ensure_backends();
     let database_url = fresh_database().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +88,7 @@ async fn spawn_app(celebrity_threshold: i64) -> TestApp {
     let kafka = KafkaArgs {
         kafka_brokers: KAFKA.to_owned(),
         kafka_topic: unique_name("fanout_test"),
-        kafka_topic_partitions: 1,
+        kafka_topic_partitions: partitions,
         kafka_replication_factor: 1,
     };
     kafka.ensure_topic().await.unwrap();
@@ -288,6 +296,47 @@ impl TestApp {
         }
     }
 
+    /// The partitions of this app's topic owned by each member of its
+    /// consumer group, once the group has `members` members that all own
+    /// some and together own all `partitions` (a rebalance in progress
+    /// shows members with none, or a member's assignment from before).
+    async fn wait_for_group(&self, members: usize, partitions: i32) -> Vec<Vec<i32>> {
+        let client: Arc<BaseConsumer> = Arc::new(self.kafka.client_config().create().unwrap());
+        let started = Instant::now();
+        loop {
+            let (client, group, topic) = (
+                Arc::clone(&client),
+                self.group_id.clone(),
+                self.kafka.kafka_topic.clone(),
+            );
+            let owned: Vec<Vec<i32>> = tokio::task::spawn_blocking(move || {
+                let Ok(list) = client.fetch_group_list(Some(&group), Duration::from_secs(5)) else {
+                    return Vec::new();
+                };
+                list.groups()
+                    .iter()
+                    .flat_map(|group| group.members())
+                    .map(|member| assigned_partitions(member.assignment().unwrap_or(&[]), &topic))
+                    .collect()
+            })
+            .await
+            .unwrap();
+            let mut all = owned.concat();
+            all.sort_unstable();
+            if owned.len() == members
+                && owned.iter().all(|owned| !owned.is_empty())
+                && all == (0..partitions).collect::<Vec<_>>()
+            {
+                return owned;
+            }
+            assert!(
+                started.elapsed() < DEADLINE * 2,
+                "the group did not settle on {members} members owning partitions: {owned:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn timeline(&self, user_id: i64) -> Vec<i64> {
         self.timelines.page(user_id, None, 1000).await.unwrap()
     }
@@ -314,6 +363,37 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The partitions of `topic` in a member's assignment, as the Kafka consumer
+/// protocol encodes it: a version (i16), then an array (i32 length) of
+/// topics, each a string (i16 length) and an array of partitions (i32s).
+fn assigned_partitions(assignment: &[u8], topic: &str) -> Vec<i32> {
+    fn take<const N: usize>(bytes: &mut &[u8]) -> Option<[u8; N]> {
+        let (head, rest) = bytes.split_first_chunk::<N>()?;
+        *bytes = rest;
+        Some(*head)
+    }
+    let mut bytes = assignment;
+    let mut owned = Vec::new();
+    let parse = |bytes: &mut &[u8], owned: &mut Vec<i32>| -> Option<()> {
+        take::<2>(bytes)?;
+        for _ in 0..i32::from_be_bytes(take::<4>(bytes)?) {
+            let name_len = usize::from(u16::from_be_bytes(take::<2>(bytes)?));
+            let (name, rest) = bytes.split_at_checked(name_len)?;
+            *bytes = rest;
+            for _ in 0..i32::from_be_bytes(take::<4>(bytes)?) {
+                let partition = i32::from_be_bytes(take::<4>(bytes)?);
+                if name == topic.as_bytes() {
+                    owned.push(partition);
+                }
+            }
+        }
+        Some(())
+    };
+    let _ = parse(&mut bytes, &mut owned);
+    owned.sort_unstable();
+    owned
 }
 
 fn everyone(author_id: i64, followers: &[i64]) -> Vec<i64> {
@@ -539,6 +619,49 @@ async fn a_restarted_worker_resumes_after_the_last_processed_event() {
     app.wait_until(&audience, |timeline| timeline == [after, during])
         .await;
     worker.stop().await;
+}
+
+/// Several workers as one consumer group: the topic's partitions (keyed by
+/// author) are split between them, every tweet reaches every follower, and
+/// when one worker stops the other takes over its partitions.
+#[tokio::test]
+async fn workers_of_one_group_split_the_partitions_and_take_over_a_stopped_ones() {
+    const PARTITIONS: i32 = 4;
+    let app = spawn_app_with_partitions(10_000, PARTITIONS).await;
+    let mut authors = Vec::new();
+    for n in 0..8 {
+        let author = app.create_user(&format!("author{n}")).await;
+        let followers = app
+            .create_followers(author, &format!("a{n}follower"), 2)
+            .await;
+        authors.push((author, everyone(author, &followers)));
+    }
+    let first = app.start_worker(1000);
+    let second = app.start_worker(1000);
+    app.wait_for_group(2, PARTITIONS).await;
+
+    let mut posted = BTreeMap::new();
+    for (author, _) in &authors {
+        posted.insert(*author, vec![app.tweet(*author).await]);
+    }
+    for (author, audience) in &authors {
+        let expected = posted[author].clone();
+        app.wait_until(audience, |timeline| timeline == expected)
+            .await;
+    }
+
+    first.stop().await;
+    app.wait_for_group(1, PARTITIONS).await;
+    for (author, _) in &authors {
+        let tweet = app.tweet(*author).await;
+        posted.get_mut(author).unwrap().insert(0, tweet);
+    }
+    for (author, audience) in &authors {
+        let expected = posted[author].clone();
+        app.wait_until(audience, |timeline| timeline == expected)
+            .await;
+    }
+    second.stop().await;
 }
 
 #[tokio::test]
