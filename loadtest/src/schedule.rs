@@ -28,6 +28,7 @@
 //! gRPC service or a raw Redis loop can be another, measured the same way.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -138,10 +139,25 @@ async fn open_loop<T: Target>(
     start: Instant,
     recorder: &Arc<Mutex<Recorder>>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let connections = limits
-        .connections
-        .map(|connections| Arc::new(Semaphore::new(connections)));
+    match limits.connections {
+        None => open_loop_of_tasks(target, plan, rate, limits.max_in_flight, start, recorder).await,
+        Some(connections) => {
+            let limits = (connections, limits.max_in_flight);
+            open_loop_over_connections(target, plan, rate, limits, start, recorder).await;
+        }
+    }
+}
+
+/// Every request its own task, spawned at its intended time.
+async fn open_loop_of_tasks<T: Target>(
+    target: Arc<T>,
+    plan: &Plan,
+    rate: f64,
+    max_in_flight: usize,
+    start: Instant,
+    recorder: &Arc<Mutex<Recorder>>,
+) {
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
     let mut tasks = JoinSet::new();
     for n in 0..planned_requests(rate, plan.duration) {
         let offset = intended_offset(n, rate);
@@ -153,12 +169,7 @@ async fn open_loop<T: Target>(
             continue;
         };
         let (target, recorder, limit) = (target.clone(), recorder.clone(), plan.timeout);
-        let connections = connections.clone();
         tasks.spawn(async move {
-            let _connection = match connections {
-                Some(connections) => Some(connections.acquire_owned().await),
-                None => None,
-            };
             let completion = send(&*target, n, limit).await;
             // From the intended time, not from when the task got to run:
             // a late send is the system's (or the generator's) delay too.
@@ -170,6 +181,53 @@ async fn open_loop<T: Target>(
     while tasks.join_next().await.is_some() {}
 }
 
+/// A fixed set of connections, as in wrk2: each takes the next request in
+/// schedule order, waits for its intended time if that is still ahead, and
+/// sends it. When every connection is busy, due requests wait in order for
+/// the next free one, and the wait counts in their latency. This costs the
+/// generator one task per connection rather than one per request, which
+/// matters when it shares the machine with what it measures.
+async fn open_loop_over_connections<T: Target>(
+    target: Arc<T>,
+    plan: &Plan,
+    rate: f64,
+    (connections, max_in_flight): (usize, usize),
+    start: Instant,
+    recorder: &Arc<Mutex<Recorder>>,
+) {
+    let planned = planned_requests(rate, plan.duration);
+    let next = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
+    let mut workers = JoinSet::new();
+    for _ in 0..connections {
+        let (target, recorder, limit) = (target.clone(), recorder.clone(), plan.timeout);
+        let (next, finished) = (next.clone(), finished.clone());
+        workers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= planned {
+                    break;
+                }
+                let offset = intended_offset(n, rate);
+                let intended = start + offset;
+                sleep_until(intended).await;
+                // Requests due by now and not finished: past the limit, this
+                // one is dropped as the task-per-request loop would have.
+                let due = planned_requests(rate, start.elapsed()).min(planned) + 1;
+                let outstanding = due.saturating_sub(finished.load(Ordering::Relaxed));
+                if outstanding > max_in_flight as u64 {
+                    lock(&recorder).dropped(offset);
+                } else {
+                    let completion = send(&*target, n, limit).await;
+                    lock(&recorder).record(offset, intended.elapsed(), completion);
+                }
+                finished.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
 async fn closed_loop<T: Target>(
     target: Arc<T>,
     plan: &Plan,
@@ -177,7 +235,7 @@ async fn closed_loop<T: Target>(
     start: Instant,
     recorder: &Arc<Mutex<Recorder>>,
 ) {
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
     let end = start + plan.duration;
     let mut workers = JoinSet::new();
     for _ in 0..connections {
@@ -189,7 +247,7 @@ async fn closed_loop<T: Target>(
                 if sent >= end {
                     break;
                 }
-                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let n = next.fetch_add(1, Ordering::Relaxed);
                 let completion = send(&*target, n, limit).await;
                 lock(&recorder).record(sent - start, sent.elapsed(), completion);
             }
@@ -334,6 +392,20 @@ mod tests {
         // The requests of 3.00 s to 3.09 s wait out the stall; the ninety
         // after them find no room.
         assert_eq!(counts.dropped, 90);
+        assert_eq!(counts.sent + counts.dropped, 1_000);
+        assert_eq!(counts.ok, counts.sent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn over_connections_too_requests_past_max_in_flight_are_dropped() {
+        let recording = run(Mode::OpenLoop {
+            rate: 100.0,
+            max_in_flight: 10,
+            connections: Some(4),
+        })
+        .await;
+        let counts = recording.summary().counts;
+        assert!(counts.dropped > 50, "{counts:?}");
         assert_eq!(counts.sent + counts.dropped, 1_000);
         assert_eq!(counts.ok, counts.sent);
     }

@@ -11,8 +11,9 @@
 //! request is followed across services: [`telemetry`] (logs and traces from
 //! one set of spans), [`trace_context`] (the trace carried from hop to hop),
 //! [`observe`] (a span and metrics per request) and [`grpc`] (how every
-//! server is assembled).
+//! server is assembled). Every binary allocates through [`allocator`].
 
+pub mod allocator;
 pub mod error;
 pub mod grpc;
 pub mod ids;
