@@ -12,7 +12,12 @@ use chirp_common::testing::eventually;
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
 /// No reuse of pulled tweets: each read sees the celebrity's latest.
-const NO_CELEBRITY_CACHE: &[&str] = &["--celebrity-cache-ttl-ms", "0"];
+const NO_CELEBRITY_CACHE: &[&str] = &[
+    "--celebrity-cache-ttl-ms",
+    "0",
+    "--followed-celebrities-ttl-ms",
+    "0",
+];
 
 /// Every page of `reader`'s home timeline, `limit` at a time, concatenated.
 async fn read_all(stack: &Stack, reader: &TestUser, limit: usize) -> Vec<String> {

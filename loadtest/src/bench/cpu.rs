@@ -6,7 +6,7 @@
 //! Redis floor" is only half an answer. Dividing each process's CPU time
 //! during a stage by the pages it served gives microseconds of CPU per page,
 //! per process: the gap to the floor, itemised. Processes are found by name
-//! (`gateway`, `timeline`, `redis-server`, …) plus this process itself, so
+//! (`gateway`, `timeline`, `redis-server`, `postgres`, …) plus this process itself, so
 //! the services must run as their own binaries (as `deploy/bench.sh` runs
 //! them); services run inside this process (the tests) show up as `loadtest`.
 //! Elsewhere than Linux nothing is measured.
@@ -14,8 +14,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The processes whose CPU is accounted, by their `comm` name.
-const PROCESSES: &[&str] = &["gateway", "timeline", "tweet", "graph", "redis-server"];
+/// The processes whose CPU is accounted, by their `comm` name: the
+/// services, and the backends they call while serving (Postgres's many
+/// processes summed; `java` is Cassandra and Kafka together).
+const PROCESSES: &[&str] = &[
+    "gateway",
+    "timeline",
+    "tweet",
+    "graph",
+    "redis-server",
+    "postgres",
+    "java",
+];
 
 /// CPU time (user + system) of each process found, by name; this process as
 /// `loadtest`.

@@ -23,14 +23,23 @@ pub struct Config {
     /// are celebrities.
     #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
     pub graph_addr: String,
-    /// How long an author's recent tweet ids, pulled at read time, and the
-    /// list of celebrities a reader follows are reused before being fetched
-    /// again. A new tweet of a celebrity (or a new follow of one) reaches
+    /// How long an author's recent tweet ids, pulled at read time, are
+    /// reused before being fetched again. A new tweet of a celebrity reaches
     /// readers up to this late; in exchange a celebrity with a million
     /// readers costs the tweet store one query per interval, not one per
-    /// read, and a reader costs the graph one query per interval.
+    /// read.
     #[arg(long, env = "CELEBRITY_CACHE_TTL_MS", default_value_t = 2_000)]
     pub celebrity_cache_ttl_ms: u64,
+    /// How long the list of celebrities a reader follows is reused before
+    /// the graph is asked again. The reader's own follows and unfollows, and
+    /// a followee falling below the threshold, rebuild the timeline and
+    /// refetch the list at once; only a followee rising above the threshold
+    /// waits for this: that author's new tweets reach the reader up to this
+    /// late, once. Refreshing every reader's list each 2 s instead cost a
+    /// fifth of a cached page's CPU, in the graph and Postgres
+    /// (docs/BENCHMARKS.md).
+    #[arg(long, env = "FOLLOWED_CELEBRITIES_TTL_MS", default_value_t = 30_000)]
+    pub followed_celebrities_ttl_ms: u64,
     /// How long a hydrated tweet is reused before it is read again from the
     /// tweet store. Tweets never change, and a deleted one is taken out of
     /// the timelines by the fan-out worker, so this only bounds how long it

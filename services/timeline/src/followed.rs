@@ -5,12 +5,14 @@
 //! celebrities its reader follows, so every page needs that list. Asking the
 //! graph for it each time costs a call and a Postgres query per page, more
 //! than the Redis read it complements. The list changes only when the reader
-//! follows or unfollows a celebrity or a followee crosses the threshold, so
-//! it is kept for `CELEBRITY_CACHE_TTL_MS`, the staleness the pulled tweets
-//! already have: a celebrity just followed or unfollowed is pulled, or not,
-//! up to one TTL (and one refresh) late, except that a rebuild of the
-//! reader's timeline (which a follow or an unfollow causes) fetches it
-//! afresh. The caching itself (stale while revalidate, coalesced misses,
+//! follows or unfollows someone, or a followee crosses the threshold. The
+//! first two drop the reader's timeline (the graph service does it), and a
+//! rebuild fetches the list afresh; so does a followee falling below the
+//! threshold, which drops their followers' timelines. Only a followee rising
+//! above it is seen late: the list is kept for
+//! `FOLLOWED_CELEBRITIES_TTL_MS`, and until it expires the new celebrity's
+//! tweets, no longer pushed, are not pulled either; they show up once it
+//! expires. The caching itself (stale while revalidate, coalesced misses,
 //! spread expiry) is [`crate::refreshing_cache`]'s.
 
 use std::sync::Arc;

@@ -62,11 +62,15 @@ impl Home {
         timelines: HomeTimelines,
         strategy: Strategy,
         celebrity_cache_ttl: Duration,
+        followed_celebrities_ttl: Duration,
     ) -> Self {
         Self {
             recent: RecentTweets::new(tweets.clone(), celebrity_cache_ttl),
             sources: Sources {
-                celebrities: Arc::new(FollowedCelebrities::new(graph.clone(), celebrity_cache_ttl)),
+                celebrities: Arc::new(FollowedCelebrities::new(
+                    graph.clone(),
+                    followed_celebrities_ttl,
+                )),
                 graph,
                 tweets,
                 timelines,

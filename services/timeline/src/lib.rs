@@ -65,6 +65,7 @@ pub async fn run(
         timelines,
         config.store.timeline_strategy,
         Duration::from_millis(config.celebrity_cache_ttl_ms),
+        Duration::from_millis(config.followed_celebrities_ttl_ms),
     );
     let hot_tweets = hot_tweets::HotTweets::new(
         tweets,
