@@ -35,18 +35,20 @@ pub struct Config {
     /// a followee falling below the threshold, rebuild the timeline and
     /// refetch the list at once; only a followee rising above the threshold
     /// waits for this: that author's new tweets reach the reader up to this
-    /// late, once. Refreshing every reader's list each 2 s instead cost a
-    /// fifth of a cached page's CPU, in the graph and Postgres
+    /// late, once. Refreshing every reader's list each 2 s instead cost
+    /// 15 % of a cached page's CPU, in the graph and Postgres
     /// (docs/BENCHMARKS.md).
     #[arg(long, env = "FOLLOWED_CELEBRITIES_TTL_MS", default_value_t = 30_000)]
     pub followed_celebrities_ttl_ms: u64,
     /// How long a hydrated tweet is reused before it is read again from the
-    /// tweet store. Tweets never change, and a deleted one is taken out of
-    /// the timelines by the fan-out worker, so this only bounds how long it
-    /// shows where that removal did not reach (a former follower's timeline).
-    /// Every hot tweet is re-read once per interval: at 5 s that was the
-    /// largest cost of a cached read (docs/BENCHMARKS.md).
-    #[arg(long, env = "TWEET_CACHE_TTL_MS", default_value_t = 60_000)]
+    /// tweet store. Tweets never change, and a deleted one leaves every
+    /// timeline (the fan-out worker) and every pulled list (within
+    /// CELEBRITY_CACHE_TTL_MS), after which nothing asks for it: so this only
+    /// bounds how long a deleted tweet can show where a race kept its id
+    /// (a rebuild running during the delete). Every hot tweet is re-read
+    /// once per interval: at 5 s those re-reads were the largest cost of a
+    /// cached page, at 60 s still a tenth of it (docs/BENCHMARKS.md).
+    #[arg(long, env = "TWEET_CACHE_TTL_MS", default_value_t = 300_000)]
     pub tweet_cache_ttl_ms: u64,
     /// The most tweets the hydration cache holds (a few hundred bytes each).
     #[arg(long, env = "TWEET_CACHE_CAPACITY", default_value_t = 100_000)]
