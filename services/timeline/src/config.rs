@@ -47,7 +47,7 @@ pub struct Config {
     /// bounds how long a deleted tweet can show where a race kept its id
     /// (a rebuild running during the delete). Every hot tweet is re-read
     /// once per interval: at 5 s those re-reads were the largest cost of a
-    /// cached page, at 60 s still a tenth of it (docs/BENCHMARKS.md).
+    /// cached page, at 60 s still 15 % of it (docs/BENCHMARKS.md).
     #[arg(long, env = "TWEET_CACHE_TTL_MS", default_value_t = 300_000)]
     pub tweet_cache_ttl_ms: u64,
     /// The most tweets the hydration cache holds (a few hundred bytes each).
