@@ -277,3 +277,46 @@ async fn an_author_falling_below_the_threshold_keeps_their_tweets_in_timelines()
         "no longer a celebrity, so no longer pulled; yet the tweets stay"
     );
 }
+
+/// An author rising above the threshold stops being pushed at once, while a
+/// reader's cached list of followed celebrities does not name them yet: the
+/// author's next tweet is in neither source until that list expires, and
+/// then shows, in order. Nothing is lost, and what was pushed before stays.
+#[tokio::test]
+async fn an_author_rising_above_the_threshold_shows_up_once_the_followed_list_expires() {
+    let stack = spawn_stack_with_args(ExtraArgs {
+        graph: THRESHOLD,
+        timeline: &[
+            "--celebrity-cache-ttl-ms",
+            "0",
+            "--followed-celebrities-ttl-ms",
+            "2000",
+        ],
+        ..ExtraArgs::default()
+    })
+    .await;
+    let author = stack.sign_up(&handle("riser")).await;
+    let reader = stack.sign_up(&handle("reader")).await;
+    let fan = stack.sign_up(&handle("fan")).await;
+    stack.follow(&reader, &author).await;
+    let pushed = post_id(&stack, &author, "pushed while ordinary").await;
+    wait_for_timeline(&stack, &reader, std::slice::from_ref(&pushed)).await;
+
+    // The second follower makes a celebrity; the reader's list is cached.
+    stack.follow(&fan, &author).await;
+    let pulled = post_id(&stack, &author, "pulled once the list expires").await;
+    let expected = [pulled, pushed];
+    wait_for_timeline(&stack, &reader, &expected).await;
+    let in_redis = stack
+        .timelines()
+        .await
+        .page(reader.numeric_id(), None, 100)
+        .await
+        .unwrap();
+    let in_redis: Vec<String> = in_redis.iter().map(i64::to_string).collect();
+    assert_eq!(
+        in_redis,
+        expected[1..],
+        "a celebrity's tweet is pulled, not pushed"
+    );
+}
