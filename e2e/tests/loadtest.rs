@@ -416,6 +416,10 @@ async fn the_bench_measures_every_layer_of_the_read_path() {
         assert!(out.join(&stage.report).exists(), "{}", stage.report);
         assert!(stage.ok_per_sec > 0.0, "{}", stage.report);
         assert_eq!(stage.failed, 0, "{}", stage.report);
+        // The services run inside this test process, so their CPU is
+        // accounted as the load tool's.
+        let us = stage.cpu_us_per_request.get("loadtest");
+        assert!(us.is_some_and(|&us| us > 0.0), "{}: {us:?}", stage.report);
     }
     let rate = results
         .gateway_http_open
@@ -433,4 +437,5 @@ async fn the_bench_measures_every_layer_of_the_read_path() {
         table.contains("| fan-out ≥ 0.5× pipelined ZADD |"),
         "{table}"
     );
+    assert!(table.contains("| CPU µs per page, by process |"), "{table}");
 }
