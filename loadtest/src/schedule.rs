@@ -142,8 +142,17 @@ async fn open_loop<T: Target>(
     match limits.connections {
         None => open_loop_of_tasks(target, plan, rate, limits.max_in_flight, start, recorder).await,
         Some(connections) => {
-            let limits = (connections, limits.max_in_flight);
-            open_loop_over_connections(target, plan, rate, limits, start, recorder).await;
+            let max_in_flight = limits.max_in_flight;
+            open_loop_over_connections(
+                target,
+                plan,
+                rate,
+                connections,
+                max_in_flight,
+                start,
+                recorder,
+            )
+            .await;
         }
     }
 }
@@ -191,7 +200,8 @@ async fn open_loop_over_connections<T: Target>(
     target: Arc<T>,
     plan: &Plan,
     rate: f64,
-    (connections, max_in_flight): (usize, usize),
+    connections: usize,
+    max_in_flight: usize,
     start: Instant,
     recorder: &Arc<Mutex<Recorder>>,
 ) {
