@@ -10,10 +10,12 @@
 //! read that started it is cancelled. The cost is staleness: tweets are
 //! immutable, but a deleted one stays visible for up to one TTL.
 //!
-//! An expired tweet is still served, once, by the read that finds it
-//! expired, which refreshes it in the background (stale while revalidate):
-//! no read waits for a refresh, so expiry never shows as a latency spike,
-//! and a deleted tweet stays visible at most one refresh longer. Expiry
+//! An expired tweet is still served while the first read that finds it
+//! expired refreshes it in the background (stale while revalidate): no read
+//! waits for a refresh, so expiry never shows as a latency spike, and a
+//! deleted tweet stays visible at most one refresh longer. The refresh is
+//! batched per read, which is why this cache is not a
+//! [`crate::refreshing_cache`], whose loads are one key each. Expiry
 //! times are spread over the second half of the TTL, by tweet id
 //! ([`crate::expiry`]), so that the tweets cached together (after a
 //! restart, say) are not all refreshed together.
