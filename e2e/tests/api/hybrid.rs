@@ -56,6 +56,17 @@ async fn celebrity_stack() -> Stack {
     .await
 }
 
+/// The tweet ids pushed into `reader`'s timeline in Redis, newest first.
+async fn pushed_ids(stack: &Stack, reader: &TestUser) -> Vec<String> {
+    let pushed = stack
+        .timelines()
+        .await
+        .page(reader.numeric_id(), None, 100)
+        .await
+        .unwrap();
+    pushed.iter().map(i64::to_string).collect()
+}
+
 async fn post_id(stack: &Stack, author: &TestUser, content: &str) -> String {
     stack.post(author, content).await["id"]
         .as_str()
@@ -92,14 +103,11 @@ async fn celebrity_tweets_are_pulled_and_merged_in_order_across_pages() {
             "page size {limit}"
         );
     }
-    let in_redis = stack
-        .timelines()
-        .await
-        .page(reader.numeric_id(), None, 100)
-        .await
-        .unwrap();
-    let in_redis: Vec<String> = in_redis.iter().map(i64::to_string).collect();
-    assert_eq!(in_redis, pushed, "only the friend's tweets were pushed");
+    assert_eq!(
+        pushed_ids(&stack, &reader).await,
+        pushed,
+        "only the friend's tweets were pushed"
+    );
 }
 
 #[tokio::test]
@@ -206,12 +214,7 @@ async fn every_strategy_serves_the_same_timeline() {
         wait_for_timeline(&stack, &reader, &posted).await;
         assert_eq!(read_all(&stack, &reader, 4).await, posted, "{strategy}");
 
-        let in_redis = stack
-            .timelines()
-            .await
-            .page(reader.numeric_id(), None, 100)
-            .await
-            .unwrap();
+        let in_redis = pushed_ids(&stack, &reader).await;
         let expected_in_redis = if strategy == "push" { posted.len() } else { 0 };
         assert_eq!(in_redis.len(), expected_in_redis, "{strategy}");
     }
@@ -307,15 +310,8 @@ async fn an_author_rising_above_the_threshold_shows_up_once_the_followed_list_ex
     let pulled = post_id(&stack, &author, "pulled once the list expires").await;
     let expected = [pulled, pushed];
     wait_for_timeline(&stack, &reader, &expected).await;
-    let in_redis = stack
-        .timelines()
-        .await
-        .page(reader.numeric_id(), None, 100)
-        .await
-        .unwrap();
-    let in_redis: Vec<String> = in_redis.iter().map(i64::to_string).collect();
     assert_eq!(
-        in_redis,
+        pushed_ids(&stack, &reader).await,
         expected[1..],
         "a celebrity's tweet is pulled, not pushed"
     );
