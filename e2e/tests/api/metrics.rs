@@ -39,16 +39,7 @@ impl Reading {
     /// The sum of `name` over the series whose labels contain every one of
     /// `labels` (e.g. `result="hit"`; none for all of them).
     fn total(&self, name: &str, labels: &[&str]) -> f64 {
-        self.0
-            .lines()
-            .filter_map(|line| {
-                let (series, value) = line.rsplit_once(' ')?;
-                let rest = series.strip_prefix(name)?;
-                let matches = rest.is_empty()
-                    || (rest.starts_with('{') && labels.iter().all(|l| rest.contains(l)));
-                matches.then(|| value.parse::<f64>().ok()).flatten()
-            })
-            .sum()
+        chirp_common::metrics::total(&self.0, name, labels)
     }
 }
 

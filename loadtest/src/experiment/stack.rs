@@ -262,7 +262,7 @@ impl Stack {
 
     /// The fan-out worker's counters now.
     pub fn fanout_metrics(&self) -> Scrape {
-        Scrape::parse(&self.fanout_metrics.render())
+        Scrape::from_text(self.fanout_metrics.render())
     }
 
     /// Stops every service gracefully and waits until each has returned.

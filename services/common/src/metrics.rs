@@ -68,3 +68,47 @@ pub fn builder() -> PrometheusBuilder {
         })
         .expect("the bucket lists are not empty")
 }
+
+/// The sum of metric `name` over its series whose labels include every one
+/// of `labels` (each written `key="value"`), in a Prometheus text
+/// exposition; 0 when there is none, as for a counter nothing has
+/// incremented yet. A series without labels counts only when `labels` is
+/// empty. This is how the tests and the load tool read a service's counters
+/// from `/metrics`: only a series' name, its labels as text, and its value
+/// are parsed.
+pub fn total(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    exposition
+        .lines()
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let matches = match series.strip_prefix(name)? {
+                "" => labels.is_empty(),
+                rest => rest.starts_with('{') && labels.iter().all(|l| rest.contains(l)),
+            };
+            matches.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_the_series_with_every_label_asked_for() {
+        let exposition = "# TYPE chirp_fanout_timeline_writes_total counter\n\
+             chirp_fanout_timeline_writes_total{change=\"push\"} 120\n\
+             chirp_fanout_timeline_writes_total{change=\"remove\"} 3\n\
+             chirp_fanout_timeline_writes_total_other 7\n\
+             chirp_fanout_events_total 4\n";
+        let writes = "chirp_fanout_timeline_writes_total";
+        assert_eq!(total(exposition, writes, &["change=\"push\""]), 120.0);
+        assert_eq!(total(exposition, writes, &[]), 123.0);
+        assert_eq!(total(exposition, "chirp_fanout_events_total", &[]), 4.0);
+        assert_eq!(
+            total(exposition, "chirp_fanout_events_total", &["a=\"b\""]),
+            0.0
+        );
+        assert_eq!(total(exposition, "chirp_missing_total", &[]), 0.0);
+    }
+}

@@ -82,17 +82,6 @@ fn free_port() -> String {
         .to_string()
 }
 
-/// The value of the series of `name` whose labels include every one of
-/// `labels`, in a Prometheus text exposition; 0 if there is none.
-fn sample(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    exposition
-        .lines()
-        .filter_map(|line| line.strip_prefix(name)?.strip_prefix('{'))
-        .filter(|series| labels.iter().all(|label| series.contains(label)))
-        .filter_map(|series| series.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 /// What became of one request.
 #[derive(Debug)]
 enum Outcome {
@@ -297,7 +286,7 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
     let Outcome::Answered(StatusCode::OK, exposition) = exposition else {
         panic!("GET {metrics_url}: {exposition:?}");
     };
-    let posted = sample(
+    let posted = chirp_common::metrics::total(
         &exposition,
         "chirp_http_requests_total",
         &[r#"method="POST""#, r#"route="/tweets""#, r#"status="201""#],
