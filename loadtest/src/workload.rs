@@ -15,6 +15,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use anyhow::ensure;
+use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -73,6 +74,24 @@ pub const POST_TWEET: &str = "POST /tweets";
 pub struct Actor {
     pub id: i64,
     pub token: String,
+}
+
+/// Reads the first home-timeline page of each of `readers` once,
+/// `concurrency` at a time, so that a measurement starts warm: every
+/// timeline in Redis, every tweet in the timeline service's cache.
+pub async fn warm_up<'a>(
+    gateway: &Gateway,
+    readers: impl IntoIterator<Item = &'a Actor>,
+    page_size: Option<u32>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let mut reads = futures::stream::iter(readers)
+        .map(|reader| gateway.home_timeline(reader.id, &reader.token, None, page_size))
+        .buffer_unordered(concurrency);
+    while let Some(read) = reads.next().await {
+        read.map_err(|failure| anyhow::anyhow!("warm a home timeline up: {}", failure.0))?;
+    }
+    Ok(())
 }
 
 /// How a workload picks and paces its requests.

@@ -37,7 +37,6 @@ use chirp_common::grpc::connect_lazy;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
-use futures::{StreamExt, stream};
 use redis::ConnectionAddr;
 
 use crate::machine::Machine;
@@ -45,7 +44,7 @@ use crate::manifest::Manifest;
 use crate::report::Report;
 use crate::run::{self, RunArgs};
 use crate::schedule::{Mode, Plan};
-use crate::workload::Workload;
+use crate::workload::{Workload, warm_up};
 use results::{BenchResults, Stage};
 use targets::{RedisPage, TimelineGrpc};
 
@@ -152,13 +151,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
     let readers: Vec<i64> = http.readers().iter().map(|reader| reader.id).collect();
 
     println!("warming {} readers' timelines up", readers.len());
-    let mut warm = stream::iter(http.readers())
-        .map(|reader| gateway.home_timeline(reader.id, &reader.token, None, args.page_size))
-        .buffer_unordered(WARM_CONCURRENCY);
-    while let Some(read) = warm.next().await {
-        read.map_err(|failure| anyhow!("warm a timeline up: {}", failure.0))?;
-    }
-    drop(warm);
+    warm_up(&gateway, http.readers(), args.page_size, WARM_CONCURRENCY).await?;
     let timelines = HomeTimelines::connect(&args.store).await?;
     let first = readers[0];
     ensure!(

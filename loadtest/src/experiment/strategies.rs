@@ -32,7 +32,6 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use chirp_common::timelines::Strategy;
-use futures::{StreamExt, stream};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
@@ -47,7 +46,7 @@ use crate::recorder::{Completion, Recorder};
 use crate::report::Report;
 use crate::run::{self, RunArgs};
 use crate::seed::{self, SeedArgs};
-use crate::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload};
+use crate::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload, warm_up};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StrategiesArgs {
@@ -301,7 +300,7 @@ async fn measure(
     let target = run::target(&run_args, manifest).await?;
     let mut warm: Vec<&Actor> = target.readers().iter().collect();
     warm.extend([&ordinary.reader, &celebrity.reader]);
-    warm_up(&gateway, &warm).await?;
+    warm_up(&gateway, warm, None, WARM_CONCURRENCY).await?;
 
     let before = stack.fanout_metrics();
     let title = format!("mixed load, {name} timelines");
@@ -343,17 +342,6 @@ async fn measure(
         celebrity: celebrity_visible,
         report: format!("{name}/report.html"),
     })
-}
-
-/// Reads the first page of each of `readers` once.
-async fn warm_up(gateway: &Gateway, readers: &[&Actor]) -> anyhow::Result<()> {
-    let mut reads = stream::iter(readers)
-        .map(|reader| gateway.home_timeline(reader.id, &reader.token, None, None))
-        .buffer_unordered(WARM_CONCURRENCY);
-    while let Some(read) = reads.next().await {
-        read.map_err(|failure| anyhow!("warm a home timeline up: {}", failure.0))?;
-    }
-    Ok(())
 }
 
 /// The timeline writes of `posts` tweets posted since `before`, once the
