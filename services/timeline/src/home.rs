@@ -91,18 +91,15 @@ impl Home {
         // Every source is asked for one more than the page: see `merge`.
         let want = limit + 1;
         let (pushed, pulled_authors) = match self.sources.strategy {
-            Strategy::Push | Strategy::Hybrid => {
-                let (pushed, celebrities) = self.pushed(user_id, before, want).await?;
-                (pushed, celebrities.to_vec())
-            }
+            Strategy::Push | Strategy::Hybrid => self.pushed(user_id, before, want).await?,
             Strategy::Pull => {
                 let mut authors = self.sources.following(user_id).await?;
                 authors.push(user_id);
-                (Vec::new(), authors)
+                (Vec::new(), authors.into())
             }
         };
         histogram!(stats::CELEBRITIES_PULLED).record(pulled_authors.len() as f64);
-        let mut sources: Vec<Vec<i64>> = futures::stream::iter(pulled_authors)
+        let mut sources: Vec<Vec<i64>> = futures::stream::iter(pulled_authors.iter().copied())
             .map(|author_id| self.recent.below(author_id, before, want))
             .buffer_unordered(AUTHOR_CONCURRENCY)
             .try_collect()
