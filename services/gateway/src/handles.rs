@@ -10,11 +10,10 @@
 //! handles are a few megabytes, and a miss costs what every page cost before.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{PoisonError, RwLock};
 
-use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::GetUserRequest;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::User;
 use futures::future::try_join_all;
 
 use crate::error::ApiError;
@@ -30,13 +29,16 @@ pub struct Handles {
 }
 
 impl Handles {
-    /// The handle of each of `author_ids` (distinct), asking the graph
-    /// service for the ones not cached yet.
-    pub async fn of(
+    /// The handle of each of `author_ids` (distinct), looking up with
+    /// `user` (the graph service) the ones not cached yet.
+    pub async fn of<F>(
         &self,
-        graph: &GraphServiceClient<Channel>,
         author_ids: &[i64],
-    ) -> Result<HashMap<i64, String>, ApiError> {
+        user: impl Fn(i64) -> F,
+    ) -> Result<HashMap<i64, String>, ApiError>
+    where
+        F: Future<Output = Result<User, ApiError>>,
+    {
         let mut handles = HashMap::with_capacity(author_ids.len());
         let mut missing = Vec::new();
         {
@@ -53,16 +55,12 @@ impl Handles {
         if missing.is_empty() {
             return Ok(handles);
         }
-        let authors = try_join_all(missing.iter().map(|&user_id| {
-            let mut graph = graph.clone();
-            async move { graph.get_user(GetUserRequest { user_id }).await }
-        }))
-        .await?;
+        let authors = try_join_all(missing.into_iter().map(user)).await?;
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
         if known.len() + authors.len() > CAPACITY {
             known.clear();
         }
-        for author in authors.into_iter().map(tonic::Response::into_inner) {
+        for author in authors {
             known.insert(author.user_id, author.handle.clone());
             handles.insert(author.user_id, author.handle);
         }

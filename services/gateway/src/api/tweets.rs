@@ -180,7 +180,7 @@ async fn hydrate(state: &AppState, tweets: Vec<Tweet>) -> Result<Vec<TweetView>,
     let mut author_ids: Vec<i64> = tweets.iter().map(|tweet| tweet.author_id).collect();
     author_ids.sort_unstable();
     author_ids.dedup();
-    let handles = state.handles.of(&state.graph, &author_ids).await?;
+    let handles = state.handles.of(&author_ids, |id| user(state, id)).await?;
     Ok(tweets
         .into_iter()
         .map(|tweet| TweetView {
