@@ -103,13 +103,9 @@ impl Report {
     /// Writes `report.json` and `report.html` into `dir` (created if need
     /// be); returns the HTML page's path.
     pub fn write(&self, dir: &Path) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let json = dir.join("report.json");
-        let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(&json, text + "\n").with_context(|| format!("write {}", json.display()))?;
-        let html = dir.join("report.html");
-        std::fs::write(&html, self.html()?).with_context(|| format!("write {}", html.display()))?;
-        Ok(html)
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        write_files(dir, [("report.json", json), ("report.html", self.html()?)])?;
+        Ok(dir.join("report.html"))
     }
 
     fn mode_text(&self) -> String {
@@ -482,6 +478,17 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// Writes each `(file name, text)` into `dir`, creating it first: the
+/// outputs of a report, of the bench and of an experiment.
+pub fn write_files<const N: usize>(dir: &Path, files: [(&str, String); N]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

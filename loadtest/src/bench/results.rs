@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::fanout::Fanout;
 use super::redis_benchmark::RedisBenchmark;
 use crate::machine::Machine;
 use crate::recorder::Latency;
-use crate::report::Report;
+use crate::report::{Report, write_files};
 
 /// What the design aims at; see the issue and docs/BENCHMARKS.md.
 pub const TARGET_READ_RATIO: f64 = 0.5;
@@ -104,7 +103,6 @@ impl BenchResults {
 
     /// Writes `bench.json` (the results and their ratios) and `bench.md`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         #[derive(Serialize)]
         struct WithRatios<'a> {
             #[serde(flatten)]
@@ -115,11 +113,10 @@ impl BenchResults {
             results: self,
             ratios: self.ratios(),
         })?;
-        for (name, text) in [("bench.json", json + "\n"), ("bench.md", self.markdown())] {
-            let path = dir.join(name);
-            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-        }
-        Ok(())
+        write_files(
+            dir,
+            [("bench.json", json + "\n"), ("bench.md", self.markdown())],
+        )
     }
 
     /// The tables, in markdown.

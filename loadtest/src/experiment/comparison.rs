@@ -10,14 +10,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::machine::Machine;
 use crate::recorder::Latency;
-use crate::report::{PALETTE, STYLE, escape, legend, svg};
+use crate::report::{PALETTE, STYLE, escape, legend, svg, write_files};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
@@ -127,10 +126,7 @@ impl Comparison {
             ("strategies.md", self.markdown()),
             ("index.html", self.html()?),
         ];
-        for (name, text) in files {
-            let path = dir.join(name);
-            std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))?;
-        }
+        write_files(dir, files)?;
         Ok(dir.join("index.html"))
     }
 
