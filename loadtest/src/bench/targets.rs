@@ -61,6 +61,7 @@ impl Target for TimelineGrpc {
             user_id,
             before_tweet_id: None,
             limit: self.limit,
+            ..Default::default()
         };
         let result = match self.client.clone().get_home_timeline(request).await {
             Ok(_) => Ok(()),

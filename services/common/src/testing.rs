@@ -163,6 +163,7 @@ pub async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
                     user_id: 1,
                     before_tweet_id: None,
                     limit: 1,
+                    ..Default::default()
                 };
                 let timeline_up = answers(timeline.get_home_timeline(request).await);
                 (graph_up && tweet_up && timeline_up).then_some(())

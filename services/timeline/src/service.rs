@@ -2,9 +2,8 @@
 //! [`crate::home`], hydrated into tweets through [`crate::hot_tweets`].
 
 use chirp_common::paging::PageSize;
-use chirp_common::proto::timeline::GetHomeTimelineRequest;
+use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
 use chirp_common::proto::timeline::timeline_service_server::TimelineService;
-use chirp_common::proto::tweet::TweetPage;
 use tonic::{Request, Response, Status};
 
 use crate::TimelineError;
@@ -34,7 +33,7 @@ impl TimelineService for Timeline {
     async fn get_home_timeline(
         &self,
         request: Request<GetHomeTimelineRequest>,
-    ) -> Result<Response<TweetPage>, Status> {
+    ) -> Result<Response<HomeTimelinePage>, Status> {
         let request = request.into_inner();
         if request.user_id <= 0 {
             return Err(TimelineError::InvalidArgument("user_id must be positive".into()).into());
@@ -50,9 +49,10 @@ impl TimelineService for Timeline {
             .page(request.user_id, request.before_tweet_id, limit)
             .await?;
         let tweets = self.tweets.hydrate(&ids).await?;
-        Ok(Response::new(TweetPage {
+        Ok(Response::new(HomeTimelinePage {
             tweets,
             next_before_tweet_id,
+            ..Default::default()
         }))
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::timeline::GetHomeTimelineRequest;
+use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
@@ -135,7 +135,7 @@ impl TestApp {
         self.tweets.clone().delete_tweet(request).await.unwrap();
     }
 
-    async fn page(&self, before_tweet_id: Option<i64>, limit: u32) -> TweetPage {
+    async fn page(&self, before_tweet_id: Option<i64>, limit: u32) -> HomeTimelinePage {
         self.try_page(READER, before_tweet_id, limit).await.unwrap()
     }
 
@@ -144,11 +144,12 @@ impl TestApp {
         user_id: i64,
         before_tweet_id: Option<i64>,
         limit: u32,
-    ) -> Result<TweetPage, tonic::Status> {
+    ) -> Result<HomeTimelinePage, tonic::Status> {
         let request = GetHomeTimelineRequest {
             user_id,
             before_tweet_id,
             limit,
+            ..Default::default()
         };
         Ok(self
             .timeline
@@ -159,7 +160,7 @@ impl TestApp {
     }
 
     /// Follows the cursor from the newest page to the last one.
-    async fn all_pages(&self, limit: u32) -> Vec<TweetPage> {
+    async fn all_pages(&self, limit: u32) -> Vec<HomeTimelinePage> {
         let mut pages = vec![self.page(None, limit).await];
         while let Some(before) = pages.last().and_then(|page| page.next_before_tweet_id) {
             pages.push(self.page(Some(before), limit).await);
@@ -259,6 +260,7 @@ async fn a_tweet_service_outage_is_unavailable() {
         user_id: READER,
         before_tweet_id: None,
         limit: 10,
+        ..Default::default()
     };
     let status = timeline
         .clone()
@@ -350,11 +352,12 @@ async fn spawn_with_counting_tweets() -> (
     (timeline, timelines, fake)
 }
 
-async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64) -> TweetPage {
+async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64) -> HomeTimelinePage {
     let request = GetHomeTimelineRequest {
         user_id,
         before_tweet_id: None,
         limit: 10,
+        ..Default::default()
     };
     timeline
         .clone()

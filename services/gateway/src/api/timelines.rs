@@ -6,6 +6,7 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use chirp_common::proto::timeline::GetHomeTimelineRequest;
+use chirp_common::proto::tweet::TweetPage;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -37,6 +38,7 @@ async fn home_timeline(
         user_id,
         before_tweet_id: query.position(&state.cursors, CursorKind::Tweets)?,
         limit: query.limit()?,
+        explain: false,
     };
     let page = state
         .timeline
@@ -44,5 +46,9 @@ async fn home_timeline(
         .get_home_timeline(request)
         .await?
         .into_inner();
+    let page = TweetPage {
+        tweets: page.tweets,
+        next_before_tweet_id: page.next_before_tweet_id,
+    };
     Ok(JsonResponse(tweet_page(&state, page).await?))
 }
