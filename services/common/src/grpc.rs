@@ -13,6 +13,8 @@
 //! or dead peer turns into an `Unavailable` error instead of a hung request,
 //! and the current trace context, so the peer's spans join the caller's trace.
 
+pub mod balance;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
@@ -39,19 +41,28 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
 /// each call. Cloning is cheap.
 pub type Channel = InterceptedService<tonic::transport::Channel, InjectTraceContext>;
 
-/// A channel to `addr` (`host:port` or a full `http://` URI) that connects on
-/// first use and fails every call that outlives `deadline`.
+/// A channel to `addr` that connects on first use and fails every call that
+/// outlives `deadline`. `addr` is one instance (`host:port` or a full
+/// `http://` URI), or several to balance calls over, health-checked
+/// ([`balance`]): a comma-separated list, or `dns:///host:port` for every
+/// address a name resolves to (a headless Service). Balancing needs a
+/// running Tokio runtime.
 pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
-    let uri = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
+    let endpoint = move |addr: &str| -> anyhow::Result<Endpoint> {
+        let uri = if addr.contains("://") {
+            addr.to_owned()
+        } else {
+            format!("http://{addr}")
+        };
+        Ok(Endpoint::from_shared(uri)?
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(deadline)
+            .tcp_nodelay(true))
     };
-    let channel = Endpoint::from_shared(uri)?
-        .connect_timeout(Duration::from_secs(1))
-        .timeout(deadline)
-        .tcp_nodelay(true)
-        .connect_lazy();
+    let channel = match balance::Targets::parse(addr)? {
+        balance::Targets::Single(addr) => endpoint(&addr)?.connect_lazy(),
+        balance::Targets::Balanced(names) => balance::channel(names, endpoint),
+    };
     Ok(InterceptedService::new(channel, InjectTraceContext))
 }
 
