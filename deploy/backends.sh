@@ -6,6 +6,9 @@
 #                               also concurrently: parallel test binaries all call it)
 #   deploy/backends.sh down     stop the backends this script started (never foreign ones)
 #   deploy/backends.sh status   one line per backend; exit 0 if all four are up, 3 otherwise
+#   deploy/backends.sh up|down redis-cluster|pg-replica|kafka-cluster
+#                               scale-out backends on their own ports, only when asked for
+#                               (see "scale-out" below; `down` alone never stops them)
 #
 #   PostgreSQL 15  127.0.0.1:5432  user postgres (trust), database chirp   Debian package
 #   Redis 7        127.0.0.1:6379  no persistence                           Debian package
@@ -502,6 +505,229 @@ wait_cassandra() {
   ok "cassandra ready on 127.0.0.1:$CQL_PORT ($(($(date +%s) - started))s after start)"
 }
 
+# ------------------------------------------------------------------- scale-out (on demand)
+# Backends for growing chirp past one node, started only when asked for (`up NAME`), each on
+# its own ports so that stopping or killing one never touches the four standard backends:
+#
+#   redis-cluster  127.0.0.1:6391-6396  3 masters + 3 replicas, cluster-node-timeout 2 s
+#   pg-replica     127.0.0.1:5442       a hot-standby streaming replica of the primary on :5432
+#   kafka-cluster  127.0.0.1:19092-19094 (controllers 19192-19194), three KRaft nodes,
+#                  replication factor 3, min.insync.replicas 2, small heaps
+#
+# `down NAME` stops one of them; `kill NAME MEMBER` SIGKILLs one member (a Redis port, a Kafka
+# node id 1-3) for fault tests.
+
+REDIS_CLUSTER_PORTS=(6391 6392 6393 6394 6395 6396)
+PG_REPLICA_PORT=5442
+KAFKA_CLUSTER_NODES=(1 2 3)
+kafka_cluster_port() { echo $((19091 + $1)); }
+kafka_cluster_controller_port() { echo $((19191 + $1)); }
+EXTRAS=(redis-cluster pg-replica kafka-cluster)
+
+# Each scale-out backend has a lock of its own: bringing one up never waits for `up`.
+with_extra_lock() {
+  exec 9>"$BACKENDS_DIR/.lock-$1"
+  flock -w 900 9 || die "timed out waiting for $BACKENDS_DIR/.lock-$1"
+}
+
+# A pid from a pid file, if that process still runs the program named by a word of its
+# command line (pids are reused).
+pid_running() {
+  local pidfile=$1 signature=$2 pid
+  [[ -s $pidfile ]] || return 1
+  pid=$(head -n 1 "$pidfile")
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$signature" || return 1
+  echo "$pid"
+}
+
+redis_cluster_ok() {
+  local port
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+}
+
+up_redis_cluster() {
+  local dir=$BACKENDS_DIR/redis-cluster port started=$SECONDS
+  if redis_cluster_ok; then
+    ok "redis-cluster already running on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}"
+    return 0
+  fi
+  # Anything less than a whole healthy cluster (a killed master, a restarted node) is
+  # started again from scratch: its data is a cache, and a fresh cluster is quick.
+  down_redis_cluster
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    ! port_open "$port" || die "redis-cluster: 127.0.0.1:$port is taken by a server we did not start"
+    rm -rf "${dir:?}/$port"
+    mkdir -p "$dir/$port"
+    # cluster-node-timeout: how long a master may be silent before its replica takes over.
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+      --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 2000 \
+      --dir "$dir/$port" --pidfile "$RUN_DIR/redis-cluster-$port.pid" \
+      --logfile "$LOG_DIR/redis-cluster-$port.log" --save '' --appendonly no 9>&- \
+      || die_with_log "$LOG_DIR/redis-cluster-$port.log" "redis-cluster: node $port failed to start"
+  done
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    wait_until redis-cluster "PING on 127.0.0.1:$port" "$REDIS_TIMEOUT" \
+      "$LOG_DIR/redis-cluster-$port.log" "" redis_answers_on "$port"
+  done
+  local nodes=()
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$LOG_DIR/redis-cluster-create.log" 2>&1 \
+    || die_with_log "$LOG_DIR/redis-cluster-create.log" "redis-cli --cluster create failed"
+  wait_until redis-cluster "cluster_state:ok on every node" "$REDIS_TIMEOUT" \
+    "$LOG_DIR/redis-cluster-create.log" "" redis_cluster_ok
+  ok "redis-cluster ready on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}, 3 masters + 3 replicas ($((SECONDS - started))s)"
+}
+
+redis_answers_on() { [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]]; }
+
+down_redis_cluster() {
+  local port pid
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    if pid=$(pid_running "$RUN_DIR/redis-cluster-$port.pid" redis-server); then
+      kill -TERM "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -f "$RUN_DIR/redis-cluster-$port.pid"
+  done
+}
+
+pg_replica_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_REPLICA_PORT" 2>/dev/null; }
+
+# A hot standby of the primary on :5432, streaming its WAL. pg_basebackup copies the whole
+# primary (every database on it) and -R writes the standby settings (primary_conninfo,
+# standby.signal); initdb's default pg_hba.conf already lets local connections replicate.
+up_pg_replica() {
+  local dir=$BACKENDS_DIR/pg-replica pid started=$SECONDS
+  if pid=$(pid_running "$RUN_DIR/pg-replica.pid" postgres) && pg_replica_answers; then
+    ok "pg-replica already running on 127.0.0.1:$PG_REPLICA_PORT (pid $pid)"
+    return 0
+  fi
+  ! port_open "$PG_REPLICA_PORT" || die "pg-replica: 127.0.0.1:$PG_REPLICA_PORT is taken by a server we did not start"
+  pg_answers || die "pg-replica: no primary answers on 127.0.0.1:$PG_PORT (deploy/backends.sh up)"
+  let_postgres_traverse "$BACKENDS_DIR"
+  rm -rf "$dir"
+  install -d -o postgres -g postgres -m 700 "$dir"
+  install -o postgres -g postgres -m 644 /dev/null "$LOG_DIR/pg-replica.log"
+  log "pg-replica: pg_basebackup from 127.0.0.1:$PG_PORT into $dir/data"
+  (cd "$dir" && runuser -u postgres -- "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" \
+    -U postgres -D "$dir/data" -R -X stream -c fast) >>"$LOG_DIR/pg-replica.log" 2>&1 \
+    || die_with_log "$LOG_DIR/pg-replica.log" "pg-replica: pg_basebackup failed"
+  (cd "$dir" && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$LOG_DIR/pg-replica.log" \
+    -w -t "$PG_TIMEOUT" -o "-c listen_addresses=127.0.0.1 -p $PG_REPLICA_PORT -k '$dir' -c hot_standby=on" \
+    start >/dev/null 9>&-) || die_with_log "$LOG_DIR/pg-replica.log" "pg-replica: pg_ctl start failed"
+  head -n 1 "$dir/data/postmaster.pid" >"$RUN_DIR/pg-replica.pid"
+  wait_until pg-replica "pg_isready on 127.0.0.1:$PG_REPLICA_PORT" "$PG_TIMEOUT" \
+    "$LOG_DIR/pg-replica.log" "$(<"$RUN_DIR/pg-replica.pid")" pg_replica_answers
+  ok "pg-replica ready on 127.0.0.1:$PG_REPLICA_PORT, streaming from :$PG_PORT ($((SECONDS - started))s)"
+}
+
+down_pg_replica() {
+  local pid
+  if pid=$(pid_running "$RUN_DIR/pg-replica.pid" postgres); then
+    kill -INT "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$RUN_DIR/pg-replica.pid"
+  # A standby is a copy: the next `up` takes a fresh one rather than catch up on old WAL.
+  rm -rf "${BACKENDS_DIR:?}/pg-replica"
+}
+
+kafka_cluster_node_up() {
+  grep -q 'Kafka Server started' "$LOG_DIR/kafka-cluster-$1.log" 2>/dev/null \
+    && pid_running "$RUN_DIR/kafka-cluster-$1.pid" kafka.Kafka >/dev/null
+}
+
+up_kafka_cluster() {
+  local home=$BACKENDS_DIR/kafka-cluster node started=$SECONDS voters=()
+  local all_up=1
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_cluster_node_up "$node" || all_up=0; done
+  if ((all_up)); then
+    ok "kafka-cluster already running on 127.0.0.1:19092-19094"
+    return 0
+  fi
+  down_kafka_cluster
+  # The jars of the single broker; nothing more to download.
+  fetch_jars kafka "$SHIPPED/kafka/pom.xml" "$KAFKA_HOME/libs"
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    voters+=("$node@127.0.0.1:$(kafka_cluster_controller_port "$node")")
+  done
+  local cluster_id
+  cluster_id=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid | tail -n 1)
+  rm -rf "$home"
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    mkdir -p "$home/$node/data"
+    sed -e "s|@NODE_ID@|$node|g" -e "s|@PORT@|$(kafka_cluster_port "$node")|g" \
+      -e "s|@CONTROLLER_PORT@|$(kafka_cluster_controller_port "$node")|g" \
+      -e "s|@VOTERS@|$(IFS=,; echo "${voters[*]}")|g" -e "s|@DATA_DIR@|$home/$node/data|g" \
+      "$SHIPPED/kafka/cluster-server.properties" >"$home/$node/server.properties"
+    java -Xmx128m -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
+      --config "$home/$node/server.properties" >"$LOG_DIR/kafka-cluster-format-$node.log" 2>&1 \
+      || die_with_log "$LOG_DIR/kafka-cluster-format-$node.log" "kafka-cluster: storage format of node $node failed"
+  done
+  # The single broker's class-data archive, when there is one: same jars, faster starts.
+  local cds=()
+  [[ -s $KAFKA_HOME/cds.jsa ]] && cds=(-Xlog:cds=error "-XX:SharedArchiveFile=$KAFKA_HOME/cds.jsa")
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    log "kafka-cluster: starting node $node on 127.0.0.1:$(kafka_cluster_port "$node")"
+    start_detached "$LOG_DIR/kafka-cluster-$node.log" "$RUN_DIR/kafka-cluster-$node.pid" "$home/$node" \
+      java "${cds[@]}" -Xms128m -Xmx320m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+      -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+      "-Dlog4j2.configurationFile=file:$KAFKA_HOME/config/log4j2.yaml" \
+      -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$home/$node/server.properties"
+  done
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    wait_until kafka-cluster "\"Kafka Server started\" on node $node" "$KAFKA_TIMEOUT" \
+      "$LOG_DIR/kafka-cluster-$node.log" "$(<"$RUN_DIR/kafka-cluster-$node.pid")" \
+      grep -q 'Kafka Server started' "$LOG_DIR/kafka-cluster-$node.log"
+  done
+  ok "kafka-cluster ready on 127.0.0.1:19092-19094 ($((SECONDS - started))s)"
+}
+
+down_kafka_cluster() {
+  local node pid pids=()
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    if pid=$(pid_running "$RUN_DIR/kafka-cluster-$node.pid" kafka.Kafka); then
+      kill -TERM "$pid"
+      pids+=("$pid")
+    fi
+  done
+  local start=$SECONDS
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do
+      ((SECONDS - start < STOP_TIMEOUT)) || kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.2
+    done
+  done
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do rm -f "$RUN_DIR/kafka-cluster-$node.pid"; done
+}
+
+cmd_extra() {
+  local action=$1 name=$2 member=${3:-}
+  [[ $EUID -eq 0 ]] || die "$action $name needs root"
+  init_dirs
+  with_extra_lock "$name"
+  case $action:$name in
+    up:redis-cluster) command -v redis-server >/dev/null || ensure_debian_packages; up_redis_cluster ;;
+    up:pg-replica) up_pg_replica ;;
+    up:kafka-cluster) up_kafka_cluster ;;
+    down:redis-cluster) down_redis_cluster ;;
+    down:pg-replica) down_pg_replica ;;
+    down:kafka-cluster) down_kafka_cluster ;;
+    kill:redis-cluster | kill:kafka-cluster)
+      local pidfile=$RUN_DIR/$name-$member.pid pid
+      pid=$(pid_running "$pidfile" "${name%-cluster}") || die "$name: no member $member running"
+      kill -KILL "$pid"
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      ok "$name: member $member (pid $pid) killed"
+      ;;
+    *) die "cannot $action $name${member:+ $member} (one of: ${EXTRAS[*]})" ;;
+  esac
+}
+
 # ---------------------------------------------------------------------------------- commands
 
 init_dirs() {
@@ -606,11 +832,12 @@ cmd_status() {
 }
 
 case ${1:-} in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else cmd_up; fi ;;
+  down) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else cmd_down; fi ;;
+  kill) cmd_extra "$@" ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 up|down|status   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
+    echo "usage: $0 up|down|status, or up|down redis-cluster|pg-replica|kafka-cluster, or kill redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
     exit 2
     ;;
 esac

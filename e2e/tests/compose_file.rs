@@ -27,6 +27,8 @@ use common::{assert_no_problems, read_repo_file, repo_path};
 
 /// The only chirp service published to the host: the HTTP edge.
 const EDGE: &str = "gateway";
+/// The load balancer in front of the gateway's replicas, published in its stead.
+const LOAD_BALANCER: &str = "lb";
 
 const COMPOSE_FILE: &str = "docker-compose.yml";
 const ENV_EXAMPLE: &str = ".env.example";
@@ -281,7 +283,12 @@ fn only_the_gateway_is_published() {
     for (service, binary) in stack.chirp_services() {
         if binary.name == EDGE {
             let port = service.port("LISTEN_ADDR");
-            if !port.is_some_and(|port| service.published.contains(&port)) {
+            // Published itself, or through the load balancer in front of its replicas.
+            let balanced = stack
+                .services
+                .get(LOAD_BALANCER)
+                .is_some_and(|lb| port.is_some_and(|p| lb.published.contains(&p)));
+            if !balanced && !port.is_some_and(|port| service.published.contains(&port)) {
                 problems.push(format!(
                     "service `{}` listens on port {} but publishes {:?}",
                     service.name,

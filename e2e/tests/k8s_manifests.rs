@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 use common::config_vars::{
-    BINARIES, Binary, Kind, disagreements, is_every_interface, split_host_port,
+    BINARIES, Binary, Kind, disagreements, endpoints, is_every_interface, split_host_port,
 };
 use common::{assert_no_problems, repo_path};
 
@@ -798,8 +798,14 @@ impl Rendering {
     }
 
     /// Whether `address` reaches pods running `peer` on the port it listens on.
+    /// Every instance named by a list (or a `dns:///` name) must.
     fn reaches(&self, address: &str, peer: &str) -> Result<(), String> {
-        let (host, port) = split_host_port(address);
+        endpoints(address)
+            .into_iter()
+            .try_for_each(|(host, port)| self.reaches_one(host, port, peer))
+    }
+
+    fn reaches_one(&self, host: &str, port: Option<u16>, peer: &str) -> Result<(), String> {
         let service_name = host.split('.').next().unwrap_or(host);
         let service = self
             .services

@@ -75,11 +75,13 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
         &backends.timeline_addr,
         "--token-secret",
         TOKEN_SECRET,
-        "--redis-url",
-        REDIS_URL,
         "--redis-key-prefix",
         &backends.redis_prefix,
     ];
+    // The gateway's own Redis (rate limits) unless the test names another.
+    if !extra.gateway.contains(&"--redis-url") {
+        args.extend_from_slice(&["--redis-url", REDIS_URL]);
+    }
     args.extend_from_slice(extra.gateway);
     let gateway = gateway::Config::parse_from(args);
     spawn_service(

@@ -80,3 +80,31 @@ async fn writes_beyond_the_burst_are_refused_with_retry_after() {
         "strangers are refused before they are counted"
     );
 }
+
+/// The buckets on a Redis Cluster: each user's bucket is one key, on the
+/// master of its slot, and users land on different masters. A limiter that
+/// spoke to one node only would get `MOVED` for most users and fail open.
+#[tokio::test]
+async fn the_limit_holds_on_a_redis_cluster() {
+    chirp_common::testing::ensure_scale_out("redis-cluster");
+    let stack = spawn_stack_with(&[
+        "--redis-cluster",
+        "--redis-url",
+        chirp_common::testing::REDIS_CLUSTER_URLS,
+        "--rate-limit-burst",
+        "2",
+        "--rate-limit-writes-per-minute",
+        "1",
+    ])
+    .await;
+    for name in ["carol", "dave", "erin", "frank"] {
+        let user = stack.sign_up(&handle(name)).await;
+        stack.post(&user, "one").await;
+        stack.post(&user, "two").await;
+        let request = stack
+            .request(Method::POST, "/tweets", Some(&user.token))
+            .json(&json!({ "content": "three" }));
+        let (status, body) = stack.call(request).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{name}: {body}");
+    }
+}

@@ -195,7 +195,8 @@ pub fn disagreements<'a>(
 }
 
 /// The host and port of every endpoint an address names: `host:port`, a URL
-/// such as `postgres://user:password@host:5432/db`, or a comma-separated list.
+/// such as `postgres://user:password@host:5432/db`, gRPC's `dns:///host:port`,
+/// or a comma-separated list.
 pub fn endpoints(value: &str) -> Vec<(&str, Option<u16>)> {
     value
         .split(',')
@@ -203,6 +204,8 @@ pub fn endpoints(value: &str) -> Vec<(&str, Option<u16>)> {
         .filter(|endpoint| !endpoint.is_empty())
         .map(|endpoint| {
             let authority = match endpoint.split_once("://") {
+                // gRPC's `dns:///host:port` has an empty authority before the third slash.
+                Some(("dns", rest)) => rest.trim_start_matches('/'),
                 Some((_, rest)) => rest.split(['/', '?']).next().unwrap_or(rest),
                 None => endpoint,
             };

@@ -4,6 +4,15 @@
 //! Whoever starts first creates the topic with the configured partition
 //! count; partitions are the unit of parallelism for fan-out, and keying
 //! events by author keeps each author's events in order within one.
+//!
+//! The topic is created as the article keeps its queue: events retained for
+//! seven days (a fan-out worker can be down, or a bug replayed, for that
+//! long), and on a multi-broker cluster `KAFKA_REPLICATION_FACTOR` copies of
+//! each partition of which `KAFKA_MIN_INSYNC_REPLICAS` must have an event
+//! before the producer's `acks=all` counts it written (3 and 2: one broker
+//! may die without losing or refusing a write). These apply when chirp
+//! creates the topic; an existing topic keeps its own settings
+//! (`kafka-configs.sh --alter` changes them).
 
 use std::time::Duration;
 
@@ -29,6 +38,13 @@ pub struct KafkaArgs {
     /// Replication factor of the topic when chirp has to create it.
     #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
     pub kafka_replication_factor: i32,
+    /// Replicas that must have an event before it counts as written
+    /// (`min.insync.replicas` of the topic chirp creates).
+    #[arg(long, env = "KAFKA_MIN_INSYNC_REPLICAS", default_value_t = 1)]
+    pub kafka_min_insync_replicas: i32,
+    /// How long the topic chirp creates keeps events, in hours.
+    #[arg(long, env = "KAFKA_RETENTION_HOURS", default_value_t = 7 * 24)]
+    pub kafka_retention_hours: u64,
 }
 
 impl KafkaArgs {
@@ -45,11 +61,15 @@ impl KafkaArgs {
             .client_config()
             .create()
             .context("create Kafka admin client")?;
+        let retention_ms = (self.kafka_retention_hours * 3_600_000).to_string();
+        let min_insync = self.kafka_min_insync_replicas.to_string();
         let topic = NewTopic::new(
             &self.kafka_topic,
             self.kafka_topic_partitions,
             TopicReplication::Fixed(self.kafka_replication_factor),
-        );
+        )
+        .set("retention.ms", &retention_ms)
+        .set("min.insync.replicas", &min_insync);
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin
             .create_topics([&topic], &options)

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod observe;
 pub mod paging;
 pub mod proto;
+pub mod redis_connection;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -291,3 +291,38 @@ pub fn timeline_store(redis_key_prefix: &str) -> crate::timelines::TimelineStore
         timeline_strategy: crate::timelines::Strategy::Hybrid,
     }
 }
+
+/// Seed nodes of the Redis Cluster of `deploy/backends.sh up redis-cluster`,
+/// as `REDIS_URL` lists them with `REDIS_CLUSTER=true`.
+pub const REDIS_CLUSTER_URLS: &str =
+    "redis://127.0.0.1:6391,redis://127.0.0.1:6392,redis://127.0.0.1:6393";
+
+/// Starts one of the scale-out backends of `deploy/backends.sh` (`redis-cluster`,
+/// `pg-replica`, `kafka-cluster`) unless it runs, and fails the test if it
+/// does not come up. They are not part of [`ensure_backends`]: only the tests
+/// that need them pay for them.
+pub fn ensure_scale_out(name: &str) {
+    ensure_backends();
+    backends_script(&["up", name]);
+}
+
+/// Stops a scale-out backend, for the tests that are its last user.
+pub fn stop_scale_out(name: &str) {
+    backends_script(&["down", name]);
+}
+
+/// Runs `deploy/backends.sh` with `args` and fails the test if it fails.
+pub fn backends_script(args: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/backends.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("could not run {}: {e}", script.display()));
+    assert!(
+        status.success(),
+        "`{} {}` failed ({status}); see its output above and the logs under .backends/logs",
+        script.display(),
+        args.join(" ")
+    );
+}

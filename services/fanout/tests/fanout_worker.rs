@@ -90,6 +90,8 @@ async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) ->
         kafka_topic: unique_name("fanout_test"),
         kafka_topic_partitions: partitions,
         kafka_replication_factor: 1,
+        kafka_min_insync_replicas: 1,
+        kafka_retention_hours: 168,
     };
     kafka.ensure_topic().await.unwrap();
     let producer = kafka.client_config().create().unwrap();

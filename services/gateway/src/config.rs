@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chirp_common::metrics::MetricsArgs;
+use chirp_common::redis_connection::RedisTarget;
 use chirp_common::telemetry::LogArgs;
 use clap::Parser;
 
@@ -41,6 +42,10 @@ pub struct Config {
     /// Redis holding the rate-limit buckets, shared by every gateway copy.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// Whether Redis is a Redis Cluster; `REDIS_URL` then lists some of its
+    /// nodes, comma-separated (the others are discovered).
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false)]
+    pub redis_cluster: bool,
     /// Prefix of every key, so several deployments (or test runs) can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
     pub redis_key_prefix: String,
@@ -65,6 +70,13 @@ pub struct Config {
 impl Config {
     pub fn downstream_timeout(&self) -> Duration {
         Duration::from_millis(self.downstream_timeout_ms)
+    }
+
+    pub fn redis(&self) -> RedisTarget<'_> {
+        RedisTarget {
+            urls: &self.redis_url,
+            cluster: self.redis_cluster,
+        }
     }
 
     pub fn write_limits(&self) -> Limits {

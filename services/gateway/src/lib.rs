@@ -56,7 +56,7 @@ impl AppState {
             )),
             cursors: Arc::new(cursor::Cursors::new(config.token_secret.expose())),
             rate_limiter: Arc::new(rate_limit::RateLimiter::new(
-                &config.redis_url,
+                &config.redis(),
                 &config.redis_key_prefix,
                 config.write_limits(),
             )?),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use chirp_common::redis_connection::{RedisConnection, RedisTarget};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -59,7 +59,7 @@ pub struct Limits {
 }
 
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     script: redis::Script,
     key_prefix: String,
     limits: Limits,
@@ -67,15 +67,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Connects lazily: the gateway starts, and fails open, even if Redis
-    /// is not up yet.
-    pub fn new(redis_url: &str, key_prefix: &str, limits: Limits) -> anyhow::Result<Self> {
-        let client = redis::Client::open(redis_url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(limits.timeout))
-            .set_response_timeout(Some(limits.timeout))
-            .set_number_of_retries(1);
+    /// is not up yet. A bucket is one key, so a Redis Cluster serves it as
+    /// well as a single node: the script runs on the master of its slot.
+    pub fn new(redis: &RedisTarget<'_>, key_prefix: &str, limits: Limits) -> anyhow::Result<Self> {
         Ok(Self {
-            redis: ConnectionManager::new_lazy_with_config(client, config)?,
+            redis: RedisConnection::lazy(redis, limits.timeout)?,
             script: redis::Script::new(TAKE_TOKEN),
             key_prefix: key_prefix.to_owned(),
             limits,
@@ -141,7 +137,11 @@ mod tests {
             burst: 1,
             timeout: Duration::from_millis(200),
         };
-        let limiter = RateLimiter::new("redis://127.0.0.1:1", "test:", limits).unwrap();
+        let redis = RedisTarget {
+            urls: "redis://127.0.0.1:1",
+            cluster: false,
+        };
+        let limiter = RateLimiter::new(&redis, "test:", limits).unwrap();
         for _ in 0..3 {
             let start = Instant::now();
             assert!(limiter.take(7).await.is_ok());

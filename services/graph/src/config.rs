@@ -23,7 +23,11 @@ pub struct Config {
         default_value = "postgres://postgres@127.0.0.1:5432/chirp"
     )]
     pub database_url: String,
-    /// Size of the Postgres connection pool.
+    /// A streaming replica of that database for the reads that tolerate its
+    /// lag (follower listings); unset: every read goes to the primary.
+    #[arg(long, env = "DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+    /// Size of the Postgres connection pool (and of the replica's).
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
     /// Authors with at least this many followers are celebrities: their tweets

@@ -37,8 +37,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let store =
-        store::Store::connect(&config.database_url, config.database_max_connections).await?;
+    let store = store::Store::connect(
+        &config.database_url,
+        config.database_read_url.as_deref(),
+        config.database_max_connections,
+    )
+    .await?;
     let timelines = HomeTimelines::connect(&config.timelines).await?;
     let service = service::Graph::new(store, timelines, config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
-use crate::store::{Direction, Store, UserRow};
+use crate::store::{Direction, ReadFrom, Store, UserRow};
 
 /// Page size when the caller asks for none, and the most one page may hold.
 const PAGE: PageSize = PageSize {
@@ -65,7 +65,13 @@ impl Graph {
         loop {
             let page = self
                 .store
-                .edges(Direction::Followers, author_id, after, i64::from(PAGE.max))
+                .edges(
+                    ReadFrom::Primary,
+                    Direction::Followers,
+                    author_id,
+                    after,
+                    i64::from(PAGE.max),
+                )
                 .await?;
             self.timelines.invalidate(&page).await?;
             match page.last() {
@@ -86,9 +92,16 @@ impl Graph {
         request: ListFollowsRequest,
     ) -> Result<Response<UserIdPage>, Status> {
         let limit = PAGE.resolve(request.limit);
+        // Followers (fan-out, profile pages) tolerate the replica's lag; the
+        // followees feed the rebuild that follows a follow, which must not.
+        let from = match direction {
+            Direction::Followers => ReadFrom::Replica,
+            Direction::Following => ReadFrom::Primary,
+        };
         let ids = self
             .store
             .edges(
+                from,
                 direction,
                 request.user_id,
                 request.after_user_id,

@@ -1,5 +1,19 @@
 //! The SQL behind the graph: one method per question, each a single indexed
 //! query or one short transaction.
+//!
+//! Reads that tolerate a little staleness can go to a streaming replica
+//! (`DATABASE_READ_URL`), which takes the bulk of the graph's read traffic
+//! off the primary: fan-out lists every author's followers for every tweet,
+//! and profile pages list them too. A replica applies the primary's WAL a
+//! little later (milliseconds when healthy, more under load or after a
+//! network cut), so those reads may miss a follow or still show an unfollow
+//! for that long: a tweet posted in that window is not pushed to the new
+//! follower (their next rebuild, which reads the primary, picks it up) or is
+//! pushed to an ex-follower. Everything whose answer a write depends on stays
+//! on the primary: the writes themselves, users and their follower counts
+//! (the celebrity threshold), the followed-celebrity list, whom a user
+//! follows (the rebuild right after a follow must see it), and the followers
+//! whose timelines must be dropped when an author falls below the threshold.
 
 use std::time::Duration;
 
@@ -41,26 +55,49 @@ pub enum Direction {
     Following,
 }
 
+/// Where a read may be served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The primary: the read must see every committed write.
+    Primary,
+    /// The read replica, when one is configured (else the primary): the read
+    /// tolerates the replica's lag.
+    Replica,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// The replica's pool, or a clone of `pool` when there is no replica.
+    read_pool: PgPool,
 }
 
 impl Store {
     /// Connects and brings the schema up to date. Concurrent instances are
-    /// safe: sqlx serialises migrations with an advisory lock.
-    pub async fn connect(database_url: &str, max_connections: u32) -> anyhow::Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect(database_url)
-            .await
-            .with_context(|| format!("connect to Postgres at {}", redact(database_url)))?;
+    /// safe: sqlx serialises migrations with an advisory lock. With
+    /// `read_url`, lag-tolerant reads go to that replica ([`ReadFrom`]).
+    pub async fn connect(
+        database_url: &str,
+        read_url: Option<&str>,
+        max_connections: u32,
+    ) -> anyhow::Result<Self> {
+        let pool = connect_pool(database_url, max_connections).await?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
             .context("apply graph migrations")?;
-        Ok(Self { pool })
+        let read_pool = match read_url {
+            Some(url) => connect_pool(url, max_connections).await?,
+            None => pool.clone(),
+        };
+        Ok(Self { pool, read_pool })
+    }
+
+    fn reader(&self, from: ReadFrom) -> &PgPool {
+        match from {
+            ReadFrom::Primary => &self.pool,
+            ReadFrom::Replica => &self.read_pool,
+        }
     }
 
     pub async fn create_user(
@@ -178,6 +215,7 @@ impl Store {
     /// `after`, ascending: a keyset page, as cheap on page 10 000 as on page 1.
     pub async fn edges(
         &self,
+        from: ReadFrom,
         direction: Direction,
         user_id: i64,
         after: Option<i64>,
@@ -197,7 +235,7 @@ impl Store {
             .bind(user_id)
             .bind(after.unwrap_or(i64::MIN))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader(from))
             .await?;
         Ok(ids)
     }
@@ -286,6 +324,15 @@ async fn adjust_counts(
     .fetch_one(&mut *tx)
     .await?;
     Ok(followers)
+}
+
+async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(url)
+        .await
+        .with_context(|| format!("connect to Postgres at {}", redact(url)))
 }
 
 /// The connection string without its password, for error messages.

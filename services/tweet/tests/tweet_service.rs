@@ -50,6 +50,8 @@ async fn spawn_app() -> TestApp {
         kafka_topic: unique_name("tweet_test"),
         kafka_topic_partitions: 2,
         kafka_replication_factor: 1,
+        kafka_min_insync_replicas: 1,
+        kafka_retention_hours: 168,
     };
     let config = tweet::Config::try_parse_from([
         "tweet",

@@ -1,0 +1,137 @@
+//! The graph on a primary and a real streaming replica
+//! (`deploy/backends.sh up pg-replica`): which reads go where, and what the
+//! replica's lag means for them.
+//!
+//! To make the lag visible without timing anything, the test pauses WAL
+//! replay on the replica (`pg_wal_replay_pause()`): the replica then lags by
+//! everything written after that moment, for as long as the test likes.
+
+use std::time::Duration;
+
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::{
+    CreateUserRequest, FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest,
+    ListFollowsRequest,
+};
+use chirp_common::testing::{eventually, fresh_database, unique_name};
+use clap::Parser;
+use sqlx::Connection;
+use tokio::net::TcpListener;
+
+/// The replica of `deploy/backends.sh`, and the primary it follows.
+const REPLICA: &str = "127.0.0.1:5442";
+
+#[tokio::test]
+async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_primary() {
+    chirp_common::testing::ensure_scale_out("pg-replica");
+    let database_url = fresh_database().await;
+    let database = database_url.rsplit('/').next().unwrap().to_owned();
+    let replica_url = format!("postgres://postgres@{REPLICA}/{database}");
+    // The new database reaches the replica through the WAL, like any write.
+    let mut replica = eventually(Duration::from_secs(60), "the database on the replica", || {
+        let url = replica_url.clone();
+        async move { sqlx::PgConnection::connect(&url).await.ok() }
+    })
+    .await;
+
+    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("replica")));
+    let config = graph::Config::try_parse_from([
+        "graph",
+        "--database-url",
+        &database_url,
+        "--database-read-url",
+        &replica_url,
+        "--celebrity-threshold",
+        "1",
+        "--redis-url",
+        &store.redis_url,
+        "--redis-key-prefix",
+        &store.redis_key_prefix,
+    ])
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    let mut graph = GraphServiceClient::new(channel);
+
+    let mut user = async |handle: &str| {
+        let request = CreateUserRequest {
+            handle: handle.to_owned(),
+            display_name: handle.to_owned(),
+        };
+        graph.create_user(request).await.unwrap().into_inner().user_id
+    };
+    let author = user(&unique_name("author")[..15]).await;
+    let reader = user(&unique_name("reader")[..15]).await;
+    let followers = |graph: GraphServiceClient<_>| async move {
+        let mut graph = graph;
+        let request = ListFollowsRequest {
+            user_id: author,
+            after_user_id: None,
+            limit: 10,
+        };
+        graph
+            .list_followers(request)
+            .await
+            .map(|page| page.into_inner().user_ids)
+    };
+    // The schema has reached the replica once a listing answers there; from
+    // the pause on, the replica lags by everything written after it.
+    eventually(Duration::from_secs(60), "the schema on the replica", || {
+        let graph = graph.clone();
+        async move { followers(graph).await.ok().filter(Vec::is_empty) }
+    })
+    .await;
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut replica)
+        .await
+        .unwrap();
+
+    let request = FollowRequest {
+        follower_id: reader,
+        followee_id: author,
+    };
+    let outcome = async {
+        graph.follow(request).await.unwrap();
+        let stale_followers = followers(graph.clone()).await.unwrap();
+        let count = graph
+            .get_user(GetUserRequest { user_id: author })
+            .await
+            .unwrap()
+            .into_inner()
+            .follower_count;
+        let celebrities = graph
+            .list_followed_celebrities(ListFollowedCelebritiesRequest { user_id: reader })
+            .await
+            .unwrap()
+            .into_inner()
+            .user_ids;
+        (stale_followers, count, celebrities)
+    }
+    .await;
+    // Resume before asserting: the replica is shared by the tests of this run.
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut replica)
+        .await
+        .unwrap();
+    let (stale_followers, count, celebrities) = outcome;
+    assert_eq!(
+        stale_followers,
+        Vec::<i64>::new(),
+        "the follower listing is read from the (paused) replica"
+    );
+    assert_eq!(count, 1, "follower counts are read from the primary");
+    assert_eq!(
+        celebrities,
+        vec![author],
+        "the threshold logic reads the primary: the author is a celebrity at once"
+    );
+    // Once the replica has replayed the follow, the listing shows it.
+    let caught_up = eventually(Duration::from_secs(60), "the follow on the replica", || {
+        let graph = graph.clone();
+        async move { followers(graph).await.ok().filter(|ids| !ids.is_empty()) }
+    })
+    .await;
+    assert_eq!(caught_up, vec![reader]);
+}

@@ -1,0 +1,144 @@
+//! The tweet service on a three-broker Kafka cluster
+//! (`deploy/backends.sh up kafka-cluster`): the topic is created as the
+//! article keeps its queue, and a broker killed while tweets are posted
+//! loses none of their events.
+//!
+//! What makes that hold: three replicas of each partition, of which two
+//! must have an event before `acks=all` counts it written, and a client
+//! that retries (with its idempotency key) a create that failed while the
+//! partitions' leaders moved. Every tweet the service said it created has
+//! its event in the log afterwards, read by a consumer from the start.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chirp_common::kafka::KafkaArgs;
+use chirp_common::proto::events::TweetEvent;
+use chirp_common::proto::events::tweet_event::Kind;
+use chirp_common::proto::tweet::CreateTweetRequest;
+use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_common::testing::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
+use clap::Parser;
+use prost::Message as _;
+use rdkafka::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use tokio::net::TcpListener;
+
+const BROKERS: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
+const TWEETS: usize = 60;
+
+#[tokio::test]
+async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
+    ensure_scale_out("kafka-cluster");
+    let topic = unique_name("cluster_test");
+    let keyspace = unique_name("cluster_test");
+    let config = tweet::Config::try_parse_from([
+        "tweet",
+        "--cql-nodes",
+        CQL,
+        "--cql-keyspace",
+        &keyspace,
+        "--kafka-brokers",
+        BROKERS,
+        "--kafka-topic",
+        &topic,
+        "--kafka-topic-partitions",
+        "3",
+        "--kafka-replication-factor",
+        "3",
+        "--kafka-min-insync-replicas",
+        "2",
+    ])
+    .unwrap();
+    let kafka = config.kafka.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(tweet::run(config, listener, std::future::pending()));
+    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    let mut tweets = TweetServiceClient::new(channel);
+
+    let mut created = BTreeSet::new();
+    for i in 0..TWEETS {
+        if i == TWEETS / 3 {
+            backends_script(&["kill", "kafka-cluster", "2"]);
+        }
+        created.insert(create_with_retries(&mut tweets, i).await);
+    }
+    assert_topic_settings(&kafka).await;
+
+    let published = events(&kafka, created.len()).await;
+    // Only now: the next test run starts a fresh cluster, and the JVMs
+    // should not outlive the test that needed them.
+    stop_scale_out("kafka-cluster");
+    let missing: Vec<_> = created.difference(&published).collect();
+    assert!(missing.is_empty(), "tweets without an event: {missing:?}");
+}
+
+/// Creates tweet `i`, retrying with the same idempotency key as a client
+/// does while the call fails (leaders moving off the dead broker).
+async fn create_with_retries(
+    tweets: &mut TweetServiceClient<chirp_common::grpc::Channel>,
+    i: usize,
+) -> i64 {
+    let request = CreateTweetRequest {
+        author_id: 1 + (i % 7) as i64,
+        content: format!("tweet {i}"),
+        idempotency_key: format!("cluster-test-{i}"),
+    };
+    // Generous: the first calls also wait for the service to create its keyspace.
+    for _ in 0..120 {
+        match tweets.create_tweet(request.clone()).await {
+            Ok(response) => return response.into_inner().tweet.expect("a tweet").tweet_id,
+            Err(status) => eprintln!("create {i} failed, retrying: {status}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("tweet {i} could not be created in 120 attempts");
+}
+
+/// The topic as `ensure_topic` created it: seven days, two in-sync replicas.
+async fn assert_topic_settings(kafka: &KafkaArgs) {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().unwrap();
+    let described = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(&kafka.kafka_topic)],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let resource = described[0].as_ref().expect("the topic's config");
+    let value = |name: &str| {
+        resource
+            .get(name)
+            .and_then(|entry| entry.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value("retention.ms"), (7 * 24 * 3_600_000_u64).to_string());
+    assert_eq!(value("min.insync.replicas"), "2");
+}
+
+/// The ids of the first `count` created events in the topic, read from the start.
+async fn events(kafka: &KafkaArgs, count: usize) -> BTreeSet<i64> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", unique_name("cluster_test"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&kafka.kafka_topic]).unwrap();
+    let mut ids = BTreeSet::new();
+    while ids.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} events in 60 s", ids.len()))
+            .unwrap();
+        let event = TweetEvent::decode(message.payload().unwrap_or_default()).unwrap();
+        if let Some(Kind::Created(created)) = event.kind {
+            ids.insert(created.tweet_id);
+        }
+    }
+    ids
+}
