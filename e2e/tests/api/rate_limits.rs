@@ -89,6 +89,7 @@ async fn the_limit_holds_on_a_redis_cluster() {
     chirp_common::testing::ensure_scale_out("redis-cluster");
     let stack = spawn_stack_with(&[
         "--redis-cluster",
+        "true",
         "--redis-url",
         chirp_common::testing::REDIS_CLUSTER_URLS,
         "--rate-limit-burst",

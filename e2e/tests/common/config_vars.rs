@@ -26,11 +26,13 @@ pub const LOGGER_VARIABLES: [&str; 1] = ["RUST_LOG"];
 /// Settings of one process, free to differ between services. Any other
 /// variable that several services read must have one value across them: it
 /// names something they share (a topic, a Redis key prefix, a peer).
-pub const PER_PROCESS: [&str; 4] = [
+pub const PER_PROCESS: [&str; 5] = [
     "LISTEN_ADDR",
     "METRICS_ADDR",
     "LOG_FORMAT",
     "OTEL_SERVICE_NAME",
+    // Each tweet replica's Snowflake worker id: two alike could mint one id twice.
+    "NODE_ID",
 ];
 
 #[derive(Clone, Copy)]

@@ -44,7 +44,7 @@ pub struct Config {
     pub redis_url: String,
     /// Whether Redis is a Redis Cluster; `REDIS_URL` then lists some of its
     /// nodes, comma-separated (the others are discovered).
-    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false)]
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
     pub redis_cluster: bool,
     /// Prefix of every key, so several deployments (or test runs) can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]

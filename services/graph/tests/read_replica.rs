@@ -134,4 +134,7 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
     })
     .await;
     assert_eq!(caught_up, vec![reader]);
+    // The only user of the replica: stop it rather than have it replay the
+    // WAL of every later test.
+    chirp_common::testing::stop_scale_out("pg-replica");
 }
