@@ -12,6 +12,9 @@
 //! peer is reconnected transparently; every call carries a deadline, so a slow
 //! or dead peer turns into an `Unavailable` error instead of a hung request,
 //! and the current trace context, so the peer's spans join the caller's trace.
+//! The deadline travels to the peer too (`grpc-timeout`), and tonic servers
+//! drop a call whose deadline passed: a peer never finishes, unseen, work its
+//! caller already reported as failed.
 
 pub mod balance;
 
@@ -24,6 +27,7 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::codegen::http::Request;
 use tonic::server::NamedService;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
@@ -37,9 +41,24 @@ use crate::trace_context::InjectTraceContext;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// A connection to a peer, as every generated client takes it: one shared,
-/// lazily connected HTTP/2 channel that sends the current trace context with
-/// each call. Cloning is cheap.
-pub type Channel = InterceptedService<tonic::transport::Channel, InjectTraceContext>;
+/// lazily connected HTTP/2 channel that sends the current trace context and
+/// the call's deadline with each call. Cloning is cheap.
+pub type Channel = InterceptedService<tonic::transport::Channel, OutgoingCall>;
+
+/// What every outgoing call carries besides its message: the current trace
+/// context, and the deadline as `grpc-timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct OutgoingCall {
+    deadline: Duration,
+}
+
+impl Interceptor for OutgoingCall {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = InjectTraceContext.call(request)?;
+        request.set_timeout(self.deadline);
+        Ok(request)
+    }
+}
 
 /// A channel to `addr` that connects on first use and fails every call that
 /// outlives `deadline`. `addr` is one instance (`host:port` or a full
@@ -63,7 +82,7 @@ pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
         balance::Targets::Single(addr) => endpoint(&addr)?.connect_lazy(),
         balance::Targets::Balanced(names) => balance::channel(names, endpoint),
     };
-    Ok(InterceptedService::new(channel, InjectTraceContext))
+    Ok(InterceptedService::new(channel, OutgoingCall { deadline }))
 }
 
 /// Serves `service`, with health checking and reflection beside it, on
@@ -113,4 +132,22 @@ fn reflection<S: NamedService>() -> ReflectionBuilder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name(S::NAME)
         .with_service_name(tonic_health::pb::health_server::SERVICE_NAME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_tell_the_peer_their_deadline() {
+        let mut outgoing = OutgoingCall {
+            deadline: Duration::from_millis(2500),
+        };
+        let request = outgoing.call(tonic::Request::new(())).unwrap();
+        assert_eq!(
+            request.metadata().get("grpc-timeout").unwrap(),
+            "2500000u",
+            "the deadline in microseconds"
+        );
+    }
 }

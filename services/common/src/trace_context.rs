@@ -74,6 +74,11 @@ pub fn extract_kafka(headers: &impl Headers) -> Context {
     propagator().extract(&KafkaCarrier(headers))
 }
 
+/// The context that [`fields`] saved; an empty one if they hold none.
+pub fn from_fields(fields: &HashMap<String, String>) -> Context {
+    propagator().extract(fields)
+}
+
 /// A gRPC client interceptor that sends the current span along with every
 /// call: [`crate::grpc::connect_lazy`] installs it on every channel, so no
 /// call site has to remember it.
@@ -95,8 +100,9 @@ fn propagator() -> TraceContextPropagator {
 }
 
 /// The header fields (`traceparent`, `tracestate`) that encode `cx`; none
-/// when `cx` holds no span.
-fn fields(cx: &Context) -> HashMap<String, String> {
+/// when `cx` holds no span. What to save beside work done later, in another
+/// process, on the request's behalf (the tweet service's outbox).
+pub fn fields(cx: &Context) -> HashMap<String, String> {
     let mut fields = HashMap::new();
     propagator().inject_context(cx, &mut fields);
     fields
@@ -164,6 +170,12 @@ mod tests {
         );
         // What the server sees: the metadata as HTTP/2 headers.
         assert_same_span(&extract_headers(&metadata.into_headers()), &sent);
+    }
+
+    #[test]
+    fn saved_fields_round_trip() {
+        let (cx, sent) = remote_context();
+        assert_same_span(&from_fields(&fields(&cx)), &sent);
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub struct Config {
     /// How long a bearer token stays valid, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
     pub token_ttl_secs: u64,
-    /// Deadline of every call to an internal service, in milliseconds.
+    /// Deadline of every call to an internal service, in milliseconds. The
+    /// service is told it (`grpc-timeout`) and stops at the same moment, so a
+    /// 503 for a timed-out post means "not done, or done: retry with the same
+    /// Idempotency-Key to find out", never "done later".
     #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 3000)]
     pub downstream_timeout_ms: u64,
     /// Largest request body accepted, in bytes.

@@ -1,13 +1,14 @@
 //! Tweet events to Kafka: how the rest of chirp learns that a tweet was
 //! created or deleted, without the tweet service knowing who listens.
 //!
-//! Every event is keyed by its author id, so all of one author's events land
-//! in one partition, in order: a consumer never sees a delete before the
-//! create it cancels. The producer is idempotent with `acks=all`, and each
-//! publish waits for the broker's acknowledgement: a request succeeds only
-//! once its event is durably in the log, and fails `Unavailable` otherwise, so
-//! that the client's retry publishes it again. Each event's headers carry
-//! the trace context of the request that caused it, so the fan-out work it
+//! Requests never publish: they write each event to the outbox ([`crate::outbox`])
+//! in the same batch as the tweet, and the [`crate::relay`] hands it to this
+//! producer later. Every event is keyed by its author id, so all of one
+//! author's events land in one partition, in the order the relay sends them:
+//! a consumer never sees a delete before the create it cancels. The producer
+//! is idempotent with `acks=all`, so librdkafka's own retries neither
+//! duplicate nor reorder. Each event's headers carry the trace context of the
+//! request that caused it, saved in the outbox row, so the fan-out work it
 //! triggers shows up in that request's trace.
 
 use std::time::Duration;
@@ -18,20 +19,19 @@ use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
 use chirp_common::trace_context;
 use prost::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
-use crate::TweetError;
-use crate::store::Tweet;
+use crate::outbox::PendingEvent;
 
 /// How long librdkafka keeps trying to deliver one event before giving up.
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a publish waits for room when the local send queue is full.
-const QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The relay holds its lease at least this long past any send, so a send it
+/// gave up on cannot land after another instance took the shard over.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Events {
-    /// One for the whole service: concurrent requests' events share its
-    /// connections and are batched into the same broker requests.
+    /// One for the whole service: the relay's events share its connections
+    /// and are batched into the same broker requests.
     producer: FutureProducer,
     topic: String,
 }
@@ -55,45 +55,37 @@ impl Events {
         })
     }
 
-    pub async fn tweet_created(&self, tweet: &Tweet) -> Result<(), TweetError> {
-        let created = TweetCreated {
-            tweet_id: tweet.tweet_id,
-            author_id: tweet.author_id,
-            created_at_ms: timestamp_ms(tweet.tweet_id),
-        };
-        self.publish(tweet.author_id, tweet_event::Kind::Created(created))
-            .await
-    }
-
-    pub async fn tweet_deleted(&self, tweet: &Tweet) -> Result<(), TweetError> {
-        let deleted = TweetDeleted {
-            tweet_id: tweet.tweet_id,
-            author_id: tweet.author_id,
-        };
-        self.publish(tweet.author_id, tweet_event::Kind::Deleted(deleted))
-            .await
-    }
-
-    #[tracing::instrument(
-        name = "events.publish",
-        skip(self, kind),
-        fields(
-            otel.kind = "producer",
-            messaging.system = "kafka",
-            messaging.destination.name = %self.topic,
-        )
-    )]
-    async fn publish(&self, author_id: i64, kind: tweet_event::Kind) -> Result<(), TweetError> {
-        let key = author_id.to_string();
-        let payload = TweetEvent { kind: Some(kind) }.encode_to_vec();
+    /// Queues `event` for the broker without waiting: queuing is synchronous,
+    /// so events queued one after the other reach the partition in that
+    /// order. The returned future resolves once the broker acknowledged it.
+    pub fn send(&self, event: &PendingEvent) -> Result<DeliveryFuture, KafkaError> {
+        let key = event.author_id.to_string();
+        let payload = TweetEvent {
+            kind: Some(kind(event)),
+        }
+        .encode_to_vec();
+        let cx = trace_context::from_fields(&event.trace);
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(&payload)
-            .headers(trace_context::kafka_headers(&trace_context::current()));
+            .headers(trace_context::kafka_headers(&cx));
         self.producer
-            .send(record, QUEUE_TIMEOUT)
-            .await
-            .map_err(|(error, _unsent)| TweetError::Publish(error))?;
-        Ok(())
+            .send_result(record)
+            .map_err(|(error, _unsent)| error)
+    }
+}
+
+fn kind(event: &PendingEvent) -> tweet_event::Kind {
+    if event.deleted {
+        tweet_event::Kind::Deleted(TweetDeleted {
+            tweet_id: event.tweet_id,
+            author_id: event.author_id,
+        })
+    } else {
+        tweet_event::Kind::Created(TweetCreated {
+            tweet_id: event.tweet_id,
+            author_id: event.author_id,
+            created_at_ms: timestamp_ms(event.tweet_id),
+        })
     }
 }

@@ -5,34 +5,42 @@
 //! setups), the write-heavy, horizontally scalable half of the design: every
 //! read is a single-partition lookup by tweet id or by author. Creating or
 //! deleting a tweet also publishes an event to Kafka, which the fan-out worker
-//! consumes to update home timelines; the service waits for the broker to
-//! acknowledge it, and idempotency keys make a client's retry finish whatever
-//! a failed attempt left undone, so the store and the log converge without a
-//! distributed transaction.
+//! consumes to update home timelines. The event is written to an outbox table
+//! in the same batch as the tweet and relayed to Kafka by a background loop,
+//! so a tweet and its event exist together or not at all, whatever fails in
+//! between, and posting keeps working while Kafka is down; idempotency keys
+//! make a client's retry finish whatever a failed attempt left undone.
 //!
 //! Reading order: [`config`], [`input`] (validation at the edge), [`store`]
-//! (the schema and why), [`events`], [`service`] (each operation, step by
-//! step), [`error`].
+//! (the schema and why), [`outbox`] (why an outbox), [`relay`] (how it
+//! reaches Kafka with several instances), [`events`], [`service`] (each
+//! operation, step by step), [`error`].
 
 pub mod config;
 mod error;
 mod events;
 mod input;
+mod outbox;
+mod relay;
 mod service;
 mod store;
 
 use std::future::Future;
+use std::sync::Arc;
 
-use chirp_common::ids::Snowflake;
+use chirp_common::ids::{Snowflake, now_ms};
 use chirp_common::proto::tweet::tweet_service_server::TweetServiceServer;
+use futures::FutureExt;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 pub use config::Config;
 pub use error::TweetError;
 
-/// Connects to the CQL store (creating the schema if needed) and to Kafka
-/// (creating the topic if needed), then serves gRPC on `listener` until
-/// `shutdown` resolves.
+/// Connects to the CQL store (creating the schema if needed), then serves
+/// gRPC on `listener` and relays the outbox to Kafka (creating the topic once
+/// Kafka answers) until `shutdown` resolves; then releases the outbox shards
+/// it held, so another instance takes them over at once.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -44,9 +52,28 @@ pub async fn run(
         config.cql_replication_factor,
     )
     .await?;
-    config.kafka.ensure_topic().await?;
+    let store = Arc::new(store);
     let events = events::Events::new(&config.kafka)?;
-    let service = service::Tweets::new(store, events, Snowflake::new(config.node_id));
+    let wake = Arc::new(Notify::new());
+    // Unique per process run: a restarted instance is a new lease holder.
+    let owner = format!(
+        "node{}-pid{}-{}",
+        config.node_id,
+        std::process::id(),
+        now_ms()
+    );
+    let relay = relay::Relay::new(
+        store.clone(),
+        events,
+        config.kafka.clone(),
+        owner,
+        wake.clone(),
+    );
+    let service = service::Tweets::new(store, Snowflake::new(config.node_id), wake);
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
-    chirp_common::grpc::serve(TweetServiceServer::new(service), listener, shutdown).await
+    let shutdown = shutdown.shared();
+    let serving =
+        chirp_common::grpc::serve(TweetServiceServer::new(service), listener, shutdown.clone());
+    let (served, ()) = tokio::join!(serving, relay.run(shutdown));
+    served
 }

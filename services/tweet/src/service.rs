@@ -1,6 +1,16 @@
 //! The gRPC surface of the tweet service: validates requests, runs each
-//! operation against the store and the event log in a crash-safe order, and
-//! turns rows into protobuf messages.
+//! operation against the store in a crash-safe order, and turns rows into
+//! protobuf messages.
+//!
+//! No request waits for Kafka: each write saves its event in the outbox in
+//! the same batch ([`crate::outbox`]) and the relay publishes it. Each call
+//! runs within the caller's deadline (the `grpc-timeout` header, which
+//! tonic enforces by dropping the call when it passes): a caller that gave
+//! up is never answered later by a write that went on without it, and a
+//! call cut short has done nothing or everything a retry with the same
+//! idempotency key would do.
+
+use std::sync::Arc;
 
 use chirp_common::ids::{Snowflake, timestamp_ms};
 use chirp_common::paging::{self, PageSize};
@@ -9,10 +19,11 @@ use chirp_common::proto::tweet::{
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest,
     Tweet as TweetProto, TweetPage, tweet_service_server::TweetService,
 };
+use chirp_common::trace_context;
+use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
 use crate::TweetError;
-use crate::events::Events;
 use crate::input::{IdempotencyKey, TweetContent};
 use crate::store::{Claim, Store, Tweet};
 
@@ -25,25 +36,26 @@ const PAGE: PageSize = PageSize {
 };
 
 pub struct Tweets {
-    store: Store,
-    events: Events,
+    store: Arc<Store>,
     ids: Snowflake,
+    /// Tells this instance's relay that an event is waiting.
+    relay: Arc<Notify>,
 }
 
 impl Tweets {
-    pub fn new(store: Store, events: Events, ids: Snowflake) -> Self {
-        Self { store, events, ids }
+    pub fn new(store: Arc<Store>, ids: Snowflake, relay: Arc<Notify>) -> Self {
+        Self { store, ids, relay }
     }
 
     /// Creates a tweet, or completes the one `key` already stands for.
     /// Returns the tweet and whether it is new.
     ///
-    /// A replay does the writes and the publish again, deliberately: the
-    /// first attempt may have died anywhere between claiming the key and
-    /// publishing the event, and a replay cannot tell where. Both steps are
-    /// idempotent (the rows are rewritten byte for byte, and fan-out of the
-    /// same tweet twice leaves a timeline as it was), so repeating them is
-    /// always safe and is what finishes an interrupted create.
+    /// A replay does the write again, deliberately: the first attempt may
+    /// have died between claiming the key and writing the tweet, and a
+    /// replay cannot tell. The write is idempotent (the rows, outbox row
+    /// included, are rewritten byte for byte at the same timestamp, and an
+    /// outbox row the relay already removed stays removed), so repeating it
+    /// is always safe and is what finishes an interrupted create.
     async fn create(
         &self,
         author_id: i64,
@@ -71,16 +83,17 @@ impl Tweets {
             author_id,
             content: content.as_str().to_owned(),
         };
-        self.store.write_tweet(&tweet, key.as_ref()).await?;
-        self.events.tweet_created(&tweet).await?;
+        let trace = trace_context::fields(&trace_context::current());
+        self.store.write_tweet(&tweet, key.as_ref(), &trace).await?;
+        self.relay.notify_one();
         Ok((tweet, created))
     }
 
-    /// Deletes a tweet in the one order that a retry can always finish: each
-    /// step is idempotent, and the row of `tweets`, which is how a retry finds
-    /// the tweet again, goes last. Until it is gone the tweet still answers
-    /// `GetTweet` for a moment, which is harmless: the event that removes it
-    /// from timelines is already on its way.
+    /// Deletes a tweet: its rows, its key's claim and its `TweetDeleted`
+    /// event, in one batch, so there is no state in between for a retry to
+    /// finish. The event's id is minted now, and forced above the tweet's,
+    /// so the relay sends it after the tweet's `TweetCreated` whatever the
+    /// clocks of the instances that minted them.
     async fn delete(&self, tweet_id: i64, requester_id: i64) -> Result<(), TweetError> {
         let stored = self
             .store
@@ -92,12 +105,12 @@ impl Tweets {
         }
         let key = stored.idempotency_key.clone();
         let tweet = stored.into_tweet();
-        if let Some(key) = key {
-            self.store.mark_key_deleted(&tweet, &key).await?;
-        }
-        self.store.unlist(&tweet).await?;
-        self.events.tweet_deleted(&tweet).await?;
-        self.store.delete(tweet.tweet_id).await?;
+        let event_id = self.ids.next_id().max(tweet.tweet_id + 1);
+        let trace = trace_context::fields(&trace_context::current());
+        self.store
+            .delete(&tweet, key.as_deref(), event_id, &trace)
+            .await?;
+        self.relay.notify_one();
         Ok(())
     }
 }

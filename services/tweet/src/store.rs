@@ -20,6 +20,9 @@
 //!   retry comes within seconds or minutes, and a key table that never forgets
 //!   grows forever.
 //!
+//! - `tweet_outbox` and its leases: the events still to publish, written in
+//!   the same logged batch as the rows they announce ([`crate::outbox`]).
+//!
 //! Every write to the two tweet tables carries the tweet's creation time as
 //! its write timestamp, and every delete a later one. Cassandra keeps the cell
 //! with the newest timestamp, so a replayed create racing a delete can rewrite
@@ -29,6 +32,7 @@
 //! the driver learns each one's partition key and sends every request straight
 //! to a replica that owns it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -39,11 +43,13 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::Statement;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 
 use crate::TweetError;
 use crate::input::{IdempotencyKey, TweetContent};
+use crate::outbox::{self, Outbox};
 
 /// How long a client may retry a create with the same key.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -150,17 +156,20 @@ struct ClaimResult {
 pub struct Store {
     session: Session,
     statements: Statements,
+    /// The outbox's reads and leases, for the relay.
+    outbox: Outbox,
 }
 
 struct Statements {
     claim_key: PreparedStatement,
-    mark_key_deleted: PreparedStatement,
-    insert_tweet: PreparedStatement,
-    insert_author_tweet: PreparedStatement,
     select_tweet: PreparedStatement,
     select_author_tweets: PreparedStatement,
-    delete_tweet: PreparedStatement,
-    delete_author_tweet: PreparedStatement,
+    /// Both tweet rows and the `TweetCreated` outbox row, atomically.
+    create: Batch,
+    /// Unlisting, deleting and the `TweetDeleted` outbox row, atomically;
+    /// with the idempotency key marked deleted when the tweet had one.
+    delete: Batch,
+    delete_with_key: Batch,
 }
 
 impl Store {
@@ -187,10 +196,17 @@ impl Store {
             .with_context(|| format!("connect to the CQL cluster at {}", nodes.join(",")))?;
         create_schema(&session, keyspace, replication_factor).await?;
         let statements = Statements::prepare(&session).await?;
+        let outbox = Outbox::prepare(&session).await?;
         Ok(Self {
             session,
             statements,
+            outbox,
         })
+    }
+
+    /// The session and the outbox statements, for the relay.
+    pub fn outbox(&self) -> (&Session, &Outbox) {
+        (&self.session, &self.outbox)
     }
 
     /// Claims `key` for a new tweet, or returns what already holds it. The
@@ -240,51 +256,21 @@ impl Store {
         }
     }
 
-    /// Marks the key that created `tweet` as pointing at a deleted tweet, so
-    /// replaying it answers "deleted" instead of recreating the tweet.
-    ///
-    /// The whole row is written again rather than one `deleted` cell updated:
-    /// cells expire one by one, and a lone `deleted` cell with its own TTL
-    /// would outlive or predecease the rest of the row. The new TTL is what is
-    /// left of the key's 24 hours, counted from the tweet's creation. A plain
-    /// write over a row that Paxos wrote is safe here because it comes later,
-    /// so its timestamp wins, and the only condition ever checked on this
-    /// table is whether the row exists.
-    pub async fn mark_key_deleted(&self, tweet: &Tweet, key: &str) -> Result<(), TweetError> {
-        let age = Duration::from_millis(
-            u64::try_from(now_ms() - timestamp_ms(tweet.tweet_id)).unwrap_or(0),
-        );
-        let Some(remaining) = IDEMPOTENCY_TTL
-            .checked_sub(age)
-            .filter(|left| !left.is_zero())
-        else {
-            return Ok(());
-        };
-        let values = (
-            tweet.author_id,
-            key,
-            tweet.tweet_id,
-            tweet.content.as_str(),
-            ttl_seconds(remaining),
-        );
-        self.session
-            .execute_unpaged(&self.statements.mark_key_deleted, values)
-            .await?;
-        Ok(())
-    }
-
-    /// Writes `tweet` to both tables. Plain upserts of fixed values at a fixed
-    /// timestamp: doing it twice is the same as doing it once.
+    /// Writes `tweet` to both tables and its `TweetCreated` event to the
+    /// outbox, in one logged batch: all three or none. Plain upserts of fixed
+    /// values at a fixed timestamp: doing it twice is the same as doing it
+    /// once, and a replay after the relay already sent and removed the event
+    /// writes an outbox row that the removal's later tombstone shadows.
     pub async fn write_tweet(
         &self,
         tweet: &Tweet,
         key: Option<&IdempotencyKey>,
+        trace: &HashMap<String, String>,
     ) -> Result<(), TweetError> {
         let written_at = write_timestamp(tweet.tweet_id);
         // Unset, not null: a null would write a tombstone for the empty column.
         let key = key.map_or(MaybeUnset::Unset, |key| MaybeUnset::Set(key.as_str()));
-        let canonical = self.session.execute_unpaged(
-            &self.statements.insert_tweet,
+        let values = (
             (
                 tweet.tweet_id,
                 tweet.author_id,
@@ -292,17 +278,64 @@ impl Store {
                 key,
                 written_at,
             ),
-        );
-        let by_author = self.session.execute_unpaged(
-            &self.statements.insert_author_tweet,
             (
                 tweet.author_id,
                 tweet.tweet_id,
                 tweet.content.as_str(),
                 written_at,
             ),
+            event_values(tweet, tweet.tweet_id, false, trace),
         );
-        futures::try_join!(canonical, by_author)?;
+        self.session.batch(&self.statements.create, values).await?;
+        Ok(())
+    }
+
+    /// Deletes `tweet` and writes its `TweetDeleted` event (`event_id`, above
+    /// the tweet's id) to the outbox, in one logged batch. With the key the
+    /// tweet was created with, it also marks that key as pointing at a
+    /// deleted tweet, so replaying it answers "deleted" instead of recreating
+    /// the tweet.
+    ///
+    /// The key's whole row is written again rather than one `deleted` cell
+    /// updated: cells expire one by one, and a lone `deleted` cell with its
+    /// own TTL would outlive or predecease the rest of the row. The new TTL is
+    /// what is left of the key's 24 hours, counted from the tweet's creation
+    /// (an expired key is left alone). A plain write over a row that Paxos
+    /// wrote is safe here because it comes later, so its timestamp wins, and
+    /// the only condition ever checked on that table is whether the row exists.
+    pub async fn delete(
+        &self,
+        tweet: &Tweet,
+        key: Option<&str>,
+        event_id: i64,
+        trace: &HashMap<String, String>,
+    ) -> Result<(), TweetError> {
+        let deleted_at = delete_timestamp(tweet.tweet_id);
+        let unlist = (deleted_at, tweet.author_id, tweet.tweet_id);
+        let delete = (deleted_at, tweet.tweet_id);
+        let event = event_values(tweet, event_id, true, trace);
+        match key.zip(remaining_key_ttl(tweet)) {
+            Some((key, ttl)) => {
+                let mark = (
+                    tweet.author_id,
+                    key,
+                    tweet.tweet_id,
+                    tweet.content.as_str(),
+                    ttl_seconds(ttl),
+                );
+                self.session
+                    .batch(
+                        &self.statements.delete_with_key,
+                        (mark, unlist, delete, event),
+                    )
+                    .await?;
+            }
+            None => {
+                self.session
+                    .batch(&self.statements.delete, (unlist, delete, event))
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -349,32 +382,35 @@ impl Store {
             .into_rows_result()?;
         Ok(result.rows::<Tweet>()?.collect::<Result<_, _>>()?)
     }
+}
 
-    /// Removes `tweet` from its author's list.
-    pub async fn unlist(&self, tweet: &Tweet) -> Result<(), TweetError> {
-        self.session
-            .execute_unpaged(
-                &self.statements.delete_author_tweet,
-                (
-                    delete_timestamp(tweet.tweet_id),
-                    tweet.author_id,
-                    tweet.tweet_id,
-                ),
-            )
-            .await?;
-        Ok(())
-    }
+/// What is left of the idempotency key's 24 hours for `tweet`, if anything.
+fn remaining_key_ttl(tweet: &Tweet) -> Option<Duration> {
+    let age =
+        Duration::from_millis(u64::try_from(now_ms() - timestamp_ms(tweet.tweet_id)).unwrap_or(0));
+    IDEMPOTENCY_TTL
+        .checked_sub(age)
+        .filter(|left| !left.is_zero())
+}
 
-    /// Deletes the tweet itself: after this, it does not exist.
-    pub async fn delete(&self, tweet_id: i64) -> Result<(), TweetError> {
-        self.session
-            .execute_unpaged(
-                &self.statements.delete_tweet,
-                (delete_timestamp(tweet_id), tweet_id),
-            )
-            .await?;
-        Ok(())
-    }
+/// The values of [`outbox::ENQUEUE`] for an event about `tweet`. The row is
+/// written at its event id's time, which is all the relay needs to know to
+/// remove it with a later timestamp, whatever the clocks of the two hosts.
+fn event_values<'a>(
+    tweet: &Tweet,
+    event_id: i64,
+    deleted: bool,
+    trace: &'a HashMap<String, String>,
+) -> (i32, i64, i64, i64, bool, &'a HashMap<String, String>, i64) {
+    (
+        outbox::shard(tweet.author_id),
+        event_id,
+        tweet.tweet_id,
+        tweet.author_id,
+        deleted,
+        trace,
+        write_timestamp(event_id),
+    )
 }
 
 /// The keyspace uses `NetworkTopologyStrategy`, the one strategy both
@@ -400,9 +436,9 @@ async fn create_schema(
         .use_keyspace(keyspace, false)
         .await
         .with_context(|| format!("use keyspace {keyspace}"))?;
-    for table in CREATE_TABLES {
+    for table in CREATE_TABLES.iter().chain(&outbox::CREATE_TABLES) {
         session
-            .query_unpaged(schema_statement(table.to_owned()), ())
+            .query_unpaged(schema_statement((*table).to_owned()), ())
             .await
             .with_context(|| format!("create table in {keyspace}"))?;
     }
@@ -432,29 +468,40 @@ impl Statements {
             statement.set_is_idempotent(idempotent);
             anyhow::Ok(statement)
         };
+        let insert_tweet = prepare(
+            "INSERT INTO tweets (tweet_id, author_id, content, idempotency_key) \
+             VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+            true,
+        )
+        .await?;
+        let insert_author_tweet = prepare(
+            "INSERT INTO tweets_by_author (author_id, tweet_id, content) \
+             VALUES (?, ?, ?) USING TIMESTAMP ?",
+            true,
+        )
+        .await?;
+        let mark_key_deleted = prepare(
+            "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
+             VALUES (?, ?, ?, ?, true) USING TTL ?",
+            true,
+        )
+        .await?;
+        let delete_tweet = prepare(
+            "DELETE FROM tweets USING TIMESTAMP ? WHERE tweet_id = ?",
+            true,
+        )
+        .await?;
+        let delete_author_tweet = prepare(
+            "DELETE FROM tweets_by_author USING TIMESTAMP ? WHERE author_id = ? AND tweet_id = ?",
+            true,
+        )
+        .await?;
+        let enqueue = prepare(outbox::ENQUEUE, true).await?;
         Ok(Self {
             claim_key: prepare(
                 "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
                  VALUES (?, ?, ?, ?, false) IF NOT EXISTS USING TTL ?",
                 false,
-            )
-            .await?,
-            mark_key_deleted: prepare(
-                "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
-                 VALUES (?, ?, ?, ?, true) USING TTL ?",
-                true,
-            )
-            .await?,
-            insert_tweet: prepare(
-                "INSERT INTO tweets (tweet_id, author_id, content, idempotency_key) \
-                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
-                true,
-            )
-            .await?,
-            insert_author_tweet: prepare(
-                "INSERT INTO tweets_by_author (author_id, tweet_id, content) \
-                 VALUES (?, ?, ?) USING TIMESTAMP ?",
-                true,
             )
             .await?,
             select_tweet: prepare(
@@ -468,15 +515,24 @@ impl Statements {
                 true,
             )
             .await?,
-            delete_tweet: prepare("DELETE FROM tweets USING TIMESTAMP ? WHERE tweet_id = ?", true)
-                .await?,
-            delete_author_tweet: prepare(
-                "DELETE FROM tweets_by_author USING TIMESTAMP ? WHERE author_id = ? AND tweet_id = ?",
-                true,
-            )
-            .await?,
+            create: batch(&[insert_tweet.clone(), insert_author_tweet, enqueue.clone()]),
+            delete: batch(&[delete_author_tweet.clone(), delete_tweet.clone(), enqueue.clone()]),
+            delete_with_key: batch(&[mark_key_deleted, delete_author_tweet, delete_tweet, enqueue]),
         })
     }
+}
+
+/// A logged batch of `statements`: Cassandra saves it to its batchlog before
+/// applying it, so either every statement applies (replayed if the
+/// coordinator dies) or none. Each statement brings its own timestamp.
+fn batch(statements: &[PreparedStatement]) -> Batch {
+    let mut batch = Batch::new(BatchType::Logged);
+    for statement in statements {
+        batch.append_statement(statement.clone());
+    }
+    // Every statement in it is idempotent, so the driver may retry it.
+    batch.set_is_idempotent(true);
+    batch
 }
 
 fn ttl_seconds(ttl: Duration) -> i32 {
@@ -491,8 +547,8 @@ fn write_timestamp(tweet_id: i64) -> i64 {
 
 /// The write timestamp of a delete: now, and in any case later than the
 /// writes it must shadow, even if this host's clock lags the one that
-/// created the tweet.
-fn delete_timestamp(tweet_id: i64) -> i64 {
+/// created the tweet (or the outbox row, for an event id).
+pub fn delete_timestamp(tweet_id: i64) -> i64 {
     (now_ms() * 1000).max(write_timestamp(tweet_id) + 1)
 }
 
