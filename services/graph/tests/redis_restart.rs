@@ -24,7 +24,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -36,6 +36,8 @@ impl OwnRedis {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not listen on port {port}");
     }
 
