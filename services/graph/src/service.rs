@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
+use crate::invalidate;
 use crate::store::{Direction, ReadFrom, Store, UserRow};
 
 /// Page size when the caller asks for none, and the most one page may hold.
@@ -49,7 +50,7 @@ impl Graph {
     /// even when the edge was already there (or gone): that call may be the
     /// retry of one whose drop failed.
     async fn invalidate_timeline(&self, follower_id: i64) -> Result<(), GraphError> {
-        self.timelines.invalidate(&[follower_id]).await?;
+        invalidate::timelines(&self.timelines, &[follower_id]).await?;
         Ok(())
     }
 
@@ -73,7 +74,7 @@ impl Graph {
                     i64::from(PAGE.max),
                 )
                 .await?;
-            self.timelines.invalidate(&page).await?;
+            invalidate::timelines(&self.timelines, &page).await?;
             match page.last() {
                 Some(&last) if page.len() == PAGE.max as usize => after = Some(last),
                 _ => break,
@@ -215,8 +216,7 @@ impl GraphService for Graph {
         let mut followers: Vec<i64> = edges.iter().map(|&(follower, _)| follower).collect();
         followers.sort_unstable();
         followers.dedup();
-        self.timelines
-            .invalidate(&followers)
+        invalidate::timelines(&self.timelines, &followers)
             .await
             .map_err(GraphError::from)?;
         tracing::info!(created, "follows imported");

@@ -11,6 +11,11 @@
 //! expiry times spread by key ([`crate::expiry`]) so entries cached together
 //! are not refreshed together. A TTL of zero turns the cache off: every read
 //! loads.
+//!
+//! A background refresh that fails keeps the stale value: a dependency that
+//! is down (the graph, the tweet store) then costs freshness, not
+//! availability, and warm readers keep being served. The next read after the
+//! failure tries again, one refresh at a time as before.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -83,9 +88,9 @@ impl<V: Clone + Send + Sync + 'static> RefreshingCache<V> {
         if stale {
             let (cache, load) = (self.clone(), load());
             tokio::spawn(async move {
-                // On failure the entry goes, and the next read loads again.
-                if cache.refresh(key, || load).await.is_err() {
-                    cache.lock().remove(&key);
+                if let Err(error) = cache.refresh(key, || load).await {
+                    tracing::warn!(key, %error, "cache refresh failed, serving the stale value");
+                    cache.retry_later(key);
                 }
             });
         }
@@ -121,6 +126,14 @@ impl<V: Clone + Send + Sync + 'static> RefreshingCache<V> {
         let stale = entry.expires_at <= Instant::now() && !entry.refreshing;
         entry.refreshing |= stale;
         Some((entry.value.clone(), stale))
+    }
+
+    /// After a failed refresh: the stale value stays, and the next read
+    /// starts another refresh.
+    fn retry_later(&self, key: i64) {
+        if let Some(entry) = self.lock().get_mut(&key) {
+            entry.refreshing = false;
+        }
     }
 
     fn insert(&self, key: i64, value: V) {
@@ -189,6 +202,34 @@ mod tests {
         let (fresh, _) = cache.get(1, counting_load(&loads)).await.unwrap();
         assert_eq!(fresh, 2);
         assert_eq!(loads.load(Ordering::SeqCst), 2, "one refresh, not two");
+    }
+
+    /// Waits until no background refresh of key 1 runs.
+    async fn settled(cache: &RefreshingCache<u32>) {
+        while cache.lock().get(&1).is_some_and(|entry| entry.refreshing) {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_serving_the_stale_value_and_retries() {
+        let ttl = Duration::from_millis(20);
+        let cache = RefreshingCache::new("test", ttl, 10);
+        let loads = Arc::new(AtomicU32::new(0));
+        cache.get(1, counting_load(&loads)).await.unwrap();
+        tokio::time::sleep(ttl * 2).await;
+        let failing = || async { Err(TimelineError::Graph(tonic::Status::unavailable("down"))) };
+        let (stale, _) = cache.get(1, failing).await.unwrap();
+        assert_eq!(stale, 1);
+        settled(&cache).await;
+        let (still_stale, source) = cache.get(1, failing).await.expect("stale, not an error");
+        assert_eq!(still_stale, 1);
+        assert!(matches!(source, Source::Cache));
+        settled(&cache).await;
+        cache.get(1, counting_load(&loads)).await.unwrap();
+        settled(&cache).await;
+        let (fresh, _) = cache.get(1, counting_load(&loads)).await.unwrap();
+        assert_eq!(fresh, 2, "a later refresh replaces the stale value");
     }
 
     #[tokio::test]
