@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time, not with `env!`: a build script compiled in one
+    // checkout may be run for another that shares the target directory.
+    let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
         "chirp/tweet/v1/tweet.proto",
         "chirp/graph/v1/graph.proto",

@@ -63,6 +63,11 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// For [`crate::import`], which streams into its own transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn create_user(
         &self,
         handle: &Handle,

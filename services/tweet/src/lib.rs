@@ -12,11 +12,12 @@
 //!
 //! Reading order: [`config`], [`input`] (validation at the edge), [`store`]
 //! (the schema and why), [`events`], [`service`] (each operation, step by
-//! step), [`error`].
+//! step), [`error`]; [`import`] is the bulk load of tweet history.
 
 pub mod config;
 mod error;
 mod events;
+mod import;
 mod input;
 mod service;
 mod store;

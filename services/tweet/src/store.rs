@@ -152,11 +152,11 @@ pub struct Store {
     statements: Statements,
 }
 
-struct Statements {
+pub(crate) struct Statements {
     claim_key: PreparedStatement,
     mark_key_deleted: PreparedStatement,
-    insert_tweet: PreparedStatement,
-    insert_author_tweet: PreparedStatement,
+    pub(crate) insert_tweet: PreparedStatement,
+    pub(crate) insert_author_tweet: PreparedStatement,
     select_tweet: PreparedStatement,
     select_author_tweets: PreparedStatement,
     delete_tweet: PreparedStatement,
@@ -304,6 +304,11 @@ impl Store {
         );
         futures::try_join!(canonical, by_author)?;
         Ok(())
+    }
+
+    /// For [`crate::import`], which writes the same rows in bulk.
+    pub(crate) fn session_and_statements(&self) -> (&Session, &Statements) {
+        (&self.session, &self.statements)
     }
 
     pub async fn tweet(&self, tweet_id: i64) -> Result<Option<StoredTweet>, TweetError> {
@@ -485,7 +490,7 @@ fn ttl_seconds(ttl: Duration) -> i32 {
 
 /// The write timestamp (microseconds) of every write of a tweet's rows: its
 /// creation time, the same on every attempt.
-fn write_timestamp(tweet_id: i64) -> i64 {
+pub(crate) fn write_timestamp(tweet_id: i64) -> i64 {
     timestamp_ms(tweet_id) * 1000
 }
 
