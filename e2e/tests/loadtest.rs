@@ -98,6 +98,8 @@ async fn run(manifest: &Path, out: &Path, workload: &str, extra: &[&str]) -> Rep
         "2s",
         "--timeout",
         "10s",
+        "--token-secret",
+        helpers::TOKEN_SECRET,
     ];
     argv.extend_from_slice(extra);
     let Command::Run(args) = parse(&argv) else {
@@ -176,6 +178,26 @@ async fn a_seeded_power_law_graph_takes_every_workload() {
         let profile = gateway.user(celebrity).await.unwrap();
         assert!(profile.follower_count >= 20, "{profile:?}");
     }
+
+    // The history was imported without events, yet a home timeline built on
+    // its first read holds the followees' tweets, newest first, and the
+    // token minted from the gateway's secret is accepted.
+    let mut minted = manifest.clone();
+    loadtest::tokens::TokenArgs::new(helpers::TOKEN_SECRET)
+        .unwrap()
+        .mint(&mut minted);
+    let reader = minted
+        .users
+        .iter()
+        .find(|user| user.following > 0)
+        .expect("someone follows someone");
+    let page = gateway
+        .home_timeline(reader.id, &reader.token, None, Some(100))
+        .await
+        .expect("the reader's home timeline");
+    assert!(page.items.len() >= 8, "8 tweets per followee: {page:?}");
+    let ids: Vec<i64> = page.items.iter().map(|tweet| tweet.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
 
     // 2 s at 20 requests per second: exactly 40 requests scheduled.
     let open_loop = ["--rate", "20"];
@@ -394,6 +416,8 @@ async fn the_bench_measures_every_layer_of_the_read_path() {
         "10",
         "--fanout-followers",
         "10",
+        "--token-secret",
+        helpers::TOKEN_SECRET,
         "--fanout-events",
         "3",
         "--out",

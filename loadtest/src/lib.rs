@@ -31,6 +31,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod seed;
+pub mod tokens;
 pub mod workload;
 
 use clap::{Parser, Subcommand};

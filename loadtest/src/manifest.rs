@@ -1,11 +1,10 @@
 //! The manifest: what `seed` built, written as JSON for `run` (and for
-//! people) to read. It carries each user's bearer token, so that `run` acts
-//! as the seeded users without ever holding the gateway's signing key.
+//! people) to read. It holds no tokens: `run` and `bench` mint them from the
+//! gateway's secret ([`crate::tokens`]).
 //!
 //! One JSON document, not a database: `run` needs all of it in memory
 //! anyway (to pick readers and writers), and a file is easy to inspect, to
-//! keep next to a report, and to hand to another machine. At a million users
-//! it is about 200 MB, still seconds to read.
+//! keep next to a report, and to hand to another machine.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -16,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
-    /// The gateway the users signed up through, and whose `TOKEN_SECRET`
-    /// signed their tokens: `run` goes there unless told otherwise.
+    /// The gateway `run` goes to unless told otherwise; its `TOKEN_SECRET`
+    /// is the one to mint the users' tokens with.
     pub gateway: String,
     /// What the graph is: `power law (exponent 1.7, seed 42)` or the file.
     pub source: String,
@@ -31,6 +30,13 @@ pub struct Manifest {
     /// Follow edges imported.
     pub follows: u64,
     pub tweets: u64,
+    /// Tweets of history each user was given.
+    #[serde(default)]
+    pub tweets_per_user: u32,
+    /// The history's tweets are dated up to this Unix millisecond (the
+    /// seed's start): with it, `seed --resume-tweets` makes the same ids.
+    #[serde(default)]
+    pub history_end_ms: i64,
     /// Wall time of each stage, for the record.
     pub timings: Timings,
 }
@@ -39,8 +45,9 @@ pub struct Manifest {
 pub struct SeededUser {
     pub id: i64,
     pub handle: String,
-    /// Valid for the gateway's `TOKEN_TTL_SECS` (a day by default) after
-    /// the seed: past that, seed again.
+    /// Never written: minted from the gateway's secret when the manifest is
+    /// used ([`crate::tokens`]), empty until then.
+    #[serde(skip)]
     pub token: String,
     pub followers: u64,
     pub following: u64,
@@ -51,6 +58,10 @@ pub struct Timings {
     pub users_secs: f64,
     pub follows_secs: f64,
     pub tweets_secs: f64,
+    /// The graph import's commit (edges moved into place, indexes rebuilt,
+    /// counters set), after the follows were streamed; 0 in older manifests.
+    #[serde(default)]
+    pub graph_commit_secs: f64,
 }
 
 impl Manifest {

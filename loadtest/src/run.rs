@@ -16,6 +16,7 @@ use crate::client::Gateway;
 use crate::manifest::Manifest;
 use crate::report::Report;
 use crate::schedule::{Mode, Plan};
+use crate::tokens::TokenArgs;
 use crate::workload::{Actor, GatewayTarget, Params, Workload};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -26,10 +27,12 @@ pub struct RunArgs {
     /// The manifest `seed` wrote.
     #[arg(long, default_value = "loadtest-manifest.json")]
     pub manifest: PathBuf,
-    /// The gateway to load. Default: the one the manifest's users signed up
-    /// through (their tokens are only valid where they were signed).
+    /// The gateway to load. Default: the one the manifest names.
     #[arg(long)]
     pub gateway: Option<String>,
+    /// The secret the users' tokens are minted with: the gateway's.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
     /// Open loop: requests per second on a fixed schedule, latency measured
     /// from each request's intended send time. Default: 100, unless
     /// --connections alone asks for a closed loop.
@@ -112,7 +115,8 @@ impl RunArgs {
 /// prints its summary, and returns it.
 pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let plan = args.plan()?;
-    let manifest = Manifest::read(&args.manifest)?;
+    let mut manifest = Manifest::read(&args.manifest)?;
+    args.tokens.mint(&mut manifest);
     let target = target(args, &manifest).await?;
     let url = target.gateway().base_url().to_owned();
     let report = Report::measure(args.workload.name(), &url, target, plan).await;
@@ -166,8 +170,8 @@ async fn check_tokens(gateway: &Gateway, users: &[Actor]) -> anyhow::Result<()> 
     {
         Ok(_) => Ok(()),
         Err(failure) if failure.0.starts_with("http 401") => bail!(
-            "the gateway at {} refuses the manifest's tokens: they expired (TOKEN_TTL_SECS after \
-             the seed) or its TOKEN_SECRET changed; seed again",
+            "the gateway at {} refuses the tokens minted for the manifest's users: pass the \
+             gateway's own TOKEN_SECRET",
             gateway.base_url()
         ),
         Err(failure) => Err(anyhow::anyhow!(

@@ -1,59 +1,68 @@
-//! `seed`: builds a social graph in a running chirp, fast, and writes the
-//! manifest that `run` reads.
+//! `seed`: builds a social graph and its tweet history in a running chirp,
+//! the way a data migration would, and writes the manifest that `run` reads.
 //!
-//! Three stages, each with bounded concurrency and a progress bar:
+//! Two stages, each a bulk path of the service that owns the data, each
+//! with a progress bar:
 //!
-//! 1. **Users sign up through the gateway** (`POST /users`), which returns
-//!    each user's bearer token. The alternative, minting tokens here with
-//!    the gateway's `TOKEN_SECRET`, would hand the load tool the key that
-//!    can impersonate anyone and tie it to the token format; signing up the
-//!    way a client does needs no secret, reuses the gateway's own code by
-//!    calling it, and costs one HTTP round trip per user, the cheapest of
-//!    the three stages. Sign-up is not rate-limited.
-//! 2. **Follows go to the graph service in bulk** (`ImportFollows`, gRPC),
-//!    thousands of edges per transaction. The gateway is no way in: it
-//!    rate-limits writes per user (a celebrity gains thousands of followers
-//!    but each follower follows only a few, so the limit would bite on the
-//!    followers' side at scale), and a `Follow` per edge is a transaction
-//!    per edge, hours for the 20-odd million edges of a million users.
-//! 3. **Tweets go to the tweet service** (`CreateTweet`, gRPC), round-robin
-//!    over the users so that home timelines interleave their authors. Each
-//!    carries an idempotency key, so a call retried after a timeout cannot
-//!    post twice. The fan-out worker pushes them into timelines like any
-//!    other tweet, so a seeded system is in the state real traffic leaves.
+//! 1. **The graph** (users, then follows) streams to the graph service's
+//!    `ImportGraph` as one gRPC call: the service `COPY`s the rows into
+//!    Postgres as they arrive and commits once at the end, so the stage is all
+//!    or nothing. The bars show users and follows sent; the commit (edges
+//!    moved into place, indexes rebuilt, counters set) is timed apart. The
+//!    generator ([`crate::graph_model`]) derives each user's followers from
+//!    the seed and that user alone, and a blocking task streams them through
+//!    a short channel, so memory holds a few chunks of edges, never the
+//!    twenty million of a million users. Users are named by number; the
+//!    service answers with the first id of the consecutive block they got.
+//! 2. **The tweet history** goes to the tweet service's `ImportTweets`, a few
+//!    thousand tweets a call, a few calls in flight: unlogged batches per
+//!    partition, no idempotency key, no Kafka event (timelines are built on
+//!    read). Each tweet's id is chosen here, a Snowflake id of the past
+//!    ([`IMPORT_WORKER_ID`], one millisecond apart, round-robin over the
+//!    users so that home timelines interleave their authors), so a call
+//!    retried after a timeout rewrites the same rows.
 //!
-//! Seeding 10 000 users with 5 tweets each takes under a minute on a 2-core
-//! machine, most of it in the tweet history; a million users, an hour or
-//! more (the README has the measurements and the extrapolation).
+//! Users do not sign up through the gateway and get no token here: `run` and
+//! `bench` mint tokens with the gateway's secret ([`crate::tokens`]).
+//!
+//! When a stage fails the seed stops with the error. A failed graph stage
+//! leaves nothing behind: re-running starts clean. A failed tweet stage
+//! leaves the graph and part of the history; the manifest was written after
+//! the graph, so `seed --resume-tweets MANIFEST` writes the history again with
+//! the same ids (rewriting what was written, adding the rest) and completes
+//! the manifest.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{Context, anyhow, bail, ensure};
 use chirp_common::grpc::{Channel, connect_lazy};
+use chirp_common::ids::{id_at, now_ms};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{FollowRequest, ImportFollowsRequest};
-use chirp_common::proto::tweet::CreateTweetRequest;
+use chirp_common::proto::graph::{CreateUserRequest, ImportGraphChunk, ImportedFollow};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_common::proto::tweet::{ImportTweetsRequest, ImportedTweet};
 use futures::{StreamExt, TryStreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
 
-use crate::client::Gateway;
-use crate::graph_model::{Edge, EdgeList, PowerLaw, PowerLawParams, SocialGraph};
+use crate::graph_model::{EdgeList, PowerLaw, PowerLawParams, SocialGraph};
 use crate::manifest::{Manifest, SeededUser, Timings};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
-    /// The gateway (HTTP): users sign up through it and get their tokens.
+    /// The gateway (HTTP) the manifest names for `run`; the seed itself
+    /// does not call it.
     #[arg(long, env = "GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
     pub gateway: String,
-    /// The graph service (gRPC): follows are imported there in bulk.
+    /// The graph service (gRPC): users and follows are imported there.
     #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
     pub graph_addr: String,
-    /// The tweet service (gRPC): the tweet history is written there.
+    /// The tweet service (gRPC): the tweet history is imported there.
     #[arg(long, env = "TWEET_ADDR", default_value = "127.0.0.1:50051")]
     pub tweet_addr: String,
-    /// Users to create. Scales to a million (see the README for timings).
+    /// Users to create.
     #[arg(long, default_value_t = 10_000, conflicts_with = "edges")]
     pub users: u32,
     /// Users to give at least `--celebrity-threshold` followers.
@@ -83,14 +92,10 @@ pub struct SeedArgs {
     /// prefix per seed, so that seeding twice into one database works.
     #[arg(long, value_parser = parse_handle_prefix)]
     pub handle_prefix: Option<String>,
-    /// Sign-ups and tweets in flight at once. Creating a tweet waits on a
-    /// lightweight transaction (the idempotency key) in the CQL store, so
-    /// throughput grows with concurrency well past the number of cores.
-    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u32).range(1..))]
-    pub concurrency: u32,
-    /// Edges per `ImportFollows` call (at most 10 000).
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub batch_size: u32,
+    /// Skip the graph: write the tweet history of the manifest's users again
+    /// (after a failed tweet stage), with the same ids, and complete it.
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "edges")]
+    pub resume_tweets: Option<PathBuf>,
     /// Where to write the manifest `run` reads.
     #[arg(long, default_value = "loadtest-manifest.json")]
     pub manifest: PathBuf,
@@ -99,24 +104,29 @@ pub struct SeedArgs {
     pub quiet: bool,
 }
 
-/// The defaults of the flags below, for callers that seed without them.
+/// The default of `--exponent`, for callers that seed without flags.
 pub const DEFAULT_EXPONENT: f64 = 1.7;
-pub const DEFAULT_CONCURRENCY: u32 = 128;
-pub const DEFAULT_BATCH_SIZE: u32 = 5_000;
+
+/// The Snowflake worker id of imported tweets. The services' `NODE_ID`s
+/// count up from 0, so the top of the range never meets a live generator.
+pub const IMPORT_WORKER_ID: u16 = chirp_common::ids::MAX_WORKER_ID;
 
 /// Longest handle the graph service accepts.
 const MAX_HANDLE: usize = 15;
-/// `ImportFollows` calls in flight. A batch locks the row of every user it
-/// touches, so batches that share users wait for each other (in a graph of
-/// ten thousand users nearly all do; in one of a million, few): a few in
-/// flight hide the round trips, more would only queue on the locks.
-const IMPORT_CONCURRENCY: usize = 4;
+/// Users or follows per message of the graph stream: ~150 KB of follows.
+const GRAPH_CHUNK: usize = 10_000;
+/// Chunks generated ahead of the network: enough to keep the stream busy.
+const GRAPH_AHEAD: usize = 4;
+/// The graph import is one call for the whole stage.
+const GRAPH_DEADLINE: Duration = Duration::from_secs(3 * 60 * 60);
+/// Tweets per `ImportTweets` call (the service takes at most 5 000).
+const TWEETS_PER_CALL: usize = 4_000;
+/// `ImportTweets` calls in flight; each keeps dozens of writes in flight.
+const TWEET_CALLS: usize = 6;
+/// Deadline of one `ImportTweets` call.
+const TWEET_DEADLINE: Duration = Duration::from_secs(60);
 /// Attempts of a call that is safe to repeat, on a transient failure.
 const ATTEMPTS: u32 = 3;
-/// Deadline of one sign-up or one tweet.
-const CALL_DEADLINE: Duration = Duration::from_secs(10);
-/// Deadline of one import batch, which may wait for row locks.
-const IMPORT_DEADLINE: Duration = Duration::from_secs(60);
 
 fn parse_handle_prefix(raw: &str) -> Result<String, String> {
     let valid = raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -170,7 +180,38 @@ impl SeedArgs {
 
 /// Seeds the services as `args` say, writes the manifest, and returns it.
 pub async fn seed(args: &SeedArgs) -> anyhow::Result<Manifest> {
-    let graph = args.graph()?;
+    let mut manifest = match &args.resume_tweets {
+        Some(path) => Manifest::read(path)?,
+        None => seed_graph(args).await?,
+    };
+    let tweet_service = TweetServiceClient::new(connect_lazy(&args.tweet_addr, TWEET_DEADLINE)?);
+    let started = Instant::now();
+    let tweets = import_tweets(tweet_service, &manifest, args.quiet)
+        .await
+        .with_context(|| {
+            format!(
+                "the tweet stage failed; the graph is in place and the manifest {} written: \
+                 `seed --resume-tweets {0}` writes the history again",
+                args.manifest.display()
+            )
+        })?;
+    manifest.tweets = tweets;
+    manifest.timings.tweets_secs = started.elapsed().as_secs_f64();
+    report_stage("tweets", tweets, manifest.timings.tweets_secs);
+    manifest.write(&args.manifest)?;
+    println!(
+        "manifest: {} ({} celebrities at threshold {})",
+        args.manifest.display(),
+        manifest.celebrities.len(),
+        manifest.celebrity_threshold
+    );
+    Ok(manifest)
+}
+
+/// The graph stage: imports users and follows, then writes the manifest
+/// without tweets (what `--resume-tweets` starts from).
+async fn seed_graph(args: &SeedArgs) -> anyhow::Result<Manifest> {
+    let graph = Arc::new(args.graph()?);
     let prefix = args
         .handle_prefix
         .clone()
@@ -183,37 +224,32 @@ pub async fn seed(args: &SeedArgs) -> anyhow::Result<Manifest> {
             MAX_HANDLE - digits
         );
     }
-    let gateway = Gateway::new(&args.gateway)?;
-    let graph_service = GraphServiceClient::new(connect_lazy(&args.graph_addr, IMPORT_DEADLINE)?);
-    let tweet_service = TweetServiceClient::new(connect_lazy(&args.tweet_addr, CALL_DEADLINE)?);
-    let concurrency = args.concurrency as usize;
-
-    let started = Instant::now();
-    let mut users = sign_up(&gateway, &prefix, graph.users(), concurrency, args.quiet).await?;
-    let users_secs = started.elapsed().as_secs_f64();
-    report_stage("users", users.len() as u64, users_secs);
-
-    let started = Instant::now();
-    let ids: Vec<i64> = users.iter().map(|user| user.id).collect();
-    let follows = import_follows(graph_service, &graph, &ids, &mut users, args).await?;
-    let follows_secs = started.elapsed().as_secs_f64();
-    report_stage("follows", follows, follows_secs);
-
-    let started = Instant::now();
-    let tweets = post_tweets(
-        tweet_service,
-        &users,
-        args.tweets_per_user,
-        concurrency,
+    let graph_service = GraphServiceClient::new(connect_lazy(&args.graph_addr, GRAPH_DEADLINE)?);
+    let history_end_ms = now_ms();
+    let imported = import_graph(
+        graph_service,
+        Arc::clone(&graph),
+        prefix.clone(),
         args.quiet,
     )
-    .await?;
-    let tweets_secs = started.elapsed().as_secs_f64();
-    report_stage("tweets", tweets, tweets_secs);
+    .await
+    .context("the graph stage failed and was rolled back: nothing of it was kept")?;
+    report_stage("users", u64::from(graph.users()), imported.users_secs);
+    report_stage("follows", imported.follows, imported.follows_secs);
+    report_stage("commit", imported.follows, imported.commit_secs);
 
+    let users: Vec<SeededUser> = (0..graph.users())
+        .map(|number| SeededUser {
+            id: imported.first_user_id + i64::from(number),
+            handle: format!("{prefix}{number}"),
+            token: String::new(),
+            followers: u64::from(imported.followers[number as usize]),
+            following: u64::from(imported.following[number as usize]),
+        })
+        .collect();
     let threshold = u64::from(args.celebrity_threshold);
     let manifest = Manifest {
-        gateway: gateway.base_url().to_owned(),
+        gateway: args.gateway.clone(),
         source: args.source(),
         celebrity_threshold: args.celebrity_threshold,
         celebrities: users
@@ -222,21 +258,18 @@ pub async fn seed(args: &SeedArgs) -> anyhow::Result<Manifest> {
             .map(|user| user.id)
             .collect(),
         users,
-        follows,
-        tweets,
+        follows: imported.follows,
+        tweets: 0,
+        tweets_per_user: args.tweets_per_user,
+        history_end_ms,
         timings: Timings {
-            users_secs,
-            follows_secs,
-            tweets_secs,
+            users_secs: imported.users_secs,
+            follows_secs: imported.follows_secs,
+            graph_commit_secs: imported.commit_secs,
+            tweets_secs: 0.0,
         },
     };
     manifest.write(&args.manifest)?;
-    println!(
-        "manifest: {} ({} celebrities at threshold {})",
-        args.manifest.display(),
-        manifest.celebrities.len(),
-        manifest.celebrity_threshold
-    );
     Ok(manifest)
 }
 
@@ -257,127 +290,208 @@ fn progress(stage: &'static str, len: u64, quiet: bool) -> ProgressBar {
     ProgressBar::new(len).with_style(style).with_prefix(stage)
 }
 
-/// Signs up users `0..count` as `{prefix}{number}`; returns them in order.
-async fn sign_up(
-    gateway: &Gateway,
-    prefix: &str,
-    count: u32,
-    concurrency: usize,
-    quiet: bool,
-) -> anyhow::Result<Vec<SeededUser>> {
-    let bar = progress("users", u64::from(count), quiet);
-    let mut users: Vec<Option<SeededUser>> = vec![None; count as usize];
-    let mut signed_up = stream::iter(0..count)
-        .map(|number| {
-            let handle = format!("{prefix}{number}");
-            async move {
-                let display_name = format!("Load user {number}");
-                let result =
-                    tokio::time::timeout(CALL_DEADLINE, gateway.sign_up(&handle, &display_name))
-                        .await;
-                match result {
-                    Ok(Ok(signed_up)) => Ok((number, handle, signed_up)),
-                    Ok(Err(failure)) if failure.0.starts_with("http 409") => Err(anyhow!(
-                        "sign up @{handle}: the handle is taken; pass another --handle-prefix"
-                    )),
-                    Ok(Err(failure)) => Err(anyhow!("sign up @{handle}: {}", failure.0)),
-                    Err(_) => Err(anyhow!("sign up @{handle}: no answer in {CALL_DEADLINE:?}")),
-                }
-            }
-        })
-        .buffer_unordered(concurrency);
-    while let Some((number, handle, signed_up)) = signed_up.try_next().await? {
-        users[number as usize] = Some(SeededUser {
-            id: signed_up.user_id,
-            handle,
-            token: signed_up.token,
-            followers: 0,
-            following: 0,
-        });
-        bar.inc(1);
-    }
-    bar.finish();
-    Ok(users.into_iter().flatten().collect())
+/// What the graph stage did.
+struct ImportedGraph {
+    first_user_id: i64,
+    follows: u64,
+    /// Per user number, as the graph service counts them.
+    followers: Vec<u32>,
+    following: Vec<u32>,
+    users_secs: f64,
+    follows_secs: f64,
+    commit_secs: f64,
 }
 
-/// Imports every edge of `graph` (user numbers mapped to `ids`) and counts
-/// each user's followers and following into `users` on the way.
-async fn import_follows(
-    graph_service: GraphServiceClient<Channel>,
+/// What the producer sent, and when it finished each part.
+struct Produced {
+    followers: Vec<u32>,
+    following: Vec<u32>,
+    edges: u64,
+    users_done: Instant,
+    follows_done: Instant,
+}
+
+/// Streams `graph` to `ImportGraph`: a blocking task generates the chunks
+/// into a short channel, the call sends them as the service takes them.
+async fn import_graph(
+    mut graph_service: GraphServiceClient<Channel>,
+    graph: Arc<SocialGraph>,
+    prefix: String,
+    quiet: bool,
+) -> anyhow::Result<ImportedGraph> {
+    let users_bar = progress("users", u64::from(graph.users()), quiet);
+    let follows_bar = progress("follows", graph.edge_count(), quiet);
+    let (sender, receiver) = mpsc::channel(GRAPH_AHEAD);
+    let started = Instant::now();
+    let producer = tokio::task::spawn_blocking(move || {
+        produce(&graph, &prefix, &sender, &users_bar, &follows_bar)
+    });
+    let chunks = stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let answer = graph_service.import_graph(chunks).await;
+    let finished = Instant::now();
+    // The service's answer explains a failure better than the producer's
+    // "stopped reading", so it is looked at first.
+    let summary = answer
+        .map_err(|status| anyhow!("import graph: {} ({})", status.message(), status.code()))?
+        .into_inner();
+    let produced = producer.await.context("the graph generator panicked")??;
+    ensure!(
+        summary.follows == produced.edges,
+        "the graph service imported {} follows of the {} sent: the graph has duplicate edges",
+        summary.follows,
+        produced.edges
+    );
+    Ok(ImportedGraph {
+        first_user_id: summary.first_user_id,
+        follows: summary.follows,
+        followers: produced.followers,
+        following: produced.following,
+        users_secs: (produced.users_done - started).as_secs_f64(),
+        follows_secs: (produced.follows_done - produced.users_done).as_secs_f64(),
+        commit_secs: (finished - produced.follows_done).as_secs_f64(),
+    })
+}
+
+/// Generates the import stream: the user count, the users, then every edge,
+/// counting each user's followers and following on the way.
+fn produce(
     graph: &SocialGraph,
-    ids: &[i64],
-    users: &mut [SeededUser],
-    args: &SeedArgs,
+    prefix: &str,
+    sender: &mpsc::Sender<ImportGraphChunk>,
+    users_bar: &ProgressBar,
+    follows_bar: &ProgressBar,
+) -> anyhow::Result<Produced> {
+    let send = |chunk: ImportGraphChunk| {
+        sender
+            .blocking_send(chunk)
+            .map_err(|_| anyhow!("the graph service stopped reading the import"))
+    };
+    let users = graph.users();
+    let mut numbers = 0..users;
+    let mut user_count = users;
+    loop {
+        let chunk: Vec<CreateUserRequest> = numbers
+            .by_ref()
+            .take(GRAPH_CHUNK)
+            .map(|number| CreateUserRequest {
+                handle: format!("{prefix}{number}"),
+                display_name: format!("Load user {number}"),
+            })
+            .collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let sent = chunk.len() as u64;
+        send(ImportGraphChunk {
+            user_count: std::mem::take(&mut user_count),
+            users: chunk,
+            follows: Vec::new(),
+        })?;
+        users_bar.inc(sent);
+    }
+    users_bar.finish();
+    let users_done = Instant::now();
+
+    let mut followers = vec![0_u32; users as usize];
+    let mut following = vec![0_u32; users as usize];
+    let mut edges = 0_u64;
+    let mut chunk = Vec::with_capacity(GRAPH_CHUNK);
+    for (follower, followee) in graph.edges() {
+        followers[followee as usize] += 1;
+        following[follower as usize] += 1;
+        chunk.push(ImportedFollow { follower, followee });
+        if chunk.len() == GRAPH_CHUNK {
+            edges += chunk.len() as u64;
+            follows_bar.inc(chunk.len() as u64);
+            send(follows_chunk(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(GRAPH_CHUNK),
+            )))?;
+        }
+    }
+    if !chunk.is_empty() {
+        edges += chunk.len() as u64;
+        follows_bar.inc(chunk.len() as u64);
+        send(follows_chunk(chunk))?;
+    }
+    follows_bar.finish();
+    Ok(Produced {
+        followers,
+        following,
+        edges,
+        users_done,
+        follows_done: Instant::now(),
+    })
+}
+
+fn follows_chunk(follows: Vec<ImportedFollow>) -> ImportGraphChunk {
+    ImportGraphChunk {
+        follows,
+        ..ImportGraphChunk::default()
+    }
+}
+
+/// Writes `manifest.tweets_per_user` tweets for each of its users; returns
+/// how many.
+async fn import_tweets(
+    tweet_service: TweetServiceClient<Channel>,
+    manifest: &Manifest,
+    quiet: bool,
 ) -> anyhow::Result<u64> {
-    let bar = progress("follows", graph.edge_count(), args.quiet);
-    let mut imported = stream::iter(graph.edges())
-        .chunks(args.batch_size as usize)
-        .map(|batch: Vec<Edge>| {
-            for &(follower, followee) in &batch {
-                users[follower as usize].following += 1;
-                users[followee as usize].followers += 1;
-            }
-            let follows: Vec<FollowRequest> = batch
-                .iter()
-                .map(|&(follower, followee)| FollowRequest {
-                    follower_id: ids[follower as usize],
-                    followee_id: ids[followee as usize],
-                })
-                .collect();
-            let graph_service = graph_service.clone();
+    let per_user = manifest.tweets_per_user.max(1) as usize;
+    let users_per_call = (TWEETS_PER_CALL / per_user).max(1);
+    let total = manifest.users.len() as u64 * manifest.tweets_per_user as u64;
+    let bar = progress("tweets", total, quiet);
+    let mut written = stream::iter(manifest.users.chunks(users_per_call).enumerate())
+        .map(|(call, users)| {
+            let first_number = call * users_per_call;
+            let tweets = history(manifest, first_number, users);
+            let tweet_service = tweet_service.clone();
             async move {
-                let edges = follows.len() as u64;
-                retry("import follows", || {
-                    let request = ImportFollowsRequest {
-                        follows: follows.clone(),
+                let count = tweets.len() as u64;
+                retry("import tweets", || {
+                    let request = ImportTweetsRequest {
+                        tweets: tweets.clone(),
                     };
-                    let mut graph_service = graph_service.clone();
-                    async move { graph_service.import_follows(request).await }
+                    let mut tweet_service = tweet_service.clone();
+                    async move { tweet_service.import_tweets(request).await }
                 })
                 .await?;
-                anyhow::Ok(edges)
+                anyhow::Ok(count)
             }
         })
-        .buffer_unordered(IMPORT_CONCURRENCY);
-    let mut total = 0;
-    while let Some(edges) = imported.try_next().await? {
-        total += edges;
-        bar.inc(edges);
+        .buffer_unordered(TWEET_CALLS);
+    let mut total_written = 0;
+    while let Some(count) = written.try_next().await? {
+        total_written += count;
+        bar.inc(count);
     }
     bar.finish();
-    Ok(total)
+    Ok(total_written)
 }
 
-/// Posts `per_user` tweets for every user, round-robin over the users.
-async fn post_tweets(
-    tweet_service: TweetServiceClient<Channel>,
-    users: &[SeededUser],
-    per_user: u32,
-    concurrency: usize,
-    quiet: bool,
-) -> anyhow::Result<u64> {
-    let total = users.len() as u64 * u64::from(per_user);
-    let bar = progress("tweets", total, quiet);
-    let tweets = (0..per_user).flat_map(|round| users.iter().map(move |user| (round, user)));
-    let mut posted = stream::iter(tweets)
-        .map(|(round, user)| {
-            let request = CreateTweetRequest {
+/// The tweets of `users` (user numbers from `first_number`): each user's
+/// `tweets_per_user`, with ids one millisecond apart in round-robin order
+/// over all the manifest's users, ending just before the seed started.
+fn history(manifest: &Manifest, first_number: usize, users: &[SeededUser]) -> Vec<ImportedTweet> {
+    let everyone = manifest.users.len() as i64;
+    let total = everyone * i64::from(manifest.tweets_per_user);
+    let mut tweets = Vec::with_capacity(users.len() * manifest.tweets_per_user as usize);
+    for (offset, user) in users.iter().enumerate() {
+        let number = (first_number + offset) as i64;
+        for round in 0..manifest.tweets_per_user {
+            let position = i64::from(round) * everyone + number;
+            let at = manifest.history_end_ms - total + position;
+            tweets.push(ImportedTweet {
+                tweet_id: id_at(at, IMPORT_WORKER_ID, 0),
                 author_id: user.id,
                 content: tweet_text(&user.handle, round),
-                idempotency_key: format!("seed-{}-{round}", user.handle),
-            };
-            let tweet_service = tweet_service.clone();
-            retry("create tweet", move || {
-                let (mut tweet_service, request) = (tweet_service.clone(), request.clone());
-                async move { tweet_service.create_tweet(request).await }
-            })
-        })
-        .buffer_unordered(concurrency);
-    while posted.try_next().await?.is_some() {
-        bar.inc(1);
+            });
+        }
     }
-    bar.finish();
-    Ok(total)
+    tweets
 }
 
 /// The text of a seeded tweet: its number, its author, and a filler of a
@@ -442,6 +556,42 @@ mod tests {
             "{lengths:?}"
         );
         assert!(lengths.windows(2).any(|w| w[0] != w[1]), "{lengths:?}");
+    }
+
+    #[test]
+    fn history_ids_are_distinct_of_the_past_and_round_robin() {
+        let users: Vec<SeededUser> = (0..4)
+            .map(|number| SeededUser {
+                id: 100 + number,
+                handle: format!("u{number}"),
+                token: String::new(),
+                followers: 0,
+                following: 0,
+            })
+            .collect();
+        let end = now_ms();
+        let manifest = Manifest {
+            gateway: String::new(),
+            source: String::new(),
+            celebrity_threshold: 1,
+            users: users.clone(),
+            celebrities: Vec::new(),
+            follows: 0,
+            tweets: 0,
+            tweets_per_user: 3,
+            history_end_ms: end,
+            timings: Timings::default(),
+        };
+        // Two calls of two users each, as `import_tweets` would split them.
+        let mut tweets = history(&manifest, 0, &users[..2]);
+        tweets.extend(history(&manifest, 2, &users[2..]));
+        assert_eq!(tweets.len(), 12);
+        tweets.sort_by_key(|tweet| tweet.tweet_id);
+        let authors: Vec<i64> = tweets.iter().map(|tweet| tweet.author_id).collect();
+        assert_eq!(&authors[..8], &[100, 101, 102, 103, 100, 101, 102, 103]);
+        assert!(tweets.windows(2).all(|w| w[0].tweet_id < w[1].tweet_id));
+        let last = tweets.last().unwrap().tweet_id;
+        assert!(chirp_common::ids::timestamp_ms(last) < end);
     }
 
     #[test]

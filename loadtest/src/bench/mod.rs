@@ -44,6 +44,7 @@ use crate::manifest::Manifest;
 use crate::report::Report;
 use crate::run::{self, RunArgs};
 use crate::schedule::{Mode, Plan};
+use crate::tokens::TokenArgs;
 use crate::workload::{Workload, warm_up};
 use results::{BenchResults, Stage};
 use targets::{RedisPage, TimelineGrpc};
@@ -56,6 +57,9 @@ pub struct BenchArgs {
     /// The gateway. Default: the manifest's.
     #[arg(long)]
     pub gateway: Option<String>,
+    /// The secret the readers' tokens are minted with: the gateway's.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
     /// The timeline service (gRPC).
     #[arg(long, env = "TIMELINE_ADDR", default_value = "127.0.0.1:50053")]
     pub timeline_addr: String,
@@ -119,7 +123,8 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
         args.load_fraction > 0.0 && args.load_fraction <= 1.0,
         "--load-fraction must be in (0, 1]"
     );
-    let manifest = Manifest::read(&args.manifest)?;
+    let mut manifest = Manifest::read(&args.manifest)?;
+    args.tokens.mint(&mut manifest);
     let page = args.page_size.unwrap_or(DEFAULT_PAGE);
     let want = page as usize + 1;
     let closed = Plan {
@@ -133,6 +138,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
         workload: Workload::HomeTimeline,
         manifest: args.manifest.clone(),
         gateway: args.gateway.clone(),
+        tokens: args.tokens.clone(),
         rate: None,
         connections: Some(args.connections),
         duration: args.duration,

@@ -91,7 +91,7 @@ impl Deployment {
 
 /// Signs the users' tokens: fixed, so that tokens issued while seeding stay
 /// valid in every later deployment.
-const TOKEN_SECRET: &str = "loadtest-experiment-token-secret-0123456789";
+pub(super) const TOKEN_SECRET: &str = "loadtest-experiment-token-secret-0123456789";
 /// How long the services get to answer once started.
 const STARTUP: Duration = Duration::from_secs(60);
 

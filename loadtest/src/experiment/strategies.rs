@@ -37,7 +37,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use super::comparison::{Comparison, StrategyResult, Visibility, Writes};
-use super::stack::{Backends, Deployment, Stack, strategy_name};
+use super::stack::{Backends, Deployment, Stack, TOKEN_SECRET, strategy_name};
 use crate::client::Gateway;
 use crate::machine::Machine;
 use crate::manifest::{Manifest, SeededUser};
@@ -46,6 +46,7 @@ use crate::recorder::{Completion, Recorder};
 use crate::report::Report;
 use crate::run::{self, RunArgs};
 use crate::seed::{self, SeedArgs};
+use crate::tokens::TokenArgs;
 use crate::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload, warm_up};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -196,12 +197,12 @@ async fn seed_once(args: &StrategiesArgs, run: &str) -> anyhow::Result<(Manifest
             edges: None,
             undirected: false,
             handle_prefix: None,
-            concurrency: seed::DEFAULT_CONCURRENCY,
-            batch_size: seed::DEFAULT_BATCH_SIZE,
+            resume_tweets: None,
             manifest: args.out.join("manifest.json"),
             quiet: args.quiet,
         };
-        let manifest = seed::seed(&seed_args).await?;
+        let mut manifest = seed::seed(&seed_args).await?;
+        TokenArgs::new(TOKEN_SECRET)?.mint(&mut manifest);
         let gateway = Gateway::new(&stack.gateway_url)?;
         let threshold = u64::from(args.celebrity_threshold);
         let celebrities: HashSet<i64> = manifest.celebrities.iter().copied().collect();
@@ -285,6 +286,7 @@ async fn measure(
         workload: Workload::Mixed,
         manifest: PathBuf::new(),
         gateway: Some(stack.gateway_url.clone()),
+        tokens: TokenArgs::new(TOKEN_SECRET)?,
         rate: Some(args.rate),
         connections: None,
         duration: args.duration,

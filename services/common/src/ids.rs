@@ -61,6 +61,13 @@ impl Snowflake {
     }
 }
 
+/// The id a generator with `worker_id` would hand out as its `sequence`-th
+/// id of the Unix millisecond `unix_ms`: for imports of history, whose ids
+/// must be of the past. Unique only if no live generator uses `worker_id`.
+pub fn id_at(unix_ms: i64, worker_id: u16, sequence: u16) -> i64 {
+    compose(unix_ms - EPOCH_MS, worker_id, sequence & MAX_SEQUENCE)
+}
+
 fn compose(ms_since_epoch: i64, worker_id: u16, sequence: u16) -> i64 {
     (ms_since_epoch << (WORKER_BITS + SEQUENCE_BITS))
         | (i64::from(worker_id) << SEQUENCE_BITS)

@@ -11,7 +11,7 @@
 //! `error`.
 
 mod api;
-mod auth;
+pub mod auth;
 pub mod config;
 mod cursor;
 mod error;

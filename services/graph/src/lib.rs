@@ -14,11 +14,13 @@
 //!
 //! Reading order: [`config`], [`handle`] (validation at the edge),
 //! [`store`] (the SQL), [`service`] (the gRPC surface), `invalidate` (dropping
-//! timelines, retried once on a broken connection), [`error`].
+//! timelines, retried once on a broken connection), [`error`]; [`import`]
+//! is the bulk load a migration or a seed uses.
 
 pub mod config;
 mod error;
 mod handle;
+mod import;
 mod invalidate;
 mod service;
 mod store;

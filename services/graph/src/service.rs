@@ -4,9 +4,9 @@
 use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
-    ImportFollowsRequest, ImportFollowsResponse, ListFollowedCelebritiesRequest,
-    ListFollowsRequest, UnfollowResponse, User, UserIdList, UserIdPage,
-    graph_service_server::GraphService,
+    ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk, ImportGraphSummary,
+    ListFollowedCelebritiesRequest, ListFollowsRequest, UnfollowResponse, User, UserIdList,
+    UserIdPage, graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
@@ -221,6 +221,14 @@ impl GraphService for Graph {
             .map_err(GraphError::from)?;
         tracing::info!(created, "follows imported");
         Ok(Response::new(ImportFollowsResponse { created }))
+    }
+
+    async fn import_graph(
+        &self,
+        request: Request<tonic::Streaming<ImportGraphChunk>>,
+    ) -> Result<Response<ImportGraphSummary>, Status> {
+        let summary = crate::import::import_graph(self.store.pool(), request.into_inner()).await?;
+        Ok(Response::new(summary))
     }
 
     async fn list_followers(

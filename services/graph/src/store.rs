@@ -100,6 +100,11 @@ impl Store {
         }
     }
 
+    /// For [`crate::import`], which streams into its own transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn create_user(
         &self,
         handle: &Handle,

@@ -1,16 +1,17 @@
 //! The graph service against real Postgres and Redis, through its gRPC API.
 //!
 //! Each test gets its own database and Redis key prefix. So far this binary
-//! covers the bulk path, `ImportFollows`: a batch must leave the graph exactly
-//! as the same follows made one by one would, and be safe to retry.
+//! covers the bulk paths: `ImportFollows`, a batch of which must leave the
+//! graph exactly as the same follows made one by one would, and be safe to
+//! retry; and `ImportGraph`, which must be all or nothing.
 
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{
-    CreateUserRequest, FollowRequest, GetUserRequest, ImportFollowsRequest, ListFollowsRequest,
-    User,
+    CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest, ImportFollowsRequest,
+    ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest, User,
 };
 use chirp_common::testing::{fresh_database, unique_name};
 use chirp_common::timelines::HomeTimelines;
@@ -179,4 +180,158 @@ async fn an_import_drops_the_followers_cached_timelines() {
         "rebuilt on the next read"
     );
     assert_eq!(page(bystander).await.unwrap(), Some(Vec::new()));
+}
+
+fn new_user(handle: &str) -> CreateUserRequest {
+    CreateUserRequest {
+        handle: handle.to_owned(),
+        display_name: format!("Imported {handle}"),
+    }
+}
+
+fn numbered(follower: u32, followee: u32) -> ImportedFollow {
+    ImportedFollow { follower, followee }
+}
+
+impl TestApp {
+    async fn import_graph(
+        &self,
+        chunks: Vec<ImportGraphChunk>,
+    ) -> Result<ImportGraphSummary, tonic::Status> {
+        let response = self
+            .graph
+            .clone()
+            .import_graph(futures::stream::iter(chunks))
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    async fn handle_exists(&self, handle: &str) -> bool {
+        let request = GetUserByHandleRequest {
+            handle: handle.to_owned(),
+        };
+        match self.graph.clone().get_user_by_handle(request).await {
+            Ok(_) => true,
+            Err(status) if status.code() == Code::NotFound => false,
+            Err(status) => panic!("{status:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_graph_import_numbers_its_users_and_counts_their_follows() {
+    let app = spawn_app().await;
+    // Users over two chunks, the second also carrying the first follows;
+    // 2 → 0 is sent twice and counts once.
+    let chunks = vec![
+        ImportGraphChunk {
+            user_count: 4,
+            users: vec![new_user("imp0"), new_user("imp1")],
+            follows: Vec::new(),
+        },
+        ImportGraphChunk {
+            user_count: 0,
+            users: vec![new_user("imp2"), new_user("imp3")],
+            follows: vec![numbered(1, 0), numbered(2, 0)],
+        },
+        ImportGraphChunk {
+            user_count: 0,
+            users: Vec::new(),
+            follows: vec![numbered(3, 0), numbered(0, 1), numbered(2, 0)],
+        },
+    ];
+    let summary = app.import_graph(chunks).await.unwrap();
+    assert_eq!((summary.users, summary.follows), (4, 4));
+    let ids: Vec<i64> = (0..4).map(|n| summary.first_user_id + n).collect();
+    for (number, &id) in ids.iter().enumerate() {
+        assert_eq!(app.user(id).await.handle, format!("imp{number}"));
+    }
+    assert_eq!(app.counts(&ids).await, vec![(3, 1), (1, 1), (0, 1), (0, 1)]);
+    assert_eq!(app.followers(ids[0]).await, vec![ids[1], ids[2], ids[3]]);
+
+    // The first import rebuilt the keys it dropped: a follow that exists is
+    // still refused as a duplicate, and sign-ups continue after the block.
+    let again = app.graph.clone().follow(edge(ids[1], ids[0])).await;
+    assert!(!again.unwrap().into_inner().created);
+    let [after] = app.users(1).await[..] else {
+        unreachable!("one user")
+    };
+    assert!(after > ids[3]);
+
+    // A second import goes into a graph that is no longer empty.
+    let chunks = vec![ImportGraphChunk {
+        user_count: 2,
+        users: vec![new_user("second0"), new_user("second1")],
+        follows: vec![numbered(0, 1)],
+    }];
+    let second = app.import_graph(chunks).await.unwrap();
+    assert_eq!((second.users, second.follows), (2, 1));
+    assert!(second.first_user_id > after);
+    let follower = second.first_user_id;
+    assert_eq!(app.followers(follower + 1).await, vec![follower]);
+    assert_eq!(app.counts(&[follower]).await, vec![(0, 1)]);
+}
+
+#[tokio::test]
+async fn a_failed_graph_import_leaves_nothing_behind() {
+    let app = spawn_app().await;
+    let [existing] = app.users(1).await[..] else {
+        unreachable!("one user")
+    };
+    let existing = app.user(existing).await.handle;
+    let users = || vec![new_user("gone0"), new_user("gone1")];
+
+    // Every user was copied in before the bad follow (number 2 of 2 users).
+    let chunks = vec![
+        ImportGraphChunk {
+            user_count: 2,
+            users: users(),
+            follows: vec![numbered(0, 1)],
+        },
+        ImportGraphChunk {
+            user_count: 0,
+            users: Vec::new(),
+            follows: vec![numbered(1, 2)],
+        },
+    ];
+    let error = app.import_graph(chunks).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+    assert!(!app.handle_exists("gone0").await);
+
+    let self_follow = vec![ImportGraphChunk {
+        user_count: 2,
+        users: users(),
+        follows: vec![numbered(1, 1)],
+    }];
+    let error = app.import_graph(self_follow).await.unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition, "{error:?}");
+
+    let taken = vec![ImportGraphChunk {
+        user_count: 2,
+        users: vec![new_user("gone0"), new_user(&existing)],
+        follows: Vec::new(),
+    }];
+    let error = app.import_graph(taken).await.unwrap_err();
+    assert_eq!(error.code(), Code::AlreadyExists, "{error:?}");
+    assert!(!app.handle_exists("gone0").await);
+
+    let short = vec![ImportGraphChunk {
+        user_count: 3,
+        users: users(),
+        follows: Vec::new(),
+    }];
+    let error = app.import_graph(short).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+    let error = app.import_graph(Vec::new()).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+    assert!(!app.handle_exists("gone1").await);
+
+    // After all that, the same import succeeds whole.
+    let chunks = vec![ImportGraphChunk {
+        user_count: 2,
+        users: users(),
+        follows: vec![numbered(0, 1)],
+    }];
+    assert_eq!(app.import_graph(chunks).await.unwrap().follows, 1);
+    assert!(app.handle_exists("gone1").await);
 }

@@ -14,11 +14,13 @@
 //! Reading order: [`config`], [`input`] (validation at the edge), [`store`]
 //! (the schema and why), [`outbox`] (why an outbox), [`relay`] (how it
 //! reaches Kafka with several instances), [`events`], [`service`] (each
-//! operation, step by step), [`error`].
+//! operation, step by step), [`error`]; [`import`]
+//! is the bulk load of tweet history.
 
 pub mod config;
 mod error;
 mod events;
+mod import;
 mod input;
 mod outbox;
 mod relay;

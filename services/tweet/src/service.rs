@@ -16,8 +16,9 @@ use chirp_common::ids::{Snowflake, timestamp_ms};
 use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::tweet::{
     BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
-    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest,
-    Tweet as TweetProto, TweetPage, tweet_service_server::TweetService,
+    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
+    ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet as TweetProto, TweetPage,
+    tweet_service_server::TweetService,
 };
 use chirp_common::trace_context;
 use tokio::sync::Notify;
@@ -184,6 +185,16 @@ impl TweetService for Tweets {
             .tweets_by_author(request.author_id, request.before_tweet_id, limit as i32 + 1)
             .await?;
         Ok(Response::new(page(tweets, limit)))
+    }
+
+    #[tracing::instrument(skip_all, fields(tweets = request.get_ref().tweets.len()))]
+    async fn import_tweets(
+        &self,
+        request: Request<ImportTweetsRequest>,
+    ) -> Result<Response<ImportTweetsResponse>, Status> {
+        let written =
+            crate::import::import_tweets(&self.store, request.into_inner().tweets).await?;
+        Ok(Response::new(ImportTweetsResponse { written }))
     }
 
     #[tracing::instrument(skip_all, fields(tweet_id = request.get_ref().tweet_id, requester_id = request.get_ref().requester_id))]

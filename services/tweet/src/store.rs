@@ -160,8 +160,11 @@ pub struct Store {
     outbox: Outbox,
 }
 
-struct Statements {
+pub(crate) struct Statements {
     claim_key: PreparedStatement,
+    mark_key_deleted: PreparedStatement,
+    pub(crate) insert_tweet: PreparedStatement,
+    pub(crate) insert_author_tweet: PreparedStatement,
     select_tweet: PreparedStatement,
     select_author_tweets: PreparedStatement,
     /// Both tweet rows and the `TweetCreated` outbox row, atomically.
@@ -337,6 +340,11 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// For [`crate::import`], which writes the same rows in bulk.
+    pub(crate) fn session_and_statements(&self) -> (&Session, &Statements) {
+        (&self.session, &self.statements)
     }
 
     pub async fn tweet(&self, tweet_id: i64) -> Result<Option<StoredTweet>, TweetError> {
@@ -541,7 +549,7 @@ fn ttl_seconds(ttl: Duration) -> i32 {
 
 /// The write timestamp (microseconds) of every write of a tweet's rows: its
 /// creation time, the same on every attempt.
-fn write_timestamp(tweet_id: i64) -> i64 {
+pub(crate) fn write_timestamp(tweet_id: i64) -> i64 {
     timestamp_ms(tweet_id) * 1000
 }
 
