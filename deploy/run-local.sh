@@ -8,12 +8,14 @@
 #
 # The services listen where docker-compose.yml publishes them: the gateway on 127.0.0.1:8080,
 # the gRPC services on 50051 (tweet), 50052 (graph), 50053 (timeline). Logs and pid files go to
-# .backends/services/.
+# .backends/services/. Each service serves Prometheus metrics on 127.0.0.1:910x (METRICS_PORT),
+# which the gateway's web console (http://127.0.0.1:8080/) reads for its live view.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN_DIR=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}/services
 SERVICES=(graph tweet timeline fanout gateway)   # start order: dependencies first
+declare -A METRICS_PORT=([gateway]=9100 [tweet]=9101 [graph]=9102 [timeline]=9103 [fanout]=9104)
 
 log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
 die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
@@ -27,11 +29,19 @@ token_secret() {
   cat "$file"
 }
 
+# What the console's live view scrapes: name=127.0.0.1:port of every service.
+console_targets() {
+  local targets=() service
+  for service in "${SERVICES[@]}"; do targets+=("$service=127.0.0.1:${METRICS_PORT[$service]}"); done
+  (IFS=,; echo "${targets[*]}")
+}
+
 start() {
   local service=$1
   if running "$service"; then log "$service already running (pid $(cat "$RUN_DIR/$service.pid"))"; return; fi
   log "starting $service (log: $RUN_DIR/$service.log)"
   RUST_LOG=${RUST_LOG:-info} TOKEN_SECRET=$(token_secret) \
+    METRICS_ADDR=127.0.0.1:${METRICS_PORT[$service]} CONSOLE_METRICS_TARGETS=$(console_targets) \
     nohup "$REPO_DIR/target/release/$service" >"$RUN_DIR/$service.log" 2>&1 &
   echo $! >"$RUN_DIR/$service.pid"
 }
@@ -55,7 +65,7 @@ up() {
   (cd "$REPO_DIR" && cargo build --release --locked --bin graph --bin tweet --bin timeline --bin fanout --bin gateway)
   for service in "${SERVICES[@]}"; do start "$service"; done
   wait_for_gateway
-  log "chirp is up: http://127.0.0.1:8080 (try: curl -s http://127.0.0.1:8080/healthz)"
+  log "chirp is up: the console at http://127.0.0.1:8080/ (the API: curl -s http://127.0.0.1:8080/healthz)"
 }
 
 down() {

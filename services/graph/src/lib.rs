@@ -13,11 +13,13 @@
 //! behind: a failed drop fails the call, and retrying it is harmless.
 //!
 //! Reading order: [`config`], [`handle`] (validation at the edge),
-//! [`store`] (the SQL), [`service`] (the gRPC surface), [`error`].
+//! [`store`] (the SQL), [`service`] (the gRPC surface), [`error`], then
+//! [`popular`] (the most-followed users).
 
 pub mod config;
 mod error;
 mod handle;
+mod popular;
 mod service;
 mod store;
 

@@ -28,6 +28,7 @@ macro_rules! user_columns {
          (extract(epoch from created_at) * 1000)::bigint AS created_at_ms"
     };
 }
+pub(crate) use user_columns;
 
 /// Postgres' error code for a unique-constraint violation.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -43,7 +44,7 @@ pub enum Direction {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl Store {
