@@ -165,9 +165,10 @@ test('an author deletes a tweet from their page, and a follower unfollows', asyn
 
 test('the system view draws every hop with live numbers, and the lab plots the strategies', async () => {
   await bob.goto('/#/system');
-  const gateway = bob.locator('[data-node=gateway] .node-line').first();
-  await gateway.filter({ hasText: /req\/s/ }).waitFor({ timeout: 10000 });
-  await bob.locator('[data-node=timeline] .node-line').first().filter({ hasText: /req\/s/ }).waitFor();
+  // Rates need two readings a second apart: wait for numbers, not dashes.
+  const rate = /^[0-9][0-9.,]* req\/s$/;
+  await bob.locator('[data-node=gateway] .node-line').first().filter({ hasText: rate }).waitFor({ timeout: 10000 });
+  await bob.locator('[data-node=timeline] .node-line').first().filter({ hasText: rate }).waitFor();
   await bob.locator('[data-node=fanout] .node-line').filter({ hasText: /Kafka lag/ }).waitFor();
   await shot(bob, 'system');
 

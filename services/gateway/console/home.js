@@ -96,8 +96,8 @@ function composer(me, refresh) {
         mount(status,
           h('p', { class: 'ok' }, code === 201 ? 'Posted. ' : 'Already posted with this key (a retry): ',
             h('a', { href: `#/tweet/${body.id}` }, 'open its fan-out')),
-          deliveryView(body.id));
-        setTimeout(refresh, 400);
+          // The author's own timeline is written with the followers'.
+          deliveryView(body.id, { onSettled: refresh }));
       } catch (error) {
         mount(status, h('p', { class: 'error' },
           error.status ? error.message : `${error.message}: posting again reuses the same key, so it cannot post twice`));

@@ -46,26 +46,31 @@ const STATES = {
 };
 
 /**
- * A live view of one tweet's fan-out, polled until it is done (or 30 s).
- * Returns the element; polling stops when it leaves the page.
+ * A live view of one tweet's fan-out, polled until it is done (delivered,
+ * or pulled) and then for a last second; at most for a minute, and never
+ * once the view has left the page. `onSettled` runs once, when it is done.
  */
-export function deliveryView(tweetId) {
+export function deliveryView(tweetId, { onSettled } = {}) {
   const box = h('section', { class: 'delivery', 'data-tweet-id': tweetId },
     h('p', { class: 'muted' }, 'reading the fan-out…'));
   const started = Date.now();
+  let settledAt;
   const poll = async () => {
-    if (!box.isConnected && Date.now() - started > 1000) return;
-    let done = false;
+    const waited = Date.now() - started;
+    // The first call comes before the box is on the page.
+    if ((!box.isConnected && waited > 1000) || waited > 60000) return;
     try {
       const { body } = await api.delivery(tweetId);
       render(box, body);
-      done = body.state === 'delivered' || body.state === 'pulled';
+      if (!settledAt && (body.state === 'delivered' || body.state === 'pulled')) {
+        settledAt = Date.now();
+        onSettled?.(body);
+      }
     } catch (error) {
       mount(box, h('p', { class: 'error' }, error.message));
-      done = error.status === 404;
+      if (error.status === 404) return;
     }
-    const waited = Date.now() - started;
-    if (!done || waited < 2000) setTimeout(poll, waited < 30000 ? 250 : 2000);
+    if (!settledAt || Date.now() - settledAt < 1000) setTimeout(poll, waited < 30000 ? 250 : 2000);
   };
   poll();
   return box;

@@ -3,7 +3,7 @@
 //! the celebrities whose tweets are pulled rather than pushed).
 //!
 //! It is a top-N read of an index on the denormalised follower count
-//! (migration `0002`), so it costs the same with a thousand users or a
+//! (migration `0006`), so it costs the same with a thousand users or a
 //! hundred million. A real product would rank by more than raw counts and
 //! compute it offline; a count is what this design already keeps exact.
 

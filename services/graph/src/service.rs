@@ -5,8 +5,8 @@ use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
     ImportFollowsRequest, ImportFollowsResponse, ListFollowedCelebritiesRequest,
-    ListFollowsRequest, ListPopularUsersRequest, UnfollowResponse, User, UserIdList, UserIdPage,
-    UserList, graph_service_server::GraphService,
+    ListFollowsRequest, ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdList,
+    UserIdPage, graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
@@ -243,11 +243,11 @@ impl GraphService for Graph {
     async fn list_popular_users(
         &self,
         request: Request<ListPopularUsersRequest>,
-    ) -> Result<Response<UserList>, Status> {
+    ) -> Result<Response<PopularUsers>, Status> {
         let limit = popular::PAGE.resolve(request.into_inner().limit);
         let rows = self.store.most_followed(limit as i64).await?;
         let users = rows.into_iter().map(|row| self.to_proto(row)).collect();
-        Ok(Response::new(UserList { users }))
+        Ok(Response::new(PopularUsers { users }))
     }
 }
 

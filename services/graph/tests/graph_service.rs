@@ -2,7 +2,8 @@
 //!
 //! Each test gets its own database and Redis key prefix. So far this binary
 //! covers the bulk path, `ImportFollows`: a batch must leave the graph exactly
-//! as the same follows made one by one would, and be safe to retry.
+//! as the same follows made one by one would, and be safe to retry; and the
+//! most-followed users, `ListPopularUsers`.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, GetUserRequest, ImportFollowsRequest, ListFollowsRequest,
-    User,
+    ListPopularUsersRequest, User,
 };
 use chirp_common::testing::{fresh_database, unique_name};
 use chirp_common::timelines::HomeTimelines;
@@ -179,4 +180,33 @@ async fn an_import_drops_the_followers_cached_timelines() {
         "rebuilt on the next read"
     );
     assert_eq!(page(bystander).await.unwrap(), Some(Vec::new()));
+}
+
+#[tokio::test]
+async fn popular_users_come_most_followed_first_ties_by_id() {
+    let app = spawn_app().await;
+    let users = app.users(4).await;
+    let follows = vec![
+        edge(users[0], users[2]),
+        edge(users[1], users[2]),
+        edge(users[0], users[1]),
+    ];
+    app.import(follows).await.unwrap();
+    let popular = |limit| {
+        let mut graph = app.graph.clone();
+        async move {
+            let request = ListPopularUsersRequest { limit };
+            let users = graph.list_popular_users(request).await.unwrap();
+            users
+                .into_inner()
+                .users
+                .iter()
+                .map(|user| (user.user_id, user.follower_count))
+                .collect::<Vec<_>>()
+        }
+    };
+    // users[0] and users[3] have no follower: the lower id comes first.
+    let expected = [(users[2], 2), (users[1], 1), (users[0], 0), (users[3], 0)];
+    assert_eq!(popular(3).await, expected[..3]);
+    assert_eq!(popular(0).await, expected, "0 asks for the default, 20");
 }
