@@ -38,9 +38,12 @@ async function person() {
   return page;
 }
 
-async function shot(page, name) {
-  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-${name}.png` });
+async function shot(page, name, fullPage = false) {
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-${name}.png`, fullPage });
 }
+
+/** The signed-in user's bearer token, as the console keeps it. */
+const tokenOf = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('chirp.session')).token);
 
 async function signUp(page, handle) {
   await page.goto('/');
@@ -82,11 +85,11 @@ test('sign up, follow, post, read it on the other timeline, explain it, watch it
   await follow.filter({ hasText: 'Follow' }).waitFor();
   await follow.click();
   await follow.filter({ hasText: 'Unfollow' }).waitFor();
-  await bob.locator('.profile').filter({ hasText: '1 followers' }).waitFor();
+  await bob.locator('.profile').filter({ hasText: '1 follower ·' }).waitFor();
 
   // She is now among the popular accounts, with her follower.
   await bob.goto('/#/people');
-  await bob.locator(`.people-grid a[data-user-id="${aliceSession.user_id}"]`).filter({ hasText: '1 followers' }).waitFor();
+  await bob.locator(`.people-grid a[data-user-id="${aliceSession.user_id}"]`).filter({ hasText: '1 follower ·' }).waitFor();
   await shot(bob, 'people');
 
   // Alice posts, and watches the fan-out reach her one follower.
@@ -106,11 +109,11 @@ test('sign up, follow, post, read it on the other timeline, explain it, watch it
   await bob.check('#explain-toggle');
   const explain = bob.locator('.explanations .explain').first();
   await explain.waitFor();
+  await shot(bob, 'explain');
   assert.equal(await explain.locator('.strategy').textContent(), 'hybrid');
   assert.match(await explain.locator('.cache').textContent(), /^(hit|rebuilt)$/);
   assert.ok(await explain.locator('.hops li').count() > 0, 'the time of each hop is shown');
   assert.match(await tweet.locator('.source').textContent(), /^(pushed|rebuilt)$/);
-  await shot(bob, 'explain');
 
   // The tweet's own page: its fan-out, done.
   await tweet.locator('a.link-delivery').click();
@@ -126,7 +129,7 @@ test('the home timeline scrolls page after page by cursor', async () => {
     const response = await alice.request.post('/tweets', {
       data: { content: `tweet number ${n}` },
       headers: {
-        authorization: `Bearer ${await alice.evaluate(() => JSON.parse(localStorage.getItem('chirp.session')).token)}`,
+        authorization: `Bearer ${await tokenOf(alice)}`,
         'idempotency-key': `${suffix}-${n}`,
       },
     });
@@ -164,16 +167,29 @@ test('an author deletes a tweet from their page, and a follower unfollows', asyn
 });
 
 test('the system view draws every hop with live numbers, and the lab plots the strategies', async () => {
+  // Some traffic to watch: Alice reads her timeline and posts, for three seconds.
+  const token = await tokenOf(alice);
+  const me = await alice.evaluate(() => JSON.parse(localStorage.getItem('chirp.session')).user_id);
+  const headers = { authorization: `Bearer ${token}` };
+  const until = Date.now() + 3000;
+  const traffic = (async () => {
+    for (let n = 0; Date.now() < until; n += 1) {
+      await alice.request.get(`/users/${me}/timeline`, { headers });
+      if (n % 5 === 0) await alice.request.post('/tweets', { data: { content: `busy ${n}` }, headers });
+    }
+  })();
   await bob.goto('/#/system');
   // Rates need two readings a second apart: wait for numbers, not dashes.
   const rate = /^[0-9][0-9.,]* req\/s$/;
   await bob.locator('[data-node=gateway] .node-line').first().filter({ hasText: rate }).waitFor({ timeout: 10000 });
   await bob.locator('[data-node=timeline] .node-line').first().filter({ hasText: rate }).waitFor();
   await bob.locator('[data-node=fanout] .node-line').filter({ hasText: /Kafka lag/ }).waitFor();
-  await shot(bob, 'system');
+  await bob.locator('[data-node=tweet] .node-line').first().filter({ hasText: /^[1-9][0-9.,]* req\/s$/ }).waitFor();
+  await shot(bob, 'system', true);
+  await traffic;
 
   await bob.goto('/#/lab');
   await bob.locator('svg.chart').nth(2).waitFor();
   assert.equal(await bob.locator('table.table tbody tr').count(), 3);
-  await shot(bob, 'lab');
+  await shot(bob, 'lab', true);
 });

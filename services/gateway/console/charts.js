@@ -17,7 +17,8 @@ export function groupedBars({ title, unit, groups, series, log = false, width = 
   const values = groups.flatMap((g) => g.values).filter((v) => v > 0);
   const max = Math.max(1, ...values);
   const lo = log ? 10 ** Math.floor(Math.log10(Math.min(...values, 1))) : 0;
-  const hi = log ? 10 ** Math.ceil(Math.log10(max)) : max * 1.15;
+  const step = niceStep((max * 1.1) / 4);
+  const hi = log ? 10 ** Math.ceil(Math.log10(max)) : step * 4;
   const y = (v) => {
     if (log) {
       if (v <= 0) return plotH - 2;
@@ -27,7 +28,7 @@ export function groupedBars({ title, unit, groups, series, log = false, width = 
   };
   const ticks = log
     ? Array.from({ length: Math.log10(hi / lo) + 1 }, (_, i) => lo * 10 ** i)
-    : [0, hi / 4, hi / 2, (3 * hi) / 4, hi];
+    : [0, step, 2 * step, 3 * step, 4 * step];
   const groupW = plotW / groups.length;
   const barW = Math.min(34, (groupW * 0.8) / series.length);
   const svg = s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': title },
@@ -61,4 +62,10 @@ export function sparkline(values, { width = 220, height = 40, label = '' } = {})
   return s('svg', { viewBox: `0 0 ${width} ${height}`, class: 'spark', role: 'img', 'aria-label': label },
     s('polyline', { points: points.join(' '), fill: 'none', stroke: COLORS[0], 'stroke-width': 2 }),
     s('text', { x: width - 2, y: 11, 'text-anchor': 'end', class: 'tick' }, `max ${num(max, 1)}`));
+}
+
+/** The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `raw`. */
+function niceStep(raw) {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((candidate) => candidate >= raw);
 }

@@ -48,3 +48,8 @@ export function num(value, digits = 1) {
   if (value === undefined || value === null || Number.isNaN(value)) return '–';
   return Number(value).toLocaleString('en', { maximumFractionDigits: digits });
 }
+
+/** "1 follower", "2 followers". */
+export function count(n, noun) {
+  return `${num(n, 0)} ${noun}${Number(n) === 1 ? '' : 's'}`;
+}

@@ -34,8 +34,8 @@ function draw(plots, results, from) {
   const rows = results.strategies;
   const groups = (pick) => rows.map((row) => ({ label: row.strategy, values: pick(row) }));
   mount(plots,
-    h('p', { class: 'muted small' }, `From ${from}: ${num(results.users, 0)} users, `,
-      `celebrity threshold ${num(results.celebrity_threshold, 0)}. ${results.note || ''}`),
+    h('p', { class: 'muted small' }, `${results.note || `From ${from}.`} ${num(results.users, 0)} users, `,
+      `celebrity threshold ${num(results.celebrity_threshold, 0)}.`),
     h('div', { class: 'chart-grid' },
       groupedBars({
         title: 'Redis writes per tweet', unit: 'writes', log: true,

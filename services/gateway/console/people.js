@@ -2,7 +2,7 @@
 // author's page with follow/unfollow and their tweets.
 
 import { api, follows, session } from './api.js';
-import { h, mount, num } from './dom.js';
+import { count, h, mount, num } from './dom.js';
 import { pager } from './pager.js';
 import { tweetCard } from './tweets.js';
 
@@ -38,7 +38,7 @@ export function peopleView(main) {
 function userCard(user) {
   return h('a', { class: 'card user-card', href: `#/user/${user.id}`, 'data-user-id': user.id },
     h('strong', {}, user.display_name), h('span', { class: 'handle' }, `@${user.handle}`),
-    h('span', { class: 'muted small' }, `${num(user.follower_count, 0)} followers · ${num(user.following_count, 0)} following`));
+    h('span', { class: 'muted small' }, `${count(user.follower_count, 'follower')} · follows ${num(user.following_count, 0)}`));
 }
 
 export async function authorView(main, userId) {
@@ -53,7 +53,7 @@ export async function authorView(main, userId) {
   }
   const counts = h('span', { class: 'muted' });
   const showCounts = () => {
-    counts.textContent = `${num(user.follower_count, 0)} followers · ${num(user.following_count, 0)} following`;
+    counts.textContent = `${count(user.follower_count, 'follower')} · follows ${num(user.following_count, 0)}`;
   };
   showCounts();
   const button = h('button', { class: 'follow', disabled: true }, '…');

@@ -18,18 +18,20 @@ const NODES = {
   timeline: { x: 420, y: 390, kind: 'service', label: 'timeline' },
   cassandra: { x: 650, y: 10, kind: 'store', label: 'Cassandra' },
   kafka: { x: 650, y: 110, kind: 'store', label: 'Kafka' },
-  postgres: { x: 650, y: 230, kind: 'store', label: 'Postgres' },
+  postgres: { x: 650, y: 260, kind: 'store', label: 'Postgres' },
   fanout: { x: 850, y: 110, kind: 'service', label: 'fanout' },
   redis: { x: 850, y: 390, kind: 'store', label: 'Redis' },
 };
 
-// Each arrow, named by the box whose numbers say how busy it is.
+// Each arrow: from, to, the box whose numbers say how busy it is, and how
+// far it bends (a fraction of its length, to the right of its direction) to
+// pass around the boxes in between.
 const EDGES = [
-  ['client', 'gateway', 'gateway'], ['gateway', 'tweet', 'tweet'], ['gateway', 'graph', 'graph'],
-  ['gateway', 'timeline', 'timeline'], ['tweet', 'cassandra', 'tweet'], ['tweet', 'kafka', 'tweet'],
-  ['kafka', 'fanout', 'fanout'], ['fanout', 'graph', 'fanout'], ['fanout', 'redis', 'fanout'],
-  ['timeline', 'redis', 'timeline'], ['timeline', 'tweet', 'timeline'], ['timeline', 'graph', 'timeline'],
-  ['graph', 'postgres', 'graph'],
+  ['client', 'gateway', 'gateway', 0], ['gateway', 'tweet', 'tweet', 0], ['gateway', 'graph', 'graph', 0],
+  ['gateway', 'timeline', 'timeline', 0], ['tweet', 'cassandra', 'tweet', 0], ['tweet', 'kafka', 'tweet', 0],
+  ['kafka', 'fanout', 'fanout', 0], ['fanout', 'graph', 'fanout', -0.12], ['fanout', 'redis', 'fanout', 0],
+  ['timeline', 'redis', 'timeline', 0], ['timeline', 'tweet', 'timeline', 0.65], ['timeline', 'graph', 'timeline', 0],
+  ['graph', 'postgres', 'graph', 0],
 ];
 
 let timer;
@@ -70,19 +72,24 @@ function diagram(live) {
   const svg = s('svg', { viewBox: '0 0 1010 480', class: 'architecture', role: 'img', 'aria-label': 'chirp architecture, live' },
     s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
       s('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead' }))),
-    EDGES.map(([from, to, by]) => {
+    EDGES.map(([from, to, by, bend]) => {
       const [x1, y1] = center(from);
-      const [x2, y2] = edgeEnd(from, to);
+      const [tx, ty] = center(to);
+      // The control point: off the middle of the line, perpendicular to it.
+      const [cx, cy] = [(x1 + tx) / 2 - (ty - y1) * bend, (y1 + ty) / 2 + (tx - x1) * bend];
+      const [x2, y2] = border(to, bend ? [cx, cy] : [x1, y1]);
       const busy = (services[by]?.requests_per_sec ?? 0) > 0;
-      return s('line', { x1, y1, x2, y2, class: `edge${busy ? ' busy' : ''}`, 'marker-end': 'url(#arrow)' });
+      return s('path', {
+        d: `M ${x1} ${y1} Q ${cx} ${cy} ${x2} ${y2}`, fill: 'none',
+        class: `edge${busy ? ' busy' : ''}`, 'marker-end': 'url(#arrow)',
+      });
     }),
     Object.entries(NODES).map(([name, node]) => box(name, node, services[name], live)));
   return svg;
 }
 
-/** Where the arrow from `from` meets the border of `to`'s box. */
-function edgeEnd(from, to) {
-  const [x1, y1] = [NODES[from].x + W / 2, NODES[from].y + H / 2];
+/** Where a line from the point `[x1, y1]` to the middle of `to`'s box meets its border. */
+function border(to, [x1, y1]) {
   const [x2, y2] = [NODES[to].x + W / 2, NODES[to].y + H / 2];
   const dx = x2 - x1;
   const dy = y2 - y1;
@@ -105,7 +112,7 @@ function box(name, node, service, live) {
   }
   if (name === 'fanout' && live.fanout) lines.push(`Kafka lag ${num(live.fanout.consumer_lag, 0)}`);
   if (name === 'timeline' && live.timeline) {
-    lines.push(`tweet cache ${pct(live.timeline.tweet_cache_hit_ratio)} · celeb ${pct(live.timeline.celebrity_cache_hit_ratio)}`);
+    lines.push(`tweet cache hits ${pct(live.timeline.tweet_cache_hit_ratio)}`);
   }
   if (name === 'redis' && live.fanout) lines.push(`${num(live.fanout.timeline_writes_per_sec, 1)} timeline writes/s`);
   if (name === 'kafka' && live.fanout) lines.push(`lag ${num(live.fanout.consumer_lag, 0)} events`);
