@@ -10,6 +10,8 @@
 # The services listen where docker-compose.yml publishes them: the gateway on 127.0.0.1:8080,
 # the gRPC services on 50051 (tweet), 50052 (graph), 50053 (timeline). Logs and pid files go to
 # .backends/services/ (CHIRP_RUN_DIR).
+# The gateway's web console (http://127.0.0.1:8080/) reads the first instance of each service's
+# metrics (CONSOLE_METRICS_TARGETS) for its live view.
 #
 # Scaling out: REPLICAS=2 deploy/run-local.sh up starts two instances of each service, the
 # way docker-compose.yml and deploy/k8s run them. Instance i (from 0) listens 10·i ports above
@@ -66,11 +68,20 @@ token_secret() {
 }
 
 # The settings that place instance $2 of service $1 and wire it to its peers' instances.
+metrics_addr() { echo "127.0.0.1:$((9200 + 10 * METRICS_SLOT[$1] + $2 + PORT_OFFSET))"; }
+
+# What the console's live view scrapes: name=host:port of each service's first instance.
+console_targets() {
+  local targets=() service
+  for service in "${SERVICES[@]}"; do targets+=("$service=$(metrics_addr "$service" 0)"); done
+  (IFS=,; echo "${targets[*]}")
+}
+
 placement() {
   local service=$1 i=$2
-  echo "METRICS_ADDR=127.0.0.1:$((9200 + 10 * METRICS_SLOT[$service] + i + PORT_OFFSET))"
+  echo "METRICS_ADDR=$(metrics_addr "$service" "$i")"
   case $service in
-    gateway) echo "LISTEN_ADDR=127.0.0.1:$(gateway_port "$i")" ;;
+    gateway) echo "LISTEN_ADDR=127.0.0.1:$(gateway_port "$i")"; echo "CONSOLE_METRICS_TARGETS=$(console_targets)" ;;
     tweet) echo "LISTEN_ADDR=$(grpc_addr tweet "$i")"; echo "NODE_ID=$i" ;;
     graph | timeline) echo "LISTEN_ADDR=$(grpc_addr "$service" "$i")" ;;
   esac
@@ -169,7 +180,7 @@ up() {
   done
   if ((REPLICAS > 1)); then start_load_balancer; fi
   wait_for_gateway
-  log "chirp is up: http://127.0.0.1:$EDGE_PORT (try: curl -s http://127.0.0.1:$EDGE_PORT/healthz)"
+  log "chirp is up: the console at http://127.0.0.1:$EDGE_PORT/ (the API: curl -s http://127.0.0.1:$EDGE_PORT/healthz)"
 }
 
 stop_all() {

@@ -4,7 +4,8 @@
 # Starts the real backends natively (deploy/backends.sh up: installs them on a fresh machine,
 # reuses them when they already run), then runs every test of the workspace: unit tests,
 # each service's integration tests and the end-to-end tests, all against those backends;
-# then fuzzes the public API from its OpenAPI document (deploy/fuzz-api.sh).
+# then fuzzes the public API from its OpenAPI document (deploy/fuzz-api.sh), and drives the web
+# console in Chromium (deploy/browser-test.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,3 +18,6 @@ cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_T
 
 echo "==> fuzzing the API (deploy/fuzz-api.sh)"
 bash deploy/fuzz-api.sh
+
+echo "==> the web console in a browser (deploy/browser-test.sh)"
+bash deploy/browser-test.sh

@@ -8,8 +8,12 @@
 //! is a test binary of its own because the subscriber is global to the
 //! process, and `tests/api` runs without one.
 //!
-//! Run with `--nocapture` to see each trace as a tree (the one in
-//! `docs/follow-a-tweet.md` comes from here).
+//! Run with `--nocapture` to see each trace as a tree with its times. The
+//! trees in `docs/follow-a-tweet.md` are generated here: each test compares
+//! its trace's outline (the tree and each span's process, without times,
+//! which vary from run to run) with the block the page marks
+//! `<!-- trace: NAME -->`, and fails when they differ; rerun with
+//! `CHIRP_BLESS=1` to rewrite the blocks, as with `docs/openapi.json`.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)] // shared with tests/api, which uses more of it
@@ -17,7 +21,8 @@ mod helpers;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use chirp_common::telemetry::{self, LogFormat, Telemetry};
@@ -113,6 +118,93 @@ impl Trace {
         false
     }
 
+    /// The process that ran `span`: named by the nearest span, itself or
+    /// above, that only one process opens (a request, a gRPC call served,
+    /// a Kafka message consumed).
+    fn process(&self, span: &SpanData) -> &'static str {
+        let mut current = Some(span);
+        while let Some(span) = current {
+            let name = span.name.as_ref();
+            match span.span_kind {
+                SpanKind::Server if name.starts_with("chirp.") => {
+                    for process in ["tweet", "graph", "timeline"] {
+                        if name.starts_with(&format!("chirp.{process}.")) {
+                            return process;
+                        }
+                    }
+                }
+                SpanKind::Server => return "gateway",
+                SpanKind::Consumer => return "fanout",
+                _ => {}
+            }
+            current = self.parent(span);
+        }
+        "?"
+    }
+
+    /// The tree as the docs show it: each span with its kind and process,
+    /// no times. Children are in the order they started, except that
+    /// siblings that overlapped in time ran concurrently and their order is
+    /// a race: such a group is listed by name, each marked `‖`.
+    fn outline(&self) -> String {
+        fn write_outline(
+            out: &mut String,
+            trace: &Trace,
+            span: &SpanData,
+            depth: usize,
+            mark: &str,
+        ) {
+            let kind = match span.span_kind {
+                SpanKind::Server => " [server]",
+                SpanKind::Consumer => " [consumer]",
+                SpanKind::Producer => " [producer]",
+                _ => "",
+            };
+            let label = format!(
+                "{:indent$}{mark}{}{kind}",
+                "",
+                span.name,
+                indent = depth * 2
+            );
+            let _ = writeln!(out, "{label:<68} {}", trace.process(span));
+            let mut children: Vec<&SpanData> = trace
+                .0
+                .iter()
+                .filter(|child| child.parent_span_id == span.span_context.span_id())
+                .collect();
+            children.sort_by_key(|child| child.start_time);
+            let mut groups: Vec<Vec<&SpanData>> = Vec::new();
+            for child in children {
+                match groups.last_mut() {
+                    Some(group) if group.iter().any(|s| s.end_time > child.start_time) => {
+                        group.push(child);
+                    }
+                    _ => groups.push(vec![child]),
+                }
+            }
+            for mut group in groups {
+                let mark = if group.len() > 1 { "‖ " } else { "" };
+                group.sort_by(|a, b| a.name.cmp(&b.name));
+                for child in group {
+                    write_outline(out, trace, child, depth + 1, mark);
+                }
+            }
+        }
+
+        let ids: HashSet<SpanId> = self.0.iter().map(|s| s.span_context.span_id()).collect();
+        let mut out = String::new();
+        let mut roots: Vec<&SpanData> = self
+            .0
+            .iter()
+            .filter(|span| !ids.contains(&span.parent_span_id))
+            .collect();
+        roots.sort_by_key(|span| span.start_time);
+        for root in roots {
+            write_outline(&mut out, self, root, 0, "");
+        }
+        out
+    }
+
     fn assert_below(&self, name: &str, ancestor: &SpanData) -> &SpanData {
         let span = self.expect(name);
         assert!(
@@ -194,6 +286,40 @@ impl std::fmt::Display for Trace {
     }
 }
 
+/// `docs/follow-a-tweet.md`, which shows these traces.
+fn follow_a_tweet() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/follow-a-tweet.md")
+}
+
+/// Checks the page's block `<!-- trace: NAME -->` against `trace`, or with
+/// `CHIRP_BLESS` set, rewrites it.
+fn check_docs(name: &str, trace: &Trace) {
+    // The tests run in parallel and may bless the same file.
+    static PAGE: Mutex<()> = Mutex::new(());
+    let _page = PAGE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = follow_a_tweet();
+    let page = std::fs::read_to_string(&path).expect("read docs/follow-a-tweet.md");
+    let marker = format!("<!-- trace: {name} -->\n```text\n");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("docs/follow-a-tweet.md has no block {marker:?}"))
+        + marker.len();
+    let end = start + page[start..].find("```").expect("the block ends");
+    let outline = trace.outline();
+    if std::env::var_os("CHIRP_BLESS").is_some() {
+        let blessed = format!("{}{outline}{}", &page[..start], &page[end..]);
+        std::fs::write(&path, blessed).expect("write docs/follow-a-tweet.md");
+        return;
+    }
+    assert!(
+        page[start..end] == outline,
+        "the {name} trace in docs/follow-a-tweet.md is stale: rerun with CHIRP_BLESS=1 and \
+         review the diff. This run:\n{outline}"
+    );
+}
+
 async fn follower_and_author(stack: &Stack) -> (helpers::TestUser, helpers::TestUser) {
     let reader = stack.sign_up(&handle("reader")).await;
     let author = stack.sign_up(&handle("author")).await;
@@ -245,6 +371,7 @@ async fn a_post_is_one_trace_from_the_client_to_the_followers_timelines() {
             .any(|kv| kv.key.as_str() == "timelines" && kv.value.as_str() == "2"),
         "one write reaches the follower's and the author's timelines:\n{trace}"
     );
+    check_docs("post", &trace);
 }
 
 #[tokio::test]
@@ -252,9 +379,11 @@ async fn a_home_timeline_read_is_one_trace_across_the_services() {
     exporter();
     let stack = spawn_stack().await;
     let (reader, author) = follower_and_author(&stack).await;
-    // Built once, then a new tweet pushed into it: the read below is the
-    // common case, a complete timeline and a tweet not hydrated yet.
-    stack.home_timeline(&reader, "").await;
+    // The first read finds no complete timeline (the follow dropped it) and
+    // rebuilds it; the read below is then the common case, a complete
+    // timeline and a tweet not hydrated yet.
+    let (_, cold) = traced_read(&stack, &reader, &ClientSpan::new()).await;
+    check_docs("cold-read", &cold);
     let posted = stack.post(&author, "read back").await["id"]
         .as_str()
         .expect("tweet id")
@@ -271,14 +400,41 @@ async fn a_home_timeline_read_is_one_trace_across_the_services() {
     .await;
 
     let client = ClientSpan::new();
+    let (page, trace) = traced_read(&stack, &reader, &client).await;
+    assert_eq!(ids(&page), [posted]);
+    assert_eq!(
+        trace
+            .0
+            .iter()
+            .filter(|span| span.name == "GET /users/{id}/timeline")
+            .count(),
+        1
+    );
+    check_docs("read", &trace);
+
+    let http = trace.expect("GET /users/{id}/timeline");
+    assert_eq!(
+        http.parent_span_id, client.span_id,
+        "the client's span is the parent"
+    );
+    let read = trace.assert_below("chirp.timeline.v1.TimelineService/GetHomeTimeline", http);
+    trace.assert_below("timelines.page_if_complete", read);
+    trace.assert_below("chirp.tweet.v1.TweetService/BatchGetTweets", read);
+}
+
+/// Reads `reader`'s home timeline under `client`'s span; returns the page,
+/// and its trace once the gateway's span has ended.
+async fn traced_read(
+    stack: &Stack,
+    reader: &helpers::TestUser,
+    client: &ClientSpan,
+) -> (serde_json::Value, Trace) {
     let path = format!("/users/{}/timeline", reader.id);
     let request = stack
         .request(Method::GET, &path, Some(&reader.token))
         .header("traceparent", client.traceparent());
     let (status, page) = stack.call(request).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert_eq!(ids(&page), [posted]);
-
     let trace = eventually(
         Duration::from_secs(5),
         "the gateway's span of the read",
@@ -292,13 +448,5 @@ async fn a_home_timeline_read_is_one_trace_across_the_services() {
     )
     .await;
     println!("GET /users/{{id}}/timeline\n{trace}");
-
-    let http = trace.expect("GET /users/{id}/timeline");
-    assert_eq!(
-        http.parent_span_id, client.span_id,
-        "the client's span is the parent"
-    );
-    let read = trace.assert_below("chirp.timeline.v1.TimelineService/GetHomeTimeline", http);
-    trace.assert_below("timelines.page_if_complete", read);
-    trace.assert_below("chirp.tweet.v1.TweetService/BatchGetTweets", read);
+    (page, trace)
 }

@@ -6,6 +6,7 @@
 //! parallel without seeing each other.
 
 mod api_contract;
+mod console;
 mod grpc_health;
 mod helpers;
 mod hybrid;

@@ -19,7 +19,7 @@ use chirp_common::testing::eventually;
 
 /// The process's recorder, installed by whichever test asks first, with the
 /// buckets every service exports.
-fn recorder() -> &'static PrometheusHandle {
+pub fn recorder() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         chirp_common::metrics::builder()

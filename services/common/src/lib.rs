@@ -14,6 +14,7 @@
 //! server is assembled). Every binary allocates through [`allocator`].
 
 pub mod allocator;
+pub mod delivery;
 pub mod error;
 pub mod grpc;
 pub mod ids;

@@ -281,7 +281,7 @@ fn status_code<B>(response: &Response<B>) -> Code {
 
 /// The codes that mean the server failed, rather than the caller asking
 /// for something wrong; OpenTelemetry marks only these spans as errors.
-fn is_server_fault(code: Code) -> bool {
+pub fn is_server_fault(code: Code) -> bool {
     matches!(
         code,
         Code::Unknown

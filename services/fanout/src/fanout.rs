@@ -24,6 +24,7 @@ use chirp_common::timelines::{HomeTimelines, Strategy};
 use metrics::{counter, histogram};
 
 use crate::FanoutError;
+use crate::delivery::{self, DeliveryLog};
 use crate::stats;
 
 /// What an event does to each timeline it reaches.
@@ -50,6 +51,8 @@ pub struct Fanout {
     timelines: HomeTimelines,
     follower_page_size: u32,
     strategy: Strategy,
+    /// Where each tweet's progress is recorded, for `GET /tweets/{id}/delivery`.
+    pub delivery: Option<DeliveryLog>,
 }
 
 impl Fanout {
@@ -64,6 +67,7 @@ impl Fanout {
             timelines,
             follower_page_size,
             strategy,
+            delivery: None,
         }
     }
 
@@ -106,6 +110,7 @@ impl Fanout {
             // One write, so the author's own timeline holds what they wrote.
             self.write(Change::Push, &[author_id], tweet_id).await?;
             counter!(stats::CELEBRITY_SKIPS).increment(1);
+            delivery::celebrity_skipped(self.delivery.as_ref(), tweet_id).await;
             tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
         }
         Ok(())
@@ -176,6 +181,7 @@ impl Fanout {
             Change::Remove => self.timelines.remove(user_ids, tweet_id).await?,
         }
         let entries = user_ids.len();
+        delivery::written(self.delivery.as_ref(), change.label(), tweet_id, entries).await;
         counter!(stats::TIMELINE_WRITES, "change" => change.label()).increment(entries as u64);
         histogram!(stats::BATCH_SIZE).record(entries as f64);
         Ok(())

@@ -27,11 +27,13 @@
 //! returns and the process exits 0.
 //!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
-//! guarantees), [`fanout`] (what one event does), [`error`], `stats` (what is
+//! guarantees), [`fanout`] (what one event does), `delivery` (its progress, for
+//! clients to watch), [`error`], `stats` (what is
 //! measured), `lag` (how far behind the group is).
 
 pub mod config;
 mod consumer;
+mod delivery;
 mod error;
 mod fanout;
 mod lag;
@@ -55,12 +57,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     config.kafka.ensure_topic().await?;
     let timelines = HomeTimelines::connect(&config.store).await?;
     let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);
-    let fanout = fanout::Fanout::new(
+    let mut fanout = fanout::Fanout::new(
         graph,
         timelines,
         config.follower_page_size,
         config.store.timeline_strategy,
     );
+    fanout.delivery = Some(delivery::connect(&config.store).await?);
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;
     let lag = lag::LagProbe::new(&config.kafka, &config.kafka_group_id)?;
     tracing::info!(

@@ -65,6 +65,8 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
     pub rate_limit_timeout_ms: u64,
     #[command(flatten)]
+    pub console: crate::console::live::ConsoleArgs,
+    #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,

@@ -8,11 +8,12 @@
 //!
 //! Reading order: [`config`], `api` (one module per resource: users,
 //! follows, tweets, timelines), then `auth`, `rate_limit`, `cursor` and
-//! `error`.
+//! `error`; `console` serves the web console at `/`.
 
 mod api;
 pub mod auth;
 pub mod config;
+mod console;
 mod cursor;
 mod error;
 mod handles;
@@ -41,6 +42,10 @@ pub struct AppState {
     cursors: Arc<cursor::Cursors>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
     handles: Arc<handles::Handles>,
+    /// Fan-out progress per tweet, as the fan-out worker records it.
+    deliveries: chirp_common::delivery::DeliveryLog,
+    /// The console's view of the services' metrics.
+    live: Arc<console::live::Live>,
 }
 
 impl AppState {
@@ -61,6 +66,14 @@ impl AppState {
                 config.write_limits(),
             )?),
             handles: Arc::default(),
+            deliveries: chirp_common::delivery::DeliveryLog::new(
+                redis::Client::open(config.redis_url.as_str())?.get_connection_manager_lazy(
+                    redis::aio::ConnectionManagerConfig::new()
+                        .set_response_timeout(Some(config.downstream_timeout())),
+                )?,
+                &config.redis_key_prefix,
+            ),
+            live: Arc::new(console::live::Live::new(&config.console)),
         })
     }
 }

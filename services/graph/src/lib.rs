@@ -15,13 +15,15 @@
 //! Reading order: [`config`], [`handle`] (validation at the edge),
 //! [`store`] (the SQL), [`service`] (the gRPC surface), `invalidate` (dropping
 //! timelines, retried once on a broken connection), [`error`]; [`import`]
-//! is the bulk load a migration or a seed uses.
+//! is the bulk load a migration or a seed uses, [`popular`] the most-followed
+//! users.
 
 pub mod config;
 mod error;
 mod handle;
 mod import;
 mod invalidate;
+mod popular;
 mod service;
 mod store;
 

@@ -5,7 +5,8 @@ use chirp_common::paging::{self, PageSize};
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
     ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk, ImportGraphSummary,
-    ListFollowedCelebritiesRequest, ListFollowsRequest, UnfollowResponse, User, UserIdList,
+    ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, PopularUsers,
+    UnfollowResponse, User, UserIdList,
     UserIdPage, graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
@@ -14,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
 use crate::invalidate;
+use crate::popular;
 use crate::store::{Direction, ReadFrom, Store, UserRow};
 
 /// Page size when the caller asks for none, and the most one page may hold.
@@ -258,6 +260,16 @@ impl GraphService for Graph {
             )
             .await?;
         Ok(Response::new(UserIdList { user_ids }))
+    }
+
+    async fn list_popular_users(
+        &self,
+        request: Request<ListPopularUsersRequest>,
+    ) -> Result<Response<PopularUsers>, Status> {
+        let limit = popular::PAGE.resolve(request.into_inner().limit);
+        let rows = self.store.most_followed(limit as i64).await?;
+        let users = rows.into_iter().map(|row| self.to_proto(row)).collect();
+        Ok(Response::new(PopularUsers { users }))
     }
 }
 

@@ -42,6 +42,7 @@ macro_rules! user_columns {
          (extract(epoch from created_at) * 1000)::bigint AS created_at_ms"
     };
 }
+pub(crate) use user_columns;
 
 /// Postgres' error code for a unique-constraint violation.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -67,7 +68,7 @@ pub enum ReadFrom {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     /// The replica's pool, or a clone of `pool` when there is no replica.
     read_pool: PgPool,
 }

@@ -3,7 +3,8 @@
 //! Each test gets its own database and Redis key prefix. So far this binary
 //! covers the bulk paths: `ImportFollows`, a batch of which must leave the
 //! graph exactly as the same follows made one by one would, and be safe to
-//! retry; and `ImportGraph`, which must be all or nothing.
+//! retry; `ImportGraph`, which must be all or nothing; and the most-followed
+//! users, `ListPopularUsers`.
 
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest, ImportFollowsRequest,
-    ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest, User,
+    ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest,
+    ListPopularUsersRequest, User,
 };
 use chirp_common::testing::{fresh_database, unique_name};
 use chirp_common::timelines::HomeTimelines;
@@ -334,4 +336,31 @@ async fn a_failed_graph_import_leaves_nothing_behind() {
     }];
     assert_eq!(app.import_graph(chunks).await.unwrap().follows, 1);
     assert!(app.handle_exists("gone1").await);
+#[tokio::test]
+async fn popular_users_come_most_followed_first_ties_by_id() {
+    let app = spawn_app().await;
+    let users = app.users(4).await;
+    let follows = vec![
+        edge(users[0], users[2]),
+        edge(users[1], users[2]),
+        edge(users[0], users[1]),
+    ];
+    app.import(follows).await.unwrap();
+    let popular = |limit| {
+        let mut graph = app.graph.clone();
+        async move {
+            let request = ListPopularUsersRequest { limit };
+            let users = graph.list_popular_users(request).await.unwrap();
+            users
+                .into_inner()
+                .users
+                .iter()
+                .map(|user| (user.user_id, user.follower_count))
+                .collect::<Vec<_>>()
+        }
+    };
+    // users[0] and users[3] have no follower: the lower id comes first.
+    let expected = [(users[2], 2), (users[1], 1), (users[0], 0), (users[3], 0)];
+    assert_eq!(popular(3).await, expected[..3]);
+    assert_eq!(popular(0).await, expected, "0 asks for the default, 20");
 }

@@ -3,10 +3,12 @@
 //! Ids travel as JSON strings: they are 64-bit, and JavaScript numbers lose
 //! precision above 2^53 (the reason Twitter's API grew `id_str`).
 
+mod delivery;
 mod extract;
 mod follows;
 mod openapi;
 mod pages;
+mod popular;
 mod timelines;
 mod tweets;
 mod users;
@@ -24,10 +26,13 @@ use crate::error::ApiError;
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(users::router())
+        .merge(popular::router())
         .merge(follows::router())
         .merge(tweets::router())
+        .merge(delivery::router())
         .merge(timelines::router())
         .merge(openapi::router())
+        .merge(crate::console::live::router())
 }
 
 /// The OpenAPI document of [`router`], served at `/openapi.json`.
@@ -40,6 +45,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (router, _) = routes().split_for_parts();
     router
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A span per request, continuing the client's `traceparent`, and the
@@ -101,10 +107,13 @@ mod tests {
         let expected = [
             "DELETE /follow/{target_user_id}",
             "DELETE /tweets/{id}",
+            "GET /console/live",
             "GET /healthz",
             "GET /openapi.json",
             "GET /tweets/{id}",
+            "GET /tweets/{id}/delivery",
             "GET /users/by-handle/{handle}",
+            "GET /users/popular",
             "GET /users/{id}",
             "GET /users/{id}/followers",
             "GET /users/{id}/following",

@@ -31,6 +31,7 @@ use crate::error::{AnyProblem, Problem, RateLimited};
         (name = "tweets", description = "posting, reading and deleting tweets"),
         (name = "timelines", description = "home timelines"),
         (name = "meta", description = "health and this document"),
+        (name = "console", description = "what the web console at / reads besides the API"),
     ),
     components(schemas(Problem), responses(AnyProblem, RateLimited)),
 )]

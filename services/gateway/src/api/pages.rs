@@ -24,6 +24,11 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// For endpoints whose query has more parameters than a page's.
+    pub fn new(cursor: Option<String>, limit: Option<u32>) -> Self {
+        Self { cursor, limit }
+    }
+
     pub fn limit(&self) -> Result<u32, ApiError> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),

@@ -1,0 +1,118 @@
+//! How far a tweet's fan-out has got: a small Redis hash per tweet, written
+//! by the fan-out worker as it goes and read by the gateway's
+//! `GET /tweets/{id}/delivery`.
+//!
+//! Fan-out is asynchronous, so a client that posted cannot otherwise see it
+//! happen. The worker already knows, page by page, how many timelines it
+//! wrote; recording that costs one more command in each pipeline's round
+//! trip. The record is observability, not state: it expires after
+//! [`RECORD_TTL_SECS`], a failed write of it is logged and never fails the
+//! event, and a replayed event adds its pages again (so `timelines` can
+//! exceed the audience after a retry; the timelines themselves are still
+//! written once). This module is the one place that knows the key and the
+//! fields, for both sides.
+
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+/// How long a tweet's record lives after its last write: long enough to
+/// look at a fan-out after posting, short enough that records cost nothing
+/// at scale.
+pub const RECORD_TTL_SECS: i64 = 3600;
+
+const TIMELINES: &str = "timelines";
+const FIRST_WRITE_MS: &str = "first_write_ms";
+const LAST_WRITE_MS: &str = "last_write_ms";
+const CELEBRITY_SKIP: &str = "celebrity_skip";
+
+/// What the worker recorded for one tweet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Home timelines the tweet was pushed into so far, the author's own
+    /// included.
+    pub timelines: u64,
+    /// Wall-clock time of the first and the last pipeline that wrote it.
+    pub first_write_ms: Option<i64>,
+    pub last_write_ms: Option<i64>,
+    /// The author was a celebrity under the hybrid strategy: the tweet went
+    /// to the author's own timeline only, and followers pull it when they read.
+    pub celebrity_skip: bool,
+}
+
+/// Handle to the records. Cloning is cheap: one multiplexed connection.
+#[derive(Clone)]
+pub struct DeliveryLog {
+    redis: ConnectionManager,
+    key_prefix: String,
+}
+
+impl DeliveryLog {
+    pub fn new(redis: ConnectionManager, key_prefix: &str) -> Self {
+        Self {
+            redis,
+            key_prefix: key_prefix.to_owned(),
+        }
+    }
+
+    fn key(&self, tweet_id: i64) -> String {
+        format!("{}delivery:{tweet_id}", self.key_prefix)
+    }
+
+    /// Counts `timelines` more timelines written with `tweet_id` at `now_ms`.
+    /// Best effort: a failure is logged, never returned.
+    pub async fn pushed(&self, tweet_id: i64, timelines: usize, now_ms: i64) {
+        let key = self.key(tweet_id);
+        let mut pipe = redis::pipe();
+        pipe.hincr(&key, TIMELINES, timelines)
+            .ignore()
+            .hset_nx(&key, FIRST_WRITE_MS, now_ms)
+            .ignore()
+            .hset(&key, LAST_WRITE_MS, now_ms)
+            .ignore()
+            .expire(&key, RECORD_TTL_SECS)
+            .ignore();
+        self.run(tweet_id, pipe).await;
+    }
+
+    /// Marks `tweet_id` as not pushed to followers because its author is a
+    /// celebrity. Best effort, as [`pushed`](Self::pushed).
+    pub async fn celebrity_skipped(&self, tweet_id: i64) {
+        let key = self.key(tweet_id);
+        let mut pipe = redis::pipe();
+        pipe.hset(&key, CELEBRITY_SKIP, 1)
+            .ignore()
+            .expire(&key, RECORD_TTL_SECS)
+            .ignore();
+        self.run(tweet_id, pipe).await;
+    }
+
+    async fn run(&self, tweet_id: i64, pipe: redis::Pipeline) {
+        let written: redis::RedisResult<()> = pipe.query_async(&mut self.redis.clone()).await;
+        if let Err(error) = written {
+            tracing::warn!(tweet_id, %error, "could not record the delivery");
+        }
+    }
+
+    /// The record of `tweet_id`; `None` when nothing was written yet, or
+    /// the record expired.
+    pub async fn read(&self, tweet_id: i64) -> redis::RedisResult<Option<Delivery>> {
+        let fields: std::collections::HashMap<String, i64> =
+            self.redis.clone().hgetall(self.key(tweet_id)).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Delivery {
+            timelines: fields.get(TIMELINES).copied().unwrap_or(0).max(0) as u64,
+            first_write_ms: fields.get(FIRST_WRITE_MS).copied(),
+            last_write_ms: fields.get(LAST_WRITE_MS).copied(),
+            celebrity_skip: fields.get(CELEBRITY_SKIP).is_some_and(|&flag| flag == 1),
+        }))
+    }
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
+}

@@ -1,0 +1,110 @@
+//! `GET /tweets/{id}/delivery`: how far a tweet's fan-out has got.
+//!
+//! The fan-out worker counts each pipeline of timeline writes in a small
+//! Redis record per tweet (`chirp_common::delivery`); this joins it with the
+//! tweet (when it was posted) and its author (how many followers, and
+//! whether a celebrity). The audience is the author's follower count *now*,
+//! which can differ from the audience at fan-out time by the follows made
+//! since: good enough to watch a fan-out, not an audit.
+
+use axum::Json as JsonResponse;
+use axum::extract::State;
+use chirp_common::ErrorKind;
+use chirp_common::proto::tweet::GetTweetRequest;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::Path;
+use super::users::user;
+use crate::AppState;
+use crate::error::ApiError;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(delivery))
+}
+
+/// Where a fan-out stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum DeliveryState {
+    /// Nothing written yet (or the record expired after an hour, or the
+    /// strategy is `pull`, which writes nothing).
+    Pending,
+    /// Some followers' timelines have the tweet, not all yet.
+    Delivering,
+    /// Every follower's timeline has it.
+    Delivered,
+    /// The author is a celebrity: only their own timeline was written, and
+    /// followers pull the tweet when they read.
+    Pulled,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Delivery {
+    tweet_id: String,
+    author_id: String,
+    state: DeliveryState,
+    /// The author's followers, now.
+    followers: i64,
+    /// Followers whose home timeline the tweet was pushed into so far.
+    followers_reached: u64,
+    /// Followers not pushed to because the author is a celebrity.
+    followers_skipped: i64,
+    /// From the tweet's creation to the first and the last timeline write,
+    /// in milliseconds; absent until the first write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_to_first_write_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_to_last_write_ms: Option<i64>,
+}
+
+/// How far the fan-out of a tweet has got, as the fan-out worker recorded it.
+#[utoipa::path(get, path = "/tweets/{id}/delivery", operation_id = "get_tweet_delivery", tag = "tweets",
+    params(("id" = i64, Path, description = "tweet id")),
+    responses((status = OK, description = "the fan-out so far", body = Delivery)))]
+async fn delivery(
+    State(state): State<AppState>,
+    Path(tweet_id): Path<i64>,
+) -> Result<JsonResponse<Delivery>, ApiError> {
+    let tweet = state
+        .tweets
+        .clone()
+        .get_tweet(GetTweetRequest { tweet_id })
+        .await?
+        .into_inner();
+    let author = user(&state, tweet.author_id).await?;
+    let record = state
+        .deliveries
+        .read(tweet_id)
+        .await
+        .map_err(|error| ApiError::new(ErrorKind::Unavailable, error.to_string()))?
+        .unwrap_or_default();
+    // The author's own timeline rides along with the first page of followers.
+    let followers_reached = record.timelines.saturating_sub(1);
+    let state = if record.celebrity_skip {
+        DeliveryState::Pulled
+    } else if record.timelines == 0 {
+        DeliveryState::Pending
+    } else if followers_reached as i64 >= author.follower_count {
+        DeliveryState::Delivered
+    } else {
+        DeliveryState::Delivering
+    };
+    let since_post = |ms: i64| (ms - tweet.created_at_ms).max(0);
+    Ok(JsonResponse(Delivery {
+        tweet_id: tweet.tweet_id.to_string(),
+        author_id: tweet.author_id.to_string(),
+        followers_skipped: if record.celebrity_skip {
+            author.follower_count
+        } else {
+            0
+        },
+        state,
+        followers: author.follower_count,
+        followers_reached,
+        post_to_first_write_ms: record.first_write_ms.map(since_post),
+        post_to_last_write_ms: record.last_write_ms.map(since_post),
+    }))
+}
