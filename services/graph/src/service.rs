@@ -6,8 +6,7 @@ use chirp_common::proto::graph::{
     CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
     ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk, ImportGraphSummary,
     ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, PopularUsers,
-    UnfollowResponse, User, UserIdList,
-    UserIdPage, graph_service_server::GraphService,
+    UnfollowResponse, User, UserIdList, UserIdPage, graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};

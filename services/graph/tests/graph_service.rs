@@ -336,6 +336,8 @@ async fn a_failed_graph_import_leaves_nothing_behind() {
     }];
     assert_eq!(app.import_graph(chunks).await.unwrap().follows, 1);
     assert!(app.handle_exists("gone1").await);
+}
+
 #[tokio::test]
 async fn popular_users_come_most_followed_first_ties_by_id() {
     let app = spawn_app().await;

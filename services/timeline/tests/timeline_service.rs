@@ -18,8 +18,8 @@ use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
 use chirp_common::proto::tweet::{
     BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
-    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
-    TweetPage,
+    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
+    ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet, TweetPage,
 };
 use chirp_common::testing::{CQL, KAFKA, ensure_backends, fresh_database, unique_name};
 use chirp_common::timelines::HomeTimelines;
@@ -328,6 +328,13 @@ impl TweetService for CountingTweets {
         &self,
         _: tonic::Request<DeleteTweetRequest>,
     ) -> Result<tonic::Response<DeleteTweetResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+
+    async fn import_tweets(
+        &self,
+        _: tonic::Request<ImportTweetsRequest>,
+    ) -> Result<tonic::Response<ImportTweetsResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("not needed by the timeline"))
     }
 }

@@ -162,7 +162,7 @@ pub struct Store {
 
 pub(crate) struct Statements {
     claim_key: PreparedStatement,
-    mark_key_deleted: PreparedStatement,
+    /// Also for [`crate::import`], which writes the same rows in bulk.
     pub(crate) insert_tweet: PreparedStatement,
     pub(crate) insert_author_tweet: PreparedStatement,
     select_tweet: PreparedStatement,
@@ -523,9 +523,15 @@ impl Statements {
                 true,
             )
             .await?,
-            create: batch(&[insert_tweet.clone(), insert_author_tweet, enqueue.clone()]),
+            create: batch(&[
+                insert_tweet.clone(),
+                insert_author_tweet.clone(),
+                enqueue.clone(),
+            ]),
             delete: batch(&[delete_author_tweet.clone(), delete_tweet.clone(), enqueue.clone()]),
             delete_with_key: batch(&[mark_key_deleted, delete_author_tweet, delete_tweet, enqueue]),
+            insert_tweet,
+            insert_author_tweet,
         })
     }
 }
