@@ -125,7 +125,7 @@ async fn every_timeline_response_carries_server_timing_and_explains_only_on_requ
     assert!(timing.contains("gateway-timeline-call;dur="), "{timing}");
     assert!(timing.contains("gateway-author-handles;dur="), "{timing}");
     let page: Value = response.json().await.expect("JSON");
-    assert_eq!(ids(&page), [id.clone()]);
+    assert_eq!(ids(&page), [id]);
     assert!(page.get("explain").is_none(), "{page}");
 
     for bad in [

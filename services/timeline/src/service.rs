@@ -2,8 +2,8 @@
 //! [`crate::home`], hydrated into tweets through [`crate::hot_tweets`].
 
 use chirp_common::paging::PageSize;
-use chirp_common::proto::timeline::timeline_service_server::TimelineService;
 use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
+use chirp_common::proto::timeline::timeline_service_server::TimelineService;
 use tonic::{Request, Response, Status};
 
 use crate::TimelineError;

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
+use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
 use chirp_common::proto::tweet::{
@@ -359,10 +359,7 @@ async fn spawn_with_counting_tweets() -> (
     (timeline, timelines, fake)
 }
 
-async fn read_first_page(
-    timeline: &TimelineServiceClient<Channel>,
-    user_id: i64,
-) -> HomeTimelinePage {
+async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64) -> HomeTimelinePage {
     let request = GetHomeTimelineRequest {
         user_id,
         before_tweet_id: None,
