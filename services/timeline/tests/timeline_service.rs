@@ -1,19 +1,20 @@
 //! The timeline service against the real stack: a real tweet service on its
 //! own keyspace and topic, home timelines in Redis under a fresh key prefix.
 //!
-//! Tests write timelines directly with `HomeTimelines::push`, standing in for
-//! the fan-out worker, then read them back through gRPC as a client would.
-//! The reader follows nobody in the (real) graph service, so the rebuild of
-//! their timeline on its first read finds nothing to add to what the test
-//! pushed.
+//! Most tests write timelines directly with `HomeTimelines::push`, standing
+//! in for the fan-out worker, into a timeline built empty (pushes land only
+//! in cached timelines), then read them back through gRPC as a client
+//! would. Others follow real users in the (real) graph service and let the
+//! timeline be rebuilt from the stores. The store's own specification is
+//! in `timeline_service/store.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
 use chirp_common::proto::tweet::{
@@ -25,6 +26,9 @@ use chirp_common::testing::{CQL, KAFKA, ensure_backends, fresh_database, unique_
 use chirp_common::timelines::HomeTimelines;
 use clap::Parser;
 use tokio::net::TcpListener;
+
+#[path = "timeline_service/store.rs"]
+mod store;
 
 /// The reader whose home timeline the tests fill.
 const READER: i64 = 42;
@@ -109,6 +113,8 @@ impl TestApp {
     /// Creates `count` tweets, oldest first, and pushes each into the
     /// reader's timeline the way the fan-out worker would.
     async fn tweets_in_timeline(&self, count: usize) -> Vec<Tweet> {
+        // The reader has read before: their timeline is cached.
+        self.timelines.store_rebuilt(READER, &[]).await.unwrap();
         let mut created = Vec::new();
         for n in 0..count {
             let request = CreateTweetRequest {
@@ -254,7 +260,7 @@ async fn a_tweet_service_outage_is_unavailable() {
     };
     let graph_addr = spawn_graph().await;
     let (timeline, timelines) = spawn_timeline(&nothing_listens, &graph_addr).await;
-    timelines.push(&[READER], 1).await.unwrap();
+    timelines.store_rebuilt(READER, &[1]).await.unwrap();
 
     let request = GetHomeTimelineRequest {
         user_id: READER,
@@ -352,7 +358,10 @@ async fn spawn_with_counting_tweets() -> (
     (timeline, timelines, fake)
 }
 
-async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64) -> HomeTimelinePage {
+async fn read_first_page(
+    timeline: &TimelineServiceClient<Channel>,
+    user_id: i64,
+) -> HomeTimelinePage {
     let request = GetHomeTimelineRequest {
         user_id,
         before_tweet_id: None,
