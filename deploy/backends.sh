@@ -368,6 +368,22 @@ up_redis() {
     wait_until redis "PING on 127.0.0.1:$REDIS_PORT" "$REDIS_TIMEOUT" "$LOG_DIR/redis.log" "" redis_answers
     ok "redis ready on 127.0.0.1:$REDIS_PORT ($((SECONDS - started))s)"
   fi
+  configure_redis
+}
+
+# Redis as chirp uses it, applied at runtime so that a server reused (not started here) gets
+# it too: a home timeline of up to TIMELINE_CAPACITY (800) 8-byte ids plus 3 markers stays a
+# compact listpack (12 B an entry instead of ~115 as a skiplist), and a full Redis evicts the
+# least recently used keys (cached timelines, rebuilt on read) instead of refusing writes.
+# REDIS_MAXMEMORY is generous by default: tests and seeds share this server.
+configure_redis() {
+  local setting
+  for setting in "zset-max-listpack-entries 1024" "maxmemory ${REDIS_MAXMEMORY:-4gb}" \
+    "maxmemory-policy allkeys-lru"; do
+    # shellcheck disable=SC2086 # the setting is a name and a value
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" CONFIG SET $setting >/dev/null \
+      || warn "redis: could not CONFIG SET $setting"
+  done
 }
 
 # ------------------------------------------------------------------------------------ Kafka

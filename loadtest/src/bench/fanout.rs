@@ -108,6 +108,11 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
         .collect();
     follow(setup.graph_addr, author, &follower_ids).await?;
     follower_ids.sort_unstable();
+    // Pushes land only in cached timelines: the audience reads, as it were.
+    let timelines = HomeTimelines::connect(setup.store).await?;
+    for &user_id in std::iter::once(&author).chain(&follower_ids) {
+        timelines.store_rebuilt(user_id, &[]).await?;
+    }
 
     let snowflake = Snowflake::new(MAX_WORKER_ID);
     let tweet_ids: Vec<i64> = (0..setup.events).map(|_| snowflake.next_id()).collect();
@@ -126,7 +131,7 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
             .create()
             .context("create a Kafka producer")?,
         author,
-        timelines: HomeTimelines::connect(setup.store).await?,
+        timelines,
     };
     let worker_secs = through_worker(&events, &follower_ids, &tweet_ids)
         .await?
@@ -309,6 +314,9 @@ async fn straight_to_redis(
     let pages: Vec<&[i64]> = std::iter::once(&audience[..first])
         .chain(audience[first..].chunks(page))
         .collect();
+    for &user_id in audience {
+        timelines.store_rebuilt(user_id, &[]).await?;
+    }
     let started = Instant::now();
     for &tweet_id in tweet_ids {
         for user_ids in &pages {

@@ -2,13 +2,21 @@
 //! design.
 //!
 //! A new tweet is written into the timeline of its author and of every
-//! follower, so that reading a timeline is one Redis range query. The
-//! followers are streamed from the graph service a page at a time and each
-//! page is written in one pipelined round trip: memory stays bounded by the
-//! page size whether the author has ten followers or ten million. Which
-//! authors are pushed at all is the [`Strategy`]'s call: under `hybrid`,
-//! celebrities are skipped, since pushing to millions of timelines for every
-//! tweet costs more than merging their tweets in at read time.
+//! follower whose timeline is cached, so that reading a timeline is one
+//! Redis range query. Timelines that are not cached (their users have not
+//! read lately) are skipped and counted: they cost no write and no memory,
+//! and are rebuilt from the stores on their next read. The followers are
+//! streamed from the graph service a page at a time and each page is
+//! written in one pipelined round trip: memory stays bounded by the page
+//! size whether the author has ten followers or ten million. Which authors
+//! are pushed at all is the [`Strategy`]'s call: under `hybrid`, celebrities
+//! are skipped, since pushing to millions of timelines for every tweet costs
+//! more than merging their tweets in at read time.
+//!
+//! A deletion first buries the tweet (a tombstone that outlives Kafka's
+//! retention), then removes it. A push checks the tombstone, so a
+//! `TweetCreated` handled after its `TweetDeleted` (a replay after a
+//! rebalance, say) cannot bring a deleted tweet back.
 //!
 //! Every write is idempotent (adding a present member or removing an absent
 //! one changes nothing), so an event that is applied twice, or retried after
@@ -87,10 +95,10 @@ impl Fanout {
         }
     }
 
-    #[tracing::instrument(skip(self))]
-    async fn tweet_created(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
+    /// Whether the strategy pushes this author's tweets. Only hybrid needs
+    /// to ask the graph; the others decide without asking.
+    async fn pushes(&self, author_id: i64) -> Result<bool, FanoutError> {
         let is_celebrity = match self.strategy {
-            // Only hybrid needs to know; the others decide without asking.
             Strategy::Hybrid => {
                 self.graph
                     .clone()
@@ -101,7 +109,12 @@ impl Fanout {
             }
             Strategy::Push | Strategy::Pull => false,
         };
-        if self.strategy.pushes(is_celebrity) {
+        Ok(self.strategy.pushes(is_celebrity))
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn tweet_created(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
+        if self.pushes(author_id).await? {
             let timelines = self
                 .change_audience(author_id, tweet_id, Change::Push)
                 .await?;
@@ -116,13 +129,21 @@ impl Fanout {
         Ok(())
     }
 
-    /// Removes the tweet wherever a push could have put it. Celebrities are
-    /// not special-cased: removing an id that is not there is harmless, and
-    /// the author may have become a celebrity since the tweet was pushed. A
-    /// follower who unfollowed in between keeps the id, which the timeline
-    /// service drops when it finds no tweet behind it.
+    /// Buries the tweet, then removes it wherever a push could have put it.
+    /// A celebrity's tweet was pushed to its author only, so the followers
+    /// are not walked: the cost of deleting it is one write, not millions.
+    /// Should the author have crossed the threshold since posting, a copy
+    /// left in a follower's timeline (as when that follower unfollowed in
+    /// between) is dropped by the timeline service, which finds no tweet
+    /// behind it.
     #[tracing::instrument(skip(self))]
     async fn tweet_deleted(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
+        self.timelines.bury(tweet_id).await?;
+        if !self.pushes(author_id).await? {
+            self.write(Change::Remove, &[author_id], tweet_id).await?;
+            tracing::debug!("celebrity tweet removed from its author's timeline");
+            return Ok(());
+        }
         let timelines = self
             .change_audience(author_id, tweet_id, Change::Remove)
             .await?;
@@ -165,8 +186,9 @@ impl Fanout {
     }
 
     /// Applies `change` to the timelines of `user_ids` in one Redis
-    /// pipeline, and counts it. An empty last page costs no round trip and
-    /// is not a batch.
+    /// pipeline, and counts it: the timelines written, and those a push
+    /// skipped because they are not cached or the tweet is buried. An empty
+    /// last page costs no round trip and is not a batch.
     async fn write(
         &self,
         change: Change,
@@ -176,13 +198,31 @@ impl Fanout {
         if user_ids.is_empty() {
             return Ok(());
         }
-        match change {
-            Change::Push => self.timelines.push(user_ids, tweet_id).await?,
-            Change::Remove => self.timelines.remove(user_ids, tweet_id).await?,
-        }
         let entries = user_ids.len();
+        let written = match change {
+            Change::Push => match self
+                .timelines
+                .push_unless_buried(user_ids, tweet_id)
+                .await?
+            {
+                Some(pushed) => {
+                    counter!(stats::SKIPPED_WRITES, "reason" => "not_cached")
+                        .increment(pushed.skipped as u64);
+                    pushed.written
+                }
+                None => {
+                    counter!(stats::SKIPPED_WRITES, "reason" => "deleted")
+                        .increment(entries as u64);
+                    0
+                }
+            },
+            Change::Remove => {
+                self.timelines.remove(user_ids, tweet_id).await?;
+                entries
+            }
+        };
         delivery::written(self.delivery.as_ref(), change.label(), tweet_id, entries).await;
-        counter!(stats::TIMELINE_WRITES, "change" => change.label()).increment(entries as u64);
+        counter!(stats::TIMELINE_WRITES, "change" => change.label()).increment(written as u64);
         histogram!(stats::BATCH_SIZE).record(entries as f64);
         Ok(())
     }

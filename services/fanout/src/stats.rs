@@ -9,8 +9,14 @@
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
-/// Counter, label `change` = `push` | `remove`: timeline entries written.
+/// Counter, label `change` = `push` | `remove`: timeline entries written
+/// (a push to a timeline that is not cached is not a write: see
+/// [`SKIPPED_WRITES`]).
 pub const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
+/// Counter, label `reason` = `not_cached` | `deleted`: pushes not written
+/// because the follower's timeline is not cached (they have not read
+/// lately: it is rebuilt on their next read) or the tweet was deleted.
+pub const SKIPPED_WRITES: &str = "chirp_fanout_skipped_writes_total";
 /// Counter: tweets of celebrities not pushed to their followers.
 pub const CELEBRITY_SKIPS: &str = "chirp_fanout_celebrity_skips_total";
 /// Counter, label `outcome` = `applied` | `skipped` | `retried`: events
@@ -20,9 +26,10 @@ pub const EVENTS: &str = "chirp_fanout_events_total";
 /// committed yet (see `lag`). Every worker reports every partition, so take
 /// the `max` by partition across workers, not the sum.
 pub const CONSUMER_LAG: &str = "chirp_fanout_consumer_lag";
-/// Histogram: timeline entries written per Redis pipeline, at most the
-/// follower page size plus one (the author rides the first page). Its count
-/// is the number of round trips to Redis; its sum equals the timeline writes.
+/// Histogram: timelines addressed per Redis pipeline, at most the follower
+/// page size plus one (the author rides the first page). Its count is the
+/// number of round trips to Redis; its sum equals the timeline writes plus
+/// the skipped ones.
 pub const BATCH_SIZE: &str = "chirp_fanout_batch_size";
 
 /// Registers the help text of every metric above with the installed
@@ -31,6 +38,10 @@ pub fn describe() {
     describe_counter!(
         TIMELINE_WRITES,
         "Home-timeline entries pushed or removed, by change."
+    );
+    describe_counter!(
+        SKIPPED_WRITES,
+        "Home-timeline pushes not written, by reason: timeline not cached, or tweet deleted."
     );
     describe_counter!(
         CELEBRITY_SKIPS,

@@ -10,6 +10,10 @@
 //!
 //! Most tests run the worker in process through `fanout::run`; one runs the
 //! real `fanout` binary, to see what SIGTERM does to it.
+//!
+//! Pushes land only in timelines that are cached, so the users the tests
+//! create start with a built, empty timeline, as if they had just read it
+//! (after their follows: a follow drops the follower's timeline).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
 use chirp_common::testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -171,7 +175,15 @@ impl TestApp {
         Worker { stop, task }
     }
 
+    /// Creates a user whose timeline is cached (built and empty).
     async fn create_user(&self, handle: &str) -> i64 {
+        let user_id = self.create_inactive_user(handle).await;
+        self.timelines.store_rebuilt(user_id, &[]).await.unwrap();
+        user_id
+    }
+
+    /// Creates a user who has never read their timeline: none is cached.
+    async fn create_inactive_user(&self, handle: &str) -> i64 {
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
@@ -203,6 +215,10 @@ impl TestApp {
                     .into_inner()
                     .created
             );
+            self.timelines
+                .store_rebuilt(follower_id, &[])
+                .await
+                .unwrap();
             followers.push(follower_id);
         }
         followers
@@ -794,4 +810,91 @@ fn series(rendered: &str, name: &str) -> BTreeMap<String, f64> {
             Some((labels.to_owned(), value.parse().ok()?))
         })
         .collect()
+}
+
+#[tokio::test]
+async fn a_push_skips_followers_whose_timeline_is_not_cached_and_counts_them() {
+    // A recorder local to the test's thread (see the lag test).
+    let recorder = chirp_common::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let reader = app.create_followers(author, "reader", 1).await[0];
+    let sleeper = app.create_inactive_user("sleeper").await;
+    app.graph
+        .clone()
+        .follow(FollowRequest {
+            follower_id: sleeper,
+            followee_id: author,
+        })
+        .await
+        .unwrap();
+    let worker = app.start_worker(1000);
+
+    let tweet = app.tweet(author).await;
+
+    app.wait_until(&[author, reader], |timeline| timeline == [tweet])
+        .await;
+    let sleeper_timeline = app.timelines.read(sleeper, None, 10).await.unwrap();
+    assert_eq!(sleeper_timeline.state, State::Missing, "no key was created");
+    let rendered = metrics.render();
+    let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
+    assert_eq!(
+        skipped.get(r#"reason="not_cached""#),
+        Some(&1.0),
+        "{rendered}"
+    );
+    let writes = series(&rendered, "chirp_fanout_timeline_writes_total");
+    assert_eq!(writes.get(r#"change="push""#), Some(&2.0), "{rendered}");
+    worker.stop().await;
+}
+
+/// Issue 10: a `TweetCreated` handled after its `TweetDeleted` (a replay
+/// after a rebalance, say) must not push the deleted tweet back.
+#[tokio::test]
+async fn a_tweet_created_again_after_its_deletion_is_not_pushed_back() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 2).await;
+    let worker = app.start_worker(1000);
+    let deleted = app.ids.next_id();
+
+    app.produce_created(deleted, author).await;
+    app.produce_deleted(deleted, author).await;
+    app.produce_created(deleted, author).await;
+    let later = app.tweet(author).await;
+
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [later]
+    })
+    .await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_a_celebrity_tweet_does_not_walk_the_followers() {
+    // A recorder local to the test's thread (see the lag test).
+    let recorder = chirp_common::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let app = spawn_app(2).await;
+    let celebrity = app.create_user("celebrity").await;
+    app.create_followers(celebrity, "fan", 3).await;
+    let worker = app.start_worker(1);
+    let tweet = app.tweet(celebrity).await;
+
+    app.produce_deleted(tweet, celebrity).await;
+    let later = app.tweet(celebrity).await;
+
+    app.wait_until(&[celebrity], |timeline| timeline == [later])
+        .await;
+    let rendered = metrics.render();
+    let writes = series(&rendered, "chirp_fanout_timeline_writes_total");
+    assert_eq!(
+        writes.get(r#"change="remove""#),
+        Some(&1.0),
+        "the author's timeline only: {rendered}"
+    );
+    worker.stop().await;
 }

@@ -15,6 +15,9 @@ pub enum TimelineError {
     /// The graph service failed; its code tells the caller what that means.
     #[error("graph service: {}", .0.message())]
     Graph(tonic::Status),
+    /// A task of ours died (a panic): a bug, not the caller's fault.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ServiceError for TimelineError {
@@ -29,7 +32,7 @@ impl ServiceError for TimelineError {
             {
                 ErrorKind::Unavailable
             }
-            Self::Redis(_) => ErrorKind::Internal,
+            Self::Redis(_) | Self::Internal(_) => ErrorKind::Internal,
             Self::Tweet(status) | Self::Graph(status) => ErrorKind::from_grpc_code(status.code()),
         }
     }

@@ -19,6 +19,11 @@
 //! times are spread over the second half of the TTL, by tweet id
 //! ([`crate::expiry`]), so that the tweets cached together (after a
 //! restart, say) are not all refreshed together.
+//!
+//! A deleted tweet does not wait for its TTL: [`crate::deletions`] follows
+//! the feed of deletions the fan-out worker writes and drops each from the
+//! cache within about a second, so a stray id of it (a race kept it in a
+//! timeline, or a pulled list not yet refreshed) hydrates to nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +45,8 @@ type Fetch = Shared<BoxFuture<'static, Result<Arc<HashMap<i64, Tweet>>, Timeline
 
 type Slots = Arc<Mutex<HashMap<i64, Slot>>>;
 
+/// Cloning is shallow: clones share the cache.
+#[derive(Clone)]
 pub struct HotTweets {
     tweets: TweetServiceClient<Channel>,
     ttl: Duration,
@@ -118,6 +125,21 @@ impl HotTweets {
             found.extend(batch?.iter().map(|(&id, tweet)| (id, tweet.clone())));
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// Drops `ids` from the cache (they were deleted); returns how many
+    /// were cached. A fetch already in flight for one of them may still
+    /// cache it, found just before the deletion: for at most one TTL.
+    pub fn forget(&self, ids: &[i64]) -> usize {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut forgotten = 0;
+        for id in ids {
+            if let Some(Slot::Cached { .. }) = slots.get(id) {
+                slots.remove(id);
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 
     fn start_fetch(&self, ids: Vec<i64>) -> Fetch {

@@ -15,20 +15,25 @@
 //! `docs/hybrid-timeline.md` for the whole algorithm and its trade-offs.
 //!
 //! Reading order: [`config`], [`service`] (the gRPC surface and hydration),
-//! `home` (assembling a page, rebuilding a timeline), `merge` (why paging
-//! across sources has no gaps), `recent` (pulled authors and their cache),
-//! `followed` (which celebrities a reader pulls), `refreshing_cache` (the
-//! caching both share), `single_flight`,
-//! `hot_tweets` (hydration through a cache), `expiry`, [`error`],
-//! `stats` (what is measured).
+//! `home` (assembling a page, rebuilding a timeline), `rebuilds` (each
+//! rebuild a task of its own), `authors` (the newest ids of many authors,
+//! bounded), `merge` (why paging across sources has no gaps), `recent`
+//! (pulled authors and their cache), `followed` (which celebrities a
+//! reader pulls), `refreshing_cache` (the caching both share),
+//! `single_flight`, `hot_tweets` (hydration through a cache), `deletions`
+//! (how that cache forgets deleted tweets), `expiry`, [`error`], `stats`
+//! (what is measured).
 
+mod authors;
 pub mod config;
+mod deletions;
 mod error;
 mod expiry;
 mod followed;
 mod home;
 mod hot_tweets;
 mod merge;
+mod rebuilds;
 mod recent;
 mod refreshing_cache;
 mod service;
@@ -62,7 +67,7 @@ pub async fn run(
     let home = home::Home::new(
         graph,
         tweets.clone(),
-        timelines,
+        timelines.clone(),
         config.store.timeline_strategy,
         Duration::from_millis(config.celebrity_cache_ttl_ms),
         Duration::from_millis(config.followed_celebrities_ttl_ms),
@@ -72,7 +77,11 @@ pub async fn run(
         Duration::from_millis(config.tweet_cache_ttl_ms),
         config.tweet_cache_capacity,
     );
-    let service = service::Timeline::new(home, hot_tweets);
+    let forgetting = tokio::spawn(deletions::follow(timelines, hot_tweets.clone()));
+    let service = service::Timeline::new(home, hot_tweets, config.store.timeline_strategy);
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
-    chirp_common::grpc::serve(TimelineServiceServer::new(service), listener, shutdown).await
+    let served =
+        chirp_common::grpc::serve(TimelineServiceServer::new(service), listener, shutdown).await;
+    forgetting.abort();
+    served
 }

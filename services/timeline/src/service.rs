@@ -1,9 +1,17 @@
 //! The gRPC surface of the timeline service: one page of ids, assembled by
-//! [`crate::home`], hydrated into tweets through [`crate::hot_tweets`].
+//! [`crate::home`], hydrated into tweets through [`crate::hot_tweets`], each
+//! tweet labelled with where it came from and, on request, the page with how
+//! it was assembled.
+
+use std::time::Instant;
 
 use chirp_common::paging::PageSize;
-use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
 use chirp_common::proto::timeline::timeline_service_server::TimelineService;
+use chirp_common::proto::timeline::{
+    GetHomeTimelineRequest, HomeTimelinePage, Hop, ItemSource, PageExplain,
+};
+use chirp_common::timelines::Strategy;
+use clap::ValueEnum;
 use tonic::{Request, Response, Status};
 
 use crate::TimelineError;
@@ -19,11 +27,17 @@ const PAGE: PageSize = PageSize {
 pub struct Timeline {
     home: Home,
     tweets: HotTweets,
+    /// Named in the explanation of a page.
+    strategy: Strategy,
 }
 
 impl Timeline {
-    pub fn new(home: Home, tweets: HotTweets) -> Self {
-        Self { home, tweets }
+    pub fn new(home: Home, tweets: HotTweets, strategy: Strategy) -> Self {
+        Self {
+            home,
+            tweets,
+            strategy,
+        }
     }
 }
 
@@ -44,15 +58,40 @@ impl TimelineService for Timeline {
             );
         }
         let limit = PAGE.resolve(request.limit);
-        let (ids, next_before_tweet_id) = self
+        let page = self
             .home
             .page(request.user_id, request.before_tweet_id, limit)
             .await?;
-        let tweets = self.tweets.hydrate(&ids).await?;
+        let hydrating = Instant::now();
+        let tweets = self.tweets.hydrate(&page.ids).await?;
+        let sources = tweets
+            .iter()
+            .map(|tweet| {
+                let source = page.sources.get(&tweet.tweet_id);
+                source.copied().unwrap_or(ItemSource::Unspecified) as i32
+            })
+            .collect();
+        let explain = request.explain.then(|| {
+            let mut hops = page.hops.into_vec();
+            hops.push(Hop {
+                name: "hydrate".to_owned(),
+                micros: hydrating.elapsed().as_micros() as u64,
+            });
+            PageExplain {
+                strategy: self
+                    .strategy
+                    .to_possible_value()
+                    .map_or_else(String::new, |value| value.get_name().to_owned()),
+                cache: page.cache as i32,
+                pulled_author_ids: page.pulled_authors.to_vec(),
+                hops,
+            }
+        });
         Ok(Response::new(HomeTimelinePage {
             tweets,
-            next_before_tweet_id,
-            ..Default::default()
+            next_before_tweet_id: page.next_before,
+            sources,
+            explain,
         }))
     }
 }

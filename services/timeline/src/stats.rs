@@ -17,8 +17,17 @@ pub const TWEET_CACHE: &str = "chirp_timeline_tweet_cache_total";
 /// Counter, label `result` = `hit` | `miss`: pulled authors looked up in the
 /// cache of their recent ids.
 pub const CELEBRITY_CACHE: &str = "chirp_timeline_celebrity_cache_total";
-/// Counter: home timelines rebuilt because Redis did not hold them.
+/// Counter: home timelines rebuilt because Redis did not hold them (never
+/// built, expired, invalidated, or evicted: Redis's own `evicted_keys`
+/// counts the evictions, which this service cannot tell apart).
 pub const REBUILDS: &str = "chirp_timeline_rebuilds_total";
+/// Counter: rebuilds that could not complete the timeline because the
+/// reader's follows changed (or a newer rebuild began, or Redis dropped the
+/// timeline) while they ran; the next read rebuilds again.
+pub const STALE_REBUILDS: &str = "chirp_timeline_stale_rebuilds_total";
+/// Counter: deleted tweets dropped from the hydration cache, as the feed of
+/// deletions reported them.
+pub const FORGOTTEN_TWEETS: &str = "chirp_timeline_forgotten_tweets_total";
 /// Counter, label `work`: callers that waited on a run another caller had
 /// started instead of starting their own.
 pub const COALESCED_WAITS: &str = "chirp_timeline_coalesced_waits_total";
@@ -42,6 +51,14 @@ pub fn describe() {
     describe_counter!(
         REBUILDS,
         "Home timelines rebuilt from the graph and the tweet store."
+    );
+    describe_counter!(
+        STALE_REBUILDS,
+        "Rebuilds not written because the reader's follows changed while they ran."
+    );
+    describe_counter!(
+        FORGOTTEN_TWEETS,
+        "Deleted tweets dropped from the hydration cache."
     );
     describe_counter!(
         COALESCED_WAITS,

@@ -1,19 +1,24 @@
 //! The timeline service against the real stack: a real tweet service on its
 //! own keyspace and topic, home timelines in Redis under a fresh key prefix.
 //!
-//! Tests write timelines directly with `HomeTimelines::push`, standing in for
-//! the fan-out worker, then read them back through gRPC as a client would.
-//! The reader follows nobody in the (real) graph service, so the rebuild of
-//! their timeline on its first read finds nothing to add to what the test
-//! pushed.
+//! Most tests write timelines directly with `HomeTimelines::push`, standing
+//! in for the fan-out worker, into a timeline built empty (pushes land only
+//! in cached timelines), then read them back through gRPC as a client
+//! would. Others follow real users in the (real) graph service and let the
+//! timeline be rebuilt from the stores. The store's own specification is
+//! in `timeline_service/store.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage};
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_common::proto::timeline::{
+    GetHomeTimelineRequest, HomeTimelinePage, ItemSource, TimelineCache,
+};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
 use chirp_common::proto::tweet::{
@@ -22,14 +27,18 @@ use chirp_common::proto::tweet::{
     ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet, TweetPage,
 };
 use chirp_common::testing::{CQL, KAFKA, ensure_backends, fresh_database, unique_name};
-use chirp_common::timelines::HomeTimelines;
+use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
+
+#[path = "timeline_service/store.rs"]
+mod store;
 
 /// The reader whose home timeline the tests fill.
 const READER: i64 = 42;
 
 struct TestApp {
+    tweet_addr: String,
     timeline: TimelineServiceClient<Channel>,
     tweets: TweetServiceClient<Channel>,
     timelines: HomeTimelines,
@@ -60,6 +69,7 @@ async fn spawn_app() -> TestApp {
     let graph_addr = spawn_graph().await;
     let (timeline, timelines) = spawn_timeline(&tweet_addr, &graph_addr).await;
     TestApp {
+        tweet_addr,
         timeline,
         tweets,
         timelines,
@@ -109,6 +119,8 @@ impl TestApp {
     /// Creates `count` tweets, oldest first, and pushes each into the
     /// reader's timeline the way the fan-out worker would.
     async fn tweets_in_timeline(&self, count: usize) -> Vec<Tweet> {
+        // The reader has read before: their timeline is cached.
+        self.timelines.store_rebuilt(READER, &[]).await.unwrap();
         let mut created = Vec::new();
         for n in 0..count {
             let request = CreateTweetRequest {
@@ -254,7 +266,7 @@ async fn a_tweet_service_outage_is_unavailable() {
     };
     let graph_addr = spawn_graph().await;
     let (timeline, timelines) = spawn_timeline(&nothing_listens, &graph_addr).await;
-    timelines.push(&[READER], 1).await.unwrap();
+    timelines.store_rebuilt(READER, &[1]).await.unwrap();
 
     let request = GetHomeTimelineRequest {
         user_id: READER,
@@ -359,7 +371,10 @@ async fn spawn_with_counting_tweets() -> (
     (timeline, timelines, fake)
 }
 
-async fn read_first_page(timeline: &TimelineServiceClient<Channel>, user_id: i64) -> HomeTimelinePage {
+async fn read_first_page(
+    timeline: &TimelineServiceClient<Channel>,
+    user_id: i64,
+) -> HomeTimelinePage {
     let request = GetHomeTimelineRequest {
         user_id,
         before_tweet_id: None,
@@ -431,4 +446,411 @@ async fn concurrent_reads_of_a_missing_timeline_rebuild_it_once() {
         1,
         "then read from Redis"
     );
+}
+
+/// A graph service on a fresh database that invalidates timelines under
+/// `store`'s prefix, as the deployed one does; returns its address.
+async fn spawn_graph_on(store: &TimelineStoreArgs, celebrity_threshold: i64) -> String {
+    let database_url = fresh_database().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = graph::Config::try_parse_from([
+        "graph",
+        "--database-url",
+        &database_url,
+        "--redis-url",
+        &store.redis_url,
+        "--redis-key-prefix",
+        &store.redis_key_prefix,
+        "--celebrity-threshold",
+        &celebrity_threshold.to_string(),
+    ])
+    .unwrap();
+    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    addr
+}
+
+/// A timeline service in front of `tweet_addr` and a graph that share its
+/// key prefix, with `args` on top; the graph's celebrity threshold is 2.
+struct Stack {
+    timeline: TimelineServiceClient<Channel>,
+    graph: GraphServiceClient<Channel>,
+    timelines: HomeTimelines,
+}
+
+async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
+    ensure_backends();
+    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("stack_test")));
+    let graph_addr = spawn_graph_on(&store, 2).await;
+    let mut argv = vec![
+        "timeline",
+        "--tweet-addr",
+        tweet_addr,
+        "--graph-addr",
+        &graph_addr,
+        "--redis-url",
+        &store.redis_url,
+        "--redis-key-prefix",
+        &store.redis_key_prefix,
+    ];
+    argv.extend_from_slice(args);
+    let config = timeline::Config::try_parse_from(argv).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(timeline::run(config, listener, std::future::pending()));
+    let connect = |addr: &str| chirp_common::grpc::connect_lazy(addr, Duration::from_secs(60));
+    Stack {
+        timeline: TimelineServiceClient::new(connect(&addr).unwrap()),
+        graph: GraphServiceClient::new(connect(&graph_addr).unwrap()),
+        timelines: HomeTimelines::connect(&TimelineStoreArgs {
+            timeline_capacity: config_capacity(args),
+            ..store
+        })
+        .await
+        .unwrap(),
+    }
+}
+
+/// The `--timeline-capacity` among `args`, or the default.
+fn config_capacity(args: &[&str]) -> usize {
+    args.windows(2)
+        .find(|pair| pair[0] == "--timeline-capacity")
+        .map_or(800, |pair| pair[1].parse().unwrap())
+}
+
+impl Stack {
+    async fn user(&self, handle: &str) -> i64 {
+        let request = CreateUserRequest {
+            handle: handle.to_owned(),
+            display_name: handle.to_owned(),
+        };
+        let user = self.graph.clone().create_user(request).await.unwrap();
+        user.into_inner().user_id
+    }
+
+    async fn follow(&self, follower_id: i64, followee_id: i64) {
+        let request = FollowRequest {
+            follower_id,
+            followee_id,
+        };
+        self.graph.clone().follow(request).await.unwrap();
+    }
+
+    async fn page(&self, user_id: i64, before: Option<i64>, limit: u32) -> HomeTimelinePage {
+        let request = GetHomeTimelineRequest {
+            user_id,
+            before_tweet_id: before,
+            limit,
+            explain: true,
+        };
+        let page = self.timeline.clone().get_home_timeline(request).await;
+        page.unwrap().into_inner()
+    }
+
+    /// Every page from the newest, following the cursor.
+    async fn all_pages(&self, user_id: i64, limit: u32) -> Vec<HomeTimelinePage> {
+        let mut pages = vec![self.page(user_id, None, limit).await];
+        while let Some(before) = pages.last().and_then(|page| page.next_before_tweet_id) {
+            pages.push(self.page(user_id, Some(before), limit).await);
+        }
+        pages
+    }
+}
+
+async fn post(tweets: &TweetServiceClient<Channel>, author_id: i64) -> i64 {
+    let request = CreateTweetRequest {
+        author_id,
+        content: format!("by {author_id}"),
+        idempotency_key: String::new(),
+    };
+    let response = tweets.clone().create_tweet(request).await.unwrap();
+    response
+        .into_inner()
+        .tweet
+        .expect("a created tweet")
+        .tweet_id
+}
+
+fn sources(page: &HomeTimelinePage) -> Vec<ItemSource> {
+    page.sources
+        .iter()
+        .map(|&source| ItemSource::try_from(source).unwrap())
+        .collect()
+}
+
+/// Issue 9: with a capacity of 5, a reader of 14 tweets pages through all
+/// 14, the older ones read from the stores; the page's sources and
+/// explanation say so.
+async fn paging_past_the_cap(strategy: &str) {
+    let app = spawn_app().await;
+    let stack = spawn_stack(
+        &app.tweet_addr,
+        &["--timeline-capacity", "5", "--timeline-strategy", strategy],
+    )
+    .await;
+    let [reader, friend, star, fan] = ["reader", "friend", "star", "fan"].map(|h| stack.user(h));
+    let (reader, friend, star, fan) = (reader.await, friend.await, star.await, fan.await);
+    for (follower, followee) in [(reader, friend), (reader, star), (fan, star)] {
+        stack.follow(follower, followee).await;
+    }
+    let mut posted = Vec::new();
+    for _ in 0..4 {
+        for author in [friend, star, reader] {
+            posted.push(post(&app.tweets, author).await);
+        }
+    }
+
+    let first = stack.page(reader, None, 3).await;
+    let explain = first.explain.clone().expect("explained");
+    assert_eq!(explain.strategy, strategy);
+    assert_eq!(explain.cache, TimelineCache::Rebuilt as i32);
+    let hops: Vec<&str> = explain.hops.iter().map(|hop| hop.name.as_str()).collect();
+    assert!(hops.starts_with(&["redis page", "rebuild"]), "{hops:?}");
+    assert_eq!(hops.last(), Some(&"hydrate"));
+    if strategy == "hybrid" {
+        assert_eq!(explain.pulled_author_ids, [star]);
+        assert_eq!(
+            sources(&first),
+            [ItemSource::Rebuilt, ItemSource::Pulled, ItemSource::Rebuilt]
+        );
+    } else {
+        assert!(explain.pulled_author_ids.is_empty());
+        assert_eq!(sources(&first), [ItemSource::Rebuilt; 3]);
+    }
+
+    // Two more, pushed as the fan-out worker would; the cache now holds
+    // these and the three newest before them.
+    for _ in 0..2 {
+        let tweet_id = post(&app.tweets, friend).await;
+        stack.timelines.push(&[reader], tweet_id).await.unwrap();
+        posted.push(tweet_id);
+    }
+    posted.reverse();
+
+    let pages = stack.all_pages(reader, 3).await;
+
+    let read: Vec<i64> = pages.iter().flat_map(|page| ids(&page.tweets)).collect();
+    assert_eq!(read, posted, "every tweet once, newest first");
+    let explain = pages[0].explain.as_ref().unwrap();
+    assert_eq!(explain.cache, TimelineCache::Hit as i32);
+    assert_eq!(sources(&pages[0])[..2], [ItemSource::Pushed; 2]);
+    let all_sources: Vec<ItemSource> = pages.iter().flat_map(sources).collect();
+    assert_eq!(all_sources.len(), posted.len(), "one source per tweet");
+    assert!(all_sources.contains(&ItemSource::Store), "{all_sources:?}");
+    assert!(!all_sources.contains(&ItemSource::Unspecified));
+}
+
+#[tokio::test]
+async fn pages_past_the_cap_continue_from_the_stores_under_push() {
+    paging_past_the_cap("push").await;
+}
+
+#[tokio::test]
+async fn pages_past_the_cap_continue_from_the_stores_under_hybrid() {
+    paging_past_the_cap("hybrid").await;
+}
+
+#[tokio::test]
+async fn a_deleted_tweet_leaves_the_hydration_cache_without_waiting_for_its_ttl() {
+    let app = spawn_app().await;
+    let [kept, deleted]: [Tweet; 2] = app.tweets_in_timeline(2).await.try_into().unwrap();
+    assert_eq!(ids(&app.page(None, 10).await.tweets).len(), 2, "now cached");
+
+    // A race left the id in the timeline; the fan-out worker buried it.
+    app.delete(&deleted).await;
+    app.timelines.bury(deleted.tweet_id).await.unwrap();
+
+    let started = std::time::Instant::now();
+    while ids(&app.page(None, 10).await.tweets) != [kept.tweet_id] {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the deleted tweet is still served from the hydration cache"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A stand-in tweet service whose author listings wait at a gate the test
+/// opens, so a rebuild can be held between its start and its end.
+#[derive(Clone)]
+struct GatedTweets {
+    /// Each author's tweet ids, newest first.
+    by_author: Arc<std::collections::HashMap<i64, Vec<i64>>>,
+    open: tokio::sync::watch::Receiver<bool>,
+    /// Notified when a listing reaches the gate.
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+#[tonic::async_trait]
+impl TweetService for GatedTweets {
+    async fn batch_get_tweets(
+        &self,
+        request: tonic::Request<BatchGetTweetsRequest>,
+    ) -> Result<tonic::Response<BatchGetTweetsResponse>, tonic::Status> {
+        let wanted = request.into_inner().tweet_ids;
+        let tweets = self
+            .by_author
+            .iter()
+            .flat_map(|(&author_id, ids)| ids.iter().map(move |&id| (author_id, id)))
+            .filter(|(_, id)| wanted.contains(id))
+            .map(|(author_id, tweet_id)| Tweet {
+                tweet_id,
+                author_id,
+                content: format!("tweet {tweet_id}"),
+                created_at_ms: 0,
+            })
+            .collect();
+        Ok(tonic::Response::new(BatchGetTweetsResponse { tweets }))
+    }
+
+    async fn list_tweets_by_author(
+        &self,
+        request: tonic::Request<ListTweetsByAuthorRequest>,
+    ) -> Result<tonic::Response<TweetPage>, tonic::Status> {
+        self.arrived.notify_one();
+        let mut open = self.open.clone();
+        open.wait_for(|&open| open).await.unwrap();
+        let request = request.into_inner();
+        let ids = self
+            .by_author
+            .get(&request.author_id)
+            .cloned()
+            .unwrap_or_default();
+        let tweets = ids
+            .into_iter()
+            .filter(|&id| request.before_tweet_id.is_none_or(|before| id < before))
+            .map(|tweet_id| Tweet {
+                tweet_id,
+                author_id: request.author_id,
+                content: format!("tweet {tweet_id}"),
+                created_at_ms: 0,
+            })
+            .collect();
+        Ok(tonic::Response::new(TweetPage {
+            tweets,
+            next_before_tweet_id: None,
+        }))
+    }
+
+    async fn create_tweet(
+        &self,
+        _: tonic::Request<CreateTweetRequest>,
+    ) -> Result<tonic::Response<CreateTweetResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+
+    async fn get_tweet(
+        &self,
+        _: tonic::Request<GetTweetRequest>,
+    ) -> Result<tonic::Response<Tweet>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+
+    async fn delete_tweet(
+        &self,
+        _: tonic::Request<DeleteTweetRequest>,
+    ) -> Result<tonic::Response<DeleteTweetResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
+}
+
+/// A [`Stack`] in front of a [`GatedTweets`] holding `by_author`, and the
+/// gate's handle.
+async fn spawn_gated(
+    by_author: std::collections::HashMap<i64, Vec<i64>>,
+) -> (
+    Stack,
+    tokio::sync::watch::Sender<bool>,
+    Arc<tokio::sync::Notify>,
+) {
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let fake = GatedTweets {
+        by_author: Arc::new(by_author),
+        open,
+        arrived: Arc::clone(&arrived),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tweet_addr = listener.local_addr().unwrap().to_string();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TweetServiceServer::new(fake))
+            .serve_with_incoming(incoming),
+    );
+    (spawn_stack(&tweet_addr, &[]).await, gate, arrived)
+}
+
+/// Issue 10: the reader follows someone while their timeline is being
+/// rebuilt from the followees of before. That rebuild must not complete the
+/// timeline, or the new followee's tweets would be missing for as long as
+/// the reader keeps reading.
+#[tokio::test]
+async fn a_follow_during_a_rebuild_keeps_the_stale_rebuild_from_completing() {
+    // Users are numbered 1, 2 in a fresh graph database.
+    let (reader, author, tweet) = (1, 2, 100);
+    let (stack, gate, arrived) = spawn_gated([(author, vec![tweet])].into_iter().collect()).await;
+    assert_eq!(stack.user("reader").await, reader);
+    assert_eq!(stack.user("author").await, author);
+
+    let timeline = stack.timeline.clone();
+    let read = tokio::spawn(async move {
+        let request = GetHomeTimelineRequest {
+            user_id: reader,
+            limit: 10,
+            ..Default::default()
+        };
+        timeline.clone().get_home_timeline(request).await
+    });
+    arrived.notified().await;
+    stack.follow(reader, author).await;
+    gate.send(true).unwrap();
+    read.await.unwrap().unwrap();
+
+    let state = stack.timelines.read(reader, None, 10).await.unwrap().state;
+    assert_ne!(
+        state,
+        State::Complete { cut: false },
+        "the stale rebuild completed"
+    );
+    assert_eq!(ids(&stack.page(reader, None, 10).await.tweets), [tweet]);
+}
+
+/// Issue 10: a rebuild whose read was cancelled (the client hung up) still
+/// runs to its end, as a task of its own, instead of waiting, half done,
+/// for a later read to resume it with the followees of back then.
+#[tokio::test]
+async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
+    let reader = 1;
+    let (stack, gate, arrived) = spawn_gated([(reader, vec![7])].into_iter().collect()).await;
+    assert_eq!(stack.user("reader").await, reader);
+
+    let timeline = stack.timeline.clone();
+    let read = tokio::spawn(async move {
+        let request = GetHomeTimelineRequest {
+            user_id: reader,
+            limit: 10,
+            ..Default::default()
+        };
+        timeline.clone().get_home_timeline(request).await
+    });
+    arrived.notified().await;
+    read.abort();
+    // Let the cancellation reach the server before the rebuild can go on.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gate.send(true).unwrap();
+
+    let started = std::time::Instant::now();
+    loop {
+        let cached = stack.timelines.read(reader, None, 10).await.unwrap();
+        if cached.state == (State::Complete { cut: false }) {
+            assert_eq!(cached.ids, [7]);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rebuild stopped with the read: {cached:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -1,0 +1,504 @@
+//! Home timelines in Redis: the precomputed half of the design.
+//!
+//! A home timeline is a sorted set of at most `TIMELINE_CAPACITY` tweet ids
+//! (Twitter kept 800), 8 bytes each, read newest first; [`layout`] says
+//! byte for byte how keys, members and markers are written, and why an
+//! entry costs 12 bytes of Redis.
+//!
+//! Redis is a cache here, not the source of truth, and it holds the
+//! timelines of *active* users only: a timeline is created by the read that
+//! finds it missing (never built, expired after
+//! [`TimelineStoreArgs::timeline_ttl_secs`] unread, evicted, invalidated by
+//! a follow), which rebuilds it from the graph and the tweet store. A push
+//! lands only in a timeline that exists, complete or being rebuilt (the
+//! `RPUSHX` lesson of Twitter's timeline service): a follower who does not
+//! read costs no write and no byte. Skipped pushes are counted by the
+//! caller.
+//!
+//! A rebuild and the pushes racing it lose nothing: the rebuild first marks
+//! the timeline as being rebuilt, so pushes land in it meanwhile, and then
+//! merges its result in. A rebuild that began before the reader's last
+//! follow change must not complete: it read the old followees. Each rebuild
+//! therefore holds a random token, stored beside the timeline; invalidating
+//! a timeline deletes both, a newer rebuild replaces the token, and
+//! completing checks it, all in Lua scripts ([`scripts`]) that touch one
+//! user's keys only, so a Redis Cluster can run them.
+//!
+//! Deleted tweets leave a short-lived tombstone ([`HomeTimelines::bury`])
+//! that pushes check, so an event replayed after the deletion cannot push a
+//! phantom back, and an entry in a feed of recent deletions that the
+//! timeline service follows to drop them from its hydration cache.
+//!
+//! The fan-out worker writes here and the timeline service reads here; this
+//! module is the one place that knows the layout.
+
+pub mod layout;
+mod scripts;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use redis::aio::ConnectionManager;
+
+use scripts::Scripts;
+
+/// Which authors' tweets are pushed into home timelines when written, and
+/// which are pulled at read time. The fan-out worker and the timeline service
+/// must agree, so both read this one setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Strategy {
+    /// Push every tweet to every follower: the cheapest reads, and a
+    /// celebrity's tweet costs millions of writes.
+    Push,
+    /// Push nothing; each read merges the recent tweets of every followee:
+    /// the cheapest writes, and a read costs one query per followee.
+    Pull,
+    /// Push the tweets of ordinary authors, pull those of celebrities
+    /// (`CELEBRITY_THRESHOLD` in the graph service): both stay bounded.
+    Hybrid,
+}
+
+impl Strategy {
+    /// Whether a new tweet of this author is written into followers' timelines.
+    pub fn pushes(self, author_is_celebrity: bool) -> bool {
+        match self {
+            Self::Push => true,
+            Self::Pull => false,
+            Self::Hybrid => !author_is_celebrity,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TimelineStoreArgs {
+    /// Redis holding the home timelines.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
+    pub redis_key_prefix: String,
+    /// Entries kept per home timeline; older ones are trimmed on write
+    /// (Twitter kept 800). Reading further back falls through to the stores.
+    /// Keep it at most Redis's `zset-max-listpack-entries` minus 3 (the
+    /// markers), or timelines leave the compact encoding (see `layout`).
+    #[arg(long, env = "TIMELINE_CAPACITY", default_value_t = 800)]
+    pub timeline_capacity: usize,
+    /// A timeline nobody read for this long expires and is rebuilt on the
+    /// next read, so Redis holds the timelines of active users only.
+    #[arg(long, env = "TIMELINE_TTL_SECS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeline_ttl_secs: u64,
+    /// push, pull or hybrid: see [`Strategy`].
+    #[arg(long, env = "TIMELINE_STRATEGY", value_enum, default_value_t = Strategy::Hybrid)]
+    pub timeline_strategy: Strategy,
+}
+
+/// Handle to the home timelines. Cloning is cheap: the connection manager is
+/// one multiplexed connection that reconnects by itself.
+#[derive(Clone)]
+pub struct HomeTimelines {
+    redis: ConnectionManager,
+    key_prefix: String,
+    capacity: usize,
+    ttl_secs: u64,
+    scripts: Arc<Scripts>,
+}
+
+/// What a push did: timelines written, and timelines skipped because they
+/// are not cached (or the tweet was deleted meanwhile).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    pub written: usize,
+    pub skipped: usize,
+}
+
+/// The state a read found a timeline in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not cached: a read must rebuild it.
+    Missing,
+    /// A rebuild began and has not completed: pushes land, reads rebuild.
+    Rebuilding,
+    /// Served as is. `cut`: older ids exist beyond the oldest one held, so
+    /// a page that runs out continues from the stores.
+    Complete { cut: bool },
+}
+
+/// One page of a timeline and the state it was read in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cached {
+    pub state: State,
+    /// Newest first.
+    pub ids: Vec<i64>,
+}
+
+/// The right to complete one rebuild; see the module doc.
+#[derive(Debug, Clone)]
+pub struct RebuildToken(String);
+
+/// How long a rebuild may take before its token lapses and it can no
+/// longer complete; also the life of a timeline that was opened for a
+/// rebuild that never completed.
+const REBUILD_SECS: u64 = 300;
+/// How long a deleted tweet's tombstone outlives the deletion: longer than
+/// Kafka keeps the events (7 days by default), so no replay of a
+/// `TweetCreated` can outlive it.
+pub const TOMBSTONE_SECS: u64 = 8 * 24 * 3600;
+/// Deletions kept in the feed the timeline services follow: many seconds'
+/// worth at any plausible delete rate.
+const DELETED_FEED_LEN: usize = 10_000;
+
+impl HomeTimelines {
+    pub async fn connect(args: &TimelineStoreArgs) -> anyhow::Result<Self> {
+        let client = redis::Client::open(args.redis_url.as_str())
+            .with_context(|| format!("parse REDIS_URL {}", args.redis_url))?;
+        let redis = client
+            .get_connection_manager()
+            .await
+            .with_context(|| format!("connect to Redis at {}", args.redis_url))?;
+        anyhow::ensure!(
+            !args.redis_key_prefix.contains('{'),
+            "REDIS_KEY_PREFIX must not contain '{{': it would become the keys' cluster hash tag"
+        );
+        Ok(Self {
+            redis,
+            key_prefix: args.redis_key_prefix.clone(),
+            capacity: args.timeline_capacity.max(1),
+            ttl_secs: args.timeline_ttl_secs,
+            scripts: Arc::new(Scripts::new()),
+        })
+    }
+
+    /// Entries kept per timeline: also how far back a rebuild reaches.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn key(&self, user_id: i64) -> String {
+        layout::timeline_key(&self.key_prefix, user_id)
+    }
+
+    /// Inserts `tweet_id` into the timeline of every user in `user_ids` that
+    /// is cached (complete or being rebuilt), trimming each to capacity, in
+    /// one pipelined round trip; the others are skipped. Adding a member
+    /// that is already there changes nothing, so replaying an event is safe.
+    /// Pushes never touch a timeline's TTL: only reads keep it alive.
+    #[tracing::instrument(name = "timelines.push", skip(self, user_ids), fields(timelines = user_ids.len()))]
+    pub async fn push(&self, user_ids: &[i64], tweet_id: i64) -> redis::RedisResult<Pushed> {
+        if user_ids.is_empty() {
+            return Ok(Pushed::default());
+        }
+        let member = layout::encode(tweet_id);
+        let mut pipe = redis::pipe();
+        for &user_id in user_ids {
+            let mut invocation = self.scripts.push.prepare_invoke();
+            invocation
+                .key(self.key(user_id))
+                .arg(&member[..])
+                .arg(self.capacity);
+            pipe.invoke_script(&invocation);
+        }
+        let added: Vec<i64> = self.query_scripted(&pipe).await?;
+        let written = added.iter().filter(|&&added| added == 1).count();
+        Ok(Pushed {
+            written,
+            skipped: added.len() - written,
+        })
+    }
+
+    /// Starts a rebuild of `user_id`'s timeline: from now on pushes land in
+    /// it, and only the returned token can complete it.
+    #[tracing::instrument(name = "timelines.begin_rebuild", skip(self))]
+    pub async fn begin_rebuild(&self, user_id: i64) -> redis::RedisResult<RebuildToken> {
+        let token = format!("{:032x}", rand::random::<u128>());
+        let mut invocation = self.scripts.begin_rebuild.prepare_invoke();
+        invocation
+            .key(self.key(user_id))
+            .key(layout::rebuild_key(&self.key_prefix, user_id))
+            .arg(&token)
+            .arg(REBUILD_SECS);
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&invocation);
+        let _: (i64,) = self.query_scripted(&pipe).await?;
+        Ok(RebuildToken(token))
+    }
+
+    /// Completes a rebuild with `tweet_ids` (newest first, at most capacity;
+    /// `cut` when older ones exist), merged with the pushes that landed
+    /// meanwhile. Returns false, writing nothing, when the rebuild is stale:
+    /// the reader's follows changed since it began, a newer rebuild
+    /// started, or Redis dropped the timeline.
+    #[tracing::instrument(name = "timelines.complete_rebuild", skip(self, token, tweet_ids), fields(tweets = tweet_ids.len()))]
+    pub async fn complete_rebuild(
+        &self,
+        user_id: i64,
+        token: &RebuildToken,
+        tweet_ids: &[i64],
+        cut: bool,
+    ) -> redis::RedisResult<bool> {
+        let mut invocation = self.scripts.complete_rebuild.prepare_invoke();
+        invocation
+            .key(self.key(user_id))
+            .key(layout::rebuild_key(&self.key_prefix, user_id))
+            .arg(&token.0)
+            .arg(self.ttl_secs)
+            .arg(self.capacity)
+            .arg(u8::from(cut));
+        for &id in tweet_ids {
+            invocation.arg(&layout::encode(id)[..]);
+        }
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&invocation);
+        let (completed,): (i64,) = self.query_scripted(&pipe).await?;
+        Ok(completed == 1)
+    }
+
+    /// Writes a complete timeline of `tweet_ids` in one go (a rebuild with
+    /// nothing in between): for tests and tools that stand in for a read.
+    pub async fn store_rebuilt(&self, user_id: i64, tweet_ids: &[i64]) -> redis::RedisResult<()> {
+        let token = self.begin_rebuild(user_id).await?;
+        let cut = tweet_ids.len() > self.capacity;
+        self.complete_rebuild(user_id, &token, tweet_ids, cut)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops the timelines of `user_ids` and any rebuild of them in
+    /// progress, so their next read rebuilds them from the graph as it is
+    /// now. One `DEL` per user: never a command across users' slots.
+    #[tracing::instrument(name = "timelines.invalidate", skip(self, user_ids), fields(timelines = user_ids.len()))]
+    pub async fn invalidate(&self, user_ids: &[i64]) -> redis::RedisResult<()> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for &user_id in user_ids {
+            pipe.del(&[
+                self.key(user_id),
+                layout::rebuild_key(&self.key_prefix, user_id),
+            ])
+            .ignore();
+        }
+        pipe.exec_async(&mut self.redis.clone()).await
+    }
+
+    /// Removes `tweet_id` from the timeline of every user in `user_ids`.
+    #[tracing::instrument(name = "timelines.remove", skip(self, user_ids), fields(timelines = user_ids.len()))]
+    pub async fn remove(&self, user_ids: &[i64], tweet_id: i64) -> redis::RedisResult<()> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        let member = layout::encode(tweet_id);
+        let mut pipe = redis::pipe();
+        for &user_id in user_ids {
+            pipe.zrem(self.key(user_id), &member[..]).ignore();
+        }
+        pipe.exec_async(&mut self.redis.clone()).await
+    }
+
+    /// Up to `limit` tweet ids of `user_id`'s timeline, newest first, all
+    /// strictly older than `before` when given, whatever state the timeline
+    /// is in (a missing one reads as empty).
+    #[tracing::instrument(name = "timelines.page", skip(self))]
+    pub async fn page(
+        &self,
+        user_id: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> redis::RedisResult<Vec<i64>> {
+        let members: Vec<Vec<u8>> = self
+            .page_command(user_id, before, limit)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(decode_all(&members))
+    }
+
+    /// A page (as [`Self::page`]) and the state of the timeline, in one
+    /// round trip that also refreshes the timeline's TTL: a read is what
+    /// keeps a timeline cached.
+    #[tracing::instrument(name = "timelines.read", skip(self))]
+    pub async fn read(
+        &self,
+        user_id: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> redis::RedisResult<Cached> {
+        let key = self.key(user_id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg(layout::UP_TO_MARKERS)
+            .arg("BYLEX")
+            .expire(&key, self.ttl_secs as i64)
+            .ignore()
+            .add_command(self.page_command(user_id, before, limit));
+        let (markers, members): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            pipe.query_async(&mut self.redis.clone()).await?;
+        let has = |marker: &[u8]| markers.iter().any(|m| m == marker);
+        let state = if has(layout::COMPLETE) {
+            State::Complete {
+                cut: has(layout::CUT),
+            }
+        } else if has(layout::REBUILDING) {
+            State::Rebuilding
+        } else {
+            State::Missing
+        };
+        Ok(Cached {
+            state,
+            ids: decode_all(&members),
+        })
+    }
+
+    /// Like [`Self::page`], but `None` when the timeline is not complete.
+    pub async fn page_if_complete(
+        &self,
+        user_id: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> redis::RedisResult<Option<Vec<i64>>> {
+        let cached = self.read(user_id, before, limit).await?;
+        Ok(matches!(cached.state, State::Complete { .. }).then_some(cached.ids))
+    }
+
+    /// `ZRANGE` from just below `before` (or the newest) down to just above
+    /// the markers, which the exclusive lower bound leaves out.
+    fn page_command(&self, user_id: i64, before: Option<i64>, limit: usize) -> redis::Cmd {
+        let newest = before.map_or_else(|| b"+".to_vec(), layout::below);
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.key(user_id))
+            .arg(newest)
+            .arg(layout::ABOVE_MARKERS)
+            .arg("BYLEX")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        cmd
+    }
+
+    /// Records that `tweet_id` was deleted, before it is removed anywhere:
+    /// a tombstone that [`Self::push_unless_buried`] checks for
+    /// [`TOMBSTONE_SECS`], and an entry in the feed of deletions that
+    /// [`Self::deleted_since`] reads.
+    #[tracing::instrument(name = "timelines.bury", skip(self))]
+    pub async fn bury(&self, tweet_id: i64) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.set_ex(
+            layout::tombstone_key(&self.key_prefix, tweet_id),
+            1,
+            TOMBSTONE_SECS,
+        )
+        .ignore()
+        .cmd("XADD")
+        .arg(layout::deleted_feed_key(&self.key_prefix))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(DELETED_FEED_LEN)
+        .arg("*")
+        .arg("tweet_id")
+        .arg(tweet_id)
+        .ignore();
+        pipe.exec_async(&mut self.redis.clone()).await
+    }
+
+    /// Whether `tweet_id` has a tombstone.
+    pub async fn is_buried(&self, tweet_id: i64) -> redis::RedisResult<bool> {
+        redis::cmd("EXISTS")
+            .arg(layout::tombstone_key(&self.key_prefix, tweet_id))
+            .query_async(&mut self.redis.clone())
+            .await
+    }
+
+    /// [`Self::push`], unless `tweet_id` was deleted: a `TweetCreated`
+    /// handled after its `TweetDeleted` (a replay, a rebalance) must not
+    /// bring it back. The tombstone is checked before the push and again
+    /// after it, and the push undone if it appeared meanwhile: a deletion
+    /// writes its tombstone before removing, so either this second check
+    /// sees it, or the deletion's removal comes after this push.
+    pub async fn push_unless_buried(
+        &self,
+        user_ids: &[i64],
+        tweet_id: i64,
+    ) -> redis::RedisResult<Option<Pushed>> {
+        if self.is_buried(tweet_id).await? {
+            return Ok(None);
+        }
+        let pushed = self.push(user_ids, tweet_id).await?;
+        if self.is_buried(tweet_id).await? {
+            self.remove(user_ids, tweet_id).await?;
+            return Ok(None);
+        }
+        Ok(Some(pushed))
+    }
+
+    /// The tweets deleted after the feed position `after` (`None`: from
+    /// now on), and the position to ask from next time.
+    pub async fn deleted_since(
+        &self,
+        after: Option<&str>,
+    ) -> redis::RedisResult<(Vec<i64>, String)> {
+        let feed = layout::deleted_feed_key(&self.key_prefix);
+        let Some(after) = after else {
+            // The newest entry's id, or 0-0 when the feed is empty.
+            let newest: Vec<(String, Vec<(String, i64)>)> = redis::cmd("XREVRANGE")
+                .arg(&feed)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut self.redis.clone())
+                .await?;
+            let position = newest.into_iter().next().map_or("0-0".into(), |(id, _)| id);
+            return Ok((Vec::new(), position));
+        };
+        let entries: Vec<(String, Vec<(String, i64)>)> = redis::cmd("XRANGE")
+            .arg(&feed)
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(DELETED_FEED_LEN)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let position = entries
+            .last()
+            .map_or(after.to_owned(), |(id, _)| id.clone());
+        let tweet_ids = entries
+            .into_iter()
+            .flat_map(|(_, fields)| fields.into_iter().map(|(_, tweet_id)| tweet_id))
+            .collect();
+        Ok((tweet_ids, position))
+    }
+
+    /// Runs a pipeline of script invocations, loading the scripts first if
+    /// Redis answers `NOSCRIPT` (after a restart): every script here is
+    /// safe to run twice.
+    async fn query_scripted<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        let mut redis = self.redis.clone();
+        match pipe.query_async(&mut redis).await {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                let scripts = &self.scripts;
+                for script in [
+                    &scripts.push,
+                    &scripts.begin_rebuild,
+                    &scripts.complete_rebuild,
+                ] {
+                    script.load_async(&mut redis).await?;
+                }
+                pipe.query_async(&mut redis).await
+            }
+            outcome => outcome,
+        }
+    }
+}
+
+fn decode_all(members: &[Vec<u8>]) -> Vec<i64> {
+    members.iter().filter_map(|m| layout::decode(m)).collect()
+}

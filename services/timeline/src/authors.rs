@@ -1,0 +1,123 @@
+//! The newest tweet ids of many authors together, straight from the tweet
+//! store: what a rebuild reads, and what a page reads once it runs past the
+//! cached timeline.
+//!
+//! The work is bounded whoever the reader follows. Memory: the authors'
+//! answers are merged as they arrive and cut to what was asked, so it never
+//! holds more than a few pages' worth, not one list per author. Time: at
+//! most [`MAX_AUTHORS_SCANNED`] followees are read (Twitter once capped
+//! following at 5 000 for the same reason), and a rebuild asks each author
+//! for only as many ids as its share of the capacity needs
+//! ([`per_author`]). What is not read is not lost, only not cached: the
+//! result says where it stops being exact, and pages below that point read
+//! the stores.
+
+use chirp_common::grpc::Channel;
+use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::TimelineError;
+use crate::recent;
+
+/// The most followees one rebuild or deep page reads. Someone following
+/// more sees the older tweets of the first this many (by user id), and new
+/// tweets of everyone, pushed as they are posted.
+pub const MAX_AUTHORS_SCANNED: usize = 5_000;
+/// Authors queried at once: enough to hide each query's latency, few enough
+/// not to flood the tweet store.
+pub const AUTHOR_CONCURRENCY: usize = 16;
+/// The fewest ids a rebuild asks of one author: one small query each.
+const MIN_PER_AUTHOR: usize = 20;
+
+/// The newest ids of a set of authors, newest first.
+#[derive(Debug, Default)]
+pub struct Newest {
+    pub ids: Vec<i64>,
+    /// Older ids exist below the last one.
+    pub more: bool,
+}
+
+/// How many ids to ask of each of `authors` to fill `count` between them:
+/// twice an even share, so that a busy author does not cut the result
+/// short at once, within `[MIN_PER_AUTHOR, count]`.
+pub fn per_author(count: usize, authors: usize) -> usize {
+    (2 * count)
+        .div_ceil(authors.max(1))
+        .max(MIN_PER_AUTHOR)
+        .min(count)
+        .max(1)
+}
+
+/// Up to `count` of the newest ids of `authors` older than `before`, asking
+/// each author for `per_author` of them.
+///
+/// When an author has more than `per_author`, everything older than their
+/// `per_author`-th id is unknown (another author's older ids may be missing
+/// in between), so the result stops there and says `more`. With
+/// `per_author >= count` it never stops short of `count`: the newest
+/// `count` ids of the union are each among the newest `count` of their own
+/// author (the argument of [`crate::merge`]).
+pub async fn newest(
+    tweets: &TweetServiceClient<Channel>,
+    authors: &[i64],
+    before: Option<i64>,
+    count: usize,
+    per_author: usize,
+) -> Result<Newest, TimelineError> {
+    let mut answers = futures::stream::iter(authors.iter().copied())
+        .map(|author_id| recent::newest(tweets, author_id, before, per_author + 1))
+        .buffer_unordered(AUTHOR_CONCURRENCY);
+    // Ids older than the floor are not known completely.
+    let mut floor: Option<i64> = None;
+    let mut ids: Vec<i64> = Vec::new();
+    let mut more = false;
+    while let Some(mut author_ids) = answers.try_next().await? {
+        if author_ids.len() > per_author {
+            more = true;
+            floor = floor.max(Some(author_ids[per_author - 1]));
+            author_ids.truncate(per_author);
+        }
+        ids.extend(author_ids);
+        if ids.len() > 4 * (count + 1) {
+            more |= compact(&mut ids, floor, count + 1);
+        }
+    }
+    more |= compact(&mut ids, floor, count);
+    Ok(Newest { ids, more })
+}
+
+/// Sorts newest first, drops duplicates and ids below `floor`, keeps
+/// `keep`; true if it dropped any id for either reason.
+fn compact(ids: &mut Vec<i64>, floor: Option<i64>, keep: usize) -> bool {
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    let before = ids.len();
+    if let Some(floor) = floor {
+        ids.retain(|&id| id >= floor);
+    }
+    ids.truncate(keep);
+    ids.len() < before
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_author_is_asked_for_a_share_of_the_capacity() {
+        assert_eq!(per_author(800, 1), 800);
+        assert_eq!(per_author(800, 4), 400);
+        assert_eq!(per_author(800, 100), 20);
+        assert_eq!(per_author(800, 100_000), 20);
+        assert_eq!(per_author(5, 3), 5);
+    }
+
+    #[test]
+    fn compacting_keeps_the_newest_above_the_floor() {
+        let mut ids = vec![3, 9, 5, 9, 1, 7];
+        assert!(compact(&mut ids, Some(4), 10));
+        assert_eq!(ids, [9, 7, 5]);
+        let mut ids = vec![3, 2];
+        assert!(!compact(&mut ids, None, 2));
+    }
+}

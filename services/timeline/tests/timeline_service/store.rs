@@ -1,0 +1,227 @@
+//! The home-timeline store itself (`chirp_common::timelines`) against the
+//! real Redis: its layout, its cursor semantics, active-only pushes and the
+//! rebuild protocol, each interleaving written out step by step.
+
+use chirp_common::testing::{REDIS_URL, ensure_backends, timeline_store, unique_name};
+use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
+
+/// A store under a fresh prefix, with `capacity` entries per timeline.
+async fn store(capacity: usize) -> (HomeTimelines, TimelineStoreArgs) {
+    ensure_backends();
+    let args = TimelineStoreArgs {
+        timeline_capacity: capacity,
+        ..timeline_store(&format!("{}:", unique_name("store_test")))
+    };
+    (HomeTimelines::connect(&args).await.unwrap(), args)
+}
+
+async fn redis() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Snowflake-sized ids, newest first.
+fn snowflakes(count: usize) -> Vec<i64> {
+    let newest = 1_990_000_000_000_000_000_i64;
+    (0..count as i64).map(|n| newest - n * 4_096_123).collect()
+}
+
+const USER: i64 = 42;
+
+#[tokio::test]
+async fn an_800_entry_timeline_costs_at_most_16_bytes_an_entry() {
+    let (timelines, args) = store(800).await;
+    let ids = snowflakes(800);
+    timelines.store_rebuilt(USER, &ids).await.unwrap();
+    let key = format!("{}tl:{{{USER}}}", args.redis_key_prefix);
+    let mut redis = redis().await;
+
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let bytes: usize = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        encoding, "listpack",
+        "zset-max-listpack-entries must be >= capacity + 3 (deploy/backends.sh sets it)"
+    );
+    let per_entry = bytes as f64 / ids.len() as f64;
+    println!("800-entry timeline: {bytes} bytes, {per_entry:.2} bytes/entry");
+    assert!(per_entry <= 16.0, "{per_entry:.2} bytes per entry");
+    assert_eq!(timelines.page(USER, None, 1000).await.unwrap(), ids);
+}
+
+#[tokio::test]
+async fn pages_run_newest_first_strictly_below_the_cursor_and_never_show_markers() {
+    let (timelines, _) = store(800).await;
+    // Small ids start with zero bytes, as the markers do.
+    let ids = vec![65_536, 256, 255, 2, 1];
+    timelines.store_rebuilt(USER, &ids).await.unwrap();
+
+    assert_eq!(timelines.page(USER, None, 10).await.unwrap(), ids);
+    assert_eq!(timelines.page(USER, None, 2).await.unwrap(), [65_536, 256]);
+    assert_eq!(timelines.page(USER, Some(256), 2).await.unwrap(), [255, 2]);
+    assert_eq!(timelines.page(USER, Some(2), 10).await.unwrap(), [1]);
+    assert!(timelines.page(USER, Some(1), 10).await.unwrap().is_empty());
+    let read = timelines.read(USER, Some(300), 10).await.unwrap();
+    assert_eq!(read.state, State::Complete { cut: false });
+    assert_eq!(read.ids, [256, 255, 2, 1]);
+}
+
+#[tokio::test]
+async fn a_built_empty_timeline_differs_from_a_missing_one() {
+    let (timelines, _) = store(800).await;
+    timelines.store_rebuilt(USER, &[]).await.unwrap();
+
+    let built = timelines.read(USER, None, 10).await.unwrap();
+    let missing = timelines.read(USER + 1, None, 10).await.unwrap();
+
+    assert_eq!(built.state, State::Complete { cut: false });
+    assert_eq!(missing.state, State::Missing);
+    assert!(built.ids.is_empty() && missing.ids.is_empty());
+}
+
+#[tokio::test]
+async fn a_push_reaches_only_cached_timelines_and_creates_no_key() {
+    let (timelines, args) = store(800).await;
+    let (cached, uncached) = (1, 2);
+    timelines.store_rebuilt(cached, &[10]).await.unwrap();
+
+    let pushed = timelines.push(&[cached, uncached], 11).await.unwrap();
+
+    assert_eq!((pushed.written, pushed.skipped), (1, 1));
+    assert_eq!(timelines.page(cached, None, 10).await.unwrap(), [11, 10]);
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!("{}tl:{{{uncached}}}", args.redis_key_prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    assert!(!exists, "a follower who does not read holds no bytes");
+}
+
+/// The race of issue 9: a push lands between the rebuild's start and its
+/// end, and the rebuild (which read the stores before the tweet existed)
+/// must not lose it.
+#[tokio::test]
+async fn a_push_during_a_rebuild_is_kept_when_it_completes() {
+    let (timelines, _) = store(800).await;
+
+    let token = timelines.begin_rebuild(USER).await.unwrap();
+    let during = timelines.push(&[USER], 30).await.unwrap();
+    assert_eq!(
+        timelines.read(USER, None, 10).await.unwrap().state,
+        State::Rebuilding,
+        "not served until complete"
+    );
+    let completed = timelines
+        .complete_rebuild(USER, &token, &[20, 10], false)
+        .await
+        .unwrap();
+
+    assert_eq!(during.written, 1, "pushes land in a timeline being rebuilt");
+    assert!(completed);
+    let read = timelines.read(USER, None, 10).await.unwrap();
+    assert_eq!(read.state, State::Complete { cut: false });
+    assert_eq!(read.ids, [30, 20, 10]);
+}
+
+/// Issue 10: a rebuild that read the followees before a follow changed
+/// them cannot mark the timeline complete; the next read rebuilds.
+#[tokio::test]
+async fn a_rebuild_begun_before_an_invalidation_cannot_complete() {
+    let (timelines, _) = store(800).await;
+
+    let stale = timelines.begin_rebuild(USER).await.unwrap();
+    timelines.invalidate(&[USER]).await.unwrap();
+    let completed = timelines
+        .complete_rebuild(USER, &stale, &[10], false)
+        .await
+        .unwrap();
+
+    assert!(!completed);
+    assert_eq!(
+        timelines.read(USER, None, 10).await.unwrap().state,
+        State::Missing
+    );
+}
+
+#[tokio::test]
+async fn only_the_newest_rebuild_completes() {
+    let (timelines, _) = store(800).await;
+
+    let older = timelines.begin_rebuild(USER).await.unwrap();
+    let newer = timelines.begin_rebuild(USER).await.unwrap();
+    let older_completed = timelines
+        .complete_rebuild(USER, &older, &[10], false)
+        .await
+        .unwrap();
+    let newer_completed = timelines
+        .complete_rebuild(USER, &newer, &[20], false)
+        .await
+        .unwrap();
+
+    assert!(!older_completed && newer_completed);
+    assert_eq!(timelines.page(USER, None, 10).await.unwrap(), [20]);
+}
+
+#[tokio::test]
+async fn a_rebuild_whose_timeline_was_evicted_cannot_complete() {
+    let (timelines, args) = store(800).await;
+    let token = timelines.begin_rebuild(USER).await.unwrap();
+    // What an eviction does: the timeline goes, and the pushes in it.
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{}tl:{{{USER}}}", args.redis_key_prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+
+    let completed = timelines
+        .complete_rebuild(USER, &token, &[10], false)
+        .await
+        .unwrap();
+
+    assert!(!completed, "it would miss the pushes the eviction dropped");
+}
+
+#[tokio::test]
+async fn trimming_keeps_the_newest_and_marks_the_timeline_cut() {
+    let (timelines, _) = store(3).await;
+    timelines.store_rebuilt(USER, &[30, 20, 10]).await.unwrap();
+    assert_eq!(
+        timelines.read(USER, None, 10).await.unwrap().state,
+        State::Complete { cut: false }
+    );
+
+    timelines.push(&[USER], 40).await.unwrap();
+
+    let read = timelines.read(USER, None, 10).await.unwrap();
+    assert_eq!(read.ids, [40, 30, 20]);
+    assert_eq!(read.state, State::Complete { cut: true });
+}
+
+#[tokio::test]
+async fn a_buried_tweet_is_not_pushed_and_its_deletion_is_in_the_feed() {
+    let (timelines, _) = store(800).await;
+    timelines.store_rebuilt(USER, &[]).await.unwrap();
+    let (_, start) = timelines.deleted_since(None).await.unwrap();
+
+    timelines.bury(7).await.unwrap();
+    let pushed = timelines.push_unless_buried(&[USER], 7).await.unwrap();
+    let kept = timelines.push_unless_buried(&[USER], 8).await.unwrap();
+
+    assert_eq!(pushed, None);
+    assert_eq!(kept.map(|pushed| pushed.written), Some(1));
+    assert_eq!(timelines.page(USER, None, 10).await.unwrap(), [8]);
+    let (deleted, _) = timelines.deleted_since(Some(&start)).await.unwrap();
+    assert_eq!(deleted, [7]);
+}
