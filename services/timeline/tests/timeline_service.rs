@@ -752,6 +752,13 @@ impl TweetService for GatedTweets {
     ) -> Result<tonic::Response<DeleteTweetResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("not needed by the timeline"))
     }
+
+    async fn import_tweets(
+        &self,
+        _: tonic::Request<ImportTweetsRequest>,
+    ) -> Result<tonic::Response<ImportTweetsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not needed by the timeline"))
+    }
 }
 
 /// A [`Stack`] in front of a [`GatedTweets`] holding `by_author`, and the
