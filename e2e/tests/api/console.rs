@@ -103,6 +103,8 @@ async fn pushed_into(stack: &Stack, reader: &TestUser, tweet_id: &str) {
 async fn every_timeline_response_carries_server_timing_and_explains_only_on_request() {
     let stack = spawn_stack().await;
     let (reader, author) = reader_and_author(&stack).await;
+    // Built once: pushes go only into cached timelines.
+    stack.home_timeline(&reader, "").await;
     let id = stack.post(&author, "timed").await["id"]
         .as_str()
         .expect("tweet id")
