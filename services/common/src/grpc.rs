@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::codegen::Service;
-use tonic::codegen::http::Request;
+use tonic::codegen::http::{Request, Response};
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
@@ -29,19 +29,30 @@ use tonic_health::ServingStatus;
 use tonic_reflection::server::Builder as ReflectionBuilder;
 
 use crate::observe;
-use crate::trace_context::InjectTraceContext;
+use crate::service_auth::{Outgoing, RequireToken, ServiceToken};
 
 /// How long any one call to a peer may take before it fails.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// A connection to a peer, as every generated client takes it: one shared,
-/// lazily connected HTTP/2 channel that sends the current trace context with
-/// each call. Cloning is cheap.
-pub type Channel = InterceptedService<tonic::transport::Channel, InjectTraceContext>;
+/// lazily connected HTTP/2 channel that sends the current trace context (and
+/// the service token, if any) with each call. Cloning is cheap.
+pub type Channel = InterceptedService<tonic::transport::Channel, Outgoing>;
 
 /// A channel to `addr` (`host:port` or a full `http://` URI) that connects on
-/// first use and fails every call that outlives `deadline`.
+/// first use and fails every call that outlives `deadline`; it sends no
+/// service token (tests, tools): services dial with [`connect_lazy_with`].
 pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
+    connect_lazy_with(addr, deadline, &ServiceToken::default())
+}
+
+/// As [`connect_lazy`], and every call carries `token`
+/// ([`crate::service_auth`]).
+pub fn connect_lazy_with(
+    addr: &str,
+    deadline: Duration,
+    token: &ServiceToken,
+) -> anyhow::Result<Channel> {
     let uri = if addr.contains("://") {
         addr.to_owned()
     } else {
@@ -52,20 +63,29 @@ pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
         .timeout(deadline)
         .tcp_nodelay(true)
         .connect_lazy();
-    Ok(InterceptedService::new(channel, InjectTraceContext))
+    Ok(InterceptedService::new(
+        channel,
+        Outgoing::new(token.clone()),
+    ))
 }
 
 /// Serves `service`, with health checking and reflection beside it, on
 /// `listener` until `shutdown` resolves; then reports NOT_SERVING, stops
-/// accepting, and lets in-flight calls finish.
+/// accepting, and lets in-flight calls finish. With a `token`, `service`
+/// answers only calls that carry it ([`crate::service_auth`]).
 pub async fn serve<S>(
     service: S,
     listener: TcpListener,
+    token: ServiceToken,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()>
 where
-    S: Service<Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
-    S::Response: axum::response::IntoResponse,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send + 'static,
 {
     // In the health protocol "" names the server as a whole (the reporter
@@ -88,7 +108,7 @@ where
         .add_service(health_service)
         .add_service(reflection::<S>().build_v1()?)
         .add_service(reflection::<S>().build_v1alpha()?)
-        .add_service(service)
+        .add_service(InterceptedService::new(service, RequireToken::new(token)))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

@@ -48,5 +48,11 @@ pub async fn run(
     let events = events::Events::new(&config.kafka)?;
     let service = service::Tweets::new(store, events, Snowflake::new(config.node_id));
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
-    chirp_common::grpc::serve(TweetServiceServer::new(service), listener, shutdown).await
+    chirp_common::grpc::serve(
+        TweetServiceServer::new(service),
+        listener,
+        config.internal.internal_token.clone(),
+        shutdown,
+    )
+    .await
 }
