@@ -159,7 +159,8 @@ impl IntoResponse for ApiError {
 }
 
 /// A failed internal call, narrowed. A peer's answers about the data (not
-/// found, taken, conflicting, not applicable) are the client's answers too,
+/// found, taken, conflicting, not applicable, not yours: a tweet's author is
+/// known only to the tweet service) are the client's answers too,
 /// and their messages, written for callers, pass through. Anything else is a
 /// fault on this side of the API, never the client's: the gateway validates
 /// its input before calling (`chirp_common::input`), so a peer's
@@ -172,12 +173,12 @@ impl From<tonic::Status> for ApiError {
             kind @ (ErrorKind::NotFound
             | ErrorKind::AlreadyExists
             | ErrorKind::Conflict
-            | ErrorKind::Unprocessable) => kind,
+            | ErrorKind::Unprocessable
+            | ErrorKind::PermissionDenied) => kind,
             ErrorKind::Unavailable | ErrorKind::RateLimited => ErrorKind::Unavailable,
-            ErrorKind::InvalidArgument
-            | ErrorKind::Unauthenticated
-            | ErrorKind::PermissionDenied
-            | ErrorKind::Internal => ErrorKind::Internal,
+            ErrorKind::InvalidArgument | ErrorKind::Unauthenticated | ErrorKind::Internal => {
+                ErrorKind::Internal
+            }
         };
         let detail = format!("{:?}: {}", status.code(), status.message());
         Self::new(
@@ -234,6 +235,8 @@ mod tests {
         assert_eq!(problem["detail"], "tweet 7 not found");
         let (status, _) = answer(tonic::Status::already_exists("the handle is taken")).await;
         assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = answer(tonic::Status::permission_denied("not the author")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
 
         let (status, problem) = answer(tonic::Status::invalid_argument("tweet service: x")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{problem}");
