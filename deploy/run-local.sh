@@ -31,7 +31,11 @@ start() {
   local service=$1
   if running "$service"; then log "$service already running (pid $(cat "$RUN_DIR/$service.pid"))"; return; fi
   log "starting $service (log: $RUN_DIR/$service.log)"
+  # The load tool seeds its users through sign-up, all from this machine: the per-address
+  # sign-up limit is raised here (override it in the environment to try the default).
   RUST_LOG=${RUST_LOG:-info} TOKEN_SECRET=$(token_secret) \
+    RATE_LIMIT_SIGNUPS_PER_MINUTE=${RATE_LIMIT_SIGNUPS_PER_MINUTE:-1000000} \
+    RATE_LIMIT_SIGNUP_BURST=${RATE_LIMIT_SIGNUP_BURST:-100000} \
     nohup "$REPO_DIR/target/release/$service" >"$RUN_DIR/$service.log" 2>&1 &
   echo $! >"$RUN_DIR/$service.pid"
 }
