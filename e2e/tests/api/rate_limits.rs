@@ -1,5 +1,6 @@
-//! Per-user write limits: a burst goes through, the next write is told when
-//! to come back, and nobody else is affected.
+//! Per-user write limits and per-address sign-up limits: a burst goes
+//! through, the next request is told when to come back, and nobody else is
+//! affected.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -108,4 +109,36 @@ async fn the_limit_holds_on_a_redis_cluster() {
         let (status, body) = stack.call(request).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{name}: {body}");
     }
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_client_address() {
+    let stack = spawn_stack_with(&[
+        "--rate-limit-signup-burst",
+        "2",
+        "--rate-limit-signups-per-minute",
+        "1",
+        "--trusted-proxy-hops",
+        "1",
+    ])
+    .await;
+    let sign_up = |name: &str, client: &str| {
+        let body = json!({ "handle": handle(name), "display_name": name });
+        stack
+            .request(Method::POST, "/users", None)
+            .header("x-forwarded-for", client)
+            .json(&body)
+    };
+    for name in ["one", "two"] {
+        let (status, body) = stack.call(sign_up(name, "192.0.2.1")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, problem) = stack.call(sign_up("three", "192.0.2.1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    assert_eq!(problem["code"], "rate_limited");
+
+    let (status, body) = stack.call(sign_up("four", "192.0.2.2")).await;
+    assert_eq!(status, StatusCode::CREATED, "another client: {body}");
+    let (status, _) = stack.call(sign_up("three", "192.0.2.1")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "still limited");
 }

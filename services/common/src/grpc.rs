@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::codegen::Service;
-use tonic::codegen::http::Request;
+use tonic::codegen::http::{Request, Response};
 use tonic::server::NamedService;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -35,38 +35,52 @@ use tonic_health::ServingStatus;
 use tonic_reflection::server::Builder as ReflectionBuilder;
 
 use crate::observe;
-use crate::trace_context::InjectTraceContext;
+use crate::service_auth::{Outgoing, RequireToken, ServiceToken};
 
 /// How long any one call to a peer may take before it fails.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3);
 
 /// A connection to a peer, as every generated client takes it: one shared,
-/// lazily connected HTTP/2 channel that sends the current trace context and
-/// the call's deadline with each call. Cloning is cheap.
+/// lazily connected HTTP/2 channel that sends the current trace context, the
+/// call's deadline and the service token (if any) with each call. Cloning is
+/// cheap.
 pub type Channel = InterceptedService<tonic::transport::Channel, OutgoingCall>;
 
 /// What every outgoing call carries besides its message: the current trace
-/// context, and the deadline as `grpc-timeout`.
-#[derive(Debug, Clone, Copy)]
+/// context and the service token ([`Outgoing`]), and the deadline as
+/// `grpc-timeout`.
+#[derive(Debug, Clone)]
 pub struct OutgoingCall {
     deadline: Duration,
+    auth: Outgoing,
 }
 
 impl Interceptor for OutgoingCall {
     fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let mut request = InjectTraceContext.call(request)?;
+        let mut request = self.auth.call(request)?;
         request.set_timeout(self.deadline);
         Ok(request)
     }
 }
 
 /// A channel to `addr` that connects on first use and fails every call that
-/// outlives `deadline`. `addr` is one instance (`host:port` or a full
+/// outlives `deadline`; it sends no service token (tests, tools): services
+/// dial with [`connect_lazy_with`].
+pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
+    connect_lazy_with(addr, deadline, &ServiceToken::default())
+}
+
+/// As [`connect_lazy`], and every call carries `token`
+/// ([`crate::service_auth`]). `addr` is one instance (`host:port` or a full
 /// `http://` URI), or several to balance calls over, health-checked
 /// ([`balance`]): a comma-separated list, or `dns:///host:port` for every
 /// address a name resolves to (a headless Service). Balancing needs a
 /// running Tokio runtime.
-pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
+pub fn connect_lazy_with(
+    addr: &str,
+    deadline: Duration,
+    token: &ServiceToken,
+) -> anyhow::Result<Channel> {
     let endpoint = move |addr: &str| -> anyhow::Result<Endpoint> {
         let uri = if addr.contains("://") {
             addr.to_owned()
@@ -82,20 +96,32 @@ pub fn connect_lazy(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {
         balance::Targets::Single(addr) => endpoint(&addr)?.connect_lazy(),
         balance::Targets::Balanced(names) => balance::channel(names, endpoint),
     };
-    Ok(InterceptedService::new(channel, OutgoingCall { deadline }))
+    Ok(InterceptedService::new(
+        channel,
+        OutgoingCall {
+            deadline,
+            auth: Outgoing::new(token.clone()),
+        },
+    ))
 }
 
 /// Serves `service`, with health checking and reflection beside it, on
 /// `listener` until `shutdown` resolves; then reports NOT_SERVING, stops
-/// accepting, and lets in-flight calls finish.
+/// accepting, and lets in-flight calls finish. With a `token`, `service`
+/// answers only calls that carry it ([`crate::service_auth`]).
 pub async fn serve<S>(
     service: S,
     listener: TcpListener,
+    token: ServiceToken,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()>
 where
-    S: Service<Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
-    S::Response: axum::response::IntoResponse,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send + 'static,
 {
     // In the health protocol "" names the server as a whole (the reporter
@@ -118,7 +144,7 @@ where
         .add_service(health_service)
         .add_service(reflection::<S>().build_v1()?)
         .add_service(reflection::<S>().build_v1alpha()?)
-        .add_service(service)
+        .add_service(InterceptedService::new(service, RequireToken::new(token)))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
@@ -142,6 +168,7 @@ mod tests {
     fn calls_tell_the_peer_their_deadline() {
         let mut outgoing = OutgoingCall {
             deadline: Duration::from_millis(2500),
+            auth: Outgoing::default(),
         };
         let request = outgoing.call(tonic::Request::new(())).unwrap();
         assert_eq!(

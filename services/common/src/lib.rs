@@ -11,19 +11,22 @@
 //! request is followed across services: [`telemetry`] (logs and traces from
 //! one set of spans), [`trace_context`] (the trace carried from hop to hop),
 //! [`observe`] (a span and metrics per request) and [`grpc`] (how every
-//! server is assembled). Every binary allocates through [`allocator`].
+//! server is assembled, and [`service_auth`], who may call it). Every binary
+//! allocates through [`allocator`].
 
 pub mod allocator;
 pub mod delivery;
 pub mod error;
 pub mod grpc;
 pub mod ids;
+pub mod input;
 pub mod kafka;
 pub mod metrics;
 pub mod observe;
 pub mod paging;
 pub mod proto;
 pub mod redis_connection;
+pub mod service_auth;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

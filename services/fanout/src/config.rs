@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::metrics::MetricsArgs;
+use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
 use chirp_common::timelines::TimelineStoreArgs;
 use clap::Parser;
@@ -39,6 +40,9 @@ pub struct Config {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// The credential of calls between services.
+    #[command(flatten)]
+    pub internal: ServiceAuthArgs,
 }
 
 impl Config {

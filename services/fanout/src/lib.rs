@@ -41,7 +41,7 @@ mod stats;
 
 use std::future::Future;
 
-use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy};
+use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::timelines::HomeTimelines;
 
@@ -56,7 +56,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     stats::describe();
     config.kafka.ensure_topic().await?;
     let timelines = HomeTimelines::connect(&config.store).await?;
-    let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);
+    let token = &config.internal.internal_token;
+    let graph = GraphServiceClient::new(connect_lazy_with(
+        &config.graph_addr,
+        DEFAULT_DEADLINE,
+        token,
+    )?);
     let mut fanout = fanout::Fanout::new(
         graph,
         timelines,

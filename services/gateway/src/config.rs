@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::redis_connection::RedisTarget;
+use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
 use clap::Parser;
 
@@ -30,6 +31,12 @@ pub struct Config {
     /// Required: there is no safe default for a secret.
     #[arg(long, env = "TOKEN_SECRET", value_parser = Secret::parse)]
     pub token_secret: Secret,
+    /// Accept a TOKEN_SECRET that is published (the example value of .env.example,
+    /// docker-compose.yml and the local Kubernetes overlay), with which anyone can sign
+    /// tokens for any user: for a gateway only its own machine can reach.
+    #[arg(long, env = "INSECURE_DEV_SECRET", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub insecure_dev_secret: bool,
     /// How long a bearer token stays valid, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
     pub token_ttl_secs: u64,
@@ -60,6 +67,19 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: u32,
+    /// Sustained sign-ups allowed per client address per minute.
+    #[arg(long, env = "RATE_LIMIT_SIGNUPS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_signups_per_minute: u32,
+    /// Sign-ups one client address may make at once before the per-minute rate applies.
+    #[arg(long, env = "RATE_LIMIT_SIGNUP_BURST", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_signup_burst: u32,
+    /// Proxies in front of the gateway that append the address they saw to
+    /// X-Forwarded-For; 0 (the default) trusts no such header and takes the
+    /// client address from the connection.
+    #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
     /// Deadline of the rate limiter's Redis call, in milliseconds; past it
     /// the write goes through (the limiter fails open).
     #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
@@ -70,6 +90,9 @@ pub struct Config {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// The credential of calls between services.
+    #[command(flatten)]
+    pub internal: ServiceAuthArgs,
 }
 
 impl Config {
@@ -91,7 +114,38 @@ impl Config {
             timeout: Duration::from_millis(self.rate_limit_timeout_ms),
         }
     }
+
+    pub fn signup_limits(&self) -> Limits {
+        Limits {
+            per_minute: self.rate_limit_signups_per_minute,
+            burst: self.rate_limit_signup_burst,
+            timeout: Duration::from_millis(self.rate_limit_timeout_ms),
+        }
+    }
+
+    /// The key that signs tokens and cursors, unless it is a published one
+    /// and `INSECURE_DEV_SECRET` does not allow that.
+    pub fn signing_key(&self) -> anyhow::Result<&Secret> {
+        let secret = &self.token_secret;
+        if !PUBLISHED_SECRETS.contains(&secret.0.as_str()) {
+            return Ok(secret);
+        }
+        anyhow::ensure!(
+            self.insecure_dev_secret,
+            "TOKEN_SECRET is the example value published with chirp: anyone could sign \
+             tokens for any user. Set a secret of your own (e.g. `openssl rand -hex 32`), \
+             or, on your own machine only, INSECURE_DEV_SECRET=true"
+        );
+        tracing::warn!(
+            "TOKEN_SECRET is the published example value: anyone who reaches this gateway \
+             can sign in as anyone (allowed by INSECURE_DEV_SECRET)"
+        );
+        Ok(secret)
+    }
 }
+
+/// Secrets written in this repository: tokens they sign prove nothing.
+const PUBLISHED_SECRETS: [&str; 1] = ["dev-only-insecure-token-secret-change-me"];
 
 /// A secret that never shows up in `Debug` output or logs.
 #[derive(Clone)]
@@ -121,6 +175,21 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        Config::try_parse_from([&["gateway"], args].concat()).expect("valid flags")
+    }
+
+    #[test]
+    fn a_published_secret_is_refused_unless_explicitly_allowed() {
+        let published = ["--token-secret", PUBLISHED_SECRETS[0]];
+        let error = config(&published).signing_key().unwrap_err();
+        assert!(error.to_string().contains("INSECURE_DEV_SECRET"), "{error}");
+        let allowed = config(&[&published[..], &["--insecure-dev-secret=true"]].concat());
+        assert!(allowed.signing_key().is_ok());
+        let own = config(&["--token-secret", &"k".repeat(40)]);
+        assert!(own.signing_key().is_ok());
+    }
 
     #[test]
     fn secrets_are_long_and_never_printed() {

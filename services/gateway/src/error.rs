@@ -52,9 +52,11 @@ impl ApiError {
         Self::new(ErrorKind::PermissionDenied, detail)
     }
 
-    /// Too many requests; a retry after `retry_after` will be let through.
-    pub fn rate_limited(retry_after: Duration) -> Self {
-        let mut error = Self::new(ErrorKind::RateLimited, "too many writes, slow down");
+    /// Too many requests of one kind (`writes`, `signups`); a retry after
+    /// `retry_after` will be let through.
+    pub fn rate_limited(what: &str, retry_after: Duration) -> Self {
+        let detail = format!("too many {what}, slow down");
+        let mut error = Self::new(ErrorKind::RateLimited, detail);
         error.retry_after = Some(retry_after);
         error
     }
@@ -106,7 +108,7 @@ impl<'r> ToResponse<'r> for AnyProblem {
     }
 }
 
-/// A write over the caller's rate limit.
+/// A write over the caller's rate limit, or a sign-up over its address's.
 pub struct RateLimited;
 
 impl<'r> ToResponse<'r> for RateLimited {
@@ -119,7 +121,7 @@ impl<'r> ToResponse<'r> for RateLimited {
             )
             .description(Some("seconds until a write will be let through"))
             .build();
-        let response = problem_response("too many writes: code `rate_limited`")
+        let response = problem_response("too many requests: code `rate_limited`")
             .header("Retry-After", retry_after)
             .build();
         ("RateLimited", response.into())
@@ -156,11 +158,37 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A failed internal call. The services' messages for client errors were
-/// written for callers and pass through; anything else stays in the logs.
+/// A failed internal call, narrowed. A peer's answers about the data (not
+/// found, taken, conflicting, not applicable, not yours: a tweet's author is
+/// known only to the tweet service) are the client's answers too,
+/// and their messages, written for callers, pass through. Anything else is a
+/// fault on this side of the API, never the client's: the gateway validates
+/// its input before calling (`chirp_common::input`), so a peer's
+/// `InvalidArgument` is a gateway bug, and an `Unauthenticated` a wrong
+/// `INTERNAL_TOKEN`. Those become a 500, an overloaded or unreachable peer a
+/// 503; the peer's message is logged and the client sees only the title.
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        Self::new(ErrorKind::from_grpc_code(status.code()), status.message())
+        let kind = match ErrorKind::from_grpc_code(status.code()) {
+            kind @ (ErrorKind::NotFound
+            | ErrorKind::AlreadyExists
+            | ErrorKind::Conflict
+            | ErrorKind::Unprocessable
+            | ErrorKind::PermissionDenied) => kind,
+            ErrorKind::Unavailable | ErrorKind::RateLimited => ErrorKind::Unavailable,
+            ErrorKind::InvalidArgument | ErrorKind::Unauthenticated | ErrorKind::Internal => {
+                ErrorKind::Internal
+            }
+        };
+        let detail = format!("{:?}: {}", status.code(), status.message());
+        Self::new(
+            kind,
+            if kind.http_status().is_server_error() {
+                detail
+            } else {
+                status.message().to_owned()
+            },
+        )
     }
 }
 
@@ -182,5 +210,48 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
         Self::invalid(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    async fn answer(status: tonic::Status) -> (StatusCode, serde_json::Value) {
+        let response = ApiError::from(status).into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (status, serde_json::from_slice(&body).expect("problem+json"))
+    }
+
+    #[tokio::test]
+    async fn peer_errors_narrow_to_answers_about_the_data_or_a_server_fault() {
+        let (status, problem) = answer(tonic::Status::not_found("tweet 7 not found")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(problem["detail"], "tweet 7 not found");
+        let (status, _) = answer(tonic::Status::already_exists("the handle is taken")).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = answer(tonic::Status::permission_denied("not the author")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        let (status, problem) = answer(tonic::Status::invalid_argument("tweet service: x")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{problem}");
+        assert_eq!(
+            problem["detail"], "Internal Server Error",
+            "nothing of the peer's"
+        );
+        let (status, _) = answer(tonic::Status::unauthenticated("internal token")).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        for overloaded in [
+            tonic::Status::unavailable("down"),
+            tonic::Status::resource_exhausted("busy"),
+            tonic::Status::deadline_exceeded("slow"),
+        ] {
+            assert_eq!(answer(overloaded).await.0, StatusCode::SERVICE_UNAVAILABLE);
+        }
     }
 }

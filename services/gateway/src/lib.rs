@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
-use chirp_common::grpc::{Channel, connect_lazy};
+use chirp_common::grpc::{Channel, connect_lazy_with};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
@@ -41,6 +41,8 @@ pub struct AppState {
     tokens: Arc<auth::Tokens>,
     cursors: Arc<cursor::Cursors>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
+    /// How many X-Forwarded-For entries to trust for the client's address.
+    trusted_proxy_hops: usize,
     handles: Arc<handles::Handles>,
     /// Fan-out progress per tweet, as the fan-out worker records it.
     deliveries: chirp_common::delivery::DeliveryLog,
@@ -51,20 +53,32 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let deadline = config.downstream_timeout();
+        let signing_key = config.signing_key()?.expose();
+        let token = &config.internal.internal_token;
         Ok(Self {
-            tweets: TweetServiceClient::new(connect_lazy(&config.tweet_addr, deadline)?),
-            graph: GraphServiceClient::new(connect_lazy(&config.graph_addr, deadline)?),
-            timeline: TimelineServiceClient::new(connect_lazy(&config.timeline_addr, deadline)?),
+            tweets: TweetServiceClient::new(connect_lazy_with(
+                &config.tweet_addr,
+                deadline,
+                token,
+            )?),
+            graph: GraphServiceClient::new(connect_lazy_with(&config.graph_addr, deadline, token)?),
+            timeline: TimelineServiceClient::new(connect_lazy_with(
+                &config.timeline_addr,
+                deadline,
+                token,
+            )?),
             tokens: Arc::new(auth::Tokens::new(
-                config.token_secret.expose(),
+                signing_key,
                 std::time::Duration::from_secs(config.token_ttl_secs),
             )),
-            cursors: Arc::new(cursor::Cursors::new(config.token_secret.expose())),
+            cursors: Arc::new(cursor::Cursors::new(signing_key)),
             rate_limiter: Arc::new(rate_limit::RateLimiter::new(
                 &config.redis(),
                 &config.redis_key_prefix,
                 config.write_limits(),
+                config.signup_limits(),
             )?),
+            trusted_proxy_hops: config.trusted_proxy_hops,
             handles: Arc::default(),
             deliveries: chirp_common::delivery::DeliveryLog::new(
                 redis::Client::open(config.redis_url.as_str())?.get_connection_manager_lazy(
@@ -99,6 +113,8 @@ pub async fn run(
             tracing::warn!(%error, "could not set TCP_NODELAY");
         }
     });
+    // The peer's address reaches handlers: sign-ups are limited per client.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -1,8 +1,17 @@
-//! Per-user rate limits on writes: a token bucket per user, kept in Redis.
+//! Rate limits: a token bucket per user on writes, and per client address on
+//! sign-ups, kept in Redis.
 //!
 //! Each user has a bucket of at most `RATE_LIMIT_BURST` tokens that refills at
 //! `RATE_LIMIT_WRITES_PER_MINUTE`; every write takes one token, and a write
-//! that finds the bucket empty gets a 429 with `Retry-After`. The bucket lives
+//! that finds the bucket empty gets a 429 with `Retry-After`. Sign-ups have
+//! no user yet, so their buckets (`RATE_LIMIT_SIGNUP_BURST`,
+//! `RATE_LIMIT_SIGNUPS_PER_MINUTE`) are per client address: one machine
+//! cannot mint accounts by the thousand. The address is the connection's
+//! peer, unless `TRUSTED_PROXY_HOPS` says that many proxies (a load balancer)
+//! stand in front and append to `X-Forwarded-For`: then it is the entry the
+//! outermost trusted proxy wrote. Entries left of it were written by the
+//! client and prove nothing, and trusting the header with no proxy in front
+//! would let any client pick its own address. The bucket lives
 //! in Redis, not in the gateway, so every gateway copy behind the load
 //! balancer sees the same count; one Lua script reads, refills and takes a
 //! token, so concurrent writes cannot both spend the last token. It reads the
@@ -15,9 +24,12 @@
 //! cache is down would turn a partial outage into a total one. A short
 //! timeout bounds what a dead Redis adds to a write.
 
+use std::fmt::Display;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use chirp_common::redis_connection::{RedisConnection, RedisTarget};
 
@@ -62,46 +74,69 @@ pub struct RateLimiter {
     redis: RedisConnection,
     script: redis::Script,
     key_prefix: String,
-    limits: Limits,
+    writes: Limits,
+    signups: Limits,
 }
 
 impl RateLimiter {
     /// Connects lazily: the gateway starts, and fails open, even if Redis
     /// is not up yet. A bucket is one key, so a Redis Cluster serves it as
     /// well as a single node: the script runs on the master of its slot.
-    pub fn new(redis: &RedisTarget<'_>, key_prefix: &str, limits: Limits) -> anyhow::Result<Self> {
+    pub fn new(
+        redis: &RedisTarget<'_>,
+        key_prefix: &str,
+        writes: Limits,
+        signups: Limits,
+    ) -> anyhow::Result<Self> {
+        let timeout = writes.timeout.max(signups.timeout);
         Ok(Self {
-            redis: RedisConnection::lazy(redis, limits.timeout)?,
+            redis: RedisConnection::lazy(redis, timeout)?,
             script: redis::Script::new(TAKE_TOKEN),
             key_prefix: key_prefix.to_owned(),
-            limits,
+            writes,
+            signups,
         })
     }
 
     /// Takes one write token of `user_id`; the error says when to retry.
     pub async fn take(&self, user_id: i64) -> Result<(), ApiError> {
-        let per_ms = f64::from(self.limits.per_minute) / 60_000.0;
+        self.take_from("writes", user_id, self.writes).await
+    }
+
+    /// Takes one sign-up token of the client at `address`.
+    pub async fn take_signup(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.take_from("signups", address, self.signups).await
+    }
+
+    async fn take_from(
+        &self,
+        bucket: &'static str,
+        owner: impl Display,
+        limits: Limits,
+    ) -> Result<(), ApiError> {
+        let per_ms = f64::from(limits.per_minute) / 60_000.0;
         let mut invocation = self
             .script
-            .key(format!("{}ratelimit:writes:{user_id}", self.key_prefix));
-        invocation.arg(self.limits.burst).arg(per_ms);
+            .key(format!("{}ratelimit:{bucket}:{owner}", self.key_prefix));
+        invocation.arg(limits.burst).arg(per_ms);
         let mut redis = self.redis.clone();
         let answer = tokio::time::timeout(
-            self.limits.timeout,
+            limits.timeout,
             invocation.invoke_async::<(i64, i64)>(&mut redis),
         )
         .await;
         match answer {
             Ok(Ok((1, _))) => Ok(()),
-            Ok(Ok((_, wait_ms))) => Err(ApiError::rate_limited(Duration::from_millis(
-                wait_ms.max(0).unsigned_abs(),
-            ))),
+            Ok(Ok((_, wait_ms))) => Err(ApiError::rate_limited(
+                bucket,
+                Duration::from_millis(wait_ms.max(0).unsigned_abs()),
+            )),
             Ok(Err(error)) => {
-                tracing::warn!(user_id, %error, "rate limiter unavailable, letting the write through");
+                tracing::warn!(bucket, %owner, %error, "rate limiter unavailable, letting the request through");
                 Ok(())
             }
             Err(_) => {
-                tracing::warn!(user_id, "rate limiter timed out, letting the write through");
+                tracing::warn!(bucket, %owner, "rate limiter timed out, letting the request through");
                 Ok(())
             }
         }
@@ -124,6 +159,49 @@ impl FromRequestParts<AppState> for Writer {
     }
 }
 
+/// A sign-up that its client's address may make now. Taking it as a
+/// handler argument puts the route under the per-address sign-up limit.
+#[derive(Debug, Clone, Copy)]
+pub struct SignUpAllowed;
+
+impl FromRequestParts<AppState> for SignUpAllowed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        // Only an app called in process, without a socket, has no peer.
+        if let Some(address) = client_address(&parts.headers, peer, state.trusted_proxy_hops) {
+            state.rate_limiter.take_signup(address).await?;
+        }
+        Ok(Self)
+    }
+}
+
+/// The client's address: with `hops` trusted proxies in front, the
+/// `X-Forwarded-For` entry the outermost of them appended (the `hops`-th from
+/// the right); without them, or when the header is shorter than that (the
+/// request skipped a proxy), the connection's `peer`.
+fn client_address(headers: &HeaderMap, peer: Option<IpAddr>, hops: usize) -> Option<IpAddr> {
+    if hops == 0 {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(hops)
+        .and_then(|index| forwarded[index].parse().ok())
+        .or(peer)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -141,7 +219,7 @@ mod tests {
             urls: "redis://127.0.0.1:1",
             cluster: false,
         };
-        let limiter = RateLimiter::new(&redis, "test:", limits).unwrap();
+        let limiter = RateLimiter::new(&redis, "test:", limits, limits).unwrap();
         for _ in 0..3 {
             let start = Instant::now();
             assert!(limiter.take(7).await.is_ok());
@@ -151,5 +229,27 @@ mod tests {
                 start.elapsed()
             );
         }
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
+        let peer = Some(IpAddr::from([10, 0, 0, 9]));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "1.2.3.4, 10.0.0.7".parse().unwrap());
+        assert_eq!(
+            client_address(&headers, peer, 0),
+            peer,
+            "no proxy: a forged header is ignored"
+        );
+        let second = |ip: [u8; 4]| Some(IpAddr::from(ip));
+        assert_eq!(client_address(&headers, peer, 1), second([10, 0, 0, 7]));
+        assert_eq!(client_address(&headers, peer, 2), second([1, 2, 3, 4]));
+        assert_eq!(
+            client_address(&headers, peer, 4),
+            peer,
+            "fewer entries than proxies"
+        );
+        assert_eq!(client_address(&HeaderMap::new(), peer, 1), peer);
     }
 }

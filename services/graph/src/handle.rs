@@ -1,5 +1,7 @@
 //! Validated user input: a handle and a display name are checked once, here,
-//! and trusted everywhere after.
+//! by the shared rules of `chirp_common::input`, and trusted everywhere after.
+
+use chirp_common::input;
 
 use crate::GraphError;
 
@@ -9,17 +11,9 @@ use crate::GraphError;
 pub struct Handle(String);
 
 impl Handle {
-    pub const MAX_LEN: usize = 15;
-
     pub fn parse(raw: &str) -> Result<Self, GraphError> {
-        let valid_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if raw.is_empty() || raw.len() > Self::MAX_LEN || !valid_chars {
-            return Err(GraphError::InvalidArgument(format!(
-                "handle must be 1-{} letters, digits or underscores",
-                Self::MAX_LEN
-            )));
-        }
-        Ok(Self(raw.to_owned()))
+        let handle = input::handle(raw).map_err(GraphError::InvalidArgument)?;
+        Ok(Self(handle.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -32,18 +26,9 @@ impl Handle {
 pub struct DisplayName(String);
 
 impl DisplayName {
-    pub const MAX_CHARS: usize = 50;
-
     pub fn parse(raw: &str) -> Result<Self, GraphError> {
-        let trimmed = raw.trim();
-        let length = trimmed.chars().count();
-        if length == 0 || length > Self::MAX_CHARS || trimmed.chars().any(char::is_control) {
-            return Err(GraphError::InvalidArgument(format!(
-                "display_name must be 1-{} characters without control characters",
-                Self::MAX_CHARS
-            )));
-        }
-        Ok(Self(trimmed.to_owned()))
+        let name = input::display_name(raw).map_err(GraphError::InvalidArgument)?;
+        Ok(Self(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -52,5 +52,11 @@ pub async fn run(
     let timelines = HomeTimelines::connect(&config.timelines).await?;
     let service = service::Graph::new(store, timelines, config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
-    chirp_common::grpc::serve(GraphServiceServer::new(service), listener, shutdown).await
+    chirp_common::grpc::serve(
+        GraphServiceServer::new(service),
+        listener,
+        config.internal.internal_token.clone(),
+        shutdown,
+    )
+    .await
 }

@@ -2,11 +2,14 @@
 //! store, and turns rows into protobuf messages.
 
 use chirp_common::paging::{self, PageSize};
+use std::collections::HashMap;
+
 use chirp_common::proto::graph::{
-    CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest, GetUserRequest,
-    ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk, ImportGraphSummary,
-    ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, PopularUsers,
-    UnfollowResponse, User, UserIdList, UserIdPage, graph_service_server::GraphService,
+    BatchGetUsersRequest, CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest,
+    GetUserRequest, ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk,
+    ImportGraphSummary, ListFollowedCelebritiesRequest, ListFollowsRequest,
+    ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdList, UserIdPage,
+    UserList, graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
@@ -144,6 +147,34 @@ impl GraphService for Graph {
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {
         let row = self.store.user(request.into_inner().user_id).await?;
         Ok(Response::new(self.to_proto(row)))
+    }
+
+    async fn batch_get_users(
+        &self,
+        request: Request<BatchGetUsersRequest>,
+    ) -> Result<Response<UserList>, Status> {
+        let user_ids = request.into_inner().user_ids;
+        if user_ids.len() > PAGE.max as usize {
+            return Err(GraphError::InvalidArgument(format!(
+                "at most {} user ids at once, got {}",
+                PAGE.max,
+                user_ids.len()
+            ))
+            .into());
+        }
+        let mut rows: HashMap<i64, UserRow> = self
+            .store
+            .users(&user_ids)
+            .await?
+            .into_iter()
+            .map(|row| (row.user_id, row))
+            .collect();
+        let users = user_ids
+            .iter()
+            .filter_map(|id| rows.remove(id))
+            .map(|row| self.to_proto(row))
+            .collect();
+        Ok(Response::new(UserList { users }))
     }
 
     async fn get_user_by_handle(

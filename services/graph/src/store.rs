@@ -139,6 +139,18 @@ impl Store {
         .ok_or(GraphError::UserNotFound(user_id))
     }
 
+    /// The users among `user_ids` that exist, in no particular order.
+    pub async fn users(&self, user_ids: &[i64]) -> Result<Vec<UserRow>, GraphError> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE user_id = ANY($1)"
+        ))
+        .bind(user_ids)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn user_by_handle(&self, handle: &str) -> Result<UserRow, GraphError> {
         sqlx::query_as(concat!(
             "SELECT ",

@@ -1,18 +1,18 @@
 //! The graph service against real Postgres and Redis, through its gRPC API.
 //!
 //! Each test gets its own database and Redis key prefix. So far this binary
-//! covers the bulk paths: `ImportFollows`, a batch of which must leave the
-//! graph exactly as the same follows made one by one would, and be safe to
-//! retry; `ImportGraph`, which must be all or nothing; and the most-followed
-//! users, `ListPopularUsers`.
+//! covers the bulk paths: `BatchGetUsers`; `ImportFollows`, a batch of which
+//! must leave the graph exactly as the same follows made one by one would, and
+//! be safe to retry; `ImportGraph`, which must be all or nothing; and the
+//! most-followed users, `ListPopularUsers`.
 
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{
-    CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest, ImportFollowsRequest,
-    ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest,
+    BatchGetUsersRequest, CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest,
+    ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest,
     ListPopularUsersRequest, User,
 };
 use chirp_common::testing::{fresh_database, unique_name};
@@ -365,4 +365,69 @@ async fn popular_users_come_most_followed_first_ties_by_id() {
     let expected = [(users[2], 2), (users[1], 1), (users[0], 0), (users[3], 0)];
     assert_eq!(popular(3).await, expected[..3]);
     assert_eq!(popular(0).await, expected, "0 asks for the default, 20");
+}
+
+#[tokio::test]
+async fn a_batch_get_returns_the_known_users_in_the_order_asked() {
+    let app = spawn_app().await;
+    let [a, b, c] = app.users(3).await[..] else {
+        unreachable!("three users")
+    };
+    let unknown = c + 1_000;
+    let request = BatchGetUsersRequest {
+        user_ids: vec![c, unknown, a, b],
+    };
+    let users = app.graph.clone().batch_get_users(request).await.unwrap();
+    let users = users.into_inner().users;
+    let ids: Vec<i64> = users.iter().map(|user| user.user_id).collect();
+    assert_eq!(ids, [c, a, b], "unknown ids are left out");
+    assert_eq!(users[1], app.user(a).await, "the same profile as GetUser");
+
+    let too_many = BatchGetUsersRequest {
+        user_ids: (0..5_001).collect(),
+    };
+    let error = app
+        .graph
+        .clone()
+        .batch_get_users(too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error:?}");
+}
+
+#[tokio::test]
+async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
+    let token = "internal-token-of-at-least-32-bytes";
+    let config = graph::Config::try_parse_from([
+        "graph",
+        "--database-url",
+        &fresh_database().await,
+        "--internal-token",
+        token,
+    ])
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    let deadline = Duration::from_secs(30);
+    let request = || CreateUserRequest {
+        handle: "alice".into(),
+        display_name: "Alice".into(),
+    };
+
+    let stranger = chirp_common::grpc::connect_lazy(&addr, deadline).unwrap();
+    let error = GraphServiceClient::new(stranger.clone())
+        .create_user(request())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unauthenticated, "{error:?}");
+    let health = tonic_health::pb::health_client::HealthClient::new(stranger)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "probes need no token: {health:?}");
+
+    let token = chirp_common::service_auth::ServiceToken::parse(token).unwrap();
+    let peer = chirp_common::grpc::connect_lazy_with(&addr, deadline, &token).unwrap();
+    let created = GraphServiceClient::new(peer).create_user(request()).await;
+    assert!(created.is_ok(), "{created:?}");
 }

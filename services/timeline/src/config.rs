@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use chirp_common::metrics::MetricsArgs;
+use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
 use chirp_common::timelines::TimelineStoreArgs;
 use clap::Parser;
@@ -59,4 +60,7 @@ pub struct Config {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// The credential of calls between services.
+    #[command(flatten)]
+    pub internal: ServiceAuthArgs,
 }

@@ -43,7 +43,7 @@ mod stats;
 use std::future::Future;
 use std::time::Duration;
 
-use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy};
+use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::timeline::timeline_service_server::TimelineServiceServer;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
@@ -62,8 +62,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     stats::describe();
     let timelines = HomeTimelines::connect(&config.store).await?;
-    let tweets = TweetServiceClient::new(connect_lazy(&config.tweet_addr, DEFAULT_DEADLINE)?);
-    let graph = GraphServiceClient::new(connect_lazy(&config.graph_addr, DEFAULT_DEADLINE)?);
+    let token = &config.internal.internal_token;
+    let tweets = TweetServiceClient::new(connect_lazy_with(
+        &config.tweet_addr,
+        DEFAULT_DEADLINE,
+        token,
+    )?);
+    let graph = GraphServiceClient::new(connect_lazy_with(
+        &config.graph_addr,
+        DEFAULT_DEADLINE,
+        token,
+    )?);
     let home = home::Home::new(
         graph,
         tweets.clone(),
@@ -80,8 +89,13 @@ pub async fn run(
     let forgetting = tokio::spawn(deletions::follow(timelines, hot_tweets.clone()));
     let service = service::Timeline::new(home, hot_tweets, config.store.timeline_strategy);
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
-    let served =
-        chirp_common::grpc::serve(TimelineServiceServer::new(service), listener, shutdown).await;
+    let served = chirp_common::grpc::serve(
+        TimelineServiceServer::new(service),
+        listener,
+        config.internal.internal_token.clone(),
+        shutdown,
+    )
+    .await;
     forgetting.abort();
     served
 }

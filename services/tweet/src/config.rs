@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use chirp_common::ids::MAX_WORKER_ID;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::metrics::MetricsArgs;
+use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
 use clap::Parser;
 
@@ -44,6 +45,9 @@ pub struct Config {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// The credential of calls between services.
+    #[command(flatten)]
+    pub internal: ServiceAuthArgs,
 }
 
 /// A keyspace name goes into DDL text (CQL cannot bind identifiers), so it is

@@ -1,5 +1,6 @@
 //! Validated user input: tweet content and idempotency keys are checked once,
-//! here, and trusted everywhere after.
+//! here, by the shared rules of `chirp_common::input`, and trusted everywhere
+//! after.
 //!
 //! Content is stored in Unicode normal form C, so the same visible text is the
 //! same bytes whichever way a keyboard composed it: "é" typed as one code point
@@ -7,7 +8,7 @@
 //! and a retry whose text was composed differently still matches its first
 //! attempt.
 
-use unicode_normalization::UnicodeNormalization;
+use chirp_common::input;
 
 use crate::TweetError;
 
@@ -16,23 +17,10 @@ use crate::TweetError;
 pub struct TweetContent(String);
 
 impl TweetContent {
-    pub const MAX_CHARS: usize = 280;
-
     pub fn parse(raw: &str) -> Result<Self, TweetError> {
-        let normalized: String = raw.nfc().collect();
-        if normalized.chars().all(char::is_whitespace) {
-            return Err(TweetError::InvalidArgument(
-                "content must not be empty or only whitespace".to_owned(),
-            ));
-        }
-        let length = normalized.chars().count();
-        if length > Self::MAX_CHARS {
-            return Err(TweetError::InvalidArgument(format!(
-                "content must be at most {} characters, got {length}",
-                Self::MAX_CHARS
-            )));
-        }
-        Ok(Self(normalized))
+        input::tweet_content(raw)
+            .map(Self)
+            .map_err(TweetError::InvalidArgument)
     }
 
     pub fn as_str(&self) -> &str {
@@ -47,21 +35,10 @@ impl TweetContent {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub const MAX_LEN: usize = 128;
-
     /// `None` for an empty key: the client opted out of deduplication.
     pub fn parse(raw: &str) -> Result<Option<Self>, TweetError> {
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        let printable = raw.chars().all(|c| (' '..='~').contains(&c));
-        if raw.len() > Self::MAX_LEN || !printable {
-            return Err(TweetError::InvalidArgument(format!(
-                "idempotency_key must be 1-{} printable ASCII characters",
-                Self::MAX_LEN
-            )));
-        }
-        Ok(Some(Self(raw.to_owned())))
+        let key = input::idempotency_key(raw).map_err(TweetError::InvalidArgument)?;
+        Ok(key.map(|key| Self(key.to_owned())))
     }
 
     pub fn as_str(&self) -> &str {
@@ -134,7 +111,7 @@ mod tests {
                 if let Ok(content) = TweetContent::parse(&raw) {
                     let text = content.as_str();
                     prop_assert!(is_nfc(text));
-                    prop_assert!((1..=TweetContent::MAX_CHARS).contains(&text.chars().count()));
+                    prop_assert!((1..=chirp_common::input::MAX_TWEET_CHARS).contains(&text.chars().count()));
                     prop_assert!(!text.chars().all(char::is_whitespace));
                 }
             }

@@ -74,8 +74,12 @@ pub async fn run(
     let service = service::Tweets::new(store, Snowflake::new(config.node_id), wake);
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
     let shutdown = shutdown.shared();
-    let serving =
-        chirp_common::grpc::serve(TweetServiceServer::new(service), listener, shutdown.clone());
+    let serving = chirp_common::grpc::serve(
+        TweetServiceServer::new(service),
+        listener,
+        config.internal.internal_token.clone(),
+        shutdown.clone(),
+    );
     let (served, ()) = tokio::join!(serving, relay.run(shutdown));
     served
 }

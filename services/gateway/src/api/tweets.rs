@@ -10,6 +10,7 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chirp_common::ErrorKind;
+use chirp_common::input;
 use chirp_common::proto::tweet::{
     CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
     TweetPage,
@@ -77,9 +78,12 @@ async fn create(
             .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII"))?
             .to_owned(),
     };
+    // Checked here, by the tweet service's own rules: its refusals are not
+    // passed on to clients (`crate::error`).
+    input::idempotency_key(&idempotency_key).map_err(ApiError::invalid)?;
     let request = CreateTweetRequest {
         author_id: caller.0,
-        content: body.content,
+        content: input::tweet_content(&body.content).map_err(ApiError::invalid)?,
         idempotency_key,
     };
     let response = state

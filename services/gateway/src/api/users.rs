@@ -6,10 +6,11 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chirp_common::input;
 use chirp_common::proto::graph::{
-    CreateUserRequest, GetUserByHandleRequest, GetUserRequest, ListFollowsRequest, User, UserIdPage,
+    BatchGetUsersRequest, CreateUserRequest, GetUserByHandleRequest, GetUserRequest,
+    ListFollowsRequest, User, UserIdPage,
 };
-use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +20,8 @@ use super::extract::{Json, Path, Query};
 use super::pages::{Page, PageQuery, rfc3339};
 use crate::AppState;
 use crate::cursor::CursorKind;
-use crate::error::ApiError;
+use crate::error::{ApiError, RateLimited};
+use crate::rate_limit::SignUpAllowed;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -76,14 +78,22 @@ struct SignedUp {
 
 /// Creates an account and returns a bearer token for it.
 #[utoipa::path(post, path = "/users", operation_id = "sign_up", tag = "users", request_body = SignUp,
-    responses((status = CREATED, description = "signed up", body = SignedUp)))]
+    responses(
+        (status = CREATED, description = "signed up", body = SignedUp),
+        (status = TOO_MANY_REQUESTS, response = RateLimited),
+    ))]
 async fn sign_up(
     State(state): State<AppState>,
+    _: SignUpAllowed,
     Json(body): Json<SignUp>,
 ) -> Result<(StatusCode, JsonResponse<SignedUp>), ApiError> {
     let request = CreateUserRequest {
-        handle: body.handle,
-        display_name: body.display_name,
+        handle: input::handle(&body.handle)
+            .map_err(ApiError::invalid)?
+            .to_owned(),
+        display_name: input::display_name(&body.display_name)
+            .map_err(ApiError::invalid)?
+            .to_owned(),
     };
     let user = state.graph.clone().create_user(request).await?.into_inner();
     let signed_up = SignedUp {
@@ -178,7 +188,12 @@ async fn follow_list(
         Direction::Following => graph.list_following(request).await?,
     }
     .into_inner();
-    let users = try_join_all(user_ids.into_iter().map(|id| user(&state, id))).await?;
+    // One call for the whole page, not one per user.
+    let users = graph
+        .batch_get_users(BatchGetUsersRequest { user_ids })
+        .await?
+        .into_inner()
+        .users;
     let views = users.into_iter().map(UserView::from).collect();
     Ok(JsonResponse(Page::new(
         views,
