@@ -147,6 +147,9 @@ async fn pushes_cache_hits_and_rebuilds_are_counted() {
     let reader = stack.sign_up(&handle("reader")).await;
     let author = stack.sign_up(&handle("author")).await;
     stack.follow(&reader, &author).await;
+    // Both have read: pushes land only in cached timelines.
+    stack.home_timeline(&reader, "").await;
+    stack.home_timeline(&author, "").await;
     let before = Reading::take();
 
     let posted = stack.post(&author, "counted").await["id"]

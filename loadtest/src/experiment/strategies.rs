@@ -101,6 +101,10 @@ pub struct StrategiesArgs {
 
 /// Counter, label `change`: timeline entries the fan-out worker wrote.
 const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
+/// Counter, label `reason`: pushes the worker skipped, the follower's
+/// timeline not being cached. Counted with the writes: every follower a
+/// push reaches costs the walk, cached or not.
+const SKIPPED_WRITES: &str = "chirp_fanout_skipped_writes_total";
 /// Counter, label `outcome`: events the fan-out worker handled.
 const EVENTS: &str = "chirp_fanout_events_total";
 /// The longest a post may take to show up before it counts as lost.
@@ -352,8 +356,10 @@ async fn writes(stack: &mut Stack, before: &Scrape, posts: u64) -> anyhow::Resul
     let applied = before.total(EVENTS, &["outcome=\"applied\""]);
     let after = drain(stack, applied + posts as f64).await?;
     let push = ["change=\"push\""];
-    let timeline_writes =
-        after.total(TIMELINE_WRITES, &push) - before.total(TIMELINE_WRITES, &push);
+    let timeline_writes = after.total(TIMELINE_WRITES, &push)
+        - before.total(TIMELINE_WRITES, &push)
+        + after.total(SKIPPED_WRITES, &[])
+        - before.total(SKIPPED_WRITES, &[]);
     Ok(Writes {
         tweets: posts,
         timeline_writes: timeline_writes as u64,
