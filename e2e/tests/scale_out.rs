@@ -31,7 +31,10 @@ const TWEETS_AFTER: usize = 20;
 
 /// Metrics port of instance `i` (0, 1) of a service, as run-local.sh places them.
 fn metrics_url(slot: u16, i: u16) -> String {
-    format!("http://127.0.0.1:{}/metrics", 9200 + 10 * slot + i + PORT_OFFSET)
+    format!(
+        "http://127.0.0.1:{}/metrics",
+        9200 + 10 * slot + i + PORT_OFFSET
+    )
 }
 const GATEWAY: u16 = 0;
 const TWEET: u16 = 1;
@@ -69,20 +72,24 @@ impl Drop for LocalStack {
     }
 }
 
-/// The debug binaries of the five services, built if missing or stale.
-fn build_services() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(repo())
-        .args(["build", "--bin", "graph", "--bin", "tweet", "--bin", "timeline"])
-        .args(["--bin", "fanout", "--bin", "gateway"])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build of the services failed");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"));
-    target.join("debug")
+/// The five services' binaries, built by the same `cargo test` as this test
+/// (`cargo test --workspace` builds every package's binaries; with `-p
+/// chirp-e2e` alone, `cargo build --bins` them first).
+fn service_binaries() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/debug/deps/scale_out-… → target/debug
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug");
+    for binary in ["graph", "tweet", "timeline", "fanout", "gateway"] {
+        assert!(
+            dir.join(binary).exists(),
+            "{} is missing: run `cargo build --bins` (or `cargo test --workspace`) first",
+            dir.join(binary).display()
+        );
+    }
+    dir.to_owned()
 }
 
 /// Sends a request until it succeeds, as a client does after a 502 or a
@@ -138,7 +145,7 @@ async fn counter(url: &str, name: &str, label: &str) -> f64 {
 #[tokio::test]
 async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
     ensure_backends();
-    let bin_dir = build_services();
+    let bin_dir = service_binaries();
     let database_url = fresh_database().await;
     let run_id = unique_name("scaleout");
     let run_dir = std::env::temp_dir().join(&run_id);
@@ -159,7 +166,10 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
         ("RATE_LIMIT_BURST", "1000".to_owned()),
     ];
     let stack = LocalStack {
-        env: env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
     };
     stack.run(&["up"]);
     let http = reqwest::Client::new();
@@ -203,8 +213,15 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
         )
         .await;
         assert!(status.is_success(), "{status}: {tweet}");
-        let (status, _) =
-            with_retries(&http, Method::GET, &timeline, Some(&reader_token), None, &[]).await;
+        let (status, _) = with_retries(
+            &http,
+            Method::GET,
+            &timeline,
+            Some(&reader_token),
+            None,
+            &[],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         tweet["id"].as_str().unwrap().to_owned()
     };
@@ -218,10 +235,30 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
     let mut idle = Vec::new();
     let grpc = "chirp_grpc_requests_total";
     for (slot, name, metric, label) in [
-        (GATEWAY, "gateway", "chirp_http_requests_total", r#"method="POST""#.to_owned()),
-        (TWEET, "tweet", grpc, service_label(tweet_service_server::SERVICE_NAME)),
-        (GRAPH, "graph", grpc, service_label(graph_service_server::SERVICE_NAME)),
-        (TIMELINE, "timeline", grpc, service_label(timeline_service_server::SERVICE_NAME)),
+        (
+            GATEWAY,
+            "gateway",
+            "chirp_http_requests_total",
+            r#"method="POST""#.to_owned(),
+        ),
+        (
+            TWEET,
+            "tweet",
+            grpc,
+            service_label(tweet_service_server::SERVICE_NAME),
+        ),
+        (
+            GRAPH,
+            "graph",
+            grpc,
+            service_label(graph_service_server::SERVICE_NAME),
+        ),
+        (
+            TIMELINE,
+            "timeline",
+            grpc,
+            service_label(timeline_service_server::SERVICE_NAME),
+        ),
     ] {
         for i in 0..2 {
             let served = counter(&metrics_url(slot, i), metric, &label).await;
@@ -248,8 +285,7 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
             let (http, timeline, reader_token, posted) = (&http, &timeline, &reader_token, &posted);
             async move {
                 let (_, page) =
-                    with_retries(http, Method::GET, timeline, Some(reader_token), None, &[])
-                        .await;
+                    with_retries(http, Method::GET, timeline, Some(reader_token), None, &[]).await;
                 let shown: Vec<&str> = page["items"]
                     .as_array()?
                     .iter()

@@ -51,7 +51,10 @@ impl RedisConnection {
             .filter(|u| !u.is_empty())
             .collect();
         if target.cluster {
-            anyhow::ensure!(!urls.is_empty(), "REDIS_CLUSTER needs at least one node URL");
+            anyhow::ensure!(
+                !urls.is_empty(),
+                "REDIS_CLUSTER needs at least one node URL"
+            );
             let client = ClusterClientBuilder::new(urls)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)

@@ -28,10 +28,14 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
     let database = database_url.rsplit('/').next().unwrap().to_owned();
     let replica_url = format!("postgres://postgres@{REPLICA}/{database}");
     // The new database reaches the replica through the WAL, like any write.
-    let mut replica = eventually(Duration::from_secs(60), "the database on the replica", || {
-        let url = replica_url.clone();
-        async move { sqlx::PgConnection::connect(&url).await.ok() }
-    })
+    let mut replica = eventually(
+        Duration::from_secs(60),
+        "the database on the replica",
+        || {
+            let url = replica_url.clone();
+            async move { sqlx::PgConnection::connect(&url).await.ok() }
+        },
+    )
     .await;
 
     let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("replica")));
@@ -60,7 +64,12 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
         };
-        graph.create_user(request).await.unwrap().into_inner().user_id
+        graph
+            .create_user(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .user_id
     };
     let author = user(&unique_name("author")[..15]).await;
     let reader = user(&unique_name("reader")[..15]).await;
