@@ -75,13 +75,18 @@ impl Drop for LocalStack {
 /// The five services' binaries, built by the same `cargo test` as this test
 /// (`cargo test --workspace` builds every package's binaries; with `-p
 /// chirp-e2e` alone, `cargo build --bins` them first).
+/// `BIN_DIR` (as run-local.sh reads it) points elsewhere.
 fn service_binaries() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     // target/debug/deps/scale_out-… → target/debug
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug");
+    let dir = match std::env::var_os("BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/debug")
+            .to_owned(),
+    };
     for binary in ["graph", "tweet", "timeline", "fanout", "gateway"] {
         assert!(
             dir.join(binary).exists(),
@@ -89,7 +94,7 @@ fn service_binaries() -> PathBuf {
             dir.join(binary).display()
         );
     }
-    dir.to_owned()
+    dir
 }
 
 /// Sends a request until it succeeds, as a client does after a 502 or a
