@@ -10,7 +10,9 @@
 #    database, a new Redis key prefix and Kafka topic (the CQL keyspace chirp_bench is reused;
 #    seeded users are new each time, so old tweets are never read),
 # 4. seeds a power-law graph, runs `loadtest bench`, stops the services,
-# 5. runs `loadtest experiment strategies`, which starts its own in-process services.
+# 5. runs the scale-out stage (the reads through 2 gateways behind HAProxy and 2 timeline
+#    services next to 1 + 1; BENCH_SCALE_OUT=0 skips it),
+# 6. runs `loadtest experiment strategies`, which starts its own in-process services.
 #
 # RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, one report
 # per stage, and strategies/ (strategies.md, strategies.json, index.html with the plot).
@@ -111,6 +113,48 @@ env "${REDIS[@]}" "${KAFKA[@]}" "$LOADTEST" bench --manifest "$RESULTS/manifest.
   --timeline-addr $TIMELINE --graph-addr $GRAPH --fanout-metrics "http://$FANOUT_METRICS/metrics" \
   --duration "$DURATION" --connections "$CONNECTIONS" --readers "$READERS" \
   --fanout-followers "$FANOUT_FOLLOWERS" --fanout-events "$FANOUT_EVENTS" --out "$RESULTS"
+
+# Scale-out stage: the same home-timeline reads through one gateway and one timeline service,
+# then through two gateways behind HAProxy, each balancing over two timeline services
+# (docs/SCALING.md). On 2 shared cores no speed-up is expected: the point is that it works
+# and that no request fails. Results in $RESULTS/scale-out.md.
+if [[ ${BENCH_SCALE_OUT:-1} == 1 ]]; then
+  log "scale-out stage: 1 gateway + 1 timeline, then 2 + 2 behind HAProxy"
+  TIMELINE_2=127.0.0.1:51063
+  start timeline LISTEN_ADDR=$TIMELINE_2 TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH "${REDIS[@]}"
+  for port in 18081 18082; do
+    start gateway LISTEN_ADDR=127.0.0.1:$port TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH \
+      TIMELINE_ADDR=$TIMELINE,$TIMELINE_2 TOKEN_SECRET="$TOKEN_SECRET" "${REDIS[@]}"
+  done
+  command -v haproxy >/dev/null || die "the scale-out stage needs haproxy (apt-get install haproxy, or BENCH_SCALE_OUT=0)"
+  printf '%s\n' 'defaults' '  mode http' '  timeout connect 1s' '  timeout client 30s' '  timeout server 30s' \
+    'frontend bench' '  bind 127.0.0.1:18090' '  default_backend gateways' \
+    'backend gateways' '  balance roundrobin' '  option httpchk GET /healthz' \
+    '  server g1 127.0.0.1:18081 check inter 1s' '  server g2 127.0.0.1:18082 check inter 1s' \
+    >"$RESULTS/haproxy.cfg"
+  haproxy -db -f "$RESULTS/haproxy.cfg" >"$RESULTS/logs/haproxy.log" 2>&1 &
+  PIDS+=($!)
+  deadline=$((SECONDS + 60))
+  until curl -fsS http://127.0.0.1:18090/healthz >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || die "the load balancer did not answer within 60 s"
+    sleep 0.5
+  done
+  for setup in one:http://$GATEWAY two:http://127.0.0.1:18090; do
+    "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --gateway "${setup#*:}" \
+      --connections "$CONNECTIONS" --duration "$DURATION" --out "$RESULTS/scale-out-${setup%%:*}" >/dev/null
+  done
+  python3 - "$RESULTS" >"$RESULTS/scale-out.md" <<'PY'
+import json, sys
+out = sys.argv[1]
+print("| setup | reads sent/s | pages ok/s |")
+print("|---|---:|---:|")
+for setup, label in [("one", "1 gateway, 1 timeline"), ("two", "2 gateways (HAProxy), 2 timelines")]:
+    report = json.load(open(f"{out}/scale-out-{setup}/report.json"))
+    t = report["throughput"]
+    print(f"| {label} | {t['sent_per_sec']:.0f} | {t['ok_per_sec']:.0f} |")
+PY
+  cat "$RESULTS/scale-out.md"
+fi
 stop_services
 
 log "comparing push, pull and hybrid timelines"
