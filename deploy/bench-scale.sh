@@ -45,6 +45,7 @@ COLD_RATE=${SCALE_COLD_RATE:-50}
 QUIET_IDLE=${SCALE_QUIET_IDLE:-80}
 QUIET_TIMEOUT=${SCALE_QUIET_TIMEOUT:-120}
 SKIP_BENCH=${SCALE_SKIP_BENCH:-}   # set: seed and count Redis only
+# SCALE_BIN_DIR=DIR: use the binaries in DIR instead of building them.
 
 PG=postgres://postgres@127.0.0.1:5432
 GATEWAY=127.0.0.1:18180
@@ -142,13 +143,13 @@ redis_timelines() {
 log "starting the backends"
 bash "$REPO_DIR/deploy/backends.sh" up
 
-if [[ -z ${SCALE_NO_BUILD:-} ]]; then
+if [[ -z ${SCALE_BIN_DIR:-} ]]; then
   log "building the services and the load tool (cargo build --release)"
   (cd "$REPO_DIR" && cargo build --release --locked \
     --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest)
 fi
 for bin in graph tweet timeline fanout gateway loadtest; do
-  cp "${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/$bin" "$RESULTS/bin/"
+  cp "${SCALE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}/$bin" "$RESULTS/bin/"
 done
 LOADTEST=$RESULTS/bin/loadtest
 
