@@ -109,7 +109,7 @@ log "seeding $USERS users"
 psql -q "$PG/$DATABASE" -c "VACUUM ANALYZE"
 
 log "benchmarking the read path and fan-out"
-env "${REDIS[@]}" "${KAFKA[@]}" "$LOADTEST" bench --manifest "$RESULTS/manifest.json" \
+env "${REDIS[@]}" "${KAFKA[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" bench --manifest "$RESULTS/manifest.json" \
   --timeline-addr $TIMELINE --graph-addr $GRAPH --fanout-metrics "http://$FANOUT_METRICS/metrics" \
   --duration "$DURATION" --connections "$CONNECTIONS" --readers "$READERS" \
   --fanout-followers "$FANOUT_FOLLOWERS" --fanout-events "$FANOUT_EVENTS" --out "$RESULTS"

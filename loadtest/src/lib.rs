@@ -23,6 +23,7 @@ pub mod client;
 pub mod estimate;
 pub mod experiment;
 pub mod graph_model;
+pub mod keyspace;
 pub mod machine;
 pub mod manifest;
 pub mod prometheus;
@@ -61,6 +62,8 @@ pub enum Command {
     /// The read path against the Redis floor, fan-out against pipelined
     /// ZADD, saturation and the p99 below it: docs/BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
+    DropKeyspace(keyspace::DropKeyspaceArgs),
 }
 
 /// Runs one subcommand.
@@ -77,6 +80,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => {
             bench::bench(&args).await?;
         }
+        Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
     }
     Ok(())
 }

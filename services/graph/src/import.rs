@@ -45,9 +45,13 @@ use tonic::Streaming;
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
 
-/// Memory each index rebuild may use: enough to sort twenty million edges in
-/// a few runs; only this transaction gets it.
-const INDEX_BUILD_MEMORY: &str = "SET LOCAL maintenance_work_mem = '256MB'";
+/// Memory the sort of the staged edges and each index rebuild may use:
+/// enough to sort twenty million edges in a few runs; only this transaction
+/// gets it.
+const SORT_MEMORY: [&str; 2] = [
+    "SET LOCAL work_mem = '256MB'",
+    "SET LOCAL maintenance_work_mem = '256MB'",
+];
 
 /// Loads one import stream; see the module documentation for the steps.
 pub async fn import_graph(
@@ -273,6 +277,9 @@ async fn move_follows(tx: &mut PgConnection) -> Result<u64, GraphError> {
     let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM follows)")
         .fetch_one(&mut *tx)
         .await?;
+    for setting in SORT_MEMORY {
+        sqlx::query(setting).execute(&mut *tx).await?;
+    }
     let rebuild = if empty {
         Some(drop_keys_and_indexes(&mut *tx).await?)
     } else {
@@ -289,7 +296,6 @@ async fn move_follows(tx: &mut PgConnection) -> Result<u64, GraphError> {
     .await?
     .rows_affected();
     if let Some(statements) = rebuild {
-        sqlx::query(INDEX_BUILD_MEMORY).execute(&mut *tx).await?;
         for statement in statements {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)

@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
-use chirp_common::ids::now_ms;
+use chirp_common::ids::{id_at, now_ms};
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_common::proto::tweet::{
     BatchGetTweetsRequest, CreateTweetRequest, CreateTweetResponse, DeleteTweetRequest,
-    GetTweetRequest, ListTweetsByAuthorRequest, Tweet, TweetPage,
+    GetTweetRequest, ImportTweetsRequest, ImportedTweet, ListTweetsByAuthorRequest, Tweet,
+    TweetPage,
 };
 use chirp_common::testing::{CQL, KAFKA, ensure_backends, unique_name};
 use clap::Parser;
@@ -581,4 +582,69 @@ async fn several_instances_relay_each_event_once_in_order() {
     );
     other.stop().await;
     one.teardown().await;
+}
+
+fn imported(tweet_id: i64, author_id: i64, content: &str) -> ImportedTweet {
+    ImportedTweet {
+        tweet_id,
+        author_id,
+        content: content.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn imported_history_is_read_back_without_an_event_and_a_bad_batch_writes_nothing() {
+    let app = spawn_app().await;
+    let (author, other) = (7_001, 7_002);
+    // Ids of the past, a second apart, as a migration's source would have.
+    let hour_ago = now_ms() - 3_600_000;
+    let id = |n: i64| id_at(hour_ago + n * 1_000, 1_023, 0);
+    let history = vec![
+        imported(id(1), author, "first"),
+        imported(id(2), other, "elsewhere"),
+        imported(id(3), author, "second"),
+    ];
+    let import = |tweets: Vec<ImportedTweet>| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .import_tweets(ImportTweetsRequest { tweets })
+                .await
+                .map(|response| response.into_inner().written)
+        }
+    };
+    assert_eq!(import(history.clone()).await.unwrap(), 3);
+    assert_eq!(
+        import(history).await.unwrap(),
+        3,
+        "a retry rewrites the same rows"
+    );
+    assert_eq!(ids(&app.list_all(author, 10).await), vec![id(3), id(1)]);
+    let first = app.get(id(1)).await.unwrap();
+    assert_eq!(first.created_at_ms, hour_ago + 1_000);
+    assert_eq!(first.content, "first");
+
+    // One tweet from the future fails the whole call, before any write.
+    let future = id_at(now_ms() + 3_600_000, 1_023, 0);
+    let bad = vec![
+        imported(id(4), author, "never written"),
+        imported(future, author, "from the future"),
+    ];
+    assert_code(import(bad).await, Code::InvalidArgument);
+    assert_code(app.get(id(4)).await, Code::NotFound);
+    let empty = vec![imported(id(5), author, "   ")];
+    assert_code(import(empty).await, Code::InvalidArgument);
+
+    // No event for the history: the first event of the author's partition is
+    // the one of a tweet posted afterwards.
+    let posted = app.tweet(author, "news").await;
+    let [(_, kind)] = &app.events(1).await[..] else {
+        unreachable!("one event")
+    };
+    assert!(
+        matches!(kind, Kind::Created(created) if created.tweet_id == posted.tweet_id),
+        "{kind:?}"
+    );
+
+    app.teardown().await;
 }

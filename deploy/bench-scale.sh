@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# deploy/bench-scale.sh — chirp at a million users on one machine, in one command.
+#
+#   deploy/bench-scale.sh [RESULTS_DIR]        default: bench-results/scale-<date-time>
+#
+# Sibling of deploy/bench.sh, run twice: once at BASE users (5 000) and once at SCALE users
+# (1 000 000, power-law graph of about 23 M follows, 5 tweets each), each on fresh state of its
+# own (a new Postgres database, CQL keyspace, Redis key prefix and Kafka topic, all dropped at
+# the end: at a million users they hold gigabytes). For each size it
+#
+# 1. starts the five services (release builds, copied aside so that another build cannot swap
+#    them mid-run), as deploy/bench.sh does;
+# 2. seeds through the bulk paths (`loadtest seed`: ImportGraph, ImportTweets) and records each
+#    stage's time;
+# 3. warms the timelines of the ACTIVE share of users (10 %) and runs `loadtest bench` over
+#    them: cached home-timeline pages/s and p99 at each layer, and fan-out;
+# 4. reads the home timelines of users who were not warmed (`loadtest run`, one page each at a
+#    low rate): cold reads, each a rebuild, p50/p99;
+# 5. records what Redis holds: timeline keys, bytes in total (MEMORY USAGE of every key) and
+#    per entry.
+#
+# Before the seed and before each measurement it checks that the system is quiet — fan-out
+# consumer lag 0 and the machine's CPU at least QUIET_IDLE % idle over 5 s — waiting up to
+# QUIET_TIMEOUT seconds, and records what it found in quiet.md either way: on a shared machine
+# "not quiet" is a result to report, not to hide.
+#
+# RESULTS_DIR then holds scale.md (the summary), quiet.md, and per size: the seed's output,
+# the manifest, bench.md/bench.json, the cold-read report and the services' logs.
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS=${1:-$REPO_DIR/bench-results/scale-$(date +%Y%m%d-%H%M%S)}
+RUN_ID=scale$(date +%s)
+
+BASE_USERS=${SCALE_BASE_USERS:-5000}
+SCALE_USERS=${SCALE_USERS:-1000000}
+SIZES=${SCALE_SIZES:-"$BASE_USERS $SCALE_USERS"}
+TWEETS_PER_USER=${SCALE_TWEETS_PER_USER:-5}
+ACTIVE_PERCENT=${SCALE_ACTIVE_PERCENT:-10}
+MAX_READERS=${SCALE_MAX_READERS:-100000}
+DURATION=${SCALE_DURATION:-10s}
+CONNECTIONS=${SCALE_CONNECTIONS:-64}
+COLD_READS=${SCALE_COLD_READS:-1000}
+COLD_RATE=${SCALE_COLD_RATE:-50}
+QUIET_IDLE=${SCALE_QUIET_IDLE:-80}
+QUIET_TIMEOUT=${SCALE_QUIET_TIMEOUT:-120}
+SKIP_BENCH=${SCALE_SKIP_BENCH:-}   # set: seed and count Redis only
+# SCALE_BIN_DIR=DIR: use the binaries in DIR instead of building them.
+
+PG=postgres://postgres@127.0.0.1:5432
+GATEWAY=127.0.0.1:18180
+TWEET=127.0.0.1:51151
+GRAPH=127.0.0.1:51152
+TIMELINE=127.0.0.1:51153
+FANOUT_METRICS=127.0.0.1:19190
+
+log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
+die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
+
+mkdir -p "$RESULTS/bin"
+PIDS=()
+DATABASES=()
+KEYSPACES=()
+PREFIXES=()
+
+start() {
+  local service=$1 logs=$2; shift 2
+  env -i PATH="$PATH" RUST_LOG=warn "$@" "$RESULTS/bin/$service" >"$logs/$service.log" 2>&1 &
+  PIDS+=($!)
+}
+
+stop_services() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+# Everything a size created is dropped, on success or failure: a million users' graph, history
+# and timelines are gigabytes other users of these backends should not pay for.
+cleanup() {
+  stop_services
+  for prefix in "${PREFIXES[@]}"; do
+    redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 del >/dev/null || true
+  done
+  for database in "${DATABASES[@]}"; do
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $database" || true
+  done
+  for keyspace in "${KEYSPACES[@]}"; do
+    "$RESULTS/bin/loadtest" drop-keyspace "$keyspace" || true
+  done
+}
+trap cleanup EXIT
+
+# Percent of the machine's CPU time idle over $1 seconds (all cores, from /proc/stat).
+cpu_idle() {
+  local a b
+  read -r -a a < <(head -1 /proc/stat)
+  sleep "$1"
+  read -r -a b < <(head -1 /proc/stat)
+  local total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((100 * ((b[4] - a[4]) + (b[5] - a[5])) / (total > 0 ? total : 1)))
+}
+
+fanout_lag() {
+  curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null |
+    awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }'
+}
+
+# Waits for a quiet system (lag 0, CPU idle) and records what it found before the step $2 of
+# size $1.
+quiet() {
+  local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle status
+  while :; do
+    lag=$(fanout_lag)
+    idle=$(cpu_idle 5)
+    if [[ $lag == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
+    if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
+  done
+  printf '| %s | %s | %s | %s %% | %s |\n' "$1" "$2" "$lag" "$idle" "$status" >>"$RESULTS/quiet.md"
+  log "$2 ($1 users): fan-out lag $lag, CPU $idle % idle: $status"
+}
+
+# Timeline keys under $1, their entries (by type) and bytes (MEMORY USAGE), as "keys entries
+# bytes". Whatever layout the timeline store uses, these count what it holds.
+redis_timelines() {
+  local keys=$RESULTS/keys.txt
+  redis-cli -h 127.0.0.1 --scan --pattern "$1timeline:*" >"$keys"
+  local count
+  count=$(wc -l <"$keys")
+  if ((count == 0)); then echo "0 0 0"; return; fi
+  awk '{ print "MEMORY USAGE " $0; print "TYPE " $0 }' "$keys" | redis-cli -h 127.0.0.1 >"$RESULTS/usage.txt"
+  local bytes
+  bytes=$(awk 'NR % 2 == 1 { s += $1 } END { print s + 0 }' "$RESULTS/usage.txt")
+  paste - - <"$RESULTS/usage.txt" | paste - "$keys" | awk '{
+      if ($2 == "zset") print "ZCARD " $3; else if ($2 == "list") print "LLEN " $3;
+      else if ($2 == "string") print "STRLEN " $3 }' | redis-cli -h 127.0.0.1 >"$RESULTS/entries.txt"
+  local entries
+  entries=$(awk '{ s += $1 } END { print s + 0 }' "$RESULTS/entries.txt")
+  echo "$count $entries $bytes"
+}
+
+log "starting the backends"
+bash "$REPO_DIR/deploy/backends.sh" up
+
+if [[ -z ${SCALE_BIN_DIR:-} ]]; then
+  log "building the services and the load tool (cargo build --release)"
+  (cd "$REPO_DIR" && cargo build --release --locked \
+    --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest)
+fi
+for bin in graph tweet timeline fanout gateway loadtest; do
+  cp "${SCALE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}/$bin" "$RESULTS/bin/"
+done
+LOADTEST=$RESULTS/bin/loadtest
+
+printf '| users | before | fan-out lag | CPU idle | |\n|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
+printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms |\n' >"$RESULTS/scale.tsv"
+
+for USERS in $SIZES; do
+  OUT=$RESULTS/$USERS
+  mkdir -p "$OUT/logs"
+  NAME=${RUN_ID}_$USERS
+  DATABASES+=("$NAME"); KEYSPACES+=("$NAME"); PREFIXES+=("$NAME:")
+  # A celebrity threshold the size can reach, with a few celebrities above it.
+  THRESHOLD=$(( USERS >= 100000 ? 10000 : USERS / 5 ))
+  CELEBRITIES=$(( USERS >= 100000 ? 20 : 3 ))
+  READERS=$(( USERS * ACTIVE_PERCENT / 100 ))
+  (( READERS > MAX_READERS )) && READERS=$MAX_READERS
+
+  log "[$USERS] fresh database, keyspace, key prefix and topic $NAME"
+  psql -q "$PG/postgres" -c "CREATE DATABASE $NAME"
+  TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  REDIS=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$NAME:" TIMELINE_TTL_SECS=3600)
+  KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$NAME" KAFKA_TOPIC_PARTITIONS=1)
+  start graph "$OUT/logs" LISTEN_ADDR=$GRAPH DATABASE_URL="$PG/$NAME" CELEBRITY_THRESHOLD="$THRESHOLD" "${REDIS[@]}"
+  start tweet "$OUT/logs" LISTEN_ADDR=$TWEET CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE="$NAME" "${KAFKA[@]}"
+  start timeline "$OUT/logs" LISTEN_ADDR=$TIMELINE TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH "${REDIS[@]}"
+  start fanout "$OUT/logs" GRAPH_ADDR=$GRAPH KAFKA_GROUP_ID="$NAME" METRICS_ADDR=$FANOUT_METRICS "${KAFKA[@]}" "${REDIS[@]}"
+  start gateway "$OUT/logs" LISTEN_ADDR=$GATEWAY TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH TIMELINE_ADDR=$TIMELINE \
+    TOKEN_SECRET="$TOKEN_SECRET" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 "${REDIS[@]}"
+  deadline=$((SECONDS + 120))
+  until curl -fsS "http://$GATEWAY/healthz" >/dev/null 2>&1; do
+    (( SECONDS < deadline )) || die "the gateway did not answer within 120 s; see $OUT/logs/"
+    sleep 0.5
+  done
+
+  quiet "$USERS" "seed"
+  log "[$USERS] seeding: $USERS users, power law, $TWEETS_PER_USER tweets each"
+  seed_started=$SECONDS
+  "$LOADTEST" seed --gateway "http://$GATEWAY" --graph-addr $GRAPH --tweet-addr $TWEET \
+    --users "$USERS" --celebrities "$CELEBRITIES" --celebrity-threshold "$THRESHOLD" \
+    --tweets-per-user "$TWEETS_PER_USER" --manifest "$OUT/manifest.json" --quiet | tee "$OUT/seed.txt"
+  seed_secs=$((SECONDS - seed_started))
+  psql -q "$PG/$NAME" -c "VACUUM ANALYZE"
+  read -r follows tweets users_s follows_s commit_s tweets_s < <(python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1])); t = m["timings"]
+print(m["follows"], m["tweets"], round(t["users_secs"], 1), round(t["follows_secs"], 1),
+      round(t["graph_commit_secs"], 1), round(t["tweets_secs"], 1))' "$OUT/manifest.json")
+
+  pages=- p99=- cold50=- cold99=-
+  if [[ -z $SKIP_BENCH ]]; then
+    quiet "$USERS" "bench"
+    log "[$USERS] loadtest bench over $READERS active readers"
+    env "${REDIS[@]}" "${KAFKA[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" bench \
+      --manifest "$OUT/manifest.json" --timeline-addr $TIMELINE --graph-addr $GRAPH \
+      --fanout-metrics "http://$FANOUT_METRICS/metrics" --duration "$DURATION" \
+      --connections "$CONNECTIONS" --readers "$READERS" --out "$OUT" | tee "$OUT/bench.txt"
+    read -r pages p99 < <(python3 -c '
+import json, sys
+b = json.load(open(sys.argv[1]))
+print(round(b["gateway_http"]["ok_per_sec"]), round(b["gateway_http_open"]["latency"]["p99_ms"], 2))' "$OUT/bench.json") || true
+
+    quiet "$USERS" "cold reads"
+    log "[$USERS] cold reads: $COLD_READS first pages of users drawn from all $USERS"
+    # Drawn from everyone, so about (100 - ACTIVE_PERCENT) % were never read: each such read
+    # rebuilds the timeline from the stores.
+    TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" run home-timeline --manifest "$OUT/manifest.json" \
+      --rate "$COLD_RATE" --duration "$((COLD_READS / COLD_RATE))s" --pages 1 --seed 7 \
+      --out "$OUT/cold" | tee "$OUT/cold.txt"
+    read -r cold50 cold99 < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["latency"]
+print(r["p50_ms"], r["p99_ms"])' "$OUT/cold/report.json") || true
+  fi
+
+  read -r keys entries bytes < <(redis_timelines "$NAME:")
+  per_entry=$(python3 -c "import sys; e, b = int(sys.argv[1]), int(sys.argv[2]); print(round(b / e, 1) if e else '-')" "$entries" "$bytes")
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+    "$USERS" "$follows" "$tweets" "$users_s" "$follows_s" "$commit_s" "$tweets_s" "$seed_secs" \
+    "$keys" "$entries" "$bytes" "$per_entry" "$READERS" "$pages" "$p99" "$cold50" "$cold99" >>"$RESULTS/scale.tsv"
+  stop_services
+done
+
+{
+  echo "# chirp at scale ($(date -u +%FT%TZ), $(nproc) cores)"
+  echo
+  cat "$RESULTS/scale.tsv" | sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+  echo
+  echo "## Was the system quiet?"
+  echo
+  cat "$RESULTS/quiet.md"
+} >"$RESULTS/scale.md"
+log "done: $RESULTS/scale.md"
+cat "$RESULTS/scale.md"
