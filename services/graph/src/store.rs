@@ -8,6 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
+use crate::pending_drops;
 
 /// A user as stored; the service layer adds what depends on config.
 #[derive(Debug, sqlx::FromRow)]
@@ -61,6 +62,11 @@ impl Store {
             .await
             .context("apply graph migrations")?;
         Ok(Self { pool })
+    }
+
+    /// The pool, for the pending-drops queue's own transactions.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub async fn create_user(
@@ -131,10 +137,13 @@ impl Store {
 
     /// Removes the edge and lowers both counters. Returns the followee's
     /// remaining follower count, or `None` when there was no edge to remove.
+    /// When it takes the followee just below `celebrity_threshold`, the same
+    /// transaction queues the drop of their followers' timelines.
     pub async fn unfollow(
         &self,
         follower_id: i64,
         followee_id: i64,
+        celebrity_threshold: i64,
     ) -> Result<Option<i64>, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &[follower_id, followee_id]).await?;
@@ -151,6 +160,9 @@ impl Store {
         } else {
             None
         };
+        if remaining == Some(celebrity_threshold - 1) {
+            pending_drops::queue(&mut tx, followee_id).await?;
+        }
         tx.commit().await?;
         Ok(remaining)
     }
