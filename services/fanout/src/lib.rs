@@ -15,7 +15,9 @@
 //! timeline is a set of ids. This is simpler and cheaper than exactly-once
 //! (Kafka transactions cannot span Redis anyway), and yields the same
 //! timelines. A failing dependency stalls its partition rather than
-//! dropping events: the worker retries with backoff until it heals.
+//! dropping events: the worker retries with backoff until it heals. An event
+//! that fails for good goes to a dead-letter topic instead, after a few
+//! attempts, so that it does not stall the events behind it.
 //!
 //! # Shutdown
 //!
@@ -27,11 +29,13 @@
 //! returns and the process exits 0.
 //!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
-//! guarantees), [`fanout`] (what one event does), [`error`], `stats` (what is
+//! guarantees), [`fanout`] (what one event does), [`error`], `dead_letter`
+//! (where events that fail for good go), `stats` (what is
 //! measured), `lag` (how far behind the group is).
 
 pub mod config;
 mod consumer;
+mod dead_letter;
 mod error;
 mod fanout;
 mod lag;
@@ -61,6 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.follower_page_size,
         config.store.timeline_strategy,
     );
+    let dead_letters = dead_letter::DeadLetters::connect(&config.kafka).await?;
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;
     let lag = lag::LagProbe::new(&config.kafka, &config.kafka_group_id)?;
     tracing::info!(
@@ -70,7 +75,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     // The probe never returns: it stops when the consumer does.
     tokio::select! {
-        stopped = consumer::consume(consumer, &fanout, shutdown) => stopped,
+        stopped = consumer::consume(consumer, &fanout, &dead_letters, shutdown) => stopped,
         never = lag.run(config.consumer_lag_interval()) => match never {},
     }
 }
