@@ -15,7 +15,7 @@ use anyhow::Context;
 use chirp_common::kafka::KafkaArgs;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
