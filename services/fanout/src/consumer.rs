@@ -8,8 +8,26 @@
 //! a partition are handled one at a time, in order, which is what makes
 //! "store after processing" sound: no offset is stored past a message that
 //! has not been applied yet. A message stuck in retries for longer than
-//! `max.poll.interval.ms` costs the worker its partitions; their new owner
+//! [`MAX_POLL_INTERVAL`] costs the worker its partitions; their new owner
 //! resumes from the last commit, which replays, and replays are harmless.
+//!
+//! An event that fails for good, one that does not decode or whose failure
+//! no retry can fix, goes to the dead-letter topic after [`MAX_ATTEMPTS`]
+//! ([`crate::dead_letter`]) instead of stalling its partition; failures that
+//! may heal (an outage) are retried for as long as they last.
+//!
+//! # A worker that dies
+//!
+//! A worker killed without leaving its group (SIGKILL, a crashed node) keeps
+//! its partitions until the broker stops hearing its heartbeats: the session
+//! timeout, 45 s by default, during which nobody applies those partitions'
+//! events (we measured ~46 s). [`SESSION_TIMEOUT`] is 6 s instead, the least
+//! a broker accepts by default (`group.min.session.timeout.ms`), with a
+//! heartbeat every 2 s; the rebalance that follows takes a few seconds more.
+//! The new consumer protocol (KIP-848) would not help here: its session
+//! timeout is the broker's to set, 45 s by default. Static membership
+//! (`group.instance.id`) would not either: it keeps a dead member's
+//! partitions for the whole session timeout, waiting for it to come back.
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -30,8 +48,27 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::Instrument;
 
+use crate::dead_letter::DeadLetters;
 use crate::fanout::Fanout;
 use crate::stats;
+
+/// How long the group waits for a silent worker before moving its
+/// partitions: the floor of what a broker accepts by default.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// How often the consumer tells the group it is alive: a third of the
+/// session timeout, as Kafka advises, so one lost heartbeat is not fatal.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The longest one event may hold the worker before the group gives its
+/// partitions to another: far more than applying an event takes (at most a
+/// celebrity threshold of followers, a few pages), and than the permanent
+/// failures' retries ([`MAX_ATTEMPTS`]); an outage outlasting it moves the
+/// partition, and its new owner waits the outage out in turn.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(120);
+
+/// Attempts at an event that fails permanently before it is dead-lettered.
+const MAX_ATTEMPTS: u32 = 3;
 
 /// Joins `group_id` and subscribes to the events topic. New groups start from
 /// the oldest retained event, so a fresh deployment misses nothing.
@@ -43,6 +80,9 @@ pub fn subscribe(kafka: &KafkaArgs, group_id: &str) -> anyhow::Result<StreamCons
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", millis(SESSION_TIMEOUT))
+        .set("heartbeat.interval.ms", millis(HEARTBEAT_INTERVAL))
+        .set("max.poll.interval.ms", millis(MAX_POLL_INTERVAL))
         .create()
         .context("create Kafka consumer")?;
     consumer
@@ -59,6 +99,7 @@ pub fn subscribe(kafka: &KafkaArgs, group_id: &str) -> anyhow::Result<StreamCons
 pub async fn consume(
     consumer: StreamConsumer,
     fanout: &Fanout,
+    dead_letters: &DeadLetters,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
@@ -87,7 +128,7 @@ pub async fn consume(
         if let Some(headers) = message.headers() {
             trace_context::set_remote_parent(&span, trace_context::extract_kafka(headers));
         }
-        match process(fanout, &message, shutdown.as_mut())
+        match process(fanout, dead_letters, &message, shutdown.as_mut())
             .instrument(span)
             .await
         {
@@ -123,28 +164,29 @@ pub async fn consume(
 }
 
 enum Outcome {
-    /// Applied, or skipped for good: the offset may be stored.
+    /// Applied, skipped or dead-lettered: the offset may be stored.
     Done,
     /// Shutdown came while waiting to retry: the offset must not be stored.
     Interrupted,
 }
 
-/// Applies one message, retrying for as long as the failure may heal.
+/// Applies one message, retrying for as long as the failure may heal, and
+/// a few times when it cannot, before dead-lettering it.
 async fn process(
     fanout: &Fanout,
+    dead_letters: &DeadLetters,
     message: &BorrowedMessage<'_>,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Outcome {
     let event = match decode(message.payload().unwrap_or_default()) {
         Ok(event) => event,
         Err(reason) => {
-            // A poison message must not stall its partition: log it and move on.
-            tracing::warn!(reason, "skipping undecodable event");
-            counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
-            return Outcome::Done;
+            let reason = format!("undecodable: {reason}");
+            return dead_letter(dead_letters, message, &reason, shutdown).await;
         }
     };
     let mut backoff = Backoff::new();
+    let mut failed_for_good = 0;
     loop {
         let error = match fanout.apply(event).await {
             Ok(()) => {
@@ -153,10 +195,20 @@ async fn process(
             }
             Err(error) => error,
         };
-        if error.kind() == ErrorKind::NotFound {
-            tracing::warn!(%error, "skipping event of a user that no longer exists");
-            counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
-            return Outcome::Done;
+        match error.kind() {
+            ErrorKind::NotFound => {
+                tracing::warn!(%error, "skipping event of a user that no longer exists");
+                counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
+                return Outcome::Done;
+            }
+            ErrorKind::Unavailable => {}
+            _ => {
+                failed_for_good += 1;
+                if failed_for_good >= MAX_ATTEMPTS {
+                    let reason = error.to_string();
+                    return dead_letter(dead_letters, message, &reason, shutdown).await;
+                }
+            }
         }
         counter!(stats::EVENTS, "outcome" => "retried").increment(1);
         let delay = backoff.next_delay();
@@ -166,6 +218,46 @@ async fn process(
             () = &mut shutdown => return Outcome::Interrupted,
         }
     }
+}
+
+/// Sends `message` to the dead-letter topic, retrying until the broker took
+/// it: an event may leave its partition only for somewhere durable.
+async fn dead_letter(
+    dead_letters: &DeadLetters,
+    message: &BorrowedMessage<'_>,
+    reason: &str,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Outcome {
+    let mut backoff = Backoff::new();
+    loop {
+        let sent = tokio::select! {
+            sent = dead_letters.send(message, reason) => sent,
+            () = &mut shutdown => return Outcome::Interrupted,
+        };
+        let error = match sent {
+            Ok(()) => {
+                tracing::error!(
+                    reason,
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "event dead-lettered"
+                );
+                counter!(stats::EVENTS, "outcome" => "dead_lettered").increment(1);
+                return Outcome::Done;
+            }
+            Err(error) => error,
+        };
+        let delay = backoff.next_delay();
+        tracing::warn!(%error, retry_in_ms = delay.as_millis(), "dead-lettering failed, will retry");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => return Outcome::Interrupted,
+        }
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
 }
 
 fn decode(payload: &[u8]) -> Result<Kind, String> {

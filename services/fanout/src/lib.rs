@@ -15,7 +15,9 @@
 //! timeline is a set of ids. This is simpler and cheaper than exactly-once
 //! (Kafka transactions cannot span Redis anyway), and yields the same
 //! timelines. A failing dependency stalls its partition rather than
-//! dropping events: the worker retries with backoff until it heals.
+//! dropping events: the worker retries with backoff until it heals. An event
+//! that fails for good goes to a dead-letter topic instead, after a few
+//! attempts, so that it does not stall the events behind it.
 //!
 //! # Shutdown
 //!
@@ -28,11 +30,13 @@
 //!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
 //! guarantees), [`fanout`] (what one event does), `delivery` (its progress, for
-//! clients to watch), [`error`], `stats` (what is
+//! clients to watch), [`error`], `dead_letter` (where events that fail for
+//! good go), `stats` (what is
 //! measured), `lag` (how far behind the group is).
 
 pub mod config;
 mod consumer;
+mod dead_letter;
 mod delivery;
 mod error;
 mod fanout;
@@ -69,6 +73,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.store.timeline_strategy,
     );
     fanout.delivery = Some(delivery::connect(&config.store).await?);
+    let dead_letters = dead_letter::DeadLetters::connect(&config.kafka).await?;
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;
     let lag = lag::LagProbe::new(&config.kafka, &config.kafka_group_id)?;
     tracing::info!(
@@ -78,7 +83,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     // The probe never returns: it stops when the consumer does.
     tokio::select! {
-        stopped = consumer::consume(consumer, &fanout, shutdown) => stopped,
+        stopped = consumer::consume(consumer, &fanout, &dead_letters, shutdown) => stopped,
         never = lag.run(config.consumer_lag_interval()) => match never {},
     }
 }

@@ -19,8 +19,9 @@ pub const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
 pub const SKIPPED_WRITES: &str = "chirp_fanout_skipped_writes_total";
 /// Counter: tweets of celebrities not pushed to their followers.
 pub const CELEBRITY_SKIPS: &str = "chirp_fanout_celebrity_skips_total";
-/// Counter, label `outcome` = `applied` | `skipped` | `retried`: events
-/// applied, given up on for good, or failed and to be tried again.
+/// Counter, label `outcome` = `applied` | `skipped` | `retried` |
+/// `dead_lettered`: events applied, skipped (of a deleted user), failed and
+/// to be tried again, or sent to the dead-letter topic.
 pub const EVENTS: &str = "chirp_fanout_events_total";
 /// Gauge, label `partition`: events of the topic the consumer group has not
 /// committed yet (see `lag`). Every worker reports every partition, so take
@@ -49,7 +50,7 @@ pub fn describe() {
     );
     describe_counter!(
         EVENTS,
-        "Tweet events by outcome: applied, skipped (undecodable or of a deleted user) or retried."
+        "Tweet events by outcome: applied, skipped (of a deleted user), retried or dead_lettered."
     );
     describe_gauge!(
         CONSUMER_LAG,

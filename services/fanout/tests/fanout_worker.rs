@@ -898,3 +898,122 @@ async fn deleting_a_celebrity_tweet_does_not_walk_the_followers() {
     );
     worker.stop().await;
 }
+
+/// Issue 10, fix 5: an event that decodes but can never be applied (here,
+/// the author's timeline key holds a string, so every write to it fails with
+/// `WRONGTYPE`) goes to the dead-letter topic after a few attempts, and the
+/// events behind it in its partition are applied.
+#[tokio::test]
+async fn a_poison_event_is_dead_lettered_and_its_partition_moves_on() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let bystander = app.create_user("bystander").await;
+    let worker = app.start_worker(1000);
+    let first = app.tweet(author).await;
+    app.wait_until(&[author], |timeline| timeline == [first])
+        .await;
+
+    // Every key of this test so far is the author's: make each a string.
+    let client = redis::Client::open(app.store.redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}*", app.store.redis_key_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the author's timeline is in Redis");
+    for key in keys {
+        let () = redis::cmd("SET")
+            .arg(&key)
+            .arg("not a timeline")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+
+    let poison = app.tweet(author).await;
+    let after = app.tweet(bystander).await;
+    app.wait_until(&[bystander], |timeline| timeline == [after])
+        .await;
+
+    let (payload, reason) = app.first_dead_letter().await;
+    let Some(Kind::Created(created)) = TweetEvent::decode(payload.as_slice()).unwrap().kind else {
+        panic!("the dead letter is the poison event");
+    };
+    assert_eq!(created.tweet_id, poison);
+    assert!(reason.contains("WRONGTYPE"), "{reason}");
+    worker.stop().await;
+}
+
+/// Issue 10, fix 5: a worker killed without leaving its group (SIGKILL)
+/// hands its partitions over once its session times out, and the other
+/// worker applies their events. The time from the kill to the last event
+/// applied is printed, not asserted: docs/RELIABILITY.md reports it.
+#[tokio::test]
+async fn a_killed_workers_partitions_move_to_another_worker() {
+    const PARTITIONS: i32 = 2;
+    let app = spawn_app_with_partitions(10_000, PARTITIONS).await;
+    let mut authors = Vec::new();
+    for n in 0..6 {
+        authors.push(app.create_user(&format!("author{n}")).await);
+    }
+    let survivor = app.start_worker(1000);
+    let victim = app.start_worker_process(1000);
+    app.wait_for_group(2, PARTITIONS).await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &victim.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let killed = Instant::now();
+    let mut posted = Vec::new();
+    for &author in &authors {
+        posted.push((author, app.tweet(author).await));
+    }
+    for (author, tweet) in posted {
+        app.wait_until(&[author], |timeline| timeline == [tweet])
+            .await;
+    }
+    eprintln!(
+        "every event applied {:?} after the SIGKILL",
+        killed.elapsed()
+    );
+    survivor.stop().await;
+}
+
+impl TestApp {
+    /// The payload and the reason header of the first message on this app's
+    /// dead-letter topic.
+    async fn first_dead_letter(&self) -> (Vec<u8>, String) {
+        use rdkafka::Message as _;
+        use rdkafka::consumer::StreamConsumer;
+        use rdkafka::message::Headers as _;
+
+        let consumer: StreamConsumer = self
+            .kafka
+            .client_config()
+            .set("group.id", unique_name("fanout_test"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let topic = format!("{}-dead-letter", self.kafka.kafka_topic);
+        consumer.subscribe(&[&topic]).unwrap();
+        let message = tokio::time::timeout(DEADLINE, consumer.recv())
+            .await
+            .expect("a dead letter within the deadline")
+            .unwrap();
+        let reason = message
+            .headers()
+            .and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|header| header.key == "chirp-dead-letter-reason")
+            })
+            .and_then(|header| header.value)
+            .map(|value| String::from_utf8_lossy(value).into_owned())
+            .unwrap_or_default();
+        (message.payload().unwrap_or_default().to_vec(), reason)
+    }
+}

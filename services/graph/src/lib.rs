@@ -10,7 +10,10 @@
 //! Redis, so that its next read rebuilds it with the followee's tweets in (or
 //! out). One rebuild per follow is cheap next to keeping fan-out, backfill
 //! and removal in sync with the graph, and it cannot leave a stale timeline
-//! behind: a failed drop fails the call, and retrying it is harmless.
+//! behind: a failed drop fails the call, and retrying it is harmless. The one
+//! drop a retry could not redo, that of every follower's timeline when an
+//! author falls below the celebrity threshold, is queued in Postgres and
+//! retried until done ([`pending_drops`]).
 //!
 //! Reading order: [`config`], [`handle`] (validation at the edge),
 //! [`store`] (the SQL), [`service`] (the gRPC surface), `invalidate` (dropping
@@ -23,6 +26,7 @@ mod error;
 mod handle;
 mod import;
 mod invalidate;
+mod pending_drops;
 mod popular;
 mod service;
 mod store;
@@ -31,13 +35,15 @@ use std::future::Future;
 
 use chirp_common::proto::graph::graph_service_server::GraphServiceServer;
 use chirp_common::timelines::HomeTimelines;
+use futures::FutureExt;
 use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::GraphError;
 
 /// Connects to Postgres and Redis, applies pending migrations, and serves gRPC on
-/// `listener` until `shutdown` resolves.
+/// `listener`, retrying queued timeline drops meanwhile, until `shutdown`
+/// resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -50,13 +56,16 @@ pub async fn run(
     )
     .await?;
     let timelines = HomeTimelines::connect(&config.timelines).await?;
-    let service = service::Graph::new(store, timelines, config.celebrity_threshold);
+    let drops = pending_drops::PendingDrops::new(store.clone(), timelines.clone());
+    let service = service::Graph::new(store, timelines, drops.clone(), config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
-    chirp_common::grpc::serve(
+    let shutdown = shutdown.shared();
+    let serving = chirp_common::grpc::serve(
         GraphServiceServer::new(service),
         listener,
         config.internal.internal_token.clone(),
-        shutdown,
-    )
-    .await
+        shutdown.clone(),
+    );
+    let (served, ()) = tokio::join!(serving, drops.run(shutdown));
+    served
 }

@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
 use crate::invalidate;
+use crate::pending_drops::PendingDrops;
 use crate::popular;
 use crate::store::{Direction, ReadFrom, Store, UserRow};
 
@@ -37,14 +38,22 @@ pub struct Graph {
     store: Store,
     /// Only to drop a follower's timeline when whom they follow changes.
     timelines: HomeTimelines,
+    /// Followers' timelines to drop when an author falls below the threshold.
+    drops: PendingDrops,
     celebrity_threshold: i64,
 }
 
 impl Graph {
-    pub fn new(store: Store, timelines: HomeTimelines, celebrity_threshold: i64) -> Self {
+    pub fn new(
+        store: Store,
+        timelines: HomeTimelines,
+        drops: PendingDrops,
+        celebrity_threshold: i64,
+    ) -> Self {
         Self {
             store,
             timelines,
+            drops,
             celebrity_threshold,
         }
     }
@@ -55,39 +64,6 @@ impl Graph {
     /// retry of one whose drop failed.
     async fn invalidate_timeline(&self, follower_id: i64) -> Result<(), GraphError> {
         invalidate::timelines(&self.timelines, &[follower_id]).await?;
-        Ok(())
-    }
-
-    /// An author who has just fallen below the threshold was pulled, never
-    /// pushed: their followers' timelines lack the author's recent tweets, and
-    /// from now on nothing pulls them either. Dropping those timelines (fewer
-    /// than the threshold, by definition, so the work is bounded) makes each
-    /// one rebuild on its next read, this time with the author's tweets in it.
-    /// Rising above the threshold needs nothing: pushed and pulled copies of a
-    /// tweet are merged by id.
-    async fn drop_followers_timelines(&self, author_id: i64) -> Result<(), GraphError> {
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .edges(
-                    ReadFrom::Primary,
-                    Direction::Followers,
-                    author_id,
-                    after,
-                    i64::from(PAGE.max),
-                )
-                .await?;
-            invalidate::timelines(&self.timelines, &page).await?;
-            match page.last() {
-                Some(&last) if page.len() == PAGE.max as usize => after = Some(last),
-                _ => break,
-            }
-        }
-        tracing::info!(
-            author_id,
-            "author fell below the celebrity threshold; followers' timelines dropped"
-        );
         Ok(())
     }
 
@@ -214,11 +190,18 @@ impl GraphService for Graph {
             follower_id,
             followee_id,
         } = request.into_inner();
-        let remaining = self.store.unfollow(follower_id, followee_id).await?;
-        self.invalidate_timeline(follower_id).await?;
+        let remaining = self
+            .store
+            .unfollow(follower_id, followee_id, self.celebrity_threshold)
+            .await?;
         if remaining == Some(self.celebrity_threshold - 1) {
-            self.drop_followers_timelines(followee_id).await?;
+            // Queued in the unfollow's transaction: if this attempt fails,
+            // the background loop finishes it, so the call need not fail.
+            if let Err(error) = self.drops.run_one(followee_id).await {
+                tracing::warn!(%error, author_id = followee_id, "timeline drop left for the retry loop");
+            }
         }
+        self.invalidate_timeline(follower_id).await?;
         Ok(Response::new(UnfollowResponse {
             removed: remaining.is_some(),
         }))

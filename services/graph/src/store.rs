@@ -22,6 +22,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
+use crate::pending_drops;
 
 /// A user as stored; the service layer adds what depends on config.
 #[derive(Debug, sqlx::FromRow)]
@@ -101,7 +102,8 @@ impl Store {
         }
     }
 
-    /// For [`crate::import`], which streams into its own transaction.
+    /// The primary's pool, for the transactions of [`crate::import`] and of
+    /// the pending-drops queue.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -186,10 +188,13 @@ impl Store {
 
     /// Removes the edge and lowers both counters. Returns the followee's
     /// remaining follower count, or `None` when there was no edge to remove.
+    /// When it takes the followee just below `celebrity_threshold`, the same
+    /// transaction queues the drop of their followers' timelines.
     pub async fn unfollow(
         &self,
         follower_id: i64,
         followee_id: i64,
+        celebrity_threshold: i64,
     ) -> Result<Option<i64>, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &[follower_id, followee_id]).await?;
@@ -206,6 +211,9 @@ impl Store {
         } else {
             None
         };
+        if remaining == Some(celebrity_threshold - 1) {
+            pending_drops::queue(&mut tx, followee_id).await?;
+        }
         tx.commit().await?;
         Ok(remaining)
     }

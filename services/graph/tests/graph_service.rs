@@ -15,7 +15,7 @@ use chirp_common::proto::graph::{
     ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest,
     ListPopularUsersRequest, User,
 };
-use chirp_common::testing::{fresh_database, unique_name};
+use chirp_common::testing::{eventually, fresh_database, unique_name};
 use chirp_common::timelines::HomeTimelines;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -28,8 +28,16 @@ struct TestApp {
 
 /// A graph service on a fresh database and Redis key prefix.
 async fn spawn_app() -> TestApp {
+    spawn_app_with(chirp_common::testing::REDIS_URL, 10_000).await
+}
+
+/// A graph service on a fresh database, with its timelines in the Redis at
+/// `redis_url`, and celebrities from `celebrity_threshold` followers on.
+async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
     let database_url = fresh_database().await;
-    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    let mut store =
+        chirp_common::testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    redis_url.clone_into(&mut store.redis_url);
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
@@ -38,6 +46,8 @@ async fn spawn_app() -> TestApp {
         &store.redis_url,
         "--redis-key-prefix",
         &store.redis_key_prefix,
+        "--celebrity-threshold",
+        &celebrity_threshold.to_string(),
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -97,6 +107,22 @@ impl TestApp {
             counts.push((user.follower_count, user.following_count));
         }
         counts
+    }
+
+    async fn follow(&self, follower_id: i64, followee_id: i64) {
+        let request = edge(follower_id, followee_id);
+        self.graph.clone().follow(request).await.unwrap();
+    }
+
+    async fn unfollow(&self, follower_id: i64, followee_id: i64) -> Result<bool, tonic::Status> {
+        let request = edge(follower_id, followee_id);
+        Ok(self
+            .graph
+            .clone()
+            .unfollow(request)
+            .await?
+            .into_inner()
+            .removed)
     }
 
     async fn followers(&self, user_id: i64) -> Vec<i64> {
@@ -430,4 +456,102 @@ async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
     let peer = chirp_common::grpc::connect_lazy_with(&addr, deadline, &token).unwrap();
     let created = GraphServiceClient::new(peer).create_user(request()).await;
     assert!(created.is_ok(), "{created:?}");
+}
+
+/// A Redis server of the test's own, on a port of its own, for tests that
+/// break it: the shared one serves every other test. Dropping it stops it.
+struct OwnRedis {
+    server: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let server = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server (deploy/backends.sh installs it)");
+        let url = format!("redis://127.0.0.1:{port}");
+        let redis = Self { server, url };
+        eventually(Duration::from_secs(10), "the test's own Redis", || async {
+            redis.connection().await.ok()
+        })
+        .await;
+        redis
+    }
+
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url.as_str())?;
+        client.get_multiplexed_async_connection().await
+    }
+
+    /// Makes every write fail (`NOREPLICAS`: it wants a replica it does not
+    /// have) or succeed again, keeping the data: a Redis that is up but failing.
+    async fn refuse_writes(&self, refuse: bool) {
+        let replicas = if refuse { "1" } else { "0" };
+        let mut connection = self.connection().await.unwrap();
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(replicas)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Issue 10, fix 2: when the unfollow that takes an author below the
+/// threshold cannot drop the remaining followers' timelines, the drop is
+/// not lost with the failed call: the client's retry finds no edge, and the
+/// timelines are dropped all the same once Redis heals.
+#[tokio::test]
+async fn a_celebrity_falling_below_the_threshold_is_not_lost_to_a_failing_redis() {
+    let redis = OwnRedis::start().await;
+    let app = spawn_app_with(&redis.url, 3).await;
+    let [author, stays, also_stays, leaves] = app.users(4).await[..] else {
+        unreachable!("four users")
+    };
+    for follower in [stays, also_stays, leaves] {
+        app.follow(follower, author).await;
+    }
+    // Complete timelines without the author's tweets: while the author was a
+    // celebrity, those were pulled at read time, never stored.
+    for follower in [stays, also_stays] {
+        app.timelines.store_rebuilt(follower, &[]).await.unwrap();
+    }
+
+    redis.refuse_writes(true).await;
+    let failed = app.unfollow(leaves, author).await;
+    assert_eq!(failed.unwrap_err().code(), Code::Unavailable);
+    redis.refuse_writes(false).await;
+    assert!(
+        !app.unfollow(leaves, author).await.unwrap(),
+        "the retry finds the edge gone"
+    );
+
+    for follower in [stays, also_stays] {
+        eventually(
+            Duration::from_secs(30),
+            "the remaining followers' timelines to be dropped",
+            || async {
+                let page = app.timelines.page_if_complete(follower, None, 10).await;
+                page.unwrap().is_none().then_some(())
+            },
+        )
+        .await;
+    }
 }

@@ -64,7 +64,17 @@ impl Events {
             kind: Some(kind(event)),
         }
         .encode_to_vec();
-        let cx = trace_context::from_fields(&event.trace);
+        // A producer span under the request that wrote the event, though it
+        // runs later and maybe elsewhere: the trace reads request, publish,
+        // fan-out, as it did when requests published themselves.
+        let span = tracing::info_span!(
+            "events.publish",
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %self.topic,
+        );
+        trace_context::set_remote_parent(&span, trace_context::from_fields(&event.trace));
+        let cx = span.in_scope(trace_context::current);
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(&payload)

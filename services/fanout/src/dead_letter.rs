@@ -1,0 +1,98 @@
+//! The dead-letter topic: where an event goes when applying it fails in a way
+//! no retry can fix, so that it stops blocking the events behind it.
+//!
+//! A partition is applied in order, one event at a time, so an event that
+//! always fails (a timeline key of the wrong type, a bug that trips on one
+//! author) would otherwise stall every later event of that partition forever.
+//! Only *permanent* failures end here, after a few attempts; an outage
+//! (Redis or the graph unreachable) is waited out instead, since every event
+//! would fail alike and dead-lettering them all would empty the timelines.
+//! The dead-lettered message keeps its key, payload and headers, plus why and
+//! where it came from, so that an operator can inspect it and, once the cause
+//! is fixed, copy it back to the events topic.
+
+use anyhow::Context;
+use chirp_common::kafka::KafkaArgs;
+use rdkafka::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+/// The dead-letter topic of an events topic.
+pub fn topic_for(events_topic: &str) -> String {
+    format!("{events_topic}-dead-letter")
+}
+
+pub struct DeadLetters {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl DeadLetters {
+    /// Creates the dead-letter topic of `kafka`'s events topic unless it
+    /// exists, and a producer for it.
+    pub async fn connect(kafka: &KafkaArgs) -> anyhow::Result<Self> {
+        let topic = topic_for(&kafka.kafka_topic);
+        let dead_letters = KafkaArgs {
+            kafka_topic: topic.clone(),
+            ..kafka.clone()
+        };
+        dead_letters.ensure_topic().await?;
+        let producer = kafka
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()
+            .context("create the dead-letter producer")?;
+        Ok(Self { producer, topic })
+    }
+
+    /// Sends `message` to the dead-letter topic with `reason`, and waits for
+    /// the broker's acknowledgement: only then may its offset be stored.
+    pub async fn send(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+    ) -> Result<(), KafkaError> {
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let headers = message
+            .headers()
+            .map(|headers| headers.detach())
+            .unwrap_or_default()
+            .insert(header("chirp-dead-letter-reason", reason))
+            .insert(header("chirp-source-topic", message.topic()))
+            .insert(header("chirp-source-partition", &partition))
+            .insert(header("chirp-source-offset", &offset));
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        self.producer
+            .send(record, Timeout::Never)
+            .await
+            .map(drop)
+            .map_err(|(error, _)| error)
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_events_topic_has_its_own_dead_letter_topic() {
+        assert_eq!(topic_for("tweet-events"), "tweet-events-dead-letter");
+    }
+}
