@@ -13,7 +13,7 @@
 //! fields, for both sides.
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use crate::redis_connection::RedisConnection;
 
 /// How long a tweet's record lives after its last write: long enough to
 /// look at a fan-out after posting, short enough that records cost nothing
@@ -39,15 +39,16 @@ pub struct Delivery {
     pub celebrity_skip: bool,
 }
 
-/// Handle to the records. Cloning is cheap: one multiplexed connection.
+/// Handle to the records. Cloning is cheap: one multiplexed connection (or
+/// a cluster's). A record is one key, so a Redis Cluster serves it as well.
 #[derive(Clone)]
 pub struct DeliveryLog {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     key_prefix: String,
 }
 
 impl DeliveryLog {
-    pub fn new(redis: ConnectionManager, key_prefix: &str) -> Self {
+    pub fn new(redis: RedisConnection, key_prefix: &str) -> Self {
         Self {
             redis,
             key_prefix: key_prefix.to_owned(),

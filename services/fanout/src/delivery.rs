@@ -10,6 +10,7 @@
 
 use anyhow::Context;
 use chirp_common::delivery;
+use chirp_common::redis_connection::RedisConnection;
 use chirp_common::timelines::TimelineStoreArgs;
 
 pub use chirp_common::delivery::DeliveryLog;
@@ -22,7 +23,10 @@ pub async fn connect(store: &TimelineStoreArgs) -> anyhow::Result<DeliveryLog> {
         .get_connection_manager()
         .await
         .with_context(|| format!("connect to Redis at {}", store.redis_url))?;
-    Ok(DeliveryLog::new(redis, &store.redis_key_prefix))
+    Ok(DeliveryLog::new(
+        RedisConnection::Node(redis),
+        &store.redis_key_prefix,
+    ))
 }
 
 /// After one pipeline wrote `timelines` timelines with `change` (the

@@ -81,9 +81,9 @@ impl AppState {
             trusted_proxy_hops: config.trusted_proxy_hops,
             handles: Arc::default(),
             deliveries: chirp_common::delivery::DeliveryLog::new(
-                redis::Client::open(config.redis_url.as_str())?.get_connection_manager_lazy(
-                    redis::aio::ConnectionManagerConfig::new()
-                        .set_response_timeout(Some(config.downstream_timeout())),
+                chirp_common::redis_connection::RedisConnection::lazy(
+                    &config.redis(),
+                    config.downstream_timeout(),
                 )?,
                 &config.redis_key_prefix,
             ),
