@@ -913,10 +913,11 @@ async fn a_poison_event_is_dead_lettered_and_its_partition_moves_on() {
     app.wait_until(&[author], |timeline| timeline == [first])
         .await;
 
-    // Every key of this test so far is the author's: make each a string.
+    // Make each of the author's timeline keys a string (the bystander's,
+    // and the store's other keys, stay as they are).
     let client = redis::Client::open(app.store.redis_url.as_str()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let pattern = format!("{}*", app.store.redis_key_prefix);
+    let pattern = format!("{}tl:{{{author}}}*", app.store.redis_key_prefix);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)
         .query_async(&mut redis)
