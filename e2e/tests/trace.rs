@@ -418,7 +418,7 @@ async fn a_home_timeline_read_is_one_trace_across_the_services() {
         "the client's span is the parent"
     );
     let read = trace.assert_below("chirp.timeline.v1.TimelineService/GetHomeTimeline", http);
-    trace.assert_below("timelines.page_if_complete", read);
+    trace.assert_below("timelines.read", read);
     trace.assert_below("chirp.tweet.v1.TweetService/BatchGetTweets", read);
 }
 
