@@ -26,6 +26,7 @@ use rdkafka::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -273,15 +274,23 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         let mut events = Vec::new();
         while events.len() < count {
-            let message = tokio::time::timeout_at(deadline, consumer.recv())
+            let received = tokio::time::timeout_at(deadline, consumer.recv())
                 .await
                 .unwrap_or_else(|_| {
                     panic!(
                         "only {} of {count} events arrived: {events:?}",
                         events.len()
                     )
-                })
-                .unwrap();
+                });
+            // The relay creates the topic once Kafka answers: until then a
+            // consumer is told it does not exist, and keeps polling.
+            let message = match received {
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                other => other.unwrap(),
+            };
             let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
             let event = TweetEvent::decode(message.payload().unwrap()).unwrap();
             events.push((key, event.kind.unwrap()));
