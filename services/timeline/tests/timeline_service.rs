@@ -26,7 +26,7 @@ use chirp_common::proto::tweet::{
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
     ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet, TweetPage,
 };
-use chirp_common::testing::{CQL, KAFKA, ensure_backends, fresh_database, unique_name};
+use chirp_common::testing::{CQL, KAFKA, ensure_backends, eventually, fresh_database, unique_name};
 use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -68,6 +68,24 @@ async fn spawn_app() -> TestApp {
     );
     let graph_addr = spawn_graph().await;
     let (timeline, timelines) = spawn_timeline(&tweet_addr, &graph_addr).await;
+    // The services connect to their stores before they serve (a fresh
+    // keyspace takes seconds on a busy machine): wait for a real read.
+    eventually(
+        Duration::from_secs(60),
+        "the timeline service to answer",
+        || {
+            let mut timeline = timeline.clone();
+            async move {
+                let request = GetHomeTimelineRequest {
+                    user_id: 1,
+                    limit: 1,
+                    ..Default::default()
+                };
+                timeline.get_home_timeline(request).await.ok().map(|_| ())
+            }
+        },
+    )
+    .await;
     TestApp {
         tweet_addr,
         timeline,
