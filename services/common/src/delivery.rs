@@ -12,8 +12,8 @@
 //! written once). This module is the one place that knows the key and the
 //! fields, for both sides.
 
-use redis::AsyncCommands;
 use crate::redis_connection::RedisConnection;
+use redis::AsyncCommands;
 
 /// How long a tweet's record lives after its last write: long enough to
 /// look at a fan-out after posting, short enough that records cost nothing
