@@ -133,15 +133,23 @@ where
 }
 
 /// Waits until the graph, tweet and timeline services at these addresses
-/// answer a real call: they connect to their stores before they serve, and
-/// creating a keyspace takes seconds.
+/// answer: they connect to their stores before they serve, and creating a
+/// keyspace takes seconds.
+///
+/// Graph and tweet are asked a real read, which changes nothing. Timeline is
+/// asked the health protocol instead: a home timeline read is not read-only
+/// (a missing timeline is rebuilt and cached), and a probe of user 1 would
+/// cache that user's empty timeline before a test imports their follows and
+/// tweets without events, which would then never show.
 pub async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
     use crate::proto::graph::GetUserRequest;
     use crate::proto::graph::graph_service_client::GraphServiceClient;
-    use crate::proto::timeline::GetHomeTimelineRequest;
-    use crate::proto::timeline::timeline_service_client::TimelineServiceClient;
+    use crate::proto::timeline::timeline_service_server::SERVICE_NAME as TIMELINE;
     use crate::proto::tweet::GetTweetRequest;
     use crate::proto::tweet::tweet_service_client::TweetServiceClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
 
     let channel = |addr: &str| {
         crate::grpc::connect_lazy(addr, Duration::from_secs(2))
@@ -149,7 +157,7 @@ pub async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
     };
     let graph = GraphServiceClient::new(channel(graph));
     let tweet = TweetServiceClient::new(channel(tweet));
-    let timeline = TimelineServiceClient::new(channel(timeline));
+    let timeline = HealthClient::new(channel(timeline));
     eventually(
         Duration::from_secs(60),
         "the services to start serving",
@@ -159,13 +167,13 @@ pub async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
             async move {
                 let graph_up = answers(graph.get_user(GetUserRequest { user_id: 1 }).await);
                 let tweet_up = answers(tweet.get_tweet(GetTweetRequest { tweet_id: 1 }).await);
-                let request = GetHomeTimelineRequest {
-                    user_id: 1,
-                    before_tweet_id: None,
-                    limit: 1,
-                    ..Default::default()
+                let request = HealthCheckRequest {
+                    service: TIMELINE.to_owned(),
                 };
-                let timeline_up = answers(timeline.get_home_timeline(request).await);
+                let timeline_up = timeline
+                    .check(request)
+                    .await
+                    .is_ok_and(|response| response.get_ref().status() == ServingStatus::Serving);
                 (graph_up && tweet_up && timeline_up).then_some(())
             }
         },
