@@ -10,13 +10,13 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use chirp_common::ErrorKind;
-use chirp_common::proto::tweet::GetTweetRequest;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::Path;
+use super::tweets::tweet;
 use super::users::user;
 use crate::AppState;
 use crate::error::ApiError;
@@ -68,12 +68,7 @@ async fn delivery(
     State(state): State<AppState>,
     Path(tweet_id): Path<i64>,
 ) -> Result<JsonResponse<Delivery>, ApiError> {
-    let tweet = state
-        .tweets
-        .clone()
-        .get_tweet(GetTweetRequest { tweet_id })
-        .await?
-        .into_inner();
+    let tweet = tweet(&state, tweet_id).await?;
     let author = user(&state, tweet.author_id).await?;
     let record = state
         .deliveries

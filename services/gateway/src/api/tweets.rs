@@ -114,13 +114,18 @@ async fn show(
     State(state): State<AppState>,
     Path(tweet_id): Path<i64>,
 ) -> Result<JsonResponse<TweetView>, ApiError> {
-    let tweet = state
+    let tweet = tweet(&state, tweet_id).await?;
+    Ok(JsonResponse(hydrate(&state, vec![tweet]).await?.remove(0)))
+}
+
+/// One tweet from the tweet service, as stored (no author handle).
+pub async fn tweet(state: &AppState, tweet_id: i64) -> Result<Tweet, ApiError> {
+    Ok(state
         .tweets
         .clone()
         .get_tweet(GetTweetRequest { tweet_id })
         .await?
-        .into_inner();
-    Ok(JsonResponse(hydrate(&state, vec![tweet]).await?.remove(0)))
+        .into_inner())
 }
 
 /// Deletes one of the caller's tweets; it leaves every timeline.
