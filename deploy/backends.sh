@@ -567,6 +567,7 @@ redis_cluster_ok() {
 up_redis_cluster() {
   local dir=$BACKENDS_DIR/redis-cluster port started=$SECONDS
   if redis_cluster_ok; then
+    configure_redis_cluster
     ok "redis-cluster already running on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}"
     return 0
   fi
@@ -595,7 +596,22 @@ up_redis_cluster() {
     || die_with_log "$LOG_DIR/redis-cluster-create.log" "redis-cli --cluster create failed"
   wait_until redis-cluster "cluster_state:ok on every node" "$REDIS_TIMEOUT" \
     "$LOG_DIR/redis-cluster-create.log" "" redis_cluster_ok
+  configure_redis_cluster
   ok "redis-cluster ready on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}, 3 masters + 3 replicas ($((SECONDS - started))s)"
+}
+
+# Every node as configure_redis sets the single one (compact timelines, LRU eviction), with
+# REDIS_CLUSTER_MAXMEMORY per node (a master holds a third of the timelines; a replica, a copy).
+configure_redis_cluster() {
+  local port setting
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    for setting in "zset-max-listpack-entries 1024" "maxmemory ${REDIS_CLUSTER_MAXMEMORY:-1gb}" \
+      "maxmemory-policy allkeys-lru"; do
+      # shellcheck disable=SC2086 # the setting is a name and a value
+      redis-cli -h 127.0.0.1 -p "$port" CONFIG SET $setting >/dev/null \
+        || warn "redis-cluster: could not CONFIG SET $setting on $port"
+    done
+  done
 }
 
 redis_answers_on() { [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]]; }

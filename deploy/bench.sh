@@ -11,14 +11,18 @@
 #    seeded users are new each time, so old tweets are never read),
 # 4. seeds a power-law graph, runs `loadtest bench`, stops the services,
 # 5. runs the scale-out stage (the reads through 2 gateways behind HAProxy and 2 timeline
-#    services next to 1 + 1; BENCH_SCALE_OUT=0 skips it),
+#    services next to 1 + 1, then both again with the timelines on the Redis Cluster of
+#    `deploy/backends.sh up redis-cluster`; BENCH_SCALE_OUT=0 skips the stage,
+#    BENCH_REDIS_CLUSTER=0 its cluster half),
 # 6. runs `loadtest experiment strategies`, which starts its own in-process services.
 #
 # RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, one report
 # per stage, and strategies/ (strategies.md, strategies.json, index.html with the plot).
 # Sizes and durations can be changed through the environment, e.g. BENCH_USERS=10000; the
 # defaults take about five minutes after the build on a 2-core machine. The services' logs
-# are in RESULTS_DIR/logs/.
+# are in RESULTS_DIR/logs/. BENCH_READ_PATH=0 skips `loadtest bench` (step 4) and
+# BENCH_STRATEGIES=0 the experiment (step 6): with both, a run is the seed and the scale-out
+# stage alone, e.g. `BENCH_USERS=1000 BENCH_READ_PATH=0 BENCH_STRATEGIES=0 deploy/bench.sh`.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +47,8 @@ TWEET=127.0.0.1:51051
 GRAPH=127.0.0.1:51052
 TIMELINE=127.0.0.1:51053
 FANOUT_METRICS=127.0.0.1:19100
+# Where cargo puts the release binaries (CARGO_TARGET_DIR, when set, moves them).
+BIN_DIR=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release
 
 log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
 die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
@@ -55,7 +61,7 @@ PIDS=()
 start() {
   local service=$1; shift
   env -i PATH="$PATH" RUST_LOG=warn "$@" \
-    "$REPO_DIR/target/release/$service" >"$RESULTS/logs/$service.log" 2>&1 &
+    "$BIN_DIR/$service" >>"$RESULTS/logs/$service.log" 2>&1 &
   PIDS+=($!)
 }
 
@@ -100,7 +106,7 @@ until curl -fsS "http://$GATEWAY/healthz" >/dev/null 2>&1; do
   sleep 0.5
 done
 
-LOADTEST=$REPO_DIR/target/release/loadtest
+LOADTEST=$BIN_DIR/loadtest
 log "seeding $USERS users"
 "$LOADTEST" seed --gateway "http://$GATEWAY" --graph-addr $GRAPH --tweet-addr $TWEET \
   --users "$USERS" --celebrities "$CELEBRITIES" --celebrity-threshold "$THRESHOLD" \
@@ -108,11 +114,13 @@ log "seeding $USERS users"
 # Fresh statistics now, rather than an autovacuum in the middle of a measurement.
 psql -q "$PG/$DATABASE" -c "VACUUM ANALYZE"
 
+if [[ ${BENCH_READ_PATH:-1} == 1 ]]; then
 log "benchmarking the read path and fan-out"
 env "${REDIS[@]}" "${KAFKA[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" bench --manifest "$RESULTS/manifest.json" \
   --timeline-addr $TIMELINE --graph-addr $GRAPH --fanout-metrics "http://$FANOUT_METRICS/metrics" \
   --duration "$DURATION" --connections "$CONNECTIONS" --readers "$READERS" \
   --fanout-followers "$FANOUT_FOLLOWERS" --fanout-events "$FANOUT_EVENTS" --out "$RESULTS"
+fi
 
 # Scale-out stage: the same home-timeline reads through one gateway and one timeline service,
 # then through two gateways behind HAProxy, each balancing over two timeline services
@@ -127,11 +135,35 @@ if [[ ${BENCH_SCALE_OUT:-1} == 1 ]]; then
       TIMELINE_ADDR=$TIMELINE,$TIMELINE_2 TOKEN_SECRET="$TOKEN_SECRET" "${REDIS[@]}"
   done
   command -v haproxy >/dev/null || die "the scale-out stage needs haproxy (apt-get install haproxy, or BENCH_SCALE_OUT=0)"
-  printf '%s\n' 'defaults' '  mode http' '  timeout connect 1s' '  timeout client 30s' '  timeout server 30s' \
-    'frontend bench' '  bind 127.0.0.1:18090' '  default_backend gateways' \
-    'backend gateways' '  balance roundrobin' '  option httpchk GET /healthz' \
-    '  server g1 127.0.0.1:18081 check inter 1s' '  server g2 127.0.0.1:18082 check inter 1s' \
-    >"$RESULTS/haproxy.cfg"
+  SETUPS=("one:http://$GATEWAY" "two:http://127.0.0.1:18090")
+  BACKENDS=("two 18090 18081 18082")
+  # The same, with the timelines on the Redis Cluster: their own timeline services and
+  # gateways, under the same key prefix; the warm-up below caches the timelines there.
+  if [[ ${BENCH_REDIS_CLUSTER:-1} == 1 ]]; then
+    bash "$REPO_DIR/deploy/backends.sh" up redis-cluster
+    CLUSTER=(REDIS_CLUSTER=true REDIS_URL=redis://127.0.0.1:6391,redis://127.0.0.1:6392,redis://127.0.0.1:6393
+      REDIS_KEY_PREFIX="$RUN_ID:" TIMELINE_TTL_SECS=3600)
+    for port in 51073 51083; do
+      start timeline LISTEN_ADDR=127.0.0.1:$port TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH "${CLUSTER[@]}"
+    done
+    start gateway LISTEN_ADDR=127.0.0.1:18083 TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH \
+      TIMELINE_ADDR=127.0.0.1:51073 TOKEN_SECRET="$TOKEN_SECRET" "${CLUSTER[@]}"
+    for port in 18084 18085; do
+      start gateway LISTEN_ADDR=127.0.0.1:$port TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH \
+        TIMELINE_ADDR=127.0.0.1:51073,127.0.0.1:51083 TOKEN_SECRET="$TOKEN_SECRET" "${CLUSTER[@]}"
+    done
+    SETUPS+=("cluster-one:http://127.0.0.1:18083" "cluster-two:http://127.0.0.1:18091")
+    BACKENDS+=("cluster-two 18091 18084 18085")
+  fi
+  {
+    printf '%s\n' 'defaults' '  mode http' '  timeout connect 1s' '  timeout client 30s' '  timeout server 30s'
+    for backend in "${BACKENDS[@]}"; do
+      read -r name port first second <<<"$backend"
+      printf '%s\n' "frontend $name" "  bind 127.0.0.1:$port" "  default_backend $name-gateways" \
+        "backend $name-gateways" '  balance roundrobin' '  option httpchk GET /healthz' \
+        "  server g1 127.0.0.1:$first check inter 1s" "  server g2 127.0.0.1:$second check inter 1s"
+    done
+  } >"$RESULTS/haproxy.cfg"
   haproxy -db -f "$RESULTS/haproxy.cfg" >"$RESULTS/logs/haproxy.log" 2>&1 &
   PIDS+=($!)
   deadline=$((SECONDS + 60))
@@ -139,26 +171,47 @@ if [[ ${BENCH_SCALE_OUT:-1} == 1 ]]; then
     (( SECONDS < deadline )) || die "the load balancer did not answer within 60 s"
     sleep 0.5
   done
-  for setup in one:http://$GATEWAY two:http://127.0.0.1:18090; do
+  for setup in "${SETUPS[@]}"; do
+    until curl -fsS "${setup#*:}/healthz" >/dev/null 2>&1; do
+      (( SECONDS < deadline + 60 )) || die "${setup#*:} did not answer"
+      sleep 0.5
+    done
+    # A first pass over every reader caches their timelines (and tweets): the measured pass
+    # reads cached home timelines.
+    "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --gateway "${setup#*:}" \
+      --connections "$CONNECTIONS" --duration "${BENCH_WARM_UP:-10s}" \
+      --out "$RESULTS/scale-out-${setup%%:*}-warm-up" >/dev/null
+    echo "${setup%%:*} $(cut -d ' ' -f 1-3 /proc/loadavg)" >>"$RESULTS/scale-out-load.txt"
     "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --gateway "${setup#*:}" \
       --connections "$CONNECTIONS" --duration "$DURATION" --out "$RESULTS/scale-out-${setup%%:*}" >/dev/null
   done
-  python3 - "$RESULTS" >"$RESULTS/scale-out.md" <<'PY'
+  python3 - "$RESULTS" "${SETUPS[@]%%:*}" >"$RESULTS/scale-out.md" <<'PY'
 import json, sys
-out = sys.argv[1]
-print("| setup | reads sent/s | pages ok/s |")
-print("|---|---:|---:|")
-for setup, label in [("one", "1 gateway, 1 timeline"), ("two", "2 gateways (HAProxy), 2 timelines")]:
+out, setups = sys.argv[1], sys.argv[2:]
+labels = {
+    "one": "1 gateway, 1 timeline",
+    "two": "2 gateways (HAProxy), 2 timelines",
+    "cluster-one": "1 gateway, 1 timeline, Redis Cluster",
+    "cluster-two": "2 gateways (HAProxy), 2 timelines, Redis Cluster",
+}
+load = dict(line.split(" ", 1) for line in open(f"{out}/scale-out-load.txt").read().splitlines())
+print("| setup | pages ok/s | p50 ms | p99 ms | errors | load avg (1, 5, 15 min) before |")
+print("|---|---:|---:|---:|---:|---|")
+for setup in setups:
     report = json.load(open(f"{out}/scale-out-{setup}/report.json"))
-    t = report["throughput"]
-    print(f"| {label} | {t['sent_per_sec']:.0f} | {t['ok_per_sec']:.0f} |")
+    t, latency, counts = report["throughput"], report["latency"], report["counts"]
+    errors = counts["errors"] + counts["timeouts"]
+    print(f"| {labels[setup]} | {t['ok_per_sec']:.0f} | {latency['p50_ms']:.1f} "
+          f"| {latency['p99_ms']:.1f} | {errors} | {load.get(setup, '?')} |")
 PY
   cat "$RESULTS/scale-out.md"
 fi
 stop_services
 
+if [[ ${BENCH_STRATEGIES:-1} == 1 ]]; then
 log "comparing push, pull and hybrid timelines"
 "$LOADTEST" experiment strategies --database-url "$PG/$DATABASE" \
   --cql-keyspace $DATABASE --users "$EXPERIMENT_USERS" --out "$RESULTS/strategies" --quiet
+fi
 
 log "done: $RESULTS/bench.md and $RESULTS/strategies/strategies.md"

@@ -16,6 +16,17 @@ echo "==> cargo test --workspace"
 # tests wait on the backends, without piling up Cassandra schema changes.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_THREADS:-4}"
 
+echo "==> the Redis tests again on a Redis Cluster (CHIRP_TEST_REDIS_CLUSTER=1)"
+# The home-timeline store's behaviours and the end-to-end tests of push, pull, rebuild, the
+# delivery records and the rate limiter, with every service's Redis on the 3-master cluster of
+# `deploy/backends.sh up redis-cluster` (the tests start it): the keys then spread over three
+# masters, and a batch over many users is split per slot.
+CHIRP_TEST_REDIS_CLUSTER=1 cargo test --locked --no-fail-fast -p timeline --test timeline_service \
+  -- --test-threads="${CHIRP_TEST_THREADS:-4}" store::
+CHIRP_TEST_REDIS_CLUSTER=1 cargo test --locked --no-fail-fast -p chirp-e2e --test api \
+  -- --test-threads="${CHIRP_TEST_THREADS:-4}" slice:: hybrid:: rate_limits:: \
+  console::a_tweet_s_delivery metrics::pushes_cache_hits api_contract::timeline_pages
+
 echo "==> fuzzing the API (deploy/fuzz-api.sh)"
 bash deploy/fuzz-api.sh
 

@@ -1,6 +1,6 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
-use chirp_common::testing::{REDIS_URL, local_listener, spawn_service, unique_name};
+use chirp_common::testing::{local_listener, redis_flags, spawn_service, unique_name};
 use chirp_common::timelines::HomeTimelines;
 use chirp_testkit::{Backends, ServiceArgs};
 use clap::Parser;
@@ -79,8 +79,9 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
         &backends.redis_prefix,
     ];
     // The gateway's own Redis (rate limits) unless the test names another.
+    let redis = redis_flags();
     if !extra.gateway.contains(&"--redis-url") {
-        args.extend_from_slice(&["--redis-url", REDIS_URL]);
+        args.extend_from_slice(&redis);
     }
     args.extend_from_slice(extra.gateway);
     let gateway = gateway::Config::parse_from(args);

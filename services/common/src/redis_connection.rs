@@ -11,15 +11,23 @@
 //!
 //! What a cluster asks of callers, and the connection cannot hide: every key
 //! of one command, script or transaction must hash to one slot (share a
-//! `{hash tag}`), or the node answers `CROSSSLOT`. A pipeline may mix slots:
-//! the cluster connection splits it per node and puts the answers back in
-//! order, but it is then no longer one round trip.
+//! `{hash tag}`), or the node answers `CROSSSLOT`. So must every key of one
+//! pipeline: redis 1.8's cluster connection sends a pipeline whole to the
+//! node of its first keyed command and refuses one whose commands name
+//! different slots (`CROSSSLOT` before anything is sent). Callers that batch
+//! many users' keys therefore split their batch with
+//! [`RedisConnection::pipeline_groups`]: one pipeline on a single node, one
+//! per slot on a cluster, sent concurrently.
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use anyhow::Context;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
 /// Where Redis is, as configured: `urls` is one `redis://` URL, or with
@@ -40,16 +48,59 @@ pub enum RedisConnection {
 }
 
 impl RedisConnection {
+    /// Connects now, with the `redis` crate's default timeouts and retries,
+    /// and fails if Redis does not answer: for services that cannot work
+    /// without it.
+    pub async fn connect(target: &RedisTarget<'_>) -> anyhow::Result<Self> {
+        let urls = node_urls(target);
+        if target.cluster {
+            anyhow::ensure!(
+                !urls.is_empty(),
+                "REDIS_CLUSTER needs at least one node URL"
+            );
+            let cluster = ClusterClient::new(urls)?
+                .get_async_connection()
+                .await
+                .with_context(|| format!("connect to the Redis Cluster at {}", target.urls))?;
+            Ok(Self::Cluster(cluster))
+        } else {
+            let url = single_url(target, &urls)?;
+            let node = redis::Client::open(url)
+                .with_context(|| format!("parse REDIS_URL {url}"))?
+                .get_connection_manager()
+                .await
+                .with_context(|| format!("connect to Redis at {url}"))?;
+            Ok(Self::Node(node))
+        }
+    }
+
+    /// Positions of `keys` grouped so that the commands on each group's keys
+    /// can be one pipeline: a single group on a node, one group per hash
+    /// slot on a cluster (see the module doc). Groups keep the order of
+    /// `keys` within them, and come in the order of their first key.
+    pub fn pipeline_groups<K: AsRef<[u8]>>(&self, keys: &[K]) -> Vec<Vec<usize>> {
+        match self {
+            Self::Node(_) => vec![(0..keys.len()).collect()],
+            Self::Cluster(_) => {
+                let mut groups: Vec<Vec<usize>> = Vec::new();
+                let mut by_slot: HashMap<Slot, usize> = HashMap::new();
+                for (position, key) in keys.iter().enumerate() {
+                    let group = *by_slot.entry(Slot::for_key(key)).or_insert_with(|| {
+                        groups.push(Vec::new());
+                        groups.len() - 1
+                    });
+                    groups[group].push(position);
+                }
+                groups
+            }
+        }
+    }
+
     /// Connects in the background: commands sent before Redis answers fail
     /// (within `timeout`) instead of the caller failing to start. Must run
     /// inside a Tokio runtime.
     pub fn lazy(target: &RedisTarget<'_>, timeout: Duration) -> anyhow::Result<Self> {
-        let urls: Vec<&str> = target
-            .urls
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect();
+        let urls = node_urls(target);
         if target.cluster {
             anyhow::ensure!(
                 !urls.is_empty(),
@@ -66,21 +117,35 @@ impl RedisConnection {
                 client.get_pending_async_connection_with_config(config),
             ))
         } else {
-            let [url] = urls.as_slice() else {
-                anyhow::bail!(
-                    "one Redis URL expected, got {:?}; set REDIS_CLUSTER=true for a list of cluster nodes",
-                    target.urls
-                );
-            };
+            let url = single_url(target, &urls)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1);
-            let client = redis::Client::open(*url)?;
+            let client = redis::Client::open(url)?;
             Ok(Self::Node(ConnectionManager::new_lazy_with_config(
                 client, config,
             )?))
         }
+    }
+}
+
+fn node_urls<'a>(target: &RedisTarget<'a>) -> Vec<&'a str> {
+    target
+        .urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+fn single_url<'a>(target: &RedisTarget<'_>, urls: &[&'a str]) -> anyhow::Result<&'a str> {
+    match urls {
+        [url] => Ok(url),
+        _ => anyhow::bail!(
+            "one Redis URL expected, got {:?}; set REDIS_CLUSTER=true for a list of cluster nodes",
+            target.urls
+        ),
     }
 }
 
@@ -128,5 +193,25 @@ mod tests {
             ..two
         };
         assert!(RedisConnection::lazy(&cluster, Duration::from_secs(1)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_cluster_batch_is_split_by_slot_and_a_nodes_is_not() {
+        let keys = ["tl:{1}", "tl:{2}", "tl:{1}:rebuild", "tl:{3}", "tl:{2}"];
+        let node = RedisTarget {
+            urls: "redis://127.0.0.1:6379",
+            cluster: false,
+        };
+        let node = RedisConnection::lazy(&node, Duration::from_secs(1)).unwrap();
+        assert_eq!(node.pipeline_groups(&keys), vec![vec![0, 1, 2, 3, 4]]);
+        let cluster = RedisTarget {
+            urls: "redis://127.0.0.1:6391",
+            cluster: true,
+        };
+        let cluster = RedisConnection::lazy(&cluster, Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            cluster.pipeline_groups(&keys),
+            vec![vec![0, 2], vec![1, 4], vec![3]]
+        );
     }
 }

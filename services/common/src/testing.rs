@@ -288,11 +288,14 @@ impl Drop for ServiceProcess {
     }
 }
 
-/// The home-timeline store as a test's services see it: the local Redis,
-/// every key under `redis_key_prefix`, capacity and strategy as deployed.
+/// The home-timeline store as a test's services see it: this run's Redis
+/// ([`redis_target`]), every key under `redis_key_prefix`, capacity and
+/// strategy as deployed.
 pub fn timeline_store(redis_key_prefix: &str) -> crate::timelines::TimelineStoreArgs {
+    let redis = redis_target();
     crate::timelines::TimelineStoreArgs {
-        redis_url: REDIS_URL.to_owned(),
+        redis_url: redis.urls.to_owned(),
+        redis_cluster: redis.cluster,
         redis_key_prefix: redis_key_prefix.to_owned(),
         timeline_capacity: 800,
         timeline_ttl_secs: 3600,
@@ -304,6 +307,60 @@ pub fn timeline_store(redis_key_prefix: &str) -> crate::timelines::TimelineStore
 /// as `REDIS_URL` lists them with `REDIS_CLUSTER=true`.
 pub const REDIS_CLUSTER_URLS: &str =
     "redis://127.0.0.1:6391,redis://127.0.0.1:6392,redis://127.0.0.1:6393";
+
+/// Set to `1`, the tests that put data in Redis through [`redis_target`]
+/// (and [`timeline_store`], [`redis_flags`]) use the Redis Cluster instead
+/// of the single node: `deploy/test.sh` runs a named subset of the tests a
+/// second time so, to show that each behaviour holds on both deployments.
+pub const REDIS_CLUSTER_ENV: &str = "CHIRP_TEST_REDIS_CLUSTER";
+
+/// The Redis of this test run: the single node, or with
+/// [`REDIS_CLUSTER_ENV`] the Redis Cluster, started first if it is not up.
+pub fn redis_target() -> crate::redis_connection::RedisTarget<'static> {
+    let cluster = *REDIS_CLUSTER_RUN.get_or_init(|| {
+        let cluster = std::env::var(REDIS_CLUSTER_ENV).is_ok_and(|v| v == "1");
+        if cluster {
+            ensure_scale_out("redis-cluster");
+        }
+        cluster
+    });
+    crate::redis_connection::RedisTarget {
+        urls: if cluster { REDIS_CLUSTER_URLS } else { REDIS_URL },
+        cluster,
+    }
+}
+
+/// Whether this test binary's Redis is the cluster, decided once.
+static REDIS_CLUSTER_RUN: OnceLock<bool> = OnceLock::new();
+
+/// Makes this test binary's Redis the cluster whatever the environment says
+/// (starting it if needed): for the binaries that are about the cluster.
+/// Call it before anything asks for [`redis_target`].
+pub fn use_redis_cluster() {
+    let cluster = *REDIS_CLUSTER_RUN.get_or_init(|| {
+        ensure_scale_out("redis-cluster");
+        true
+    });
+    assert!(cluster, "this binary already used the single Redis node");
+}
+
+/// The flags that point a service at this run's Redis ([`redis_target`]).
+pub fn redis_flags() -> Vec<&'static str> {
+    let redis = redis_target();
+    let mut flags = vec!["--redis-url", redis.urls];
+    if redis.cluster {
+        flags.extend(["--redis-cluster", "true"]);
+    }
+    flags
+}
+
+/// A connection to this run's Redis, for tests that look behind the
+/// services' back.
+pub async fn redis_connection() -> crate::redis_connection::RedisConnection {
+    crate::redis_connection::RedisConnection::connect(&redis_target())
+        .await
+        .expect("connect to this run's Redis")
+}
 
 /// Starts one of the scale-out backends of `deploy/backends.sh` (`redis-cluster`,
 /// `pg-replica`, `kafka-cluster`) unless it runs, and fails the test if it

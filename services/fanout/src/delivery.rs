@@ -8,25 +8,17 @@
 //! failed record never fails the event: the record is for people watching,
 //! the timelines are what matter.
 
-use anyhow::Context;
 use chirp_common::delivery;
 use chirp_common::redis_connection::RedisConnection;
 use chirp_common::timelines::TimelineStoreArgs;
 
 pub use chirp_common::delivery::DeliveryLog;
 
-/// A log in the Redis that holds the timelines, under the same key prefix.
+/// A log in the Redis that holds the timelines (a node or a cluster), under
+/// the same key prefix.
 pub async fn connect(store: &TimelineStoreArgs) -> anyhow::Result<DeliveryLog> {
-    let client = redis::Client::open(store.redis_url.as_str())
-        .with_context(|| format!("parse REDIS_URL {}", store.redis_url))?;
-    let redis = client
-        .get_connection_manager()
-        .await
-        .with_context(|| format!("connect to Redis at {}", store.redis_url))?;
-    Ok(DeliveryLog::new(
-        RedisConnection::Node(redis),
-        &store.redis_key_prefix,
-    ))
+    let redis = RedisConnection::connect(&store.redis()).await?;
+    Ok(DeliveryLog::new(redis, &store.redis_key_prefix))
 }
 
 /// After one pipeline wrote `timelines` timelines with `change` (the

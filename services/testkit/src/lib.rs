@@ -13,7 +13,7 @@ use chirp_common::proto::graph::graph_service_server;
 use chirp_common::proto::timeline::timeline_service_server;
 use chirp_common::proto::tweet::tweet_service_server;
 use chirp_common::testing::{
-    self, CQL, KAFKA, REDIS_URL, local_listener, spawn_service, unique_name, wait_until_serving,
+    self, CQL, KAFKA, local_listener, spawn_service, unique_name, wait_until_serving,
 };
 use clap::Parser;
 
@@ -51,12 +51,8 @@ impl Backends {
         let (tweet_listener, tweet_addr) = local_listener().await;
         let (timeline_listener, timeline_addr) = local_listener().await;
         let never = std::future::pending::<()>;
-        let redis = [
-            "--redis-url",
-            REDIS_URL,
-            "--redis-key-prefix",
-            &redis_prefix,
-        ];
+        let mut redis = testing::redis_flags();
+        redis.extend(["--redis-key-prefix", &redis_prefix]);
         let kafka = ["--kafka-brokers", KAFKA, "--kafka-topic", &kafka_topic];
 
         let args = ["graph", "--database-url", &database_url];

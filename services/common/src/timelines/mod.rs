@@ -29,6 +29,14 @@
 //! phantom back, and an entry in a feed of recent deletions that the
 //! timeline service follows to drop them from its hydration cache.
 //!
+//! The store runs on a single Redis node or on a Redis Cluster, chosen by
+//! `REDIS_CLUSTER` ([`crate::redis_connection`]). Every script and
+//! multi-key command names one user's keys only, which share a hash tag; a
+//! batch over many users (a fan-out's pushes, a follow's invalidations) is
+//! one pipeline on a node and one pipeline per slot on a cluster, sent
+//! concurrently: the cluster connection would refuse a pipeline whose keys
+//! span slots.
+//!
 //! The fan-out worker writes here and the timeline service reads here; this
 //! module is the one place that knows the layout.
 
@@ -37,9 +45,11 @@ mod scripts;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
-use redis::aio::ConnectionManager;
+use futures::future::try_join_all;
+use redis::Value;
+
+use crate::redis_connection::{RedisConnection, RedisTarget};
 
 use scripts::Scripts;
 
@@ -72,9 +82,13 @@ impl Strategy {
 
 #[derive(Debug, Clone, Args)]
 pub struct TimelineStoreArgs {
-    /// Redis holding the home timelines.
+    /// Redis holding the home timelines: one URL, or with `REDIS_CLUSTER`
+    /// some of the cluster's nodes, comma-separated.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+    /// Whether Redis is a Redis Cluster (see `REDIS_URL`).
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_cluster: bool,
     /// Prefix of every key, so several deployments (or test runs) can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
     pub redis_key_prefix: String,
@@ -94,11 +108,20 @@ pub struct TimelineStoreArgs {
     pub timeline_strategy: Strategy,
 }
 
-/// Handle to the home timelines. Cloning is cheap: the connection manager is
-/// one multiplexed connection that reconnects by itself.
+impl TimelineStoreArgs {
+    pub fn redis(&self) -> RedisTarget<'_> {
+        RedisTarget {
+            urls: &self.redis_url,
+            cluster: self.redis_cluster,
+        }
+    }
+}
+
+/// Handle to the home timelines. Cloning is cheap: the connection (a
+/// node's or a cluster's) is multiplexed and reconnects by itself.
 #[derive(Clone)]
 pub struct HomeTimelines {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     key_prefix: String,
     capacity: usize,
     ttl_secs: u64,
@@ -151,12 +174,7 @@ const DELETED_FEED_LEN: usize = 10_000;
 
 impl HomeTimelines {
     pub async fn connect(args: &TimelineStoreArgs) -> anyhow::Result<Self> {
-        let client = redis::Client::open(args.redis_url.as_str())
-            .with_context(|| format!("parse REDIS_URL {}", args.redis_url))?;
-        let redis = client
-            .get_connection_manager()
-            .await
-            .with_context(|| format!("connect to Redis at {}", args.redis_url))?;
+        let redis = RedisConnection::connect(&args.redis()).await?;
         anyhow::ensure!(
             !args.redis_key_prefix.contains('{'),
             "REDIS_KEY_PREFIX must not contain '{{': it would become the keys' cluster hash tag"
@@ -181,7 +199,8 @@ impl HomeTimelines {
 
     /// Inserts `tweet_id` into the timeline of every user in `user_ids` that
     /// is cached (complete or being rebuilt), trimming each to capacity, in
-    /// one pipelined round trip; the others are skipped. Adding a member
+    /// one pipelined round trip (one per slot on a cluster); the others are
+    /// skipped. Adding a member
     /// that is already there changes nothing, so replaying an event is safe.
     /// Pushes never touch a timeline's TTL: only reads keep it alive.
     #[tracing::instrument(name = "timelines.push", skip(self, user_ids), fields(timelines = user_ids.len()))]
@@ -190,17 +209,14 @@ impl HomeTimelines {
             return Ok(Pushed::default());
         }
         let member = layout::encode(tweet_id);
-        let mut pipe = redis::pipe();
-        for &user_id in user_ids {
-            let mut invocation = self.scripts.push.prepare_invoke();
-            invocation
-                .key(self.key(user_id))
-                .arg(&member[..])
-                .arg(self.capacity);
-            pipe.invoke_script(&invocation);
-        }
-        let added: Vec<i64> = self.query_scripted(&pipe).await?;
-        let written = added.iter().filter(|&&added| added == 1).count();
+        let added = self
+            .per_user(user_ids, |pipe, key, _| {
+                let mut invocation = self.scripts.push.prepare_invoke();
+                invocation.key(key).arg(&member[..]).arg(self.capacity);
+                pipe.invoke_script(&invocation);
+            })
+            .await?;
+        let written = added.iter().filter(|&added| *added == Value::Int(1)).count();
         Ok(Pushed {
             written,
             skipped: added.len() - written,
@@ -272,15 +288,12 @@ impl HomeTimelines {
         if user_ids.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for &user_id in user_ids {
-            pipe.del(&[
-                self.key(user_id),
-                layout::rebuild_key(&self.key_prefix, user_id),
-            ])
-            .ignore();
-        }
-        pipe.exec_async(&mut self.redis.clone()).await
+        self.per_user(user_ids, |pipe, key, user_id| {
+            pipe.del(&[key, layout::rebuild_key(&self.key_prefix, user_id)])
+                .ignore();
+        })
+        .await?;
+        Ok(())
     }
 
     /// Removes `tweet_id` from the timeline of every user in `user_ids`.
@@ -290,11 +303,11 @@ impl HomeTimelines {
             return Ok(());
         }
         let member = layout::encode(tweet_id);
-        let mut pipe = redis::pipe();
-        for &user_id in user_ids {
-            pipe.zrem(self.key(user_id), &member[..]).ignore();
-        }
-        pipe.exec_async(&mut self.redis.clone()).await
+        self.per_user(user_ids, |pipe, key, _| {
+            pipe.zrem(key, &member[..]).ignore();
+        })
+        .await?;
+        Ok(())
     }
 
     /// Up to `limit` tweet ids of `user_id`'s timeline, newest first, all
@@ -384,24 +397,29 @@ impl HomeTimelines {
     /// [`TOMBSTONE_SECS`], and an entry in the feed of deletions that
     /// [`Self::deleted_since`] reads.
     #[tracing::instrument(name = "timelines.bury", skip(self))]
+    /// The two keys lie in different slots, so they are two commands, sent
+    /// together.
     pub async fn bury(&self, tweet_id: i64) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        pipe.set_ex(
-            layout::tombstone_key(&self.key_prefix, tweet_id),
-            1,
-            TOMBSTONE_SECS,
-        )
-        .ignore()
-        .cmd("XADD")
-        .arg(layout::deleted_feed_key(&self.key_prefix))
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(DELETED_FEED_LEN)
-        .arg("*")
-        .arg("tweet_id")
-        .arg(tweet_id)
-        .ignore();
-        pipe.exec_async(&mut self.redis.clone()).await
+        let mut tombstone = redis::cmd("SET");
+        tombstone
+            .arg(layout::tombstone_key(&self.key_prefix, tweet_id))
+            .arg(1)
+            .arg("EX")
+            .arg(TOMBSTONE_SECS);
+        let mut feed = redis::cmd("XADD");
+        feed.arg(layout::deleted_feed_key(&self.key_prefix))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DELETED_FEED_LEN)
+            .arg("*")
+            .arg("tweet_id")
+            .arg(tweet_id);
+        let (mut first, mut second) = (self.redis.clone(), self.redis.clone());
+        let ((), _): ((), Value) = tokio::try_join!(
+            tombstone.query_async(&mut first),
+            feed.query_async(&mut second)
+        )?;
+        Ok(())
     }
 
     /// Whether `tweet_id` has a tombstone.
@@ -470,6 +488,42 @@ impl HomeTimelines {
             .flat_map(|(_, fields)| fields.into_iter().map(|(_, tweet_id)| tweet_id))
             .collect();
         Ok((tweet_ids, position))
+    }
+
+    /// Adds, for each user of `user_ids`, the commands of `add` (given the
+    /// user's timeline key and id) to a pipeline, and runs them in as few
+    /// pipelines as the deployment allows (see the module doc), all at once.
+    /// Returns the answers of the commands not ignored, in the order of
+    /// `user_ids`, provided `add` leaves one answer per user or none.
+    async fn per_user(
+        &self,
+        user_ids: &[i64],
+        add: impl Fn(&mut redis::Pipeline, String, i64),
+    ) -> redis::RedisResult<Vec<Value>> {
+        let keys: Vec<String> = user_ids.iter().map(|&user_id| self.key(user_id)).collect();
+        let groups = self.redis.pipeline_groups(&keys);
+        let pipes: Vec<redis::Pipeline> = groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::pipe();
+                for &position in group {
+                    add(&mut pipe, keys[position].clone(), user_ids[position]);
+                }
+                pipe
+            })
+            .collect();
+        let answers: Vec<Vec<Value>> =
+            try_join_all(pipes.iter().map(|pipe| self.query_scripted(pipe))).await?;
+        if groups.len() == 1 {
+            return Ok(answers.into_iter().next().unwrap_or_default());
+        }
+        let mut in_order: Vec<Option<Value>> = vec![None; user_ids.len()];
+        for (group, answers) in groups.iter().zip(answers) {
+            for (&position, answer) in group.iter().zip(answers) {
+                in_order[position] = Some(answer);
+            }
+        }
+        Ok(in_order.into_iter().flatten().collect())
     }
 
     /// Runs a pipeline of script invocations, loading the scripts first if

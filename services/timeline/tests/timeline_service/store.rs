@@ -1,8 +1,12 @@
 //! The home-timeline store itself (`chirp_common::timelines`) against the
 //! real Redis: its layout, its cursor semantics, active-only pushes and the
-//! rebuild protocol, each interleaving written out step by step.
+//! rebuild protocol, each interleaving written out step by step. On a single
+//! node by default; `deploy/test.sh` runs them again on the Redis Cluster
+//! (`CHIRP_TEST_REDIS_CLUSTER=1`), where each user's keys sit on the master
+//! of their slot and a batch over many users is split per slot.
 
-use chirp_common::testing::{REDIS_URL, ensure_backends, timeline_store, unique_name};
+use chirp_common::redis_connection::RedisConnection;
+use chirp_common::testing::{ensure_backends, redis_connection, timeline_store, unique_name};
 use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
 
 /// A store under a fresh prefix, with `capacity` entries per timeline.
@@ -15,9 +19,9 @@ async fn store(capacity: usize) -> (HomeTimelines, TimelineStoreArgs) {
     (HomeTimelines::connect(&args).await.unwrap(), args)
 }
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(REDIS_URL).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
+/// This run's Redis, a node or the cluster (`CHIRP_TEST_REDIS_CLUSTER`).
+async fn redis() -> RedisConnection {
+    redis_connection().await
 }
 
 /// Snowflake-sized ids, newest first.
@@ -224,4 +228,40 @@ async fn a_buried_tweet_is_not_pushed_and_its_deletion_is_in_the_feed() {
     assert_eq!(timelines.page(USER, None, 10).await.unwrap(), [8]);
     let (deleted, _) = timelines.deleted_since(Some(&start)).await.unwrap();
     assert_eq!(deleted, [7]);
+}
+
+/// Many users at once, spread over every master of a cluster: each batch
+/// (push, removal, invalidation) reaches exactly the users it names, cached
+/// or not, whichever slot they hash to.
+#[tokio::test]
+async fn a_batch_over_many_users_reaches_each_of_them_whatever_their_slot() {
+    let (timelines, _) = store(800).await;
+    let users: Vec<i64> = (1..=60).collect();
+    let (cached, uncached): (Vec<i64>, Vec<i64>) = users.iter().partition(|&&user| user % 3 != 0);
+    for &user in &cached {
+        timelines.store_rebuilt(user, &[10]).await.unwrap();
+    }
+
+    let pushed = timelines.push(&users, 11).await.unwrap();
+    assert_eq!((pushed.written, pushed.skipped), (cached.len(), uncached.len()));
+    for &user in &cached {
+        assert_eq!(timelines.page(user, None, 10).await.unwrap(), [11, 10], "user {user}");
+    }
+    for &user in &uncached {
+        let read = timelines.read(user, None, 10).await.unwrap();
+        assert_eq!(read.state, State::Missing, "user {user}");
+    }
+
+    timelines.remove(&users, 10).await.unwrap();
+    let (dropped, kept) = cached.split_at(cached.len() / 2);
+    timelines.invalidate(dropped).await.unwrap();
+    for &user in dropped {
+        let read = timelines.read(user, None, 10).await.unwrap();
+        assert_eq!(read.state, State::Missing, "user {user} was invalidated");
+    }
+    for &user in kept {
+        let read = timelines.read(user, None, 10).await.unwrap();
+        assert_eq!(read.ids, [11], "user {user} lost only the removed tweet");
+        assert_eq!(read.state, State::Complete { cut: false });
+    }
 }
