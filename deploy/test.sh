@@ -21,9 +21,11 @@ echo "==> the Redis tests again on a Redis Cluster (CHIRP_TEST_REDIS_CLUSTER=1)"
 # delivery records and the rate limiter, with every service's Redis on the 3-master cluster of
 # `deploy/backends.sh up redis-cluster` (the tests start it): the keys then spread over three
 # masters, and a batch over many users is split per slot.
-CHIRP_TEST_REDIS_CLUSTER=1 cargo test --locked --no-fail-fast -p timeline --test timeline_service \
+# `--workspace --test NAME` (not `-p`) resolves features as the run above did, so nothing is
+# compiled again.
+CHIRP_TEST_REDIS_CLUSTER=1 cargo test --workspace --locked --no-fail-fast --test timeline_service \
   -- --test-threads="${CHIRP_TEST_THREADS:-4}" store::
-CHIRP_TEST_REDIS_CLUSTER=1 cargo test --locked --no-fail-fast -p chirp-e2e --test api \
+CHIRP_TEST_REDIS_CLUSTER=1 cargo test --workspace --locked --no-fail-fast --test api \
   -- --test-threads="${CHIRP_TEST_THREADS:-4}" slice:: hybrid:: rate_limits:: \
   console::a_tweet_s_delivery metrics::pushes_cache_hits api_contract::timeline_pages
 

@@ -104,13 +104,13 @@ async fn a_killed_masters_timelines_lose_no_tweet_and_the_ones_it_took_are_rebui
         async move { (count_on_replica(keys).await == lost.len()).then_some(()) }
     })
     .await;
-    config_set(&mut on_replica, &[("replica-ignore-maxmemory", "no"), ("maxmemory", "100kb")]).await;
+    config_set(on_replica.clone(), &[("replica-ignore-maxmemory", "no"), ("maxmemory", "100kb")]).await;
     eventually(WAIT, "the replica to evict them", || {
         let keys = lost_keys.clone();
         async move { (count_on_replica(keys).await == 0).then_some(()) }
     })
     .await;
-    config_set(&mut on_replica, &[("maxmemory", "1gb"), ("replica-ignore-maxmemory", "yes")]).await;
+    config_set(on_replica.clone(), &[("maxmemory", "1gb"), ("replica-ignore-maxmemory", "yes")]).await;
 
     // The others are cached, and get the first tweets on the master and,
     // by replication, on the replica.
@@ -247,13 +247,13 @@ async fn master_of<'a>(shards: &'a [Shard], key: &str) -> &'a Shard {
         .unwrap()
 }
 
-async fn config_set(node: &mut MultiplexedConnection, settings: &[(&str, &str)]) {
+async fn config_set(mut node: MultiplexedConnection, settings: &[(&str, &str)]) {
     for (name, value) in settings {
         let () = redis::cmd("CONFIG")
             .arg("SET")
             .arg(name)
             .arg(value)
-            .query_async(node)
+            .query_async(&mut node)
             .await
             .unwrap();
     }
