@@ -25,8 +25,10 @@ echo "==> the Redis tests again on a Redis Cluster (CHIRP_TEST_REDIS_CLUSTER=1)"
 # compiled again.
 CHIRP_TEST_REDIS_CLUSTER=1 cargo test --workspace --locked --no-fail-fast --test timeline_service \
   -- --test-threads="${CHIRP_TEST_THREADS:-4}" store::
+# Two threads, not four: under a loaded machine's delays the rate limiter (100 ms deadline, then
+# it lets writes through) and the 3 s read deadline were seen to give way with four.
 CHIRP_TEST_REDIS_CLUSTER=1 cargo test --workspace --locked --no-fail-fast --test api \
-  -- --test-threads="${CHIRP_TEST_THREADS:-4}" slice:: hybrid:: rate_limits:: \
+  -- --test-threads=2 slice:: hybrid:: rate_limits:: \
   console::a_tweet_s_delivery metrics::pushes_cache_hits api_contract::timeline_pages
 
 echo "==> fuzzing the API (deploy/fuzz-api.sh)"
