@@ -78,10 +78,18 @@ async fn a_killed_masters_timelines_lose_no_tweet_and_the_ones_it_took_are_rebui
     // replica evicts them: its master keeps them, it does not.
     let key = |user_id: i64| layout::timeline_key(&stack.redis_prefix, user_id);
     for user in lost {
-        assert!(stack.home_timeline(user, "").await["items"].as_array().unwrap().is_empty());
+        assert!(
+            stack.home_timeline(user, "").await["items"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
     }
     let mut on_replica = node(replica).await;
-    let () = redis::cmd("READONLY").query_async(&mut on_replica).await.unwrap();
+    let () = redis::cmd("READONLY")
+        .query_async(&mut on_replica)
+        .await
+        .unwrap();
     let count_on_replica = |keys: Vec<String>| {
         let mut on_replica = on_replica.clone();
         async move {
@@ -104,13 +112,21 @@ async fn a_killed_masters_timelines_lose_no_tweet_and_the_ones_it_took_are_rebui
         async move { (count_on_replica(keys).await == lost.len()).then_some(()) }
     })
     .await;
-    config_set(on_replica.clone(), &[("replica-ignore-maxmemory", "no"), ("maxmemory", "100kb")]).await;
+    config_set(
+        on_replica.clone(),
+        &[("replica-ignore-maxmemory", "no"), ("maxmemory", "100kb")],
+    )
+    .await;
     eventually(WAIT, "the replica to evict them", || {
         let keys = lost_keys.clone();
         async move { (count_on_replica(keys).await == 0).then_some(()) }
     })
     .await;
-    config_set(on_replica.clone(), &[("maxmemory", "1gb"), ("replica-ignore-maxmemory", "yes")]).await;
+    config_set(
+        on_replica.clone(),
+        &[("maxmemory", "1gb"), ("replica-ignore-maxmemory", "yes")],
+    )
+    .await;
 
     // The others are cached, and get the first tweets on the master and,
     // by replication, on the replica.
@@ -158,7 +174,8 @@ async fn a_killed_masters_timelines_lose_no_tweet_and_the_ones_it_took_are_rebui
         eventually(WAIT, "the replica to be promoted", || {
             let mut on_replica = on_replica.clone();
             async move {
-                let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut on_replica).await.ok()?;
+                let role: Vec<Value> =
+                    redis::cmd("ROLE").query_async(&mut on_replica).await.ok()?;
                 (role.first() == Some(&Value::BulkString(b"master".to_vec()))).then_some(())
             }
         })
@@ -218,7 +235,9 @@ async fn shards() -> Vec<Shard> {
         .await
         .unwrap();
     let port = |node: &Value| -> u16 {
-        let Value::Array(fields) = node else { panic!("node {node:?}") };
+        let Value::Array(fields) = node else {
+            panic!("node {node:?}")
+        };
         redis::from_redis_value_ref(&fields[1]).unwrap()
     };
     slots
@@ -285,8 +304,10 @@ async fn read(stack: &Stack, user: &TestUser) -> Option<Vec<String>> {
 async fn wait_for_timeline(stack: &Stack, user: &TestUser, posted: &[String]) {
     let expected: Vec<String> = posted.iter().rev().cloned().collect();
     let expected = &expected;
-    eventually(WAIT, &format!("{}'s timeline to hold every tweet", user.handle), || async move {
-        (read(stack, user).await.as_ref() == Some(expected)).then_some(())
-    })
+    eventually(
+        WAIT,
+        &format!("{}'s timeline to hold every tweet", user.handle),
+        || async move { (read(stack, user).await.as_ref() == Some(expected)).then_some(()) },
+    )
     .await;
 }

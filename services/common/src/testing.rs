@@ -325,7 +325,11 @@ pub fn redis_target() -> crate::redis_connection::RedisTarget<'static> {
         cluster
     });
     crate::redis_connection::RedisTarget {
-        urls: if cluster { REDIS_CLUSTER_URLS } else { REDIS_URL },
+        urls: if cluster {
+            REDIS_CLUSTER_URLS
+        } else {
+            REDIS_URL
+        },
         cluster,
     }
 }

@@ -216,7 +216,10 @@ impl HomeTimelines {
                 pipe.invoke_script(&invocation);
             })
             .await?;
-        let written = added.iter().filter(|&added| *added == Value::Int(1)).count();
+        let written = added
+            .iter()
+            .filter(|&added| *added == Value::Int(1))
+            .count();
         Ok(Pushed {
             written,
             skipped: added.len() - written,

@@ -243,9 +243,16 @@ async fn a_batch_over_many_users_reaches_each_of_them_whatever_their_slot() {
     }
 
     let pushed = timelines.push(&users, 11).await.unwrap();
-    assert_eq!((pushed.written, pushed.skipped), (cached.len(), uncached.len()));
+    assert_eq!(
+        (pushed.written, pushed.skipped),
+        (cached.len(), uncached.len())
+    );
     for &user in &cached {
-        assert_eq!(timelines.page(user, None, 10).await.unwrap(), [11, 10], "user {user}");
+        assert_eq!(
+            timelines.page(user, None, 10).await.unwrap(),
+            [11, 10],
+            "user {user}"
+        );
     }
     for &user in &uncached {
         let read = timelines.read(user, None, 10).await.unwrap();
