@@ -22,16 +22,14 @@ use axum::response::{IntoResponse, Response};
 use chirp_common::proto::timeline::{
     GetHomeTimelineRequest, HomeTimelinePage, ItemSource, PageExplain, TimelineCache,
 };
-use chirp_common::proto::tweet::TweetPage;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Path, Query};
+use super::hydrate::{self, TweetView};
 use super::pages::PageQuery;
-use super::tweets::{TweetView, tweet_page};
-use super::users::user;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::cursor::CursorKind;
@@ -154,14 +152,7 @@ async fn home_timeline(
         .into_inner();
     let timeline_took = started.elapsed();
     let started = Instant::now();
-    let page = tweet_page(
-        &state,
-        TweetPage {
-            tweets,
-            next_before_tweet_id,
-        },
-    )
-    .await?;
+    let views = hydrate::views(&state, tweets).await?;
     let mut gateway_hops = vec![
         ("timeline call", timeline_took),
         ("author handles", started.elapsed()),
@@ -176,8 +167,7 @@ async fn home_timeline(
         None => None,
     };
     let timing = server_timing(explain.as_ref(), &gateway_hops);
-    let items = page
-        .items
+    let items = views
         .into_iter()
         .enumerate()
         .map(|(index, tweet)| TimelineItem {
@@ -187,7 +177,7 @@ async fn home_timeline(
         .collect();
     let body = HomePage {
         items,
-        next_cursor: page.next_cursor,
+        next_cursor: next_before_tweet_id.map(|id| state.cursors.encode(CursorKind::Tweets, id)),
         explain,
     };
     let mut response = JsonResponse(body).into_response();
@@ -219,16 +209,13 @@ async fn explanation(
         Some(TimelineCache::None) => Some("none"),
         Some(TimelineCache::Unspecified) | None => None,
     };
-    let handles = state
-        .handles
-        .of(&explained.pulled_author_ids, |id| user(state, id))
-        .await?;
+    let handles = hydrate::handles(state, &explained.pulled_author_ids).await?;
     let pulled_authors = explained
         .pulled_author_ids
         .iter()
         .map(|id| Author {
             id: id.to_string(),
-            handle: handles.get(id).cloned().unwrap_or_default(),
+            handle: handles.get(id).map_or_else(String::new, |h| h.to_string()),
         })
         .collect();
     let service_hops = explained.hops.into_iter().map(|hop| Hop {
