@@ -7,17 +7,22 @@
 //! and needs no expiry: the cache (moka) only has to stay bounded, and it
 //! evicts the handles least likely to be read again. A page's misses are
 //! looked up together, by one `BatchGetUsers`.
+//!
+//! A view holds what it shows as the tweet service and the cache gave it
+//! (numbers, a shared handle) and is written as JSON straight from them:
+//! ids as strings and the RFC 3339 date are formatted into the response
+//! body, not into strings of their own first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use chirp_common::proto::graph::BatchGetUsersRequest;
 use chirp_common::proto::tweet::Tweet;
 use moka::future::Cache;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
-use super::pages::rfc3339;
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -27,11 +32,33 @@ const CAPACITY: u64 = 100_000;
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Tweet)]
 pub struct TweetView {
-    id: String,
-    author_id: String,
-    author_handle: String,
+    #[serde(serialize_with = "as_string")]
+    #[schema(value_type = String)]
+    id: i64,
+    #[serde(serialize_with = "as_string")]
+    #[schema(value_type = String)]
+    author_id: i64,
+    #[serde(serialize_with = "as_str")]
+    #[schema(value_type = String)]
+    author_handle: Arc<str>,
     content: String,
-    created_at: String,
+    /// Milliseconds since the Unix epoch, written as RFC 3339.
+    #[serde(rename = "created_at", serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, rename = "created_at")]
+    created_at_ms: i64,
+}
+
+fn as_string<S: Serializer>(id: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
+}
+
+fn as_str<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
+}
+
+fn as_rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    let time = UNIX_EPOCH + Duration::from_millis((*ms).max(0).unsigned_abs());
+    serializer.collect_str(&humantime::format_rfc3339_millis(time))
 }
 
 /// Authors' handles by user id. Cloning is shallow: clones share the cache.
@@ -57,13 +84,14 @@ pub async fn views(state: &AppState, tweets: Vec<Tweet>) -> Result<Vec<TweetView
     Ok(tweets
         .into_iter()
         .map(|tweet| TweetView {
-            id: tweet.tweet_id.to_string(),
-            author_id: tweet.author_id.to_string(),
+            id: tweet.tweet_id,
+            author_id: tweet.author_id,
             author_handle: handles
                 .get(&tweet.author_id)
-                .map_or_else(String::new, |h| h.to_string()),
+                .cloned()
+                .unwrap_or_else(|| "".into()),
             content: tweet.content,
-            created_at: rfc3339(tweet.created_at_ms),
+            created_at_ms: tweet.created_at_ms,
         })
         .collect())
 }

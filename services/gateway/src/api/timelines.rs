@@ -13,6 +13,7 @@
 //! `Server-Timing` header, which browsers' developer tools draw next to the
 //! request: the gateway's own steps, plus the service's steps when explained.
 
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use axum::Json as JsonResponse;
@@ -244,26 +245,31 @@ fn server_timing(explain: Option<&Explain>, gateway_hops: &[(&str, Duration)]) -
         .into_iter()
         .flat_map(|explain| &explain.hops)
         .filter(|hop| hop.service == "timeline")
-        .map(|hop| (format!("timeline {}", hop.name), hop.micros as f64 / 1000.0));
+        .map(|hop| ("timeline", hop.name.as_str(), hop.micros as f64 / 1000.0));
     let gateway_hops = gateway_hops
         .iter()
-        .map(|&(name, took)| (format!("gateway {name}"), took.as_secs_f64() * 1000.0));
-    service_hops
-        .chain(gateway_hops)
-        .map(|(name, ms)| {
-            let token: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect();
-            let desc: String = name
-                .chars()
+        .map(|&(name, took)| ("gateway", name, took.as_secs_f64() * 1000.0));
+    // Written into one string: this header is on every response.
+    let mut header = String::with_capacity(128);
+    for (index, (service, name, ms)) in service_hops.chain(gateway_hops).enumerate() {
+        if index > 0 {
+            header.push_str(", ");
+        }
+        header.push_str(service);
+        header.push('-');
+        header.extend(
+            name.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }),
+        );
+        let _ = write!(header, ";dur={ms:.3};desc=\"{service} ");
+        header.extend(
+            name.chars()
                 .filter(|c| c.is_ascii_graphic() || *c == ' ')
-                .filter(|c| *c != '"' && *c != '\\')
-                .collect();
-            format!("{token};dur={ms:.3};desc=\"{desc}\"")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+                .filter(|c| *c != '"' && *c != '\\'),
+        );
+        header.push('"');
+    }
+    header
 }
 
 #[cfg(test)]
