@@ -1,7 +1,7 @@
 //! chirp's load tool: how much traffic the design must carry, a realistic
 //! social graph to carry it on, and honest measurements of how it copes.
 //!
-//! Three subcommands, in the order one uses them:
+//! The main subcommands, in the order one uses them (`loadtest --help` lists them all):
 //!
 //! - `estimate` ([`estimate`]): the back-of-envelope numbers, from daily
 //!   active users to requests per second and bytes per day.

@@ -12,9 +12,9 @@ use chirp_common::testing::eventually;
 use serde_json::Value;
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
-/// No reuse of pulled tweets: each read sees the celebrity's latest.
-const NO_CELEBRITY_CACHE: &[&str] = &[
-    "--celebrity-cache-ttl-ms",
+/// No reuse of pulled ids nor of the followed celebrities: each read sees the latest.
+const NO_PULLED_CACHES: &[&str] = &[
+    "--pulled-ids-ttl-ms",
     "0",
     "--followed-celebrities-ttl-ms",
     "0",
@@ -51,7 +51,7 @@ async fn wait_for_timeline(stack: &Stack, reader: &TestUser, expected: &[String]
 async fn celebrity_stack() -> Stack {
     spawn_stack_with_args(ExtraArgs {
         graph: THRESHOLD,
-        timeline: NO_CELEBRITY_CACHE,
+        timeline: NO_PULLED_CACHES,
         ..ExtraArgs::default()
     })
     .await
@@ -301,7 +301,7 @@ async fn an_author_rising_above_the_threshold_shows_up_once_the_followed_list_ex
     let stack = spawn_stack_with_args(ExtraArgs {
         graph: THRESHOLD,
         timeline: &[
-            "--celebrity-cache-ttl-ms",
+            "--pulled-ids-ttl-ms",
             "0",
             "--followed-celebrities-ttl-ms",
             "2000",

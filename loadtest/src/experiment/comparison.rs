@@ -194,7 +194,7 @@ impl Comparison {
              of the phase. A value of 0 has no bar on the log scale.</li>\n<li>Post to visible \
              runs from sending the post to the first read of a follower's first page that holds \
              it (pages read every 5 ms). Pulled tweets come from a per-author cache \
-             (CELEBRITY_CACHE_TTL_MS), so they show up to one TTL late.</li>\n<li>With {probes} \
+             (PULLED_IDS_TTL_MS), so they show up to one TTL late.</li>\n<li>With {probes} \
              probes per author, p99 is close to the maximum.</li>\n</ul>\n</body></html>\n",
             self.plot()?,
             probes = self.probes,

@@ -139,7 +139,7 @@ function summary(live, history) {
       h('p', {}, `${num(f.events_per_sec, 1)} events/s · ${num(f.timeline_writes_per_sec, 1)} timeline writes/s · `,
         `${num(f.celebrity_skips_per_sec, 1)} celebrity skips/s · lag ${num(f.consumer_lag, 0)}`)),
     t && h('div', { class: 'card' }, h('h3', {}, 'timeline read path'),
-      h('p', {}, `tweet cache hits ${pct(t.tweet_cache_hit_ratio)} · celebrity cache hits ${pct(t.celebrity_cache_hit_ratio)} · `,
+      h('p', {}, `tweet cache hits ${pct(t.tweet_cache_hit_ratio)} · pulled ids cache hits ${pct(t.pulled_ids_cache_hit_ratio)} · `,
         `${num(t.rebuilds_per_sec, 2)} rebuilds/s`)),
     h('p', { class: 'muted small' }, `rates over the last ${num(live.interval_secs, 2)} s`));
 }

@@ -16,7 +16,6 @@ pub mod config;
 mod console;
 mod cursor;
 mod error;
-mod handles;
 mod rate_limit;
 
 use std::future::Future;
@@ -43,7 +42,8 @@ pub struct AppState {
     rate_limiter: Arc<rate_limit::RateLimiter>,
     /// How many X-Forwarded-For entries to trust for the client's address.
     trusted_proxy_hops: usize,
-    handles: Arc<handles::Handles>,
+    /// Authors' handles, cached: every tweet shown names one.
+    handles: api::hydrate::Handles,
     /// Fan-out progress per tweet, as the fan-out worker records it.
     deliveries: chirp_common::delivery::DeliveryLog,
     /// The console's view of the services' metrics.
@@ -79,7 +79,7 @@ impl AppState {
                 config.signup_limits(),
             )?),
             trusted_proxy_hops: config.trusted_proxy_hops,
-            handles: Arc::default(),
+            handles: api::hydrate::Handles::default(),
             deliveries: chirp_common::delivery::DeliveryLog::new(
                 chirp_common::redis_connection::RedisConnection::lazy(
                     &config.redis(),

@@ -8,8 +8,8 @@ use chirp_common::proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest,
     GetUserRequest, ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk,
     ImportGraphSummary, ListFollowedCelebritiesRequest, ListFollowsRequest,
-    ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdList, UserIdPage,
-    UserList, graph_service_server::GraphService,
+    ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdPage, UserList,
+    graph_service_server::GraphService,
 };
 use chirp_common::timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
@@ -26,9 +26,13 @@ const PAGE: PageSize = PageSize {
     default: 100,
     max: 5_000,
 };
-/// The most celebrities one reader's timeline pulls from. Each costs the
-/// reader a query per page, so a bound keeps one read's cost bounded too.
-const MAX_FOLLOWED_CELEBRITIES: i64 = 1_000;
+/// Page size of `ListFollowedCelebrities`. The default is the whole list
+/// clients written before it was paged got (they read one page); the reader
+/// that pages through it (the timeline service) bounds how many it reads.
+const CELEBRITY_PAGE: PageSize = PageSize {
+    default: 1_000,
+    max: 5_000,
+};
 /// The most edges one `ImportFollows` call may carry: large enough that a
 /// batch amortises its transaction, small enough that it holds its row locks
 /// for a moment only and its message stays far below gRPC's 4 MB limit.
@@ -263,16 +267,19 @@ impl GraphService for Graph {
     async fn list_followed_celebrities(
         &self,
         request: Request<ListFollowedCelebritiesRequest>,
-    ) -> Result<Response<UserIdList>, Status> {
-        let user_ids = self
+    ) -> Result<Response<UserIdPage>, Status> {
+        let request = request.into_inner();
+        let limit = CELEBRITY_PAGE.resolve(request.limit);
+        let ids = self
             .store
             .followed_celebrities(
-                request.into_inner().user_id,
+                request.user_id,
                 self.celebrity_threshold,
-                MAX_FOLLOWED_CELEBRITIES,
+                request.after_user_id,
+                limit as i64 + 1,
             )
             .await?;
-        Ok(Response::new(UserIdList { user_ids }))
+        Ok(Response::new(page(ids, limit)))
     }
 
     async fn list_popular_users(

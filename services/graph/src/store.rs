@@ -267,19 +267,23 @@ impl Store {
     }
 
     /// The users `user_id` follows whose follower count reaches `threshold`,
-    /// ascending, at most `limit`. The primary key of `follows` finds the
-    /// edges, and each followee's row is a primary-key lookup.
+    /// ascending, greater than `after`, at most `limit`. The primary key of
+    /// `follows` finds the edges, and each followee's row is a primary-key
+    /// lookup.
     pub async fn followed_celebrities(
         &self,
         user_id: i64,
         threshold: i64,
+        after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<i64>, GraphError> {
         let ids = sqlx::query_scalar(
             "SELECT f.followee_id FROM follows f JOIN users u ON u.user_id = f.followee_id \
-             WHERE f.follower_id = $1 AND u.follower_count >= $2 ORDER BY f.followee_id LIMIT $3",
+             WHERE f.follower_id = $1 AND f.followee_id > $2 AND u.follower_count >= $3 \
+             ORDER BY f.followee_id LIMIT $4",
         )
         .bind(user_id)
+        .bind(after.unwrap_or(i64::MIN))
         .bind(threshold)
         .bind(limit)
         .fetch_all(&self.pool)

@@ -3,8 +3,9 @@
 //! Each test gets its own database and Redis key prefix. So far this binary
 //! covers the bulk paths: `BatchGetUsers`; `ImportFollows`, a batch of which
 //! must leave the graph exactly as the same follows made one by one would, and
-//! be safe to retry; `ImportGraph`, which must be all or nothing; and the
-//! most-followed users, `ListPopularUsers`.
+//! be safe to retry; `ImportGraph`, which must be all or nothing; the
+//! most-followed users, `ListPopularUsers`; and the pages of
+//! `ListFollowedCelebrities`.
 
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest,
-    ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow, ListFollowsRequest,
-    ListPopularUsersRequest, User,
+    ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow,
+    ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, User,
 };
 use chirp_common::testing::{eventually, fresh_database, unique_name};
 use chirp_common::timelines::HomeTimelines;
@@ -554,4 +555,36 @@ async fn a_celebrity_falling_below_the_threshold_is_not_lost_to_a_failing_redis(
         )
         .await;
     }
+}
+
+/// Issue 9: the followed celebrities come a page at a time, so a reader of
+/// more than one page of them loses none; a client that sends no limit (one
+/// written before paging) still gets its first page.
+#[tokio::test]
+async fn followed_celebrities_are_paged_by_user_id() {
+    let app = spawn_app_with(chirp_common::testing::REDIS_URL, 1).await;
+    let [reader, a, b, c, nobody] = app.users(5).await[..] else {
+        unreachable!("five users")
+    };
+    for celebrity in [c, a, b] {
+        app.follow(reader, celebrity).await;
+    }
+    let page = |after_user_id, limit| {
+        let request = ListFollowedCelebritiesRequest {
+            user_id: reader,
+            after_user_id,
+            limit,
+        };
+        let mut graph = app.graph.clone();
+        async move {
+            let page = graph.list_followed_celebrities(request).await.unwrap();
+            let page = page.into_inner();
+            (page.user_ids, page.next_after_user_id)
+        }
+    };
+
+    assert_eq!(page(None, 2).await, (vec![a, b], Some(b)));
+    assert_eq!(page(Some(b), 2).await, (vec![c], None));
+    assert_eq!(page(None, 0).await, (vec![a, b, c], None));
+    assert!(!page(None, 0).await.0.contains(&nobody));
 }

@@ -111,7 +111,10 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
             .into_inner()
             .follower_count;
         let celebrities = graph
-            .list_followed_celebrities(ListFollowedCelebritiesRequest { user_id: reader })
+            .list_followed_celebrities(ListFollowedCelebritiesRequest {
+                user_id: reader,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()

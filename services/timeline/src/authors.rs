@@ -1,6 +1,6 @@
-//! The newest tweet ids of many authors together, straight from the tweet
-//! store: what a rebuild reads, and what a page reads once it runs past the
-//! cached timeline.
+//! The authors of a home timeline, from the graph, and their newest tweet
+//! ids together, straight from the tweet store: what a rebuild reads, and
+//! what a page reads once it runs past the cached timeline.
 //!
 //! The work is bounded whoever the reader follows. Memory: the authors'
 //! answers are merged as they arrive and cut to what was asked, so it never
@@ -12,12 +12,16 @@
 //! result says where it stops being exact, and pages below that point read
 //! the stores.
 
+use std::collections::HashSet;
+
 use chirp_common::grpc::Channel;
+use chirp_common::proto::graph::ListFollowsRequest;
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::tweet::ListTweetsByAuthorRequest;
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::TimelineError;
-use crate::recent;
 
 /// The most followees one rebuild or deep page reads. Someone following
 /// more sees the older tweets of the first this many (by user id), and new
@@ -28,6 +32,10 @@ pub const MAX_AUTHORS_SCANNED: usize = 5_000;
 pub const AUTHOR_CONCURRENCY: usize = 16;
 /// The fewest ids a rebuild asks of one author: one small query each.
 const MIN_PER_AUTHOR: usize = 20;
+/// Followees fetched per `ListFollowing` call.
+const FOLLOWING_PAGE: u32 = 5_000;
+/// The most one `ListTweetsByAuthor` page may hold (the tweet service's cap).
+const MAX_AUTHOR_PAGE: usize = 200;
 
 /// The newest ids of a set of authors, newest first.
 #[derive(Debug, Default)]
@@ -65,7 +73,7 @@ pub async fn newest(
     per_author: usize,
 ) -> Result<Newest, TimelineError> {
     let mut answers = futures::stream::iter(authors.iter().copied())
-        .map(|author_id| recent::newest(tweets, author_id, before, per_author + 1))
+        .map(|author_id| newest_of(tweets, author_id, before, per_author + 1))
         .buffer_unordered(AUTHOR_CONCURRENCY);
     // Ids older than the floor are not known completely.
     let mut floor: Option<i64> = None;
@@ -84,6 +92,81 @@ pub async fn newest(
     }
     more |= compact(&mut ids, floor, count);
     Ok(Newest { ids, more })
+}
+
+/// Up to `count` of `author_id`'s ids older than `before`, newest first,
+/// straight from the tweet store, a page at a time.
+pub async fn newest_of(
+    tweets: &TweetServiceClient<Channel>,
+    author_id: i64,
+    mut before: Option<i64>,
+    count: usize,
+) -> Result<Vec<i64>, TimelineError> {
+    let mut ids = Vec::new();
+    while ids.len() < count {
+        let limit = (count - ids.len()).min(MAX_AUTHOR_PAGE);
+        let page = tweets
+            .clone()
+            .list_tweets_by_author(ListTweetsByAuthorRequest {
+                author_id,
+                before_tweet_id: before,
+                limit: limit as u32,
+            })
+            .await
+            .map_err(TimelineError::Tweet)?
+            .into_inner();
+        ids.extend(page.tweets.iter().map(|tweet| tweet.tweet_id));
+        match page.next_before_tweet_id {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    Ok(ids)
+}
+
+/// The authors whose tweets fan-out pushes to `user_id`: themselves and
+/// whom they follow, but the `pulled` ones; at most [`MAX_AUTHORS_SCANNED`]
+/// followees.
+pub async fn pushed_to(
+    graph: &GraphServiceClient<Channel>,
+    user_id: i64,
+    pulled: &[i64],
+) -> Result<Vec<i64>, TimelineError> {
+    let pulled: HashSet<i64> = pulled.iter().copied().collect();
+    let mut authors = following(graph, user_id).await?;
+    authors.retain(|author_id| !pulled.contains(author_id));
+    authors.push(user_id);
+    Ok(authors)
+}
+
+/// The users `user_id` follows, a page of the graph at a time, at most
+/// [`MAX_AUTHORS_SCANNED`].
+pub async fn following(
+    graph: &GraphServiceClient<Channel>,
+    user_id: i64,
+) -> Result<Vec<i64>, TimelineError> {
+    let mut followees = Vec::new();
+    let mut after_user_id = None;
+    loop {
+        let page = graph
+            .clone()
+            .list_following(ListFollowsRequest {
+                user_id,
+                after_user_id,
+                limit: FOLLOWING_PAGE,
+            })
+            .await
+            .map_err(TimelineError::Graph)?
+            .into_inner();
+        followees.extend(page.user_ids);
+        match page.next_after_user_id {
+            Some(next) if followees.len() < MAX_AUTHORS_SCANNED => after_user_id = Some(next),
+            _ => {
+                followees.truncate(MAX_AUTHORS_SCANNED);
+                return Ok(followees);
+            }
+        }
+    }
 }
 
 /// Sorts newest first, drops duplicates and ids below `floor`, keeps

@@ -24,13 +24,13 @@ pub struct Config {
     /// are celebrities.
     #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
     pub graph_addr: String,
-    /// How long an author's recent tweet ids, pulled at read time, are
-    /// reused before being fetched again. A new tweet of a celebrity reaches
-    /// readers up to this late; in exchange a celebrity with a million
-    /// readers costs the tweet store one query per interval, not one per
-    /// read.
-    #[arg(long, env = "CELEBRITY_CACHE_TTL_MS", default_value_t = 2_000)]
-    pub celebrity_cache_ttl_ms: u64,
+    /// How long a pulled author's newest tweet ids (a celebrity's under
+    /// the hybrid strategy, any followee's under pull) are reused before
+    /// being fetched again. A new tweet of theirs reaches readers up to this
+    /// late; in exchange an author with a million readers costs the tweet
+    /// store one query per interval, not one per read.
+    #[arg(long, env = "PULLED_IDS_TTL_MS", default_value_t = 2_000)]
+    pub pulled_ids_ttl_ms: u64,
     /// How long the list of celebrities a reader follows is reused before
     /// the graph is asked again. The reader's own follows and unfollows, and
     /// a followee falling below the threshold, rebuild the timeline and
@@ -44,7 +44,7 @@ pub struct Config {
     /// How long a hydrated tweet is reused before it is read again from the
     /// tweet store. Tweets never change, and a deleted one leaves every
     /// timeline (the fan-out worker) and every pulled list (within
-    /// CELEBRITY_CACHE_TTL_MS), after which nothing asks for it: so this only
+    /// PULLED_IDS_TTL_MS), after which nothing asks for it: so this only
     /// bounds how long a deleted tweet can show where a race kept its id
     /// (a rebuild running during the delete). Every hot tweet is re-read
     /// once per interval: at 5 s those re-reads were the largest cost of a
@@ -53,7 +53,7 @@ pub struct Config {
     pub tweet_cache_ttl_ms: u64,
     /// The most tweets the hydration cache holds (a few hundred bytes each).
     #[arg(long, env = "TWEET_CACHE_CAPACITY", default_value_t = 100_000)]
-    pub tweet_cache_capacity: usize,
+    pub tweet_cache_capacity: u64,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
     #[command(flatten)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chirp_common::timelines::HomeTimelines;
 use metrics::counter;
 
-use crate::hot_tweets::HotTweets;
+use crate::hydrate::CachedTweets;
 use crate::stats;
 
 /// How often the feed is read: how late, at most, a deleted tweet leaves
@@ -23,14 +23,14 @@ use crate::stats;
 pub const POLL: Duration = Duration::from_millis(500);
 
 /// Drops every tweet deleted from now on from `cache`. Runs until dropped.
-pub async fn follow(timelines: HomeTimelines, cache: HotTweets) {
+pub async fn follow(timelines: HomeTimelines, cache: CachedTweets) {
     let mut position: Option<String> = None;
     let mut interval = tokio::time::interval(POLL);
     loop {
         interval.tick().await;
         match timelines.deleted_since(position.as_deref()).await {
             Ok((deleted, next)) => {
-                let forgotten = cache.forget(&deleted);
+                let forgotten = cache.forget(&deleted).await;
                 counter!(stats::FORGOTTEN_TWEETS).increment(forgotten as u64);
                 position = Some(next);
             }

@@ -1,62 +1,34 @@
-//! Assembling one page of a home timeline from its sources: the ids the
-//! fan-out worker pushed into Redis, the ids pulled at read time from the
-//! authors it did not push (celebrities, under the hybrid strategy), and,
-//! below what Redis holds, the tweet store itself.
-//!
-//! The pushed half is a cache: when a user's timeline is missing from Redis
-//! (never built, expired, evicted, invalidated by a follow) it is rebuilt
-//! here from the graph and the tweet store before being served, by a task
-//! of its own that every read of that timeline shares ([`crate::rebuilds`]).
-//! Redis holds at most `TIMELINE_CAPACITY` ids; a page that runs past the
-//! oldest of them continues from the stores, reading the same authors a
-//! rebuild would, so paging down never ends early nor skips a pushed
-//! author. Under the hybrid strategy a page also needs the celebrities its
-//! reader follows ([`crate::followed`]): cached for a warm timeline,
-//! fetched afresh by a rebuild and shared with the page that waited on it.
+//! One page of a home timeline, step by step: the pushed page
+//! ([`crate::pushed`], rebuilt first by [`crate::rebuild`] when Redis lacks
+//! it), the pulled authors and their newest ids ([`crate::pulled`]), and the
+//! merge of both ([`crate::merge`]); [`crate::service`] then hydrates it.
 //!
 //! Every id of a page carries where it came from, and the page records how
 //! long each step took: the `explain` of the API.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::ListFollowsRequest;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::timeline::{Hop, ItemSource, TimelineCache};
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::timelines::{HomeTimelines, State, Strategy};
-use futures::{StreamExt, TryStreamExt};
-use metrics::{counter, histogram};
+use chirp_common::timelines::{HomeTimelines, Strategy};
 
 use crate::TimelineError;
-use crate::authors::{self, AUTHOR_CONCURRENCY, MAX_AUTHORS_SCANNED};
-use crate::followed::FollowedCelebrities;
 use crate::merge;
-use crate::rebuilds::Rebuilds;
-use crate::recent::RecentTweets;
-use crate::stats;
-
-/// Followees fetched per `ListFollowing` call.
-const FOLLOWING_PAGE: u32 = 5_000;
+use crate::pulled::Pulled;
+use crate::pushed::{self, Pushed};
+use crate::rebuild::Rebuilds;
 
 pub struct Home {
-    sources: Sources,
-    /// Pulled authors' recent ids, reused across reads for a short TTL.
-    recent: RecentTweets,
-    rebuilds: Rebuilds<Rebuilt>,
-}
-
-/// What a page and a rebuild read from. Cloning is cheap (handles on shared
-/// connections), so a rebuild task owns its copy.
-#[derive(Clone)]
-struct Sources {
+    strategy: Strategy,
+    timelines: HomeTimelines,
     graph: GraphServiceClient<Channel>,
     tweets: TweetServiceClient<Channel>,
-    timelines: HomeTimelines,
-    strategy: Strategy,
-    celebrities: Arc<FollowedCelebrities>,
+    rebuilds: Rebuilds,
+    pulled: Pulled,
 }
 
 /// One page of ids and how it was made.
@@ -71,45 +43,22 @@ pub struct Page {
     pub hops: Hops,
 }
 
-/// What a rebuild read: the ids it wrote (or would have written, had it not
-/// been stale) and the celebrities it left out.
-struct Rebuilt {
-    /// Newest first, at most the capacity.
-    ids: Vec<i64>,
-    /// Older ids exist below the last one.
-    cut: bool,
-    pulled: Arc<[i64]>,
-}
-
-/// The pushed half of a page: ids newest first, each with its source.
-struct Pushed {
-    ids: Vec<(i64, ItemSource)>,
-    cache: TimelineCache,
-    pulled: Arc<[i64]>,
-}
-
 impl Home {
     pub fn new(
+        strategy: Strategy,
+        timelines: HomeTimelines,
         graph: GraphServiceClient<Channel>,
         tweets: TweetServiceClient<Channel>,
-        timelines: HomeTimelines,
-        strategy: Strategy,
-        celebrity_cache_ttl: Duration,
-        followed_celebrities_ttl: Duration,
+        rebuilds: Rebuilds,
+        pulled: Pulled,
     ) -> Self {
         Self {
-            recent: RecentTweets::new(tweets.clone(), celebrity_cache_ttl),
-            sources: Sources {
-                celebrities: Arc::new(FollowedCelebrities::new(
-                    graph.clone(),
-                    followed_celebrities_ttl,
-                )),
-                graph,
-                tweets,
-                timelines,
-                strategy,
-            },
-            rebuilds: Rebuilds::new(),
+            strategy,
+            timelines,
+            graph,
+            tweets,
+            rebuilds,
+            pulled,
         }
     }
 
@@ -124,52 +73,59 @@ impl Home {
         let mut hops = Hops::start();
         // Every source is asked for one more than the page: see `merge`.
         let want = limit + 1;
-        let pushed = match self.sources.strategy {
+        let mut pushed = match self.strategy {
             Strategy::Push | Strategy::Hybrid => {
                 self.pushed(user_id, before, want, &mut hops).await?
             }
-            Strategy::Pull => {
-                let mut authors = self.sources.following(user_id).await?;
-                authors.push(user_id);
-                hops.lap("graph");
-                Pushed {
-                    ids: Vec::new(),
-                    cache: TimelineCache::None,
-                    pulled: authors.into(),
-                }
-            }
+            Strategy::Pull => Pushed {
+                ids: Vec::new(),
+                cut: false,
+                cache: TimelineCache::None,
+            },
         };
-        histogram!(stats::CELEBRITIES_PULLED).record(pushed.pulled.len() as f64);
-        let mut pulled: Vec<Vec<i64>> = futures::stream::iter(pushed.pulled.iter().copied())
-            .map(|author_id| self.recent.below(author_id, before, want))
-            .buffer_unordered(AUTHOR_CONCURRENCY)
-            .try_collect()
+        let pulled_authors = self.pulled.authors(user_id).await?;
+        if self.strategy == Strategy::Pull {
+            hops.lap("graph");
+        }
+        if pushed.cut && pushed.ids.len() < want {
+            let below = pushed.ids.last().map_or(before, |&(id, _)| Some(id));
+            let count = want - pushed.ids.len();
+            let older = pushed::from_stores(
+                &self.graph,
+                &self.tweets,
+                user_id,
+                &pulled_authors,
+                below,
+                count,
+            )
             .await?;
-        if !pushed.pulled.is_empty() {
+            pushed.ids.extend(older);
+            hops.lap("store");
+        }
+        let mut sources: Vec<Vec<i64>> = self.pulled.ids(&pulled_authors, before, want).await?;
+        if !pulled_authors.is_empty() {
             hops.lap("pull");
         }
-        let mut sources: HashMap<i64, ItemSource> = pushed.ids.iter().copied().collect();
-        for &id in pulled.iter().flatten() {
-            sources.entry(id).or_insert(ItemSource::Pulled);
+        let mut origin: HashMap<i64, ItemSource> = pushed.ids.iter().copied().collect();
+        for &id in sources.iter().flatten() {
+            origin.entry(id).or_insert(ItemSource::Pulled);
         }
-        pulled.push(pushed.ids.iter().map(|&(id, _)| id).collect());
-        let (ids, next_before) = merge::newest_first(pulled, limit);
-        sources.retain(|id, _| ids.contains(id));
+        sources.push(pushed.ids.iter().map(|&(id, _)| id).collect());
+        let (ids, next_before) = merge::newest_first(sources, limit);
+        origin.retain(|id, _| ids.contains(id));
         hops.lap("merge");
         Ok(Page {
             ids,
-            sources,
+            sources: origin,
             next_before,
             cache: pushed.cache,
-            pulled_authors: pushed.pulled,
+            pulled_authors,
             hops,
         })
     }
 
-    /// The pushed half of a page: from Redis, rebuilding the timeline first
-    /// if Redis does not hold it complete, and from the stores below the
-    /// oldest id Redis holds; and the celebrities to pull (under the hybrid
-    /// strategy; none under push).
+    /// The pushed page: from Redis, or from the rebuild it waits for when
+    /// Redis does not hold the timeline complete.
     async fn pushed(
         &self,
         user_id: i64,
@@ -177,222 +133,46 @@ impl Home {
         want: usize,
         hops: &mut Hops,
     ) -> Result<Pushed, TimelineError> {
-        let timelines = &self.sources.timelines;
-        let cached = timelines.read(user_id, before, want).await?;
+        let cached = pushed::cached(&self.timelines, user_id, before, want).await?;
         hops.lap("redis page");
-        let (mut ids, cut, cache, pulled) = match cached.state {
-            State::Complete { cut } => {
-                let pulled = self.sources.followed_celebrities(user_id).await?;
-                let ids = tag(cached.ids, ItemSource::Pushed);
-                (ids, cut, TimelineCache::Hit, pulled)
-            }
-            State::Missing | State::Rebuilding => {
-                let sources = self.sources.clone();
-                let rebuilt = self
-                    .rebuilds
-                    .run(user_id, move || sources.rebuild(user_id))
-                    .await?;
-                hops.lap("rebuild");
-                // Pushes that landed during the rebuild are in Redis only.
-                let landed = timelines.page(user_id, before, want).await?;
-                let ids = with_rebuilt(&rebuilt.ids, landed, before, want);
-                (
-                    ids,
-                    rebuilt.cut,
-                    TimelineCache::Rebuilt,
-                    Arc::clone(&rebuilt.pulled),
-                )
-            }
-        };
-        if cut && ids.len() < want {
-            let below = ids.last().map_or(before, |&(id, _)| Some(id));
-            let authors = self.sources.pushed_authors(user_id, &pulled).await?;
-            let count = want - ids.len();
-            let older =
-                authors::newest(&self.sources.tweets, &authors, below, count, count).await?;
-            ids.extend(tag(older.ids, ItemSource::Store));
-            hops.lap("store");
+        if let Some(page) = cached {
+            return Ok(page);
         }
-        Ok(Pushed { ids, cache, pulled })
+        let rebuilt = self.rebuilds.run(user_id).await?;
+        hops.lap("rebuild");
+        pushed::rebuilt(&self.timelines, &rebuilt, user_id, before, want).await
     }
-}
-
-impl Sources {
-    /// The celebrities `user_id` pulls: under hybrid, the cached list;
-    /// under push, none.
-    async fn followed_celebrities(&self, user_id: i64) -> Result<Arc<[i64]>, TimelineError> {
-        match self.strategy {
-            Strategy::Hybrid => self.celebrities.of(user_id).await,
-            Strategy::Push | Strategy::Pull => Ok(Arc::default()),
-        }
-    }
-
-    /// Rebuilds `user_id`'s pushed timeline: the newest ids of every author
-    /// fan-out would have pushed to them (themselves and the followees who
-    /// are not pulled), written to Redis if no follow change made them
-    /// stale meanwhile.
-    ///
-    /// The order matters: the rebuild is registered (its token stored)
-    /// *before* the graph is read, so a follow change committed after that
-    /// read invalidates the token, and this rebuild cannot complete.
-    #[tracing::instrument(skip(self))]
-    async fn rebuild(self, user_id: i64) -> Result<Rebuilt, TimelineError> {
-        counter!(stats::REBUILDS).increment(1);
-        let token = self.timelines.begin_rebuild(user_id).await?;
-        let pulled = match self.strategy {
-            Strategy::Hybrid => self.celebrities.refresh(user_id).await?,
-            Strategy::Push | Strategy::Pull => Arc::default(),
-        };
-        let authors = self.pushed_authors(user_id, &pulled).await?;
-        let capacity = self.timelines.capacity();
-        let per_author = authors::per_author(capacity, authors.len());
-        let newest = authors::newest(&self.tweets, &authors, None, capacity, per_author).await?;
-        let completed = self
-            .timelines
-            .complete_rebuild(user_id, &token, &newest.ids, newest.more)
-            .await?;
-        if !completed {
-            counter!(stats::STALE_REBUILDS).increment(1);
-        }
-        tracing::info!(
-            authors = authors.len(),
-            tweets = newest.ids.len(),
-            cut = newest.more,
-            completed,
-            "timeline rebuilt"
-        );
-        Ok(Rebuilt {
-            ids: newest.ids,
-            cut: newest.more,
-            pulled,
-        })
-    }
-
-    /// The authors whose tweets fan-out pushes to `user_id`: themselves and
-    /// whom they follow, but the `pulled` ones; at most
-    /// [`MAX_AUTHORS_SCANNED`] followees.
-    async fn pushed_authors(
-        &self,
-        user_id: i64,
-        pulled: &[i64],
-    ) -> Result<Vec<i64>, TimelineError> {
-        let pulled: HashSet<i64> = pulled.iter().copied().collect();
-        let mut authors = self.following(user_id).await?;
-        authors.retain(|author_id| !pulled.contains(author_id));
-        authors.push(user_id);
-        Ok(authors)
-    }
-
-    /// The users `user_id` follows, a page of the graph at a time, at most
-    /// [`MAX_AUTHORS_SCANNED`].
-    async fn following(&self, user_id: i64) -> Result<Vec<i64>, TimelineError> {
-        let mut followees = Vec::new();
-        let mut after_user_id = None;
-        loop {
-            let page = self
-                .graph
-                .clone()
-                .list_following(ListFollowsRequest {
-                    user_id,
-                    after_user_id,
-                    limit: FOLLOWING_PAGE,
-                })
-                .await
-                .map_err(TimelineError::Graph)?
-                .into_inner();
-            followees.extend(page.user_ids);
-            match page.next_after_user_id {
-                Some(next) if followees.len() < MAX_AUTHORS_SCANNED => after_user_id = Some(next),
-                _ => {
-                    followees.truncate(MAX_AUTHORS_SCANNED);
-                    return Ok(followees);
-                }
-            }
-        }
-    }
-}
-
-fn tag(ids: Vec<i64>, source: ItemSource) -> Vec<(i64, ItemSource)> {
-    ids.into_iter().map(|id| (id, source)).collect()
-}
-
-/// The rebuilt ids older than `before`, and the ids Redis holds there (the
-/// rebuilt ones, plus pushes that landed during the rebuild; or nothing, if
-/// the rebuild could not complete), merged: up to `want`, newest first.
-fn with_rebuilt(
-    rebuilt: &[i64],
-    landed: Vec<i64>,
-    before: Option<i64>,
-    want: usize,
-) -> Vec<(i64, ItemSource)> {
-    let rebuilt: HashSet<i64> = rebuilt
-        .iter()
-        .copied()
-        .filter(|&id| before.is_none_or(|before| id < before))
-        .collect();
-    let mut ids: Vec<i64> = landed.into_iter().chain(rebuilt.iter().copied()).collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
-    ids.dedup();
-    ids.truncate(want);
-    ids.into_iter()
-        .map(|id| {
-            let source = if rebuilt.contains(&id) {
-                ItemSource::Rebuilt
-            } else {
-                ItemSource::Pushed
-            };
-            (id, source)
-        })
-        .collect()
 }
 
 /// The time each step of a read took, in order. Measured on every read
-/// (an `Instant::now()` per step); sent only when asked for.
+/// (an `Instant::now()` per step); turned into messages only when asked for.
 pub struct Hops {
     last: Instant,
-    hops: Vec<Hop>,
+    hops: Vec<(&'static str, Duration)>,
 }
 
 impl Hops {
     pub fn start() -> Self {
         Self {
             last: Instant::now(),
-            hops: Vec::new(),
+            hops: Vec::with_capacity(6),
         }
     }
 
     /// Ends the step `name`, which began when the previous one ended.
-    pub fn lap(&mut self, name: &str) {
+    pub fn lap(&mut self, name: &'static str) {
         let now = Instant::now();
-        self.hops.push(Hop {
-            name: name.to_owned(),
-            micros: now.duration_since(self.last).as_micros() as u64,
-        });
+        self.hops.push((name, now.duration_since(self.last)));
         self.last = now;
     }
 
     pub fn into_vec(self) -> Vec<Hop> {
         self.hops
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_rebuilt_page_merges_the_pushes_that_landed_meanwhile() {
-        let page = with_rebuilt(&[9, 7, 5, 3], vec![8, 7, 5], Some(9), 3);
-        assert_eq!(
-            page,
-            [
-                (8, ItemSource::Pushed),
-                (7, ItemSource::Rebuilt),
-                (5, ItemSource::Rebuilt)
-            ]
-        );
-        let page = with_rebuilt(&[9, 7], vec![10, 9, 7], None, 5);
-        assert_eq!(page[0], (10, ItemSource::Pushed));
-        assert_eq!(page.len(), 3);
+            .into_iter()
+            .map(|(name, took)| Hop {
+                name: name.to_owned(),
+                micros: took.as_micros() as u64,
+            })
+            .collect()
     }
 }

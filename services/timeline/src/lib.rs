@@ -14,30 +14,31 @@
 //! missing from Redis is rebuilt before it is served. See
 //! `docs/hybrid-timeline.md` for the whole algorithm and its trade-offs.
 //!
-//! Reading order: [`config`], [`service`] (the gRPC surface and hydration),
-//! `home` (assembling a page, rebuilding a timeline), `rebuilds` (each
-//! rebuild a task of its own), `authors` (the newest ids of many authors,
-//! bounded), `merge` (why paging across sources has no gaps), `recent`
-//! (pulled authors and their cache), `followed` (which celebrities a
-//! reader pulls), `refreshing_cache` (the caching both share),
-//! `single_flight`, `hot_tweets` (hydration through a cache), `deletions`
-//! (how that cache forgets deleted tweets), `expiry`, [`error`], `stats`
-//! (what is measured).
+//! Reading order, one step of a page per module: [`config`]; [`service`]
+//! (the gRPC surface); `home` (the steps of a page, in order); `pushed`
+//! (step 1: the ids pushed into Redis); `rebuild` (step 1 when Redis lacks
+//! the timeline: writing it again from the stores); `pulled` (step 2: the
+//! authors merged in at read time, and their cached newest ids), with
+//! `followed` (which celebrities a reader pulls); `merge` (step 3: why
+//! paging across sources has no gaps); `hydrate` (step 4: ids into tweets,
+//! through a cache) and `deletions` (how that cache forgets deleted
+//! tweets). Beside them: `authors` (the graph and the tweet store, bounded),
+//! `cache` (the caches on moka, and serving stale while revalidating),
+//! [`error`], `stats` (what is measured).
 
 mod authors;
+mod cache;
 pub mod config;
 mod deletions;
 mod error;
-mod expiry;
 mod followed;
 mod home;
-mod hot_tweets;
+mod hydrate;
 mod merge;
-mod rebuilds;
-mod recent;
-mod refreshing_cache;
+mod pulled;
+mod pushed;
+mod rebuild;
 mod service;
-mod single_flight;
 mod stats;
 
 use std::future::Future;
@@ -73,21 +74,38 @@ pub async fn run(
         DEFAULT_DEADLINE,
         token,
     )?);
-    let home = home::Home::new(
-        graph,
-        tweets.clone(),
-        timelines.clone(),
-        config.store.timeline_strategy,
-        Duration::from_millis(config.celebrity_cache_ttl_ms),
+    let strategy = config.store.timeline_strategy;
+    let celebrities = followed::FollowedCelebrities::new(
+        graph.clone(),
         Duration::from_millis(config.followed_celebrities_ttl_ms),
     );
-    let hot_tweets = hot_tweets::HotTweets::new(
+    let rebuilds = rebuild::Rebuilds::new(
+        graph.clone(),
+        tweets.clone(),
+        timelines.clone(),
+        strategy,
+        celebrities.clone(),
+    );
+    let pulled_ids = pulled::PulledIds::new(
+        tweets.clone(),
+        Duration::from_millis(config.pulled_ids_ttl_ms),
+    );
+    let pulled = pulled::Pulled::new(strategy, graph.clone(), celebrities, pulled_ids);
+    let home = home::Home::new(
+        strategy,
+        timelines.clone(),
+        graph,
+        tweets.clone(),
+        rebuilds,
+        pulled,
+    );
+    let cached_tweets = hydrate::CachedTweets::new(
         tweets,
         Duration::from_millis(config.tweet_cache_ttl_ms),
         config.tweet_cache_capacity,
     );
-    let forgetting = tokio::spawn(deletions::follow(timelines, hot_tweets.clone()));
-    let service = service::Timeline::new(home, hot_tweets, config.store.timeline_strategy);
+    let forgetting = tokio::spawn(deletions::follow(timelines, cached_tweets.clone()));
+    let service = service::Timeline::new(home, cached_tweets, strategy);
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
     let served = chirp_common::grpc::serve(
         TimelineServiceServer::new(service),

@@ -1,5 +1,5 @@
 //! The gRPC surface of the timeline service: one page of ids, assembled by
-//! [`crate::home`], hydrated into tweets through [`crate::hot_tweets`], each
+//! [`crate::home`], hydrated into tweets through [`crate::hydrate`], each
 //! tweet labelled with where it came from and, on request, the page with how
 //! it was assembled.
 
@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::TimelineError;
 use crate::home::Home;
-use crate::hot_tweets::HotTweets;
+use crate::hydrate::CachedTweets;
 
 /// Page size when the caller asks for none, and the most one page may hold.
 const PAGE: PageSize = PageSize {
@@ -26,13 +26,13 @@ const PAGE: PageSize = PageSize {
 
 pub struct Timeline {
     home: Home,
-    tweets: HotTweets,
+    tweets: CachedTweets,
     /// Named in the explanation of a page.
     strategy: Strategy,
 }
 
 impl Timeline {
-    pub fn new(home: Home, tweets: HotTweets, strategy: Strategy) -> Self {
+    pub fn new(home: Home, tweets: CachedTweets, strategy: Strategy) -> Self {
         Self {
             home,
             tweets,

@@ -10,13 +10,13 @@ use metrics::{Unit, describe_counter, describe_histogram};
 
 /// Histogram: authors pulled at read time for one page (celebrities under
 /// `hybrid`, every followee under `pull`).
-pub const CELEBRITIES_PULLED: &str = "chirp_timeline_celebrities_pulled";
+pub const PULLED_AUTHORS: &str = "chirp_timeline_pulled_authors";
 /// Counter, label `result` = `hit` | `miss`: tweets looked up in the
 /// hydration cache.
 pub const TWEET_CACHE: &str = "chirp_timeline_tweet_cache_total";
 /// Counter, label `result` = `hit` | `miss`: pulled authors looked up in the
-/// cache of their recent ids.
-pub const CELEBRITY_CACHE: &str = "chirp_timeline_celebrity_cache_total";
+/// cache of their newest ids (`crate::pulled::PulledIds`).
+pub const PULLED_IDS_CACHE: &str = "chirp_timeline_pulled_ids_cache_total";
 /// Counter: home timelines rebuilt because Redis did not hold them (never
 /// built, expired, invalidated, or evicted: Redis's own `evicted_keys`
 /// counts the evictions, which this service cannot tell apart).
@@ -36,7 +36,7 @@ pub const COALESCED_WAITS: &str = "chirp_timeline_coalesced_waits_total";
 /// recorder; without one it does nothing.
 pub fn describe() {
     describe_histogram!(
-        CELEBRITIES_PULLED,
+        PULLED_AUTHORS,
         Unit::Count,
         "Authors pulled at read time for one page of a home timeline."
     );
@@ -45,8 +45,8 @@ pub fn describe() {
         "Tweets looked up in the hydration cache, by result (hit or miss)."
     );
     describe_counter!(
-        CELEBRITY_CACHE,
-        "Pulled authors looked up in the recent-ids cache, by result (hit or miss)."
+        PULLED_IDS_CACHE,
+        "Pulled authors looked up in the cache of their newest ids, by result (hit or miss)."
     );
     describe_counter!(
         REBUILDS,

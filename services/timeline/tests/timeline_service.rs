@@ -8,31 +8,33 @@
 //! timeline be rebuilt from the stores. The store's own specification is
 //! in `timeline_service/store.rs`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
+use chirp_common::proto::graph::{
+    CreateUserRequest, FollowRequest, ImportGraphChunk, ImportedFollow,
+};
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::proto::timeline::{
     GetHomeTimelineRequest, HomeTimelinePage, ItemSource, TimelineCache,
 };
 use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
-use chirp_common::proto::tweet::{
-    BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
-    DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
-    ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet, TweetPage,
-};
+use chirp_common::proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
 use chirp_common::testing::{CQL, KAFKA, ensure_backends, eventually, fresh_database, unique_name};
 use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
 
+#[path = "timeline_service/stand_in.rs"]
+mod stand_in;
 #[path = "timeline_service/store.rs"]
 mod store;
+
+use stand_in::StandInTweets;
 
 /// The reader whose home timeline the tests fill.
 const READER: i64 = 42;
@@ -301,90 +303,14 @@ async fn a_tweet_service_outage_is_unavailable() {
     assert_eq!(status.code(), tonic::Code::Unavailable);
 }
 
-/// A stand-in tweet service that counts the calls a timeline makes and
-/// answers each slowly, so that concurrent reads overlap them.
-#[derive(Default, Clone)]
-struct CountingTweets {
-    batch_gets: Arc<AtomicUsize>,
-    author_lists: Arc<AtomicUsize>,
-}
-
-#[tonic::async_trait]
-impl TweetService for CountingTweets {
-    async fn batch_get_tweets(
-        &self,
-        request: tonic::Request<BatchGetTweetsRequest>,
-    ) -> Result<tonic::Response<BatchGetTweetsResponse>, tonic::Status> {
-        self.batch_gets.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let tweets = request
-            .into_inner()
-            .tweet_ids
-            .into_iter()
-            .map(|tweet_id| Tweet {
-                tweet_id,
-                author_id: 7,
-                content: format!("tweet {tweet_id}"),
-                created_at_ms: 0,
-            })
-            .collect();
-        Ok(tonic::Response::new(BatchGetTweetsResponse { tweets }))
-    }
-
-    async fn list_tweets_by_author(
-        &self,
-        _: tonic::Request<ListTweetsByAuthorRequest>,
-    ) -> Result<tonic::Response<TweetPage>, tonic::Status> {
-        self.author_lists.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(tonic::Response::new(TweetPage::default()))
-    }
-
-    async fn create_tweet(
-        &self,
-        _: tonic::Request<CreateTweetRequest>,
-    ) -> Result<tonic::Response<CreateTweetResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-
-    async fn get_tweet(
-        &self,
-        _: tonic::Request<GetTweetRequest>,
-    ) -> Result<tonic::Response<Tweet>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-
-    async fn delete_tweet(
-        &self,
-        _: tonic::Request<DeleteTweetRequest>,
-    ) -> Result<tonic::Response<DeleteTweetResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-
-    async fn import_tweets(
-        &self,
-        _: tonic::Request<ImportTweetsRequest>,
-    ) -> Result<tonic::Response<ImportTweetsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-}
-
-/// A timeline service in front of a [`CountingTweets`].
-async fn spawn_with_counting_tweets() -> (
-    TimelineServiceClient<Channel>,
-    HomeTimelines,
-    CountingTweets,
-) {
+/// A timeline service in front of a [`StandInTweets`] that knows `by_author`
+/// and answers each call after 300 ms, so that concurrent reads overlap.
+async fn spawn_with_counting_tweets(
+    by_author: HashMap<i64, Vec<i64>>,
+) -> (TimelineServiceClient<Channel>, HomeTimelines, StandInTweets) {
     ensure_backends();
-    let fake = CountingTweets::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tweet_addr = listener.local_addr().unwrap().to_string();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TweetServiceServer::new(fake.clone()))
-            .serve_with_incoming(incoming),
-    );
+    let fake = StandInTweets::slow(by_author, Duration::from_millis(300));
+    let tweet_addr = fake.serve().await;
     let (timeline, timelines) = spawn_timeline(&tweet_addr, &spawn_graph().await).await;
     (timeline, timelines, fake)
 }
@@ -409,8 +335,9 @@ async fn read_first_page(
 
 #[tokio::test]
 async fn concurrent_reads_of_an_uncached_tweet_fetch_it_once() {
-    let (timeline, timelines, fake) = spawn_with_counting_tweets().await;
     let hot_tweet = 1_000;
+    let (timeline, timelines, fake) =
+        spawn_with_counting_tweets([(7, vec![hot_tweet])].into()).await;
     let readers: Vec<i64> = (1..=50).collect();
     for &reader in &readers {
         timelines.store_rebuilt(reader, &[hot_tweet]).await.unwrap();
@@ -439,7 +366,7 @@ async fn concurrent_reads_of_an_uncached_tweet_fetch_it_once() {
 
 #[tokio::test]
 async fn concurrent_reads_of_a_missing_timeline_rebuild_it_once() {
-    let (timeline, timelines, fake) = spawn_with_counting_tweets().await;
+    let (timeline, timelines, fake) = spawn_with_counting_tweets(HashMap::new()).await;
 
     let reads = (0..20).map(|_| read_first_page(&timeline, READER));
     let pages = futures::future::join_all(reads).await;
@@ -688,122 +615,19 @@ async fn a_deleted_tweet_leaves_the_hydration_cache_without_waiting_for_its_ttl(
     }
 }
 
-/// A stand-in tweet service whose author listings wait at a gate the test
-/// opens, so a rebuild can be held between its start and its end.
-#[derive(Clone)]
-struct GatedTweets {
-    /// Each author's tweet ids, newest first.
-    by_author: Arc<std::collections::HashMap<i64, Vec<i64>>>,
-    open: tokio::sync::watch::Receiver<bool>,
-    /// Notified when a listing reaches the gate.
-    arrived: Arc<tokio::sync::Notify>,
-}
-
-#[tonic::async_trait]
-impl TweetService for GatedTweets {
-    async fn batch_get_tweets(
-        &self,
-        request: tonic::Request<BatchGetTweetsRequest>,
-    ) -> Result<tonic::Response<BatchGetTweetsResponse>, tonic::Status> {
-        let wanted = request.into_inner().tweet_ids;
-        let tweets = self
-            .by_author
-            .iter()
-            .flat_map(|(&author_id, ids)| ids.iter().map(move |&id| (author_id, id)))
-            .filter(|(_, id)| wanted.contains(id))
-            .map(|(author_id, tweet_id)| Tweet {
-                tweet_id,
-                author_id,
-                content: format!("tweet {tweet_id}"),
-                created_at_ms: 0,
-            })
-            .collect();
-        Ok(tonic::Response::new(BatchGetTweetsResponse { tweets }))
-    }
-
-    async fn list_tweets_by_author(
-        &self,
-        request: tonic::Request<ListTweetsByAuthorRequest>,
-    ) -> Result<tonic::Response<TweetPage>, tonic::Status> {
-        self.arrived.notify_one();
-        let mut open = self.open.clone();
-        open.wait_for(|&open| open).await.unwrap();
-        let request = request.into_inner();
-        let ids = self
-            .by_author
-            .get(&request.author_id)
-            .cloned()
-            .unwrap_or_default();
-        let tweets = ids
-            .into_iter()
-            .filter(|&id| request.before_tweet_id.is_none_or(|before| id < before))
-            .map(|tweet_id| Tweet {
-                tweet_id,
-                author_id: request.author_id,
-                content: format!("tweet {tweet_id}"),
-                created_at_ms: 0,
-            })
-            .collect();
-        Ok(tonic::Response::new(TweetPage {
-            tweets,
-            next_before_tweet_id: None,
-        }))
-    }
-
-    async fn create_tweet(
-        &self,
-        _: tonic::Request<CreateTweetRequest>,
-    ) -> Result<tonic::Response<CreateTweetResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-
-    async fn get_tweet(
-        &self,
-        _: tonic::Request<GetTweetRequest>,
-    ) -> Result<tonic::Response<Tweet>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-
-    async fn delete_tweet(
-        &self,
-        _: tonic::Request<DeleteTweetRequest>,
-    ) -> Result<tonic::Response<DeleteTweetResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-
-    async fn import_tweets(
-        &self,
-        _: tonic::Request<ImportTweetsRequest>,
-    ) -> Result<tonic::Response<ImportTweetsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("not needed by the timeline"))
-    }
-}
-
-/// A [`Stack`] in front of a [`GatedTweets`] holding `by_author`, and the
-/// gate's handle.
+/// A [`Stack`] in front of a [`StandInTweets`] whose author listings,
+/// from `by_author`, wait at a gate; the gate's handle, and the signal of
+/// a listing reaching it.
 async fn spawn_gated(
-    by_author: std::collections::HashMap<i64, Vec<i64>>,
+    by_author: HashMap<i64, Vec<i64>>,
 ) -> (
     Stack,
     tokio::sync::watch::Sender<bool>,
     Arc<tokio::sync::Notify>,
 ) {
-    let (gate, open) = tokio::sync::watch::channel(false);
-    let arrived = Arc::new(tokio::sync::Notify::new());
-    let fake = GatedTweets {
-        by_author: Arc::new(by_author),
-        open,
-        arrived: Arc::clone(&arrived),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tweet_addr = listener.local_addr().unwrap().to_string();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TweetServiceServer::new(fake))
-            .serve_with_incoming(incoming),
-    );
-    (spawn_stack(&tweet_addr, &[]).await, gate, arrived)
+    let (fake, gate) = StandInTweets::gated(by_author);
+    let tweet_addr = fake.serve().await;
+    (spawn_stack(&tweet_addr, &[]).await, gate, fake.arrived)
 }
 
 /// Issue 10: the reader follows someone while their timeline is being
@@ -814,7 +638,7 @@ async fn spawn_gated(
 async fn a_follow_during_a_rebuild_keeps_the_stale_rebuild_from_completing() {
     // Users are numbered 1, 2 in a fresh graph database.
     let (reader, author, tweet) = (1, 2, 100);
-    let (stack, gate, arrived) = spawn_gated([(author, vec![tweet])].into_iter().collect()).await;
+    let (stack, gate, arrived) = spawn_gated([(author, vec![tweet])].into()).await;
     assert_eq!(stack.user("reader").await, reader);
     assert_eq!(stack.user("author").await, author);
 
@@ -847,7 +671,7 @@ async fn a_follow_during_a_rebuild_keeps_the_stale_rebuild_from_completing() {
 #[tokio::test]
 async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
     let reader = 1;
-    let (stack, gate, arrived) = spawn_gated([(reader, vec![7])].into_iter().collect()).await;
+    let (stack, gate, arrived) = spawn_gated([(reader, vec![7])].into()).await;
     assert_eq!(stack.user("reader").await, reader);
 
     let timeline = stack.timeline.clone();
@@ -878,4 +702,52 @@ async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Issue 9: a reader following more than a page (1 000) of celebrities
+/// sees the tweets of the ones past it: none are pushed, so each must be
+/// pulled. The graph's threshold is 2: every user the reader and a fan
+/// both follow is a celebrity.
+#[tokio::test]
+async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
+    const CELEBRITIES: u32 = 1_001;
+    let app = spawn_app().await;
+    let stack = spawn_stack(&app.tweet_addr, &["--timeline-strategy", "hybrid"]).await;
+    // Numbered 0 (the reader), 1 (the fan), then the celebrities.
+    let users = (0..CELEBRITIES + 2)
+        .map(|n| CreateUserRequest {
+            handle: format!("user{n}"),
+            display_name: format!("User {n}"),
+        })
+        .collect();
+    let follows = (2..CELEBRITIES + 2)
+        .flat_map(|celebrity| {
+            [0, 1].map(|follower| ImportedFollow {
+                follower,
+                followee: celebrity,
+            })
+        })
+        .collect();
+    let chunk = ImportGraphChunk {
+        user_count: CELEBRITIES + 2,
+        users,
+        follows,
+    };
+    let imported = stack
+        .graph
+        .clone()
+        .import_graph(futures::stream::iter([chunk]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reader = imported.first_user_id;
+    let last_celebrity = reader + i64::from(CELEBRITIES) + 1;
+    let tweet_id = post(&app.tweets, last_celebrity).await;
+
+    let page = stack.page(reader, None, 10).await;
+
+    let explain = page.explain.as_ref().expect("explained");
+    assert_eq!(explain.pulled_author_ids.len(), CELEBRITIES as usize);
+    assert_eq!(ids(&page.tweets), [tweet_id]);
+    assert_eq!(sources(&page), [ItemSource::Pulled]);
 }

@@ -6,6 +6,7 @@
 mod delivery;
 mod extract;
 mod follows;
+pub(crate) mod hydrate;
 mod openapi;
 mod pages;
 mod popular;

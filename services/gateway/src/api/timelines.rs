@@ -13,6 +13,7 @@
 //! `Server-Timing` header, which browsers' developer tools draw next to the
 //! request: the gateway's own steps, plus the service's steps when explained.
 
+use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use axum::Json as JsonResponse;
@@ -22,16 +23,14 @@ use axum::response::{IntoResponse, Response};
 use chirp_common::proto::timeline::{
     GetHomeTimelineRequest, HomeTimelinePage, ItemSource, PageExplain, TimelineCache,
 };
-use chirp_common::proto::tweet::TweetPage;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Path, Query};
+use super::hydrate::{self, TweetView};
 use super::pages::PageQuery;
-use super::tweets::{TweetView, tweet_page};
-use super::users::user;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::cursor::CursorKind;
@@ -154,14 +153,7 @@ async fn home_timeline(
         .into_inner();
     let timeline_took = started.elapsed();
     let started = Instant::now();
-    let page = tweet_page(
-        &state,
-        TweetPage {
-            tweets,
-            next_before_tweet_id,
-        },
-    )
-    .await?;
+    let views = hydrate::views(&state, tweets).await?;
     let mut gateway_hops = vec![
         ("timeline call", timeline_took),
         ("author handles", started.elapsed()),
@@ -176,8 +168,7 @@ async fn home_timeline(
         None => None,
     };
     let timing = server_timing(explain.as_ref(), &gateway_hops);
-    let items = page
-        .items
+    let items = views
         .into_iter()
         .enumerate()
         .map(|(index, tweet)| TimelineItem {
@@ -187,7 +178,7 @@ async fn home_timeline(
         .collect();
     let body = HomePage {
         items,
-        next_cursor: page.next_cursor,
+        next_cursor: next_before_tweet_id.map(|id| state.cursors.encode(CursorKind::Tweets, id)),
         explain,
     };
     let mut response = JsonResponse(body).into_response();
@@ -219,16 +210,13 @@ async fn explanation(
         Some(TimelineCache::None) => Some("none"),
         Some(TimelineCache::Unspecified) | None => None,
     };
-    let handles = state
-        .handles
-        .of(&explained.pulled_author_ids, |id| user(state, id))
-        .await?;
+    let handles = hydrate::handles(state, &explained.pulled_author_ids).await?;
     let pulled_authors = explained
         .pulled_author_ids
         .iter()
         .map(|id| Author {
             id: id.to_string(),
-            handle: handles.get(id).cloned().unwrap_or_default(),
+            handle: handles.get(id).map_or_else(String::new, |h| h.to_string()),
         })
         .collect();
     let service_hops = explained.hops.into_iter().map(|hop| Hop {
@@ -257,26 +245,31 @@ fn server_timing(explain: Option<&Explain>, gateway_hops: &[(&str, Duration)]) -
         .into_iter()
         .flat_map(|explain| &explain.hops)
         .filter(|hop| hop.service == "timeline")
-        .map(|hop| (format!("timeline {}", hop.name), hop.micros as f64 / 1000.0));
+        .map(|hop| ("timeline", hop.name.as_str(), hop.micros as f64 / 1000.0));
     let gateway_hops = gateway_hops
         .iter()
-        .map(|&(name, took)| (format!("gateway {name}"), took.as_secs_f64() * 1000.0));
-    service_hops
-        .chain(gateway_hops)
-        .map(|(name, ms)| {
-            let token: String = name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect();
-            let desc: String = name
-                .chars()
+        .map(|&(name, took)| ("gateway", name, took.as_secs_f64() * 1000.0));
+    // Written into one string: this header is on every response.
+    let mut header = String::with_capacity(128);
+    for (index, (service, name, ms)) in service_hops.chain(gateway_hops).enumerate() {
+        if index > 0 {
+            header.push_str(", ");
+        }
+        header.push_str(service);
+        header.push('-');
+        header.extend(
+            name.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }),
+        );
+        let _ = write!(header, ";dur={ms:.3};desc=\"{service} ");
+        header.extend(
+            name.chars()
                 .filter(|c| c.is_ascii_graphic() || *c == ' ')
-                .filter(|c| *c != '"' && *c != '\\')
-                .collect();
-            format!("{token};dur={ms:.3};desc=\"{desc}\"")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+                .filter(|c| *c != '"' && *c != '\\'),
+        );
+        header.push('"');
+    }
+    header
 }
 
 #[cfg(test)]

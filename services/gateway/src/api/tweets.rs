@@ -13,15 +13,15 @@ use chirp_common::ErrorKind;
 use chirp_common::input;
 use chirp_common::proto::tweet::{
     CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
-    TweetPage,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{Json, Path, Query};
-use super::pages::{Page, PageQuery, rfc3339};
+use super::hydrate::{TweetView, views};
+use super::pages::{Page, PageQuery};
 use super::users::user;
 use crate::AppState;
 use crate::cursor::CursorKind;
@@ -35,16 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create))
         .routes(routes!(show, remove))
         .routes(routes!(by_author))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = Tweet)]
-pub struct TweetView {
-    id: String,
-    author_id: String,
-    author_handle: String,
-    content: String,
-    created_at: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,7 +93,7 @@ async fn create(
     } else {
         StatusCode::OK
     };
-    let view = hydrate(&state, vec![tweet]).await?.remove(0);
+    let view = views(&state, vec![tweet]).await?.remove(0);
     Ok((status, JsonResponse(view)))
 }
 
@@ -115,7 +105,7 @@ async fn show(
     Path(tweet_id): Path<i64>,
 ) -> Result<JsonResponse<TweetView>, ApiError> {
     let tweet = tweet(&state, tweet_id).await?;
-    Ok(JsonResponse(hydrate(&state, vec![tweet]).await?.remove(0)))
+    Ok(JsonResponse(views(&state, vec![tweet]).await?.remove(0)))
 }
 
 /// One tweet from the tweet service, as stored (no author handle).
@@ -170,34 +160,10 @@ async fn by_author(
         .list_tweets_by_author(request)
         .await?
         .into_inner();
-    Ok(JsonResponse(tweet_page(&state, page).await?))
-}
-
-/// A page of tweets from any service, as the API shows it.
-pub async fn tweet_page(state: &AppState, page: TweetPage) -> Result<Page<TweetView>, ApiError> {
-    let views = hydrate(state, page.tweets).await?;
-    Ok(Page::new(
-        views,
+    Ok(JsonResponse(Page::new(
+        views(&state, page.tweets).await?,
         page.next_before_tweet_id,
         &state.cursors,
         CursorKind::Tweets,
-    ))
-}
-
-/// Adds each author's handle, from the gateway's cache of them.
-async fn hydrate(state: &AppState, tweets: Vec<Tweet>) -> Result<Vec<TweetView>, ApiError> {
-    let mut author_ids: Vec<i64> = tweets.iter().map(|tweet| tweet.author_id).collect();
-    author_ids.sort_unstable();
-    author_ids.dedup();
-    let handles = state.handles.of(&author_ids, |id| user(state, id)).await?;
-    Ok(tweets
-        .into_iter()
-        .map(|tweet| TweetView {
-            id: tweet.tweet_id.to_string(),
-            author_id: tweet.author_id.to_string(),
-            author_handle: handles.get(&tweet.author_id).cloned().unwrap_or_default(),
-            content: tweet.content,
-            created_at: rfc3339(tweet.created_at_ms),
-        })
-        .collect())
+    )))
 }

@@ -45,7 +45,7 @@ const FANOUT_WRITES: &str = "chirp_fanout_timeline_writes_total";
 const FANOUT_SKIPS: &str = "chirp_fanout_celebrity_skips_total";
 const FANOUT_LAG: &str = "chirp_fanout_consumer_lag";
 const TWEET_CACHE: &str = "chirp_timeline_tweet_cache_total";
-const CELEBRITY_CACHE: &str = "chirp_timeline_celebrity_cache_total";
+const PULLED_IDS_CACHE: &str = "chirp_timeline_pulled_ids_cache_total";
 const REBUILDS: &str = "chirp_timeline_rebuilds_total";
 
 #[derive(Debug, Clone, Args)]
@@ -135,7 +135,7 @@ pub struct FanoutLive {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TimelineLive {
     tweet_cache_hit_ratio: Option<f64>,
-    celebrity_cache_hit_ratio: Option<f64>,
+    pulled_ids_cache_hit_ratio: Option<f64>,
     rebuilds_per_sec: Option<f64>,
 }
 
@@ -312,7 +312,7 @@ impl Delta<'_> {
         };
         TimelineLive {
             tweet_cache_hit_ratio: hit_ratio(TWEET_CACHE),
-            celebrity_cache_hit_ratio: hit_ratio(CELEBRITY_CACHE),
+            pulled_ids_cache_hit_ratio: hit_ratio(PULLED_IDS_CACHE),
             rebuilds_per_sec: self.rate(REBUILDS, &[]),
         }
     }

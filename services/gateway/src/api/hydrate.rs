@@ -1,0 +1,126 @@
+//! Hydration in the gateway: tweets as the API shows them, each naming its
+//! author's handle; used by every route that returns tweets.
+//!
+//! The handle is the graph service's. Asking for it on every page costs a
+//! call and a Postgres query per page, more than the page itself. Handles
+//! never change (the API has no rename), so a cached handle is never stale
+//! and needs no expiry: the cache (moka) only has to stay bounded, and it
+//! evicts the handles least likely to be read again. A page's misses are
+//! looked up together, by one `BatchGetUsers`.
+//!
+//! A view holds what it shows as the tweet service and the cache gave it
+//! (numbers, a shared handle) and is written as JSON straight from them:
+//! ids as strings and the RFC 3339 date are formatted into the response
+//! body, not into strings of their own first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use chirp_common::proto::graph::BatchGetUsersRequest;
+use chirp_common::proto::tweet::Tweet;
+use moka::future::Cache;
+use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The most handles kept: a few megabytes.
+const CAPACITY: u64 = 100_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Tweet)]
+pub struct TweetView {
+    #[serde(serialize_with = "as_string")]
+    #[schema(value_type = String)]
+    id: i64,
+    #[serde(serialize_with = "as_string")]
+    #[schema(value_type = String)]
+    author_id: i64,
+    #[serde(serialize_with = "as_str")]
+    #[schema(value_type = String)]
+    author_handle: Arc<str>,
+    content: String,
+    /// Milliseconds since the Unix epoch, written as RFC 3339.
+    #[serde(rename = "created_at", serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, rename = "created_at")]
+    created_at_ms: i64,
+}
+
+fn as_string<S: Serializer>(id: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
+}
+
+fn as_str<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
+}
+
+fn as_rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+    let time = UNIX_EPOCH + Duration::from_millis((*ms).max(0).unsigned_abs());
+    serializer.collect_str(&humantime::format_rfc3339_millis(time))
+}
+
+/// Authors' handles by user id. Cloning is shallow: clones share the cache.
+#[derive(Clone)]
+pub struct Handles {
+    known: Cache<i64, Arc<str>>,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Self {
+            known: Cache::new(CAPACITY),
+        }
+    }
+}
+
+/// `tweets`, in their order, with their authors' handles.
+pub async fn views(state: &AppState, tweets: Vec<Tweet>) -> Result<Vec<TweetView>, ApiError> {
+    let mut author_ids: Vec<i64> = tweets.iter().map(|tweet| tweet.author_id).collect();
+    author_ids.sort_unstable();
+    author_ids.dedup();
+    let handles = handles(state, &author_ids).await?;
+    Ok(tweets
+        .into_iter()
+        .map(|tweet| TweetView {
+            id: tweet.tweet_id,
+            author_id: tweet.author_id,
+            author_handle: handles
+                .get(&tweet.author_id)
+                .cloned()
+                .unwrap_or_else(|| "".into()),
+            content: tweet.content,
+            created_at_ms: tweet.created_at_ms,
+        })
+        .collect())
+}
+
+/// The handle of each of `author_ids` (distinct) that exists.
+pub async fn handles(
+    state: &AppState,
+    author_ids: &[i64],
+) -> Result<HashMap<i64, Arc<str>>, ApiError> {
+    let known = &state.handles.known;
+    let mut handles = HashMap::with_capacity(author_ids.len());
+    let mut missing = Vec::new();
+    for &id in author_ids {
+        match known.get(&id).await {
+            Some(handle) => {
+                handles.insert(id, handle);
+            }
+            None => missing.push(id),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(handles);
+    }
+    let request = BatchGetUsersRequest { user_ids: missing };
+    let users = state.graph.clone().batch_get_users(request).await?;
+    for user in users.into_inner().users {
+        let handle: Arc<str> = user.handle.into();
+        known.insert(user.user_id, Arc::clone(&handle)).await;
+        handles.insert(user.user_id, handle);
+    }
+    Ok(handles)
+}

@@ -1,0 +1,157 @@
+//! The rebuild step: a timeline missing from Redis (never built, expired,
+//! evicted, invalidated by a follow) is written again from the graph and
+//! the tweet store before its page is served.
+//!
+//! A rebuild is not part of the read that needed it: it runs as a task of
+//! its own, shared by every read of that timeline while it runs. A read
+//! that is cancelled (its client hung up) then neither stops it halfway nor
+//! leaves it parked, to be resumed much later with the followees of back
+//! then; and a hundred readers of one missing timeline cost one rebuild.
+//! The task removes its own entry when it ends, so a later read never joins
+//! a finished rebuild and always starts a fresh one. (Whether a rebuild may
+//! still *complete* the timeline when it ends is the store's call: see
+//! `chirp_common::timelines`.)
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chirp_common::grpc::Channel;
+use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_common::timelines::{HomeTimelines, Strategy};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use metrics::counter;
+use tracing::Instrument;
+
+use crate::authors;
+use crate::followed::FollowedCelebrities;
+use crate::{TimelineError, stats};
+
+type Outcome = Result<Arc<Rebuilt>, TimelineError>;
+type Running = Arc<Mutex<HashMap<i64, Shared<BoxFuture<'static, Outcome>>>>>;
+
+/// What a rebuild read: the ids it wrote (or would have written, had it not
+/// been stale).
+pub struct Rebuilt {
+    /// Newest first, at most the capacity.
+    pub ids: Vec<i64>,
+    /// Older ids exist below the last one.
+    pub cut: bool,
+}
+
+/// Cloning is cheap (handles on shared connections and caches), so each
+/// rebuild task owns its copy.
+#[derive(Clone)]
+pub struct Rebuilds {
+    graph: GraphServiceClient<Channel>,
+    tweets: TweetServiceClient<Channel>,
+    timelines: HomeTimelines,
+    strategy: Strategy,
+    /// Refreshed by each rebuild, so the page that waited on it pulls the
+    /// very celebrities the rebuild left out.
+    celebrities: FollowedCelebrities,
+    /// A plain mutex: held only to look up, insert or remove, never across
+    /// an await.
+    running: Running,
+}
+
+impl Rebuilds {
+    pub fn new(
+        graph: GraphServiceClient<Channel>,
+        tweets: TweetServiceClient<Channel>,
+        timelines: HomeTimelines,
+        strategy: Strategy,
+        celebrities: FollowedCelebrities,
+    ) -> Self {
+        Self {
+            graph,
+            tweets,
+            timelines,
+            strategy,
+            celebrities,
+            running: Arc::default(),
+        }
+    }
+
+    /// The outcome of the rebuild of `user_id` in progress, or of the one
+    /// this call starts when none is.
+    pub async fn run(&self, user_id: i64) -> Outcome {
+        let rebuild = {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            match running.get(&user_id) {
+                Some(rebuild) => {
+                    counter!(stats::COALESCED_WAITS, "work" => "rebuild").increment(1);
+                    rebuild.clone()
+                }
+                None => {
+                    let registry = Arc::clone(&self.running);
+                    let work = self.clone().rebuild(user_id);
+                    // Spawned while the lock is held: the task's removal of
+                    // its entry cannot come before the insertion below.
+                    let task = tokio::spawn(
+                        async move {
+                            let outcome = work.await.map(Arc::new);
+                            registry
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .remove(&user_id);
+                            outcome
+                        }
+                        .in_current_span(),
+                    );
+                    let shared = async move {
+                        task.await.unwrap_or_else(|error| {
+                            Err(TimelineError::Internal(format!("rebuild stopped: {error}")))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    running.insert(user_id, shared.clone());
+                    shared
+                }
+            }
+        };
+        rebuild.await
+    }
+
+    /// Rebuilds `user_id`'s pushed timeline: the newest ids of every author
+    /// fan-out would have pushed to them (themselves and the followees who
+    /// are not pulled), written to Redis if no follow change made them
+    /// stale meanwhile.
+    ///
+    /// The order matters: the rebuild is registered (its token stored)
+    /// *before* the graph is read, so a follow change committed after that
+    /// read invalidates the token, and this rebuild cannot complete.
+    #[tracing::instrument(skip(self))]
+    async fn rebuild(self, user_id: i64) -> Result<Rebuilt, TimelineError> {
+        counter!(stats::REBUILDS).increment(1);
+        let token = self.timelines.begin_rebuild(user_id).await?;
+        let pulled = match self.strategy {
+            Strategy::Hybrid => self.celebrities.refresh(user_id).await?,
+            Strategy::Push | Strategy::Pull => Arc::default(),
+        };
+        let authors = authors::pushed_to(&self.graph, user_id, &pulled).await?;
+        let capacity = self.timelines.capacity();
+        let per_author = authors::per_author(capacity, authors.len());
+        let newest = authors::newest(&self.tweets, &authors, None, capacity, per_author).await?;
+        let completed = self
+            .timelines
+            .complete_rebuild(user_id, &token, &newest.ids, newest.more)
+            .await?;
+        if !completed {
+            counter!(stats::STALE_REBUILDS).increment(1);
+        }
+        tracing::info!(
+            authors = authors.len(),
+            tweets = newest.ids.len(),
+            cut = newest.more,
+            completed,
+            "timeline rebuilt"
+        );
+        Ok(Rebuilt {
+            ids: newest.ids,
+            cut: newest.more,
+        })
+    }
+}
