@@ -42,7 +42,7 @@ pub struct TweetView {
     #[schema(value_type = String)]
     author_handle: Arc<str>,
     content: String,
-    /// Milliseconds since the Unix epoch, written as RFC 3339.
+    // Milliseconds since the Unix epoch, written as RFC 3339.
     #[serde(rename = "created_at", serialize_with = "as_rfc3339")]
     #[schema(value_type = String, rename = "created_at")]
     created_at_ms: i64,
