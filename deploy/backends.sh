@@ -279,6 +279,7 @@ up_postgres() {
     start_postgres
   fi
   create_database
+  configure_postgres
 }
 
 # The postgres OS user must be able to walk down to our data folder. A checkout inside a
@@ -369,6 +370,16 @@ up_redis() {
     ok "redis ready on 127.0.0.1:$REDIS_PORT ($((SECONDS - started))s)"
   fi
   configure_redis
+}
+
+# Postgres for bulk loads (the graph import: tens of millions of follows in one transaction),
+# applied at runtime (ALTER SYSTEM, then a reload) so that a server reused gets it too: with the
+# default 1 GB of WAL between checkpoints, a load that writes a few GB checkpoints every few
+# seconds, flushing the same pages again and again.
+configure_postgres() {
+  "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+    -c "ALTER SYSTEM SET max_wal_size = '4GB'" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 \
+    || warn "postgres: could not set max_wal_size (not a superuser?)"
 }
 
 # Redis as chirp uses it, applied at runtime so that a server reused (not started here) gets

@@ -16,16 +16,25 @@
 #    them: cached home-timeline pages/s and p99 at each layer, and fan-out;
 # 4. reads the home timelines of users who were not warmed (`loadtest run`, one page each at a
 #    low rate): cold reads, each a rebuild, p50/p99;
-# 5. records what Redis holds: timeline keys, bytes in total (MEMORY USAGE of every key) and
-#    per entry.
+# 5. times a post through the gateway to the cached timeline of the last follower of an author
+#    with threshold − 1 followers, the largest audience still pushed (`loadtest visible`);
+# 6. records what Redis holds: timeline keys, bytes in total (MEMORY USAGE of every key) and
+#    per entry;
+# 7. stops the services and drops the size's database, keyspace, key prefix and topic before
+#    the next size starts (and on any failure, on the way out).
+#
+# Then it runs `loadtest experiment strategies` at EXPERIMENT_USERS (100 000) users, on a
+# database and keyspace of its own, dropped afterwards: push, pull and hybrid on one graph, with
+# its plot (strategies/index.html).
 #
 # Before the seed and before each measurement it checks that the system is quiet — fan-out
-# consumer lag 0 and the machine's CPU at least QUIET_IDLE % idle over 5 s — waiting up to
-# QUIET_TIMEOUT seconds, and records what it found in quiet.md either way: on a shared machine
-# "not quiet" is a result to report, not to hide.
+# consumer lag 0, the seed settled (no query of the run still active in Postgres) and the
+# machine's CPU at least QUIET_IDLE % idle over 5 s — waiting up to QUIET_TIMEOUT seconds, and
+# records what it found in quiet.md either way, with the load average and the busiest
+# processes: on a shared machine "not quiet" is a result to report, not to hide.
 #
 # RESULTS_DIR then holds scale.md (the summary), quiet.md, and per size: the seed's output,
-# the manifest, bench.md/bench.json, the cold-read report and the services' logs.
+# the manifest, bench.md/bench.json, visible.json, the cold-read report and the services' logs.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,6 +51,8 @@ DURATION=${SCALE_DURATION:-10s}
 CONNECTIONS=${SCALE_CONNECTIONS:-64}
 COLD_READS=${SCALE_COLD_READS:-1000}
 COLD_RATE=${SCALE_COLD_RATE:-50}
+VISIBLE_POSTS=${SCALE_VISIBLE_POSTS:-5}
+EXPERIMENT_USERS=${SCALE_EXPERIMENT_USERS:-100000}   # 0: no strategies experiment
 QUIET_IDLE=${SCALE_QUIET_IDLE:-80}
 QUIET_TIMEOUT=${SCALE_QUIET_TIMEOUT:-120}
 SKIP_BENCH=${SCALE_SKIP_BENCH:-}   # set: seed and count Redis only
@@ -54,40 +65,43 @@ GRAPH=127.0.0.1:51152
 TIMELINE=127.0.0.1:51153
 FANOUT_METRICS=127.0.0.1:19190
 
-log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
-die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
-
 mkdir -p "$RESULTS/bin"
-PIDS=()
+BIN_DIR=$RESULTS/bin
+LOG_DIR=$RESULTS/logs
+# shellcheck source=deploy/lib/bench-common.sh
+source "$REPO_DIR/deploy/lib/bench-common.sh"
+
 DATABASES=()
 KEYSPACES=()
 PREFIXES=()
+TOPICS=()
+KAFKA_LIBS=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}/kafka/libs
 
-start() {
-  local service=$1 logs=$2; shift 2
-  env -i PATH="$PATH" RUST_LOG=warn "$@" "$RESULTS/bin/$service" >"$logs/$service.log" 2>&1 &
-  PIDS+=($!)
-}
-
-stop_services() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-
-# Everything a size created is dropped, on success or failure: a million users' graph, history
-# and timelines are gigabytes other users of these backends should not pay for.
-cleanup() {
-  stop_services
+# Drops what the runs named in DATABASES, KEYSPACES, PREFIXES and TOPICS created, and forgets
+# them: a million users' graph, history and timelines are gigabytes other users of these
+# backends should not pay for.
+drop_state() {
+  local prefix database keyspace topic
   for prefix in "${PREFIXES[@]}"; do
     redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 del >/dev/null || true
   done
   for database in "${DATABASES[@]}"; do
-    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $database" || true
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
   done
   for keyspace in "${KEYSPACES[@]}"; do
-    "$RESULTS/bin/loadtest" drop-keyspace "$keyspace" || true
+    "$BIN_DIR/loadtest" drop-keyspace "$keyspace" || true
   done
+  for topic in "${TOPICS[@]}"; do
+    timeout 60 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_LIBS/*" \
+      org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --delete \
+      --topic "$topic" >/dev/null 2>&1 || true
+  done
+  DATABASES=() KEYSPACES=() PREFIXES=() TOPICS=()
+}
+
+cleanup() {
+  stop_services
+  drop_state
 }
 trap cleanup EXIT
 
@@ -107,18 +121,31 @@ fanout_lag() {
     awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }'
 }
 
-# Waits for a quiet system (lag 0, CPU idle) and records what it found before the step $2 of
-# size $1.
+# Queries of the database $1 still running (other than this check): a seed not yet settled.
+active_queries() {
+  psql -Atq "$PG/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1' \
+    AND state <> 'idle' AND pid <> pg_backend_pid()" 2>/dev/null || echo "?"
+}
+
+# Waits for a quiet system (lag 0, the run's database idle, CPU idle) and records what it found
+# before the step $2 of size $1 (database $3), with the load average and the busiest processes.
 quiet() {
-  local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle status
+  local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle active status
   while :; do
     lag=$(fanout_lag)
+    active=$(active_queries "$3")
     idle=$(cpu_idle 5)
-    if [[ $lag == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
+    if [[ $lag == 0 && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
     if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
   done
-  printf '| %s | %s | %s | %s %% | %s |\n' "$1" "$2" "$lag" "$idle" "$status" >>"$RESULTS/quiet.md"
-  log "$2 ($1 users): fan-out lag $lag, CPU $idle % idle: $status"
+  local load busiest
+  load=$(cut -d ' ' -f 1-3 /proc/loadavg)
+  # The second frame of top: CPU over the last second, not since each process started.
+  busiest=$(top -b -n 2 -d 1 -w 200 | awk '/^top -/ { frame++ }
+    frame == 2 && $1 ~ /^[0-9]+$/ && n < 4 { printf "%s%s %s %%", sep, $12, $9; sep = ", "; n++ }')
+  printf '| %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$1" "$2" "$lag" "$active" "$idle" "$load" \
+    "$busiest" "$status" >>"$RESULTS/quiet.md"
+  log "$2 ($1 users): fan-out lag $lag, $active queries active, CPU $idle % idle, load $load: $status"
 }
 
 # Timeline keys under $1, their entries (by type) and bytes (MEMORY USAGE), as "keys entries
@@ -145,22 +172,22 @@ bash "$REPO_DIR/deploy/backends.sh" up
 
 if [[ -z ${SCALE_BIN_DIR:-} ]]; then
   log "building the services and the load tool (cargo build --release)"
-  (cd "$REPO_DIR" && cargo build --release --locked \
-    --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest)
+  build_release "$REPO_DIR"
 fi
 for bin in graph tweet timeline fanout gateway loadtest; do
-  cp "${SCALE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}/$bin" "$RESULTS/bin/"
+  cp "${SCALE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}/$bin" "$BIN_DIR/"
 done
-LOADTEST=$RESULTS/bin/loadtest
+LOADTEST=$BIN_DIR/loadtest
 
-printf '| users | before | fan-out lag | CPU idle | |\n|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
-printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms |\n' >"$RESULTS/scale.tsv"
+printf '| users | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
+printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms | visible median ms (min-max) |\n' >"$RESULTS/scale.tsv"
 
 for USERS in $SIZES; do
   OUT=$RESULTS/$USERS
-  mkdir -p "$OUT/logs"
+  LOG_DIR=$OUT/logs
+  mkdir -p "$LOG_DIR"
   NAME=${RUN_ID}_$USERS
-  DATABASES+=("$NAME"); KEYSPACES+=("$NAME"); PREFIXES+=("$NAME:")
+  DATABASES+=("$NAME"); KEYSPACES+=("$NAME"); PREFIXES+=("$NAME:"); TOPICS+=("$NAME")
   # A celebrity threshold the size can reach, with a few celebrities above it.
   THRESHOLD=$(( USERS >= 100000 ? 10000 : USERS / 5 ))
   CELEBRITIES=$(( USERS >= 100000 ? 20 : 3 ))
@@ -170,40 +197,32 @@ for USERS in $SIZES; do
   log "[$USERS] fresh database, keyspace, key prefix and topic $NAME"
   psql -q "$PG/postgres" -c "CREATE DATABASE $NAME"
   TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  REDIS=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$NAME:" TIMELINE_TTL_SECS=3600)
-  KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$NAME" KAFKA_TOPIC_PARTITIONS=1)
-  start graph "$OUT/logs" LISTEN_ADDR=$GRAPH DATABASE_URL="$PG/$NAME" CELEBRITY_THRESHOLD="$THRESHOLD" "${REDIS[@]}"
-  start tweet "$OUT/logs" LISTEN_ADDR=$TWEET CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE="$NAME" "${KAFKA[@]}"
-  start timeline "$OUT/logs" LISTEN_ADDR=$TIMELINE TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH "${REDIS[@]}"
-  start fanout "$OUT/logs" GRAPH_ADDR=$GRAPH KAFKA_GROUP_ID="$NAME" METRICS_ADDR=$FANOUT_METRICS "${KAFKA[@]}" "${REDIS[@]}"
-  start gateway "$OUT/logs" LISTEN_ADDR=$GATEWAY TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH TIMELINE_ADDR=$TIMELINE \
-    TOKEN_SECRET="$TOKEN_SECRET" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 "${REDIS[@]}"
-  deadline=$((SECONDS + 120))
-  until curl -fsS "http://$GATEWAY/healthz" >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || die "the gateway did not answer within 120 s; see $OUT/logs/"
-    sleep 0.5
-  done
+  start_stack "$PG/$NAME" "$NAME" "$NAME" "$THRESHOLD" "$TOKEN_SECRET"
 
-  quiet "$USERS" "seed"
+  quiet "$USERS" "seed" "$NAME"
   log "[$USERS] seeding: $USERS users, power law, $TWEETS_PER_USER tweets each"
   seed_started=$SECONDS
-  "$LOADTEST" seed --gateway "http://$GATEWAY" --graph-addr $GRAPH --tweet-addr $TWEET \
+  "$LOADTEST" seed --gateway "http://$GATEWAY" --graph-addr "$GRAPH" --tweet-addr "$TWEET" \
     --users "$USERS" --celebrities "$CELEBRITIES" --celebrity-threshold "$THRESHOLD" \
     --tweets-per-user "$TWEETS_PER_USER" --manifest "$OUT/manifest.json" --quiet | tee "$OUT/seed.txt"
   seed_secs=$((SECONDS - seed_started))
+  # Fresh statistics now, rather than an autovacuum in the middle of a measurement.
+  analyze_started=$SECONDS
   psql -q "$PG/$NAME" -c "VACUUM ANALYZE"
+  analyze_secs=$((SECONDS - analyze_started))
   read -r follows tweets users_s follows_s commit_s tweets_s < <(python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1])); t = m["timings"]
 print(m["follows"], m["tweets"], round(t["users_secs"], 1), round(t["follows_secs"], 1),
       round(t["graph_commit_secs"], 1), round(t["tweets_secs"], 1))' "$OUT/manifest.json")
+  log "[$USERS] seed: ${seed_secs} s, then VACUUM ANALYZE ${analyze_secs} s"
 
-  pages=- p99=- cold50=- cold99=-
+  pages=- p99=- cold50=- cold99=- visible=-
   if [[ -z $SKIP_BENCH ]]; then
-    quiet "$USERS" "bench"
+    quiet "$USERS" "bench" "$NAME"
     log "[$USERS] loadtest bench over $READERS active readers"
     env "${REDIS[@]}" "${KAFKA[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" bench \
-      --manifest "$OUT/manifest.json" --timeline-addr $TIMELINE --graph-addr $GRAPH \
+      --manifest "$OUT/manifest.json" --timeline-addr "$TIMELINE" --graph-addr "$GRAPH" \
       --fanout-metrics "http://$FANOUT_METRICS/metrics" --duration "$DURATION" \
       --connections "$CONNECTIONS" --readers "$READERS" --out "$OUT" | tee "$OUT/bench.txt"
     read -r pages p99 < <(python3 -c '
@@ -211,7 +230,7 @@ import json, sys
 b = json.load(open(sys.argv[1]))
 print(round(b["gateway_http"]["ok_per_sec"]), round(b["gateway_http_open"]["latency"]["p99_ms"], 2))' "$OUT/bench.json") || true
 
-    quiet "$USERS" "cold reads"
+    quiet "$USERS" "cold reads" "$NAME"
     log "[$USERS] cold reads: $COLD_READS first pages of users drawn from all $USERS"
     # Drawn from everyone, so about (100 - ACTIVE_PERCENT) % were never read: each such read
     # rebuilds the timeline from the stores.
@@ -222,21 +241,53 @@ print(round(b["gateway_http"]["ok_per_sec"]), round(b["gateway_http_open"]["late
 import json, sys
 r = json.load(open(sys.argv[1]))["latency"]
 print(r["p50_ms"], r["p99_ms"])' "$OUT/cold/report.json") || true
+
+    quiet "$USERS" "post to last follower" "$NAME"
+    log "[$USERS] post to last follower visible: an author with $((THRESHOLD - 1)) followers"
+    env "${REDIS[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" visible --manifest "$OUT/manifest.json" \
+      --graph-addr "$GRAPH" --posts "$VISIBLE_POSTS" --out "$OUT" | tee "$OUT/visible.txt"
+    visible=$(python3 -c '
+import json, sys
+ms = sorted(json.load(open(sys.argv[1]))["last_follower_ms"])
+print(f"{ms[len(ms) // 2]:.0f} ({ms[0]:.0f}-{ms[-1]:.0f})")' "$OUT/visible.json") || true
   fi
 
   read -r keys entries bytes < <(redis_timelines "$NAME:")
   per_entry=$(python3 -c "import sys; e, b = int(sys.argv[1]), int(sys.argv[2]); print(round(b / e, 1) if e else '-')" "$entries" "$bytes")
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
     "$USERS" "$follows" "$tweets" "$users_s" "$follows_s" "$commit_s" "$tweets_s" "$seed_secs" \
-    "$keys" "$entries" "$bytes" "$per_entry" "$READERS" "$pages" "$p99" "$cold50" "$cold99" >>"$RESULTS/scale.tsv"
+    "$keys" "$entries" "$bytes" "$per_entry" "$READERS" "$pages" "$p99" "$cold50" "$cold99" "$visible" >>"$RESULTS/scale.tsv"
   stop_services
+  log "[$USERS] dropping the size's database, keyspace and keys"
+  drop_state
 done
+
+if ((EXPERIMENT_USERS > 0)); then
+  NAME=${RUN_ID}_strategies
+  LOG_DIR=$RESULTS/strategies
+  mkdir -p "$LOG_DIR"
+  DATABASES+=("$NAME"); KEYSPACES+=("$NAME")
+  psql -q "$PG/postgres" -c "CREATE DATABASE $NAME"
+  quiet "$EXPERIMENT_USERS" "strategies" "$NAME"
+  log "comparing push, pull and hybrid timelines at $EXPERIMENT_USERS users"
+  # Its own services, in process, on fresh key prefixes and topics it drops itself.
+  "$LOADTEST" experiment strategies --database-url "$PG/$NAME" --cql-keyspace "$NAME" \
+    --users "$EXPERIMENT_USERS" --celebrities 5 --celebrity-threshold "$((EXPERIMENT_USERS / 50))" \
+    --readers 2000 --out "$RESULTS/strategies" --quiet | tee "$RESULTS/strategies/strategies.txt"
+  drop_state
+fi
 
 {
   echo "# chirp at scale ($(date -u +%FT%TZ), $(nproc) cores)"
   echo
-  cat "$RESULTS/scale.tsv" | sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+  sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|' "$RESULTS/scale.tsv"
   echo
+  if [[ -f $RESULTS/strategies/strategies.md ]]; then
+    echo "## Push, pull and hybrid at $EXPERIMENT_USERS users (plot: strategies/index.html)"
+    echo
+    cat "$RESULTS/strategies/strategies.md"
+    echo
+  fi
   echo "## Was the system quiet?"
   echo
   cat "$RESULTS/quiet.md"

@@ -50,26 +50,10 @@ FANOUT_METRICS=127.0.0.1:19100
 # Where cargo puts the release binaries (CARGO_TARGET_DIR, when set, moves them).
 BIN_DIR=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release
 
-log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
-die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
-
 mkdir -p "$RESULTS/logs"
-PIDS=()
-
-# Every service gets exactly the settings that wire it to this run, nothing from the caller's
-# environment but the PATH.
-start() {
-  local service=$1; shift
-  env -i PATH="$PATH" RUST_LOG=warn "$@" \
-    "$BIN_DIR/$service" >>"$RESULTS/logs/$service.log" 2>&1 &
-  PIDS+=($!)
-}
-
-stop_services() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
+LOG_DIR=$RESULTS/logs
+# shellcheck source=deploy/lib/bench-common.sh
+source "$REPO_DIR/deploy/lib/bench-common.sh"
 
 cleanup() {
   stop_services
@@ -82,29 +66,14 @@ log "starting the backends"
 bash "$REPO_DIR/deploy/backends.sh" up
 
 log "building the services and the load tool (cargo build --release)"
-(cd "$REPO_DIR" && cargo build --release --locked \
-  --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest)
+build_release "$REPO_DIR"
 
 log "fresh database $DATABASE"
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DATABASE" -c "CREATE DATABASE $DATABASE"
 
 TOKEN_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-REDIS=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$RUN_ID:" TIMELINE_TTL_SECS=3600)
-KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$RUN_ID" KAFKA_TOPIC_PARTITIONS=1)
-
 log "starting the services (logs: $RESULTS/logs/)"
-start graph LISTEN_ADDR=$GRAPH DATABASE_URL="$PG/$DATABASE" CELEBRITY_THRESHOLD="$THRESHOLD" "${REDIS[@]}"
-start tweet LISTEN_ADDR=$TWEET CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE=$DATABASE "${KAFKA[@]}"
-start timeline LISTEN_ADDR=$TIMELINE TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH "${REDIS[@]}"
-start fanout GRAPH_ADDR=$GRAPH KAFKA_GROUP_ID="$RUN_ID" METRICS_ADDR=$FANOUT_METRICS "${KAFKA[@]}" "${REDIS[@]}"
-start gateway LISTEN_ADDR=$GATEWAY TWEET_ADDR=$TWEET GRAPH_ADDR=$GRAPH TIMELINE_ADDR=$TIMELINE \
-  TOKEN_SECRET="$TOKEN_SECRET" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 \
-  RATE_LIMIT_SIGNUPS_PER_MINUTE=1000000 RATE_LIMIT_SIGNUP_BURST=100000 "${REDIS[@]}"
-deadline=$((SECONDS + 60))
-until curl -fsS "http://$GATEWAY/healthz" >/dev/null 2>&1; do
-  (( SECONDS < deadline )) || die "the gateway did not answer within 60 s; see $RESULTS/logs/"
-  sleep 0.5
-done
+start_stack "$PG/$DATABASE" "$DATABASE" "$RUN_ID" "$THRESHOLD" "$TOKEN_SECRET"
 
 LOADTEST=$BIN_DIR/loadtest
 log "seeding $USERS users"

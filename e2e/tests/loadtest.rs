@@ -463,3 +463,54 @@ async fn the_bench_measures_every_layer_of_the_read_path() {
     );
     assert!(table.contains("| CPU µs per page, by process |"), "{table}");
 }
+
+/// `visible` against a small stack: an author with threshold − 1 (19)
+/// followers posts through the gateway, and each post reaches every
+/// follower's cached timeline (the tool fails otherwise).
+#[tokio::test]
+async fn a_post_reaches_every_one_of_threshold_minus_one_followers() {
+    let stack = stack().await;
+    let dir = scratch();
+    let manifest = dir.join("manifest.json");
+    seed(
+        &stack,
+        &manifest,
+        &[
+            "--users",
+            "30",
+            "--celebrities",
+            "1",
+            "--tweets-per-user",
+            "1",
+        ],
+    )
+    .await;
+    let out = dir.join("visible");
+    let Command::Visible(args) = parse(&[
+        "visible",
+        "--manifest",
+        manifest.to_str().expect("a UTF-8 path"),
+        "--graph-addr",
+        grpc_addr(&stack, graph_service_server::SERVICE_NAME),
+        "--redis-url",
+        testing::REDIS_URL,
+        "--redis-key-prefix",
+        &stack.redis_prefix,
+        "--token-secret",
+        helpers::TOKEN_SECRET,
+        "--posts",
+        "2",
+        "--out",
+        out.to_str().expect("a UTF-8 path"),
+    ]) else {
+        unreachable!("a visible command")
+    };
+    let visibility = loadtest::visible::visible(&args)
+        .await
+        .expect("every post visible");
+    assert_eq!(visibility.followers, 19);
+    assert_eq!(visibility.last_follower_ms.len(), 2);
+    assert_eq!(visibility.post_ms.len(), 2);
+    let json = std::fs::read_to_string(out.join("visible.json")).expect("visible.json");
+    assert!(json.contains("last_follower_ms"), "{json}");
+}

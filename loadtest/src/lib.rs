@@ -33,6 +33,7 @@ pub mod run;
 pub mod schedule;
 pub mod seed;
 pub mod tokens;
+pub mod visible;
 pub mod workload;
 
 use clap::{Parser, Subcommand};
@@ -62,6 +63,9 @@ pub enum Command {
     /// The read path against the Redis floor, fan-out against pipelined
     /// ZADD, saturation and the p99 below it: docs/BENCHMARKS.md.
     Bench(bench::BenchArgs),
+    /// Post through the gateway as an author with celebrity threshold − 1
+    /// followers; time each post to its last follower's cached timeline.
+    Visible(visible::VisibleArgs),
     /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
     DropKeyspace(keyspace::DropKeyspaceArgs),
 }
@@ -79,6 +83,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(experiment) => experiment::execute(&experiment).await?,
         Command::Bench(args) => {
             bench::bench(&args).await?;
+        }
+        Command::Visible(args) => {
+            visible::visible(&args).await?;
         }
         Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
     }

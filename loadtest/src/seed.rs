@@ -7,17 +7,18 @@
 //! 1. **The graph** (users, then follows) streams to the graph service's
 //!    `ImportGraph` as one gRPC call: the service `COPY`s the rows into
 //!    Postgres as they arrive and commits once at the end, so the stage is all
-//!    or nothing. The bars show users and follows sent; the commit (edges
-//!    moved into place, indexes rebuilt, counters set) is timed apart. The
+//!    or nothing. The bars show users and follows sent, then a spinner the
+//!    commit (users inserted with their counters, the follows' keys and
+//!    indexes rebuilt), which is timed apart. The
 //!    generator ([`crate::graph_model`]) derives each user's followers from
 //!    the seed and that user alone, and a blocking task streams them through
 //!    a short channel, so memory holds a few chunks of edges, never the
 //!    twenty million of a million users. Users are named by number; the
 //!    service answers with the first id of the consecutive block they got.
 //! 2. **The tweet history** goes to the tweet service's `ImportTweets`, a few
-//!    thousand tweets a call, a few calls in flight: unlogged batches per
-//!    partition, no idempotency key, no Kafka event (timelines are built on
-//!    read). Each tweet's id is chosen here, a Snowflake id of the past
+//!    thousand tweets a call, a few calls in flight: unlogged batches of
+//!    partitions that live on the same nodes, no idempotency key, no Kafka
+//!    event (timelines are built on read). Each tweet's id is chosen here, a Snowflake id of the past
 //!    ([`IMPORT_WORKER_ID`], one millisecond apart, round-robin over the
 //!    users so that home timelines interleave their authors), so a call
 //!    retried after a timeout rewrites the same rows.
@@ -290,6 +291,18 @@ fn progress(stage: &'static str, len: u64, quiet: bool) -> ProgressBar {
     ProgressBar::new(len).with_style(style).with_prefix(stage)
 }
 
+/// The graph's commit has no count to show, only that it is still going.
+fn commit_spinner(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template("{prefix:<8} {spinner} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    ProgressBar::new_spinner()
+        .with_style(style)
+        .with_prefix("commit")
+}
+
 /// What the graph stage did.
 struct ImportedGraph {
     first_user_id: i64,
@@ -321,16 +334,22 @@ async fn import_graph(
 ) -> anyhow::Result<ImportedGraph> {
     let users_bar = progress("users", u64::from(graph.users()), quiet);
     let follows_bar = progress("follows", graph.edge_count(), quiet);
+    let commit_bar = commit_spinner(quiet);
     let (sender, receiver) = mpsc::channel(GRAPH_AHEAD);
     let started = Instant::now();
+    let spinner = commit_bar.clone();
     let producer = tokio::task::spawn_blocking(move || {
-        produce(&graph, &prefix, &sender, &users_bar, &follows_bar)
+        let produced = produce(&graph, &prefix, &sender, &users_bar, &follows_bar);
+        spinner.reset_elapsed();
+        spinner.enable_steady_tick(Duration::from_millis(200));
+        produced
     });
     let chunks = stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
     let answer = graph_service.import_graph(chunks).await;
     let finished = Instant::now();
+    commit_bar.finish();
     // The service's answer explains a failure better than the producer's
     // "stopped reading", so it is looked at first.
     let summary = answer

@@ -11,18 +11,33 @@
 //! 1. reserves a block of consecutive user ids in a short transaction of its
 //!    own, so that the client can name users by number and never needs a
 //!    list of a million ids back;
-//! 2. opens one transaction and `COPY`s the users straight into `users`,
-//!    then the edges into a temporary table with no index, both streamed
-//!    from the gRPC stream as it arrives (memory stays bounded by a chunk);
-//! 3. when the stream ends, moves the edges into `follows` with one
-//!    `INSERT … SELECT`. Into an *empty* `follows` (a first load) it drops
-//!    the table's indexes and key constraints first and rebuilds them after,
-//!    as `pg_restore` does: building an index from sorted rows is several
-//!    times faster than inserting twenty million keys into it one by one, and
-//!    re-adding a foreign key checks every row with one join instead of one
-//!    lookup per row. The definitions are read back from the catalog, so the
-//!    migration stays their only source;
-//! 4. sets every new user's two counters from the edges, and commits.
+//! 2. opens one transaction and `COPY`s the users into a temporary table
+//!    with no index, streamed from the gRPC stream as it arrives (memory
+//!    stays bounded by a chunk);
+//! 3. takes `follows` exclusively and `COPY`s the edges, counting each
+//!    user's followers and followees on the way (two counters per user).
+//!    Into an *empty* `follows` (a first load) the edges go straight into
+//!    the table, after its indexes and key constraints are dropped, as
+//!    `pg_restore` does: `COPY` writes whole pages (one log record per page,
+//!    not per row), building an index from all the rows at once (a sort,
+//!    with parallel workers where the server allows) is several times
+//!    cheaper than inserting twenty million keys into it one by one, and the
+//!    foreign keys come back `NOT VALID` (the new rows are valid by
+//!    construction) and are validated after the commit, when that blocks no
+//!    one. The definitions are read back from the catalog, so
+//!    the migration stays their only source. Into a `follows` that already
+//!    has rows, the edges are staged in a temporary table and moved with one
+//!    `INSERT … SELECT DISTINCT`, the keys in place;
+//! 4. inserts the users into `users` with their counters already set: one
+//!    write per row and index entry, where inserting them at zero and
+//!    setting the counters afterwards would write every row and every index
+//!    entry twice (the follower count is indexed, so that update cannot be a
+//!    HOT update);
+//! 5. rebuilds the keys (first load). An edge streamed twice is stored once:
+//!    the primary key's build finds it and fails, and only then are the
+//!    repeats deleted and the keys built again; the counters of step 3
+//!    counted it twice, so they are then set again from the stored edges,
+//!    the slow way. Then it commits.
 //!
 //! The price is the table lock: from step 3 to the commit, `follows` is held
 //! exclusively, so follows, unfollows and follower lists of *everyone* wait
@@ -45,12 +60,13 @@ use tonic::Streaming;
 use crate::GraphError;
 use crate::handle::{DisplayName, Handle};
 
-/// Memory the sort of the staged edges and each index rebuild may use:
-/// enough to sort twenty million edges in a few runs; only this transaction
-/// gets it.
-const SORT_MEMORY: [&str; 2] = [
-    "SET LOCAL work_mem = '256MB'",
-    "SET LOCAL maintenance_work_mem = '256MB'",
+/// Settings of this transaction only. The sort of the staged edges and each
+/// index rebuild get memory enough to sort twenty million edges in a few
+/// runs, and the rebuilds may use parallel workers where the server allows.
+const BULK_SETTINGS: [&str; 3] = [
+    "SET LOCAL work_mem = '512MB'",
+    "SET LOCAL maintenance_work_mem = '2GB'",
+    "SET LOCAL max_parallel_maintenance_workers = 2",
 ];
 
 /// Loads one import stream; see the module documentation for the steps.
@@ -72,23 +88,73 @@ pub async fn import_graph(
     };
 
     let mut tx = pool.begin().await?;
+    for setting in BULK_SETTINGS {
+        sqlx::query(setting).execute(&mut *tx).await?;
+    }
     sqlx::query(
-        "CREATE TEMPORARY TABLE imported_follows (follower_id bigint, followee_id bigint) \
+        "CREATE TEMPORARY TABLE imported_users (user_id bigint, handle text, display_name text) \
          ON COMMIT DROP",
     )
     .execute(&mut *tx)
     .await?;
-    let leftover = copy_users(&mut tx, &ids, first, &mut chunks).await?;
-    copy_follows(&mut tx, &ids, leftover, &mut chunks).await?;
-    let follows = move_follows(&mut tx).await?;
-    set_counts(&mut tx, &ids).await?;
+    let mut counts = Counts::default();
+    let leftover = copy_users(&mut tx, &ids, first, &mut chunks, &mut counts).await?;
+
+    sqlx::query("LOCK TABLE follows IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM follows)")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut validate = Vec::new();
+    let follows = if empty {
+        let keys = drop_keys_and_indexes(&mut tx).await?;
+        let streamed =
+            copy_follows(&mut tx, "follows", &ids, leftover, &mut chunks, &mut counts).await?;
+        insert_users(&mut tx, &ids, &counts).await?;
+        let stored = restore_keys(&mut tx, &keys.build, streamed).await?;
+        validate = keys.validate;
+        (streamed, stored)
+    } else {
+        sqlx::query(
+            "CREATE TEMPORARY TABLE imported_follows (follower_id bigint, followee_id bigint) \
+             ON COMMIT DROP",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let streamed = copy_follows(
+            &mut tx,
+            "imported_follows",
+            &ids,
+            leftover,
+            &mut chunks,
+            &mut counts,
+        )
+        .await?;
+        insert_users(&mut tx, &ids, &counts).await?;
+        (streamed, move_follows(&mut tx).await?)
+    };
+    let (streamed, follows) = follows;
+    if follows != streamed {
+        // Repeated edges were counted once per repetition above.
+        set_counts(&mut tx, &ids).await?;
+    }
     tx.commit().await?;
+    validate_later(pool, validate);
     tracing::info!(first_user_id, users = count, follows, "graph imported");
     Ok(ImportGraphSummary {
         first_user_id,
         users: u64::from(count),
         follows,
     })
+}
+
+/// Each user's followers and followees as streamed, by user number: grown
+/// as users arrive, so a `user_count` the stream does not back costs nothing.
+#[derive(Default)]
+struct Counts {
+    followers: Vec<i64>,
+    following: Vec<i64>,
 }
 
 /// The ids an import's users get: `first + number`.
@@ -129,18 +195,18 @@ async fn reserve_ids(pool: &PgPool, count: u32) -> Result<i64, GraphError> {
     Ok(first)
 }
 
-/// Streams every user of the import into `users`; returns the follows of the
-/// chunk that completed the users, if it carried some.
+/// Streams every user of the import into the temporary `imported_users`;
+/// returns the follows of the chunk that completed the users, if it carried
+/// some.
 async fn copy_users(
     tx: &mut Transaction<'_, Postgres>,
     ids: &IdBlock,
     first: ImportGraphChunk,
     chunks: &mut Streaming<ImportGraphChunk>,
+    counts: &mut Counts,
 ) -> Result<Vec<ImportedFollow>, GraphError> {
-    // COPY writes the identity column as given, as INSERT … OVERRIDING
-    // SYSTEM VALUE would: the ids are the block reserved above.
     let mut copy = tx
-        .copy_in_raw("COPY users (user_id, handle, display_name) FROM STDIN")
+        .copy_in_raw("COPY imported_users (user_id, handle, display_name) FROM STDIN")
         .await?;
     let mut sent = 0;
     let mut chunk = first;
@@ -165,7 +231,9 @@ async fn copy_users(
     };
     match result {
         Ok(follows) => {
-            copy.finish().await.map_err(taken_handle)?;
+            copy.finish().await?;
+            counts.followers = vec![0; sent as usize];
+            counts.following = vec![0; sent as usize];
             Ok(follows)
         }
         Err(error) => {
@@ -211,21 +279,25 @@ async fn users_chunk(
 }
 
 /// Streams the follows (`leftover` first, then the rest of the stream) into
-/// the temporary table, as ids.
+/// `table`, as ids, counting them into `counts`; returns how many were
+/// streamed.
 async fn copy_follows(
     tx: &mut Transaction<'_, Postgres>,
+    table: &str,
     ids: &IdBlock,
     leftover: Vec<ImportedFollow>,
     chunks: &mut Streaming<ImportGraphChunk>,
-) -> Result<(), GraphError> {
-    let mut copy = tx
-        .copy_in_raw("COPY imported_follows (follower_id, followee_id) FROM STDIN")
-        .await?;
+    counts: &mut Counts,
+) -> Result<u64, GraphError> {
+    let statement = format!("COPY {table} (follower_id, followee_id) FROM STDIN");
+    let mut copy = tx.copy_in_raw(&statement).await?;
     let mut follows = leftover;
+    let mut streamed = 0;
     let result = loop {
-        if let Err(error) = follows_chunk(&mut copy, ids, &follows).await {
+        if let Err(error) = follows_chunk(&mut copy, ids, &follows, counts).await {
             break Err(error);
         }
+        streamed += follows.len() as u64;
         follows = match next_chunk(chunks).await {
             Ok(Some(next)) if next.user_count == 0 && next.users.is_empty() => next.follows,
             Ok(Some(_)) => break Err(invalid("users may not follow the follows")),
@@ -236,7 +308,7 @@ async fn copy_follows(
     match result {
         Ok(()) => {
             copy.finish().await?;
-            Ok(())
+            Ok(streamed)
         }
         Err(error) => {
             let _ = copy.abort("import refused").await;
@@ -249,6 +321,7 @@ async fn follows_chunk(
     copy: &mut sqlx::postgres::PgCopyIn<&mut PgConnection>,
     ids: &IdBlock,
     follows: &[ImportedFollow],
+    counts: &mut Counts,
 ) -> Result<(), GraphError> {
     if follows.is_empty() {
         return Ok(());
@@ -264,55 +337,127 @@ async fn follows_chunk(
             ids.id(follow.follower)?,
             ids.id(follow.followee)?
         );
+        // In range: `ids.id` checked both numbers against the block, and
+        // every user of the block was streamed before any follow.
+        counts.followers[follow.followee as usize] += 1;
+        counts.following[follow.follower as usize] += 1;
     }
     copy.send(rows.as_bytes()).await?;
     Ok(())
 }
 
-/// Moves the staged edges into `follows`, each once; returns how many.
+/// Inserts the staged users into `users` with the counters of `counts`. The
+/// ids are the block reserved above, hence `OVERRIDING SYSTEM VALUE`; a
+/// handle already taken fails here, naming it.
+async fn insert_users(
+    tx: &mut PgConnection,
+    ids: &IdBlock,
+    counts: &Counts,
+) -> Result<(), GraphError> {
+    sqlx::query(
+        "INSERT INTO users (user_id, handle, display_name, follower_count, following_count) \
+         OVERRIDING SYSTEM VALUE \
+         SELECT u.user_id, u.handle, u.display_name, c.followers, c.following \
+         FROM imported_users AS u \
+         JOIN unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS c (followers, following, n) \
+           ON u.user_id = $1 + c.n - 1 \
+         ORDER BY u.user_id",
+    )
+    .bind(ids.first)
+    .bind(&counts.followers)
+    .bind(&counts.following)
+    .execute(&mut *tx)
+    .await
+    .map_err(taken_handle)?;
+    Ok(())
+}
+
+/// Moves the staged edges into a `follows` that has its keys, each once;
+/// returns how many.
 async fn move_follows(tx: &mut PgConnection) -> Result<u64, GraphError> {
-    sqlx::query("LOCK TABLE follows IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
-    let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM follows)")
-        .fetch_one(&mut *tx)
-        .await?;
-    for setting in SORT_MEMORY {
-        sqlx::query(setting).execute(&mut *tx).await?;
-    }
-    let rebuild = if empty {
-        Some(drop_keys_and_indexes(&mut *tx).await?)
-    } else {
-        None
-    };
-    // Sorted by the primary key: the rows land in its order, which also makes
-    // its rebuild (or the inserts into it) sequential.
-    let moved = sqlx::query(
+    Ok(sqlx::query(
         "INSERT INTO follows (follower_id, followee_id) \
          SELECT DISTINCT follower_id, followee_id FROM imported_follows \
          ORDER BY follower_id, followee_id",
     )
     .execute(&mut *tx)
     .await?
-    .rows_affected();
-    if let Some(statements) = rebuild {
-        for statement in statements {
-            sqlx::query(AssertSqlSafe(statement))
-                .execute(&mut *tx)
-                .await?;
-        }
+    .rows_affected())
+}
+
+/// Recreates the keys, indexes and foreign keys of `follows` (`statements`,
+/// in order) over the `streamed` edges copied in; returns how many edges it
+/// keeps. The primary key is what finds an edge streamed twice: its build
+/// fails, and only then are the repeats deleted (one sort of the whole
+/// table, the price of a stream that repeats itself) and the keys built
+/// again.
+async fn restore_keys(
+    tx: &mut PgConnection,
+    statements: &[String],
+    streamed: u64,
+) -> Result<u64, GraphError> {
+    sqlx::query("SAVEPOINT restore_keys")
+        .execute(&mut *tx)
+        .await?;
+    match run_all(&mut *tx, statements).await {
+        Ok(()) => return Ok(streamed),
+        Err(GraphError::Database(sqlx::Error::Database(db)))
+            if db.code().as_deref() == Some("23505") => {}
+        Err(error) => return Err(error),
     }
-    Ok(moved)
+    sqlx::query("ROLLBACK TO SAVEPOINT restore_keys")
+        .execute(&mut *tx)
+        .await?;
+    let repeats = sqlx::query(
+        "DELETE FROM follows AS f USING ( \
+             SELECT ctid, row_number() OVER (PARTITION BY follower_id, followee_id) AS n \
+             FROM follows \
+         ) AS d WHERE f.ctid = d.ctid AND d.n > 1",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    run_all(&mut *tx, statements).await?;
+    Ok(streamed - repeats)
+}
+
+async fn run_all(tx: &mut PgConnection, statements: &[String]) -> Result<(), GraphError> {
+    for statement in statements {
+        sqlx::query(AssertSqlSafe(statement.clone()))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// How to put back what [`drop_keys_and_indexes`] dropped.
+struct Keys {
+    /// In order: the primary key, the indexes, then the foreign keys added
+    /// `NOT VALID`.
+    build: Vec<String>,
+    /// `VALIDATE CONSTRAINT` of each foreign key, for after the commit.
+    validate: Vec<String>,
 }
 
 /// Drops the indexes and key constraints of `follows` and returns the
-/// statements that recreate them, primary key first, foreign keys last. Both
-/// lists are written by Postgres from its catalog, not by this code.
-async fn drop_keys_and_indexes(tx: &mut PgConnection) -> Result<Vec<String>, GraphError> {
-    let constraints: Vec<(String, String)> = sqlx::query_as(
+/// statements that recreate them. Both lists are written by Postgres from
+/// its catalog, not by this code.
+///
+/// The foreign keys come back `NOT VALID`: enforced for every row written
+/// from then on, but not checked against the rows already there, which are
+/// this import's alone (the table was empty) and valid by construction,
+/// every follower and followee mapped into the id block whose users the same
+/// transaction inserts. Checking them anyway is a join of every edge with
+/// `users` (about a minute at twenty million edges here) that would hold the
+/// table lock; [`validate_later`] runs it after the commit instead, when it
+/// blocks no one.
+async fn drop_keys_and_indexes(tx: &mut PgConnection) -> Result<Keys, GraphError> {
+    let constraints: Vec<(String, String, bool, String)> = sqlx::query_as(
         "SELECT format('ALTER TABLE follows DROP CONSTRAINT %I', conname), \
                 format('ALTER TABLE follows ADD CONSTRAINT %I %s', conname, \
-                       pg_get_constraintdef(oid)) \
+                       regexp_replace(pg_get_constraintdef(oid), ' NOT VALID$', '')), \
+                contype = 'f', \
+                format('ALTER TABLE follows VALIDATE CONSTRAINT %I', conname) \
          FROM pg_constraint WHERE conrelid = 'follows'::regclass AND contype IN ('p', 'u', 'f') \
          ORDER BY contype = 'f', conname",
     )
@@ -329,24 +474,53 @@ async fn drop_keys_and_indexes(tx: &mut PgConnection) -> Result<Vec<String>, Gra
     .fetch_all(&mut *tx)
     .await?;
     // Foreign keys go first (they depend on nothing here), then the keys.
-    for (drop, _) in constraints.iter().rev().chain(&indexes) {
+    let drops = constraints.iter().rev().map(|(drop, ..)| drop);
+    for drop in drops.chain(indexes.iter().map(|(drop, _)| drop)) {
         sqlx::query(AssertSqlSafe(drop.clone()))
             .execute(&mut *tx)
             .await?;
     }
     let (foreign, keys): (Vec<_>, Vec<_>) = constraints
         .into_iter()
-        .map(|(_, add)| add)
-        .partition(|add| add.contains("FOREIGN KEY"));
-    Ok(keys
+        .partition(|(_, _, foreign, _)| *foreign);
+    let validate = foreign
+        .iter()
+        .map(|(.., validate)| validate.clone())
+        .collect();
+    let build = keys
         .into_iter()
+        .map(|(_, add, ..)| add)
         .chain(indexes.into_iter().map(|(_, create)| create))
-        .chain(foreign)
-        .collect())
+        .chain(foreign.into_iter().map(|(_, add, ..)| add + " NOT VALID"))
+        .collect();
+    Ok(Keys { build, validate })
 }
 
-/// Sets both counters of every user of the import from its edges: all of
-/// them are between the import's own users, so nothing else counts.
+/// Validates the foreign keys a first load added `NOT VALID`, in the
+/// background: `VALIDATE CONSTRAINT` takes a lock that lets reads and writes
+/// of `follows` go on. Should it not finish (the service stopping), the keys
+/// stay enforced for new rows and merely unmarked; the next first load, or
+/// an operator, validates them.
+fn validate_later(pool: &PgPool, statements: Vec<String>) {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        for statement in statements {
+            match sqlx::query(AssertSqlSafe(statement.clone()))
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => tracing::info!(%statement, "imported follows validated"),
+                Err(error) => {
+                    tracing::error!(%error, %statement, "validating the imported follows failed");
+                }
+            }
+        }
+    });
+}
+
+/// Sets both counters of every user of the import from its stored edges
+/// (all of them are between the import's own users, so nothing else
+/// counts): the slow way, for a stream that repeated edges.
 async fn set_counts(tx: &mut PgConnection, ids: &IdBlock) -> Result<(), GraphError> {
     sqlx::query(
         "UPDATE users SET follower_count = d.followers, following_count = d.following \
@@ -395,7 +569,7 @@ fn copy_text(value: &str) -> String {
 }
 
 /// A handle already taken (by an existing user, or twice in the import)
-/// fails the COPY with a unique violation that names it.
+/// fails the insert with a unique violation that names it.
 fn taken_handle(error: sqlx::Error) -> GraphError {
     match &error {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {

@@ -25,6 +25,8 @@ use tonic::Code;
 struct TestApp {
     graph: GraphServiceClient<Channel>,
     timelines: HomeTimelines,
+    /// For what only the catalog shows (a constraint's state).
+    database_url: String,
 }
 
 /// A graph service on a fresh database and Redis key prefix.
@@ -59,6 +61,7 @@ async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
     TestApp {
         graph: GraphServiceClient::new(channel),
         timelines: HomeTimelines::connect(&store).await.unwrap(),
+        database_url,
     }
 }
 
@@ -587,4 +590,40 @@ async fn followed_celebrities_are_paged_by_user_id() {
     assert_eq!(page(Some(b), 2).await, (vec![c], None));
     assert_eq!(page(None, 0).await, (vec![a, b, c], None));
     assert!(!page(None, 0).await.0.contains(&nobody));
+/// A first load adds the follows' foreign keys back `NOT VALID` and
+/// validates them after its commit: they end up validated, and enforced.
+#[tokio::test]
+async fn a_first_graph_import_ends_with_its_foreign_keys_validated_and_enforced() {
+    let app = spawn_app().await;
+    let chunks = vec![ImportGraphChunk {
+        user_count: 3,
+        users: vec![new_user("fk0"), new_user("fk1"), new_user("fk2")],
+        follows: vec![numbered(0, 1), numbered(2, 1)],
+    }];
+    let summary = app.import_graph(chunks).await.unwrap();
+    assert_eq!(summary.follows, 2);
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let state = || async {
+        sqlx::query_as::<_, (i64, bool)>(
+            "SELECT count(*), coalesce(bool_and(convalidated), false) FROM pg_constraint \
+             WHERE conrelid = 'follows'::regclass AND contype = 'f'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    eventually(
+        Duration::from_secs(60),
+        "validated foreign keys",
+        || async { (state().await == (2, true)).then_some(()) },
+    )
+    .await;
+    let unknown = summary.first_user_id + 1_000;
+    let error = app
+        .graph
+        .clone()
+        .follow(edge(summary.first_user_id, unknown))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::NotFound, "{error:?}");
 }

@@ -657,3 +657,42 @@ async fn imported_history_is_read_back_without_an_event_and_a_bad_batch_writes_n
 
     app.teardown().await;
 }
+
+/// One author's long history is more than Cassandra takes in one batch (it
+/// refuses batches over 50 KiB by default): the import cuts it, and packs
+/// many small partitions together, and every row is written all the same.
+#[tokio::test]
+async fn a_history_larger_than_one_batch_is_written_whole() {
+    let app = spawn_app().await;
+    let (author, others) = (7_101, 7_200..7_260);
+    let hour_ago = now_ms() - 3_600_000;
+    let id = |n: i64| id_at(hour_ago + n, 1_023, 0);
+    let long = "x".repeat(250);
+    // 400 tweets of 250 bytes by one author: about 100 KB in one partition.
+    let mut history: Vec<ImportedTweet> = (0..400)
+        .map(|n| imported(id(n), author, &format!("{n} {long}")))
+        .collect();
+    // And 60 authors of one tweet each: more partitions than one batch holds.
+    history.extend(
+        others
+            .clone()
+            .map(|other| imported(id(other), other, "one of many")),
+    );
+    let written = app
+        .client
+        .clone()
+        .import_tweets(ImportTweetsRequest { tweets: history })
+        .await
+        .expect("the import")
+        .into_inner()
+        .written;
+    assert_eq!(written, 460);
+    let listed = app.list_all(author, 100).await;
+    assert_eq!(listed.len(), 400);
+    assert_eq!(ids(&listed), (0..400).rev().map(id).collect::<Vec<_>>());
+    for other in others {
+        assert_eq!(app.get(id(other)).await.unwrap().content, "one of many");
+        assert_eq!(ids(&app.list_all(other, 10).await), vec![id(other)]);
+    }
+    app.teardown().await;
+}
