@@ -70,7 +70,11 @@ gateway_port() {
   if ((REPLICAS == 1)); then echo "$EDGE_PORT"; else echo $((EDGE_PORT + 1 + 10 * $1)); fi
 }
 
-running() { [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+# A killed instance stays a zombie until its parent (init, here) reaps it: that is not running.
+running() {
+  [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null \
+    && [[ $(ps -o stat= -p "$(cat "$RUN_DIR/$1.pid")") != Z* ]]
+}
 
 # The gateway signs tokens with this. Generated once per machine, never committed; every
 # gateway instance must share it.

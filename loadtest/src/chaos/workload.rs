@@ -335,21 +335,24 @@ pub async fn run(caller: Caller, cast: Cast, size: Size, stop: Arc<AtomicBool>) 
 }
 
 /// Newcomers sign up and follow an author, one every 2 s; after the first,
-/// the first reader unfollows the last author.
+/// the first reader unfollows the last author. Only the cast's own authors
+/// are followed and unfollowed (not one a fault added, whose follower count
+/// the fault depends on).
 async fn churn(caller: Caller, cast: Cast, size: Size, stop: Arc<AtomicBool>) {
+    let authors = &cast.authors[..size.authors];
     for i in 0..size.newcomers {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let author = &cast.authors[i % cast.authors.len()];
+        let author = &authors[i % authors.len()];
         let Ok(newcomer) = caller.sign_up(&format!("{}n{i}", cast.prefix)).await else {
             continue;
         };
         caller.ledger.lock().await.readers.push(newcomer.clone());
         let _ = caller.follow(&newcomer, author.id).await;
         if i == 0
-            && let (Some(reader), Some(last)) = (cast.readers.first(), cast.authors.last())
+            && let (Some(reader), Some(last)) = (cast.readers.first(), authors.last())
         {
             let _ = caller.unfollow(reader, last.id).await;
         }
