@@ -66,13 +66,27 @@ async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
     let table = loadtest::chaos::report::table(&rows);
     for row in &rows {
         let f = &row.findings;
-        assert!(row.posts_accepted > 0, "{}: nothing was posted\n{table}", row.fault);
+        assert!(
+            row.posts_accepted > 0,
+            "{}: nothing was posted\n{table}",
+            row.fault
+        );
         assert_eq!(
-            (f.lost, f.phantom, f.duplicates, f.paging_gaps, row.unanswered),
+            (
+                f.lost,
+                f.phantom,
+                f.duplicates,
+                f.paging_gaps,
+                row.unanswered
+            ),
             (0, 0, 0, 0, 0),
             "{}: lost, phantom, duplicates, paging gaps, unanswered\n{table}",
             row.fault
         );
-        assert!(row.recovered_after.is_some(), "{}: never recovered\n{table}", row.fault);
+        assert!(
+            row.recovered_after.is_some(),
+            "{}: never recovered\n{table}",
+            row.fault
+        );
     }
 }

@@ -29,7 +29,10 @@ mod tests {
         let set = token(Some(&"k".repeat(ServiceToken::MIN_LEN))).unwrap();
         assert_eq!(format!("{set:?}"), "ServiceToken(***)");
         assert_eq!(format!("{:?}", token(None).unwrap()), "ServiceToken(none)");
-        assert_eq!(format!("{:?}", token(Some("")).unwrap()), "ServiceToken(none)");
+        assert_eq!(
+            format!("{:?}", token(Some("")).unwrap()),
+            "ServiceToken(none)"
+        );
         assert!(token(Some("short")).is_err());
     }
 }

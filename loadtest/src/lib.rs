@@ -92,7 +92,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Chaos(args) => {
             let rows = chaos::chaos(&args).await?;
             let failed: Vec<_> = rows.iter().filter(|row| !row.passed()).collect();
-            anyhow::ensure!(failed.is_empty(), "{} of {} faults broke a promise", failed.len(), rows.len());
+            anyhow::ensure!(
+                failed.is_empty(),
+                "{} of {} faults broke a promise",
+                failed.len(),
+                rows.len()
+            );
         }
     }
     Ok(())

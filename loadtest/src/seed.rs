@@ -184,7 +184,8 @@ pub async fn seed(args: &SeedArgs) -> anyhow::Result<Manifest> {
         Some(path) => Manifest::read(path)?,
         None => seed_graph(args).await?,
     };
-    let tweet_service = TweetServiceClient::new(crate::grpc::connect(&args.tweet_addr, TWEET_DEADLINE)?);
+    let tweet_service =
+        TweetServiceClient::new(crate::grpc::connect(&args.tweet_addr, TWEET_DEADLINE)?);
     let started = Instant::now();
     let tweets = import_tweets(tweet_service, &manifest, args.quiet)
         .await
@@ -224,7 +225,8 @@ async fn seed_graph(args: &SeedArgs) -> anyhow::Result<Manifest> {
             MAX_HANDLE - digits
         );
     }
-    let graph_service = GraphServiceClient::new(crate::grpc::connect(&args.graph_addr, GRAPH_DEADLINE)?);
+    let graph_service =
+        GraphServiceClient::new(crate::grpc::connect(&args.graph_addr, GRAPH_DEADLINE)?);
     let history_end_ms = now_ms();
     let imported = import_graph(
         graph_service,

@@ -169,7 +169,8 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
 
 /// Makes every one of `followers` follow `author`.
 async fn follow(graph_addr: &str, author: i64, followers: &[i64]) -> anyhow::Result<()> {
-    let mut graph = GraphServiceClient::new(crate::grpc::connect(graph_addr, DEFAULT_DEADLINE * 10)?);
+    let mut graph =
+        GraphServiceClient::new(crate::grpc::connect(graph_addr, DEFAULT_DEADLINE * 10)?);
     for batch in followers.chunks(IMPORT_BATCH) {
         let follows = batch
             .iter()

@@ -221,10 +221,23 @@ mod tests {
         let later = |ms| t0 + Duration::from_millis(ms);
         let mut ledger = Ledger::default();
         // Reader 10 follows author 1 at t0; reader 11 only after post 101.
-        ledger.follows.push(Edge { follower: 10, followee: 1, at: t0 });
-        ledger.follows.push(Edge { follower: 11, followee: 1, at: later(150) });
+        ledger.follows.push(Edge {
+            follower: 10,
+            followee: 1,
+            at: t0,
+        });
+        ledger.follows.push(Edge {
+            follower: 11,
+            followee: 1,
+            at: later(150),
+        });
         for (id, at) in [(100, 10), (101, 100), (102, 200)] {
-            ledger.posts.push(Post { author: 1, id, sent: later(at), accepted: later(at + 5) });
+            ledger.posts.push(Post {
+                author: 1,
+                id,
+                sent: later(at),
+                accepted: later(at + 5),
+            });
         }
         ledger.deletes.push((102, later(300)));
         (ledger, t0)
@@ -247,7 +260,11 @@ mod tests {
     #[test]
     fn after_an_unfollow_nothing_is_owed() {
         let (mut ledger, t0) = ledger();
-        ledger.unfollows.push(Edge { follower: 10, followee: 1, at: t0 + Duration::from_millis(50) });
+        ledger.unfollows.push(Edge {
+            follower: 10,
+            followee: 1,
+            at: t0 + Duration::from_millis(50),
+        });
         let timelines = HashMap::from([(10, HashSet::new())]);
         assert_eq!(judge(&ledger, &timelines, &HashMap::new()).lost, 0);
     }

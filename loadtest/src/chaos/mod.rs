@@ -91,7 +91,10 @@ impl ChaosArgs {
 /// the stack; the rows.
 pub async fn chaos(args: &ChaosArgs) -> anyhow::Result<Vec<Row>> {
     let stack = Stack::new(&args.stack)?;
-    println!("starting the isolated stack (deploy/run-local.sh up) on {}", stack.gateway_url);
+    println!(
+        "starting the isolated stack (deploy/run-local.sh up) on {}",
+        stack.gateway_url
+    );
     stack.up().await.context("starting the isolated stack")?;
     let result = scenarios(args, &stack).await;
     if !args.keep_running {
@@ -113,9 +116,15 @@ async fn scenarios(args: &ChaosArgs, stack: &Stack) -> anyhow::Result<Vec<Row>> 
     let mut rows = Vec::new();
     for fault in faults {
         println!("scenario: {}", fault.name());
-        let row = scenario(args, stack, &gateway, &format!("{run}{}", fault.tag()), fault)
-            .await
-            .with_context(|| format!("scenario {}", fault.name()))?;
+        let row = scenario(
+            args,
+            stack,
+            &gateway,
+            &format!("{run}{}", fault.tag()),
+            fault,
+        )
+        .await
+        .with_context(|| format!("scenario {}", fault.name()))?;
         println!("{}", report::table(std::slice::from_ref(&row)));
         rows.push(row);
     }
@@ -142,12 +151,7 @@ async fn scenario(
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let running = tokio::spawn(workload::run(
-        caller.clone(),
-        cast,
-        size,
-        stop.clone(),
-    ));
+    let running = tokio::spawn(workload::run(caller.clone(), cast, size, stop.clone()));
     tokio::time::sleep(before).await;
     let injected = Instant::now();
     fault.inject(stack, &caller, unfollow.as_ref()).await?;
@@ -168,8 +172,7 @@ async fn scenario(
     stop.store(true, Ordering::Relaxed);
     running.await?;
 
-    let (findings, converged) =
-        checks::verify(&caller, Duration::from_secs(args.bound_secs)).await;
+    let (findings, converged) = checks::verify(&caller, Duration::from_secs(args.bound_secs)).await;
     let ledger = caller.ledger.lock().await;
     Ok(Row::new(
         fault.name(),
@@ -214,7 +217,9 @@ impl Probe {
         while Instant::now() < give_up {
             let n = self.sent.fetch_add(1, Ordering::Relaxed);
             let key = format!("{}-probe-{n}", self.prefix);
-            let id = caller.post(&self.author, &format!("probe {key}"), &key).await?;
+            let id = caller
+                .post(&self.author, &format!("probe {key}"), &key)
+                .await?;
             let patience = Instant::now() + PROBE_PATIENCE;
             while Instant::now() < patience {
                 let page = caller

@@ -119,9 +119,22 @@ mod tests {
                 server_error: true,
             });
         }
-        ledger.attempts.push(Attempt { started: at(0), finished: at(1), server_error: false });
-        let row = Row::new("x", &ledger, Findings::default(), (at(100), Some(at(200))), None);
-        assert_eq!((row.server_errors_in_window, row.server_errors_outside), (2, 2));
+        ledger.attempts.push(Attempt {
+            started: at(0),
+            finished: at(1),
+            server_error: false,
+        });
+        let row = Row::new(
+            "x",
+            &ledger,
+            Findings::default(),
+            (at(100), Some(at(200))),
+            None,
+        );
+        assert_eq!(
+            (row.server_errors_in_window, row.server_errors_outside),
+            (2, 2)
+        );
         assert_eq!(row.recovered_after, Some(Duration::from_millis(100)));
         assert!(!row.passed());
     }

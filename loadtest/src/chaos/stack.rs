@@ -111,7 +111,10 @@ impl Stack {
                 "port {port} is a standard backend port: the faults would hit the shared backends"
             );
         }
-        ensure!(args.port_offset > 0, "--port-offset 0 would take the standard service ports");
+        ensure!(
+            args.port_offset > 0,
+            "--port-offset 0 would take the standard service ports"
+        );
         ensure!(
             args.profile == "release" || args.profile == "debug",
             "--profile is release or debug"
@@ -129,9 +132,15 @@ impl Stack {
             ("CHIRP_PG_PORT", args.pg_port.to_string()),
             ("CHIRP_REDIS_PORT", args.redis_port.to_string()),
             ("CHIRP_KAFKA_PORT", args.kafka_port.to_string()),
-            ("CHIRP_KAFKA_CONTROLLER_PORT", args.kafka_controller_port.to_string()),
+            (
+                "CHIRP_KAFKA_CONTROLLER_PORT",
+                args.kafka_controller_port.to_string(),
+            ),
             ("CHIRP_CQL_PORT", args.cql_port.to_string()),
-            ("CHIRP_CASSANDRA_STORAGE_PORT", args.cassandra_storage_port.to_string()),
+            (
+                "CHIRP_CASSANDRA_STORAGE_PORT",
+                args.cassandra_storage_port.to_string(),
+            ),
             ("PORT_OFFSET", args.port_offset.to_string()),
             ("PROFILE", args.profile.clone()),
             ("CELEBRITY_THRESHOLD", args.celebrity_threshold.to_string()),
@@ -184,7 +193,10 @@ impl Stack {
         let status = Command::new("kill")
             .args(["-s", signal, &pid.to_string()])
             .status()?;
-        ensure!(status.success(), "kill -s {signal} {pid} ({process:?}) failed");
+        ensure!(
+            status.success(),
+            "kill -s {signal} {pid} ({process:?}) failed"
+        );
         Ok(pid)
     }
 
@@ -205,9 +217,10 @@ impl Stack {
             .with_context(|| format!("{process:?} (pid {pid}) is not running"))?;
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let ours = match process {
-            Process::Service(name) => cmdline.split(' ').next().is_some_and(|program| {
-                program.ends_with(&format!("/{name}"))
-            }),
+            Process::Service(name) => cmdline
+                .split(' ')
+                .next()
+                .is_some_and(|program| program.ends_with(&format!("/{name}"))),
             _ => self.marks.iter().any(|mark| cmdline.contains(mark)),
         };
         if !ours {

@@ -237,7 +237,10 @@ impl Caller {
     /// Reads a home timeline's first two pages, as an app scrolling does.
     pub async fn scroll(&self, reader: &User) {
         let first = self
-            .attempt(self.gateway.home_timeline(reader.id, &reader.token, None, Some(READ_PAGE)))
+            .attempt(
+                self.gateway
+                    .home_timeline(reader.id, &reader.token, None, Some(READ_PAGE)),
+            )
             .await;
         if let Ok(Page {
             next_cursor: Some(cursor),
