@@ -71,7 +71,7 @@ impl ChaosArgs {
             Size {
                 authors: 4,
                 readers: 6,
-                post_every: Duration::from_millis(600),
+                post_every: Duration::from_millis(1500),
                 newcomers: 3,
             }
         }
