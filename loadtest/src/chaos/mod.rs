@@ -35,8 +35,9 @@ use workload::{Caller, Size, User};
 /// How long after a fault the probe keeps trying before the row says
 /// "never".
 const RECOVERY_LIMIT: Duration = Duration::from_secs(180);
-/// How long one probe post may take to show up before the next is sent.
-const PROBE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long one probe post may take to show up before the next is sent
+/// (a busy machine's reads alone can take seconds).
+const PROBE_PATIENCE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChaosArgs {
@@ -141,6 +142,10 @@ async fn scenario(
     let caller = Caller::new(gateway.clone());
     let size = args.size();
     let (before, after) = args.phases();
+    // Whatever an earlier scenario left down comes back first, as a
+    // supervisor would bring it: each scenario starts from a whole stack.
+    stack.up().await?;
+    let started = Instant::now();
     let mut cast = workload::cast(&caller, prefix, size).await?;
     let threshold = args.stack.celebrity_threshold as usize;
     let unfollow = fault.prepare(&caller, &mut cast, threshold).await?;
@@ -149,13 +154,26 @@ async fn scenario(
         probe.until_delivered(&caller).await.is_some(),
         "the stack does not deliver a post even before the fault"
     );
+    println!(
+        "  users signed up and delivering after {:.1} s; workload running",
+        started.elapsed().as_secs_f64()
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let running = tokio::spawn(workload::run(caller.clone(), cast, size, stop.clone()));
     tokio::time::sleep(before).await;
     let injected = Instant::now();
+    println!("  injecting the fault");
     fault.inject(stack, &caller, unfollow.as_ref()).await?;
+    println!(
+        "  processes back after {:.1} s; probing",
+        injected.elapsed().as_secs_f64()
+    );
     let recovered = probe.until_delivered(&caller).await;
+    println!(
+        "  delivering again: {:?} after the injection",
+        recovered.map(|at| at - injected)
+    );
     if let Some(unfollow) = &unfollow {
         let followers = caller
             .retry(|| gateway.user(unfollow.celebrity))
@@ -171,6 +189,7 @@ async fn scenario(
     tokio::time::sleep(after).await;
     stop.store(true, Ordering::Relaxed);
     running.await?;
+    println!("  workload stopped; checking");
 
     let (findings, converged) = checks::verify(&caller, Duration::from_secs(args.bound_secs)).await;
     let ledger = caller.ledger.lock().await;
