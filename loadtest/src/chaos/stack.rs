@@ -176,8 +176,16 @@ impl Stack {
 
     /// Starts whatever is not running (backends, then services) and waits
     /// for the gateway: the first start, and the way back after a fault.
+    /// Once more if the first attempt fails: a readiness check can time out
+    /// on a loaded machine while the process it waits for is still coming
+    /// up (seen with Kafka's 120 s budget at a load of 25 on 2 cores), and
+    /// the next `up` waits for it again rather than starting another.
     pub async fn up(&self) -> anyhow::Result<()> {
-        self.script("run-local.sh", &["up"]).await
+        if let Err(first) = self.script("run-local.sh", &["up"]).await {
+            println!("  run-local.sh up failed, trying once more: {first:#}");
+            return self.script("run-local.sh", &["up"]).await;
+        }
+        Ok(())
     }
 
     /// Stops the services, then the backends of this set (never others).
