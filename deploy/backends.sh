@@ -15,6 +15,12 @@
 #   Kafka 4 KRaft  127.0.0.1:9092  (controller 9093), 6 partitions/topic    jars from Maven Central
 #   Cassandra 5.0  127.0.0.1:9042  CQL, single node, LWT work               jars from Maven Central
 #
+# A second, isolated set beside those (for fault tests: `loadtest chaos`): its own folder and
+# other ports, e.g. CHIRP_BACKENDS_DIR=/tmp/chaos CHIRP_PG_PORT=25432 CHIRP_REDIS_PORT=26379
+# CHIRP_KAFKA_PORT=29092 CHIRP_KAFKA_CONTROLLER_PORT=29093 CHIRP_CQL_PORT=29042
+# CHIRP_CASSANDRA_STORAGE_PORT=27000 (and 27001 for its TLS port) deploy/backends.sh up|down.
+# Unset, each keeps the standard port above.
+#
 # Why not Docker/systemd: neither exists on our dev/CI machines, and only package registries
 # are reachable, so Kafka and Cassandra come as plain jars from Maven Central (their poms are
 # in deploy/backends/) and run on the machine's JDK 17.
@@ -31,12 +37,16 @@ REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHIPPED=$REPO_DIR/deploy/backends            # config templates and poms, in git
 BACKENDS_DIR=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}
 
-# Standard ports on purpose: every tool and doc assumes them.
-PG_PORT=5432
-REDIS_PORT=6379
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093   # only the broker itself talks to it
-CQL_PORT=9042
+# Standard ports on purpose: every tool and doc assumes them. A second, isolated set (the one
+# `loadtest chaos` kills and pauses) moves every port with CHIRP_*_PORT and lives in its own
+# CHIRP_BACKENDS_DIR; Cassandra's inter-node port must move too (two nodes on one storage port
+# would be one cluster). Nothing listens on JMX's 7199: our jvm.options enable no JMX port.
+PG_PORT=${CHIRP_PG_PORT:-5432}
+REDIS_PORT=${CHIRP_REDIS_PORT:-6379}
+KAFKA_PORT=${CHIRP_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${CHIRP_KAFKA_CONTROLLER_PORT:-9093}   # only the broker itself talks to it
+CQL_PORT=${CHIRP_CQL_PORT:-9042}
+CASSANDRA_STORAGE_PORT=${CHIRP_CASSANDRA_STORAGE_PORT:-7000}   # inter-node; 7001 above it for TLS
 
 PG_BIN=/usr/lib/postgresql/15/bin   # Debian bookworm's `postgresql` is version 15
 PG_DB=chirp
@@ -412,7 +422,8 @@ start_kafka() {
   # Render the shipped config (only the data path is filled in), every time, so edits to
   # deploy/backends/kafka/ take effect on the next start.
   mkdir -p "$KAFKA_HOME/config" "$KAFKA_HOME/data"
-  sed "s|@KAFKA_DATA_DIR@|$KAFKA_HOME/data|g" "$SHIPPED/kafka/server.properties" \
+  sed -e "s|@KAFKA_DATA_DIR@|$KAFKA_HOME/data|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" "$SHIPPED/kafka/server.properties" \
     >"$KAFKA_HOME/config/server.properties"
   cp "$SHIPPED/kafka/log4j2.yaml" "$KAFKA_HOME/config/log4j2.yaml"
 
@@ -479,8 +490,9 @@ start_cassandra() {
   fetch_jars cassandra "$SHIPPED/cassandra/pom.xml" "$CASSANDRA_HOME/lib"
 
   mkdir -p "$CASSANDRA_HOME/conf" "$CASSANDRA_HOME/data" "$CASSANDRA_HOME/triggers"
-  sed "s|@CASSANDRA_DATA_DIR@|$CASSANDRA_HOME/data|g" "$SHIPPED/cassandra/cassandra.yaml" \
-    >"$CASSANDRA_HOME/conf/cassandra.yaml"
+  sed -e "s|@CASSANDRA_DATA_DIR@|$CASSANDRA_HOME/data|g" -e "s|@CQL_PORT@|$CQL_PORT|g" \
+    -e "s|@STORAGE_PORT@|$CASSANDRA_STORAGE_PORT|g" -e "s|@SSL_STORAGE_PORT@|$((CASSANDRA_STORAGE_PORT + 1))|g" \
+    "$SHIPPED/cassandra/cassandra.yaml" >"$CASSANDRA_HOME/conf/cassandra.yaml"
   cp "$SHIPPED/cassandra/logback.xml" "$CASSANDRA_HOME/conf/logback.xml"
 
   # JVM flags: every line of the shipped jvm.options that starts with "-".

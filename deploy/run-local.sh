@@ -27,11 +27,17 @@
 # Other settings: PORT_OFFSET moves every port (e.g. 2000: the gateway on 10080), BIN_DIR runs
 # binaries from elsewhere (default: the release build), SKIP_BUILD=1 does not build them, and
 # the services read the rest of their settings from the environment (.env.example).
+# PROFILE=debug builds and runs the debug binaries instead of the release ones (faster to build,
+# slower to run). With deploy/backends.sh's CHIRP_PG_PORT, CHIRP_REDIS_PORT, CHIRP_KAFKA_PORT
+# and CHIRP_CQL_PORT set (an isolated set of backends, e.g. the one `loadtest chaos` runs), the
+# services are pointed at those ports (DATABASE_URL, REDIS_URL, KAFKA_BROKERS, CQL_NODES, unless
+# given outright), and the run folder follows CHIRP_BACKENDS_DIR: two stacks side by side.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN_DIR=${CHIRP_RUN_DIR:-${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}/services}
-BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}
+PROFILE=${PROFILE:-release}
+BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/$PROFILE}
 REPLICAS=${REPLICAS:-1}
 PORT_OFFSET=${PORT_OFFSET:-0}
 SERVICES=(graph tweet timeline fanout gateway)   # start order: dependencies first
@@ -43,6 +49,13 @@ log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
 die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
 
 [[ $REPLICAS =~ ^[1-9][0-9]*$ ]] || die "REPLICAS must be a positive number, not '$REPLICAS'"
+[[ $PROFILE == release || $PROFILE == debug ]] || die "PROFILE must be release or debug, not '$PROFILE'"
+
+# Backends moved to other ports (deploy/backends.sh's CHIRP_*_PORT): every service goes there.
+[[ -z ${CHIRP_PG_PORT:-} ]] || export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:$CHIRP_PG_PORT/chirp}
+[[ -z ${CHIRP_REDIS_PORT:-} ]] || export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:$CHIRP_REDIS_PORT}
+[[ -z ${CHIRP_KAFKA_PORT:-} ]] || export KAFKA_BROKERS=${KAFKA_BROKERS:-127.0.0.1:$CHIRP_KAFKA_PORT}
+[[ -z ${CHIRP_CQL_PORT:-} ]] || export CQL_NODES=${CQL_NODES:-127.0.0.1:$CHIRP_CQL_PORT}
 
 # An instance's name: `timeline` for the first (as before scaling out), `timeline-2` next.
 instance() { if (($2 == 0)); then echo "$1"; else echo "$1-$(($2 + 1))"; fi; }
@@ -57,7 +70,11 @@ gateway_port() {
   if ((REPLICAS == 1)); then echo "$EDGE_PORT"; else echo $((EDGE_PORT + 1 + 10 * $1)); fi
 }
 
-running() { [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+# A killed instance stays a zombie until its parent (init, here) reaps it: that is not running.
+running() {
+  [[ -f $RUN_DIR/$1.pid ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null \
+    && [[ $(ps -o stat= -p "$(cat "$RUN_DIR/$1.pid")") != Z* ]]
+}
 
 # The gateway signs tokens with this. Generated once per machine, never committed; every
 # gateway instance must share it.
@@ -175,8 +192,10 @@ up() {
   mkdir -p "$RUN_DIR"
   bash "$REPO_DIR/deploy/backends.sh" up
   if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building the services (cargo build --release)"
-    (cd "$REPO_DIR" && cargo build --release --locked --bin graph --bin tweet --bin timeline --bin fanout --bin gateway)
+    log "building the services (cargo build, $PROFILE profile)"
+    local profile=()
+    [[ $PROFILE == debug ]] || profile=(--release)
+    (cd "$REPO_DIR" && cargo build "${profile[@]}" --locked --bin graph --bin tweet --bin timeline --bin fanout --bin gateway)
   fi
   local service i
   for service in "${SERVICES[@]}"; do

@@ -144,6 +144,49 @@ impl Gateway {
         Ok(posted.id)
     }
 
+    /// `GET /users/{id}/tweets` from `cursor`, `limit` at a time: how a
+    /// check walks an author's whole history.
+    pub async fn user_tweets_page(
+        &self,
+        user_id: i64,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, Failure> {
+        let request = self
+            .get(&format!("/users/{user_id}/tweets"))
+            .query(&[("cursor", cursor)])
+            .query(&[("limit", limit)]);
+        json_body(request).await
+    }
+
+    /// `DELETE /tweets/{id}`: one of the caller's tweets leaves every
+    /// timeline.
+    pub async fn delete_tweet(&self, token: &str, tweet_id: i64) -> Result<(), Failure> {
+        let request = self
+            .http
+            .delete(format!("{}/tweets/{tweet_id}", self.base_url))
+            .bearer_auth(token);
+        send(request).await.map(drop)
+    }
+
+    /// `POST /follow`: the caller follows `target` (also if already).
+    pub async fn follow(&self, token: &str, target: i64) -> Result<(), Failure> {
+        let body = json!({ "target_user_id": target.to_string() });
+        send(self.post("/follow").bearer_auth(token).json(&body))
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /follow/{id}`: the caller stops following `target` (also if
+    /// never did).
+    pub async fn unfollow(&self, token: &str, target: i64) -> Result<(), Failure> {
+        let request = self
+            .http
+            .delete(format!("{}/follow/{target}", self.base_url))
+            .bearer_auth(token);
+        send(request).await.map(drop)
+    }
+
     /// `GET /users/{id}`: a profile with its follower and following counts.
     pub async fn user(&self, user_id: i64) -> Result<Profile, Failure> {
         json_body(self.get(&format!("/users/{user_id}"))).await

@@ -12,6 +12,8 @@
 //!   HTTP API ([`client`]) on an open- or closed-loop schedule
 //!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
 //!   written up as JSON and HTML ([`report`]).
+//! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
+//!   mixed workload, and from the outside: nothing lost, phantom or doubled.
 //!
 //! Reading order for the measurement itself: [`schedule`] (why an open
 //! loop), [`recorder`], [`report`]. The scheduler is generic over any async
@@ -19,10 +21,12 @@
 //! way.
 
 pub mod bench;
+pub mod chaos;
 pub mod client;
 pub mod estimate;
 pub mod experiment;
 pub mod graph_model;
+pub mod grpc;
 pub mod keyspace;
 pub mod machine;
 pub mod manifest;
@@ -68,6 +72,10 @@ pub enum Command {
     Visible(visible::VisibleArgs),
     /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
     DropKeyspace(keyspace::DropKeyspaceArgs),
+    /// Kill, restart and pause services and backends of an isolated stack
+    /// under load; check nothing is lost, phantom or doubled:
+    /// docs/RELIABILITY.md.
+    Chaos(chaos::ChaosArgs),
 }
 
 /// Runs one subcommand.
@@ -88,6 +96,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             visible::visible(&args).await?;
         }
         Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
+        Command::Chaos(args) => {
+            let rows = chaos::chaos(&args).await?;
+            let failed: Vec<_> = rows.iter().filter(|row| !row.passed()).collect();
+            anyhow::ensure!(
+                failed.is_empty(),
+                "{} of {} faults broke a promise",
+                failed.len(),
+                rows.len()
+            );
+        }
     }
     Ok(())
 }

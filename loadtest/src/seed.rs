@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
-use chirp_common::grpc::{Channel, connect_lazy};
+use chirp_common::grpc::Channel;
 use chirp_common::ids::{id_at, now_ms};
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
 use chirp_common::proto::graph::{CreateUserRequest, ImportGraphChunk, ImportedFollow};
@@ -185,7 +185,8 @@ pub async fn seed(args: &SeedArgs) -> anyhow::Result<Manifest> {
         Some(path) => Manifest::read(path)?,
         None => seed_graph(args).await?,
     };
-    let tweet_service = TweetServiceClient::new(connect_lazy(&args.tweet_addr, TWEET_DEADLINE)?);
+    let tweet_service =
+        TweetServiceClient::new(crate::grpc::connect(&args.tweet_addr, TWEET_DEADLINE)?);
     let started = Instant::now();
     let tweets = import_tweets(tweet_service, &manifest, args.quiet)
         .await
@@ -225,7 +226,8 @@ async fn seed_graph(args: &SeedArgs) -> anyhow::Result<Manifest> {
             MAX_HANDLE - digits
         );
     }
-    let graph_service = GraphServiceClient::new(connect_lazy(&args.graph_addr, GRAPH_DEADLINE)?);
+    let graph_service =
+        GraphServiceClient::new(crate::grpc::connect(&args.graph_addr, GRAPH_DEADLINE)?);
     let history_end_ms = now_ms();
     let imported = import_graph(
         graph_service,

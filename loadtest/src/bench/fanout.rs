@@ -29,7 +29,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
-use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy};
+use chirp_common::grpc::DEFAULT_DEADLINE;
 use chirp_common::ids::{MAX_WORKER_ID, Snowflake};
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
@@ -169,7 +169,8 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
 
 /// Makes every one of `followers` follow `author`.
 pub(crate) async fn follow(graph_addr: &str, author: i64, followers: &[i64]) -> anyhow::Result<()> {
-    let mut graph = GraphServiceClient::new(connect_lazy(graph_addr, DEFAULT_DEADLINE * 10)?);
+    let mut graph =
+        GraphServiceClient::new(crate::grpc::connect(graph_addr, DEFAULT_DEADLINE * 10)?);
     for batch in followers.chunks(IMPORT_BATCH) {
         let follows = batch
             .iter()

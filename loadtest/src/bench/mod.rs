@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
-use chirp_common::grpc::connect_lazy;
 use chirp_common::kafka::KafkaArgs;
 use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
@@ -185,7 +184,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
     let redis_benchmark = redis_benchmark::run(&host, port, &key, want, args.connections)?;
 
     println!("stage 3/6: the timeline service over gRPC");
-    let channel = connect_lazy(&args.timeline_addr, args.timeout)?;
+    let channel = crate::grpc::connect(&args.timeline_addr, args.timeout)?;
     let grpc = TimelineGrpc {
         client: TimelineServiceClient::new(channel),
         readers: readers.clone(),

@@ -1,0 +1,283 @@
+//! The system under test: chirp's five services and four backends, each its
+//! own process on this machine, started by the project's own scripts
+//! (`deploy/run-local.sh`, which runs `deploy/backends.sh`) on ports and in a
+//! folder of their own.
+//!
+//! Why the scripts and not services in process: a fault must hit a real
+//! process (a SIGKILL loses whatever it held in memory, a SIGSTOP freezes
+//! every thread), and the way back must be the one an operator uses. Why an
+//! isolated set of backends: the faults kill and pause them, and the standard
+//! ones on 5432/6379/9092/9042 belong to everyone else on the machine. So
+//! [`Stack::new`] refuses a standard port, and [`Stack::signal`] checks that
+//! a pid still runs the program of *this* set before it sends anything.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+
+/// Where the isolated set runs, and how its services are built.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// The chirp checkout whose deploy/ scripts start the stack.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Folder of the isolated backends and services (data, logs, pid files).
+    #[arg(long, default_value = ".backends-chaos")]
+    pub backends_dir: PathBuf,
+    /// Build profile of the services: release or debug.
+    #[arg(long, default_value = "release")]
+    pub profile: String,
+    /// Run the service binaries in this folder instead of
+    /// `$CARGO_TARGET_DIR/<profile>`.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Do not build the services first (they must exist).
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Added to every service port (gateway 8080 + this).
+    #[arg(long, default_value_t = 3000)]
+    pub port_offset: u16,
+    #[arg(long, default_value_t = 25432)]
+    pub pg_port: u16,
+    #[arg(long, default_value_t = 26379)]
+    pub redis_port: u16,
+    #[arg(long, default_value_t = 29092)]
+    pub kafka_port: u16,
+    #[arg(long, default_value_t = 29093)]
+    pub kafka_controller_port: u16,
+    #[arg(long, default_value_t = 29042)]
+    pub cql_port: u16,
+    /// Cassandra's inter-node port (its TLS port is the next one).
+    #[arg(long, default_value_t = 27000)]
+    pub cassandra_storage_port: u16,
+    /// Authors with at least this many followers are celebrities; small, so
+    /// that an unfollow can take one below it.
+    #[arg(long, default_value_t = 10)]
+    pub celebrity_threshold: u32,
+}
+
+/// A process of the stack that a fault can hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Process {
+    Service(&'static str),
+    Postgres,
+    Redis,
+    Kafka,
+    Cassandra,
+}
+
+impl Process {
+    /// Its pid file, as the scripts write it.
+    fn pid_file(self, backends_dir: &Path) -> PathBuf {
+        match self {
+            Self::Service(name) => backends_dir.join("services").join(format!("{name}.pid")),
+            Self::Postgres => backends_dir.join("run/postgres.pid"),
+            Self::Redis => backends_dir.join("run/redis.pid"),
+            Self::Kafka => backends_dir.join("run/kafka.pid"),
+            Self::Cassandra => backends_dir.join("run/cassandra.pid"),
+        }
+    }
+}
+
+/// The running stack: how to reach it, hit it and bring it back.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    repo: PathBuf,
+    backends_dir: PathBuf,
+    /// What every script run gets: ports, folders, the services' settings.
+    env: Vec<(String, String)>,
+    /// Words of the command line that prove a pid belongs to this set.
+    marks: Vec<String>,
+    pub gateway_url: String,
+}
+
+const STANDARD_PORTS: [u16; 8] = [5432, 6379, 9092, 9093, 9042, 7000, 7001, 7199];
+
+impl Stack {
+    pub fn new(args: &StackArgs) -> anyhow::Result<Self> {
+        let backends = [
+            args.pg_port,
+            args.redis_port,
+            args.kafka_port,
+            args.kafka_controller_port,
+            args.cql_port,
+            args.cassandra_storage_port,
+            args.cassandra_storage_port + 1,
+        ];
+        for port in backends {
+            ensure!(
+                !STANDARD_PORTS.contains(&port),
+                "port {port} is a standard backend port: the faults would hit the shared backends"
+            );
+        }
+        ensure!(
+            args.port_offset > 0,
+            "--port-offset 0 would take the standard service ports"
+        );
+        ensure!(
+            args.profile == "release" || args.profile == "debug",
+            "--profile is release or debug"
+        );
+        let repo = args.repo.canonicalize().context("--repo")?;
+        ensure!(
+            repo.join("deploy/run-local.sh").exists(),
+            "{} has no deploy/run-local.sh",
+            repo.display()
+        );
+        std::fs::create_dir_all(&args.backends_dir)?;
+        let backends_dir = args.backends_dir.canonicalize()?;
+        let mut env: Vec<(String, String)> = [
+            ("CHIRP_BACKENDS_DIR", backends_dir.display().to_string()),
+            ("CHIRP_PG_PORT", args.pg_port.to_string()),
+            ("CHIRP_REDIS_PORT", args.redis_port.to_string()),
+            ("CHIRP_KAFKA_PORT", args.kafka_port.to_string()),
+            (
+                "CHIRP_KAFKA_CONTROLLER_PORT",
+                args.kafka_controller_port.to_string(),
+            ),
+            ("CHIRP_CQL_PORT", args.cql_port.to_string()),
+            (
+                "CHIRP_CASSANDRA_STORAGE_PORT",
+                args.cassandra_storage_port.to_string(),
+            ),
+            ("PORT_OFFSET", args.port_offset.to_string()),
+            ("PROFILE", args.profile.clone()),
+            ("CELEBRITY_THRESHOLD", args.celebrity_threshold.to_string()),
+            // A reader learns within 2 s that an author stopped being a
+            // celebrity; the checks' bound covers it.
+            ("FOLLOWED_CELEBRITIES_TTL_MS", "2000".to_owned()),
+            // The workload's writers are few and busy; limits are not tested here.
+            ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".to_owned()),
+            ("RATE_LIMIT_BURST", "100000".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if args.skip_build {
+            env.push(("SKIP_BUILD".to_owned(), "1".to_owned()));
+        }
+        if let Some(bin_dir) = &args.bin_dir {
+            env.push(("BIN_DIR".to_owned(), bin_dir.display().to_string()));
+        }
+        let marks = vec![
+            backends_dir.display().to_string(),
+            format!(":{}", args.redis_port),
+        ];
+        Ok(Self {
+            repo,
+            backends_dir,
+            env,
+            marks,
+            gateway_url: format!("http://127.0.0.1:{}", 8080 + args.port_offset),
+        })
+    }
+
+    /// Starts whatever is not running (backends, then services) and waits
+    /// for the gateway: the first start, and the way back after a fault.
+    /// Once more if the first attempt fails: a readiness check can time out
+    /// on a loaded machine while the process it waits for is still coming
+    /// up (seen with Kafka's 120 s budget at a load of 25 on 2 cores), and
+    /// the next `up` waits for it again rather than starting another.
+    pub async fn up(&self) -> anyhow::Result<()> {
+        if let Err(first) = self.script("run-local.sh", &["up"]).await {
+            println!("  run-local.sh up failed, trying once more: {first:#}");
+            return self.script("run-local.sh", &["up"]).await;
+        }
+        Ok(())
+    }
+
+    /// Stops the services, then the backends of this set (never others).
+    pub async fn down(&self) -> anyhow::Result<()> {
+        self.script("run-local.sh", &["down"]).await?;
+        self.script("backends.sh", &["down"]).await
+    }
+
+    /// Sends `signal` (a name `kill -s` knows: KILL, INT, STOP, CONT) to a
+    /// process of this stack; returns its pid.
+    pub fn signal(&self, process: Process, signal: &str) -> anyhow::Result<u32> {
+        let pid = self.pid(process)?;
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid.to_string()])
+            .status()?;
+        ensure!(
+            status.success(),
+            "kill -s {signal} {pid} ({process:?}) failed"
+        );
+        Ok(pid)
+    }
+
+    /// Waits until `pid` has exited (after a KILL or a shutdown signal).
+    pub async fn exited(&self, pid: u32) {
+        while Path::new(&format!("/proc/{pid}")).exists() && !zombie(pid) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The pid in `process`'s pid file, if it runs a program of this stack.
+    fn pid(&self, process: Process) -> anyhow::Result<u32> {
+        let file = process.pid_file(&self.backends_dir);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("{process:?} is not running ({})", file.display()))?;
+        let pid: u32 = text.lines().next().unwrap_or("").trim().parse()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .with_context(|| format!("{process:?} (pid {pid}) is not running"))?;
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let ours = match process {
+            Process::Service(name) => cmdline
+                .split(' ')
+                .next()
+                .is_some_and(|program| program.ends_with(&format!("/{name}"))),
+            _ => self.marks.iter().any(|mark| cmdline.contains(mark)),
+        };
+        if !ours {
+            bail!("pid {pid} runs `{cmdline}`, not this stack's {process:?}: not touching it");
+        }
+        Ok(pid)
+    }
+
+    /// Runs a deploy/ script with the stack's environment; its output goes
+    /// to `<backends-dir>/chaos-scripts.log`, whose end an error shows.
+    async fn script(&self, name: &str, args: &[&str]) -> anyhow::Result<()> {
+        let script = self.repo.join("deploy").join(name);
+        let log_path = self.backends_dir.join("chaos-scripts.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let status = tokio::task::spawn_blocking(move || command.status()).await??;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "deploy/{name} {} failed ({status}); end of {}:\n{}",
+                args.join(" "),
+                log_path.display(),
+                tail.join("\n")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A killed child of ours stays a zombie until reaped; it has exited all
+/// the same.
+fn zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
