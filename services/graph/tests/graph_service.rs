@@ -590,6 +590,8 @@ async fn followed_celebrities_are_paged_by_user_id() {
     assert_eq!(page(Some(b), 2).await, (vec![c], None));
     assert_eq!(page(None, 0).await, (vec![a, b, c], None));
     assert!(!page(None, 0).await.0.contains(&nobody));
+}
+
 /// A first load adds the follows' foreign keys back `NOT VALID` and
 /// validates them after its commit: they end up validated, and enforced.
 #[tokio::test]
