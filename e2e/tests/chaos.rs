@@ -12,32 +12,11 @@ use std::path::PathBuf;
 
 use loadtest::{Cli, Command};
 
-/// The five services' binaries, built by the same `cargo test` as this test
-/// (`cargo test --workspace` builds every package's binaries; with `-p
-/// chirp-e2e` alone, `cargo build --bins` them first).
-fn service_binaries() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/debug/deps/chaos-… → target/debug
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug")
-        .to_owned();
-    for binary in ["graph", "tweet", "timeline", "fanout", "gateway"] {
-        assert!(
-            dir.join(binary).exists(),
-            "{} is missing: run `cargo build --bins` (or `cargo test --workspace`) first",
-            dir.join(binary).display()
-        );
-    }
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let backends = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos-backends");
-    let bin_dir = service_binaries();
+    let bin_dir = chirp_e2e::service_binaries();
     let args = [
         "loadtest".to_owned(),
         "chaos".to_owned(),

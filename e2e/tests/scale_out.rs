@@ -72,31 +72,6 @@ impl Drop for LocalStack {
     }
 }
 
-/// The five services' binaries, built by the same `cargo test` as this test
-/// (`cargo test --workspace` builds every package's binaries; with `-p
-/// chirp-e2e` alone, `cargo build --bins` them first).
-/// `BIN_DIR` (as run-local.sh reads it) points elsewhere.
-fn service_binaries() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    // target/debug/deps/scale_out-… → target/debug
-    let dir = match std::env::var_os("BIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/debug")
-            .to_owned(),
-    };
-    for binary in ["graph", "tweet", "timeline", "fanout", "gateway"] {
-        assert!(
-            dir.join(binary).exists(),
-            "{} is missing: run `cargo build --bins` (or `cargo test --workspace`) first",
-            dir.join(binary).display()
-        );
-    }
-    dir
-}
-
 /// Sends a request until it succeeds, as a client does after a 502 or a
 /// refused connection; the `Idempotency-Key` of a post makes that safe.
 async fn with_retries(
@@ -154,7 +129,7 @@ async fn counter(url: &str, name: &str, label: &str) -> f64 {
 #[tokio::test]
 async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
     ensure_backends();
-    let bin_dir = service_binaries();
+    let bin_dir = chirp_e2e::service_binaries();
     let database_url = fresh_database().await;
     let run_id = unique_name("scaleout");
     let run_dir = std::env::temp_dir().join(&run_id);
