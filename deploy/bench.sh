@@ -147,11 +147,11 @@ if [[ ${BENCH_SCALE_OUT:-1} == 1 ]]; then
     done
     # A first pass over every reader caches their timelines (and tweets): the measured pass
     # reads cached home timelines.
-    "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --gateway "${setup#*:}" \
+    "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --token-secret "$TOKEN_SECRET" --gateway "${setup#*:}" \
       --connections "$CONNECTIONS" --duration "${BENCH_WARM_UP:-10s}" \
       --out "$RESULTS/scale-out-${setup%%:*}-warm-up" >/dev/null
     echo "${setup%%:*} $(cut -d ' ' -f 1-3 /proc/loadavg)" >>"$RESULTS/scale-out-load.txt"
-    "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --gateway "${setup#*:}" \
+    "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --token-secret "$TOKEN_SECRET" --gateway "${setup#*:}" \
       --connections "$CONNECTIONS" --duration "$DURATION" --out "$RESULTS/scale-out-${setup%%:*}" >/dev/null
   done
   python3 - "$RESULTS" "${SETUPS[@]%%:*}" >"$RESULTS/scale-out.md" <<'PY'
