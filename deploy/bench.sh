@@ -136,15 +136,9 @@ if [[ ${BENCH_SCALE_OUT:-1} == 1 ]]; then
   haproxy -db -f "$RESULTS/haproxy.cfg" >"$RESULTS/logs/haproxy.log" 2>&1 &
   PIDS+=($!)
   deadline=$((SECONDS + 60))
-  until curl -fsS http://127.0.0.1:18090/healthz >/dev/null 2>&1; do
-    (( SECONDS < deadline )) || die "the load balancer did not answer within 60 s"
-    sleep 0.5
-  done
+  wait_http http://127.0.0.1:18090/healthz 60 "the load balancer"
   for setup in "${SETUPS[@]}"; do
-    until curl -fsS "${setup#*:}/healthz" >/dev/null 2>&1; do
-      (( SECONDS < deadline + 60 )) || die "${setup#*:} did not answer"
-      sleep 0.5
-    done
+    wait_http "${setup#*:}/healthz" $((deadline + 60 - SECONDS)) "${setup#*:}"
     # A first pass over every reader caches their timelines (and tweets): the measured pass
     # reads cached home timelines.
     "$LOADTEST" run home-timeline --manifest "$RESULTS/manifest.json" --token-secret "$TOKEN_SECRET" --gateway "${setup#*:}" \
