@@ -26,14 +26,16 @@ async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
         "--profile=debug".to_owned(),
         format!("--bin-dir={}", bin_dir.display()),
         "--skip-build".to_owned(),
-        // Other ports than the command's defaults: a manual run may be up.
+        // Other ports than the command's defaults (a manual run may be up), and
+        // below Linux's ephemeral range (32768-60999): a backend cannot bind a
+        // port an outgoing connection happens to hold.
         "--port-offset=4000".to_owned(),
-        "--pg-port=35432".to_owned(),
-        "--redis-port=36379".to_owned(),
-        "--kafka-port=39092".to_owned(),
-        "--kafka-controller-port=39093".to_owned(),
-        "--cql-port=39042".to_owned(),
-        "--cassandra-storage-port=37000".to_owned(),
+        "--pg-port=24432".to_owned(),
+        "--redis-port=24379".to_owned(),
+        "--kafka-port=24092".to_owned(),
+        "--kafka-controller-port=24093".to_owned(),
+        "--cql-port=24042".to_owned(),
+        "--cassandra-storage-port=24000".to_owned(),
     ];
     let Command::Chaos(args) = <Cli as clap::Parser>::parse_from(args).command else {
         unreachable!("parsed as chaos");

@@ -228,12 +228,19 @@ async fn node(port: u16) -> MultiplexedConnection {
         .unwrap()
 }
 
+/// The cluster's shards, once each lists its replica: a member restarted by an
+/// earlier test rejoins as a replica a moment after the cluster answers.
 async fn shards() -> Vec<Shard> {
-    let slots: Vec<Vec<Value>> = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(&mut node(6391).await)
-        .await
-        .unwrap();
+    let slots: Vec<Vec<Value>> =
+        eventually(Duration::from_secs(60), "every shard's replica", || async {
+            let slots: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query_async(&mut node(6391).await)
+                .await
+                .unwrap();
+            slots.iter().all(|range| range.len() > 3).then_some(slots)
+        })
+        .await;
     let port = |node: &Value| -> u16 {
         let Value::Array(fields) = node else {
             panic!("node {node:?}")

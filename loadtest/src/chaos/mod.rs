@@ -96,8 +96,10 @@ pub async fn chaos(args: &ChaosArgs) -> anyhow::Result<Vec<Row>> {
         "starting the isolated stack (deploy/run-local.sh up) on {}",
         stack.gateway_url
     );
-    stack.up().await.context("starting the isolated stack")?;
-    let result = scenarios(args, &stack).await;
+    let result = match stack.up().await.context("starting the isolated stack") {
+        Ok(()) => scenarios(args, &stack).await,
+        Err(failed) => Err(failed),
+    };
     if !args.keep_running {
         stack.down().await.context("stopping the isolated stack")?;
     }
