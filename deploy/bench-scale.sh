@@ -224,7 +224,9 @@ print(m["follows"], m["tweets"], round(t["users_secs"], 1), round(t["follows_sec
     env "${REDIS[@]}" "${KAFKA[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" bench \
       --manifest "$OUT/manifest.json" --timeline-addr "$TIMELINE" --graph-addr "$GRAPH" \
       --fanout-metrics "http://$FANOUT_METRICS/metrics" --duration "$DURATION" \
-      --connections "$CONNECTIONS" --readers "$READERS" --out "$OUT" | tee "$OUT/bench.txt"
+      --connections "$CONNECTIONS" --readers "$READERS" \
+      --fanout-followers "$(( THRESHOLD - 1 < 1000 ? THRESHOLD - 1 : 1000 ))" \
+      --out "$OUT" | tee "$OUT/bench.txt"
     read -r pages p99 < <(python3 -c '
 import json, sys
 b = json.load(open(sys.argv[1]))
