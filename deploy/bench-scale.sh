@@ -116,9 +116,13 @@ cpu_idle() {
   echo $((100 * ((b[4] - a[4]) + (b[5] - a[5])) / (total > 0 ? total : 1)))
 }
 
+# The fan-out worker's consumer lag, or "none" when no worker of ours runs (the strategies
+# experiment runs its own, in process). A worker of ours that does not answer is not quiet.
 fanout_lag() {
-  curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null |
-    awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }'
+  local metrics
+  if ((${#PIDS[@]} == 0)); then echo none; return; fi
+  metrics=$(curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null) || { echo "unreachable"; return; }
+  awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }' <<<"$metrics"
 }
 
 # Queries of the database $1 still running (other than this check): a seed not yet settled.
@@ -135,7 +139,7 @@ quiet() {
     lag=$(fanout_lag)
     active=$(active_queries "$3")
     idle=$(cpu_idle 5)
-    if [[ $lag == 0 && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
+    if [[ ($lag == 0 || $lag == none) && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
     if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
   done
   local load busiest
@@ -152,7 +156,8 @@ quiet() {
 # bytes". Whatever layout the timeline store uses, these count what it holds.
 redis_timelines() {
   local keys=$RESULTS/keys.txt
-  redis-cli -h 127.0.0.1 --scan --pattern "$1timeline:*" >"$keys"
+  # `tl:{id}` only: not a rebuild's staging key (`tl:{id}:rebuild`), nor tombstones.
+  redis-cli -h 127.0.0.1 --scan --pattern "$1tl:{*}" >"$keys"
   local count
   count=$(wc -l <"$keys")
   if ((count == 0)); then echo "0 0 0"; return; fi
