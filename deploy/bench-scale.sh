@@ -57,6 +57,8 @@ QUIET_IDLE=${SCALE_QUIET_IDLE:-80}
 QUIET_TIMEOUT=${SCALE_QUIET_TIMEOUT:-120}
 SKIP_BENCH=${SCALE_SKIP_BENCH:-}   # set: seed and count Redis only
 # SCALE_BIN_DIR=DIR: use the binaries in DIR instead of building them.
+# BENCH_TIMELINE_ENV="VAR=value …": more settings for the timeline service (e.g. its caches'
+# sizes), recorded in scale.md.
 
 PG=postgres://postgres@127.0.0.1:5432
 GATEWAY=127.0.0.1:18180
@@ -287,6 +289,10 @@ fi
 {
   echo "# chirp at scale ($(date -u +%FT%TZ), $(nproc) cores)"
   echo
+  if [[ -n ${BENCH_TIMELINE_ENV:-} ]]; then
+    echo "The timeline service ran with \`$BENCH_TIMELINE_ENV\` (BENCH_TIMELINE_ENV)."
+    echo
+  fi
   sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|' "$RESULTS/scale.tsv"
   echo
   if [[ -f $RESULTS/strategies/strategies.md ]]; then
