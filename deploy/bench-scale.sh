@@ -19,7 +19,7 @@
 # 5. times a post through the gateway to the cached timeline of the last follower of an author
 #    with threshold − 1 followers, the largest audience still pushed (`loadtest visible`);
 # 6. records what Redis holds: timeline keys, bytes in total (MEMORY USAGE of every key) and
-#    per entry;
+#    per entry, and the lists of pulled authors stored beside the timelines (keys, bytes);
 # 7. stops the services and drops the size's database, keyspace, key prefix and topic before
 #    the next size starts (and on any failure, on the way out).
 #
@@ -57,8 +57,13 @@ QUIET_IDLE=${SCALE_QUIET_IDLE:-80}
 QUIET_TIMEOUT=${SCALE_QUIET_TIMEOUT:-120}
 SKIP_BENCH=${SCALE_SKIP_BENCH:-}   # set: seed and count Redis only
 # SCALE_BIN_DIR=DIR: use the binaries in DIR instead of building them.
-# BENCH_TIMELINE_ENV="VAR=value …": more settings for the timeline service (e.g. its caches'
-# sizes), recorded in scale.md.
+# BENCH_TIMELINE_ENV, BENCH_GATEWAY_ENV="VAR=value …": settings for the timeline service and the
+# gateway, recorded in scale.md. By default their caches are sized, at every size, for the
+# largest size's active set: the hydration cache holds 3 M tweets for an hour (the warm-up of
+# 100 000 readers takes about 14 minutes), the gateway 1 M handles (every user). Set either to
+# "" for the services' own defaults.
+export BENCH_TIMELINE_ENV=${BENCH_TIMELINE_ENV-"TWEET_CACHE_CAPACITY=3000000 TWEET_CACHE_TTL_MS=3600000"}
+export BENCH_GATEWAY_ENV=${BENCH_GATEWAY_ENV-"HANDLE_CACHE_CAPACITY=1000000"}
 
 PG=postgres://postgres@127.0.0.1:5432
 GATEWAY=127.0.0.1:18180
@@ -174,6 +179,19 @@ redis_timelines() {
   echo "$count $entries $bytes"
 }
 
+# The lists of pulled authors stored beside the timelines under $1 (`tl:{id}:pulled`), as
+# "keys bytes" (MEMORY USAGE): part of what an active reader costs, counted apart from the
+# timelines' entries.
+redis_pulled_lists() {
+  local keys=$RESULTS/pulled-keys.txt
+  redis-cli -h 127.0.0.1 --scan --pattern "$1tl:{*}:pulled" >"$keys"
+  local count
+  count=$(wc -l <"$keys")
+  if ((count == 0)); then echo "0 0"; return; fi
+  awk '{ print "MEMORY USAGE " $0 }' "$keys" | redis-cli -h 127.0.0.1 >"$RESULTS/pulled-usage.txt"
+  echo "$count $(awk '{ s += $1 } END { print s + 0 }' "$RESULTS/pulled-usage.txt")"
+}
+
 log "starting the backends"
 bash "$REPO_DIR/deploy/backends.sh" up
 
@@ -187,7 +205,7 @@ done
 LOADTEST=$BIN_DIR/loadtest
 
 printf '| users | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
-printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms | visible median ms (min-max) |\n' >"$RESULTS/scale.tsv"
+printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | pulled-list keys | pulled-list bytes | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms | visible median ms (min-max) |\n' >"$RESULTS/scale.tsv"
 
 for USERS in $SIZES; do
   OUT=$RESULTS/$USERS
@@ -262,10 +280,11 @@ print(f"{ms[len(ms) // 2]:.0f} ({ms[0]:.0f}-{ms[-1]:.0f})")' "$OUT/visible.json"
   fi
 
   read -r keys entries bytes < <(redis_timelines "$NAME:")
+  read -r list_keys list_bytes < <(redis_pulled_lists "$NAME:")
   per_entry=$(python3 -c "import sys; e, b = int(sys.argv[1]), int(sys.argv[2]); print(round(b / e, 1) if e else '-')" "$entries" "$bytes")
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
     "$USERS" "$follows" "$tweets" "$users_s" "$follows_s" "$commit_s" "$tweets_s" "$seed_secs" \
-    "$keys" "$entries" "$bytes" "$per_entry" "$READERS" "$pages" "$p99" "$cold50" "$cold99" "$visible" >>"$RESULTS/scale.tsv"
+    "$keys" "$entries" "$bytes" "$per_entry" "$list_keys" "$list_bytes" "$READERS" "$pages" "$p99" "$cold50" "$cold99" "$visible" >>"$RESULTS/scale.tsv"
   stop_services
   log "[$USERS] dropping the size's database, keyspace and keys"
   drop_state
@@ -293,7 +312,11 @@ fi
     echo "The timeline service ran with \`$BENCH_TIMELINE_ENV\` (BENCH_TIMELINE_ENV)."
     echo
   fi
-  sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|' "$RESULTS/scale.tsv"
+  if [[ -n ${BENCH_GATEWAY_ENV:-} ]]; then
+    echo "The gateway ran with \`$BENCH_GATEWAY_ENV\` (BENCH_GATEWAY_ENV)."
+    echo
+  fi
+  sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|' "$RESULTS/scale.tsv"
   echo
   if [[ -f $RESULTS/strategies/strategies.md ]]; then
     echo "## Push, pull and hybrid at $EXPERIMENT_USERS users (plot: strategies/index.html)"

@@ -58,8 +58,12 @@ start_stack() {
   start timeline LISTEN_ADDR="$TIMELINE" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" "${REDIS[@]}" \
     "${timeline_env[@]}"
   start fanout GRAPH_ADDR="$GRAPH" KAFKA_GROUP_ID="$run" METRICS_ADDR="$FANOUT_METRICS" "${KAFKA[@]}" "${REDIS[@]}"
+  # BENCH_GATEWAY_ENV="VAR=value …": more settings for the gateway (its handle cache).
+  local -a gateway_env
+  read -r -a gateway_env <<<"${BENCH_GATEWAY_ENV:-}"
   start gateway LISTEN_ADDR="$GATEWAY" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" TIMELINE_ADDR="$TIMELINE" \
     TOKEN_SECRET="$secret" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 \
-    RATE_LIMIT_SIGNUPS_PER_MINUTE=1000000 RATE_LIMIT_SIGNUP_BURST=100000 "${REDIS[@]}"
+    RATE_LIMIT_SIGNUPS_PER_MINUTE=1000000 RATE_LIMIT_SIGNUP_BURST=100000 "${REDIS[@]}" \
+    "${gateway_env[@]}"
   wait_http "http://$GATEWAY/healthz" 120 "the gateway"
 }

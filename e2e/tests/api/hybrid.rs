@@ -12,13 +12,8 @@ use chirp_common::testing::eventually;
 use serde_json::Value;
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
-/// No reuse of pulled ids nor of the followed celebrities: each read sees the latest.
-const NO_PULLED_CACHES: &[&str] = &[
-    "--pulled-ids-ttl-ms",
-    "0",
-    "--followed-celebrities-ttl-ms",
-    "0",
-];
+/// No reuse of pulled ids: each read sees the latest.
+const NO_PULLED_CACHES: &[&str] = &["--pulled-ids-ttl-ms", "0"];
 
 /// Every page of `reader`'s home timeline, `limit` at a time, concatenated.
 async fn read_all(stack: &Stack, reader: &TestUser, limit: usize) -> Vec<String> {
@@ -292,23 +287,14 @@ async fn an_author_falling_below_the_threshold_keeps_their_tweets_in_timelines()
     );
 }
 
-/// An author rising above the threshold stops being pushed at once, while a
-/// reader's cached list of followed celebrities does not name them yet: the
-/// author's next tweet is in neither source until that list expires, and
-/// then shows, in order. Nothing is lost, and what was pushed before stays.
+/// An author rising above the threshold stops being pushed at once, and the
+/// follow that made them a celebrity dropped their followers' timelines,
+/// each stored with the list of celebrities it pulls: the reader's next read
+/// rebuilds with the author in that list, so the author's next tweet shows
+/// at once, in order, and what was pushed before is pulled now.
 #[tokio::test]
-async fn an_author_rising_above_the_threshold_shows_up_once_the_followed_list_expires() {
-    let stack = spawn_stack_with_args(ExtraArgs {
-        graph: THRESHOLD,
-        timeline: &[
-            "--pulled-ids-ttl-ms",
-            "0",
-            "--followed-celebrities-ttl-ms",
-            "2000",
-        ],
-        ..ExtraArgs::default()
-    })
-    .await;
+async fn an_author_rising_above_the_threshold_is_pulled_from_the_next_read_on() {
+    let stack = celebrity_stack().await;
     let author = stack.sign_up(&handle("riser")).await;
     let reader = stack.sign_up(&handle("reader")).await;
     let fan = stack.sign_up(&handle("fan")).await;
@@ -316,14 +302,17 @@ async fn an_author_rising_above_the_threshold_shows_up_once_the_followed_list_ex
     let pushed = post_id(&stack, &author, "pushed while ordinary").await;
     wait_for_timeline(&stack, &reader, std::slice::from_ref(&pushed)).await;
 
-    // The second follower makes a celebrity; the reader's list is cached.
+    // The second follower makes a celebrity.
     stack.follow(&fan, &author).await;
-    let pulled = post_id(&stack, &author, "pulled once the list expires").await;
-    let expected = [pulled, pushed];
-    wait_for_timeline(&stack, &reader, &expected).await;
+    let pulled = post_id(&stack, &author, "pulled from the next read on").await;
+
     assert_eq!(
-        pushed_ids(&stack, &reader).await,
-        expected[1..],
-        "a celebrity's tweet is pulled, not pushed"
+        ids(&stack.home_timeline(&reader, "?limit=100").await),
+        [pulled, pushed],
+        "no wait: the reader's list of celebrities was rebuilt"
+    );
+    assert!(
+        pushed_ids(&stack, &reader).await.is_empty(),
+        "a celebrity's tweets are pulled, not pushed"
     );
 }

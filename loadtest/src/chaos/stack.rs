@@ -144,9 +144,6 @@ impl Stack {
             ("PORT_OFFSET", args.port_offset.to_string()),
             ("PROFILE", args.profile.clone()),
             ("CELEBRITY_THRESHOLD", args.celebrity_threshold.to_string()),
-            // A reader learns within 2 s that an author stopped being a
-            // celebrity; the checks' bound covers it.
-            ("FOLLOWED_CELEBRITIES_TTL_MS", "2000".to_owned()),
             // The workload's writers are few and busy; limits are not tested here.
             ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".to_owned()),
             ("RATE_LIMIT_BURST", "100000".to_owned()),

@@ -49,6 +49,11 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
+    /// The most authors' handles kept in memory (a few dozen bytes each):
+    /// the distinct authors the active readers' pages show. A page with a
+    /// handle not kept costs a `BatchGetUsers` call and a Postgres query.
+    #[arg(long, env = "HANDLE_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub handle_cache_capacity: u64,
     /// Redis holding the rate-limit buckets, shared by every gateway copy.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,

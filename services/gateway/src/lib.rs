@@ -79,7 +79,7 @@ impl AppState {
                 config.signup_limits(),
             )?),
             trusted_proxy_hops: config.trusted_proxy_hops,
-            handles: api::hydrate::Handles::default(),
+            handles: api::hydrate::Handles::new(config.handle_cache_capacity),
             deliveries: chirp_common::delivery::DeliveryLog::new(
                 chirp_common::redis_connection::RedisConnection::lazy(
                     &config.redis(),

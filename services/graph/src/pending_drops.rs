@@ -1,13 +1,21 @@
-//! Durable "drop these followers' timelines" work, for an author who fell
-//! below the celebrity threshold.
+//! Durable "drop these followers' timelines" work, for an author who crossed
+//! the celebrity threshold, either way.
 //!
-//! Such an author was pulled at read time, never pushed, so their followers'
-//! cached timelines lack the author's recent tweets, and from now on nothing
-//! pulls them either: each of those timelines must be dropped and rebuilt.
-//! Doing that after the unfollow committed, as a plain follow-up call, loses
-//! it for good when Redis fails in between: the client's retry finds no edge
-//! and drops nothing. So the unfollow's own transaction queues the work as a
-//! row here ([`queue`]); the request then tries it at once, and a loop in
+//! Each follower's cached timeline is stored with the list of celebrities
+//! it pulls (`chirp_common::timelines`), and crossing the threshold makes
+//! that list wrong. An author who fell below it was pulled, never pushed, so
+//! the timeline lacks their recent tweets, and from now on nothing pulls
+//! them either. An author who rose above it is no longer pushed, and is not
+//! in the stored list either, so their new tweets would reach no one. Each
+//! of those timelines must be dropped and rebuilt, list and all. The work is
+//! bounded: at that moment the author has the threshold's number of
+//! followers, give or take one.
+//!
+//! Doing that after the follow or unfollow committed, as a plain follow-up
+//! call, loses it for good when Redis fails in between: the client's retry
+//! finds the edge as it wanted it and drops nothing. So the change's own
+//! transaction queues the work as a row here ([`queue`]); the request then
+//! tries it at once, and a loop in
 //! every graph instance ([`PendingDrops::run`]) retries whatever is left
 //! until it is done. `FOR UPDATE SKIP LOCKED` lets several instances share
 //! the queue without doing one author twice at the same moment; doing one
@@ -30,7 +38,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(2);
 const PAGE: i64 = 5_000;
 
 /// Queues a drop of `author_id`'s followers' timelines, inside the
-/// transaction that took the author below the threshold.
+/// transaction that took the author across the threshold.
 pub async fn queue(tx: &mut sqlx::PgConnection, author_id: i64) -> Result<(), GraphError> {
     sqlx::query(
         "INSERT INTO pending_timeline_drops (author_id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -100,10 +108,11 @@ impl PendingDrops {
         Ok(())
     }
 
-    /// Dropping those timelines (fewer than the threshold, by definition, so
-    /// the work is bounded) makes each one rebuild on its next read, this
-    /// time with the author's tweets in it. Rising above the threshold needs
-    /// nothing: pushed and pulled copies of a tweet are merged by id.
+    /// Dropping those timelines (about the threshold's number, so the work
+    /// is bounded) makes each one rebuild on its next read, with the list of
+    /// celebrities as it is now: a fallen author's tweets pushed into it, a
+    /// risen one's pulled. A rebuild that ran across the change cannot
+    /// complete: the drop deleted its token.
     async fn drop_followers_timelines(&self, author_id: i64) -> Result<(), GraphError> {
         let mut after = None;
         loop {
@@ -125,7 +134,7 @@ impl PendingDrops {
         }
         tracing::info!(
             author_id,
-            "author fell below the celebrity threshold; followers' timelines dropped"
+            "author crossed the celebrity threshold; followers' timelines dropped"
         );
         Ok(())
     }

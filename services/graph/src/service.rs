@@ -42,7 +42,7 @@ pub struct Graph {
     store: Store,
     /// Only to drop a follower's timeline when whom they follow changes.
     timelines: HomeTimelines,
-    /// Followers' timelines to drop when an author falls below the threshold.
+    /// Followers' timelines to drop when an author crosses the threshold.
     drops: PendingDrops,
     celebrity_threshold: i64,
 }
@@ -69,6 +69,16 @@ impl Graph {
     async fn invalidate_timeline(&self, follower_id: i64) -> Result<(), GraphError> {
         invalidate::timelines(&self.timelines, &[follower_id]).await?;
         Ok(())
+    }
+
+    /// Drops the timelines of `author_id`'s followers now, as queued by the
+    /// transaction that took the author across the threshold. If this
+    /// attempt fails the background loop finishes it, so the call that
+    /// crossed need not fail.
+    async fn run_drop(&self, author_id: i64) {
+        if let Err(error) = self.drops.run_one(author_id).await {
+            tracing::warn!(%error, author_id, "timeline drop left for the retry loop");
+        }
     }
 
     async fn list(
@@ -180,7 +190,13 @@ impl GraphService for Graph {
         if follower_id == followee_id {
             return Err(GraphError::SelfFollow.into());
         }
-        let created = self.store.follow(follower_id, followee_id).await?;
+        let (created, rose) = self
+            .store
+            .follow(follower_id, followee_id, self.celebrity_threshold)
+            .await?;
+        if rose {
+            self.run_drop(followee_id).await;
+        }
         self.invalidate_timeline(follower_id).await?;
         Ok(Response::new(FollowResponse { created }))
     }
@@ -199,11 +215,7 @@ impl GraphService for Graph {
             .unfollow(follower_id, followee_id, self.celebrity_threshold)
             .await?;
         if remaining == Some(self.celebrity_threshold - 1) {
-            // Queued in the unfollow's transaction: if this attempt fails,
-            // the background loop finishes it, so the call need not fail.
-            if let Err(error) = self.drops.run_one(followee_id).await {
-                tracing::warn!(%error, author_id = followee_id, "timeline drop left for the retry loop");
-            }
+            self.run_drop(followee_id).await;
         }
         self.invalidate_timeline(follower_id).await?;
         Ok(Response::new(UnfollowResponse {
@@ -231,7 +243,13 @@ impl GraphService for Graph {
             .iter()
             .map(|f| (f.follower_id, f.followee_id))
             .collect();
-        let created = self.store.import_follows(&edges).await?;
+        let (created, rose) = self
+            .store
+            .import_follows(&edges, self.celebrity_threshold)
+            .await?;
+        for author_id in rose {
+            self.run_drop(author_id).await;
+        }
         let mut followers: Vec<i64> = edges.iter().map(|&(follower, _)| follower).collect();
         followers.sort_unstable();
         followers.dedup();

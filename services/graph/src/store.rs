@@ -13,7 +13,7 @@
 //! on the primary: the writes themselves, users and their follower counts
 //! (the celebrity threshold), the followed-celebrity list, whom a user
 //! follows (the rebuild right after a follow must see it), and the followers
-//! whose timelines must be dropped when an author falls below the threshold.
+//! whose timelines must be dropped when an author crosses the threshold.
 
 use std::time::Duration;
 
@@ -166,8 +166,16 @@ impl Store {
     }
 
     /// Adds the edge and bumps both counters in one transaction. Returns
-    /// whether the edge is new; an existing edge changes nothing.
-    pub async fn follow(&self, follower_id: i64, followee_id: i64) -> Result<bool, GraphError> {
+    /// whether the edge is new; an existing edge changes nothing. When it
+    /// takes the followee up to `celebrity_threshold`, the same transaction
+    /// queues the drop of their followers' timelines, and the second value
+    /// is true.
+    pub async fn follow(
+        &self,
+        follower_id: i64,
+        followee_id: i64,
+        celebrity_threshold: i64,
+    ) -> Result<(bool, bool), GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &[follower_id, followee_id]).await?;
         let inserted = sqlx::query(
@@ -179,11 +187,16 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
+        let mut rose = false;
         if inserted {
-            adjust_counts(&mut tx, follower_id, followee_id, 1).await?;
+            let followers = adjust_counts(&mut tx, follower_id, followee_id, 1).await?;
+            rose = followers == celebrity_threshold;
+            if rose {
+                pending_drops::queue(&mut tx, followee_id).await?;
+            }
         }
         tx.commit().await?;
-        Ok(inserted)
+        Ok((inserted, rose))
     }
 
     /// Removes the edge and lowers both counters. Returns the followee's
@@ -218,23 +231,31 @@ impl Store {
         Ok(remaining)
     }
 
-    /// Adds many edges in one transaction and returns how many were new.
-    /// The users involved are locked first, in id order as [`Self::follow`]
-    /// does and for the same reason; then a single statement inserts the
-    /// edges and moves every counter they touch, so a batch of ten thousand
-    /// edges costs one round trip instead of ten thousand transactions.
-    pub async fn import_follows(&self, edges: &[(i64, i64)]) -> Result<u64, GraphError> {
+    /// Adds many edges in one transaction and returns how many were new,
+    /// and the followees they took up to `celebrity_threshold` (whose
+    /// followers' timelines the same transaction queues to drop, as
+    /// [`Self::follow`] does). The users involved are locked first, in id
+    /// order as [`Self::follow`] does and for the same reason; then a single
+    /// statement inserts the edges and moves every counter they touch, so a
+    /// batch of ten thousand edges costs one round trip instead of ten
+    /// thousand transactions.
+    pub async fn import_follows(
+        &self,
+        edges: &[(i64, i64)],
+        celebrity_threshold: i64,
+    ) -> Result<(u64, Vec<i64>), GraphError> {
         let (followers, followees): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
         let users: Vec<i64> = followers.iter().chain(&followees).copied().collect();
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &users).await?;
-        let created: i64 = sqlx::query_scalar(IMPORT_FOLLOWS)
+        let (created, rose): (i64, Vec<i64>) = sqlx::query_as(IMPORT_FOLLOWS)
             .bind(&followers)
             .bind(&followees)
+            .bind(celebrity_threshold)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(created.unsigned_abs())
+        Ok((created.unsigned_abs(), rose))
     }
 
     /// Up to `limit` ids on one side of `user_id`'s edges greater than
@@ -296,7 +317,8 @@ impl Store {
 /// those that exist, and adds to each user's counters the new edges on each
 /// side of them. One `UPDATE` moves both counters of a user: Postgres does not
 /// let one statement update the same row twice, and in a batch a user is
-/// often a follower and a followee at once.
+/// often a follower and a followee at once. The followees the batch takes up
+/// to the threshold (`$3`) get their drops queued, and are returned.
 const IMPORT_FOLLOWS: &str = "\
     WITH new_edges AS ( \
         INSERT INTO follows (follower_id, followee_id) \
@@ -313,8 +335,15 @@ const IMPORT_FOLLOWS: &str = "\
         UPDATE users SET follower_count = follower_count + deltas.followers, \
                          following_count = following_count + deltas.following \
         FROM deltas WHERE users.user_id = deltas.user_id \
+        RETURNING users.user_id, users.follower_count, deltas.followers AS gained \
+    ), rose AS ( \
+        SELECT user_id FROM counted WHERE follower_count >= $3 AND follower_count - gained < $3 \
+    ), queued AS ( \
+        INSERT INTO pending_timeline_drops (author_id) SELECT user_id FROM rose \
+        ON CONFLICT DO NOTHING \
     ) \
-    SELECT count(*) FROM new_edges";
+    SELECT (SELECT count(*) FROM new_edges), \
+           (SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') FROM rose)";
 
 /// Locks the rows of `user_ids` in id order before their edges change.
 /// Taking the locks in one global order is what keeps "A follows B" and

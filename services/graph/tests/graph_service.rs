@@ -560,6 +560,65 @@ async fn a_celebrity_falling_below_the_threshold_is_not_lost_to_a_failing_redis(
     }
 }
 
+/// A follower's cached timeline is stored with the celebrities it pulls:
+/// the follow that takes an author up to the threshold drops the timelines
+/// of everyone who already followed them (their stored lists lack the
+/// author, whose tweets are no longer pushed), and no one else's.
+#[tokio::test]
+async fn a_follow_that_makes_a_celebrity_drops_the_followers_timelines() {
+    let app = spawn_app_with(chirp_common::testing::REDIS_URL, 3).await;
+    let [author, first, second, third, bystander] = app.users(5).await[..] else {
+        unreachable!("five users")
+    };
+    app.follow(first, author).await;
+    app.follow(second, author).await;
+    for user_id in [first, second, bystander] {
+        app.timelines.store_rebuilt(user_id, &[]).await.unwrap();
+    }
+
+    app.follow(third, author).await;
+
+    let page = |user_id| app.timelines.page_if_complete(user_id, None, 10);
+    assert_eq!(page(first).await.unwrap(), None, "rebuilt on the next read");
+    assert_eq!(
+        page(second).await.unwrap(),
+        None,
+        "rebuilt on the next read"
+    );
+    assert_eq!(page(bystander).await.unwrap(), Some(Vec::new()));
+    assert!(app.user(author).await.is_celebrity);
+}
+
+/// The same through a bulk import, which may take several authors across
+/// at once: each one's followers' timelines are dropped.
+#[tokio::test]
+async fn an_import_that_makes_a_celebrity_drops_the_followers_timelines() {
+    let app = spawn_app_with(chirp_common::testing::REDIS_URL, 2).await;
+    let [author, earlier, later, bystander] = app.users(4).await[..] else {
+        unreachable!("four users")
+    };
+    app.follow(earlier, author).await;
+    for user_id in [earlier, bystander] {
+        app.timelines.store_rebuilt(user_id, &[]).await.unwrap();
+    }
+
+    app.import(vec![edge(later, author), edge(later, bystander)])
+        .await
+        .unwrap();
+
+    let page = |user_id| app.timelines.page_if_complete(user_id, None, 10);
+    assert_eq!(
+        page(earlier).await.unwrap(),
+        None,
+        "rebuilt on the next read"
+    );
+    assert_eq!(
+        page(bystander).await.unwrap(),
+        Some(Vec::new()),
+        "one follower is below the threshold: nothing to drop"
+    );
+}
+
 /// Issue 9: the followed celebrities come a page at a time, so a reader of
 /// more than one page of them loses none; a client that sends no limit (one
 /// written before paging) still gets its first page.

@@ -10,9 +10,9 @@
 //! after a restart) would otherwise expire in one burst too, and their
 //! reloads land on the stores all at once.
 //!
-//! [`Revalidating`] is the stale-while-revalidate layer of the two caches
-//! whose loads a read would otherwise wait on at every expiry (the pulled
-//! authors' newest ids, the celebrities a reader follows): an expired value
+//! [`Revalidating`] is the stale-while-revalidate layer of the cache whose
+//! loads a read would otherwise wait on at every expiry (the pulled
+//! authors' newest ids): an expired value
 //! is still served while one background load replaces it, so expiry never
 //! shows as a latency spike. A background load that fails keeps the stale
 //! value: a dependency that is down then costs freshness, not availability,
@@ -127,21 +127,6 @@ impl<V: Clone + Send + Sync + 'static> Revalidating<V> {
             counter!(stats::COALESCED_WAITS, "work" => self.work).increment(1);
         }
         Ok((entry.into_value().value, Source::Load))
-    }
-
-    /// The value `load` returns, cached. Not coalesced: its caller (a
-    /// rebuild) runs once per key at a time already.
-    pub async fn refresh<F>(&self, key: i64, load: F) -> Result<V, TimelineError>
-    where
-        F: Future<Output = Result<V, TimelineError>>,
-    {
-        let value = load.await?;
-        if !self.ttl.is_zero() {
-            self.entries
-                .insert(key, self.stamp(key, value.clone()))
-                .await;
-        }
-        Ok(value)
     }
 
     fn refresh_in_background<F>(&self, key: i64, refreshing: Arc<AtomicBool>, load: F)

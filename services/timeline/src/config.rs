@@ -31,16 +31,6 @@ pub struct Config {
     /// store one query per interval, not one per read.
     #[arg(long, env = "PULLED_IDS_TTL_MS", default_value_t = 2_000)]
     pub pulled_ids_ttl_ms: u64,
-    /// How long the list of celebrities a reader follows is reused before
-    /// the graph is asked again. The reader's own follows and unfollows, and
-    /// a followee falling below the threshold, rebuild the timeline and
-    /// refetch the list at once; only a followee rising above the threshold
-    /// waits for this: that author's new tweets reach the reader up to this
-    /// late, once. Refreshing every reader's list each 2 s instead cost
-    /// 15 % of a cached page's CPU, in the graph and Postgres
-    /// (docs/BENCHMARKS.md).
-    #[arg(long, env = "FOLLOWED_CELEBRITIES_TTL_MS", default_value_t = 30_000)]
-    pub followed_celebrities_ttl_ms: u64,
     /// How long a hydrated tweet is reused before it is read again from the
     /// tweet store. Tweets never change, and a deleted one leaves every
     /// timeline (the fan-out worker) and every pulled list (within

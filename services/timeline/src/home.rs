@@ -81,9 +81,13 @@ impl Home {
                 ids: Vec::new(),
                 cut: false,
                 cache: TimelineCache::None,
+                pulled_authors: Arc::default(),
             },
         };
-        let pulled_authors = self.pulled.authors(user_id).await?;
+        let pulled_authors = self
+            .pulled
+            .authors(user_id, Arc::clone(&pushed.pulled_authors))
+            .await?;
         if self.strategy == Strategy::Pull {
             hops.lap("graph");
         }

@@ -75,22 +75,13 @@ pub async fn run(
         token,
     )?);
     let strategy = config.store.timeline_strategy;
-    let celebrities = followed::FollowedCelebrities::new(
-        graph.clone(),
-        Duration::from_millis(config.followed_celebrities_ttl_ms),
-    );
-    let rebuilds = rebuild::Rebuilds::new(
-        graph.clone(),
-        tweets.clone(),
-        timelines.clone(),
-        strategy,
-        celebrities.clone(),
-    );
+    let rebuilds =
+        rebuild::Rebuilds::new(graph.clone(), tweets.clone(), timelines.clone(), strategy);
     let pulled_ids = pulled::PulledIds::new(
         tweets.clone(),
         Duration::from_millis(config.pulled_ids_ttl_ms),
     );
-    let pulled = pulled::Pulled::new(strategy, graph.clone(), celebrities, pulled_ids);
+    let pulled = pulled::Pulled::new(strategy, graph.clone(), pulled_ids);
     let home = home::Home::new(
         strategy,
         timelines.clone(),

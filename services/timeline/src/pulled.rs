@@ -2,8 +2,9 @@
 //! read time because fan-out did not push them, and their newest ids.
 //!
 //! Who is pulled depends on the strategy: under hybrid, the celebrities the
-//! reader follows ([`crate::followed`]); under pull, everyone they follow
-//! and themselves; under push, nobody. A pulled author is read by many
+//! reader follows, stored with the timeline by its rebuild
+//! ([`crate::followed`]); under pull, everyone they follow and themselves;
+//! under push, nobody. A pulled author is read by many
 //! timelines at once, so each one's newest ids are kept in [`PulledIds`]
 //! for `PULLED_IDS_TTL_MS` and refreshed by one query however many reads
 //! need them. The cost is staleness: a pulled author's new tweet shows up to
@@ -23,7 +24,6 @@ use metrics::{counter, histogram};
 
 use crate::authors::{self, AUTHOR_CONCURRENCY};
 use crate::cache::{Revalidating, Source};
-use crate::followed::FollowedCelebrities;
 use crate::{TimelineError, stats};
 
 /// Ids cached per author: enough for the largest page plus its lookahead.
@@ -34,29 +34,27 @@ const MAX_CACHED_AUTHORS: u64 = 100_000;
 pub struct Pulled {
     strategy: Strategy,
     graph: GraphServiceClient<Channel>,
-    celebrities: FollowedCelebrities,
     ids: PulledIds,
 }
 
 impl Pulled {
-    pub fn new(
-        strategy: Strategy,
-        graph: GraphServiceClient<Channel>,
-        celebrities: FollowedCelebrities,
-        ids: PulledIds,
-    ) -> Self {
+    pub fn new(strategy: Strategy, graph: GraphServiceClient<Channel>, ids: PulledIds) -> Self {
         Self {
             strategy,
             graph,
-            celebrities,
             ids,
         }
     }
 
-    /// The authors `user_id`'s page pulls.
-    pub async fn authors(&self, user_id: i64) -> Result<Arc<[i64]>, TimelineError> {
+    /// The authors `user_id`'s page pulls, given those `stored` with the
+    /// pushed page.
+    pub async fn authors(
+        &self,
+        user_id: i64,
+        stored: Arc<[i64]>,
+    ) -> Result<Arc<[i64]>, TimelineError> {
         let authors = match self.strategy {
-            Strategy::Hybrid => self.celebrities.of(user_id).await?,
+            Strategy::Hybrid => stored,
             Strategy::Pull => {
                 let mut authors = authors::following(&self.graph, user_id).await?;
                 authors.push(user_id);

@@ -2,13 +2,15 @@
 //! into the reader's timeline in Redis, or, when Redis does not hold that
 //! timeline complete, the ids its rebuild ([`crate::rebuild`]) wrote; and,
 //! below the oldest id Redis holds, the same authors' older ids from the
-//! stores.
+//! stores. With the ids comes the list of authors step 2 pulls, which the
+//! rebuild stored beside the timeline ([`crate::followed`] says why).
 //!
 //! Redis holds at most `TIMELINE_CAPACITY` ids. A page that runs past the
 //! oldest of them continues from the stores, reading the authors a rebuild
 //! would, so paging down never ends early nor skips a pushed author.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chirp_common::grpc::Channel;
 use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
@@ -26,6 +28,9 @@ pub struct Pushed {
     /// Redis holds older ids than it keeps: below the last, read the stores.
     pub cut: bool,
     pub cache: TimelineCache,
+    /// The authors whose tweets were not pushed, stored with the timeline:
+    /// step 2 pulls them.
+    pub pulled_authors: Arc<[i64]>,
 }
 
 /// Up to `want` ids older than `before` from `user_id`'s cached timeline,
@@ -42,6 +47,7 @@ pub async fn cached(
             ids: tag(cached.ids, ItemSource::Pushed),
             cut,
             cache: TimelineCache::Hit,
+            pulled_authors: cached.pulled.into(),
         }),
         State::Missing | State::Rebuilding => None,
     })
@@ -63,6 +69,7 @@ pub async fn rebuilt(
         ids: with_rebuilt(&rebuilt.ids, landed, before, want),
         cut: rebuilt.cut,
         cache: TimelineCache::Rebuilt,
+        pulled_authors: Arc::clone(&rebuilt.pulled),
     })
 }
 

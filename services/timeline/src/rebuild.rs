@@ -24,20 +24,22 @@ use futures::future::{BoxFuture, Shared};
 use metrics::counter;
 use tracing::Instrument;
 
-use crate::authors;
-use crate::followed::FollowedCelebrities;
 use crate::{TimelineError, stats};
+use crate::{authors, followed};
 
 type Outcome = Result<Arc<Rebuilt>, TimelineError>;
 type Running = Arc<Mutex<HashMap<i64, Shared<BoxFuture<'static, Outcome>>>>>;
 
 /// What a rebuild read: the ids it wrote (or would have written, had it not
-/// been stale).
+/// been stale), and the authors its pages pull.
 pub struct Rebuilt {
     /// Newest first, at most the capacity.
     pub ids: Vec<i64>,
     /// Older ids exist below the last one.
     pub cut: bool,
+    /// The authors the timeline's pages pull (the celebrities the reader
+    /// follows, under hybrid), as the graph said during the rebuild.
+    pub pulled: Arc<[i64]>,
 }
 
 /// Cloning is cheap (handles on shared connections and caches), so each
@@ -48,9 +50,6 @@ pub struct Rebuilds {
     tweets: TweetServiceClient<Channel>,
     timelines: HomeTimelines,
     strategy: Strategy,
-    /// Refreshed by each rebuild, so the page that waited on it pulls the
-    /// very celebrities the rebuild left out.
-    celebrities: FollowedCelebrities,
     /// A plain mutex: held only to look up, insert or remove, never across
     /// an await.
     running: Running,
@@ -62,14 +61,12 @@ impl Rebuilds {
         tweets: TweetServiceClient<Channel>,
         timelines: HomeTimelines,
         strategy: Strategy,
-        celebrities: FollowedCelebrities,
     ) -> Self {
         Self {
             graph,
             tweets,
             timelines,
             strategy,
-            celebrities,
             running: Arc::default(),
         }
     }
@@ -117,8 +114,8 @@ impl Rebuilds {
 
     /// Rebuilds `user_id`'s pushed timeline: the newest ids of every author
     /// fan-out would have pushed to them (themselves and the followees who
-    /// are not pulled), written to Redis if no follow change made them
-    /// stale meanwhile.
+    /// are not pulled), written to Redis with the list of the pulled ones
+    /// if no follow change made them stale meanwhile.
     ///
     /// The order matters: the rebuild is registered (its token stored)
     /// *before* the graph is read, so a follow change committed after that
@@ -127,8 +124,8 @@ impl Rebuilds {
     async fn rebuild(self, user_id: i64) -> Result<Rebuilt, TimelineError> {
         counter!(stats::REBUILDS).increment(1);
         let token = self.timelines.begin_rebuild(user_id).await?;
-        let pulled = match self.strategy {
-            Strategy::Hybrid => self.celebrities.refresh(user_id).await?,
+        let pulled: Arc<[i64]> = match self.strategy {
+            Strategy::Hybrid => followed::celebrities(&self.graph, user_id).await?.into(),
             Strategy::Push | Strategy::Pull => Arc::default(),
         };
         let authors = authors::pushed_to(&self.graph, user_id, &pulled).await?;
@@ -137,7 +134,7 @@ impl Rebuilds {
         let newest = authors::newest(&self.tweets, &authors, None, capacity, per_author).await?;
         let completed = self
             .timelines
-            .complete_rebuild(user_id, &token, &newest.ids, newest.more)
+            .complete_rebuild(user_id, &token, &newest.ids, newest.more, &pulled)
             .await?;
         if !completed {
             counter!(stats::STALE_REBUILDS).increment(1);
@@ -152,6 +149,7 @@ impl Rebuilds {
         Ok(Rebuilt {
             ids: newest.ids,
             cut: newest.more,
+            pulled,
         })
     }
 }

@@ -10,6 +10,13 @@
 //!
 //! - `<prefix>tl:{<user_id>}`: the timeline, a sorted set.
 //! - `<prefix>tl:{<user_id>}:rebuild`: the token of the rebuild in progress.
+//! - `<prefix>tl:{<user_id>}:pulled`: the authors a page of this timeline
+//!   pulls at read time (under hybrid, the celebrities the user follows),
+//!   as the rebuild that completed it found them: a string of their ids,
+//!   8 big-endian bytes each ([`encode_ids`]). It is written and dropped
+//!   together with the timeline, so it is exactly as fresh as the pushed
+//!   half; a timeline without it (Redis evicted one key of the two) is not
+//!   served.
 //!
 //! A deleted tweet's tombstone is `<prefix>tomb:{<tweet_id>}`, tagged by the
 //! tweet, and the feed of recent deletions is one key, `<prefix>deleted`.
@@ -60,6 +67,10 @@ pub fn rebuild_key(prefix: &str, user_id: i64) -> String {
     format!("{prefix}tl:{{{user_id}}}:rebuild")
 }
 
+pub fn pulled_key(prefix: &str, user_id: i64) -> String {
+    format!("{prefix}tl:{{{user_id}}}:pulled")
+}
+
 pub fn tombstone_key(prefix: &str, tweet_id: i64) -> String {
     format!("{prefix}tomb:{{{tweet_id}}}")
 }
@@ -75,6 +86,16 @@ pub fn encode(tweet_id: i64) -> [u8; 8] {
 /// The id of a member, or `None` for a marker.
 pub fn decode(member: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(member.try_into().ok()?))
+}
+
+/// Ids as one string, 8 big-endian bytes each.
+pub fn encode_ids(ids: &[i64]) -> Vec<u8> {
+    ids.iter().flat_map(|&id| encode(id)).collect()
+}
+
+/// The ids of a string written by [`encode_ids`].
+pub fn decode_ids(bytes: &[u8]) -> Vec<i64> {
+    bytes.chunks_exact(8).filter_map(decode).collect()
 }
 
 /// `(` and the encoded id: an exclusive `BYLEX` bound.
@@ -101,9 +122,18 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_ids_round_trips_through_its_string() {
+        let ids = [1_i64, 256, i64::MAX];
+        assert_eq!(encode_ids(&ids).len(), 24);
+        assert_eq!(decode_ids(&encode_ids(&ids)), ids);
+        assert!(decode_ids(&encode_ids(&[])).is_empty());
+    }
+
+    #[test]
     fn one_users_keys_share_a_hash_tag() {
         assert_eq!(timeline_key("chirp:", 42), "chirp:tl:{42}");
         assert_eq!(rebuild_key("chirp:", 42), "chirp:tl:{42}:rebuild");
+        assert_eq!(pulled_key("chirp:", 42), "chirp:tl:{42}:pulled");
         assert_eq!(tombstone_key("chirp:", 7), "chirp:tomb:{7}");
     }
 }

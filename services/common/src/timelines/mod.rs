@@ -15,6 +15,15 @@
 //! read costs no write and no byte. Skipped pushes are counted by the
 //! caller.
 //!
+//! Beside each timeline the rebuild stores the authors its pages pull at
+//! read time (under hybrid, the celebrities the reader follows), so a
+//! cached page reads both halves in one round trip and asks the graph for
+//! nothing. The list needs no TTL of its own: it changes only when the
+//! reader follows or unfollows someone, or a followee crosses the celebrity
+//! threshold either way, and each of those drops the timeline (the graph
+//! service does it), list and all, so the next read rebuilds both from the
+//! graph as it is then.
+//!
 //! A rebuild and the pushes racing it lose nothing: the rebuild first marks
 //! the timeline as being rebuilt, so pushes land in it meanwhile, and then
 //! merges its result in. A rebuild that began before the reader's last
@@ -154,6 +163,9 @@ pub struct Cached {
     pub state: State,
     /// Newest first.
     pub ids: Vec<i64>,
+    /// The authors the timeline's pages pull, stored by the rebuild that
+    /// completed it; empty unless the state is complete.
+    pub pulled: Vec<i64>,
 }
 
 /// The right to complete one rebuild; see the module doc.
@@ -245,25 +257,29 @@ impl HomeTimelines {
 
     /// Completes a rebuild with `tweet_ids` (newest first, at most capacity;
     /// `cut` when older ones exist), merged with the pushes that landed
-    /// meanwhile. Returns false, writing nothing, when the rebuild is stale:
-    /// the reader's follows changed since it began, a newer rebuild
-    /// started, or Redis dropped the timeline.
-    #[tracing::instrument(name = "timelines.complete_rebuild", skip(self, token, tweet_ids), fields(tweets = tweet_ids.len()))]
+    /// meanwhile, and stores the authors its pages pull, `pulled`, beside
+    /// it. Returns false, writing nothing, when the rebuild is stale: the
+    /// reader's follows changed since it began, a newer rebuild started, or
+    /// Redis dropped the timeline.
+    #[tracing::instrument(name = "timelines.complete_rebuild", skip(self, token, tweet_ids, pulled), fields(tweets = tweet_ids.len(), pulled = pulled.len()))]
     pub async fn complete_rebuild(
         &self,
         user_id: i64,
         token: &RebuildToken,
         tweet_ids: &[i64],
         cut: bool,
+        pulled: &[i64],
     ) -> redis::RedisResult<bool> {
         let mut invocation = self.scripts.complete_rebuild.prepare_invoke();
         invocation
             .key(self.key(user_id))
             .key(layout::rebuild_key(&self.key_prefix, user_id))
+            .key(layout::pulled_key(&self.key_prefix, user_id))
             .arg(&token.0)
             .arg(self.ttl_secs)
             .arg(self.capacity)
-            .arg(u8::from(cut));
+            .arg(u8::from(cut))
+            .arg(layout::encode_ids(pulled));
         for &id in tweet_ids {
             invocation.arg(&layout::encode(id)[..]);
         }
@@ -273,27 +289,33 @@ impl HomeTimelines {
         Ok(completed == 1)
     }
 
-    /// Writes a complete timeline of `tweet_ids` in one go (a rebuild with
-    /// nothing in between): for tests and tools that stand in for a read.
+    /// Writes a complete timeline of `tweet_ids` that pulls no one, in one
+    /// go (a rebuild with nothing in between): for tests and tools that
+    /// stand in for a read.
     pub async fn store_rebuilt(&self, user_id: i64, tweet_ids: &[i64]) -> redis::RedisResult<()> {
         let token = self.begin_rebuild(user_id).await?;
         let cut = tweet_ids.len() > self.capacity;
-        self.complete_rebuild(user_id, &token, tweet_ids, cut)
+        self.complete_rebuild(user_id, &token, tweet_ids, cut, &[])
             .await?;
         Ok(())
     }
 
-    /// Drops the timelines of `user_ids` and any rebuild of them in
-    /// progress, so their next read rebuilds them from the graph as it is
-    /// now. One `DEL` per user: never a command across users' slots.
+    /// Drops the timelines of `user_ids`, their pulled authors and any
+    /// rebuild of them in progress, so their next read rebuilds them from
+    /// the graph as it is now. One `DEL` per user: never a command across
+    /// users' slots.
     #[tracing::instrument(name = "timelines.invalidate", skip(self, user_ids), fields(timelines = user_ids.len()))]
     pub async fn invalidate(&self, user_ids: &[i64]) -> redis::RedisResult<()> {
         if user_ids.is_empty() {
             return Ok(());
         }
         self.per_user(user_ids, |pipe, key, user_id| {
-            pipe.del(&[key, layout::rebuild_key(&self.key_prefix, user_id)])
-                .ignore();
+            pipe.del(&[
+                key,
+                layout::rebuild_key(&self.key_prefix, user_id),
+                layout::pulled_key(&self.key_prefix, user_id),
+            ])
+            .ignore();
         })
         .await?;
         Ok(())
@@ -330,9 +352,10 @@ impl HomeTimelines {
         Ok(decode_all(&members))
     }
 
-    /// A page (as [`Self::page`]) and the state of the timeline, in one
-    /// round trip that also refreshes the timeline's TTL: a read is what
-    /// keeps a timeline cached.
+    /// A page (as [`Self::page`]), the state of the timeline and its pulled
+    /// authors, in one round trip that also refreshes the TTL of both keys:
+    /// a read is what keeps a timeline cached. A complete timeline whose
+    /// list Redis evicted reads as missing, to be rebuilt.
     #[tracing::instrument(name = "timelines.read", skip(self))]
     pub async fn read(
         &self,
@@ -341,30 +364,38 @@ impl HomeTimelines {
         limit: usize,
     ) -> redis::RedisResult<Cached> {
         let key = self.key(user_id);
+        let pulled_key = layout::pulled_key(&self.key_prefix, user_id);
+        let ttl = self.ttl_secs as i64;
         let mut pipe = redis::pipe();
         pipe.cmd("ZRANGE")
             .arg(&key)
             .arg("-")
             .arg(layout::UP_TO_MARKERS)
             .arg("BYLEX")
-            .expire(&key, self.ttl_secs as i64)
+            .expire(&key, ttl)
             .ignore()
-            .add_command(self.page_command(user_id, before, limit));
-        let (markers, members): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            .add_command(self.page_command(user_id, before, limit))
+            .get(&pulled_key)
+            .expire(&pulled_key, ttl)
+            .ignore();
+        type Members = Vec<Vec<u8>>;
+        let (markers, members, pulled): (Members, Members, Option<Vec<u8>>) =
             pipe.query_async(&mut self.redis.clone()).await?;
         let has = |marker: &[u8]| markers.iter().any(|m| m == marker);
-        let state = if has(layout::COMPLETE) {
-            State::Complete {
-                cut: has(layout::CUT),
-            }
-        } else if has(layout::REBUILDING) {
-            State::Rebuilding
-        } else {
-            State::Missing
+        let (state, pulled) = match pulled {
+            Some(pulled) if has(layout::COMPLETE) => (
+                State::Complete {
+                    cut: has(layout::CUT),
+                },
+                layout::decode_ids(&pulled),
+            ),
+            _ if has(layout::REBUILDING) => (State::Rebuilding, Vec::new()),
+            _ => (State::Missing, Vec::new()),
         };
         Ok(Cached {
             state,
             ids: decode_all(&members),
+            pulled,
         })
     }
 

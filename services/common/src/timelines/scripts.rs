@@ -38,11 +38,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[2], 'NX')
 return 1
 ";
 
-/// KEYS: timeline, rebuild token. ARGV: token, ttl, capacity, cut (0|1),
-/// then the ids. Completes the timeline only if `token` is still the
-/// current rebuild and the timeline still awaits it: an invalidation (which
-/// deletes both keys), a newer rebuild (which replaced the token) or an
-/// eviction since the rebuild began makes it a no-op returning 0.
+/// KEYS: timeline, rebuild token, pulled authors. ARGV: token, ttl,
+/// capacity, cut (0|1), the pulled authors' ids (one string), then the
+/// tweet ids. Completes the timeline, and stores its pulled authors beside
+/// it, only if `token` is still the current rebuild and the timeline still
+/// awaits it: an invalidation (which deletes every key of the user), a newer
+/// rebuild (which replaced the token) or an eviction since the rebuild began
+/// makes it a no-op returning 0.
 const COMPLETE_REBUILD: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -50,7 +52,7 @@ if not redis.call('ZSCORE', KEYS[1], '\0') then return 0 end
 redis.call('ZREM', KEYS[1], '\0')
 redis.call('ZADD', KEYS[1], 0, '')
 if ARGV[4] == '1' then redis.call('ZADD', KEYS[1], 0, '\0\0') end
-for first = 5, #ARGV, 500 do
+for first = 6, #ARGV, 500 do
   local args = {}
   for i = first, math.min(first + 499, #ARGV) do
     args[#args + 1] = 0
@@ -60,6 +62,7 @@ for first = 5, #ARGV, 500 do
 end
 trim(KEYS[1], tonumber(ARGV[3]))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[2])
 return 1
 ";
 

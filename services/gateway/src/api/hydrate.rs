@@ -26,9 +26,6 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The most handles kept: a few megabytes.
-const CAPACITY: u64 = 100_000;
-
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Tweet)]
 pub struct TweetView {
@@ -67,10 +64,11 @@ pub struct Handles {
     known: Cache<i64, Arc<str>>,
 }
 
-impl Default for Handles {
-    fn default() -> Self {
+impl Handles {
+    /// Keeps at most `capacity` handles (`HANDLE_CACHE_CAPACITY`).
+    pub fn new(capacity: u64) -> Self {
         Self {
-            known: Cache::new(CAPACITY),
+            known: Cache::new(capacity),
         }
     }
 }

@@ -128,7 +128,7 @@ async fn a_push_during_a_rebuild_is_kept_when_it_completes() {
         "not served until complete"
     );
     let completed = timelines
-        .complete_rebuild(USER, &token, &[20, 10], false)
+        .complete_rebuild(USER, &token, &[20, 10], false, &[])
         .await
         .unwrap();
 
@@ -148,7 +148,7 @@ async fn a_rebuild_begun_before_an_invalidation_cannot_complete() {
     let stale = timelines.begin_rebuild(USER).await.unwrap();
     timelines.invalidate(&[USER]).await.unwrap();
     let completed = timelines
-        .complete_rebuild(USER, &stale, &[10], false)
+        .complete_rebuild(USER, &stale, &[10], false, &[])
         .await
         .unwrap();
 
@@ -166,11 +166,11 @@ async fn only_the_newest_rebuild_completes() {
     let older = timelines.begin_rebuild(USER).await.unwrap();
     let newer = timelines.begin_rebuild(USER).await.unwrap();
     let older_completed = timelines
-        .complete_rebuild(USER, &older, &[10], false)
+        .complete_rebuild(USER, &older, &[10], false, &[])
         .await
         .unwrap();
     let newer_completed = timelines
-        .complete_rebuild(USER, &newer, &[20], false)
+        .complete_rebuild(USER, &newer, &[20], false, &[])
         .await
         .unwrap();
 
@@ -190,11 +190,59 @@ async fn a_rebuild_whose_timeline_was_evicted_cannot_complete() {
         .unwrap();
 
     let completed = timelines
-        .complete_rebuild(USER, &token, &[10], false)
+        .complete_rebuild(USER, &token, &[10], false, &[])
         .await
         .unwrap();
 
     assert!(!completed, "it would miss the pushes the eviction dropped");
+}
+
+/// The hybrid list lives with the timeline: the completing rebuild writes
+/// it, a read returns it with the page, a drop removes it.
+#[tokio::test]
+async fn the_pulled_authors_are_stored_read_and_dropped_with_the_timeline() {
+    let (timelines, _) = store(800).await;
+    let token = timelines.begin_rebuild(USER).await.unwrap();
+    let celebrities = [7, 300, 1_990_000_000_000];
+
+    timelines
+        .complete_rebuild(USER, &token, &[20, 10], false, &celebrities)
+        .await
+        .unwrap();
+
+    let read = timelines.read(USER, None, 10).await.unwrap();
+    assert_eq!(read.state, State::Complete { cut: false });
+    assert_eq!(
+        (read.ids, read.pulled),
+        (vec![20, 10], celebrities.to_vec())
+    );
+    timelines.invalidate(&[USER]).await.unwrap();
+    let read = timelines.read(USER, None, 10).await.unwrap();
+    assert_eq!(read.state, State::Missing);
+    assert!(read.pulled.is_empty());
+}
+
+/// Redis evicts keys one at a time: a timeline whose list of pulled
+/// authors went is not served (it would silently pull no one), but rebuilt.
+#[tokio::test]
+async fn a_timeline_whose_pulled_authors_were_evicted_reads_as_missing() {
+    let (timelines, args) = store(800).await;
+    let token = timelines.begin_rebuild(USER).await.unwrap();
+    timelines
+        .complete_rebuild(USER, &token, &[10], false, &[7])
+        .await
+        .unwrap();
+
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{}tl:{{{USER}}}:pulled", args.redis_key_prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        timelines.read(USER, None, 10).await.unwrap().state,
+        State::Missing
+    );
 }
 
 #[tokio::test]
