@@ -15,8 +15,9 @@ pub const GRPC_PAGE: &str = "grpc: GetHomeTimeline";
 
 /// The Redis commands of one cached home-timeline page, and nothing else:
 /// the very call the timeline service makes (`HomeTimelines::
-/// page_if_complete`: ZSCORE of the sentinel, EXPIRE, ZRANGE BYLEX REV, in
-/// one pipelined round trip) through the same client, on one multiplexed
+/// read`, as `page_if_complete`: the markers, the page (ZRANGE BYLEX REV), the
+/// stored list of pulled authors (GET) and both keys' EXPIRE, in one
+/// pipelined round trip) through the same client, on one multiplexed
 /// connection shared by every concurrent request, as in the service.
 pub struct RedisPage {
     pub timelines: HomeTimelines,
