@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_kafka::KafkaArgs;
+use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use redis::ConnectionAddr;
 
 use crate::machine::Machine;

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
 use chirp_common::ids::Snowflake;
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::tweet_event::Kind;
-use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_common::testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_kafka::KafkaArgs;
+use chirp_proto::events::tweet_event::Kind;
+use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{CreateUserRequest, FollowRequest};
+use chirp_testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
+use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -83,7 +83,7 @@ async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) ->
     let database_url = fresh_database().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let graph_addr = listener.local_addr().unwrap().to_string();
-    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
+    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
     spawn_graph(&database_url, celebrity_threshold, &store, listener);
     let graph = GraphServiceClient::new(
         chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),

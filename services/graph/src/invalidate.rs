@@ -7,7 +7,7 @@
 //! fresh connection; any other failure, or a second one, is the caller's.
 //! One retry, not a loop: a Redis that is really down fails fast.
 
-use chirp_common::timelines::HomeTimelines;
+use chirp_timelines::HomeTimelines;
 
 /// Drops the timelines of `user_ids`, as [`HomeTimelines::invalidate`] does.
 pub async fn timelines(timelines: &HomeTimelines, user_ids: &[i64]) -> redis::RedisResult<()> {

@@ -33,8 +33,8 @@ mod store;
 
 use std::future::Future;
 
-use chirp_common::proto::graph::graph_service_server::GraphServiceServer;
-use chirp_common::timelines::HomeTimelines;
+use chirp_proto::graph::graph_service_server::GraphServiceServer;
+use chirp_timelines::HomeTimelines;
 use futures::FutureExt;
 use tokio::net::TcpListener;
 

@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chirp_common::timelines::HomeTimelines;
+use chirp_timelines::HomeTimelines;
 
 use crate::GraphError;
 use crate::invalidate;

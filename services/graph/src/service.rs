@@ -4,14 +4,14 @@
 use chirp_common::paging::{self, PageSize};
 use std::collections::HashMap;
 
-use chirp_common::proto::graph::{
+use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest,
     GetUserRequest, ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk,
     ImportGraphSummary, ListFollowedCelebritiesRequest, ListFollowsRequest,
     ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdPage, UserList,
     graph_service_server::GraphService,
 };
-use chirp_common::timelines::HomeTimelines;
+use chirp_timelines::HomeTimelines;
 use tonic::{Request, Response, Status};
 
 use crate::GraphError;

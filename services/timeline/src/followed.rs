@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::ListFollowedCelebritiesRequest;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::ListFollowedCelebritiesRequest;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
 
 use crate::TimelineError;
 use crate::authors::MAX_AUTHORS_SCANNED;

@@ -1,13 +1,13 @@
-//! The home-timeline store itself (`chirp_common::timelines`) against the
+//! The home-timeline store itself (`chirp_timelines`) against the
 //! real Redis: its layout, its cursor semantics, active-only pushes and the
 //! rebuild protocol, each interleaving written out step by step. On a single
 //! node by default; `deploy/test.sh` runs them again on the Redis Cluster
 //! (`CHIRP_TEST_REDIS_CLUSTER=1`), where each user's keys sit on the master
 //! of their slot and a batch over many users is split per slot.
 
-use chirp_common::redis_connection::RedisConnection;
-use chirp_common::testing::{ensure_backends, redis_connection, timeline_store, unique_name};
-use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_redis::connection::RedisConnection;
+use chirp_testing::{ensure_backends, redis_connection, timeline_store, unique_name};
+use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 
 /// A store under a fresh prefix, with `capacity` entries per timeline.
 async fn store(capacity: usize) -> (HomeTimelines, TimelineStoreArgs) {

@@ -30,7 +30,7 @@
 //! timeline service follows to drop them from its hydration cache.
 //!
 //! The store runs on a single Redis node or on a Redis Cluster, chosen by
-//! `REDIS_CLUSTER` ([`crate::redis_connection`]). Every script and
+//! `REDIS_CLUSTER` ([`chirp_redis::connection`]). Every script and
 //! multi-key command names one user's keys only, which share a hash tag; a
 //! batch over many users (a fan-out's pushes, a follow's invalidations) is
 //! one pipeline on a node and one pipeline per slot on a cluster, sent
@@ -38,7 +38,10 @@
 //! span slots.
 //!
 //! The fan-out worker writes here and the timeline service reads here; this
-//! module is the one place that knows the layout.
+//! crate is the one place that knows the layout. It is a crate of its own so
+//! that only they and the graph service (which drops timelines when follows
+//! change) link the store, its scripts and its settings: the gateway and the
+//! tweet service never see a home timeline.
 
 pub mod layout;
 mod scripts;
@@ -49,7 +52,7 @@ use clap::{Args, ValueEnum};
 use futures::future::try_join_all;
 use redis::Value;
 
-use crate::redis_connection::{RedisConnection, RedisTarget};
+use chirp_redis::connection::{RedisConnection, RedisTarget};
 
 use scripts::Scripts;
 
