@@ -17,8 +17,8 @@ pub use chirp_redis::delivery::DeliveryLog;
 /// A log in the Redis that holds the timelines (a node or a cluster), under
 /// the same key prefix.
 pub async fn connect(store: &TimelineStoreArgs) -> anyhow::Result<DeliveryLog> {
-    let redis = RedisConnection::connect(&store.redis()).await?;
-    Ok(DeliveryLog::new(redis, &store.redis_key_prefix))
+    let redis = RedisConnection::connect(&store.redis.target()).await?;
+    Ok(DeliveryLog::new(redis, &store.redis.redis_key_prefix))
 }
 
 /// After one pipeline wrote `timelines` timelines with `change` (the

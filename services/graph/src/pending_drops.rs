@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chirp_timelines::HomeTimelines;
+use chirp_timelines::TimelineDrops;
 
 use crate::GraphError;
 use crate::invalidate;
@@ -44,11 +44,11 @@ pub async fn queue(tx: &mut sqlx::PgConnection, author_id: i64) -> Result<(), Gr
 #[derive(Clone)]
 pub struct PendingDrops {
     store: Store,
-    timelines: HomeTimelines,
+    timelines: TimelineDrops,
 }
 
 impl PendingDrops {
-    pub fn new(store: Store, timelines: HomeTimelines) -> Self {
+    pub fn new(store: Store, timelines: TimelineDrops) -> Self {
         Self { store, timelines }
     }
 

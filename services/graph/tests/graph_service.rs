@@ -39,15 +39,15 @@ async fn spawn_app() -> TestApp {
 async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
     let database_url = fresh_database().await;
     let mut store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
-    redis_url.clone_into(&mut store.redis_url);
+    redis_url.clone_into(&mut store.redis.redis_url);
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
         &database_url,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
         "--celebrity-threshold",
         &celebrity_threshold.to_string(),
     ])

@@ -48,9 +48,9 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
         "--celebrity-threshold",
         "1",
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

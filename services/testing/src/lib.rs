@@ -300,9 +300,11 @@ impl Drop for ServiceProcess {
 pub fn timeline_store(redis_key_prefix: &str) -> chirp_timelines::TimelineStoreArgs {
     let redis = redis_target();
     chirp_timelines::TimelineStoreArgs {
-        redis_url: redis.urls.to_owned(),
-        redis_cluster: redis.cluster,
-        redis_key_prefix: redis_key_prefix.to_owned(),
+        redis: chirp_timelines::TimelineRedisArgs {
+            redis_url: redis.urls.to_owned(),
+            redis_cluster: redis.cluster,
+            redis_key_prefix: redis_key_prefix.to_owned(),
+        },
         timeline_capacity: 800,
         timeline_ttl_secs: 3600,
         timeline_strategy: chirp_timelines::Strategy::Hybrid,

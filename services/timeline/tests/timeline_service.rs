@@ -116,9 +116,9 @@ async fn spawn_timeline(
         "--graph-addr",
         graph_addr,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -399,9 +399,9 @@ async fn spawn_graph_on(store: &TimelineStoreArgs, celebrity_threshold: i64) -> 
         "--database-url",
         &database_url,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
         "--celebrity-threshold",
         &celebrity_threshold.to_string(),
     ])
@@ -429,9 +429,9 @@ async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
         "--graph-addr",
         &graph_addr,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
     ];
     argv.extend_from_slice(args);
     let config = timeline::Config::try_parse_from(argv).unwrap();

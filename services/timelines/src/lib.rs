@@ -83,8 +83,11 @@ impl Strategy {
     }
 }
 
+/// Where the home timelines are kept: all the graph service is configured
+/// with, since it only drops timelines ([`TimelineDrops`]). The services
+/// that fill and read them add how ([`TimelineStoreArgs`]).
 #[derive(Debug, Clone, Args)]
-pub struct TimelineStoreArgs {
+pub struct TimelineRedisArgs {
     /// Redis holding the home timelines: one URL, or with `REDIS_CLUSTER`
     /// some of the cluster's nodes, comma-separated.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -95,6 +98,24 @@ pub struct TimelineStoreArgs {
     /// Prefix of every key, so several deployments (or test runs) can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
     pub redis_key_prefix: String,
+}
+
+impl TimelineRedisArgs {
+    pub fn target(&self) -> RedisTarget<'_> {
+        RedisTarget {
+            urls: &self.redis_url,
+            cluster: self.redis_cluster,
+        }
+    }
+}
+
+/// The settings of the services that write and read the timelines (the
+/// fan-out worker and the timeline service): where they are, and how they
+/// are filled and kept.
+#[derive(Debug, Clone, Args)]
+pub struct TimelineStoreArgs {
+    #[command(flatten)]
+    pub redis: TimelineRedisArgs,
     /// Entries kept per home timeline; older ones are trimmed on write
     /// (Twitter kept 800). Reading further back falls through to the stores.
     /// Keep it at most Redis's `zset-max-listpack-entries` minus 3 (the
@@ -109,15 +130,6 @@ pub struct TimelineStoreArgs {
     /// push, pull or hybrid: see [`Strategy`].
     #[arg(long, env = "TIMELINE_STRATEGY", value_enum, default_value_t = Strategy::Hybrid)]
     pub timeline_strategy: Strategy,
-}
-
-impl TimelineStoreArgs {
-    pub fn redis(&self) -> RedisTarget<'_> {
-        RedisTarget {
-            urls: &self.redis_url,
-            cluster: self.redis_cluster,
-        }
-    }
 }
 
 /// Handle to the home timelines. Cloning is cheap: the connection (a
@@ -177,16 +189,25 @@ const DELETED_FEED_LEN: usize = 10_000;
 
 impl HomeTimelines {
     pub async fn connect(args: &TimelineStoreArgs) -> anyhow::Result<Self> {
-        let redis = RedisConnection::connect(&args.redis()).await?;
+        Self::open(
+            &args.redis,
+            args.timeline_capacity.max(1),
+            args.timeline_ttl_secs,
+        )
+        .await
+    }
+
+    async fn open(at: &TimelineRedisArgs, capacity: usize, ttl_secs: u64) -> anyhow::Result<Self> {
+        let redis = RedisConnection::connect(&at.target()).await?;
         anyhow::ensure!(
-            !args.redis_key_prefix.contains('{'),
+            !at.redis_key_prefix.contains('{'),
             "REDIS_KEY_PREFIX must not contain '{{': it would become the keys' cluster hash tag"
         );
         Ok(Self {
             redis,
-            key_prefix: args.redis_key_prefix.clone(),
-            capacity: args.timeline_capacity.max(1),
-            ttl_secs: args.timeline_ttl_secs,
+            key_prefix: at.redis_key_prefix.clone(),
+            capacity,
+            ttl_secs,
             scripts: Arc::new(Scripts::new()),
         })
     }
@@ -556,6 +577,26 @@ impl HomeTimelines {
             }
             outcome => outcome,
         }
+    }
+}
+
+/// The home timelines as the graph service holds them: it drops a
+/// follower's timeline when their follows change, and does nothing else, so
+/// it is configured with where the timelines are and nothing of how they are
+/// filled. Cloning is cheap, as for [`HomeTimelines`].
+#[derive(Clone)]
+pub struct TimelineDrops(HomeTimelines);
+
+impl TimelineDrops {
+    pub async fn connect(at: &TimelineRedisArgs) -> anyhow::Result<Self> {
+        // A drop deletes keys and writes no entry: the capacity and the TTL
+        // of entries are never read here.
+        HomeTimelines::open(at, 1, 1).await.map(Self)
+    }
+
+    /// Drops timelines, as [`HomeTimelines::invalidate`].
+    pub async fn invalidate(&self, user_ids: &[i64]) -> redis::RedisResult<()> {
+        self.0.invalidate(user_ids).await
     }
 }
 

@@ -37,7 +37,7 @@ async fn an_800_entry_timeline_costs_at_most_16_bytes_an_entry() {
     let (timelines, args) = store(800).await;
     let ids = snowflakes(800);
     timelines.store_rebuilt(USER, &ids).await.unwrap();
-    let key = format!("{}tl:{{{USER}}}", args.redis_key_prefix);
+    let key = format!("{}tl:{{{USER}}}", args.redis.redis_key_prefix);
     let mut redis = redis().await;
 
     let encoding: String = redis::cmd("OBJECT")
@@ -106,7 +106,7 @@ async fn a_push_reaches_only_cached_timelines_and_creates_no_key() {
     assert_eq!((pushed.written, pushed.skipped), (1, 1));
     assert_eq!(timelines.page(cached, None, 10).await.unwrap(), [11, 10]);
     let exists: bool = redis::cmd("EXISTS")
-        .arg(format!("{}tl:{{{uncached}}}", args.redis_key_prefix))
+        .arg(format!("{}tl:{{{uncached}}}", args.redis.redis_key_prefix))
         .query_async(&mut redis().await)
         .await
         .unwrap();
@@ -184,7 +184,7 @@ async fn a_rebuild_whose_timeline_was_evicted_cannot_complete() {
     let token = timelines.begin_rebuild(USER).await.unwrap();
     // What an eviction does: the timeline goes, and the pushes in it.
     let _: () = redis::cmd("DEL")
-        .arg(format!("{}tl:{{{USER}}}", args.redis_key_prefix))
+        .arg(format!("{}tl:{{{USER}}}", args.redis.redis_key_prefix))
         .query_async(&mut redis().await)
         .await
         .unwrap();
