@@ -705,7 +705,10 @@ up_kafka_cluster() {
     return 0
   fi
   down_kafka_cluster
-  # The jars of the single broker; nothing more to download.
+  # The jars of the single broker; nothing more to download. Its logging config is read from
+  # the repository, not from the single broker's rendered config: that one is missing when the
+  # single broker on :9092 is someone else's (reused, never rendered here), and without it
+  # nothing logs "Kafka Server started".
   fetch_jars kafka "$SHIPPED/kafka/pom.xml" "$KAFKA_HOME/libs"
   for node in "${KAFKA_CLUSTER_NODES[@]}"; do
     voters+=("$node@127.0.0.1:$(kafka_cluster_controller_port "$node")")
@@ -731,7 +734,7 @@ up_kafka_cluster() {
     start_detached "$LOG_DIR/kafka-cluster-$node.log" "$RUN_DIR/kafka-cluster-$node.pid" "$home/$node" \
       java "${cds[@]}" -Xms128m -Xmx320m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-      "-Dlog4j2.configurationFile=file:$KAFKA_HOME/config/log4j2.yaml" \
+      "-Dlog4j2.configurationFile=file:$SHIPPED/kafka/log4j2.yaml" \
       -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$home/$node/server.properties"
   done
   for node in "${KAFKA_CLUSTER_NODES[@]}"; do

@@ -57,6 +57,8 @@ QUIET_IDLE=${SCALE_QUIET_IDLE:-80}
 QUIET_TIMEOUT=${SCALE_QUIET_TIMEOUT:-120}
 SKIP_BENCH=${SCALE_SKIP_BENCH:-}   # set: seed and count Redis only
 # SCALE_BIN_DIR=DIR: use the binaries in DIR instead of building them.
+# BENCH_TIMELINE_ENV="VAR=value …": more settings for the timeline service (e.g. its caches'
+# sizes), recorded in scale.md.
 
 PG=postgres://postgres@127.0.0.1:5432
 GATEWAY=127.0.0.1:18180
@@ -116,9 +118,13 @@ cpu_idle() {
   echo $((100 * ((b[4] - a[4]) + (b[5] - a[5])) / (total > 0 ? total : 1)))
 }
 
+# The fan-out worker's consumer lag, or "none" when no worker of ours runs (the strategies
+# experiment runs its own, in process). A worker of ours that does not answer is not quiet.
 fanout_lag() {
-  curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null |
-    awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }'
+  local metrics
+  if ((${#PIDS[@]} == 0)); then echo none; return; fi
+  metrics=$(curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null) || { echo "unreachable"; return; }
+  awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }' <<<"$metrics"
 }
 
 # Queries of the database $1 still running (other than this check): a seed not yet settled.
@@ -135,7 +141,7 @@ quiet() {
     lag=$(fanout_lag)
     active=$(active_queries "$3")
     idle=$(cpu_idle 5)
-    if [[ $lag == 0 && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
+    if [[ ($lag == 0 || $lag == none) && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
     if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
   done
   local load busiest
@@ -152,7 +158,8 @@ quiet() {
 # bytes". Whatever layout the timeline store uses, these count what it holds.
 redis_timelines() {
   local keys=$RESULTS/keys.txt
-  redis-cli -h 127.0.0.1 --scan --pattern "$1timeline:*" >"$keys"
+  # `tl:{id}` only: not a rebuild's staging key (`tl:{id}:rebuild`), nor tombstones.
+  redis-cli -h 127.0.0.1 --scan --pattern "$1tl:{*}" >"$keys"
   local count
   count=$(wc -l <"$keys")
   if ((count == 0)); then echo "0 0 0"; return; fi
@@ -224,7 +231,9 @@ print(m["follows"], m["tweets"], round(t["users_secs"], 1), round(t["follows_sec
     env "${REDIS[@]}" "${KAFKA[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" bench \
       --manifest "$OUT/manifest.json" --timeline-addr "$TIMELINE" --graph-addr "$GRAPH" \
       --fanout-metrics "http://$FANOUT_METRICS/metrics" --duration "$DURATION" \
-      --connections "$CONNECTIONS" --readers "$READERS" --out "$OUT" | tee "$OUT/bench.txt"
+      --connections "$CONNECTIONS" --readers "$READERS" \
+      --fanout-followers "$(( THRESHOLD - 1 < 1000 ? THRESHOLD - 1 : 1000 ))" \
+      --out "$OUT" | tee "$OUT/bench.txt"
     read -r pages p99 < <(python3 -c '
 import json, sys
 b = json.load(open(sys.argv[1]))
@@ -280,6 +289,10 @@ fi
 {
   echo "# chirp at scale ($(date -u +%FT%TZ), $(nproc) cores)"
   echo
+  if [[ -n ${BENCH_TIMELINE_ENV:-} ]]; then
+    echo "The timeline service ran with \`$BENCH_TIMELINE_ENV\` (BENCH_TIMELINE_ENV)."
+    echo
+  fi
   sed '1a|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|' "$RESULTS/scale.tsv"
   echo
   if [[ -f $RESULTS/strategies/strategies.md ]]; then

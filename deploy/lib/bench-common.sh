@@ -52,7 +52,11 @@ start_stack() {
   KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$run" KAFKA_TOPIC_PARTITIONS=1)
   start graph LISTEN_ADDR="$GRAPH" DATABASE_URL="$database_url" CELEBRITY_THRESHOLD="$threshold" "${REDIS[@]}"
   start tweet LISTEN_ADDR="$TWEET" CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE="$keyspace" "${KAFKA[@]}"
-  start timeline LISTEN_ADDR="$TIMELINE" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" "${REDIS[@]}"
+  # BENCH_TIMELINE_ENV="VAR=value …": more settings for the timeline service (its caches).
+  local -a timeline_env
+  read -r -a timeline_env <<<"${BENCH_TIMELINE_ENV:-}"
+  start timeline LISTEN_ADDR="$TIMELINE" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" "${REDIS[@]}" \
+    "${timeline_env[@]}"
   start fanout GRAPH_ADDR="$GRAPH" KAFKA_GROUP_ID="$run" METRICS_ADDR="$FANOUT_METRICS" "${KAFKA[@]}" "${REDIS[@]}"
   start gateway LISTEN_ADDR="$GATEWAY" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" TIMELINE_ADDR="$TIMELINE" \
     TOKEN_SECRET="$secret" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 \

@@ -49,8 +49,11 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
                 &examples,
                 "--header",
                 &auth,
+                // One worker: with two threads, hypothesis's ast.parse of its own lambdas
+                // races on Python 3.11 ("AST constructor recursion depth mismatch"), seen
+                // as a runtime error in a CI run after 1 161 cases passed.
                 "--workers",
-                "2",
+                "1",
             ])
             .args(["--generation-database", "none", "--no-color"])
             .status()
