@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use chirp_common::metrics::MetricsArgs;
-use chirp_common::testing::local_listener;
+use chirp_testing::local_listener;
 use helpers::spawn_stack_with;
 
 #[tokio::test]

@@ -10,10 +10,10 @@ mod helpers;
 
 use std::path::{Path, PathBuf};
 
-use chirp_common::proto::graph::graph_service_server;
-use chirp_common::proto::timeline::timeline_service_server;
-use chirp_common::proto::tweet::tweet_service_server;
-use chirp_common::testing::{self, unique_name};
+use chirp_proto::graph::graph_service_server;
+use chirp_proto::timeline::timeline_service_server;
+use chirp_proto::tweet::tweet_service_server;
+use chirp_testing::{self as testing, unique_name};
 use clap::Parser;
 use loadtest::client::Gateway;
 use loadtest::experiment::Experiment;

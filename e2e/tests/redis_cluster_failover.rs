@@ -1,7 +1,7 @@
 //! A Redis Cluster master killed under load
 //! (`deploy/backends.sh up redis-cluster`, then `kill redis-cluster PORT`):
 //! its replica takes over, and chirp's Redis connection
-//! (`chirp_common::redis_connection`) follows it without a restart: every
+//! (`chirp_redis::connection`) follows it without a restart: every
 //! key written before the kill is read back, and writes go on.
 //!
 //! Its own test binary: killing a master must not run beside the other
@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chirp_common::redis_connection::{RedisConnection, RedisTarget};
-use chirp_common::testing::{
+use chirp_redis::connection::{RedisConnection, RedisTarget};
+use chirp_testing::{
     REDIS_CLUSTER_URLS, backends_script, ensure_scale_out, eventually, unique_name,
 };
 use redis::AsyncCommands;
@@ -97,5 +97,5 @@ async fn a_killed_master_is_replaced_by_its_replica_and_nothing_is_lost() {
     let read: Option<usize> = redis.get(&key).await.unwrap();
     assert_eq!(read, Some(1));
     // A cluster short of a node is rebuilt by the next `up` anyway.
-    chirp_common::testing::stop_scale_out("redis-cluster");
+    chirp_testing::stop_scale_out("redis-cluster");
 }

@@ -26,7 +26,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use chirp_common::telemetry::{self, LogFormat, Telemetry};
-use chirp_common::testing::eventually;
+use chirp_testing::eventually;
 use helpers::{Stack, handle, ids, spawn_stack};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};

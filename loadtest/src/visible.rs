@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::time::Instant;

@@ -1,8 +1,8 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
-use chirp_common::testing::{local_listener, redis_flags, spawn_service, unique_name};
-use chirp_common::timelines::HomeTimelines;
+use chirp_testing::{local_listener, redis_flags, spawn_service, unique_name};
 use chirp_testkit::{Backends, ServiceArgs};
+use chirp_timelines::HomeTimelines;
 use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -127,7 +127,7 @@ impl TestUser {
 impl Stack {
     /// This stack's Redis timelines, to read or drop behind the services' back.
     pub async fn timelines(&self) -> HomeTimelines {
-        let args = chirp_common::testing::timeline_store(&self.redis_prefix);
+        let args = chirp_testing::timeline_store(&self.redis_prefix);
         HomeTimelines::connect(&args)
             .await
             .expect("connect to Redis")

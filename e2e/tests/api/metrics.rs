@@ -15,7 +15,7 @@ use chirp_common::observe::{
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::helpers::{handle, ids, spawn_stack};
-use chirp_common::testing::eventually;
+use chirp_testing::eventually;
 
 /// The process's recorder, installed by whichever test asks first, with the
 /// buckets every service exports.

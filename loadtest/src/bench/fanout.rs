@@ -31,11 +31,11 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, ensure};
 use chirp_common::grpc::DEFAULT_DEADLINE;
 use chirp_common::ids::{MAX_WORKER_ID, Snowflake};
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{FollowRequest, ImportFollowsRequest};
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_kafka::KafkaArgs;
+use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{FollowRequest, ImportFollowsRequest};
+use chirp_timelines::{HomeTimelines, TimelineRedisArgs, TimelineStoreArgs};
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -305,7 +305,10 @@ async fn straight_to_redis(
     tweet_ids: &[i64],
 ) -> anyhow::Result<Duration> {
     let scratch = TimelineStoreArgs {
-        redis_key_prefix: format!("{}bench-zadd:", setup.store.redis_key_prefix),
+        redis: TimelineRedisArgs {
+            redis_key_prefix: format!("{}bench-zadd:", setup.store.redis.redis_key_prefix),
+            ..setup.store.redis.clone()
+        },
         ..setup.store.clone()
     };
     let timelines = HomeTimelines::connect(&scratch).await?;

@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_common::timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_kafka::KafkaArgs;
+use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use redis::ConnectionAddr;
 
 use crate::machine::Machine;
@@ -166,7 +166,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
             .is_some(),
         "user {first}'s timeline is not in Redis under the prefix {:?} after a read: the \
          services must run with TIMELINE_STRATEGY push or hybrid and this REDIS_KEY_PREFIX",
-        args.store.redis_key_prefix
+        args.store.redis.redis_key_prefix
     );
 
     println!("stage 1/6: the Redis floor");
@@ -179,8 +179,8 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
     let floor = stage(&args.out, "redis-floor", &redis, floor, closed).await?;
 
     println!("stage 2/6: redis-benchmark");
-    let (host, port) = redis_host_port(&args.store.redis_url)?;
-    let key = format!("{}timeline:{first}", args.store.redis_key_prefix);
+    let (host, port) = redis_host_port(&args.store.redis.redis_url)?;
+    let key = format!("{}timeline:{first}", args.store.redis.redis_key_prefix);
     let redis_benchmark = redis_benchmark::run(&host, port, &key, want, args.connections)?;
 
     println!("stage 3/6: the timeline service over gRPC");
@@ -277,7 +277,7 @@ async fn stage<T: crate::schedule::Target>(
 
 /// Redis's address for the reports, without credentials.
 fn redis_target(store: &TimelineStoreArgs) -> anyhow::Result<String> {
-    let (host, port) = redis_host_port(&store.redis_url)?;
+    let (host, port) = redis_host_port(&store.redis.redis_url)?;
     Ok(format!("redis {host}:{port}"))
 }
 

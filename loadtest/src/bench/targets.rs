@@ -4,9 +4,9 @@
 //! between them compare like with like.
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::timeline::GetHomeTimelineRequest;
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_common::timelines::HomeTimelines;
+use chirp_proto::timeline::GetHomeTimelineRequest;
+use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_timelines::HomeTimelines;
 
 use crate::schedule::{Failure, Outcome, Target};
 

@@ -319,7 +319,7 @@ pub async fn run(caller: Caller, cast: Cast, size: Size, stop: Arc<AtomicBool>) 
             }
         }));
     }
-    for reader in cast.readers.iter().cloned() {
+    for reader in cast.readers.clone() {
         let (caller, stop) = (caller.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use chirp_common::timelines::Strategy;
+use chirp_timelines::Strategy;
 use clap::Parser;
 use futures::TryStreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;

@@ -154,7 +154,7 @@ where
 /// Both protocol versions: many clients still speak only the older v1alpha.
 fn reflection<S: NamedService>() -> ReflectionBuilder<'static> {
     ReflectionBuilder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(chirp_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name(S::NAME)
         .with_service_name(tonic_health::pb::health_server::SERVICE_NAME)

@@ -9,6 +9,9 @@
 //! trace too. The context travels beside the payload, in headers, never
 //! inside it: the contracts in `proto/` stay free of plumbing, and a hop that
 //! knows nothing of tracing merely breaks the trace, never the request.
+//!
+//! The Kafka headers are written and read in `chirp_kafka::trace_headers`,
+//! beside the Kafka client, so that this crate does not link `rdkafka`.
 
 use std::collections::HashMap;
 
@@ -16,7 +19,6 @@ use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tonic::codegen::http::HeaderMap;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tracing::Span;
@@ -57,21 +59,10 @@ pub fn extract_headers(headers: &HeaderMap) -> Context {
     propagator().extract(&HeaderCarrier(headers))
 }
 
-/// Kafka message headers that carry `cx` to the consumer.
-pub fn kafka_headers(cx: &Context) -> OwnedHeaders {
-    fields(cx)
-        .into_iter()
-        .fold(OwnedHeaders::new(), |headers, (key, value)| {
-            headers.insert(Header {
-                key: &key,
-                value: Some(&value),
-            })
-        })
-}
-
-/// The context a consumed Kafka message carries in its headers.
-pub fn extract_kafka(headers: &impl Headers) -> Context {
-    propagator().extract(&KafkaCarrier(headers))
+/// The context that `carrier`'s header fields hold, whatever the transport
+/// (Kafka message headers); an empty one if they hold none or a malformed one.
+pub fn extract(carrier: &dyn Extractor) -> Context {
+    propagator().extract(carrier)
 }
 
 /// The context that [`fields`] saved; an empty one if they hold none.
@@ -117,19 +108,6 @@ impl Extractor for HeaderCarrier<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|name| name.as_str()).collect()
-    }
-}
-
-struct KafkaCarrier<'a, H>(&'a H);
-
-impl<H: Headers> Extractor for KafkaCarrier<'_, H> {
-    fn get(&self, key: &str) -> Option<&str> {
-        let header = self.0.iter().find(|header| header.key == key)?;
-        std::str::from_utf8(header.value?).ok()
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|header| header.key).collect()
     }
 }
 
@@ -179,17 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn kafka_headers_round_trip() {
-        let (cx, sent) = remote_context();
-        assert_same_span(&extract_kafka(&kafka_headers(&cx)), &sent);
-    }
-
-    #[test]
     fn nothing_to_carry_and_nothing_carried() {
         let mut metadata = MetadataMap::new();
         inject_metadata(&Context::new(), &mut metadata);
         assert!(metadata.is_empty());
-        assert_eq!(kafka_headers(&Context::new()).count(), 0);
 
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -197,11 +168,5 @@ mod tests {
             "00-not-a-trace-01".parse().expect("a header value"),
         );
         assert!(!extract_headers(&headers).span().span_context().is_valid());
-        assert!(
-            !extract_kafka(&OwnedHeaders::new())
-                .span()
-                .span_context()
-                .is_valid()
-        );
     }
 }

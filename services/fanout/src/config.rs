@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use chirp_common::kafka::KafkaArgs;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
-use chirp_common::timelines::TimelineStoreArgs;
+use chirp_kafka::KafkaArgs;
+use chirp_timelines::TimelineStoreArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]

@@ -34,11 +34,12 @@ use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use anyhow::Context;
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::TweetEvent;
-use chirp_common::proto::events::tweet_event::Kind;
 use chirp_common::trace_context;
 use chirp_common::{ErrorKind, ServiceError};
+use chirp_kafka::KafkaArgs;
+use chirp_kafka::trace_headers;
+use chirp_proto::events::TweetEvent;
+use chirp_proto::events::tweet_event::Kind;
 use metrics::counter;
 use prost::Message as _;
 use rdkafka::Message;
@@ -126,7 +127,7 @@ pub async fn consume(
         // The producer's span, from the headers: the event's work joins the
         // trace of the request that published it.
         if let Some(headers) = message.headers() {
-            trace_context::set_remote_parent(&span, trace_context::extract_kafka(headers));
+            trace_context::set_remote_parent(&span, trace_headers::extract_kafka(headers));
         }
         match process(fanout, dead_letters, &message, shutdown.as_mut())
             .instrument(span)
@@ -290,7 +291,7 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
-    use chirp_common::proto::events::TweetDeleted;
+    use chirp_proto::events::TweetDeleted;
 
     use super::*;
 

@@ -12,7 +12,7 @@
 //! is fixed, copy it back to the events topic.
 
 use anyhow::Context;
-use chirp_common::kafka::KafkaArgs;
+use chirp_kafka::KafkaArgs;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header};

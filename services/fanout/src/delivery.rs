@@ -1,5 +1,5 @@
 //! The worker's side of `GET /tweets/{id}/delivery`: each push it makes is
-//! also counted in the tweet's delivery record (`chirp_common::delivery`),
+//! also counted in the tweet's delivery record (`chirp_redis::delivery`),
 //! so a client can watch a fan-out progress and see when it ended.
 //!
 //! It is kept apart from [`crate::fanout`] so that what a tweet does to the
@@ -8,17 +8,17 @@
 //! failed record never fails the event: the record is for people watching,
 //! the timelines are what matter.
 
-use chirp_common::delivery;
-use chirp_common::redis_connection::RedisConnection;
-use chirp_common::timelines::TimelineStoreArgs;
+use chirp_redis::connection::RedisConnection;
+use chirp_redis::delivery;
+use chirp_timelines::TimelineStoreArgs;
 
-pub use chirp_common::delivery::DeliveryLog;
+pub use chirp_redis::delivery::DeliveryLog;
 
 /// A log in the Redis that holds the timelines (a node or a cluster), under
 /// the same key prefix.
 pub async fn connect(store: &TimelineStoreArgs) -> anyhow::Result<DeliveryLog> {
-    let redis = RedisConnection::connect(&store.redis()).await?;
-    Ok(DeliveryLog::new(redis, &store.redis_key_prefix))
+    let redis = RedisConnection::connect(&store.redis.target()).await?;
+    Ok(DeliveryLog::new(redis, &store.redis.redis_key_prefix))
 }
 
 /// After one pipeline wrote `timelines` timelines with `change` (the

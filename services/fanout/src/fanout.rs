@@ -24,11 +24,11 @@
 //! applied once.
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::events::tweet_event::Kind;
-use chirp_common::proto::events::{TweetCreated, TweetDeleted};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{GetUserRequest, ListFollowsRequest};
-use chirp_common::timelines::{HomeTimelines, Strategy};
+use chirp_proto::events::tweet_event::Kind;
+use chirp_proto::events::{TweetCreated, TweetDeleted};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{GetUserRequest, ListFollowsRequest};
+use chirp_timelines::{HomeTimelines, Strategy};
 use metrics::{counter, histogram};
 
 use crate::FanoutError;

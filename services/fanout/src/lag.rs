@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chirp_common::kafka::KafkaArgs;
+use chirp_kafka::KafkaArgs;
 use metrics::gauge;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};

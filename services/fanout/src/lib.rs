@@ -46,8 +46,8 @@ mod stats;
 use std::future::Future;
 
 use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::timelines::HomeTimelines;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_timelines::HomeTimelines;
 
 pub use config::Config;
 pub use error::FanoutError;

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
 use chirp_common::ids::Snowflake;
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::tweet_event::Kind;
-use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_common::testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_kafka::KafkaArgs;
+use chirp_proto::events::tweet_event::Kind;
+use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{CreateUserRequest, FollowRequest};
+use chirp_testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
+use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -83,7 +83,7 @@ async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) ->
     let database_url = fresh_database().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let graph_addr = listener.local_addr().unwrap().to_string();
-    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
+    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
     spawn_graph(&database_url, celebrity_threshold, &store, listener);
     let graph = GraphServiceClient::new(
         chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),
@@ -126,9 +126,9 @@ fn spawn_graph(
         "--database-url",
         database_url,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
         "--celebrity-threshold",
         &celebrity_threshold.to_string(),
     ])
@@ -162,9 +162,9 @@ impl TestApp {
             "--kafka-topic",
             &self.kafka.kafka_topic,
             "--redis-url",
-            &self.store.redis_url,
+            &self.store.redis.redis_url,
             "--redis-key-prefix",
-            &self.store.redis_key_prefix,
+            &self.store.redis.redis_key_prefix,
         ];
         argv.extend_from_slice(args);
         let config = fanout::Config::try_parse_from(argv).unwrap();
@@ -285,8 +285,8 @@ impl TestApp {
                 ("FOLLOWER_PAGE_SIZE", &follower_page_size),
                 ("KAFKA_BROKERS", &self.kafka.kafka_brokers),
                 ("KAFKA_TOPIC", &self.kafka.kafka_topic),
-                ("REDIS_URL", &self.store.redis_url),
-                ("REDIS_KEY_PREFIX", &self.store.redis_key_prefix),
+                ("REDIS_URL", &self.store.redis.redis_url),
+                ("REDIS_KEY_PREFIX", &self.store.redis.redis_key_prefix),
             ],
         )
     }
@@ -915,9 +915,9 @@ async fn a_poison_event_is_dead_lettered_and_its_partition_moves_on() {
 
     // Make each of the author's timeline keys a string (the bystander's,
     // and the store's other keys, stay as they are).
-    let client = redis::Client::open(app.store.redis_url.as_str()).unwrap();
+    let client = redis::Client::open(app.store.redis.redis_url.as_str()).unwrap();
     let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let pattern = format!("{}tl:{{{author}}}*", app.store.redis_key_prefix);
+    let pattern = format!("{}tl:{{{author}}}*", app.store.redis.redis_key_prefix);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(&pattern)
         .query_async(&mut redis)

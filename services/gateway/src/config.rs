@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chirp_common::metrics::MetricsArgs;
-use chirp_common::redis_connection::RedisTarget;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
+use chirp_redis::connection::RedisTarget;
 use clap::Parser;
 
 use crate::rate_limit::Limits;

@@ -23,9 +23,9 @@ use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use chirp_common::grpc::{Channel, connect_lazy_with};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -45,7 +45,7 @@ pub struct AppState {
     /// Authors' handles, cached: every tweet shown names one.
     handles: api::hydrate::Handles,
     /// Fan-out progress per tweet, as the fan-out worker records it.
-    deliveries: chirp_common::delivery::DeliveryLog,
+    deliveries: chirp_redis::delivery::DeliveryLog,
     /// The console's view of the services' metrics.
     live: Arc<console::live::Live>,
 }
@@ -80,8 +80,8 @@ impl AppState {
             )?),
             trusted_proxy_hops: config.trusted_proxy_hops,
             handles: api::hydrate::Handles::new(config.handle_cache_capacity),
-            deliveries: chirp_common::delivery::DeliveryLog::new(
-                chirp_common::redis_connection::RedisConnection::lazy(
+            deliveries: chirp_redis::delivery::DeliveryLog::new(
+                chirp_redis::connection::RedisConnection::lazy(
                     &config.redis(),
                     config.downstream_timeout(),
                 )?,

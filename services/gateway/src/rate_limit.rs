@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use chirp_common::redis_connection::{RedisConnection, RedisTarget};
+use chirp_redis::connection::{RedisConnection, RedisTarget};
 
 use crate::AppState;
 use crate::auth::Caller;

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::{GetTweetRequest, ListTweetsByAuthorRequest};
-use chirp_common::testing::{REDIS_URL, ServiceProcess, eventually, unique_name};
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_proto::tweet::{GetTweetRequest, ListTweetsByAuthorRequest};
+use chirp_testing::{REDIS_URL, ServiceProcess, eventually, unique_name};
 use chirp_testkit::{Backends, ServiceArgs};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
-use chirp_common::timelines::TimelineStoreArgs;
+use chirp_timelines::TimelineRedisArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
@@ -37,8 +37,9 @@ pub struct Config {
     pub celebrity_threshold: i64,
     /// The home timelines in Redis: a follow or an unfollow drops the
     /// follower's, so that their next read rebuilds it with the new followee.
+    /// Where they are is all this service needs: it never writes an entry.
     #[command(flatten)]
-    pub timelines: TimelineStoreArgs,
+    pub timelines: TimelineRedisArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]

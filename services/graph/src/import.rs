@@ -52,7 +52,7 @@
 
 use std::fmt::Write as _;
 
-use chirp_common::proto::graph::{ImportGraphChunk, ImportGraphSummary, ImportedFollow};
+use chirp_proto::graph::{ImportGraphChunk, ImportGraphSummary, ImportedFollow};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use tonic::Streaming;

@@ -7,10 +7,10 @@
 //! fresh connection; any other failure, or a second one, is the caller's.
 //! One retry, not a loop: a Redis that is really down fails fast.
 
-use chirp_common::timelines::HomeTimelines;
+use chirp_timelines::TimelineDrops;
 
-/// Drops the timelines of `user_ids`, as [`HomeTimelines::invalidate`] does.
-pub async fn timelines(timelines: &HomeTimelines, user_ids: &[i64]) -> redis::RedisResult<()> {
+/// Drops the timelines of `user_ids`, as [`TimelineDrops::invalidate`] does.
+pub async fn timelines(timelines: &TimelineDrops, user_ids: &[i64]) -> redis::RedisResult<()> {
     match timelines.invalidate(user_ids).await {
         Err(error) if error.is_connection_dropped() || error.is_unrecoverable_error() => {
             tracing::warn!(%error, "redis connection broken, dropping the timelines again");

@@ -33,8 +33,8 @@ mod store;
 
 use std::future::Future;
 
-use chirp_common::proto::graph::graph_service_server::GraphServiceServer;
-use chirp_common::timelines::HomeTimelines;
+use chirp_proto::graph::graph_service_server::GraphServiceServer;
+use chirp_timelines::TimelineDrops;
 use futures::FutureExt;
 use tokio::net::TcpListener;
 
@@ -55,7 +55,7 @@ pub async fn run(
         config.database_max_connections,
     )
     .await?;
-    let timelines = HomeTimelines::connect(&config.timelines).await?;
+    let timelines = TimelineDrops::connect(&config.timelines).await?;
     let drops = pending_drops::PendingDrops::new(store.clone(), timelines.clone());
     let service = service::Graph::new(store, timelines, drops.clone(), config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");

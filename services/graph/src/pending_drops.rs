@@ -2,7 +2,7 @@
 //! the celebrity threshold, either way.
 //!
 //! Each follower's cached timeline is stored with the list of celebrities
-//! it pulls (`chirp_common::timelines`), and crossing the threshold makes
+//! it pulls (`chirp_timelines`), and crossing the threshold makes
 //! that list wrong. An author who fell below it was pulled, never pushed, so
 //! the timeline lacks their recent tweets, and from now on nothing pulls
 //! them either. An author who rose above it is no longer pushed, and is not
@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chirp_common::timelines::HomeTimelines;
+use chirp_timelines::TimelineDrops;
 
 use crate::GraphError;
 use crate::invalidate;
@@ -52,11 +52,11 @@ pub async fn queue(tx: &mut sqlx::PgConnection, author_id: i64) -> Result<(), Gr
 #[derive(Clone)]
 pub struct PendingDrops {
     store: Store,
-    timelines: HomeTimelines,
+    timelines: TimelineDrops,
 }
 
 impl PendingDrops {
-    pub fn new(store: Store, timelines: HomeTimelines) -> Self {
+    pub fn new(store: Store, timelines: TimelineDrops) -> Self {
         Self { store, timelines }
     }
 

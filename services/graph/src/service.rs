@@ -4,14 +4,14 @@
 use chirp_common::paging::{self, PageSize};
 use std::collections::HashMap;
 
-use chirp_common::proto::graph::{
+use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest,
     GetUserRequest, ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk,
     ImportGraphSummary, ListFollowedCelebritiesRequest, ListFollowsRequest,
     ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdPage, UserList,
     graph_service_server::GraphService,
 };
-use chirp_common::timelines::HomeTimelines;
+use chirp_timelines::TimelineDrops;
 use tonic::{Request, Response, Status};
 
 use crate::GraphError;
@@ -41,7 +41,7 @@ const MAX_IMPORT: usize = 10_000;
 pub struct Graph {
     store: Store,
     /// Only to drop a follower's timeline when whom they follow changes.
-    timelines: HomeTimelines,
+    timelines: TimelineDrops,
     /// Followers' timelines to drop when an author crosses the threshold.
     drops: PendingDrops,
     celebrity_threshold: i64,
@@ -50,7 +50,7 @@ pub struct Graph {
 impl Graph {
     pub fn new(
         store: Store,
-        timelines: HomeTimelines,
+        timelines: TimelineDrops,
         drops: PendingDrops,
         celebrity_threshold: i64,
     ) -> Self {

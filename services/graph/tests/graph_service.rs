@@ -10,14 +10,14 @@
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest,
     ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow,
     ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, User,
 };
-use chirp_common::testing::{eventually, fresh_database, unique_name};
-use chirp_common::timelines::HomeTimelines;
+use chirp_testing::{eventually, fresh_database, unique_name};
+use chirp_timelines::HomeTimelines;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -31,24 +31,23 @@ struct TestApp {
 
 /// A graph service on a fresh database and Redis key prefix.
 async fn spawn_app() -> TestApp {
-    spawn_app_with(chirp_common::testing::REDIS_URL, 10_000).await
+    spawn_app_with(chirp_testing::REDIS_URL, 10_000).await
 }
 
 /// A graph service on a fresh database, with its timelines in the Redis at
 /// `redis_url`, and celebrities from `celebrity_threshold` followers on.
 async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
     let database_url = fresh_database().await;
-    let mut store =
-        chirp_common::testing::timeline_store(&format!("{}:", unique_name("graph_test")));
-    redis_url.clone_into(&mut store.redis_url);
+    let mut store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    redis_url.clone_into(&mut store.redis.redis_url);
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
         &database_url,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
         "--celebrity-threshold",
         &celebrity_threshold.to_string(),
     ])
@@ -566,7 +565,7 @@ async fn a_celebrity_falling_below_the_threshold_is_not_lost_to_a_failing_redis(
 /// author, whose tweets are no longer pushed), and no one else's.
 #[tokio::test]
 async fn a_follow_that_makes_a_celebrity_drops_the_followers_timelines() {
-    let app = spawn_app_with(chirp_common::testing::REDIS_URL, 3).await;
+    let app = spawn_app_with(chirp_testing::REDIS_URL, 3).await;
     let [author, first, second, third, bystander] = app.users(5).await[..] else {
         unreachable!("five users")
     };
@@ -593,7 +592,7 @@ async fn a_follow_that_makes_a_celebrity_drops_the_followers_timelines() {
 /// at once: each one's followers' timelines are dropped.
 #[tokio::test]
 async fn an_import_that_makes_a_celebrity_drops_the_followers_timelines() {
-    let app = spawn_app_with(chirp_common::testing::REDIS_URL, 2).await;
+    let app = spawn_app_with(chirp_testing::REDIS_URL, 2).await;
     let [author, earlier, later, bystander] = app.users(4).await[..] else {
         unreachable!("four users")
     };
@@ -624,7 +623,7 @@ async fn an_import_that_makes_a_celebrity_drops_the_followers_timelines() {
 /// written before paging) still gets its first page.
 #[tokio::test]
 async fn followed_celebrities_are_paged_by_user_id() {
-    let app = spawn_app_with(chirp_common::testing::REDIS_URL, 1).await;
+    let app = spawn_app_with(chirp_testing::REDIS_URL, 1).await;
     let [reader, a, b, c, nobody] = app.users(5).await[..] else {
         unreachable!("five users")
     };

@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{
     CreateUserRequest, FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest,
     ListFollowsRequest,
 };
-use chirp_common::testing::{eventually, fresh_database, unique_name};
+use chirp_testing::{eventually, fresh_database, unique_name};
 use clap::Parser;
 use sqlx::Connection;
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ const REPLICA: &str = "127.0.0.1:5442";
 
 #[tokio::test]
 async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_primary() {
-    chirp_common::testing::ensure_scale_out("pg-replica");
+    chirp_testing::ensure_scale_out("pg-replica");
     let database_url = fresh_database().await;
     let database = database_url.rsplit('/').next().unwrap().to_owned();
     let replica_url = format!("postgres://postgres@{REPLICA}/{database}");
@@ -38,7 +38,7 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
     )
     .await;
 
-    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("replica")));
+    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("replica")));
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
@@ -48,9 +48,9 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
         "--celebrity-threshold",
         "1",
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,5 +148,5 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
     assert_eq!(caught_up, vec![reader]);
     // The only user of the replica: stop it rather than have it replay the
     // WAL of every later test.
-    chirp_common::testing::stop_scale_out("pg-replica");
+    chirp_testing::stop_scale_out("pg-replica");
 }

@@ -10,9 +10,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_common::testing::fresh_database;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{CreateUserRequest, FollowRequest};
+use chirp_testing::fresh_database;
 use clap::Parser;
 use tokio::net::TcpListener;
 

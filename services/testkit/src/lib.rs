@@ -9,11 +9,11 @@
 //! tests serve it in process, the SIGTERM test runs the real binary in front
 //! of these services.
 
-use chirp_common::proto::graph::graph_service_server;
-use chirp_common::proto::timeline::timeline_service_server;
-use chirp_common::proto::tweet::tweet_service_server;
-use chirp_common::testing::{
-    self, CQL, KAFKA, local_listener, spawn_service, unique_name, wait_until_serving,
+use chirp_proto::graph::graph_service_server;
+use chirp_proto::timeline::timeline_service_server;
+use chirp_proto::tweet::tweet_service_server;
+use chirp_testing::{
+    self as testing, CQL, KAFKA, local_listener, spawn_service, unique_name, wait_until_serving,
 };
 use clap::Parser;
 

@@ -15,10 +15,10 @@
 use std::collections::HashSet;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::ListFollowsRequest;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::tweet::ListTweetsByAuthorRequest;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_proto::graph::ListFollowsRequest;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::tweet::ListTweetsByAuthorRequest;
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::TimelineError;

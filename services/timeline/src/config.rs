@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
-use chirp_common::timelines::TimelineStoreArgs;
+use chirp_timelines::TimelineStoreArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]

@@ -9,7 +9,7 @@
 //! readers came back less often than the TTL: docs/BENCHMARKS.md) and left
 //! a followee *rising* above the threshold unseen until it expired. So the
 //! list is read here only when a timeline is rebuilt, and lives with the
-//! timeline (`chirp_common::timelines`): exact, shared by every instance,
+//! timeline (`chirp_timelines`): exact, shared by every instance,
 //! and read in the page's one round trip to Redis. Every change to it drops
 //! the timeline: the reader's follows and unfollows, and a followee crossing
 //! the threshold either way (the graph queues those drops).
@@ -21,8 +21,8 @@
 //! user id): none are pushed, and none pulled.
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::ListFollowedCelebritiesRequest;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::ListFollowedCelebritiesRequest;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
 
 use crate::TimelineError;
 use crate::authors::MAX_AUTHORS_SCANNED;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::timeline::{Hop, ItemSource, TimelineCache};
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::timelines::{HomeTimelines, Strategy};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::timeline::{Hop, ItemSource, TimelineCache};
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_timelines::{HomeTimelines, Strategy};
 
 use crate::TimelineError;
 use crate::merge;

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::{BatchGetTweetsRequest, Tweet};
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_proto::tweet::{BatchGetTweetsRequest, Tweet};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use metrics::counter;

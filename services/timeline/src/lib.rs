@@ -45,10 +45,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::timeline::timeline_service_server::TimelineServiceServer;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::timelines::HomeTimelines;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::timeline::timeline_service_server::TimelineServiceServer;
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_timelines::HomeTimelines;
 use tokio::net::TcpListener;
 
 pub use config::Config;

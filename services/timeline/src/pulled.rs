@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::timelines::Strategy;
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_timelines::Strategy;
 use futures::{StreamExt, TryStreamExt};
 use metrics::{counter, histogram};
 

@@ -13,10 +13,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::timeline::{ItemSource, TimelineCache};
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::timelines::{HomeTimelines, State};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::timeline::{ItemSource, TimelineCache};
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_timelines::{HomeTimelines, State};
 
 use crate::TimelineError;
 use crate::authors;

@@ -10,15 +10,15 @@
 //! The task removes its own entry when it ends, so a later read never joins
 //! a finished rebuild and always starts a fresh one. (Whether a rebuild may
 //! still *complete* the timeline when it ends is the store's call: see
-//! `chirp_common::timelines`.)
+//! `chirp_timelines`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::timelines::{HomeTimelines, Strategy};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_timelines::{HomeTimelines, Strategy};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use metrics::counter;

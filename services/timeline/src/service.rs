@@ -6,11 +6,11 @@
 use std::time::Instant;
 
 use chirp_common::paging::PageSize;
-use chirp_common::proto::timeline::timeline_service_server::TimelineService;
-use chirp_common::proto::timeline::{
+use chirp_proto::timeline::timeline_service_server::TimelineService;
+use chirp_proto::timeline::{
     GetHomeTimelineRequest, HomeTimelinePage, Hop, ItemSource, PageExplain,
 };
-use chirp_common::timelines::Strategy;
+use chirp_timelines::Strategy;
 use clap::ValueEnum;
 use tonic::{Request, Response, Status};
 

@@ -14,18 +14,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chirp_common::grpc::Channel;
-use chirp_common::proto::graph::graph_service_client::GraphServiceClient;
-use chirp_common::proto::graph::{
-    CreateUserRequest, FollowRequest, ImportGraphChunk, ImportedFollow,
-};
-use chirp_common::proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_common::proto::timeline::{
-    GetHomeTimelineRequest, HomeTimelinePage, ItemSource, TimelineCache,
-};
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
-use chirp_common::testing::{CQL, KAFKA, ensure_backends, eventually, fresh_database, unique_name};
-use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{CreateUserRequest, FollowRequest, ImportGraphChunk, ImportedFollow};
+use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
+use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, ItemSource, TimelineCache};
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
+use chirp_testing::{CQL, KAFKA, ensure_backends, eventually, fresh_database, unique_name};
+use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -112,8 +108,7 @@ async fn spawn_timeline(
     tweet_addr: &str,
     graph_addr: &str,
 ) -> (TimelineServiceClient<Channel>, HomeTimelines) {
-    let store =
-        chirp_common::testing::timeline_store(&format!("{}:", unique_name("timeline_test")));
+    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("timeline_test")));
     let config = timeline::Config::try_parse_from([
         "timeline",
         "--tweet-addr",
@@ -121,9 +116,9 @@ async fn spawn_timeline(
         "--graph-addr",
         graph_addr,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -404,9 +399,9 @@ async fn spawn_graph_on(store: &TimelineStoreArgs, celebrity_threshold: i64) -> 
         "--database-url",
         &database_url,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
         "--celebrity-threshold",
         &celebrity_threshold.to_string(),
     ])
@@ -425,7 +420,7 @@ struct Stack {
 
 async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
     ensure_backends();
-    let store = chirp_common::testing::timeline_store(&format!("{}:", unique_name("stack_test")));
+    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("stack_test")));
     let graph_addr = spawn_graph_on(&store, 2).await;
     let mut argv = vec![
         "timeline",
@@ -434,9 +429,9 @@ async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
         "--graph-addr",
         &graph_addr,
         "--redis-url",
-        &store.redis_url,
+        &store.redis.redis_url,
         "--redis-key-prefix",
-        &store.redis_key_prefix,
+        &store.redis.redis_key_prefix,
     ];
     argv.extend_from_slice(args);
     let config = timeline::Config::try_parse_from(argv).unwrap();

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 
 use chirp_common::ids::MAX_WORKER_ID;
-use chirp_common::kafka::KafkaArgs;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
+use chirp_kafka::KafkaArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chirp_common::ids::timestamp_ms;
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
 use chirp_common::trace_context;
+use chirp_kafka::KafkaArgs;
+use chirp_kafka::trace_headers;
+use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
 use prost::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -78,7 +79,7 @@ impl Events {
         let record = FutureRecord::to(&self.topic)
             .key(&key)
             .payload(&payload)
-            .headers(trace_context::kafka_headers(&cx));
+            .headers(trace_headers::kafka_headers(&cx));
         self.producer
             .send_result(record)
             .map_err(|(error, _unsent)| error)

@@ -39,7 +39,7 @@
 use std::collections::BTreeMap;
 
 use chirp_common::ids::{now_ms, timestamp_ms};
-use chirp_common::proto::tweet::ImportedTweet;
+use chirp_proto::tweet::ImportedTweet;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
 use scylla::client::session::Session;

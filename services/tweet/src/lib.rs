@@ -31,7 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chirp_common::ids::{Snowflake, now_ms};
-use chirp_common::proto::tweet::tweet_service_server::TweetServiceServer;
+use chirp_proto::tweet::tweet_service_server::TweetServiceServer;
 use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;

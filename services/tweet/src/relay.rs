@@ -38,7 +38,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chirp_common::kafka::KafkaArgs;
+use chirp_kafka::KafkaArgs;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 

@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use chirp_common::ids::{Snowflake, timestamp_ms};
 use chirp_common::paging::{self, PageSize};
-use chirp_common::proto::tweet::{
+use chirp_common::trace_context;
+use chirp_proto::tweet::{
     BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
     ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet as TweetProto, TweetPage,
     tweet_service_server::TweetService,
 };
-use chirp_common::trace_context;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 

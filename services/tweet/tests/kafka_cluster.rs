@@ -12,12 +12,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::TweetEvent;
-use chirp_common::proto::events::tweet_event::Kind;
-use chirp_common::proto::tweet::CreateTweetRequest;
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::testing::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
+use chirp_kafka::KafkaArgs;
+use chirp_proto::events::TweetEvent;
+use chirp_proto::events::tweet_event::Kind;
+use chirp_proto::tweet::CreateTweetRequest;
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_testing::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
 use clap::Parser;
 use prost::Message as _;
 use rdkafka::Message as _;

@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
 use chirp_common::ids::{id_at, now_ms};
-use chirp_common::kafka::KafkaArgs;
-use chirp_common::proto::events::tweet_event::Kind;
-use chirp_common::proto::events::{TweetCreated, TweetDeleted, TweetEvent};
-use chirp_common::proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_common::proto::tweet::{
+use chirp_kafka::KafkaArgs;
+use chirp_proto::events::tweet_event::Kind;
+use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
+use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
+use chirp_proto::tweet::{
     BatchGetTweetsRequest, CreateTweetRequest, CreateTweetResponse, DeleteTweetRequest,
     GetTweetRequest, ImportTweetsRequest, ImportedTweet, ListTweetsByAuthorRequest, Tweet,
     TweetPage,
 };
-use chirp_common::testing::{CQL, KAFKA, ensure_backends, unique_name};
+use chirp_testing::{CQL, KAFKA, ensure_backends, unique_name};
 use clap::Parser;
 use prost::Message as _;
 use rdkafka::Message as _;

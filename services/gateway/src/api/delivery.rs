@@ -1,7 +1,7 @@
 //! `GET /tweets/{id}/delivery`: how far a tweet's fan-out has got.
 //!
 //! The fan-out worker counts each pipeline of timeline writes in a small
-//! Redis record per tweet (`chirp_common::delivery`); this joins it with the
+//! Redis record per tweet (`chirp_redis::delivery`); this joins it with the
 //! tweet (when it was posted) and its author (how many followers, and
 //! whether a celebrity). The audience is the author's follower count *now*,
 //! which can differ from the audience at fan-out time by the follows made

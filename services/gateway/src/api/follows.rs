@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chirp_common::proto::graph::FollowRequest;
+use chirp_proto::graph::FollowRequest;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

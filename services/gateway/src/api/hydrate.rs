@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use chirp_common::proto::graph::BatchGetUsersRequest;
-use chirp_common::proto::tweet::Tweet;
+use chirp_proto::graph::BatchGetUsersRequest;
+use chirp_proto::tweet::Tweet;
 use moka::future::Cache;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;

@@ -4,7 +4,7 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use chirp_common::proto::graph::ListPopularUsersRequest;
+use chirp_proto::graph::ListPopularUsersRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

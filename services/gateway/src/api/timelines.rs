@@ -20,7 +20,7 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use chirp_common::proto::timeline::{
+use chirp_proto::timeline::{
     GetHomeTimelineRequest, HomeTimelinePage, ItemSource, PageExplain, TimelineCache,
 };
 use serde::{Deserialize, Serialize};

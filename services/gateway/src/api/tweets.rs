@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chirp_common::ErrorKind;
 use chirp_common::input;
-use chirp_common::proto::tweet::{
+use chirp_proto::tweet::{
     CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
 };
 use serde::Deserialize;

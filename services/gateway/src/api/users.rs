@@ -7,7 +7,7 @@ use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chirp_common::input;
-use chirp_common::proto::graph::{
+use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, GetUserByHandleRequest, GetUserRequest,
     ListFollowsRequest, User, UserIdPage,
 };

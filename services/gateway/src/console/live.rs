@@ -20,9 +20,9 @@ use chirp_common::metrics::total;
 use chirp_common::observe::{
     GRPC_REQUEST_DURATION, GRPC_REQUESTS, HTTP_REQUEST_DURATION, HTTP_REQUESTS, is_server_fault,
 };
-use chirp_common::proto::graph::graph_service_server;
-use chirp_common::proto::timeline::timeline_service_server;
-use chirp_common::proto::tweet::tweet_service_server;
+use chirp_proto::graph::graph_service_server;
+use chirp_proto::timeline::timeline_service_server;
+use chirp_proto::tweet::tweet_service_server;
 use clap::Args;
 use futures::future::join_all;
 use serde::Serialize;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chirp_common::proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
-use chirp_common::proto::tweet::{
+use chirp_proto::tweet::tweet_service_server::{TweetService, TweetServiceServer};
+use chirp_proto::tweet::{
     BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
     ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet, TweetPage,

@@ -1,13 +1,13 @@
-//! The home-timeline store itself (`chirp_common::timelines`) against the
+//! The home-timeline store itself (`chirp_timelines`) against the
 //! real Redis: its layout, its cursor semantics, active-only pushes and the
 //! rebuild protocol, each interleaving written out step by step. On a single
 //! node by default; `deploy/test.sh` runs them again on the Redis Cluster
 //! (`CHIRP_TEST_REDIS_CLUSTER=1`), where each user's keys sit on the master
 //! of their slot and a batch over many users is split per slot.
 
-use chirp_common::redis_connection::RedisConnection;
-use chirp_common::testing::{ensure_backends, redis_connection, timeline_store, unique_name};
-use chirp_common::timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_redis::connection::RedisConnection;
+use chirp_testing::{ensure_backends, redis_connection, timeline_store, unique_name};
+use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 
 /// A store under a fresh prefix, with `capacity` entries per timeline.
 async fn store(capacity: usize) -> (HomeTimelines, TimelineStoreArgs) {
@@ -37,7 +37,7 @@ async fn an_800_entry_timeline_costs_at_most_16_bytes_an_entry() {
     let (timelines, args) = store(800).await;
     let ids = snowflakes(800);
     timelines.store_rebuilt(USER, &ids).await.unwrap();
-    let key = format!("{}tl:{{{USER}}}", args.redis_key_prefix);
+    let key = format!("{}tl:{{{USER}}}", args.redis.redis_key_prefix);
     let mut redis = redis().await;
 
     let encoding: String = redis::cmd("OBJECT")
@@ -106,7 +106,7 @@ async fn a_push_reaches_only_cached_timelines_and_creates_no_key() {
     assert_eq!((pushed.written, pushed.skipped), (1, 1));
     assert_eq!(timelines.page(cached, None, 10).await.unwrap(), [11, 10]);
     let exists: bool = redis::cmd("EXISTS")
-        .arg(format!("{}tl:{{{uncached}}}", args.redis_key_prefix))
+        .arg(format!("{}tl:{{{uncached}}}", args.redis.redis_key_prefix))
         .query_async(&mut redis().await)
         .await
         .unwrap();
@@ -184,7 +184,7 @@ async fn a_rebuild_whose_timeline_was_evicted_cannot_complete() {
     let token = timelines.begin_rebuild(USER).await.unwrap();
     // What an eviction does: the timeline goes, and the pushes in it.
     let _: () = redis::cmd("DEL")
-        .arg(format!("{}tl:{{{USER}}}", args.redis_key_prefix))
+        .arg(format!("{}tl:{{{USER}}}", args.redis.redis_key_prefix))
         .query_async(&mut redis().await)
         .await
         .unwrap();
@@ -234,7 +234,10 @@ async fn a_timeline_whose_pulled_authors_were_evicted_reads_as_missing() {
         .unwrap();
 
     let _: () = redis::cmd("DEL")
-        .arg(format!("{}tl:{{{USER}}}:pulled", args.redis_key_prefix))
+        .arg(format!(
+            "{}tl:{{{USER}}}:pulled",
+            args.redis.redis_key_prefix
+        ))
         .query_async(&mut redis().await)
         .await
         .unwrap();

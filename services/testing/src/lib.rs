@@ -8,6 +8,12 @@
 //! so tests run in parallel without seeing each other's data.
 //! [`ServiceProcess`] runs a service's real binary, for what only a process
 //! shows: how it takes a signal, and its exit code.
+//!
+//! A crate of its own, which services name under `[dev-dependencies]` only:
+//! `sqlx` (to create test databases) and these helpers stay out of every
+//! binary. `chirp-testkit`, which starts the services themselves in one
+//! process, builds on it; it cannot live there, since the services' own
+//! tests use these helpers and the testkit depends on the services.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -142,17 +148,17 @@ where
 /// cache that user's empty timeline before a test imports their follows and
 /// tweets without events, which would then never show.
 pub async fn wait_until_serving(graph: &str, tweet: &str, timeline: &str) {
-    use crate::proto::graph::GetUserRequest;
-    use crate::proto::graph::graph_service_client::GraphServiceClient;
-    use crate::proto::timeline::timeline_service_server::SERVICE_NAME as TIMELINE;
-    use crate::proto::tweet::GetTweetRequest;
-    use crate::proto::tweet::tweet_service_client::TweetServiceClient;
+    use chirp_proto::graph::GetUserRequest;
+    use chirp_proto::graph::graph_service_client::GraphServiceClient;
+    use chirp_proto::timeline::timeline_service_server::SERVICE_NAME as TIMELINE;
+    use chirp_proto::tweet::GetTweetRequest;
+    use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
 
     let channel = |addr: &str| {
-        crate::grpc::connect_lazy(addr, Duration::from_secs(2))
+        chirp_common::grpc::connect_lazy(addr, Duration::from_secs(2))
             .unwrap_or_else(|e| panic!("bad address {addr}: {e}"))
     };
     let graph = GraphServiceClient::new(channel(graph));
@@ -291,15 +297,17 @@ impl Drop for ServiceProcess {
 /// The home-timeline store as a test's services see it: this run's Redis
 /// ([`redis_target`]), every key under `redis_key_prefix`, capacity and
 /// strategy as deployed.
-pub fn timeline_store(redis_key_prefix: &str) -> crate::timelines::TimelineStoreArgs {
+pub fn timeline_store(redis_key_prefix: &str) -> chirp_timelines::TimelineStoreArgs {
     let redis = redis_target();
-    crate::timelines::TimelineStoreArgs {
-        redis_url: redis.urls.to_owned(),
-        redis_cluster: redis.cluster,
-        redis_key_prefix: redis_key_prefix.to_owned(),
+    chirp_timelines::TimelineStoreArgs {
+        redis: chirp_timelines::TimelineRedisArgs {
+            redis_url: redis.urls.to_owned(),
+            redis_cluster: redis.cluster,
+            redis_key_prefix: redis_key_prefix.to_owned(),
+        },
         timeline_capacity: 800,
         timeline_ttl_secs: 3600,
-        timeline_strategy: crate::timelines::Strategy::Hybrid,
+        timeline_strategy: chirp_timelines::Strategy::Hybrid,
     }
 }
 
@@ -316,7 +324,7 @@ pub const REDIS_CLUSTER_ENV: &str = "CHIRP_TEST_REDIS_CLUSTER";
 
 /// The Redis of this test run: the single node, or with
 /// [`REDIS_CLUSTER_ENV`] the Redis Cluster, started first if it is not up.
-pub fn redis_target() -> crate::redis_connection::RedisTarget<'static> {
+pub fn redis_target() -> chirp_redis::connection::RedisTarget<'static> {
     let cluster = *REDIS_CLUSTER_RUN.get_or_init(|| {
         let cluster = std::env::var(REDIS_CLUSTER_ENV).is_ok_and(|v| v == "1");
         if cluster {
@@ -324,7 +332,7 @@ pub fn redis_target() -> crate::redis_connection::RedisTarget<'static> {
         }
         cluster
     });
-    crate::redis_connection::RedisTarget {
+    chirp_redis::connection::RedisTarget {
         urls: if cluster {
             REDIS_CLUSTER_URLS
         } else {
@@ -360,8 +368,8 @@ pub fn redis_flags() -> Vec<&'static str> {
 
 /// A connection to this run's Redis, for tests that look behind the
 /// services' back.
-pub async fn redis_connection() -> crate::redis_connection::RedisConnection {
-    crate::redis_connection::RedisConnection::connect(&redis_target())
+pub async fn redis_connection() -> chirp_redis::connection::RedisConnection {
+    chirp_redis::connection::RedisConnection::connect(&redis_target())
         .await
         .expect("connect to this run's Redis")
 }

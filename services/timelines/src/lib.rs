@@ -39,7 +39,7 @@
 //! timeline service follows to drop them from its hydration cache.
 //!
 //! The store runs on a single Redis node or on a Redis Cluster, chosen by
-//! `REDIS_CLUSTER` ([`crate::redis_connection`]). Every script and
+//! `REDIS_CLUSTER` ([`chirp_redis::connection`]). Every script and
 //! multi-key command names one user's keys only, which share a hash tag; a
 //! batch over many users (a fan-out's pushes, a follow's invalidations) is
 //! one pipeline on a node and one pipeline per slot on a cluster, sent
@@ -47,7 +47,10 @@
 //! span slots.
 //!
 //! The fan-out worker writes here and the timeline service reads here; this
-//! module is the one place that knows the layout.
+//! crate is the one place that knows the layout. It is a crate of its own so
+//! that only they and the graph service (which drops timelines when follows
+//! change) link the store, its scripts and its settings: the gateway and the
+//! tweet service never see a home timeline.
 
 pub mod layout;
 mod scripts;
@@ -58,7 +61,7 @@ use clap::{Args, ValueEnum};
 use futures::future::try_join_all;
 use redis::Value;
 
-use crate::redis_connection::{RedisConnection, RedisTarget};
+use chirp_redis::connection::{RedisConnection, RedisTarget};
 
 use scripts::Scripts;
 
@@ -89,8 +92,11 @@ impl Strategy {
     }
 }
 
+/// Where the home timelines are kept: all the graph service is configured
+/// with, since it only drops timelines ([`TimelineDrops`]). The services
+/// that fill and read them add how ([`TimelineStoreArgs`]).
 #[derive(Debug, Clone, Args)]
-pub struct TimelineStoreArgs {
+pub struct TimelineRedisArgs {
     /// Redis holding the home timelines: one URL, or with `REDIS_CLUSTER`
     /// some of the cluster's nodes, comma-separated.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -101,6 +107,24 @@ pub struct TimelineStoreArgs {
     /// Prefix of every key, so several deployments (or test runs) can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
     pub redis_key_prefix: String,
+}
+
+impl TimelineRedisArgs {
+    pub fn target(&self) -> RedisTarget<'_> {
+        RedisTarget {
+            urls: &self.redis_url,
+            cluster: self.redis_cluster,
+        }
+    }
+}
+
+/// The settings of the services that write and read the timelines (the
+/// fan-out worker and the timeline service): where they are, and how they
+/// are filled and kept.
+#[derive(Debug, Clone, Args)]
+pub struct TimelineStoreArgs {
+    #[command(flatten)]
+    pub redis: TimelineRedisArgs,
     /// Entries kept per home timeline; older ones are trimmed on write
     /// (Twitter kept 800). Reading further back falls through to the stores.
     /// Keep it at most Redis's `zset-max-listpack-entries` minus 3 (the
@@ -115,15 +139,6 @@ pub struct TimelineStoreArgs {
     /// push, pull or hybrid: see [`Strategy`].
     #[arg(long, env = "TIMELINE_STRATEGY", value_enum, default_value_t = Strategy::Hybrid)]
     pub timeline_strategy: Strategy,
-}
-
-impl TimelineStoreArgs {
-    pub fn redis(&self) -> RedisTarget<'_> {
-        RedisTarget {
-            urls: &self.redis_url,
-            cluster: self.redis_cluster,
-        }
-    }
 }
 
 /// Handle to the home timelines. Cloning is cheap: the connection (a
@@ -186,16 +201,25 @@ const DELETED_FEED_LEN: usize = 10_000;
 
 impl HomeTimelines {
     pub async fn connect(args: &TimelineStoreArgs) -> anyhow::Result<Self> {
-        let redis = RedisConnection::connect(&args.redis()).await?;
+        Self::open(
+            &args.redis,
+            args.timeline_capacity.max(1),
+            args.timeline_ttl_secs,
+        )
+        .await
+    }
+
+    async fn open(at: &TimelineRedisArgs, capacity: usize, ttl_secs: u64) -> anyhow::Result<Self> {
+        let redis = RedisConnection::connect(&at.target()).await?;
         anyhow::ensure!(
-            !args.redis_key_prefix.contains('{'),
+            !at.redis_key_prefix.contains('{'),
             "REDIS_KEY_PREFIX must not contain '{{': it would become the keys' cluster hash tag"
         );
         Ok(Self {
             redis,
-            key_prefix: args.redis_key_prefix.clone(),
-            capacity: args.timeline_capacity.max(1),
-            ttl_secs: args.timeline_ttl_secs,
+            key_prefix: at.redis_key_prefix.clone(),
+            capacity,
+            ttl_secs,
             scripts: Arc::new(Scripts::new()),
         })
     }
@@ -584,6 +608,26 @@ impl HomeTimelines {
             }
             outcome => outcome,
         }
+    }
+}
+
+/// The home timelines as the graph service holds them: it drops a
+/// follower's timeline when their follows change, and does nothing else, so
+/// it is configured with where the timelines are and nothing of how they are
+/// filled. Cloning is cheap, as for [`HomeTimelines`].
+#[derive(Clone)]
+pub struct TimelineDrops(HomeTimelines);
+
+impl TimelineDrops {
+    pub async fn connect(at: &TimelineRedisArgs) -> anyhow::Result<Self> {
+        // A drop deletes keys and writes no entry: the capacity and the TTL
+        // of entries are never read here.
+        HomeTimelines::open(at, 1, 1).await.map(Self)
+    }
+
+    /// Drops timelines, as [`HomeTimelines::invalidate`].
+    pub async fn invalidate(&self, user_ids: &[i64]) -> redis::RedisResult<()> {
+        self.0.invalidate(user_ids).await
     }
 }
 

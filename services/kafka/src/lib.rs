@@ -12,7 +12,12 @@
 //! before the producer's `acks=all` counts it written (3 and 2: one broker
 //! may die without losing or refusing a write). These apply when chirp
 //! creates the topic; an existing topic keeps its own settings
-//! (`kafka-configs.sh --alter` changes them).
+//! (`kafka-configs.sh --alter` changes them). [`trace_headers`] carries a
+//! request's trace from the producer to the consumer, in message headers.
+//!
+//! A crate of its own because `rdkafka` builds librdkafka from C source and
+//! links it into every binary that depends on it: only the tweet service,
+//! the fan-out worker and the load tool talk to Kafka, so only they do.
 
 use std::time::Duration;
 
@@ -22,6 +27,8 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
+
+pub mod trace_headers;
 
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {

@@ -12,7 +12,7 @@
 //! written once). This module is the one place that knows the key and the
 //! fields, for both sides.
 
-use crate::redis_connection::RedisConnection;
+use crate::connection::RedisConnection;
 use redis::AsyncCommands;
 
 /// How long a tweet's record lives after its last write: long enough to

@@ -4,6 +4,10 @@
 //! the `.proto` files stay the single source of truth and can never drift from
 //! the Rust that speaks them. One crate compiles them, so every service agrees
 //! on the same types and the same `tonic`/`prost` versions.
+//!
+//! A crate of its own, with `tonic` and `prost` as its only dependencies:
+//! every binary speaks these contracts, and none of them should link Redis,
+//! Kafka or a database driver to get them.
 
 #![allow(clippy::all, missing_docs)]
 
