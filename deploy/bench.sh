@@ -23,6 +23,8 @@
 # are in RESULTS_DIR/logs/. BENCH_READ_PATH=0 skips `loadtest bench` (step 4) and
 # BENCH_STRATEGIES=0 the experiment (step 6): with both, a run is the seed and the scale-out
 # stage alone, e.g. `BENCH_USERS=1000 BENCH_READ_PATH=0 BENCH_STRATEGIES=0 deploy/bench.sh`.
+# BENCH_BIN_DIR=DIR runs the binaries in DIR instead of building them (step 2), e.g. to
+# compare two commits' builds in turn on the same machine.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,7 +50,7 @@ GRAPH=127.0.0.1:51052
 TIMELINE=127.0.0.1:51053
 FANOUT_METRICS=127.0.0.1:19100
 # Where cargo puts the release binaries (CARGO_TARGET_DIR, when set, moves them).
-BIN_DIR=${CARGO_TARGET_DIR:-$REPO_DIR/target}/release
+BIN_DIR=${BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}
 
 mkdir -p "$RESULTS/logs"
 LOG_DIR=$RESULTS/logs
@@ -65,8 +67,10 @@ trap cleanup EXIT
 log "starting the backends"
 bash "$REPO_DIR/deploy/backends.sh" up
 
-log "building the services and the load tool (cargo build --release)"
-build_release "$REPO_DIR"
+if [[ -z ${BENCH_BIN_DIR:-} ]]; then
+  log "building the services and the load tool (cargo build --release)"
+  build_release "$REPO_DIR"
+fi
 
 log "fresh database $DATABASE"
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DATABASE" -c "CREATE DATABASE $DATABASE"

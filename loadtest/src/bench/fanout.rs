@@ -35,7 +35,8 @@ use chirp_kafka::KafkaArgs;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{FollowRequest, ImportFollowsRequest};
-use chirp_timelines::{HomeTimelines, TimelineRedisArgs, TimelineStoreArgs};
+use chirp_redis::connection::RedisArgs;
+use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -305,7 +306,7 @@ async fn straight_to_redis(
     tweet_ids: &[i64],
 ) -> anyhow::Result<Duration> {
     let scratch = TimelineStoreArgs {
-        redis: TimelineRedisArgs {
+        redis: RedisArgs {
             redis_key_prefix: format!("{}bench-zadd:", setup.store.redis.redis_key_prefix),
             ..setup.store.redis.clone()
         },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
-use chirp_redis::connection::RedisTarget;
+use chirp_redis::connection::RedisArgs;
 use clap::Parser;
 
 use crate::rate_limit::Limits;
@@ -54,16 +54,10 @@ pub struct Config {
     /// handle not kept costs a `BatchGetUsers` call and a Postgres query.
     #[arg(long, env = "HANDLE_CACHE_CAPACITY", default_value_t = 100_000)]
     pub handle_cache_capacity: u64,
-    /// Redis holding the rate-limit buckets, shared by every gateway copy.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// Whether Redis is a Redis Cluster; `REDIS_URL` then lists some of its
-    /// nodes, comma-separated (the others are discovered).
-    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
-    pub redis_cluster: bool,
-    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
-    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
-    pub redis_key_prefix: String,
+    /// Redis holding the rate-limit buckets and the delivery records,
+    /// shared by every gateway copy.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Sustained writes (tweets, deletes, follows) allowed per user per minute.
     #[arg(long, env = "RATE_LIMIT_WRITES_PER_MINUTE", default_value_t = 60,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -103,13 +97,6 @@ pub struct Config {
 impl Config {
     pub fn downstream_timeout(&self) -> Duration {
         Duration::from_millis(self.downstream_timeout_ms)
-    }
-
-    pub fn redis(&self) -> RedisTarget<'_> {
-        RedisTarget {
-            urls: &self.redis_url,
-            cluster: self.redis_cluster,
-        }
     }
 
     pub fn write_limits(&self) -> Limits {

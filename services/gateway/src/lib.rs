@@ -73,8 +73,8 @@ impl AppState {
             )),
             cursors: Arc::new(cursor::Cursors::new(signing_key)),
             rate_limiter: Arc::new(rate_limit::RateLimiter::new(
-                &config.redis(),
-                &config.redis_key_prefix,
+                &config.redis.target(),
+                &config.redis.redis_key_prefix,
                 config.write_limits(),
                 config.signup_limits(),
             )?),
@@ -82,10 +82,10 @@ impl AppState {
             handles: api::hydrate::Handles::new(config.handle_cache_capacity),
             deliveries: chirp_redis::delivery::DeliveryLog::new(
                 chirp_redis::connection::RedisConnection::lazy(
-                    &config.redis(),
+                    &config.redis.target(),
                     config.downstream_timeout(),
                 )?,
-                &config.redis_key_prefix,
+                &config.redis.redis_key_prefix,
             ),
             live: Arc::new(console::live::Live::new(&config.console)),
         })

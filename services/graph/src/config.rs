@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use chirp_common::metrics::MetricsArgs;
 use chirp_common::service_auth::ServiceAuthArgs;
 use chirp_common::telemetry::LogArgs;
-use chirp_timelines::TimelineRedisArgs;
+use chirp_redis::connection::RedisArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
@@ -39,7 +39,7 @@ pub struct Config {
     /// follower's, so that their next read rebuilds it with the new followee.
     /// Where they are is all this service needs: it never writes an entry.
     #[command(flatten)]
-    pub timelines: TimelineRedisArgs,
+    pub timelines: RedisArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]

@@ -190,15 +190,17 @@ impl GraphService for Graph {
         if follower_id == followee_id {
             return Err(GraphError::SelfFollow.into());
         }
-        let (created, rose) = self
+        let followed = self
             .store
             .follow(follower_id, followee_id, self.celebrity_threshold)
             .await?;
-        if rose {
+        if followed.rose {
             self.run_drop(followee_id).await;
         }
         self.invalidate_timeline(follower_id).await?;
-        Ok(Response::new(FollowResponse { created }))
+        Ok(Response::new(FollowResponse {
+            created: followed.created,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(follower_id = request.get_ref().follower_id, followee_id = request.get_ref().followee_id))]
@@ -243,11 +245,11 @@ impl GraphService for Graph {
             .iter()
             .map(|f| (f.follower_id, f.followee_id))
             .collect();
-        let (created, rose) = self
+        let imported = self
             .store
             .import_follows(&edges, self.celebrity_threshold)
             .await?;
-        for author_id in rose {
+        for author_id in imported.rose {
             self.run_drop(author_id).await;
         }
         let mut followers: Vec<i64> = edges.iter().map(|&(follower, _)| follower).collect();
@@ -256,8 +258,10 @@ impl GraphService for Graph {
         invalidate::timelines(&self.timelines, &followers)
             .await
             .map_err(GraphError::from)?;
-        tracing::info!(created, "follows imported");
-        Ok(Response::new(ImportFollowsResponse { created }))
+        tracing::info!(created = imported.created, "follows imported");
+        Ok(Response::new(ImportFollowsResponse {
+            created: imported.created,
+        }))
     }
 
     async fn import_graph(

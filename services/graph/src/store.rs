@@ -67,6 +67,24 @@ pub enum ReadFrom {
     Replica,
 }
 
+/// What [`Store::follow`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Followed {
+    /// The edge is new (an existing one changes nothing).
+    pub created: bool,
+    /// It took the followee up to the celebrity threshold.
+    pub rose: bool,
+}
+
+/// What [`Store::import_follows`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// How many of the edges were new.
+    pub created: u64,
+    /// The followees the batch took up to the celebrity threshold.
+    pub rose: Vec<i64>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: PgPool,
@@ -165,17 +183,16 @@ impl Store {
         .ok_or_else(|| GraphError::HandleNotFound(handle.to_owned()))
     }
 
-    /// Adds the edge and bumps both counters in one transaction. Returns
-    /// whether the edge is new; an existing edge changes nothing. When it
-    /// takes the followee up to `celebrity_threshold`, the same transaction
-    /// queues the drop of their followers' timelines, and the second value
-    /// is true.
+    /// Adds the edge and bumps both counters in one transaction; an
+    /// existing edge changes nothing. When it takes the followee up to
+    /// `celebrity_threshold`, the same transaction queues the drop of their
+    /// followers' timelines.
     pub async fn follow(
         &self,
         follower_id: i64,
         followee_id: i64,
         celebrity_threshold: i64,
-    ) -> Result<(bool, bool), GraphError> {
+    ) -> Result<Followed, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &[follower_id, followee_id]).await?;
         let inserted = sqlx::query(
@@ -196,7 +213,10 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok((inserted, rose))
+        Ok(Followed {
+            created: inserted,
+            rose,
+        })
     }
 
     /// Removes the edge and lowers both counters. Returns the followee's
@@ -231,10 +251,9 @@ impl Store {
         Ok(remaining)
     }
 
-    /// Adds many edges in one transaction and returns how many were new,
-    /// and the followees they took up to `celebrity_threshold` (whose
-    /// followers' timelines the same transaction queues to drop, as
-    /// [`Self::follow`] does). The users involved are locked first, in id
+    /// Adds many edges in one transaction. The followees they take up to
+    /// `celebrity_threshold` have their followers' timelines queued to drop
+    /// by the same transaction, as [`Self::follow`] does. The users involved are locked first, in id
     /// order as [`Self::follow`] does and for the same reason; then a single
     /// statement inserts the edges and moves every counter they touch, so a
     /// batch of ten thousand edges costs one round trip instead of ten
@@ -243,7 +262,7 @@ impl Store {
         &self,
         edges: &[(i64, i64)],
         celebrity_threshold: i64,
-    ) -> Result<(u64, Vec<i64>), GraphError> {
+    ) -> Result<Imported, GraphError> {
         let (followers, followees): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
         let users: Vec<i64> = followers.iter().chain(&followees).copied().collect();
         let mut tx = self.pool.begin().await?;
@@ -255,7 +274,10 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok((created.unsigned_abs(), rose))
+        Ok(Imported {
+            created: created.unsigned_abs(),
+            rose,
+        })
     }
 
     /// Up to `limit` ids on one side of `user_id`'s edges greater than

@@ -30,6 +30,32 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
+/// Where a service's Redis is, from the environment: every service that
+/// uses Redis reads the same three settings, so one deployment points all of
+/// them at one Redis (or one cluster) and one key prefix.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis: one URL, or with `REDIS_CLUSTER` some of the cluster's nodes,
+    /// comma-separated (the others are discovered).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Whether Redis is a Redis Cluster (see `REDIS_URL`).
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_cluster: bool,
+    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
+    pub redis_key_prefix: String,
+}
+
+impl RedisArgs {
+    pub fn target(&self) -> RedisTarget<'_> {
+        RedisTarget {
+            urls: &self.redis_url,
+            cluster: self.redis_cluster,
+        }
+    }
+}
+
 /// Where Redis is, as configured: `urls` is one `redis://` URL, or with
 /// `cluster` a comma-separated list of seed nodes (any few of the cluster's
 /// nodes: the rest are discovered).

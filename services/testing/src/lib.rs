@@ -300,7 +300,7 @@ impl Drop for ServiceProcess {
 pub fn timeline_store(redis_key_prefix: &str) -> chirp_timelines::TimelineStoreArgs {
     let redis = redis_target();
     chirp_timelines::TimelineStoreArgs {
-        redis: chirp_timelines::TimelineRedisArgs {
+        redis: chirp_redis::connection::RedisArgs {
             redis_url: redis.urls.to_owned(),
             redis_cluster: redis.cluster,
             redis_key_prefix: redis_key_prefix.to_owned(),

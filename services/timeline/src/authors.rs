@@ -13,9 +13,10 @@
 //! the stores.
 
 use std::collections::HashSet;
+use std::future::Future;
 
 use chirp_common::grpc::Channel;
-use chirp_proto::graph::ListFollowsRequest;
+use chirp_proto::graph::{ListFollowsRequest, UserIdPage};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::tweet::ListTweetsByAuthorRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
@@ -145,25 +146,41 @@ pub async fn following(
     graph: &GraphServiceClient<Channel>,
     user_id: i64,
 ) -> Result<Vec<i64>, TimelineError> {
-    let mut followees = Vec::new();
-    let mut after_user_id = None;
-    loop {
-        let page = graph
-            .clone()
-            .list_following(ListFollowsRequest {
+    scan_user_ids(|after_user_id| {
+        let mut graph = graph.clone();
+        async move {
+            let request = ListFollowsRequest {
                 user_id,
                 after_user_id,
                 limit: FOLLOWING_PAGE,
-            })
-            .await
-            .map_err(TimelineError::Graph)?
-            .into_inner();
-        followees.extend(page.user_ids);
-        match page.next_after_user_id {
-            Some(next) if followees.len() < MAX_AUTHORS_SCANNED => after_user_id = Some(next),
+            };
+            graph.list_following(request).await
+        }
+    })
+    .await
+}
+
+/// Up to [`MAX_AUTHORS_SCANNED`] ids of one of the graph's listings paged by
+/// user id (`ListFollowing`, `ListFollowedCelebrities`): `page(after)` asks
+/// for the page after `after`.
+pub async fn scan_user_ids<F, Fut>(mut page: F) -> Result<Vec<i64>, TimelineError>
+where
+    F: FnMut(Option<i64>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<UserIdPage>, tonic::Status>>,
+{
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let UserIdPage {
+            user_ids,
+            next_after_user_id,
+        } = page(after).await.map_err(TimelineError::Graph)?.into_inner();
+        ids.extend(user_ids);
+        match next_after_user_id {
+            Some(next) if ids.len() < MAX_AUTHORS_SCANNED => after = Some(next),
             _ => {
-                followees.truncate(MAX_AUTHORS_SCANNED);
-                return Ok(followees);
+                ids.truncate(MAX_AUTHORS_SCANNED);
+                return Ok(ids);
             }
         }
     }

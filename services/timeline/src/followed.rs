@@ -14,7 +14,8 @@
 //! the timeline: the reader's follows and unfollows, and a followee crossing
 //! the threshold either way (the graph queues those drops).
 //!
-//! The list is read a page at a time, up to [`MAX_AUTHORS_SCANNED`]
+//! The list is read a page at a time, up to
+//! [`MAX_AUTHORS_SCANNED`](crate::authors::MAX_AUTHORS_SCANNED)
 //! celebrities, the bound a rebuild puts on the followees it reads: a page
 //! then merges at most that many pulled authors. A reader following more
 //! celebrities than that does not see the tweets of the ones past it (by
@@ -25,38 +26,27 @@ use chirp_proto::graph::ListFollowedCelebritiesRequest;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 
 use crate::TimelineError;
-use crate::authors::MAX_AUTHORS_SCANNED;
+use crate::authors::scan_user_ids;
 
 /// Celebrities fetched per `ListFollowedCelebrities` call.
 const CELEBRITIES_PAGE: u32 = 1_000;
 
-/// The celebrities `user_id` follows, up to [`MAX_AUTHORS_SCANNED`], by
-/// user id.
+/// The celebrities `user_id` follows, by user id, up to
+/// [`MAX_AUTHORS_SCANNED`](crate::authors::MAX_AUTHORS_SCANNED).
 pub async fn celebrities(
     graph: &GraphServiceClient<Channel>,
     user_id: i64,
 ) -> Result<Vec<i64>, TimelineError> {
-    let mut graph = graph.clone();
-    let mut celebrities = Vec::new();
-    let mut after_user_id = None;
-    loop {
-        let page = graph
-            .list_followed_celebrities(ListFollowedCelebritiesRequest {
+    scan_user_ids(|after_user_id| {
+        let mut graph = graph.clone();
+        async move {
+            let request = ListFollowedCelebritiesRequest {
                 user_id,
                 after_user_id,
                 limit: CELEBRITIES_PAGE,
-            })
-            .await
-            .map_err(TimelineError::Graph)?
-            .into_inner();
-        celebrities.extend(page.user_ids);
-        match page.next_after_user_id {
-            Some(next) if celebrities.len() < MAX_AUTHORS_SCANNED => {
-                after_user_id = Some(next);
-            }
-            _ => break,
+            };
+            graph.list_followed_celebrities(request).await
         }
-    }
-    celebrities.truncate(MAX_AUTHORS_SCANNED);
-    Ok(celebrities)
+    })
+    .await
 }

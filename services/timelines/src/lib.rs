@@ -61,7 +61,7 @@ use clap::{Args, ValueEnum};
 use futures::future::try_join_all;
 use redis::Value;
 
-use chirp_redis::connection::{RedisConnection, RedisTarget};
+use chirp_redis::connection::{RedisArgs, RedisConnection};
 
 use scripts::Scripts;
 
@@ -92,39 +92,13 @@ impl Strategy {
     }
 }
 
-/// Where the home timelines are kept: all the graph service is configured
-/// with, since it only drops timelines ([`TimelineDrops`]). The services
-/// that fill and read them add how ([`TimelineStoreArgs`]).
-#[derive(Debug, Clone, Args)]
-pub struct TimelineRedisArgs {
-    /// Redis holding the home timelines: one URL, or with `REDIS_CLUSTER`
-    /// some of the cluster's nodes, comma-separated.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
-    /// Whether Redis is a Redis Cluster (see `REDIS_URL`).
-    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set)]
-    pub redis_cluster: bool,
-    /// Prefix of every key, so several deployments (or test runs) can share one Redis.
-    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
-    pub redis_key_prefix: String,
-}
-
-impl TimelineRedisArgs {
-    pub fn target(&self) -> RedisTarget<'_> {
-        RedisTarget {
-            urls: &self.redis_url,
-            cluster: self.redis_cluster,
-        }
-    }
-}
-
 /// The settings of the services that write and read the timelines (the
 /// fan-out worker and the timeline service): where they are, and how they
 /// are filled and kept.
 #[derive(Debug, Clone, Args)]
 pub struct TimelineStoreArgs {
     #[command(flatten)]
-    pub redis: TimelineRedisArgs,
+    pub redis: RedisArgs,
     /// Entries kept per home timeline; older ones are trimmed on write
     /// (Twitter kept 800). Reading further back falls through to the stores.
     /// Keep it at most Redis's `zset-max-listpack-entries` minus 3 (the
@@ -209,7 +183,7 @@ impl HomeTimelines {
         .await
     }
 
-    async fn open(at: &TimelineRedisArgs, capacity: usize, ttl_secs: u64) -> anyhow::Result<Self> {
+    async fn open(at: &RedisArgs, capacity: usize, ttl_secs: u64) -> anyhow::Result<Self> {
         let redis = RedisConnection::connect(&at.target()).await?;
         anyhow::ensure!(
             !at.redis_key_prefix.contains('{'),
@@ -619,7 +593,7 @@ impl HomeTimelines {
 pub struct TimelineDrops(HomeTimelines);
 
 impl TimelineDrops {
-    pub async fn connect(at: &TimelineRedisArgs) -> anyhow::Result<Self> {
+    pub async fn connect(at: &RedisArgs) -> anyhow::Result<Self> {
         // A drop deletes keys and writes no entry: the capacity and the TTL
         // of entries are never read here.
         HomeTimelines::open(at, 1, 1).await.map(Self)
