@@ -16,8 +16,8 @@ use std::collections::HashSet;
 use std::future::Future;
 
 use chirp_common::grpc::Channel;
-use chirp_proto::graph::{ListFollowsRequest, UserIdPage};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_proto::graph::{ListFollowsRequest, UserIdPage};
 use chirp_proto::tweet::ListTweetsByAuthorRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use futures::{StreamExt, TryStreamExt};
@@ -174,7 +174,10 @@ where
         let UserIdPage {
             user_ids,
             next_after_user_id,
-        } = page(after).await.map_err(TimelineError::Graph)?.into_inner();
+        } = page(after)
+            .await
+            .map_err(TimelineError::Graph)?
+            .into_inner();
         ids.extend(user_ids);
         match next_after_user_id {
             Some(next) if ids.len() < MAX_AUTHORS_SCANNED => after = Some(next),

@@ -1,13 +1,14 @@
-//! The read path's in-process caches, on `moka`, and the one thing moka
-//! does not do for them: serving an expired value while it is refreshed.
+//! The read path's expiring in-process cache, on `moka`, and the one thing
+//! moka does not do for it: serving an expired value while it is refreshed.
 //!
-//! moka gives every cache here what the hand-written ones before it did
-//! less well: a bound (at capacity it evicts the entries least likely to be
-//! read again, where those scanned every entry under a lock, or dropped
-//! them all), concurrent misses of one key sharing one load, and an expiry
-//! per entry. Expiry times are spread by key over the second half of the
-//! TTL ([`spread`]): entries cached in one burst (every reader's first read
-//! after a restart) would otherwise expire in one burst too, and their
+//! moka gives it what the hand-written caches before it did less well: a
+//! bound (at capacity it evicts the entries least likely to be read again,
+//! where those scanned every entry under a lock, or dropped them all) and
+//! concurrent misses of one key sharing one load. (The tweets cache, read
+//! twenty times a page, is on the lighter `quick_cache`: [`crate::hydrate`]
+//! says why.) Expiry times of both are spread by key over the second half of
+//! the TTL ([`spread`]): entries cached in one burst (every reader's first
+//! read after a restart) would otherwise expire in one burst too, and their
 //! reloads land on the stores all at once.
 //!
 //! [`Revalidating`] is the stale-while-revalidate layer of the cache whose
@@ -35,26 +36,6 @@ pub fn spread(ttl: Duration, key: i64) -> Duration {
     let scrambled = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
     let fraction = scrambled as f64 / f64::from(u32::MAX);
     ttl.mul_f64(1.0 - fraction / 2.0)
-}
-
-/// moka's expiry policy for entries that live [`spread`] of a TTL from when
-/// they were written.
-pub struct Spread(pub Duration);
-
-impl<V> moka::Expiry<i64, V> for Spread {
-    fn expire_after_create(&self, key: &i64, _: &V, _: Instant) -> Option<Duration> {
-        Some(spread(self.0, *key))
-    }
-
-    fn expire_after_update(
-        &self,
-        key: &i64,
-        _: &V,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(spread(self.0, *key))
-    }
 }
 
 /// Where a value came from, for the callers' hit/miss counters.

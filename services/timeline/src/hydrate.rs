@@ -6,15 +6,23 @@
 //! again, and when it is not cached yet, every concurrent read misses at
 //! once (a thundering herd). Here a read's misses are fetched by one
 //! `BatchGetTweets`, and a read that misses an id another read is already
-//! fetching waits for that fetch (moka's `try_get_with` shares one load per
-//! key). The fetch runs as a task of its own, so it completes and fills the
-//! cache even if the read that started it is cancelled.
+//! fetching waits for that fetch (the cache's placeholder for the id: one
+//! load per key). The fetch runs as a task of its own, so a read cancelled
+//! mid-fetch does not cut the call short for the reads that wait on it.
+//!
+//! The cache is `quick_cache`'s, not moka's like the service's other caches
+//! ([`crate::cache`]): every page reads 20 or more tweets from it, and
+//! moka's per-read bookkeeping (each read recorded for its eviction policy,
+//! the records replayed on the readers) was the biggest single item of the
+//! service's CPU per cached page (docs/BENCHMARKS.md). quick_cache keeps a
+//! hit to a hash lookup under a shard's read lock. It has no expiry, so an
+//! entry carries its own deadline and an expired one reads as a miss.
 //!
 //! Tweets never change, so the TTL (`TWEET_CACHE_TTL_MS`, spread by tweet
-//! id) only bounds how long a deleted tweet can show where a race kept its
-//! id. An expired tweet is simply fetched again with the page's other
-//! misses: no stale-while-revalidate here, since a page with a miss pays
-//! the one batched call any new tweet costs it anyway.
+//! id, [`crate::cache::spread`]) only bounds how long a deleted tweet can
+//! show where a race kept its id. An expired tweet is simply fetched again
+//! with the page's other misses: no stale-while-revalidate here, since a
+//! page with a miss pays the one batched call any new tweet costs it anyway.
 //!
 //! A deleted tweet does not wait for its TTL: [`crate::deletions`] follows
 //! the feed of deletions the fan-out worker writes and drops each from the
@@ -23,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chirp_common::grpc::Channel;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
@@ -31,47 +39,56 @@ use chirp_proto::tweet::{BatchGetTweetsRequest, Tweet};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use metrics::counter;
-use moka::future::Cache;
+use quick_cache::sync::Cache;
 use tracing::Instrument;
 
-use crate::cache::Spread;
+use crate::cache::spread;
 use crate::{TimelineError, stats};
 
 /// One `BatchGetTweets`, shared by the ids it fetches.
 type Fetch = Shared<BoxFuture<'static, Result<Arc<HashMap<i64, Tweet>>, TimelineError>>>;
 
-/// Why an id is not hydrated.
-#[derive(Debug)]
-enum Missing {
-    /// The tweet service does not know it: deleted after it reached the
-    /// timeline.
-    Deleted,
-    Failed(TimelineError),
+/// A cached tweet and the moment it stops being served.
+#[derive(Clone)]
+struct Entry {
+    tweet: Tweet,
+    expires: Instant,
 }
 
 /// Cloning is shallow: clones share the cache.
 #[derive(Clone)]
 pub struct CachedTweets {
     tweets: TweetServiceClient<Channel>,
-    cache: Cache<i64, Tweet>,
+    cache: Arc<Cache<i64, Entry>>,
+    ttl: Duration,
 }
 
 impl CachedTweets {
+    /// Keeps about `capacity` tweets, each for [`spread`] of `ttl`.
     pub fn new(tweets: TweetServiceClient<Channel>, ttl: Duration, capacity: u64) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(Spread(ttl))
-            .build();
-        Self { tweets, cache }
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
+        Self {
+            tweets,
+            cache: Arc::new(Cache::new(capacity)),
+            ttl,
+        }
     }
 
     /// The tweets behind `ids`, in the order of `ids`; deleted ones are
     /// dropped.
     pub async fn hydrate(&self, ids: &[i64]) -> Result<Vec<Tweet>, TimelineError> {
+        let now = Instant::now();
         let mut found: Vec<Option<Tweet>> = Vec::with_capacity(ids.len());
         let mut misses = Vec::new();
         for (index, id) in ids.iter().enumerate() {
-            let tweet = self.cache.get(id).await;
+            let tweet = match self.cache.get(id) {
+                Some(entry) if entry.expires > now => Some(entry.tweet),
+                Some(_) => {
+                    self.cache.remove(id);
+                    None
+                }
+                None => None,
+            };
             if tweet.is_none() {
                 misses.push(index);
             }
@@ -82,27 +99,36 @@ impl CachedTweets {
         if !misses.is_empty() {
             counter!(stats::TWEET_CACHE, "result" => "miss").increment(misses.len() as u64);
             let fetch = self.fetch(misses.iter().map(|&index| ids[index]).collect());
-            let loads = misses.iter().map(|&index| {
-                let (id, fetch) = (ids[index], fetch.clone());
-                self.cache.try_get_with(id, async move {
-                    match fetch.await {
-                        Ok(fetched) => fetched.get(&id).cloned().ok_or(Missing::Deleted),
-                        Err(error) => Err(Missing::Failed(error)),
-                    }
-                })
-            });
+            let loads = misses
+                .iter()
+                .map(|&index| self.load(ids[index], fetch.clone()));
             let loaded = futures::future::join_all(loads).await;
             for (&index, outcome) in misses.iter().zip(loaded) {
-                match outcome {
-                    Ok(tweet) => found[index] = Some(tweet),
-                    Err(missing) => match &*missing {
-                        Missing::Deleted => {}
-                        Missing::Failed(error) => return Err(error.clone()),
-                    },
-                }
+                found[index] = outcome?;
             }
         }
         Ok(found.into_iter().flatten().collect())
+    }
+
+    /// `id`, from the read already loading it, or else from `fetch` (this
+    /// read's batch), cached for the reads after it; `None` when the tweet
+    /// service does not know it (deleted after it reached the timeline).
+    /// A loader that fails or finds nothing caches nothing: a read waiting
+    /// on it then loads the id through its own batch.
+    async fn load(&self, id: i64, fetch: Fetch) -> Result<Option<Tweet>, TimelineError> {
+        let guard = match self.cache.get_value_or_guard_async(&id).await {
+            Ok(entry) => return Ok(Some(entry.tweet)),
+            Err(guard) => guard,
+        };
+        let Some(tweet) = fetch.await?.get(&id).cloned() else {
+            return Ok(None);
+        };
+        let expires = Instant::now() + spread(self.ttl, id);
+        let _ = guard.insert(Entry {
+            tweet: tweet.clone(),
+            expires,
+        });
+        Ok(Some(tweet))
     }
 
     /// Drops `ids` from the cache (they were deleted); returns how many
@@ -111,7 +137,7 @@ impl CachedTweets {
     pub async fn forget(&self, ids: &[i64]) -> usize {
         let mut forgotten = 0;
         for id in ids {
-            if self.cache.remove(id).await.is_some() {
+            if self.cache.remove(id).is_some() {
                 forgotten += 1;
             }
         }

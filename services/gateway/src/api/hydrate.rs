@@ -4,9 +4,17 @@
 //! The handle is the graph service's. Asking for it on every page costs a
 //! call and a Postgres query per page, more than the page itself. Handles
 //! never change (the API has no rename), so a cached handle is never stale
-//! and needs no expiry: the cache (moka) only has to stay bounded, and it
-//! evicts the handles least likely to be read again. A page's misses are
-//! looked up together, by one `BatchGetUsers`.
+//! and needs no expiry: the cache only has to stay bounded, and evict the
+//! handles least likely to be read again. A page's misses are looked up
+//! together, by one `BatchGetUsers`.
+//!
+//! The cache is `quick_cache`'s, not moka's (which the timeline service's
+//! expiring caches use): a page reads up to 20 handles, and moka records
+//! every read for its eviction policy and runs that bookkeeping on the
+//! readers, which made the handle lookups about a tenth of the gateway's CPU
+//! per page in a profile (docs/BENCHMARKS.md). quick_cache's CLOCK-Pro
+//! keeps a read to a hash lookup under a shard's read lock; without expiry
+//! or loaders to share, it has all this cache needs.
 //!
 //! A view holds what it shows as the tweet service and the cache gave it
 //! (numbers, a shared handle) and is written as JSON straight from them:
@@ -19,7 +27,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use chirp_proto::graph::BatchGetUsersRequest;
 use chirp_proto::tweet::Tweet;
-use moka::future::Cache;
+use quick_cache::sync::Cache;
 use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
@@ -61,14 +69,15 @@ fn as_rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error>
 /// Authors' handles by user id. Cloning is shallow: clones share the cache.
 #[derive(Clone)]
 pub struct Handles {
-    known: Cache<i64, Arc<str>>,
+    known: Arc<Cache<i64, Arc<str>>>,
 }
 
 impl Handles {
-    /// Keeps at most `capacity` handles (`HANDLE_CACHE_CAPACITY`).
+    /// Keeps at most about `capacity` handles (`HANDLE_CACHE_CAPACITY`).
     pub fn new(capacity: u64) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
         Self {
-            known: Cache::new(capacity),
+            known: Arc::new(Cache::new(capacity)),
         }
     }
 }
@@ -103,7 +112,7 @@ pub async fn handles(
     let mut handles = HashMap::with_capacity(author_ids.len());
     let mut missing = Vec::new();
     for &id in author_ids {
-        match known.get(&id).await {
+        match known.get(&id) {
             Some(handle) => {
                 handles.insert(id, handle);
             }
@@ -117,7 +126,7 @@ pub async fn handles(
     let users = state.graph.clone().batch_get_users(request).await?;
     for user in users.into_inner().users {
         let handle: Arc<str> = user.handle.into();
-        known.insert(user.user_id, Arc::clone(&handle)).await;
+        known.insert(user.user_id, Arc::clone(&handle));
         handles.insert(user.user_id, handle);
     }
     Ok(handles)
