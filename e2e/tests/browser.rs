@@ -46,7 +46,7 @@ async fn the_console_works_in_a_real_browser() {
         let mut node = Command::new("node");
         node.current_dir(&dir)
             .args(["--test", "--test-concurrency=1", "console.test.mjs"])
-            .env("CHIRP_URL", &stack.base_url);
+            .env("CHIRP_URL", stack.gateway.base_url());
         if let Some(screenshots) = screenshots {
             node.env("CHIRP_SCREENSHOTS", screenshots);
         }

@@ -15,7 +15,6 @@ use chirp_proto::timeline::timeline_service_server;
 use chirp_proto::tweet::tweet_service_server;
 use chirp_testing::{self as testing, unique_name};
 use clap::Parser;
-use loadtest::client::Gateway;
 use loadtest::experiment::Experiment;
 use loadtest::manifest::Manifest;
 use loadtest::report::Report;
@@ -64,7 +63,7 @@ async fn seed(stack: &Stack, manifest: &Path, extra: &[&str]) -> Manifest {
     let mut argv = vec![
         "seed",
         "--gateway",
-        &stack.base_url,
+        stack.gateway.base_url(),
         "--graph-addr",
         grpc_addr(stack, graph_service_server::SERVICE_NAME),
         "--tweet-addr",
@@ -159,7 +158,7 @@ async fn a_seeded_power_law_graph_takes_every_workload() {
 
     // What the graph service counts is what the seed built: the two
     // celebrities and a few ordinary users.
-    let gateway = Gateway::new(&stack.base_url).unwrap();
+    let gateway = &stack.gateway;
     for seeded in manifest
         .users
         .iter()
@@ -263,7 +262,7 @@ async fn an_edge_list_imports_with_its_follower_counts() {
     assert_eq!((manifest.users.len(), manifest.follows), (8, 20));
     assert!(manifest.celebrities.is_empty());
 
-    let gateway = Gateway::new(&stack.base_url).unwrap();
+    let gateway = &stack.gateway;
     for seeded in &manifest.users {
         let profile = gateway.user(seeded.id).await.expect("the seeded user");
         let expected = (seeded.followers as i64, seeded.following as i64);

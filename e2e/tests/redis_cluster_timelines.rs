@@ -27,7 +27,6 @@ use chirp_timelines::{State, layout};
 use helpers::{Stack, TestUser, handle, spawn_stack_with};
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use reqwest::{Method, StatusCode};
 
 /// Followers of the one author: with three masters, at least three of them
 /// share one master, the one the test kills.
@@ -296,14 +295,12 @@ async fn post(stack: &Stack, author: &TestUser, content: &str) -> String {
 
 /// A page of `user`'s timeline, or `None` if it was not served.
 async fn read(stack: &Stack, user: &TestUser) -> Option<Vec<String>> {
-    let path = format!("/users/{}/timeline?limit=50", user.id);
-    let request = stack.request(Method::GET, &path, Some(&user.token));
-    let response = request.send().await.ok()?;
-    if response.status() != StatusCode::OK {
-        return None;
-    }
-    let page: serde_json::Value = response.json().await.ok()?;
-    Some(helpers::ids(&page))
+    let page = stack
+        .gateway
+        .home_timeline(user.numeric_id(), &user.token, None, Some(50))
+        .await
+        .ok()?;
+    Some(page.items.iter().map(|item| item.id.to_string()).collect())
 }
 
 /// Waits until `user`'s timeline is exactly `posted`, newest first, reading

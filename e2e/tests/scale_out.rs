@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use chirp_client::Gateway;
 use chirp_common::metrics::total;
 use chirp_proto::graph::graph_service_server;
 use chirp_proto::timeline::timeline_service_server;
@@ -75,7 +76,7 @@ impl Drop for LocalStack {
 /// Sends a request until it succeeds, as a client does after a 502 or a
 /// refused connection; the `Idempotency-Key` of a post makes that safe.
 async fn with_retries(
-    http: &reqwest::Client,
+    gateway: &Gateway,
     method: Method,
     path: &str,
     token: Option<&str>,
@@ -84,10 +85,7 @@ async fn with_retries(
 ) -> (StatusCode, Value) {
     let mut failures = Vec::new();
     for _ in 0..20 {
-        let mut request = http.request(method.clone(), format!("{EDGE}{path}"));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+        let mut request = gateway.request(method.clone(), path, token);
         if let Some(body) = &body {
             request = request.json(body);
         }
@@ -156,13 +154,13 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
             .collect(),
     };
     stack.run(&["up"]);
-    let http = reqwest::Client::new();
+    let gateway = Gateway::new(EDGE).expect("an HTTP client");
 
     let sign_up = async |name: &str| {
         let handle = format!("{name}{}", &run_id[run_id.len() - 8..]);
         let body = json!({ "handle": handle, "display_name": name });
         let (status, user) =
-            with_retries(&http, Method::POST, "/users", None, Some(body), &[]).await;
+            with_retries(&gateway, Method::POST, "/users", None, Some(body), &[]).await;
         assert_eq!(status, StatusCode::CREATED, "{user}");
         (
             user["user_id"].as_str().unwrap().to_owned(),
@@ -173,7 +171,7 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
     let (reader, reader_token) = sign_up("reader").await;
     let follow = json!({ "target_user_id": author });
     let (status, _) = with_retries(
-        &http,
+        &gateway,
         Method::POST,
         "/follow",
         Some(&reader_token),
@@ -188,7 +186,7 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
     let post = async |i: usize| {
         let key = format!("{run_id}-{i}");
         let (status, tweet) = with_retries(
-            &http,
+            &gateway,
             Method::POST,
             "/tweets",
             Some(&author_token),
@@ -198,7 +196,7 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
         .await;
         assert!(status.is_success(), "{status}: {tweet}");
         let (status, _) = with_retries(
-            &http,
+            &gateway,
             Method::GET,
             &timeline,
             Some(&reader_token),
@@ -267,10 +265,18 @@ async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
         Duration::from_secs(60),
         "every tweet in the home timeline",
         || {
-            let (http, timeline, reader_token, posted) = (&http, &timeline, &reader_token, &posted);
+            let (gateway, timeline, reader_token, posted) =
+                (&gateway, &timeline, &reader_token, &posted);
             async move {
-                let (_, page) =
-                    with_retries(http, Method::GET, timeline, Some(reader_token), None, &[]).await;
+                let (_, page) = with_retries(
+                    gateway,
+                    Method::GET,
+                    timeline,
+                    Some(reader_token),
+                    None,
+                    &[],
+                )
+                .await;
                 let shown: Vec<&str> = page["items"]
                     .as_array()?
                     .iter()

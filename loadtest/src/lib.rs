@@ -9,7 +9,7 @@
 //!   and a tweet history, written through the services' own APIs; it leaves
 //!   a [`manifest`] behind.
 //! - `run` ([`run`]): a workload ([`workload`]) sent through the gateway's
-//!   HTTP API ([`client`]) on an open- or closed-loop schedule
+//!   HTTP API ([`chirp_client`]) on an open- or closed-loop schedule
 //!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
 //!   written up as JSON and HTML ([`report`]).
 //! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
@@ -22,7 +22,6 @@
 
 pub mod bench;
 pub mod chaos;
-pub mod client;
 pub mod estimate;
 pub mod experiment;
 pub mod graph_model;

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail, ensure};
+use chirp_client::Gateway;
+use reqwest::StatusCode;
 
-use crate::client::Gateway;
 use crate::manifest::Manifest;
 use crate::report::Report;
 use crate::schedule::{Mode, Plan};
@@ -169,7 +170,7 @@ async fn check_tokens(gateway: &Gateway, users: &[Actor]) -> anyhow::Result<()> 
         .await
     {
         Ok(_) => Ok(()),
-        Err(failure) if failure.0.starts_with("http 401") => bail!(
+        Err(failure) if failure.status() == Some(StatusCode::UNAUTHORIZED) => bail!(
             "the gateway at {} refuses the tokens minted for the manifest's users: pass the \
              gateway's own TOKEN_SECRET",
             gateway.base_url()
@@ -177,7 +178,7 @@ async fn check_tokens(gateway: &Gateway, users: &[Actor]) -> anyhow::Result<()> 
         Err(failure) => Err(anyhow::anyhow!(
             "the gateway at {} does not answer as expected ({}); is it up?",
             gateway.base_url(),
-            failure.0
+            failure
         )),
     }
 }
@@ -202,7 +203,7 @@ async fn celebrities_and_followers(
             let page = gateway
                 .followers(celebrity, cursor.as_deref())
                 .await
-                .map_err(|failure| anyhow::anyhow!("{}", failure.0))
+                .map_err(|failure| anyhow::anyhow!("{}", failure))
                 .with_context(|| format!("list the followers of celebrity {celebrity}"))?;
             for profile in page.items {
                 if seen.insert(profile.id) {

@@ -59,6 +59,13 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Failure(pub String);
 
+/// A failed gateway call, by the name its `Display` gives it.
+impl From<chirp_client::Error> for Failure {
+    fn from(error: chirp_client::Error) -> Self {
+        Self(error.to_string())
+    }
+}
+
 /// When requests go out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -25,13 +25,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
+use chirp_client::Gateway;
 use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::bench::fanout::follow;
-use crate::client::Gateway;
 use crate::manifest::Manifest;
 use crate::seed::fresh_handle_prefix;
 use crate::tokens::TokenArgs;
@@ -128,7 +128,7 @@ pub async fn visible(args: &VisibleArgs) -> anyhow::Result<Visibility> {
     let author = gateway
         .sign_up(&handle, "Visibility probe")
         .await
-        .map_err(|failure| anyhow!("sign up the author: {}", failure.0))?;
+        .map_err(|failure| anyhow!("sign up the author: {}", failure))?;
 
     // The last users of the manifest: `bench`'s fan-out stage takes the first.
     let audience: Vec<Actor> = manifest.users[manifest.users.len() - count as usize..]
@@ -155,9 +155,10 @@ pub async fn visible(args: &VisibleArgs) -> anyhow::Result<Visibility> {
         let started = Instant::now();
         let content = format!("Visibility probe {post} by @{handle}");
         let tweet_id = gateway
-            .post_tweet(&author.token, &content, &format!("{handle}-{post}"))
+            .post_tweet(&author.token, &content, Some(&format!("{handle}-{post}")))
             .await
-            .map_err(|failure| anyhow!("post through the gateway: {}", failure.0))?;
+            .map_err(|failure| anyhow!("post through the gateway: {}", failure))?
+            .id;
         result.post_ms.push(millis(started.elapsed()));
         loop {
             let newest = timelines.page(last, None, 1).await?;

@@ -15,14 +15,14 @@
 use std::sync::{Mutex, PoisonError};
 
 use anyhow::ensure;
+use chirp_client::Gateway;
 use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::client::Gateway;
-use crate::schedule::{Outcome, Target};
+use crate::schedule::{Failure, Outcome, Target};
 
 /// What `run` sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -89,7 +89,7 @@ pub async fn warm_up<'a>(
         .map(|reader| gateway.home_timeline(reader.id, &reader.token, None, page_size))
         .buffer_unordered(concurrency);
     while let Some(read) = reads.next().await {
-        read.map_err(|failure| anyhow::anyhow!("warm a home timeline up: {}", failure.0))?;
+        read.map_err(|failure| anyhow::anyhow!("warm a home timeline up: {}", failure))?;
     }
     Ok(())
 }
@@ -197,7 +197,7 @@ impl GatewayTarget {
             .gateway
             .home_timeline(reader.id, &reader.token, cursor, self.params.page_size)
             .await;
-        let result = result.map(|page| {
+        let result = result.map_err(Failure::from).map(|page| {
             let read = read + 1;
             if let Some(cursor) = page.next_cursor.filter(|_| read < self.params.pages) {
                 *slot.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -209,7 +209,8 @@ impl GatewayTarget {
 
     async fn read_user_timeline(&self, pick: usize) -> Outcome {
         let user = &self.readers[pick % self.readers.len()];
-        let result = self.gateway.user_tweets(user.id).await.map(drop);
+        let result = self.gateway.user_tweets(user.id).await;
+        let result = result.map(drop).map_err(Failure::from);
         Outcome {
             operation: USER_TWEETS,
             result,
@@ -222,9 +223,10 @@ impl GatewayTarget {
         let content = format!("Load test post {n} of run {}", self.params.run_tag);
         let result = self
             .gateway
-            .post_tweet(&author.token, &content, &key)
+            .post_tweet(&author.token, &content, Some(&key))
             .await
-            .map(drop);
+            .map(drop)
+            .map_err(Failure::from);
         Outcome {
             operation: POST_TWEET,
             result,

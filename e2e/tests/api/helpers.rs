@@ -1,5 +1,6 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
+use chirp_client::Gateway;
 use chirp_testing::{local_listener, redis_flags, spawn_service, unique_name};
 use chirp_testkit::{Backends, ServiceArgs};
 use chirp_timelines::HomeTimelines;
@@ -9,10 +10,9 @@ use serde_json::{Value, json};
 
 pub const TOKEN_SECRET: &str = "e2e-test-secret-that-is-at-least-32-bytes";
 
-/// A running stack and an HTTP client for its gateway.
+/// A running stack and a client of its gateway.
 pub struct Stack {
-    pub base_url: String,
-    pub http: reqwest::Client,
+    pub gateway: Gateway,
     /// Prefix of this stack's Redis keys, for tests that inspect or drop them.
     pub redis_prefix: String,
     /// Each gRPC service of the stack, by full name (`chirp.tweet.v1.TweetService`)
@@ -90,8 +90,7 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
         gateway::run(gateway, listener, std::future::pending()),
     );
     Stack {
-        base_url: format!("http://{gateway_addr}"),
-        http: reqwest::Client::new(),
+        gateway: Gateway::new(&format!("http://{gateway_addr}")).expect("an HTTP client"),
         grpc_services: backends.grpc_services(),
         redis_prefix: backends.redis_prefix,
         kafka_topic: backends.kafka_topic,
@@ -110,8 +109,7 @@ pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
         gateway::run(config, listener, std::future::pending()),
     );
     Stack {
-        base_url: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        gateway: Gateway::new(&format!("http://{addr}")).expect("an HTTP client"),
         redis_prefix: String::new(),
         grpc_services: Vec::new(),
         kafka_topic: String::new(),
@@ -133,14 +131,9 @@ impl Stack {
             .expect("connect to Redis")
     }
 
+    /// A raw request, for tests that check statuses and bodies exactly.
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self
-            .http
-            .request(method, format!("{}{path}", self.base_url));
-        match token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
+        self.gateway.request(method, path, token)
     }
 
     /// Sends a request and returns the status and the JSON body (or `Null`).
@@ -157,25 +150,25 @@ impl Stack {
     }
 
     pub async fn sign_up(&self, handle: &str) -> TestUser {
-        let body = json!({ "handle": handle, "display_name": format!("{handle} (test)") });
-        let (status, json) = self
-            .call(self.request(Method::POST, "/users", None).json(&body))
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{json}");
+        let signed_up = self
+            .gateway
+            .sign_up(handle, &format!("{handle} (test)"))
+            .await
+            .unwrap_or_else(|error| panic!("sign-up of {handle}: {error}"));
         TestUser {
-            id: json["user_id"].as_str().expect("user_id").to_owned(),
+            id: signed_up.user_id.to_string(),
             handle: handle.to_owned(),
-            token: json["token"].as_str().expect("token").to_owned(),
+            token: signed_up.token,
         }
     }
 
     pub async fn follow(&self, follower: &TestUser, target: &TestUser) {
-        let body = json!({ "target_user_id": target.id });
-        let request = self
-            .request(Method::POST, "/follow", Some(&follower.token))
-            .json(&body);
-        let (status, json) = self.call(request).await;
-        assert_eq!(status, StatusCode::NO_CONTENT, "{json}");
+        self.gateway
+            .follow(&follower.token, target.numeric_id())
+            .await
+            .unwrap_or_else(|error| {
+                panic!("{} follows {}: {error}", follower.handle, target.handle)
+            });
     }
 
     pub async fn post(&self, author: &TestUser, content: &str) -> Value {

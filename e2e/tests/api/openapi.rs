@@ -32,7 +32,7 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
     // Generous limits: the fuzzer should reach the handlers, not the limiter.
     let stack = spawn_stack_with(&["--rate-limit-burst", "1000000"]).await;
     let user = stack.sign_up(&handle("fuzz")).await;
-    let schema = format!("{}/openapi.json", stack.base_url);
+    let schema = format!("{}/openapi.json", stack.gateway.base_url());
     let auth = format!("Authorization: Bearer {}", user.token);
     let status = tokio::task::spawn_blocking(move || {
         Command::new(st)

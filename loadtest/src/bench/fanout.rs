@@ -29,6 +29,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
+use chirp_client::Gateway;
 use chirp_common::grpc::DEFAULT_DEADLINE;
 use chirp_common::ids::{MAX_WORKER_ID, Snowflake};
 use chirp_kafka::KafkaArgs;
@@ -42,7 +43,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::Gateway;
 use crate::manifest::Manifest;
 use crate::prometheus::Scrape;
 use crate::seed::fresh_handle_prefix;
@@ -101,7 +101,7 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
         .gateway
         .sign_up(&handle, "Fan-out bench")
         .await
-        .map_err(|failure| anyhow!("sign up the fan-out author: {}", failure.0))?
+        .map_err(|failure| anyhow!("sign up the fan-out author: {}", failure))?
         .user_id;
     let mut follower_ids: Vec<i64> = manifest.users[..followers]
         .iter()

@@ -108,7 +108,7 @@ impl Fault {
             .gateway
             .user(celebrity.id)
             .await
-            .map_err(|f| anyhow::anyhow!("profile of the celebrity: {}", f.0))?
+            .map_err(|f| anyhow::anyhow!("profile of the celebrity: {}", f))?
             .follower_count;
         ensure!(
             followers == threshold as i64,

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 
-use crate::client::Gateway;
+use chirp_client::Gateway;
 use faults::Fault;
 use report::Row;
 use stack::{Stack, StackArgs};

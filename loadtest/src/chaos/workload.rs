@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use chirp_client::{Gateway, Page};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
-use crate::client::{Gateway, Page};
 use crate::schedule::Failure;
 
 /// One call's deadline: longer than the gateway's 3 s to its services, so a
@@ -122,11 +122,11 @@ impl Caller {
     /// One attempt, recorded.
     pub async fn attempt<T, F>(&self, call: F) -> Result<T, Failure>
     where
-        F: Future<Output = Result<T, Failure>>,
+        F: Future<Output = Result<T, chirp_client::Error>>,
     {
         let started = Instant::now();
         let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, call).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(Failure::from),
             Err(_) => Err(Failure("transport: timeout".to_owned())),
         };
         let server_error = result.as_ref().err().is_some_and(server_error);
@@ -144,7 +144,7 @@ impl Caller {
     pub async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, (Failure, bool)>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, chirp_client::Error>>,
     {
         let give_up = Instant::now() + RETRY_BUDGET;
         let mut failed_before = false;
@@ -199,7 +199,13 @@ impl Caller {
     pub async fn post(&self, author: &User, content: &str, key: &str) -> Option<i64> {
         let sent = Instant::now();
         let posted = self
-            .retry(|| self.gateway.post_tweet(&author.token, content, key))
+            .retry(|| async move {
+                let tweet = self
+                    .gateway
+                    .post_tweet(&author.token, content, Some(key))
+                    .await?;
+                Ok(tweet.id)
+            })
             .await;
         let mut ledger = self.ledger.lock().await;
         match posted {

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
+use chirp_client::Gateway;
 use chirp_timelines::Strategy;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -38,7 +39,6 @@ use tokio::time::Instant;
 
 use super::comparison::{Comparison, StrategyResult, Visibility, Writes};
 use super::stack::{Backends, Deployment, Stack, TOKEN_SECRET, strategy_name};
-use crate::client::Gateway;
 use crate::machine::Machine;
 use crate::manifest::{Manifest, SeededUser};
 use crate::prometheus::Scrape;
@@ -242,7 +242,7 @@ async fn probe(
     let followers = gateway
         .followers(author.id, None)
         .await
-        .map_err(|failure| anyhow!("list the followers of {}: {}", author.id, failure.0))?;
+        .map_err(|failure| anyhow!("list the followers of {}: {}", author.id, failure))?;
     let reader = followers
         .items
         .first()
@@ -280,10 +280,10 @@ async fn measure(
         .post_tweet(
             &ordinary.author.token,
             "warming up",
-            &format!("{tag}-warm-up"),
+            Some(&format!("{tag}-warm-up")),
         )
         .await
-        .map_err(|failure| anyhow!("post a first tweet: {}", failure.0))?;
+        .map_err(|failure| anyhow!("post a first tweet: {}", failure))?;
     drain(stack, 1.0).await?;
 
     let run_args = RunArgs {
@@ -411,9 +411,10 @@ async fn visibility(
         let sent = Instant::now();
         let content = format!("probe {n} of {tag}");
         let tweet_id = gateway
-            .post_tweet(&probe.author.token, &content, &format!("{tag}-{n}"))
+            .post_tweet(&probe.author.token, &content, Some(&format!("{tag}-{n}")))
             .await
-            .map_err(|failure| anyhow!("post a probe: {}", failure.0))?;
+            .map_err(|failure| anyhow!("post a probe: {}", failure))?
+            .id;
         let completion = until_visible(gateway, &probe.reader, tweet_id, sent, operation).await;
         recorder.record(sent - started, sent.elapsed(), completion);
     }
@@ -449,7 +450,10 @@ async fn until_visible(
                 return Completion::Ok { operation };
             }
             Ok(_) => {}
-            Err(failure) => return Completion::Failed { operation, failure },
+            Err(error) => {
+                let failure = error.into();
+                return Completion::Failed { operation, failure };
+            }
         }
         if sent.elapsed() > VISIBLE_DEADLINE {
             return Completion::TimedOut;

@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use chirp_client::reqwest::{Method, StatusCode};
+use chirp_client::{Error, Gateway, reqwest};
 use chirp_common::grpc::Channel;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{GetTweetRequest, ListTweetsByAuthorRequest};
 use chirp_testing::{REDIS_URL, ServiceProcess, eventually, unique_name};
 use chirp_testkit::{Backends, ServiceArgs};
-use reqwest::{Method, RequestBuilder, StatusCode};
-use serde_json::{Value, json};
 
 const TOKEN_SECRET: &str = "sigterm-test-secret-that-is-at-least-32-bytes";
 /// Clients sending requests at once, each one after the other.
@@ -37,12 +37,12 @@ const POSTS_BEFORE_SIGNAL: usize = 40;
 /// How long the gateway may take from SIGTERM to its exit.
 const EXIT_BOUND: Duration = Duration::from_secs(10);
 
-/// Starts the gateway binary in front of `backends`, and returns it with its
-/// base URL and its Prometheus endpoint once it answers.
-async fn start_gateway(backends: &Backends) -> (ServiceProcess, String, String) {
+/// Starts the gateway binary in front of `backends`, and returns it with a
+/// client of it and its Prometheus endpoint once it answers.
+async fn start_gateway(backends: &Backends) -> (ServiceProcess, Gateway, String) {
     let addr = free_port();
     let metrics_addr = free_port();
-    let gateway = ServiceProcess::start(
+    let process = ServiceProcess::start(
         env!("CARGO_BIN_EXE_gateway"),
         &[
             ("LISTEN_ADDR", &addr),
@@ -58,19 +58,21 @@ async fn start_gateway(backends: &Backends) -> (ServiceProcess, String, String) 
             ("RATE_LIMIT_BURST", "1000000"),
         ],
     );
-    let base_url = format!("http://{addr}");
-    let http = reqwest::Client::new();
+    // A request that hangs is a failure, not a test that never ends.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client");
+    let gateway = Gateway::with_http(http, &format!("http://{addr}"));
     eventually(Duration::from_secs(30), "the gateway to answer", || {
-        let request = http.get(format!("{base_url}/healthz"));
+        let healthz = gateway.request(Method::GET, "/healthz", None).send();
         async move {
-            match send(request).await {
-                Outcome::Answered(StatusCode::OK, _) => Some(()),
-                _ => None,
-            }
+            let response = healthz.await.ok()?;
+            (response.status() == StatusCode::OK).then_some(())
         }
     })
     .await;
-    (gateway, base_url, format!("http://{metrics_addr}/metrics"))
+    (process, gateway, format!("http://{metrics_addr}/metrics"))
 }
 
 /// The binary binds its own listeners: find it free ports. The OS is
@@ -82,36 +84,9 @@ fn free_port() -> String {
         .to_string()
 }
 
-/// What became of one request.
-#[derive(Debug)]
-enum Outcome {
-    /// A complete response.
-    Answered(StatusCode, String),
-    /// Nothing listens any more.
-    Refused,
-    /// Written, then the connection closed (or timed out) before any response.
-    Unanswered(reqwest::Error),
-    /// The response began, then broke off.
-    CutOff(StatusCode, reqwest::Error),
-}
-
-async fn send(request: RequestBuilder) -> Outcome {
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(error) if error.is_connect() => return Outcome::Refused,
-        Err(error) => return Outcome::Unanswered(error),
-    };
-    let status = response.status();
-    match response.text().await {
-        Ok(body) => Outcome::Answered(status, body),
-        Err(error) => Outcome::CutOff(status, error),
-    }
-}
-
 /// One client: a signed-up user posting and reading in a loop.
 struct Client {
-    http: reqwest::Client,
-    base_url: String,
+    gateway: Gateway,
     user_id: i64,
     token: String,
 }
@@ -130,29 +105,17 @@ struct Log {
 }
 
 impl Client {
-    async fn sign_up(http: &reqwest::Client, base_url: &str) -> Self {
+    async fn sign_up(gateway: &Gateway) -> Self {
         let handle = format!("u{}", &unique_name("")[1..15]);
-        let body = json!({ "handle": handle, "display_name": handle });
-        let response = send(http.post(format!("{base_url}/users")).json(&body)).await;
-        let Outcome::Answered(StatusCode::CREATED, body) = response else {
-            panic!("sign-up failed: {response:?}");
-        };
-        let body: Value = serde_json::from_str(&body).expect("JSON");
+        let signed_up = gateway
+            .sign_up(&handle, &handle)
+            .await
+            .unwrap_or_else(|error| panic!("sign-up failed: {error:?}"));
         Self {
-            http: http.clone(),
-            base_url: base_url.to_owned(),
-            user_id: body["user_id"]
-                .as_str()
-                .and_then(|id| id.parse().ok())
-                .expect("a user id"),
-            token: body["token"].as_str().expect("a token").to_owned(),
+            gateway: gateway.clone(),
+            user_id: signed_up.user_id,
+            token: signed_up.token,
         }
-    }
-
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base_url))
-            .bearer_auth(&self.token)
     }
 
     /// Posts a tweet, reads it back and now and then the home timeline, over
@@ -161,35 +124,30 @@ impl Client {
         let mut log = Log::default();
         for n in 0.. {
             let content = format!("tweet {n} of user {}", self.user_id);
-            let post = self
-                .request(Method::POST, "/tweets")
-                .json(&json!({ "content": content }));
-            let body = match log.record("POST /tweets", send(post).await) {
-                Ok(Some(body)) => body,
+            let post = self.gateway.post_tweet(&self.token, &content, None).await;
+            let tweet = match log.record("POST /tweets", post) {
+                Ok(Some(tweet)) => tweet,
                 Ok(None) => continue,
                 Err(Refused) => break,
             };
-            let Some(id) = serde_json::from_str::<Value>(&body).ok().and_then(|tweet| {
-                let id = tweet["id"].as_str()?.parse().ok();
-                id.filter(|_| tweet["content"] == content)
-            }) else {
-                log.failures.push(format!("POST /tweets answered {body}"));
+            if tweet.content != content {
+                log.failures
+                    .push(format!("POST /tweets answered {tweet:?} to {content:?}"));
                 continue;
-            };
-            log.acknowledged.insert(id, content);
+            }
+            log.acknowledged.insert(tweet.id, content);
             acknowledged.fetch_add(1, Ordering::Relaxed);
 
-            let read = self.request(Method::GET, &format!("/tweets/{id}"));
-            if log.record("GET /tweets/{id}", send(read).await).is_err() {
+            let read = self.gateway.tweet(tweet.id).await;
+            if log.record("GET /tweets/{id}", read).is_err() {
                 break;
             }
             if n % 4 == 0 {
-                let path = format!("/users/{}/timeline", self.user_id);
-                let read = self.request(Method::GET, &path);
-                if log
-                    .record("GET /users/{id}/timeline", send(read).await)
-                    .is_err()
-                {
+                let read = self
+                    .gateway
+                    .home_timeline(self.user_id, &self.token, None, None)
+                    .await;
+                if log.record("GET /users/{id}/timeline", read).is_err() {
                     break;
                 }
             }
@@ -202,25 +160,27 @@ impl Client {
 struct Refused;
 
 impl Log {
-    /// Notes `outcome`, and returns the body of a 2xx response.
-    fn record(&mut self, what: &str, outcome: Outcome) -> Result<Option<String>, Refused> {
+    /// Notes how a call ended, and returns what a 2xx response carried.
+    fn record<T>(&mut self, what: &str, outcome: Result<T, Error>) -> Result<Option<T>, Refused> {
         match outcome {
-            Outcome::Answered(status, body) => {
+            Ok(answer) => {
                 self.answered += 1;
-                if status.is_success() {
-                    return Ok(Some(body));
-                }
-                self.failures
-                    .push(format!("{what} answered {status}: {body}"));
+                return Ok(Some(answer));
             }
-            Outcome::Refused => return Err(Refused),
-            Outcome::Unanswered(error) if error.is_timeout() => {
+            Err(error) if error.refused() => return Err(Refused),
+            Err(Error::Status { status, code }) => {
+                self.answered += 1;
+                self.failures
+                    .push(format!("{what} answered {status}: {code:?}"));
+            }
+            Err(Error::Unanswered(error)) if error.is_timeout() => {
                 self.failures.push(format!("{what} hung: {error}"));
             }
-            Outcome::Unanswered(_) => self.unanswered += 1,
-            Outcome::CutOff(status, error) => {
-                self.failures
-                    .push(format!("{what} answered {status}, then broke off: {error}"));
+            Err(Error::Unanswered(_)) => self.unanswered += 1,
+            Err(Error::Body { status, source }) => {
+                self.failures.push(format!(
+                    "{what} answered {status}, then its body broke off or was not JSON: {source}"
+                ));
             }
         }
         Ok(None)
@@ -261,14 +221,10 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
         chirp_common::grpc::connect_lazy(&backends.tweet_addr, Duration::from_secs(5))
             .expect("a valid address"),
     );
-    let (gateway, base_url, metrics_url) = start_gateway(&backends).await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("an HTTP client");
+    let (process, gateway, metrics_url) = start_gateway(&backends).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(Client::sign_up(&http, &base_url).await);
+        clients.push(Client::sign_up(&gateway).await);
     }
     let user_ids: Vec<i64> = clients.iter().map(|client| client.user_id).collect();
     let acknowledged = Arc::new(AtomicUsize::new(0));
@@ -282,10 +238,13 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
     })
     .await;
 
-    let exposition = send(http.get(&metrics_url)).await;
-    let Outcome::Answered(StatusCode::OK, exposition) = exposition else {
-        panic!("GET {metrics_url}: {exposition:?}");
-    };
+    let exposition = reqwest::get(&metrics_url)
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .unwrap_or_else(|error| panic!("GET {metrics_url}: {error}"))
+        .text()
+        .await
+        .unwrap_or_else(|error| panic!("GET {metrics_url}: {error}"));
     let posted = chirp_common::metrics::total(
         &exposition,
         "chirp_http_requests_total",
@@ -295,16 +254,16 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
         posted >= POSTS_BEFORE_SIGNAL as f64,
         "/metrics counts the posts answered: {posted}"
     );
-    gateway.terminate();
-    let exit = gateway.exit_within(EXIT_BOUND).await;
+    process.terminate();
+    let exit = process.exit_within(EXIT_BOUND).await;
     assert!(exit.status.success(), "the gateway exited with {exit:?}");
     let mut logs = Vec::new();
     for client in running {
         logs.push(client.await.expect("a client panicked"));
     }
-    let after = send(http.get(format!("{base_url}/healthz"))).await;
+    let after = gateway.request(Method::GET, "/healthz", None).send().await;
     assert!(
-        matches!(after, Outcome::Refused),
+        after.as_ref().is_err_and(reqwest::Error::is_connect),
         "a request after the exit was not refused at connect: {after:?}"
     );
 
