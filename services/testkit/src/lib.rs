@@ -13,7 +13,9 @@
 //! [`Backends`] (the four internal services: the SIGTERM test runs the real
 //! gateway binary in front of them), [`Stack`] (the gateway on top) and
 //! [`Services`] (how long they all run: for the rest of a test, or until an
-//! experiment stops them to start the next design).
+//! experiment stops them to start the next design). Tests that wire one
+//! service to stand-ins or to faults take single pieces: [`spawn_graph`],
+//! [`spawn_gateway`].
 
 mod backends;
 mod services;
