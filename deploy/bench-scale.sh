@@ -23,7 +23,7 @@
 # 7. stops the services and drops the size's database, keyspace, key prefix and topic before
 #    the next size starts (and on any failure, on the way out).
 #
-# Then it runs `loadtest experiment strategies` at EXPERIMENT_USERS (100 000) users, on a
+# Then it runs `experiment strategies` at EXPERIMENT_USERS (100 000) users, on a
 # database and keyspace of its own, dropped afterwards: push, pull and hybrid on one graph, with
 # its plot (strategies/index.html).
 #
@@ -199,10 +199,11 @@ if [[ -z ${SCALE_BIN_DIR:-} ]]; then
   log "building the services and the load tool (cargo build --release)"
   build_release "$REPO_DIR"
 fi
-for bin in graph tweet timeline fanout gateway loadtest; do
+for bin in graph tweet timeline fanout gateway loadtest experiment; do
   cp "${SCALE_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}/$bin" "$BIN_DIR/"
 done
 LOADTEST=$BIN_DIR/loadtest
+EXPERIMENT=$BIN_DIR/experiment
 
 printf '| users | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
 printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | pulled-list keys | pulled-list bytes | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms | visible median ms (min-max) |\n' >"$RESULTS/scale.tsv"
@@ -299,7 +300,7 @@ if ((EXPERIMENT_USERS > 0)); then
   quiet "$EXPERIMENT_USERS" "strategies" "$NAME"
   log "comparing push, pull and hybrid timelines at $EXPERIMENT_USERS users"
   # Its own services, in process, on fresh key prefixes and topics it drops itself.
-  "$LOADTEST" experiment strategies --database-url "$PG/$NAME" --cql-keyspace "$NAME" \
+  "$EXPERIMENT" strategies --database-url "$PG/$NAME" --cql-keyspace "$NAME" \
     --users "$EXPERIMENT_USERS" --celebrities 5 --celebrity-threshold "$((EXPERIMENT_USERS / 50))" \
     --readers 2000 --out "$RESULTS/strategies" --quiet | tee "$RESULTS/strategies/strategies.txt"
   drop_state

@@ -4,7 +4,7 @@
 #   deploy/bench.sh [RESULTS_DIR]        default: bench-results/<date-time>
 #
 # 1. starts the backends (deploy/backends.sh up),
-# 2. builds the services and the load tool in release mode,
+# 2. builds the services, the load tool and the experiment binary in release mode,
 # 3. starts the five services on ports of their own (the gateway on 127.0.0.1:18080, gRPC on
 #    51051-51053, the fan-out worker's metrics on 19100), on fresh state: a new Postgres
 #    database, a new Redis key prefix and Kafka topic (the CQL keyspace chirp_bench is reused;
@@ -14,7 +14,7 @@
 #    services next to 1 + 1, then both again with the timelines on the Redis Cluster of
 #    `deploy/backends.sh up redis-cluster`; BENCH_SCALE_OUT=0 skips the stage,
 #    BENCH_REDIS_CLUSTER=0 its cluster half),
-# 6. runs `loadtest experiment strategies`, which starts its own in-process services.
+# 6. runs `experiment strategies`, which starts its own in-process services.
 #
 # RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, one report
 # per stage, and strategies/ (strategies.md, strategies.json, index.html with the plot).
@@ -80,6 +80,7 @@ log "starting the services (logs: $RESULTS/logs/)"
 start_stack "$PG/$DATABASE" "$DATABASE" "$RUN_ID" "$THRESHOLD" "$TOKEN_SECRET"
 
 LOADTEST=$BIN_DIR/loadtest
+EXPERIMENT=$BIN_DIR/experiment
 log "seeding $USERS users"
 "$LOADTEST" seed --gateway "http://$GATEWAY" --graph-addr $GRAPH --tweet-addr $TWEET \
   --users "$USERS" --celebrities "$CELEBRITIES" --celebrity-threshold "$THRESHOLD" \
@@ -177,7 +178,7 @@ stop_services
 
 if [[ ${BENCH_STRATEGIES:-1} == 1 ]]; then
 log "comparing push, pull and hybrid timelines"
-"$LOADTEST" experiment strategies --database-url "$PG/$DATABASE" \
+"$EXPERIMENT" strategies --database-url "$PG/$DATABASE" \
   --cql-keyspace $DATABASE --users "$EXPERIMENT_USERS" --out "$RESULTS/strategies" --quiet
 fi
 

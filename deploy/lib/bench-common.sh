@@ -13,10 +13,12 @@ PIDS=()
 log() { printf '%s ==> %s\n' "$(date +%T)" "$*"; }
 die() { printf '%s ✘ %s\n' "$(date +%T)" "$*" >&2; exit 1; }
 
-# cargo build --release of the five services and the load tool, in the repository $1.
+# cargo build --release of the five services, the load tool and the experiment binary, in the
+# repository $1.
 build_release() {
   (cd "$1" && cargo build --release --locked \
-    --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest)
+    --bin graph --bin tweet --bin timeline --bin fanout --bin gateway --bin loadtest \
+    --bin experiment)
 }
 
 # start SERVICE VAR=value…: runs BIN_DIR/SERVICE in the background with those variables and

@@ -18,12 +18,17 @@
 //! Reading order for the measurement itself: [`schedule`] (why an open
 //! loop), [`recorder`], [`report`]. The scheduler is generic over any async
 //! operation, so other targets (a gRPC service, Redis) are measured the same
-//! way.
+//! way. Comparing designs, which restarts the services, is the `experiment`
+//! binary's job (crate `chirp-experiment`), which uses this one as a library.
+//!
+//! The load tool treats chirp as a black box: it talks to it over HTTP, gRPC
+//! and Kafka only, links none of the services (just their contracts,
+//! `chirp-proto`, and the token signing, `chirp-auth`), and reads Redis only
+//! for the floor it compares the read path against.
 
 pub mod bench;
 pub mod chaos;
 pub mod estimate;
-pub mod experiment;
 pub mod graph_model;
 pub mod grpc;
 pub mod keyspace;
@@ -59,10 +64,6 @@ pub enum Command {
     Seed(seed::SeedArgs),
     /// Load the gateway with a workload and write a report.
     Run(run::RunArgs),
-    /// Compare designs: the same data and load, the services restarted with
-    /// each.
-    #[command(subcommand)]
-    Experiment(experiment::Experiment),
     /// The read path against the Redis floor, fan-out against pipelined
     /// ZADD, saturation and the p99 below it: docs/BENCHMARKS.md.
     Bench(bench::BenchArgs),
@@ -87,7 +88,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             run::run(&args).await?;
         }
-        Command::Experiment(experiment) => experiment::execute(&experiment).await?,
         Command::Bench(args) => {
             bench::bench(&args).await?;
         }

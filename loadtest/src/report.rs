@@ -298,7 +298,7 @@ impl Report {
 /// One number of a second of the run, for a line of the time plot.
 type SecondValue = fn(&SecondSummary) -> f64;
 
-pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;\
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;\
     padding:0 1em;color:#222}table{border-collapse:collapse;margin:.5em 0}\
     th,td{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:right}\
     th:first-child,td:first-child{text-align:left}li{margin:.3em 0}";
@@ -306,7 +306,7 @@ pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:
 pub(crate) const PLOT_SIZE: (u32, u32) = (960, 420);
 
 /// Line colours that stay legible on white; "all requests" is black.
-pub(crate) const PALETTE: [RGBColor; 5] = [
+pub const PALETTE: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -318,7 +318,7 @@ pub(crate) const PALETTE: [RGBColor; 5] = [
 const ALL: &str = "all requests";
 
 /// Draws one plot into an SVG string.
-pub(crate) fn svg(
+pub fn svg(
     draw: impl FnOnce(
         DrawingArea<SVGBackend<'_>, Shift>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
@@ -333,7 +333,7 @@ pub(crate) fn svg(
     Ok(svg)
 }
 
-pub(crate) fn legend<'a, X, Y>(
+pub fn legend<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
@@ -378,7 +378,7 @@ fn latency_row(
     )
 }
 
-pub(crate) fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

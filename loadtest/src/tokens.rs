@@ -1,11 +1,11 @@
 //! Bearer tokens for the seeded users, minted on demand with the gateway's
-//! own signing code from the gateway's `TOKEN_SECRET`.
+//! own signing code (`chirp-auth`) from the gateway's `TOKEN_SECRET`.
 //!
 //! The alternatives were a token per user in the manifest (about 200 MB at a
 //! million users, and tokens that expire a day after the seed) or signing up
 //! every user through the gateway (an HTTP round trip each, and users that a
 //! bulk import creates never sign up). Minting here calls
-//! `gateway::auth::Tokens`, the very code the gateway verifies with, so the
+//! `chirp_auth::Tokens`, the very code the gateway verifies with, so the
 //! two cannot drift apart; nothing is written to disk, and tokens are made
 //! fresh, with the gateway's lifetime, each time `run` or `bench` starts.
 //!
@@ -19,8 +19,7 @@
 
 use std::time::Duration;
 
-use gateway::auth::Tokens;
-use gateway::config::Secret;
+use chirp_auth::{Secret, Tokens};
 
 use crate::manifest::Manifest;
 

@@ -1,14 +1,15 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
 use chirp_client::Gateway;
-use chirp_testing::{local_listener, redis_flags, spawn_service, unique_name};
-use chirp_testkit::{Backends, ServiceArgs};
+use chirp_testing::unique_name;
 use chirp_timelines::HomeTimelines;
-use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
-pub const TOKEN_SECRET: &str = "e2e-test-secret-that-is-at-least-32-bytes";
+/// Flags for the services of one stack, on top of the ones that wire it up.
+pub use chirp_testkit::ServiceArgs as ExtraArgs;
+#[allow(unused_imports)] // Read by tests/loadtest.rs, not by the api binary.
+pub use chirp_testkit::TOKEN_SECRET;
 
 /// A running stack and a client of its gateway.
 pub struct Stack {
@@ -24,15 +25,6 @@ pub struct Stack {
     /// gateway alone.
     #[allow(dead_code)] // Read by tests/loadtest.rs, not by the api binary.
     pub kafka_topic: String,
-}
-
-/// Flags for the services of one stack, on top of the ones that wire it up.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ExtraArgs<'a> {
-    pub gateway: &'a [&'a str],
-    pub graph: &'a [&'a str],
-    pub timeline: &'a [&'a str],
-    pub fanout: &'a [&'a str],
 }
 
 /// A signed-up user and the token that speaks for them.
@@ -58,58 +50,20 @@ pub async fn spawn_stack_with(gateway_args: &[&str]) -> Stack {
 
 /// A stack whose services also get `extra` flags (e.g. a lower celebrity threshold).
 pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
-    let services = ServiceArgs {
-        graph: extra.graph,
-        timeline: extra.timeline,
-        fanout: extra.fanout,
-    };
-    let backends = Backends::spawn("e2e", services).await;
-    let (listener, gateway_addr) = local_listener().await;
-    let mut args = vec![
-        "gateway",
-        "--tweet-addr",
-        &backends.tweet_addr,
-        "--graph-addr",
-        &backends.graph_addr,
-        "--timeline-addr",
-        &backends.timeline_addr,
-        "--token-secret",
-        TOKEN_SECRET,
-        "--redis-key-prefix",
-        &backends.redis_prefix,
-    ];
-    // The gateway's own Redis (rate limits) unless the test names another.
-    let redis = redis_flags();
-    if !extra.gateway.contains(&"--redis-url") {
-        args.extend_from_slice(&redis);
-    }
-    args.extend_from_slice(extra.gateway);
-    let gateway = gateway::Config::parse_from(args);
-    spawn_service(
-        "gateway",
-        gateway::run(gateway, listener, std::future::pending()),
-    );
+    let stack = chirp_testkit::Stack::spawn("e2e", extra).await;
     Stack {
-        gateway: Gateway::new(&format!("http://{gateway_addr}")).expect("an HTTP client"),
-        grpc_services: backends.grpc_services(),
-        redis_prefix: backends.redis_prefix,
-        kafka_topic: backends.kafka_topic,
+        gateway: Gateway::new(&stack.gateway_url).expect("an HTTP client"),
+        grpc_services: stack.backends.grpc_services(),
+        redis_prefix: stack.backends.redis_prefix,
+        kafka_topic: stack.backends.kafka_topic,
     }
 }
 
 /// A gateway alone, pointed wherever `args` say: for testing how it
 /// behaves when the services behind it are down.
 pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
-    let (listener, addr) = local_listener().await;
-    let mut argv = vec!["gateway", "--token-secret", TOKEN_SECRET];
-    argv.extend_from_slice(args);
-    let config = gateway::Config::parse_from(argv);
-    spawn_service(
-        "gateway",
-        gateway::run(config, listener, std::future::pending()),
-    );
     Stack {
-        gateway: Gateway::new(&format!("http://{addr}")).expect("an HTTP client"),
+        gateway: Gateway::new(&chirp_testkit::spawn_gateway(args).await).expect("an HTTP client"),
         redis_prefix: String::new(),
         grpc_services: Vec::new(),
         kafka_topic: String::new(),

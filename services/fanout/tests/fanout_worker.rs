@@ -26,7 +26,10 @@ use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_testing::{KAFKA, ServiceProcess, ensure_backends, fresh_database, unique_name};
+use chirp_testing::{
+    KAFKA, ServiceProcess, ensure_backends, fresh_database, local_listener, unique_name,
+};
+use chirp_testkit::spawn_graph;
 use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
@@ -81,10 +84,11 @@ async fn spawn_app(celebrity_threshold: i64) -> TestApp {
 async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) -> TestApp {
     ensure_backends();
     let database_url = fresh_database().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let graph_addr = listener.local_addr().unwrap().to_string();
+    let (listener, graph_addr) = local_listener().await;
     let store = chirp_testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
-    spawn_graph(&database_url, celebrity_threshold, &store, listener);
+    let threshold = celebrity_threshold.to_string();
+    let threshold = ["--celebrity-threshold", &threshold];
+    spawn_graph(listener, &database_url, &store.redis, &threshold);
     let graph = GraphServiceClient::new(
         chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),
     );
@@ -112,28 +116,6 @@ async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) ->
         producer,
         ids: Snowflake::new(1),
     }
-}
-
-/// A graph service that drops timelines (on follows) in the test's `store`.
-fn spawn_graph(
-    database_url: &str,
-    celebrity_threshold: i64,
-    store: &TimelineStoreArgs,
-    listener: TcpListener,
-) {
-    let config = graph::Config::try_parse_from([
-        "graph",
-        "--database-url",
-        database_url,
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
-        "--celebrity-threshold",
-        &celebrity_threshold.to_string(),
-    ])
-    .unwrap();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
 }
 
 impl TestApp {
@@ -578,7 +560,8 @@ async fn events_wait_out_a_graph_outage() {
 
     let tweet = app.tweet(author).await;
     refuse_one_connection(&listener).await;
-    spawn_graph(&app.database_url, 10_000, &app.store, listener);
+    let threshold = ["--celebrity-threshold", "10000"];
+    spawn_graph(listener, &app.database_url, &app.store.redis, &threshold);
 
     app.wait_until(&everyone(author, &followers), |timeline| {
         timeline == [tweet]

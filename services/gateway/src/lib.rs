@@ -37,7 +37,7 @@ pub struct AppState {
     tweets: TweetServiceClient<Channel>,
     graph: GraphServiceClient<Channel>,
     timeline: TimelineServiceClient<Channel>,
-    tokens: Arc<auth::Tokens>,
+    tokens: Arc<chirp_auth::Tokens>,
     cursors: Arc<cursor::Cursors>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
     /// How many X-Forwarded-For entries to trust for the client's address.
@@ -67,7 +67,7 @@ impl AppState {
                 deadline,
                 token,
             )?),
-            tokens: Arc::new(auth::Tokens::new(
+            tokens: Arc::new(chirp_auth::Tokens::new(
                 signing_key,
                 std::time::Duration::from_secs(config.token_ttl_secs),
             )),

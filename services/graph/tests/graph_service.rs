@@ -16,7 +16,8 @@ use chirp_proto::graph::{
     ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow,
     ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, User,
 };
-use chirp_testing::{eventually, fresh_database, unique_name};
+use chirp_testing::{eventually, fresh_database, local_listener, unique_name};
+use chirp_testkit::spawn_graph;
 use chirp_timelines::HomeTimelines;
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -39,22 +40,17 @@ async fn spawn_app() -> TestApp {
 async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
     let database_url = fresh_database().await;
     let mut store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    // One Redis node, at `redis_url`.
     redis_url.clone_into(&mut store.redis.redis_url);
-    let config = graph::Config::try_parse_from([
-        "graph",
-        "--database-url",
+    store.redis.redis_cluster = false;
+    let (listener, addr) = local_listener().await;
+    let threshold = celebrity_threshold.to_string();
+    spawn_graph(
+        listener,
         &database_url,
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
-        "--celebrity-threshold",
-        &celebrity_threshold.to_string(),
-    ])
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
+        &store.redis,
+        &["--celebrity-threshold", &threshold],
+    );
     // Generous: the first call waits while the service applies its migrations.
     let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     TestApp {

@@ -20,7 +20,9 @@ use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, ItemSource, TimelineCache};
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
-use chirp_testing::{CQL, KAFKA, ensure_backends, eventually, fresh_database, unique_name};
+use chirp_testing::{
+    CQL, KAFKA, ensure_backends, eventually, fresh_database, local_listener, unique_name,
+};
 use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
@@ -92,14 +94,11 @@ async fn spawn_app() -> TestApp {
     }
 }
 
-/// A graph service on a fresh database; returns its address.
+/// A graph service on a fresh database, with a key prefix of its own;
+/// returns its address.
 async fn spawn_graph() -> String {
-    let database_url = fresh_database().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let config = graph::Config::try_parse_from(["graph", "--database-url", &database_url]).unwrap();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
-    addr
+    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    spawn_graph_on(&store, &[]).await
 }
 
 /// A timeline service that hydrates through `tweet_addr` and asks the graph
@@ -389,24 +388,12 @@ async fn concurrent_reads_of_a_missing_timeline_rebuild_it_once() {
 }
 
 /// A graph service on a fresh database that invalidates timelines under
-/// `store`'s prefix, as the deployed one does; returns its address.
-async fn spawn_graph_on(store: &TimelineStoreArgs, celebrity_threshold: i64) -> String {
+/// `store`'s prefix, as the deployed one does, with `extra` flags; returns
+/// its address.
+async fn spawn_graph_on(store: &TimelineStoreArgs, extra: &[&str]) -> String {
     let database_url = fresh_database().await;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let config = graph::Config::try_parse_from([
-        "graph",
-        "--database-url",
-        &database_url,
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
-        "--celebrity-threshold",
-        &celebrity_threshold.to_string(),
-    ])
-    .unwrap();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    chirp_testkit::spawn_graph(listener, &database_url, &store.redis, extra);
     addr
 }
 
@@ -421,7 +408,7 @@ struct Stack {
 async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
     ensure_backends();
     let store = chirp_testing::timeline_store(&format!("{}:", unique_name("stack_test")));
-    let graph_addr = spawn_graph_on(&store, 2).await;
+    let graph_addr = spawn_graph_on(&store, &["--celebrity-threshold", "2"]).await;
     let mut argv = vec![
         "timeline",
         "--tweet-addr",

@@ -10,13 +10,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use loadtest::machine::Machine;
+use loadtest::recorder::Latency;
+use loadtest::report::{PALETTE, STYLE, escape, legend, svg, write_files};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
-
-use crate::machine::Machine;
-use crate::recorder::Latency;
-use crate::report::{PALETTE, STYLE, escape, legend, svg, write_files};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {

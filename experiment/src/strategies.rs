@@ -32,27 +32,28 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use chirp_client::Gateway;
+use chirp_testkit::TOKEN_SECRET;
 use chirp_timelines::Strategy;
+use loadtest::machine::Machine;
+use loadtest::manifest::{Manifest, SeededUser};
+use loadtest::prometheus::Scrape;
+use loadtest::recorder::{Completion, Recorder};
+use loadtest::report::Report;
+use loadtest::run::{self, RunArgs};
+use loadtest::seed::{self, SeedArgs};
+use loadtest::tokens::TokenArgs;
+use loadtest::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload, warm_up};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::comparison::{Comparison, StrategyResult, Visibility, Writes};
-use super::stack::{Backends, Deployment, Stack, TOKEN_SECRET, strategy_name};
-use crate::machine::Machine;
-use crate::manifest::{Manifest, SeededUser};
-use crate::prometheus::Scrape;
-use crate::recorder::{Completion, Recorder};
-use crate::report::Report;
-use crate::run::{self, RunArgs};
-use crate::seed::{self, SeedArgs};
-use crate::tokens::TokenArgs;
-use crate::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload, warm_up};
+use crate::comparison::{Comparison, StrategyResult, Visibility, Writes};
+use crate::deployment::{Deployment, Running, StoreArgs, strategy_name};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StrategiesArgs {
     #[command(flatten)]
-    pub backends: Backends,
+    pub backends: StoreArgs,
     /// Strategies to compare, in order.
     #[arg(
         long,
@@ -143,7 +144,7 @@ pub async fn strategies(args: &StrategiesArgs) -> anyhow::Result<Comparison> {
             kafka_topic: format!("loadtest-{run}-{name}"),
         };
         println!("strategy {name}: starting the services");
-        let mut stack = Stack::start(&args.backends, &deployment).await?;
+        let mut stack = Running::start(&args.backends, &deployment).await?;
         let measured = measure(args, &mut stack, strategy, &manifest, &ordinary, &celebrity).await;
         let stopped = stack.stop().await;
         let result = measured.with_context(|| format!("measure the {name} strategy"))?;
@@ -186,7 +187,7 @@ async fn seed_once(args: &StrategiesArgs, run: &str) -> anyhow::Result<(Manifest
         "seeding {} users through a deployment of their own",
         args.users
     );
-    let stack = Stack::start(&args.backends, &deployment).await?;
+    let stack = Running::start(&args.backends, &deployment).await?;
     let seeded = async {
         let seed_args = SeedArgs {
             gateway: stack.gateway_url.clone(),
@@ -265,7 +266,7 @@ fn actor(user: &SeededUser) -> Actor {
 /// Everything measured of one strategy, on a running `stack`.
 async fn measure(
     args: &StrategiesArgs,
-    stack: &mut Stack,
+    stack: &mut Running,
     strategy: Strategy,
     manifest: &Manifest,
     ordinary: &Probe,
@@ -352,7 +353,7 @@ async fn measure(
 
 /// The timeline writes of `posts` tweets posted since `before`, once the
 /// worker has applied them all.
-async fn writes(stack: &mut Stack, before: &Scrape, posts: u64) -> anyhow::Result<Writes> {
+async fn writes(stack: &mut Running, before: &Scrape, posts: u64) -> anyhow::Result<Writes> {
     let applied = before.total(EVENTS, &["outcome=\"applied\""]);
     let after = drain(stack, applied + posts as f64).await?;
     let push = ["change=\"push\""];
@@ -373,7 +374,7 @@ async fn writes(stack: &mut Stack, before: &Scrape, posts: u64) -> anyhow::Resul
 
 /// Waits until the fan-out worker has applied `applied` events in all, and
 /// returns its counters then.
-async fn drain(stack: &mut Stack, applied: f64) -> anyhow::Result<Scrape> {
+async fn drain(stack: &mut Running, applied: f64) -> anyhow::Result<Scrape> {
     let deadline = Instant::now() + DRAIN_DEADLINE;
     loop {
         stack.check()?;
@@ -396,7 +397,7 @@ async fn drain(stack: &mut Stack, applied: f64) -> anyhow::Result<Scrape> {
 /// random pause of up to a second, so that they do not fall into step with
 /// a cache's expiry.
 async fn visibility(
-    stack: &mut Stack,
+    stack: &mut Running,
     gateway: &Gateway,
     probe: &Probe,
     probes: u32,
