@@ -317,7 +317,7 @@ pub const REDIS_CLUSTER_URLS: &str =
     "redis://127.0.0.1:6391,redis://127.0.0.1:6392,redis://127.0.0.1:6393";
 
 /// Set to `1`, the tests that put data in Redis through [`redis_target`]
-/// (and [`timeline_store`], [`redis_flags`]) use the Redis Cluster instead
+/// (and [`timeline_store`]) use the Redis Cluster instead
 /// of the single node: `deploy/test.sh` runs a named subset of the tests a
 /// second time so, to show that each behaviour holds on both deployments.
 pub const REDIS_CLUSTER_ENV: &str = "CHIRP_TEST_REDIS_CLUSTER";
@@ -356,9 +356,8 @@ pub fn use_redis_cluster() {
     assert!(cluster, "this binary already used the single Redis node");
 }
 
-/// The flags that point a service at this run's Redis ([`redis_target`]).
-pub fn redis_flags() -> Vec<&'static str> {
-    let redis = redis_target();
+/// The flags that point a service at `redis` (without a key prefix).
+pub fn redis_flags(redis: chirp_redis::connection::RedisTarget<'_>) -> Vec<&str> {
     let mut flags = vec!["--redis-url", redis.urls];
     if redis.cluster {
         flags.extend(["--redis-cluster", "true"]);

@@ -125,15 +125,8 @@ impl Backends {
 /// prefix) as follows change, with `extra` flags on top. For the services'
 /// own tests, which wire a graph to what they test.
 pub fn spawn_graph(listener: TcpListener, database_url: &str, redis: &RedisArgs, extra: &[&str]) {
-    let mut flags = vec![
-        "--redis-url",
-        redis.redis_url.as_str(),
-        "--redis-key-prefix",
-        &redis.redis_key_prefix,
-    ];
-    if redis.redis_cluster {
-        flags.extend(["--redis-cluster", "true"]);
-    }
+    let mut flags = chirp_testing::redis_flags(redis.target());
+    flags.extend(["--redis-key-prefix", &redis.redis_key_prefix]);
     let until = std::future::pending();
     let graph = graph(listener, database_url, &flags, extra, until)
         .unwrap_or_else(|error| panic!("{error:#}"));

@@ -6,6 +6,7 @@
 //! run id. An experiment names its own, to keep the graph and the tweets
 //! from one deployment to the next and start each with empty timelines.
 
+use chirp_redis::connection::RedisTarget;
 use chirp_testing::{self as testing, CQL, KAFKA, unique_name};
 
 #[derive(Debug, Clone)]
@@ -48,11 +49,10 @@ impl Stores {
 
     /// Which Redis, without the key prefix.
     pub(crate) fn redis_server(&self) -> Vec<&str> {
-        let mut flags = vec!["--redis-url", self.redis_url.as_str()];
-        if self.redis_cluster {
-            flags.extend(["--redis-cluster", "true"]);
-        }
-        flags
+        testing::redis_flags(RedisTarget {
+            urls: &self.redis_url,
+            cluster: self.redis_cluster,
+        })
     }
 
     pub(crate) fn redis_prefix(&self) -> [&str; 2] {
