@@ -6,7 +6,7 @@
 #                               also concurrently: parallel test binaries all call it)
 #   deploy/backends.sh down     stop the backends this script started (never foreign ones)
 #   deploy/backends.sh status   one line per backend; exit 0 if all four are up, 3 otherwise
-#   deploy/backends.sh up|down redis-cluster|pg-replica|kafka-cluster
+#   deploy/backends.sh up|down redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones
 #                               scale-out backends on their own ports, only when asked for
 #                               (see "scale-out" below; `down` alone never stops them)
 #
@@ -493,11 +493,16 @@ start_cassandra() {
   sed -e "s|@CASSANDRA_DATA_DIR@|$CASSANDRA_HOME/data|g" -e "s|@CQL_PORT@|$CQL_PORT|g" \
     -e "s|@STORAGE_PORT@|$CASSANDRA_STORAGE_PORT|g" -e "s|@SSL_STORAGE_PORT@|$((CASSANDRA_STORAGE_PORT + 1))|g" \
     "$SHIPPED/cassandra/cassandra.yaml" >"$CASSANDRA_HOME/conf/cassandra.yaml"
+  # Settings of a special-purpose node (cassandra-tombstones), after the shipped ones.
+  [[ -z ${CASSANDRA_EXTRA_YAML:-} ]] || echo "$CASSANDRA_EXTRA_YAML" >>"$CASSANDRA_HOME/conf/cassandra.yaml"
   cp "$SHIPPED/cassandra/logback.xml" "$CASSANDRA_HOME/conf/logback.xml"
 
   # JVM flags: every line of the shipped jvm.options that starts with "-".
   local jvm_opts
   mapfile -t jvm_opts < <(grep -E '^-' "$SHIPPED/cassandra/jvm.options")
+  # A special-purpose node's own flags (a smaller heap): the JVM takes the last of each.
+  # shellcheck disable=SC2206 # a list of flags, split on spaces
+  [[ -z ${CASSANDRA_EXTRA_JVM:-} ]] || jvm_opts+=($CASSANDRA_EXTRA_JVM)
   # jamm measures object sizes (memtable accounting); Cassandra needs it as a java agent.
   local jamm=("$CASSANDRA_HOME"/lib/jamm-*.jar)
 
@@ -552,6 +557,11 @@ wait_cassandra() {
 #   pg-replica     127.0.0.1:5442       a hot-standby streaming replica of the primary on :5432
 #   kafka-cluster  127.0.0.1:19092-19094 (controllers 19192-19194), three KRaft nodes,
 #                  replication factor 3, min.insync.replicas 2, small heaps
+#   cassandra-tombstones  127.0.0.1:9142 (inter-node 7100-7101), a second single Cassandra
+#                  node with tombstone thresholds lowered (warn 100, fail 1 000 per read,
+#                  Cassandra's defaults are 1 000 and 100 000) and a small heap: what the
+#                  outbox relay's tombstone test runs on, so that the shared node keeps its
+#                  defaults and a test need not write 100 000 rows to reach the limit
 #
 # `down NAME` stops one of them; `kill NAME MEMBER` SIGKILLs one member (a Redis port, a Kafka
 # node id 1-3) for fault tests.
@@ -561,7 +571,8 @@ PG_REPLICA_PORT=5442
 KAFKA_CLUSTER_NODES=(1 2 3)
 kafka_cluster_port() { echo $((19091 + $1)); }
 kafka_cluster_controller_port() { echo $((19191 + $1)); }
-EXTRAS=(redis-cluster pg-replica kafka-cluster)
+CASSANDRA_TOMBSTONES_PORT=9142
+EXTRAS=(redis-cluster pg-replica kafka-cluster cassandra-tombstones)
 
 # Each scale-out backend has a lock of its own: bringing one up never waits for `up`.
 with_extra_lock() {
@@ -763,6 +774,31 @@ down_kafka_cluster() {
   for node in "${KAFKA_CLUSTER_NODES[@]}"; do rm -f "$RUN_DIR/kafka-cluster-$node.pid"; done
 }
 
+# The standard node's start and wait, pointed at a folder and ports of its own. A subshell, so
+# the overrides end with it.
+up_cassandra_tombstones() (
+  CASSANDRA_HOME=$BACKENDS_DIR/cassandra-tombstones RUN_DIR=$RUN_DIR/cassandra-tombstones
+  LOG_DIR=$LOG_DIR/cassandra-tombstones CQL_PORT=$CASSANDRA_TOMBSTONES_PORT
+  CASSANDRA_STORAGE_PORT=7100
+  CASSANDRA_EXTRA_YAML=$'tombstone_warn_threshold: 100\ntombstone_failure_threshold: 1000'
+  CASSANDRA_EXTRA_JVM='-Xms256m -Xmx512m'
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  start_cassandra
+  wait_cassandra
+)
+
+down_cassandra_tombstones() {
+  local pidfile=$RUN_DIR/cassandra-tombstones/cassandra.pid pid start=$SECONDS
+  pid=$(pid_running "$pidfile" CassandraDaemon) || { log "cassandra-tombstones: not running"; return 0; }
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS - start < STOP_TIMEOUT)) || kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  ok "cassandra-tombstones stopped"
+}
+
 cmd_extra() {
   local action=$1 name=$2 member=${3:-}
   [[ $EUID -eq 0 ]] || die "$action $name needs root"
@@ -772,9 +808,11 @@ cmd_extra() {
     up:redis-cluster) command -v redis-server >/dev/null || ensure_debian_packages; up_redis_cluster ;;
     up:pg-replica) up_pg_replica ;;
     up:kafka-cluster) up_kafka_cluster ;;
+    up:cassandra-tombstones) up_cassandra_tombstones ;;
     down:redis-cluster) down_redis_cluster ;;
     down:pg-replica) down_pg_replica ;;
     down:kafka-cluster) down_kafka_cluster ;;
+    down:cassandra-tombstones) down_cassandra_tombstones ;;
     kill:redis-cluster | kill:kafka-cluster)
       local pidfile=$RUN_DIR/$name-$member.pid pid
       pid=$(pid_running "$pidfile" "${name%-cluster}") || die "$name: no member $member running"
@@ -895,7 +933,7 @@ case ${1:-} in
   kill) cmd_extra "$@" ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 up|down|status, or up|down redis-cluster|pg-replica|kafka-cluster, or kill redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
+    echo "usage: $0 up|down|status, or up|down redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones, or kill redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
     exit 2
     ;;
 esac

@@ -52,13 +52,17 @@ use chirp_timelines::HomeTimelines;
 pub use config::Config;
 pub use error::FanoutError;
 
-/// Makes sure the topic exists, joins the consumer group, and applies events
-/// until `shutdown` resolves; then finishes the event in hand, commits, and
-/// returns. Meanwhile the group's lag is measured every
+/// Waits for the topic (the tweet service creates it), joins the consumer
+/// group, and applies events until `shutdown` resolves; then finishes the
+/// event in hand, commits, and returns. Meanwhile the group's lag is measured every
 /// `CONSUMER_LAG_INTERVAL_MS`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     stats::describe();
-    config.kafka.ensure_topic().await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        waited = config.kafka.wait_for_topic() => waited?,
+    }
     let timelines = HomeTimelines::connect(&config.store).await?;
     let token = &config.internal.internal_token;
     let graph = GraphServiceClient::new(connect_lazy_with(

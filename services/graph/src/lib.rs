@@ -35,7 +35,6 @@ use std::future::Future;
 
 use chirp_proto::graph::graph_service_server::GraphServiceServer;
 use chirp_timelines::TimelineDrops;
-use futures::FutureExt;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -59,13 +58,12 @@ pub async fn run(
     let drops = pending_drops::PendingDrops::new(store.clone(), timelines.clone());
     let service = service::Graph::new(store, timelines, drops.clone(), config.celebrity_threshold);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
-    let shutdown = shutdown.shared();
-    let serving = chirp_common::grpc::serve(
+    chirp_common::grpc::serve_beside(
         GraphServiceServer::new(service),
         listener,
         config.internal.internal_token.clone(),
-        shutdown.clone(),
-    );
-    let (served, ()) = tokio::join!(serving, drops.run(shutdown));
-    served
+        shutdown,
+        |shutdown| drops.run(shutdown),
+    )
+    .await
 }
