@@ -652,6 +652,47 @@ async fn the_relay_never_reads_the_tombstones_it_left() {
     second.teardown().await;
 }
 
+/// Issue 19, defect 1: with the relay no longer reading a shard from its
+/// start, a create replayed long after its first attempt (which claimed the
+/// key and died before writing) writes its event below where the relay
+/// reads; the writer flags it late, and the relay still sends it. Before the
+/// fix it waited for the 5-minute full scan; without the flag it would wait
+/// forever.
+#[tokio::test]
+async fn a_create_replayed_long_after_its_claim_is_still_relayed() {
+    let app = spawn_app().await;
+    let author = 65;
+    // The relay is running and has read the shard: its start is now past
+    // anything older than its lookback.
+    let fresh = app.tweet(author, "a fresh post").await;
+    assert_eq!(app.events(1).await, [created(&fresh)]);
+
+    // A first attempt a minute ago: the key claimed, nothing else written.
+    let claimed_id = id_at(now_ms() - 60_000, 1_022, 0);
+    let content = "claimed a minute ago";
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(app.cql)
+        .build()
+        .await
+        .unwrap();
+    let claim = format!(
+        "INSERT INTO {}.tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
+         VALUES (?, 'late-replay', ?, ?, false) USING TTL 86400",
+        app.keyspace
+    );
+    session
+        .query_unpaged(claim, (author, claimed_id, content))
+        .await
+        .unwrap();
+
+    let replay = app.create(author, content, "late-replay").await.unwrap();
+    assert!(!replay.created);
+    let replayed = replay.tweet.unwrap();
+    assert_eq!(replayed.tweet_id, claimed_id);
+    assert_eq!(app.events(2).await, [created(&fresh), created(&replayed)]);
+    app.teardown().await;
+}
+
 /// [`BURST`] posts by `authors` in turn, a few at a time.
 async fn post_burst(app: &TestApp, authors: &[i64], burst: usize) -> Vec<Tweet> {
     let posts = (0..BURST).map(|i| {
