@@ -16,7 +16,9 @@
 //! process's flags, and a consumer that creates what it reads could bring a
 //! deleted topic back with settings nobody chose; the writer cannot read
 //! anything before the topic exists anyway. Creating it does not hold up
-//! serving: posts do not wait for Kafka, so neither does starting.
+//! serving: posts do not wait for Kafka, so neither does starting. After
+//! failing to publish anywhere the relay makes sure of the topic again: a
+//! broker brought back without its data has lost it.
 //!
 //! # Several instances
 //!
@@ -191,6 +193,8 @@ impl Relay {
                         );
                         self.release_all(&mut owned).await;
                         away_until = Instant::now() + BACKOFF;
+                        // A broker that lost its data lost the topic too.
+                        topic_ready = false;
                     }
                 }
             }
