@@ -6,8 +6,9 @@ use metrics::{Unit, describe_counter, describe_gauge};
 
 /// Counter: events the broker acknowledged and the relay removed.
 pub const RELAYED: &str = "chirp_outbox_relayed_total";
-/// Counter: reads of the outbox that failed (a store error, or a read past
-/// Cassandra's tombstone limit); the shard is tried again after a pause.
+/// Counter: shard rounds of the relay that failed in the store rather than
+/// in Kafka: a read (one past Cassandra's tombstone limit among them), a
+/// removal, the checkpoint. The shard is tried again after a pause.
 pub const READ_FAILURES: &str = "chirp_outbox_read_failures_total";
 /// Gauge, label `shard`: events seen waiting by the last read of the shard
 /// (at most one batch, so a full batch means "at least").
@@ -24,7 +25,7 @@ pub fn describe() {
     describe_counter!(RELAYED, "Outbox events delivered to Kafka and removed.");
     describe_counter!(
         READ_FAILURES,
-        "Outbox reads that failed (store errors, tombstone limits)."
+        "Outbox relay rounds that failed in the store (reads, tombstone limits, removals)."
     );
     describe_gauge!(
         PENDING,
