@@ -27,9 +27,9 @@ debug binaries exist) and names the doc's file:line for each reference that does
   committed under docs/runs/, and each such block must equal what its run renders now.
 
 What cannot be checked mechanically is rephrased, or marked with the one marker this check
-knows: `<!-- unmeasured: REASON -->`, in a paragraph, table or list item (or on the line
-before one, or before a code block), says that its figures are not measurements (design
-constants, the article's figures, computed examples), and REASON says which.
+knows: `<!-- unmeasured: REASON -->`, in a paragraph, list or table (or alone on the line
+before one, or before a code block), says that the figures of that block are not measurements
+(design constants, targets, the article's figures, computed examples), and REASON says which.
 
     deploy/check-docs.py              check the docs; exit 1 with one line per finding
     deploy/check-docs.py --self-test  prove the check fails: on a copy of the repository,
@@ -65,7 +65,8 @@ NUMBER = r"(?<![\w.:/#-])\d[\d  ,]*(?:\.\d+)?"
 FIGURE = re.compile(
     rf"{NUMBER}\s?(?:-\s?\d[\d  ,]*(?:\.\d+)?\s?)?"
     r"(?:ms|µs|us|ns|×|%|(?:pages|req|requests|posts|tweets|inserts|edges|writes|reads|"
-    r"rebuilds|ops)/s|KB|MB|GB|TB|KiB|MiB|GiB|B/entry|bytes(?: (?:an|per) entry)?)(?![\w/])"
+    r"rebuilds|ops)/s|(?:pages|requests|reads|writes|posts|tweets|inserts) (?:a|per) second|"
+    r"KB|MB|GB|TB|KiB|MiB|GiB|B/entry|bytes(?: (?:an|per) entry)?)(?![\w/])"
     rf"|{NUMBER}(?:\.\d+\s?|\s?-\s?\d+(?:\.\d+)?\s?)(?:s|min|minutes|seconds|hours)\b"
 )
 # Variables that a library reads by itself, not chirp's code.
@@ -164,8 +165,8 @@ def parse(text):
             rendered = None
         indented = fence is None and line.startswith("    ") and not line.lstrip().startswith(("-", "*", "|"))
         lines.append(Line(number, line, fence or ("indented" if indented else None), rendered, False))
-    # A marker covers its block: the paragraph, table, list item or code block it is in, or the
-    # one that follows it when it stands alone.
+    # A marker covers its block (the lines between two blank lines, or a code block), or the
+    # block that follows it when it stands alone.
     blocks, current = [], []
     for line in lines:
         if line.fence in ("open", "close") or (line.fence not in (None, "indented")):
@@ -176,11 +177,10 @@ def parse(text):
             if line.fence == "close":
                 blocks.append(current)
                 current = []
-        elif not line.text.strip() or (line.text.lstrip().startswith(("- ", "* ")) and current
-                                       and line.fence is None):
+        elif not line.text.strip():
             if current:
                 blocks.append(current)
-            current = [line] if line.text.strip() else []
+            current = []
         else:
             current.append(line)
     if current:
@@ -631,8 +631,8 @@ class Checker:
             except Exception as error:  # a broken run file is a finding, not a crash
                 self.fail(doc, line, f"render block {begin.group(1)}: {error}")
                 continue
-            have = "\n".join(text_lines[index + 1:end])
-            if have.strip() != want.strip():
+            have = [l.strip() for l in text_lines[index + 1:end]]
+            if have != [l.strip() for l in want.strip().split("\n")]:
                 self.fail(doc, line, f"render block {begin.group(1)} differs from what its run "
                                      f"renders: run deploy/render-docs.py")
 

@@ -83,7 +83,9 @@ impl Process {
 /// The running stack: how to reach it, hit it and bring it back.
 #[derive(Debug, Clone)]
 pub struct Stack {
-    repo: PathBuf,
+    /// The checkout whose scripts run the stack (its commit goes in the
+    /// run record).
+    pub repo: PathBuf,
     backends_dir: PathBuf,
     /// What every script run gets: ports, folders, the services' settings.
     env: Vec<(String, String)>,
