@@ -91,6 +91,7 @@ class Repo:
             for name in sorted(names):
                 self.files.append((Path(folder) / name).relative_to(root))
         self.rust = {f: self.read(f) for f in self.files if f.suffix == ".rs"}
+        self.rust_text = "\n".join(self.rust.values())
         code = [f for f in self.files
                 if f.suffix in CODE_SUFFIXES and f.suffix != ".md" and f.name != "openapi.json"]
         self.corpus = "\n".join(self.read(f) for f in code)
@@ -369,8 +370,8 @@ class Checker:
             crate_dirs = list(self.repo.crates.values())
         elif first in self.repo.crates:
             crate_dirs = [self.repo.crates[first]]
-        elif first in self.repo.proto_services:
-            rpcs = self.repo.proto_services[first]
+        elif re.sub(r"(Client|Server)$", "", first) in self.repo.proto_services:
+            rpcs = self.repo.proto_services[re.sub(r"(Client|Server)$", "", first)]
             if len(parts) != 2 or parts[1] not in rpcs:
                 self.fail(doc, line, f"`{span}`: the proto service {first} has no such rpc")
             return
@@ -381,8 +382,8 @@ class Checker:
             if not any(self.resolves_in_module(module, parts[1:]) for module in self.repo.modules[first]):
                 self.fail(doc, line, f"`{span}`: module {first} defines no {'::'.join(parts[1:])}")
             return
-        elif first in self.repo.external:
-            return
+        elif first in self.repo.external or re.search(rf"\buse\b[^;]*\b{first}\b", self.repo.rust_text):
+            return  # another crate's item (std's Duration, tonic's Status, ...)
         else:
             self.fail(doc, line, f"`{span}`: no crate or type {first} in the workspace")
             return
@@ -512,7 +513,11 @@ class Checker:
             return
         command, rest, positional, tests = args[0], args[1:], [], []
         if "--" in rest:
-            rest = rest[:rest.index("--")]
+            rest, passed = rest[:rest.index("--")], rest[rest.index("--") + 1:]
+            binary = {"loadtest": "loadtest", "chirp-experiment": "experiment"}.get(
+                next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a in ("-p", "--package")), ""))
+            if command == "run" and binary:
+                self.check_cli(doc, line, binary, passed)
         iterator = iter(rest)
         for arg in iterator:
             if arg in ("-p", "--package"):
@@ -683,7 +688,7 @@ def check(root, bin_dir=None):
     checker = Checker(repo, load_renderer(ROOT))
     for doc in docs_of(repo):
         checker.check_doc(doc)
-    return checker.findings
+    return list(dict.fromkeys(checker.findings))  # a reference met twice on a line, once
 
 
 # ---------------------------------------------------------------- the self-test
