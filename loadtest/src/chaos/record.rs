@@ -119,3 +119,35 @@ fn commit(repo: &Path) -> String {
         None => "unknown".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::checks::Findings;
+
+    /// The field names are a contract with deploy/render-docs.py.
+    #[test]
+    fn a_row_records_what_the_table_shows() {
+        let row = Row {
+            fault: "x",
+            posts_accepted: 3,
+            deletes_accepted: 1,
+            unanswered: 0,
+            findings: Findings {
+                lost: 1,
+                ..Findings::default()
+            },
+            server_errors_in_window: 2,
+            server_errors_outside: 0,
+            recovered_after: Some(Duration::from_millis(1500)),
+            converged_after: None,
+        };
+        let json = serde_json::to_value(RowRecord::from(&row)).unwrap();
+        assert_eq!(json["fault"], "x");
+        assert_eq!(json["lost"], 1);
+        assert_eq!(json["server_errors_in_window"], 2);
+        assert_eq!(json["recovered_after_secs"], 1.5);
+        assert!(json["converged_after_secs"].is_null());
+        assert_eq!(json["passed"], false);
+    }
+}
