@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -96,7 +97,7 @@ def bench_scale(results):
 
 def main():
     kind, results, command = sys.argv[1], Path(sys.argv[2]), " ".join(sys.argv[3:])
-    settings = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+    settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
                         if k.startswith(SETTINGS_PREFIXES) and k != "BENCH_BIN_DIR")
     record = {
         "kind": kind,
