@@ -642,16 +642,19 @@ class Checker:
                                      f"renders: run deploy/render-docs.py")
 
 
-@lru_cache(maxsize=None)
 def help_text(root, bin_dir, binary, path):
     exe = Path(bin_dir) / binary
     if exe.exists():
-        command = [str(exe), *path, "--help"]
-    else:
-        package = {"loadtest": "loadtest", "experiment": "chirp-experiment"}[binary]
-        command = ["cargo", "run", "-q", "-p", package, "--bin", binary, "--", *path, "--help"]
+        return run_help((str(exe), *path, "--help"), None)
+    package = {"loadtest": "loadtest", "experiment": "chirp-experiment"}[binary]
+    return run_help(("cargo", "run", "-q", "-p", package, "--bin", binary, "--", *path, "--help"), str(root))
+
+
+@lru_cache(maxsize=None)
+def run_help(command, cwd):
+    """A binary's --help, asked once per process (the self-test checks several copies)."""
     try:
-        result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout if result.returncode == 0 else None
