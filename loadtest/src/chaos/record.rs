@@ -91,7 +91,13 @@ impl Record {
         }
     }
 
+    /// Writes the record to `path`, making its folder (e.g. a new
+    /// `docs/runs/chaos/`).
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("creating {}", folder.display()))?;
+        }
         let json = serde_json::to_string_pretty(self)? + "\n";
         std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))
     }
@@ -149,5 +155,28 @@ mod tests {
         assert_eq!(json["recovered_after_secs"], 1.5);
         assert!(json["converged_after_secs"].is_null());
         assert_eq!(json["passed"], false);
+    }
+
+    #[test]
+    fn the_record_is_written_into_a_folder_that_does_not_exist_yet() {
+        let folder = std::env::temp_dir().join(format!("chirp-record-{}", std::process::id()));
+        let path = folder.join("chaos").join("run.json");
+        let record = Record {
+            date: "2026-12-07T00:00:00Z".to_owned(),
+            machine: Machine::this(),
+            command: "loadtest chaos".to_owned(),
+            commit: commit(Path::new("/nonexistent")),
+            profile: "debug".to_owned(),
+            short: true,
+            bound_secs: 60,
+            passed: true,
+            rows: Vec::new(),
+        };
+        record.write(&path).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        std::fs::remove_dir_all(&folder).unwrap();
+        assert_eq!(back["commit"], "unknown");
+        assert_eq!(back["rows"], serde_json::json!([]));
     }
 }
