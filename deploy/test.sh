@@ -4,7 +4,8 @@
 # Starts the real backends natively (deploy/backends.sh up: installs them on a fresh machine,
 # reuses them when they already run), then runs every test of the workspace: unit tests,
 # each service's integration tests and the end-to-end tests, all against those backends;
-# then fuzzes the public API from its OpenAPI document (deploy/fuzz-api.sh), and drives the web
+# then checks the docs against the code (deploy/check-docs.py); then fuzzes the public API from
+# its OpenAPI document (deploy/fuzz-api.sh), and drives the web
 # console in Chromium (deploy/browser-test.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,6 +16,14 @@ echo "==> cargo test --workspace"
 # Test binaries run one after another; inside one, a few threads keep both cores busy while
 # tests wait on the backends, without piling up Cassandra schema changes.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_THREADS:-4}"
+
+echo "==> the docs check (deploy/check-docs.py)"
+# Every path, Rust item, variable, metric, port, command and flag the docs name must exist, and
+# every measured table must be what its committed run renders; right after the workspace's
+# tests, whose debug binaries answer the command lines' --help. The self-test proves the check
+# can fail (a renamed function, a deleted linked file).
+python3 deploy/check-docs.py
+python3 deploy/check-docs.py --self-test
 
 echo "==> the Redis tests again on a Redis Cluster (CHIRP_TEST_REDIS_CLUSTER=1)"
 # The home-timeline store's behaviours and the end-to-end tests of push, pull, rebuild, the
