@@ -328,15 +328,9 @@ impl Relay {
             tracing::debug!(shard, delivered, "outbox events relayed");
         }
         let full = pending.len() == limit as usize;
-        // Rows are never passed before they were relayed; rows newer than the
-        // lookback are looked for again, older ones flagged late by writers.
-        let bound = match (pending.get(delivered), full) {
-            (Some(undelivered), _) => undelivered.event_id,
-            (None, true) => pending.last().map_or(scan_from, |last| last.event_id),
-            (None, false) => i64::MAX,
-        };
+        let bound = bound(&pending, delivered, full);
         let settled = first_id_at(now_ms() - LOOKBACK.as_millis() as i64);
-        let scan_from = scan_from.max(bound.min(settled));
+        let scan_from = next_scan_from(scan_from, bound, settled);
         lease.scan_from = Some(scan_from);
         self.save_checkpoint(shard, lease, scan_from).await;
 
@@ -444,6 +438,25 @@ impl Relay {
     }
 }
 
+/// How far a round's read lets the checkpoint go: to the first event not
+/// delivered, to the last one read when more may follow it (its id is read
+/// again: a delete's id can equal another event's, told apart by tweet id),
+/// and anywhere when the read saw all there was and delivered it.
+fn bound(pending: &[PendingEvent], delivered: usize, full: bool) -> i64 {
+    match (pending.get(delivered), pending.last()) {
+        (Some(undelivered), _) => undelivered.event_id,
+        (None, Some(last)) if full => last.event_id,
+        _ => i64::MAX,
+    }
+}
+
+/// Where the next read starts: never back, never past `bound`, and never
+/// past `settled`, the first id of the lookback window, where rows may still
+/// appear out of order (older ones are flagged late by their writers).
+fn next_scan_from(scan_from: i64, bound: i64, settled: i64) -> i64 {
+    scan_from.max(bound.min(settled))
+}
+
 /// Publishes the age of each shard's oldest waiting event as this instance
 /// last saw it: 0 for shards it knows nothing waiting in.
 fn report_oldest(oldest: &Oldest) {
@@ -454,5 +467,42 @@ fn report_oldest(oldest: &Oldest) {
             .map_or(0, |&event_id| (now - timestamp_ms(event_id)).max(0));
         metrics::gauge!(stats::OLDEST_AGE, "shard" => shard.to_string())
             .set(age_ms as f64 / 1000.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn events(ids: &[i64]) -> Vec<PendingEvent> {
+        ids.iter()
+            .map(|&id| PendingEvent::new(id, 3, id, false, HashMap::new()))
+            .collect()
+    }
+
+    #[test]
+    fn the_checkpoint_never_passes_an_event_not_delivered() {
+        let read = events(&[10, 20, 30]);
+        assert_eq!(bound(&read, 1, false), 20);
+        assert_eq!(bound(&read, 0, true), 10);
+        // All delivered, more to read: the last id is read again.
+        assert_eq!(bound(&read, 3, true), 30);
+        // All there was, delivered: nothing holds the checkpoint back.
+        assert_eq!(bound(&read, 3, false), i64::MAX);
+        assert_eq!(bound(&[], 0, false), i64::MAX);
+    }
+
+    #[test]
+    fn the_checkpoint_trails_the_lookback_and_never_moves_back() {
+        let settled = 1_000;
+        // A drained shard: up to the lookback, no further.
+        assert_eq!(next_scan_from(0, i64::MAX, settled), settled);
+        // An event not delivered below the lookback holds it there.
+        assert_eq!(next_scan_from(0, 400, settled), 400);
+        // Never back, whatever a round saw.
+        assert_eq!(next_scan_from(1_500, 400, settled), 1_500);
+        assert_eq!(next_scan_from(1_500, i64::MAX, settled), 1_500);
     }
 }
