@@ -47,7 +47,10 @@
 //! for a while, so that an instance that can reach Kafka takes them over;
 //! meanwhile creates and deletes keep succeeding, their events waiting here.
 //! A shard's events wait behind its oldest one: an author's events must stay
-//! in order, and that needs the shard's order.
+//! in order, and that needs the shard's order. Every shard holds authors of
+//! every Kafka partition, so one unwritable partition still stops each shard
+//! at its first event for that partition; letting the others pass would
+//! take an order per author rather than per shard.
 //!
 //! # Order
 //!
