@@ -45,9 +45,10 @@ enum DeliveryState {
     Pulled,
 }
 
-/// A tweet's fan-out. Each follower is counted at most once (a retried
-/// event can count some twice): pushed, skipped as inactive, or skipped as
-/// a celebrity's follower. The author's own timeline is not counted.
+/// A tweet's fan-out. Each follower falls in one of three counts: pushed,
+/// skipped as inactive, or skipped as a celebrity's follower (an event the
+/// worker retried may count some twice). The author's own timeline is not
+/// counted.
 #[derive(Debug, Serialize, ToSchema)]
 struct Delivery {
     tweet_id: String,
