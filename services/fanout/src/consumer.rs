@@ -189,7 +189,7 @@ async fn process(
         }
     };
     let mut backoff = Backoff::new();
-    let first_failure = Instant::now();
+    let first_attempt = Instant::now();
     let mut attempt: u64 = 0;
     loop {
         attempt += 1;
@@ -208,7 +208,7 @@ async fn process(
         }
         counter!(stats::EVENTS, "outcome" => "retried").increment(1);
         let delay = backoff.next_delay();
-        let failing_for_s = first_failure.elapsed().as_secs();
+        let failing_for_s = first_attempt.elapsed().as_secs();
         let retry_in_ms = delay.as_millis();
         if kind == ErrorKind::Unavailable {
             tracing::warn!(%error, attempt, failing_for_s, retry_in_ms, "fan-out failed, will retry");
