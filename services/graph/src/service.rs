@@ -79,11 +79,12 @@ impl Graph {
         request: ListFollowsRequest,
     ) -> Result<Response<UserIdPage>, Status> {
         let limit = PAGE.resolve(request.limit);
-        // Followers (fan-out, profile pages) tolerate the replica's lag; the
-        // followees feed the rebuild that follows a follow, which must not.
+        // A profile page's followers tolerate the replica's lag; the
+        // fan-out's must not (it asks for a consistent listing), nor the
+        // followees that feed the rebuild right after a follow. See `store`.
         let from = match direction {
-            Direction::Followers => ReadFrom::Replica,
-            Direction::Following => ReadFrom::Primary,
+            Direction::Followers if !request.consistent => ReadFrom::Replica,
+            Direction::Followers | Direction::Following => ReadFrom::Primary,
         };
         let ids = self
             .store

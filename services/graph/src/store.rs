@@ -2,18 +2,28 @@
 //! query or one short transaction.
 //!
 //! Reads that tolerate a little staleness can go to a streaming replica
-//! (`DATABASE_READ_URL`), which takes the bulk of the graph's read traffic
-//! off the primary: fan-out lists every author's followers for every tweet,
-//! and profile pages list them too. A replica applies the primary's WAL a
-//! little later (milliseconds when healthy, more under load or after a
-//! network cut), so those reads may miss a follow or still show an unfollow
-//! for that long: a tweet posted in that window is not pushed to the new
-//! follower (their next rebuild, which reads the primary, picks it up) or is
-//! pushed to an ex-follower. Everything whose answer a write depends on stays
-//! on the primary: the writes themselves, users and their follower counts
-//! (the celebrity threshold), the followed-celebrity list, whom a user
-//! follows (the rebuild right after a follow must see it), and the followers
-//! whose timelines must be dropped when an author crosses the threshold.
+//! (`DATABASE_READ_URL`): the followers a profile page lists. A replica
+//! applies the primary's WAL a little later (milliseconds when healthy, more
+//! under load, for as long as replay is paused or the network cut), so those
+//! reads may miss a follow or still show an unfollow for that long.
+//! Everything whose answer a write depends on stays on the primary: the
+//! writes themselves, users and their follower counts (the celebrity
+//! threshold), the followed-celebrity list, whom a user follows (the rebuild
+//! right after a follow must see it), the followers whose timelines must be
+//! dropped when an author crosses the threshold, and the followers a
+//! fan-out pushes a tweet to (a `consistent` listing).
+//!
+//! The fan-out's listing is the heaviest read of the graph, yet it reads the
+//! primary. On a replica, a follow made just before a tweet could be missing
+//! from it: the follow dropped the follower's timeline, their next read
+//! rebuilt it from the stores before the tweet existed, and the push that
+//! should have brought the tweet skipped them, for good. Waiting for the
+//! replica to replay the primary's WAL position instead would cost a primary
+//! round trip per page anyway, and a replica that falls behind would hold
+//! every fan-out back by its lag, or fall back to the primary — which must
+//! then carry the fan-out's reads all the same. Each listing is one keyset
+//! page of the `follows` primary key, so the primary serves it cheaply; the
+//! primary scales for it as for the writes (docs/SCALING.md).
 
 use std::time::Duration;
 

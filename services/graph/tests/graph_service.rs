@@ -162,6 +162,7 @@ impl TestApp {
             user_id,
             after_user_id: None,
             limit: 100,
+            consistent: false,
         };
         let page = self.graph.clone().list_followers(request).await.unwrap();
         page.into_inner().user_ids
