@@ -193,7 +193,12 @@ async fn scenario(
     running.await?;
     println!("  workload stopped; checking");
 
-    let (findings, converged) = checks::verify(&caller, Duration::from_secs(args.bound_secs)).await;
+    let (findings, converged) = checks::verify(
+        &caller,
+        Duration::from_secs(args.bound_secs),
+        &checks::Window::all(),
+    )
+    .await;
     let ledger = caller.ledger.lock().await;
     Ok(Row::new(
         fault.name(),
