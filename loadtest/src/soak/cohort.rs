@@ -106,7 +106,11 @@ impl Cohort {
                 .zip(seeded)
                 .filter(|(seed, _)| !celebrities.contains(&seed.id))
         };
-        let borderline_pick = ordinary().max_by_key(|(seed, _)| seed.followers);
+        // The watchers but the toggler follow it too: room is left for them.
+        let room = (shape.threshold - shape.watchers as i64).max(0) as u64;
+        let borderline_pick = ordinary()
+            .filter(|(seed, _)| seed.followers <= room)
+            .max_by_key(|(seed, _)| seed.followers);
         let mut taken = Vec::new();
         if let Some((_, user)) = borderline_pick {
             taken.push(user.id);
