@@ -360,6 +360,32 @@ impl Stack {
     }
 }
 
+/// Starts the isolated stack `args` describe, runs `work` on it, and stops
+/// it again (unless `keep_running`) whatever `work` returned: the frame of
+/// `chaos` and `soak`.
+pub async fn isolated<T, Fut>(
+    args: &StackArgs,
+    keep_running: bool,
+    work: impl FnOnce(Stack) -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let stack = Stack::new(args)?;
+    println!(
+        "starting the isolated stack (deploy/run-local.sh up) on {}",
+        stack.gateway_url
+    );
+    let result = match stack.up().await.context("starting the isolated stack") {
+        Ok(()) => work(stack.clone()).await,
+        Err(failed) => Err(failed),
+    };
+    if !keep_running {
+        stack.down().await.context("stopping the isolated stack")?;
+    }
+    result
+}
+
 /// A killed child of ours stays a zombie until reaped; it has exited all
 /// the same.
 fn zombie(pid: u32) -> bool {

@@ -24,6 +24,7 @@ use anyhow::{Context, ensure};
 use futures::{StreamExt, stream};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use tokio::sync::Semaphore;
 
 use super::tally::{Bucket, Op, Tally};
 use crate::chaos::faults::Unfollow;
@@ -33,13 +34,18 @@ use crate::manifest::Manifest;
 /// How long a probe watches for a post before it counts as late.
 const PROBE_PATIENCE: Duration = Duration::from_secs(120);
 /// Between two looks of a probe.
-const PROBE_EVERY: Duration = Duration::from_millis(250);
+const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// Probes at once: a post that finds them all busy is not timed (the
+/// delays are a sample), so that a slow stack is not buried under probes.
+const PROBES: usize = 4;
 /// The largest page: a slow post stays on it long enough to be seen.
 const PROBE_PAGE: u32 = 100;
 /// Follows made at once while raising the borderline author.
 const SETUP_CONCURRENCY: usize = 16;
 /// One in this many watched posts is deleted again.
 const DELETE_EVERY: u64 = 5;
+/// A delete picks among the author's last this many posts.
+const RECENT_DELETE: usize = 3;
 
 /// A watched author.
 #[derive(Debug, Clone)]
@@ -120,6 +126,14 @@ impl Cohort {
             (Bucket::Thousands, 1_000, 10_000, 3_000.0),
         ] {
             let high = high.min(shape.threshold as u64);
+            if high <= low {
+                missing.push(format!(
+                    "the celebrity threshold ({}) leaves no bucket {}",
+                    shape.threshold,
+                    bucket.label()
+                ));
+                continue;
+            }
             let pick = ordinary()
                 .filter(|(seed, user)| {
                     (low..high).contains(&seed.followers) && !taken.contains(&user.id)
@@ -214,6 +228,13 @@ impl Cohort {
         }
     }
 
+    /// The watchers whose follows change during the load: the toggler and
+    /// the graph fault's.
+    pub fn churning(&self) -> Vec<i64> {
+        let toggler = self.watchers.last().expect("three watchers");
+        vec![self.watchers[0].id, toggler.id]
+    }
+
     /// The watcher whose timeline the probes read: follows every author.
     fn prober(&self) -> &User {
         &self.watchers[1]
@@ -283,20 +304,16 @@ pub async fn run(
     stop: Arc<AtomicBool>,
 ) {
     let mut tasks = Vec::new();
+    let probes = Arc::new(Semaphore::new(PROBES));
     for (n, author) in cohort.authors.iter().cloned().enumerate() {
-        let (caller, cohort, tally, stop) =
-            (caller.clone(), cohort.clone(), tally.clone(), stop.clone());
+        let (caller, cohort, stop) = (caller.clone(), cohort.clone(), stop.clone());
+        let watch = Watch {
+            tally: tally.clone(),
+            probes: probes.clone(),
+            threshold,
+        };
         tasks.push(tokio::spawn(async move {
-            post_loop(
-                caller,
-                cohort,
-                tally,
-                threshold,
-                (n, author.user),
-                every,
-                stop,
-            )
-            .await;
+            post_loop(caller, cohort, watch, (n, author.user), every, stop).await;
         }));
     }
     if let Some(i) = cohort.borderline {
@@ -321,11 +338,17 @@ pub async fn run(
     }
 }
 
+/// Where a post loop files its fan-out delays.
+struct Watch {
+    tally: Arc<Tally>,
+    probes: Arc<Semaphore>,
+    threshold: i64,
+}
+
 async fn post_loop(
     caller: Caller,
     cohort: Arc<Cohort>,
-    tally: Arc<Tally>,
-    threshold: i64,
+    watch: Watch,
     (n, author): (usize, User),
     every: Duration,
     stop: Arc<AtomicBool>,
@@ -344,18 +367,25 @@ async fn post_loop(
         if let Some(id) = caller.post(&author, &format!("watched {key}"), &key).await {
             mine.push(id);
             let accepted = Instant::now();
-            let bucket = Bucket::of(followers, threshold);
-            let (caller, prober, tally) = (caller.clone(), cohort.prober().clone(), tally.clone());
-            tokio::spawn(async move {
-                let seen = probe(&caller, &prober, id, accepted).await;
-                tally.delay(accepted, bucket, seen);
-            });
+            let bucket = Bucket::of(followers, watch.threshold);
+            if let Ok(permit) = watch.probes.clone().try_acquire_owned() {
+                let (caller, prober) = (caller.clone(), cohort.prober().clone());
+                let tally = watch.tally.clone();
+                tokio::spawn(async move {
+                    let seen = probe(&caller, &prober, id, accepted).await;
+                    tally.delay(accepted, bucket, seen);
+                    drop(permit);
+                });
+            }
         }
         i += 1;
         if i.is_multiple_of(DELETE_EVERY) && !mine.is_empty() {
-            let victim = mine.swap_remove(rng.random_range(0..mine.len()));
+            // One of its last few posts, as a user deletes a typo: a check
+            // during the load reads older posts, which stay put.
+            let recent = mine.len().saturating_sub(RECENT_DELETE)..mine.len();
+            let victim = mine.remove(rng.random_range(recent));
             caller.delete(&author, victim).await;
-            tally.op(Instant::now(), Op::Delete);
+            watch.tally.op(Instant::now(), Op::Delete);
         }
         tokio::time::sleep(every).await;
     }

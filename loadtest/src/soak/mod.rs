@@ -40,7 +40,7 @@ use chirp_common::ids::{id_at, now_ms};
 
 use crate::chaos::checks::{self, Window};
 use crate::chaos::faults::{Fault, Unfollow};
-use crate::chaos::stack::{Stack, StackArgs};
+use crate::chaos::stack::{self, Stack, StackArgs};
 use crate::chaos::workload::{Caller, Ledger, User};
 use cohort::{Cohort, Shape};
 use faults::{Planned, SoakFault};
@@ -196,19 +196,10 @@ pub async fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         !args.interval.is_zero() && args.duration >= args.interval,
         "--duration must hold at least one --interval"
     );
-    let stack = Stack::new(&args.stack)?;
-    println!(
-        "starting the isolated stack (deploy/run-local.sh up) on {}",
-        stack.gateway_url
-    );
-    let result = match stack.up().await.context("starting the isolated stack") {
-        Ok(()) => run(args, &stack).await,
-        Err(failed) => Err(failed),
-    };
-    if !args.keep_running {
-        stack.down().await.context("stopping the isolated stack")?;
-    }
-    let report = result?;
+    let report = stack::isolated(&args.stack, args.keep_running, |stack| async move {
+        run(args, &stack).await
+    })
+    .await?;
     report.write(&args.out)?;
     println!(
         "soak {}: {}/soak.html",
@@ -313,7 +304,7 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
             check_tasks.push(tokio::spawn(check_settled(
                 checked.clone(),
                 start,
-                start_id,
+                (start_id, cohort.churning()),
                 args.settle,
             )));
         }
@@ -332,6 +323,7 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
     let window = Window {
         profile_ids: start_id..i64::MAX,
         settled: None,
+        churning: Vec::new(),
     };
     let bound = Duration::from_secs(args.bound_secs);
     let (findings, clean_after) = checks::verify(&checked, bound, &window).await;
@@ -382,23 +374,23 @@ async fn seed(
     args: &SoakArgs,
     stack: &Stack,
 ) -> anyhow::Result<(crate::manifest::Manifest, Vec<User>)> {
-    let seed_args = crate::seed::SeedArgs {
-        gateway: stack.gateway_url.clone(),
-        graph_addr: stack.grpc_addr(GRAPH_GRPC),
-        tweet_addr: stack.grpc_addr(TWEET_GRPC),
-        users: args.users,
-        celebrities: args.celebrities,
-        celebrity_threshold: args.stack.celebrity_threshold,
-        exponent: crate::seed::DEFAULT_EXPONENT,
-        tweets_per_user: args.tweets_per_user,
-        seed: args.seed,
-        edges: None,
-        undirected: false,
-        handle_prefix: None,
-        resume_tweets: None,
-        manifest: args.out.join("soak-manifest.json"),
-        quiet: false,
-    };
+    let seed_args = crate::seed::SeedArgs::power_law(
+        crate::seed::Services {
+            gateway: stack.gateway_url.clone(),
+            graph_addr: stack.grpc_addr(GRAPH_GRPC),
+            tweet_addr: stack.grpc_addr(TWEET_GRPC),
+        },
+        crate::graph_model::PowerLawParams {
+            users: args.users,
+            celebrities: args.celebrities,
+            celebrity_threshold: args.stack.celebrity_threshold,
+            exponent: crate::seed::DEFAULT_EXPONENT,
+            seed: args.seed,
+        },
+        args.tweets_per_user,
+        args.out.join("soak-manifest.json"),
+        false,
+    );
     println!("seeding {} users", args.users);
     let seeded_at = Instant::now();
     let mut manifest = crate::seed::seed(&seed_args)
@@ -467,7 +459,7 @@ async fn inject_all(
 async fn check_settled(
     caller: Caller,
     start: Instant,
-    start_id: i64,
+    (start_id, churning): (i64, Vec<i64>),
     settle: Duration,
 ) -> CheckRow {
     let began = Instant::now();
@@ -484,6 +476,7 @@ async fn check_settled(
     let window = Window {
         profile_ids: start_id..cutoff_id,
         settled: Some(cutoff),
+        churning,
     };
     let findings = checks::check_once(&caller, &ledger, &window).await;
     CheckRow {

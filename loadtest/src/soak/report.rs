@@ -117,17 +117,11 @@ impl SoakReport {
             "<h2>Final check</h2>\n<table><tr><th>posts</th><th>deletes</th><th>unanswered</th>\
              <th>lost</th><th>phantom</th><th>duplicates</th><th>paging gaps</th>\
              <th>unfollowed visible</th><th>unreadable</th><th>clean after (s)</th></tr>\n\
-             <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td></tr></table>\n",
+             <tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td></tr></table>\n",
             self.final_check.posts_accepted,
             self.final_check.deletes_accepted,
             self.final_check.unanswered,
-            f.lost,
-            f.phantom,
-            f.duplicates,
-            f.paging_gaps,
-            f.unfollowed_visible,
-            f.unreadable,
+            cells(f),
             self.final_check
                 .clean_after_secs
                 .map_or("never".to_owned(), |s| format!("{s:.1}")),
@@ -138,19 +132,12 @@ impl SoakReport {
              <th>unfollowed visible</th><th>unreadable</th><th>took (s)</th></tr>\n",
         );
         for check in &self.checks {
-            let f = &check.findings;
             writeln!(
                 page,
-                "<tr><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+                "<tr><td>{:.0}</td><td>{}</td>{}<td>{:.1}</td></tr>",
                 check.at_secs,
                 check.posts_judged,
-                f.lost,
-                f.phantom,
-                f.duplicates,
-                f.paging_gaps,
-                f.unfollowed_visible,
-                f.unreadable,
+                cells(&check.findings),
                 check.took_secs
             )?;
         }
@@ -298,6 +285,22 @@ impl SoakReport {
         ));
         plots
     }
+}
+
+/// The findings' table cells: lost, phantom, duplicates, paging gaps,
+/// unfollowed visible, unreadable.
+fn cells(f: &Findings) -> String {
+    [
+        f.lost,
+        f.phantom,
+        f.duplicates,
+        f.paging_gaps,
+        f.unfollowed_visible,
+        f.unreadable,
+    ]
+    .iter()
+    .map(|n| format!("<td>{n}</td>"))
+    .collect()
 }
 
 /// A named line of (minute, value) points.
