@@ -34,6 +34,7 @@ use anyhow::{Context, anyhow, ensure};
 use chirp_client::Gateway;
 use chirp_testkit::TOKEN_SECRET;
 use chirp_timelines::Strategy;
+use loadtest::graph_model::PowerLawParams;
 use loadtest::machine::Machine;
 use loadtest::manifest::{Manifest, SeededUser};
 use loadtest::prometheus::Scrape;
@@ -189,23 +190,23 @@ async fn seed_once(args: &StrategiesArgs, run: &str) -> anyhow::Result<(Manifest
     );
     let stack = Running::start(&args.backends, &deployment).await?;
     let seeded = async {
-        let seed_args = SeedArgs {
-            gateway: stack.gateway_url.clone(),
-            graph_addr: stack.graph_addr.clone(),
-            tweet_addr: stack.tweet_addr.clone(),
-            users: args.users,
-            celebrities: args.celebrities,
-            celebrity_threshold: args.celebrity_threshold,
-            exponent: seed::DEFAULT_EXPONENT,
-            tweets_per_user: args.tweets_per_user,
-            seed: args.seed,
-            edges: None,
-            undirected: false,
-            handle_prefix: None,
-            resume_tweets: None,
-            manifest: args.out.join("manifest.json"),
-            quiet: args.quiet,
-        };
+        let seed_args = SeedArgs::power_law(
+            seed::Services {
+                gateway: stack.gateway_url.clone(),
+                graph_addr: stack.graph_addr.clone(),
+                tweet_addr: stack.tweet_addr.clone(),
+            },
+            PowerLawParams {
+                users: args.users,
+                celebrities: args.celebrities,
+                celebrity_threshold: args.celebrity_threshold,
+                exponent: seed::DEFAULT_EXPONENT,
+                seed: args.seed,
+            },
+            args.tweets_per_user,
+            args.out.join("manifest.json"),
+            args.quiet,
+        );
         let mut manifest = seed::seed(&seed_args).await?;
         TokenArgs::new(TOKEN_SECRET)?.mint(&mut manifest);
         let gateway = Gateway::new(&stack.gateway_url)?;

@@ -5,6 +5,10 @@
 
 use std::fmt;
 
+/// Timeline reads per tweet written, as the article's design assumes: the
+/// default of `estimate` and of `soak`'s read ratio.
+pub const READ_WRITE_RATIO: f64 = 100.0;
+
 /// The assumptions of an estimate; each one is a flag.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Assumptions {
@@ -15,7 +19,7 @@ pub struct Assumptions {
     #[arg(long, default_value_t = 2.0)]
     pub posts_per_user: f64,
     /// Timeline reads per tweet written.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = READ_WRITE_RATIO)]
     pub read_write_ratio: f64,
     /// Bytes stored per tweet (text, ids, timestamps, metadata).
     #[arg(long, default_value_t = 300.0)]

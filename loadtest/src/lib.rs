@@ -14,6 +14,9 @@
 //!   written up as JSON and HTML ([`report`]).
 //! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
 //!   mixed workload, and from the outside: nothing lost, phantom or doubled.
+//! - `soak` ([`soak`]): the same stack and checks for an hour, seeded with
+//!   the bulk seed, under a steady load and a seeded random fault schedule;
+//!   nothing lost, and no curve (memory, queues) growing.
 //!
 //! Reading order for the measurement itself: [`schedule`] (why an open
 //! loop), [`recorder`], [`report`]. The scheduler is generic over any async
@@ -40,6 +43,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod seed;
+pub mod soak;
 pub mod tokens;
 pub mod visible;
 pub mod workload;
@@ -76,6 +80,10 @@ pub enum Command {
     /// under load; check nothing is lost, phantom or doubled:
     /// docs/RELIABILITY.md.
     Chaos(chaos::ChaosArgs),
+    /// An isolated stack seeded with the bulk seed, a steady load and
+    /// random faults for `--duration`; checks and growth tests, soak.json
+    /// and soak.html: docs/RELIABILITY.md.
+    Soak(soak::SoakArgs),
 }
 
 /// Runs one subcommand.
@@ -103,6 +111,14 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                 "{} of {} faults broke a promise",
                 failed.len(),
                 rows.len()
+            );
+        }
+        Command::Soak(args) => {
+            let report = soak::soak(&args).await?;
+            anyhow::ensure!(
+                report.verdict.passed,
+                "the soak failed: {}",
+                report.verdict.reasons.join("; ")
             );
         }
     }

@@ -156,7 +156,45 @@ pub(crate) fn fresh_handle_prefix() -> String {
     format!("s{}_", String::from_utf8_lossy(tail))
 }
 
+/// Where a seed sends its users, follows and tweets: a deployment's
+/// gateway, graph service and tweet service.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub gateway: String,
+    pub graph_addr: String,
+    pub tweet_addr: String,
+}
+
 impl SeedArgs {
+    /// A power-law seed of `graph` into `services`, fresh handles, the
+    /// manifest written to `manifest`: what a program that seeds its own
+    /// deployment asks for (the soak, the strategies experiment).
+    pub fn power_law(
+        services: Services,
+        graph: PowerLawParams,
+        tweets_per_user: u32,
+        manifest: PathBuf,
+        quiet: bool,
+    ) -> Self {
+        Self {
+            gateway: services.gateway,
+            graph_addr: services.graph_addr,
+            tweet_addr: services.tweet_addr,
+            users: graph.users,
+            celebrities: graph.celebrities,
+            celebrity_threshold: graph.celebrity_threshold,
+            exponent: graph.exponent,
+            tweets_per_user,
+            seed: graph.seed,
+            edges: None,
+            undirected: false,
+            handle_prefix: None,
+            resume_tweets: None,
+            manifest,
+            quiet,
+        }
+    }
+
     fn graph(&self) -> anyhow::Result<SocialGraph> {
         Ok(match &self.edges {
             Some(path) => SocialGraph::Imported(EdgeList::read(path, self.undirected)?),

@@ -98,19 +98,10 @@ impl ChaosArgs {
 /// Starts the isolated stack, runs every scenario, prints the table, stops
 /// the stack; the rows.
 pub async fn chaos(args: &ChaosArgs) -> anyhow::Result<Vec<Row>> {
-    let stack = Stack::new(&args.stack)?;
-    println!(
-        "starting the isolated stack (deploy/run-local.sh up) on {}",
-        stack.gateway_url
-    );
-    let result = match stack.up().await.context("starting the isolated stack") {
-        Ok(()) => scenarios(args, &stack).await,
-        Err(failed) => Err(failed),
-    };
-    if !args.keep_running {
-        stack.down().await.context("stopping the isolated stack")?;
-    }
-    let rows = result?;
+    let rows = stack::isolated(&args.stack, args.keep_running, |stack| async move {
+        scenarios(args, &stack).await
+    })
+    .await?;
     println!("{}", report::table(&rows));
     if let Some(path) = &args.json {
         record::Record::new(args, &stack.repo, &rows).write(path)?;
@@ -204,7 +195,12 @@ async fn scenario(
     running.await?;
     println!("  workload stopped; checking");
 
-    let (findings, converged) = checks::verify(&caller, Duration::from_secs(args.bound_secs)).await;
+    let (findings, converged) = checks::verify(
+        &caller,
+        Duration::from_secs(args.bound_secs),
+        &checks::Window::all(),
+    )
+    .await;
     let ledger = caller.ledger.lock().await;
     Ok(Row::new(
         fault.name(),

@@ -77,14 +77,15 @@ fn seconds(duration: Option<Duration>) -> String {
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| fault | posts accepted | deletes | lost | phantom | duplicates | paging gaps \
-         | unanswered | 5xx in window | 5xx outside | time to recover | checks clean after |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | unfollowed visible | unanswered | 5xx in window | 5xx outside | time to recover \
+         | checks clean after |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let f = &row.findings;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.fault,
             row.posts_accepted,
             row.deletes_accepted,
@@ -92,6 +93,7 @@ pub fn table(rows: &[Row]) -> String {
             f.phantom,
             f.duplicates,
             f.paging_gaps,
+            f.unfollowed_visible,
             row.unanswered,
             row.server_errors_in_window,
             row.server_errors_outside,

@@ -55,12 +55,20 @@ pub struct StackArgs {
     /// that an unfollow can take one below it.
     #[arg(long, default_value_t = 10)]
     pub celebrity_threshold: u32,
+    /// Instances of each service (more than one puts HAProxy in front of
+    /// the gateways, and lets a tweet instance die while another takes its
+    /// outbox leases over).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
 }
 
 /// A process of the stack that a fault can hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Process {
+    /// The first instance of a service.
     Service(&'static str),
+    /// Instance `n` (from 0) of a service run with `--replicas`.
+    Replica(&'static str, usize),
     Postgres,
     Redis,
     Kafka,
@@ -71,7 +79,12 @@ impl Process {
     /// Its pid file, as the scripts write it.
     fn pid_file(self, backends_dir: &Path) -> PathBuf {
         match self {
-            Self::Service(name) => backends_dir.join("services").join(format!("{name}.pid")),
+            Self::Service(name) | Self::Replica(name, 0) => {
+                backends_dir.join("services").join(format!("{name}.pid"))
+            }
+            Self::Replica(name, n) => backends_dir
+                .join("services")
+                .join(format!("{name}-{}.pid", n + 1)),
             Self::Postgres => backends_dir.join("run/postgres.pid"),
             Self::Redis => backends_dir.join("run/redis.pid"),
             Self::Kafka => backends_dir.join("run/kafka.pid"),
@@ -92,6 +105,11 @@ pub struct Stack {
     /// Words of the command line that prove a pid belongs to this set.
     marks: Vec<String>,
     pub gateway_url: String,
+    /// What `--port-offset` moved every service port by (metrics too).
+    port_offset: u16,
+    pub replicas: usize,
+    pub redis_port: u16,
+    pub cql_port: u16,
 }
 
 const STANDARD_PORTS: [u16; 8] = [5432, 6379, 9092, 9093, 9042, 7000, 7001, 7199];
@@ -117,6 +135,7 @@ impl Stack {
             args.port_offset > 0,
             "--port-offset 0 would take the standard service ports"
         );
+        ensure!(args.replicas >= 1, "--replicas is at least 1");
         ensure!(
             args.profile == "release" || args.profile == "debug",
             "--profile is release or debug"
@@ -149,6 +168,7 @@ impl Stack {
             // The unfollow fault takes a celebrity at the threshold one
             // follower down and means that to be a fall: no hysteresis.
             ("CELEBRITY_HYSTERESIS_PERCENT", "0".to_owned()),
+            ("REPLICAS", args.replicas.to_string()),
             // The workload's writers are few and busy; limits are not tested here.
             ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".to_owned()),
             ("RATE_LIMIT_BURST", "100000".to_owned()),
@@ -173,7 +193,63 @@ impl Stack {
             env,
             marks,
             gateway_url: format!("http://127.0.0.1:{}", 8080 + args.port_offset),
+            port_offset: args.port_offset,
+            replicas: args.replicas,
+            redis_port: args.redis_port,
+            cql_port: args.cql_port,
         })
+    }
+
+    /// A service's gRPC address (its first instance), as run-local.sh
+    /// places it.
+    pub fn grpc_addr(&self, base_port: u16) -> String {
+        format!("127.0.0.1:{}", base_port + self.port_offset)
+    }
+
+    /// The `/metrics` page of instance `n` of the service in metrics slot
+    /// `slot` (run-local.sh's METRICS_SLOT: gateway 0 … fanout 4).
+    pub fn metrics_url(&self, slot: u16, n: usize) -> String {
+        let port = 9200 + 10 * slot + n as u16 + self.port_offset;
+        format!("http://127.0.0.1:{port}/metrics")
+    }
+
+    /// The secret the gateways sign tokens with (run-local.sh writes it on
+    /// the first start): to act as seeded users without signing them in.
+    pub fn token_secret(&self) -> anyhow::Result<String> {
+        let file = self.backends_dir.join("services/token_secret");
+        let secret =
+            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        Ok(secret.trim().to_owned())
+    }
+
+    /// Every process of the stack with a pid file, by the file's name
+    /// (`graph`, `tweet-2`, `postgres`, `kafka`, …), if it still runs a
+    /// program of this stack: what the soak reads the memory of.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut found = Vec::new();
+        for dir in ["services", "run"] {
+            let Ok(entries) = std::fs::read_dir(self.backends_dir.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_none_or(|ext| ext != "pid") {
+                    continue;
+                }
+                let name = path
+                    .file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
+                if let Some(pid) = pid.filter(|&pid| self.ours(pid, None)) {
+                    found.push((name, pid));
+                }
+            }
+        }
+        found.sort();
+        found
     }
 
     /// Starts whatever is not running (backends, then services) and waits
@@ -223,20 +299,37 @@ impl Stack {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("{process:?} is not running ({})", file.display()))?;
         let pid: u32 = text.lines().next().unwrap_or("").trim().parse()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .with_context(|| format!("{process:?} (pid {pid}) is not running"))?;
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let ours = match process {
-            Process::Service(name) => cmdline
-                .split(' ')
-                .next()
-                .is_some_and(|program| program.ends_with(&format!("/{name}"))),
-            _ => self.marks.iter().any(|mark| cmdline.contains(mark)),
+        let service = match process {
+            Process::Service(name) | Process::Replica(name, _) => Some(name),
+            _ => None,
         };
-        if !ours {
-            bail!("pid {pid} runs `{cmdline}`, not this stack's {process:?}: not touching it");
+        if !self.ours(pid, service) {
+            bail!("pid {pid} does not run this stack's {process:?}: not touching it");
         }
         Ok(pid)
+    }
+
+    /// Whether `pid` runs `service`'s binary, or (none given) a program of
+    /// this stack: a service binary or a backend with this set's folder or
+    /// port on its command line.
+    fn ours(&self, pid: u32, service: Option<&str>) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let program = cmdline.split(' ').next().unwrap_or("");
+        match service {
+            Some(name) => program.ends_with(&format!("/{name}")),
+            None => {
+                const SERVICES: [&str; 5] = ["gateway", "tweet", "graph", "timeline", "fanout"];
+                SERVICES
+                    .iter()
+                    .any(|name| program.ends_with(&format!("/{name}")))
+                    || program.ends_with("/haproxy")
+                    || program == "haproxy"
+                    || self.marks.iter().any(|mark| cmdline.contains(mark))
+            }
+        }
     }
 
     /// Runs a deploy/ script with the stack's environment; its output goes
@@ -270,6 +363,32 @@ impl Stack {
         }
         Ok(())
     }
+}
+
+/// Starts the isolated stack `args` describe, runs `work` on it, and stops
+/// it again (unless `keep_running`) whatever `work` returned: the frame of
+/// `chaos` and `soak`.
+pub async fn isolated<T, Fut>(
+    args: &StackArgs,
+    keep_running: bool,
+    work: impl FnOnce(Stack) -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let stack = Stack::new(args)?;
+    println!(
+        "starting the isolated stack (deploy/run-local.sh up) on {}",
+        stack.gateway_url
+    );
+    let result = match stack.up().await.context("starting the isolated stack") {
+        Ok(()) => work(stack.clone()).await,
+        Err(failed) => Err(failed),
+    };
+    if !keep_running {
+        stack.down().await.context("stopping the isolated stack")?;
+    }
+    result
 }
 
 /// A killed child of ours stays a zombie until reaped; it has exited all
