@@ -666,9 +666,14 @@ async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
         timeline.clone().get_home_timeline(request).await
     });
     arrived.notified().await;
+    // The server runs on this test's (single) thread, so an event it emits
+    // reaches a subscriber set for this thread.
+    let (cancelled, _subscriber) = on_event("read stopped waiting, the rebuild goes on");
     read.abort();
-    // Let the cancellation reach the server before the rebuild can go on.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The rebuild goes on only once the server has dropped the read.
+    tokio::time::timeout(Duration::from_secs(10), cancelled.notified())
+        .await
+        .expect("the server saw the read cancelled");
     gate.send(true).unwrap();
 
     let started = std::time::Instant::now();
@@ -684,6 +689,42 @@ async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A signal of `message` logged on this thread, as long as the guard lives.
+fn on_event(
+    message: &'static str,
+) -> (Arc<tokio::sync::Notify>, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    struct Signal {
+        message: &'static str,
+        seen: Arc<tokio::sync::Notify>,
+    }
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    impl<S: tracing::Subscriber> Layer<S> for Signal {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if message.0 == self.message {
+                self.seen.notify_one();
+            }
+        }
+    }
+    let seen = Arc::new(tokio::sync::Notify::new());
+    let layer = Signal {
+        message,
+        seen: Arc::clone(&seen),
+    };
+    let subscriber = tracing_subscriber::registry().with(layer);
+    (seen, tracing::subscriber::set_default(subscriber))
 }
 
 /// Issue 9: a reader following more than a page (1 000) of celebrities
