@@ -74,8 +74,17 @@ pub async fn run(
         token,
     )?);
     let strategy = config.store.timeline_strategy;
-    let rebuilds =
-        rebuild::Rebuilds::new(graph.clone(), tweets.clone(), timelines.clone(), strategy);
+    let bounds = rebuild::Bounds {
+        concurrent: config.max_concurrent_rebuilds,
+        deadline: Duration::from_millis(config.rebuild_deadline_ms),
+    };
+    let rebuilds = rebuild::Rebuilds::new(
+        graph.clone(),
+        tweets.clone(),
+        timelines.clone(),
+        strategy,
+        bounds,
+    );
     let pulled = pulled::PulledIds::new(
         tweets.clone(),
         Duration::from_millis(config.pulled_ids_ttl_ms),
