@@ -17,7 +17,8 @@ pub use chirp_redis::delivery::DeliveryLog;
 /// A log in the Redis that holds the timelines (a node or a cluster), under
 /// the same key prefix.
 pub async fn connect(store: &TimelineStoreArgs) -> anyhow::Result<DeliveryLog> {
-    let redis = RedisConnection::connect(&store.redis.target()).await?;
+    let redis =
+        RedisConnection::connect(&store.redis.target(), store.redis.response_timeout()).await?;
     Ok(DeliveryLog::new(redis, &store.redis.redis_key_prefix))
 }
 
