@@ -162,6 +162,7 @@ impl Home {
             cache: pushed.cache as i32,
             pulled_author_ids: pulled_authors.to_vec(),
             hops: hops.into_vec(),
+            notes: notes(pulled_authors.len()),
         });
         Ok(HomeTimelinePage {
             tweets,
@@ -199,6 +200,19 @@ impl TimelineService for Home {
             .await?;
         Ok(Response::new(page))
     }
+}
+
+/// What a page with `pulled` pulled authors leaves out: past
+/// [`stores::MAX_AUTHORS_SCANNED`] the list stops (by user id), and the
+/// authors after it are neither pushed nor pulled.
+fn notes(pulled: usize) -> Vec<String> {
+    if pulled < stores::MAX_AUTHORS_SCANNED {
+        return Vec::new();
+    }
+    vec![format!(
+        "pulled from the first {pulled} followed authors by user id, the most a page pulls from: \
+         the tweets of any followed after them are not in this timeline"
+    )]
 }
 
 /// The time each step of a page took, in order. Measured on every read

@@ -736,14 +736,50 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
     const CELEBRITIES: u32 = 1_001;
     let app = spawn_app().await;
     let stack = spawn_stack(&app.tweet_addr, &["--timeline-strategy", "hybrid"]).await;
+    let (reader, last_celebrity) = follow_celebrities(&stack, CELEBRITIES).await;
+    let tweet_id = post(&app.tweets, last_celebrity).await;
+
+    let page = stack.page(reader, None, 10).await;
+
+    let explain = page.explain.as_ref().expect("explained");
+    assert_eq!(explain.pulled_author_ids.len(), CELEBRITIES as usize);
+    assert!(explain.notes.is_empty(), "{:?}", explain.notes);
+    assert_eq!(ids(&page.tweets), [tweet_id]);
+    assert_eq!(sources(&page), [ItemSource::Pulled]);
+}
+
+/// Issue 19: a reader following more celebrities than a page pulls from
+/// (5 000) lost the tweets of the ones past it with no word in the page;
+/// its explanation now says so.
+#[tokio::test]
+async fn a_page_says_when_followed_celebrities_past_the_bound_are_left_out() {
+    const CELEBRITIES: u32 = 5_001;
+    let app = spawn_app().await;
+    let stack = spawn_stack(&app.tweet_addr, &["--timeline-strategy", "hybrid"]).await;
+    let (reader, _) = follow_celebrities(&stack, CELEBRITIES).await;
+
+    let page = stack.page(reader, None, 10).await;
+
+    let explain = page.explain.as_ref().expect("explained");
+    assert_eq!(explain.pulled_author_ids.len(), 5_000);
+    assert!(
+        explain.notes.iter().any(|note| note.contains("first 5000")),
+        "{:?}",
+        explain.notes
+    );
+}
+
+/// A reader (returned), a fan, and `celebrities` users both follow (each a
+/// celebrity at the stack's threshold of 2); the last celebrity's id.
+async fn follow_celebrities(stack: &Stack, celebrities: u32) -> (i64, i64) {
     // Numbered 0 (the reader), 1 (the fan), then the celebrities.
-    let users = (0..CELEBRITIES + 2)
+    let users = (0..celebrities + 2)
         .map(|n| CreateUserRequest {
             handle: format!("user{n}"),
             display_name: format!("User {n}"),
         })
         .collect();
-    let follows = (2..CELEBRITIES + 2)
+    let follows = (2..celebrities + 2)
         .flat_map(|celebrity| {
             [0, 1].map(|follower| ImportedFollow {
                 follower,
@@ -752,7 +788,7 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
         })
         .collect();
     let chunk = ImportGraphChunk {
-        user_count: CELEBRITIES + 2,
+        user_count: celebrities + 2,
         users,
         follows,
     };
@@ -764,13 +800,5 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
         .unwrap()
         .into_inner();
     let reader = imported.first_user_id;
-    let last_celebrity = reader + i64::from(CELEBRITIES) + 1;
-    let tweet_id = post(&app.tweets, last_celebrity).await;
-
-    let page = stack.page(reader, None, 10).await;
-
-    let explain = page.explain.as_ref().expect("explained");
-    assert_eq!(explain.pulled_author_ids.len(), CELEBRITIES as usize);
-    assert_eq!(ids(&page.tweets), [tweet_id]);
-    assert_eq!(sources(&page), [ItemSource::Pulled]);
+    (reader, reader + i64::from(celebrities) + 1)
 }
