@@ -57,6 +57,13 @@ pub struct Config {
     /// hung on a backend never holds its timeline for longer.
     #[arg(long, env = "REBUILD_DEADLINE_MS", default_value_t = 10_000)]
     pub rebuild_deadline_ms: u64,
+    /// The most authors whose older tweets one page past the cached
+    /// timeline reads from the tweet store, one query each: the reader and
+    /// the first of their followees by user id. Past the cap a page of
+    /// someone following thousands would otherwise cost thousands of
+    /// queries; its explanation names the authors left out.
+    #[arg(long, env = "PAST_CAP_MAX_AUTHORS", default_value_t = 1_000)]
+    pub past_cap_max_authors: usize,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
     #[command(flatten)]

@@ -44,37 +44,19 @@ const PAGE: PageSize = PageSize {
 
 /// The timeline service: everything a page reads from.
 pub struct Home {
-    strategy: Strategy,
-    timelines: HomeTimelines,
-    graph: GraphServiceClient<Channel>,
+    pub strategy: Strategy,
+    pub timelines: HomeTimelines,
+    pub graph: GraphServiceClient<Channel>,
     /// For the stores past the cap (step 4).
-    tweets: TweetServiceClient<Channel>,
-    rebuilds: Rebuilds,
-    pulled: PulledIds,
-    hydration: CachedTweets,
+    pub tweets: TweetServiceClient<Channel>,
+    pub rebuilds: Rebuilds,
+    pub pulled: PulledIds,
+    pub hydration: CachedTweets,
+    /// `PAST_CAP_MAX_AUTHORS`: the most authors step 4 reads.
+    pub past_cap_max_authors: usize,
 }
 
 impl Home {
-    pub fn new(
-        strategy: Strategy,
-        timelines: HomeTimelines,
-        graph: GraphServiceClient<Channel>,
-        tweets: TweetServiceClient<Channel>,
-        rebuilds: Rebuilds,
-        pulled: PulledIds,
-        hydration: CachedTweets,
-    ) -> Self {
-        Self {
-            strategy,
-            timelines,
-            graph,
-            tweets,
-            rebuilds,
-            pulled,
-            hydration,
-        }
-    }
-
     /// Up to `limit` tweets of `user_id`'s home timeline older than
     /// `before`, newest first, each with where it came from, the cursor of
     /// the next page when there is one, and how the page was made if
@@ -87,6 +69,8 @@ impl Home {
         explain: bool,
     ) -> Result<HomeTimelinePage, TimelineError> {
         let mut hops = Hops::start();
+        // What the page leaves out on purpose, for its explanation.
+        let mut notes = Vec::new();
         // Every list is asked for one more than the page: see `merge`.
         let want = limit + 1;
 
@@ -135,9 +119,18 @@ impl Home {
                 &pulled_authors,
                 below,
                 count,
+                self.past_cap_max_authors,
             )
             .await?;
-            pushed.ids.extend(older);
+            pushed.ids.extend(older.ids);
+            if older.left_out > 0 {
+                notes.push(format!(
+                    "past the cached timeline, read the older tweets of {} of the {} authors \
+                     pushed to this reader (the reader and the first followees by user id)",
+                    older.read,
+                    older.read + older.left_out
+                ));
+            }
             hops.lap("store");
         }
 
@@ -162,7 +155,10 @@ impl Home {
             cache: pushed.cache as i32,
             pulled_author_ids: pulled_authors.to_vec(),
             hops: hops.into_vec(),
-            notes: notes(pulled_authors.len()),
+            notes: pulled_past_the_bound(pulled_authors.len())
+                .into_iter()
+                .chain(notes)
+                .collect(),
         });
         Ok(HomeTimelinePage {
             tweets,
@@ -205,14 +201,13 @@ impl TimelineService for Home {
 /// What a page with `pulled` pulled authors leaves out: past
 /// [`stores::MAX_AUTHORS_SCANNED`] the list stops (by user id), and the
 /// authors after it are neither pushed nor pulled.
-fn notes(pulled: usize) -> Vec<String> {
-    if pulled < stores::MAX_AUTHORS_SCANNED {
-        return Vec::new();
-    }
-    vec![format!(
-        "pulled from the first {pulled} followed authors by user id, the most a page pulls from: \
-         the tweets of any followed after them are not in this timeline"
-    )]
+fn pulled_past_the_bound(pulled: usize) -> Option<String> {
+    (pulled >= stores::MAX_AUTHORS_SCANNED).then(|| {
+        format!(
+            "pulled from the first {pulled} followed authors by user id, the most a page pulls \
+             from: the tweets of any followed after them are not in this timeline"
+        )
+    })
 }
 
 /// The time each step of a page took, in order. Measured on every read

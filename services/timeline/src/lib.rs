@@ -95,15 +95,16 @@ pub async fn run(
         config.tweet_cache_capacity,
     );
     let forgetting = tokio::spawn(deletions::follow(timelines.clone(), cached_tweets.clone()));
-    let service = home::Home::new(
+    let service = home::Home {
         strategy,
         timelines,
         graph,
         tweets,
         rebuilds,
         pulled,
-        cached_tweets,
-    );
+        hydration: cached_tweets,
+        past_cap_max_authors: config.past_cap_max_authors,
+    };
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
     let served = chirp_common::grpc::serve(
         TimelineServiceServer::new(service),

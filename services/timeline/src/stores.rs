@@ -55,9 +55,21 @@ pub struct Newest {
     pub more: bool,
 }
 
+/// The rest of a page whose cached ids ran out, read from the stores.
+pub struct PastCap {
+    /// Newest first, each labelled as read from the store.
+    pub ids: Vec<(i64, ItemSource)>,
+    /// The authors read, and those pushed to the reader but left out by
+    /// the bound on the authors one page reads.
+    pub read: usize,
+    pub left_out: usize,
+}
+
 /// Up to `count` ids older than `below` of the authors pushed to
-/// `user_id` (all they follow but the `pulled`), from the stores: the rest
-/// of a page whose cached ids ran out, each labelled as read from the store.
+/// `user_id` (all they follow but the `pulled`), from the stores: of the
+/// reader and the first of their followees by user id, `max_authors` in
+/// all, one tweet-store query each. Without the bound a page of someone
+/// following thousands would cost thousands of queries, page after page.
 pub async fn past_cap(
     graph: &GraphServiceClient<Channel>,
     tweets: &TweetServiceClient<Channel>,
@@ -65,14 +77,24 @@ pub async fn past_cap(
     pulled: &[i64],
     below: Option<i64>,
     count: usize,
-) -> Result<Vec<(i64, ItemSource)>, TimelineError> {
-    let authors = pushed_to(graph, user_id, pulled).await?;
+    max_authors: usize,
+) -> Result<PastCap, TimelineError> {
+    let mut authors = pushed_to(graph, user_id, pulled).await?;
+    let pushed = authors.len();
+    // The reader, last, is kept: their own tweets come first.
+    if pushed > max_authors.max(1) {
+        authors.drain(max_authors.max(1) - 1..pushed - 1);
+    }
     let older = newest(tweets, &authors, below, count, count).await?;
-    Ok(older
-        .ids
-        .into_iter()
-        .map(|id| (id, ItemSource::Store))
-        .collect())
+    Ok(PastCap {
+        ids: older
+            .ids
+            .into_iter()
+            .map(|id| (id, ItemSource::Store))
+            .collect(),
+        read: authors.len(),
+        left_out: pushed - authors.len(),
+    })
 }
 
 /// How many ids to ask of each of `authors` to fill `count` between them:

@@ -577,6 +577,61 @@ async fn pages_past_the_cap_continue_from_the_stores_under_hybrid() {
     paging_past_the_cap("hybrid").await;
 }
 
+/// Issue 19: a page past the cap read the older tweets of every followee,
+/// one tweet-store query each: thousands, page after page, for someone
+/// following thousands. Now at most `--past-cap-max-authors`, and the page
+/// says which were left out.
+#[tokio::test]
+async fn a_page_past_the_cap_reads_a_bounded_number_of_authors() {
+    let app = spawn_app().await;
+    let args = [
+        "--timeline-capacity",
+        "5",
+        "--timeline-strategy",
+        "push",
+        "--past-cap-max-authors",
+        "2",
+    ];
+    let stack = spawn_stack(&app.tweet_addr, &args).await;
+    let reader = stack.user("reader").await;
+    let friend = stack.user("friend").await;
+    let other = stack.user("other").await;
+    for followee in [friend, other] {
+        stack.follow(reader, followee).await;
+    }
+    for _ in 0..4 {
+        for author in [friend, other, reader] {
+            post(&app.tweets, author).await;
+        }
+    }
+
+    let pages = stack.all_pages(reader, 3).await;
+
+    let from_store: Vec<i64> = pages
+        .iter()
+        .flat_map(|page| {
+            let labelled = page.tweets.iter().zip(sources(page));
+            labelled
+                .filter(|(_, source)| *source == ItemSource::Store)
+                .map(|(tweet, _)| tweet.author_id)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!from_store.is_empty(), "no page went past the cap");
+    assert!(
+        from_store.iter().all(|&author| author != other),
+        "the store was read for an author past the bound: {from_store:?}"
+    );
+    let notes: Vec<&String> = pages
+        .iter()
+        .flat_map(|page| page.explain.iter().flat_map(|explain| &explain.notes))
+        .collect();
+    assert!(
+        notes.iter().any(|note| note.contains("2 of the 3")),
+        "{notes:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_deleted_tweet_leaves_the_hydration_cache_without_waiting_for_its_ttl() {
     let app = spawn_app().await;
