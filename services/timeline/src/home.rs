@@ -11,8 +11,9 @@
 //! 5. The merge ([`crate::merge`]): why paging across lists has no gaps.
 //! 6. Hydration, ids into tweets ([`crate::hydrate`]).
 //! 7. On request, how the page was made (the `explain` of the API): the
-//!    strategy, whether Redis held the timeline, the pulled authors and how
-//!    long each step took ([`Hops`]).
+//!    strategy, whether Redis held the timeline, the pulled authors, how
+//!    long each step took ([`Hops`]) and what the page left out on purpose
+//!    (the bounds of steps 2 and 4).
 //!
 //! Authentication and the cursor's signature stay in the gateway: what
 //! arrives here is a user id and a tweet id to page below.
