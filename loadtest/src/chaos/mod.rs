@@ -104,7 +104,7 @@ pub async fn chaos(args: &ChaosArgs) -> anyhow::Result<Vec<Row>> {
     .await?;
     println!("{}", report::table(&rows));
     if let Some(path) = &args.json {
-        record::Record::new(args, &stack.repo, &rows).write(path)?;
+        record::Record::new(args, &args.stack.repo, &rows).write(path)?;
         println!("run record: {}", path.display());
     }
     Ok(rows)

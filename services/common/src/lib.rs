@@ -22,6 +22,7 @@
 
 pub mod allocator;
 pub mod error;
+pub mod expiry;
 pub mod grpc;
 pub mod ids;
 pub mod input;

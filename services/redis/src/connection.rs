@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -45,7 +45,18 @@ pub struct RedisArgs {
     /// Prefix of every key, so several deployments (or test runs) can share one Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "chirp:")]
     pub redis_key_prefix: String,
+    /// How long a command waits for Redis's answer, in milliseconds, before
+    /// it fails (and is retried by its caller): a frozen node or cluster
+    /// master then costs a failed call, never a hung worker. The default is
+    /// the `redis` crate's own for a single node; its cluster connection
+    /// has none. (The gateway connects lazily and bounds its Redis calls by
+    /// `DOWNSTREAM_TIMEOUT_MS` instead.)
+    #[arg(long, env = "REDIS_RESPONSE_TIMEOUT_MS", default_value_t = DEFAULT_RESPONSE_TIMEOUT_MS)]
+    pub redis_response_timeout_ms: u64,
 }
+
+/// The default of `REDIS_RESPONSE_TIMEOUT_MS`.
+pub const DEFAULT_RESPONSE_TIMEOUT_MS: u64 = 500;
 
 impl RedisArgs {
     pub fn target(&self) -> RedisTarget<'_> {
@@ -53,6 +64,11 @@ impl RedisArgs {
             urls: &self.redis_url,
             cluster: self.redis_cluster,
         }
+    }
+
+    /// `REDIS_RESPONSE_TIMEOUT_MS`.
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_response_timeout_ms)
     }
 }
 
@@ -74,26 +90,33 @@ pub enum RedisConnection {
 }
 
 impl RedisConnection {
-    /// Connects now, with the `redis` crate's default timeouts and retries,
-    /// and fails if Redis does not answer: for services that cannot work
-    /// without it.
-    pub async fn connect(target: &RedisTarget<'_>) -> anyhow::Result<Self> {
+    /// Connects now, with the `redis` crate's default retries, each command
+    /// answered within `response_timeout` or failed, and fails if Redis does
+    /// not answer: for services that cannot work without it.
+    pub async fn connect(
+        target: &RedisTarget<'_>,
+        response_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let urls = node_urls(target);
         if target.cluster {
             anyhow::ensure!(
                 !urls.is_empty(),
                 "REDIS_CLUSTER needs at least one node URL"
             );
-            let cluster = ClusterClient::new(urls)?
+            let cluster = ClusterClientBuilder::new(urls)
+                .response_timeout(response_timeout)
+                .build()?
                 .get_async_connection()
                 .await
                 .with_context(|| format!("connect to the Redis Cluster at {}", target.urls))?;
             Ok(Self::Cluster(cluster))
         } else {
             let url = single_url(target, &urls)?;
+            let config =
+                ConnectionManagerConfig::new().set_response_timeout(Some(response_timeout));
             let node = redis::Client::open(url)
                 .with_context(|| format!("parse REDIS_URL {url}"))?
-                .get_connection_manager()
+                .get_connection_manager_with_config(config)
                 .await
                 .with_context(|| format!("connect to Redis at {url}"))?;
             Ok(Self::Node(node))
@@ -239,5 +262,66 @@ mod tests {
             cluster.pipeline_groups(&keys),
             vec![vec![0, 2], vec![1, 4], vec![3]]
         );
+    }
+
+    /// A Redis Cluster of one node that maps every slot to itself, answers
+    /// the connection's set-up, and then freezes: it never answers `GET`.
+    async fn frozen_cluster_node() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut buffer).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        let request = String::from_utf8_lossy(&buffer[..read]).to_uppercase();
+                        let answer = if request.contains("SLOTS") {
+                            format!(
+                                "*1\r\n*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:{port}\r\n$4\r\nnode\r\n"
+                            )
+                        } else if request.contains("GET") {
+                            continue;
+                        } else {
+                            // Set-up commands, pipelined or not: one OK each.
+                            "+OK\r\n".repeat(request.matches('*').count().max(1))
+                        };
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("redis://127.0.0.1:{port}")
+    }
+
+    /// Issue 19: the cluster connection had no response timeout, so a
+    /// frozen node hung every caller (the fan-out worker, a rebuild) for good.
+    #[tokio::test]
+    async fn a_frozen_cluster_node_fails_the_command_instead_of_hanging_it() {
+        let url = frozen_cluster_node().await;
+        let target = RedisTarget {
+            urls: &url,
+            cluster: true,
+        };
+        let mut redis = RedisConnection::connect(&target, Duration::from_millis(200))
+            .await
+            .expect("the node answers the set-up");
+        let mut get = redis::cmd("GET");
+        get.arg("key");
+        let get = get.query_async::<Option<String>>(&mut redis);
+        let answered = tokio::time::timeout(Duration::from_secs(10), get)
+            .await
+            .expect("the command hung on the frozen node");
+        assert!(answered.is_err(), "{answered:?}");
     }
 }

@@ -304,6 +304,7 @@ pub fn timeline_store(redis_key_prefix: &str) -> chirp_timelines::TimelineStoreA
             redis_url: redis.urls.to_owned(),
             redis_cluster: redis.cluster,
             redis_key_prefix: redis_key_prefix.to_owned(),
+            redis_response_timeout_ms: chirp_redis::connection::DEFAULT_RESPONSE_TIMEOUT_MS,
         },
         timeline_capacity: 800,
         timeline_ttl_secs: 3600,
@@ -368,7 +369,8 @@ pub fn redis_flags(redis: chirp_redis::connection::RedisTarget<'_>) -> Vec<&str>
 /// A connection to this run's Redis, for tests that look behind the
 /// services' back.
 pub async fn redis_connection() -> chirp_redis::connection::RedisConnection {
-    chirp_redis::connection::RedisConnection::connect(&redis_target())
+    let timeout = Duration::from_millis(chirp_redis::connection::DEFAULT_RESPONSE_TIMEOUT_MS);
+    chirp_redis::connection::RedisConnection::connect(&redis_target(), timeout)
         .await
         .expect("connect to this run's Redis")
 }

@@ -44,6 +44,26 @@ pub struct Config {
     /// The most tweets the hydration cache holds (a few hundred bytes each).
     #[arg(long, env = "TWEET_CACHE_CAPACITY", default_value_t = 100_000)]
     pub tweet_cache_capacity: u64,
+    /// The most timelines rebuilt at once by this instance; more wait for a
+    /// slot. Each rebuild keeps up to 16 tweet-store queries in flight, so
+    /// the default keeps 128 in flight, enough to keep two cores busy
+    /// without every reader of a Redis that lost its timelines querying
+    /// the stores at once.
+    #[arg(long, env = "MAX_CONCURRENT_REBUILDS", default_value_t = 8)]
+    pub max_concurrent_rebuilds: usize,
+    /// How long a rebuild may take, its wait for a slot included, in
+    /// milliseconds. Past it the reads waiting on it answer `Unavailable`
+    /// (retryable) and the next read starts a new rebuild, so a rebuild
+    /// hung on a backend never holds its timeline for longer.
+    #[arg(long, env = "REBUILD_DEADLINE_MS", default_value_t = 10_000)]
+    pub rebuild_deadline_ms: u64,
+    /// The most authors whose older tweets one page past the cached
+    /// timeline reads from the tweet store, one query each: the reader and
+    /// the first of their followees by user id. Past the cap a page of
+    /// someone following thousands would otherwise cost thousands of
+    /// queries; its explanation names the authors left out.
+    #[arg(long, env = "PAST_CAP_MAX_AUTHORS", default_value_t = 1_000)]
+    pub past_cap_max_authors: usize,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
     #[command(flatten)]

@@ -15,6 +15,9 @@ pub enum TimelineError {
     /// The graph service failed; its code tells the caller what that means.
     #[error("graph service: {}", .0.message())]
     Graph(tonic::Status),
+    /// Not now, try again: a rebuild past its deadline.
+    #[error("{0}")]
+    Unavailable(String),
     /// A task of ours died (a panic): a bug, not the caller's fault.
     #[error("{0}")]
     Internal(String),
@@ -24,6 +27,7 @@ impl ServiceError for TimelineError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Redis(error)
                 if error.is_io_error()
                     || error.is_timeout()

@@ -1,4 +1,4 @@
-//! The last step of a page, hydration: tweet ids into tweets, through an
+//! Step 6 of a page, hydration: tweet ids into tweets, through an
 //! in-process cache of the tweets read recently.
 //!
 //! A popular tweet sits in millions of timelines and is hydrated on every one
@@ -19,7 +19,7 @@
 //! entry carries its own deadline and an expired one reads as a miss.
 //!
 //! Tweets never change, so the TTL (`TWEET_CACHE_TTL_MS`, spread by tweet
-//! id, [`crate::cache::spread`]) only bounds how long a deleted tweet can
+//! id, `chirp_common::expiry::spread`) only bounds how long a deleted tweet can
 //! show where a race kept its id. An expired tweet is simply fetched again
 //! with the page's other misses: no stale-while-revalidate here, since a
 //! page with a miss pays the one batched call any new tweet costs it anyway.
@@ -33,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chirp_common::expiry::spread;
 use chirp_common::grpc::Channel;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{BatchGetTweetsRequest, Tweet};
@@ -42,7 +43,6 @@ use metrics::counter;
 use quick_cache::sync::Cache;
 use tracing::Instrument;
 
-use crate::cache::spread;
 use crate::{TimelineError, stats};
 
 /// One `BatchGetTweets`, shared by the ids it fetches.

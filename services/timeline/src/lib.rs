@@ -14,19 +14,18 @@
 //! missing from Redis is rebuilt before it is served. See
 //! `docs/hybrid-timeline.md` for the whole algorithm and its trade-offs.
 //!
-//! Reading order, one step of a page per module: [`config`]; [`service`]
-//! (the gRPC surface); `home` (the steps of a page, in order); `pushed`
-//! (step 1: the ids pushed into Redis); `rebuild` (step 1 when Redis lacks
-//! the timeline: writing it again from the stores); `pulled` (step 2: the
-//! authors merged in at read time, and their cached newest ids), with
-//! `followed` (which celebrities a reader pulls); `merge` (step 3: why
-//! paging across sources has no gaps); `hydrate` (step 4: ids into tweets,
-//! through a cache) and `deletions` (how that cache forgets deleted
-//! tweets). Beside them: `authors` (the graph and the tweet store, bounded),
-//! `cache` (the caches on moka, and serving stale while revalidating),
+//! Reading order: [`config`]; `home` (the gRPC surface, and a page as one
+//! function naming its steps in order), then each step, called once:
+//! `pushed` (1: the ids pushed into Redis), or `rebuild` (1 when Redis
+//! lacks the timeline: writing it again from the stores); `followed` (2: the
+//! authors merged in at read time); `pulled` (3: their newest ids, cached
+//! by `cache`, served stale while revalidating); `stores` (4: past the
+//! oldest id Redis keeps, the rest from the graph and the tweet store, the
+//! reads a rebuild makes too); `merge` (5: why paging across lists has no
+//! gaps); `hydrate` (6: ids into tweets, through a cache). Beside them:
+//! `deletions` (how the hydration cache forgets deleted tweets),
 //! [`error`], `stats` (what is measured).
 
-mod authors;
 mod cache;
 pub mod config;
 mod deletions;
@@ -38,8 +37,8 @@ mod merge;
 mod pulled;
 mod pushed;
 mod rebuild;
-mod service;
 mod stats;
+mod stores;
 
 use std::future::Future;
 use std::time::Duration;
@@ -75,28 +74,37 @@ pub async fn run(
         token,
     )?);
     let strategy = config.store.timeline_strategy;
-    let rebuilds =
-        rebuild::Rebuilds::new(graph.clone(), tweets.clone(), timelines.clone(), strategy);
-    let pulled_ids = pulled::PulledIds::new(
+    let bounds = rebuild::Bounds {
+        concurrent: config.max_concurrent_rebuilds,
+        deadline: Duration::from_millis(config.rebuild_deadline_ms),
+    };
+    let rebuilds = rebuild::Rebuilds::new(
+        graph.clone(),
+        tweets.clone(),
+        timelines.clone(),
+        strategy,
+        bounds,
+    );
+    let pulled = pulled::PulledIds::new(
         tweets.clone(),
         Duration::from_millis(config.pulled_ids_ttl_ms),
     );
-    let pulled = pulled::Pulled::new(strategy, graph.clone(), pulled_ids);
-    let home = home::Home::new(
-        strategy,
-        timelines.clone(),
-        graph,
-        tweets.clone(),
-        rebuilds,
-        pulled,
-    );
     let cached_tweets = hydrate::CachedTweets::new(
-        tweets,
+        tweets.clone(),
         Duration::from_millis(config.tweet_cache_ttl_ms),
         config.tweet_cache_capacity,
     );
-    let forgetting = tokio::spawn(deletions::follow(timelines, cached_tweets.clone()));
-    let service = service::Timeline::new(home, cached_tweets, strategy);
+    let forgetting = tokio::spawn(deletions::follow(timelines.clone(), cached_tweets.clone()));
+    let service = home::Home {
+        strategy,
+        timelines,
+        graph,
+        tweets,
+        rebuilds,
+        pulled,
+        hydration: cached_tweets,
+        past_cap_max_authors: config.past_cap_max_authors,
+    };
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
     let served = chirp_common::grpc::serve(
         TimelineServiceServer::new(service),

@@ -25,6 +25,12 @@ pub const REBUILDS: &str = "chirp_timeline_rebuilds_total";
 /// reader's follows changed (or a newer rebuild began, or Redis dropped the
 /// timeline) while they ran; the next read rebuilds again.
 pub const STALE_REBUILDS: &str = "chirp_timeline_stale_rebuilds_total";
+/// Counter: rebuilds that had to wait for a slot (`MAX_CONCURRENT_REBUILDS`
+/// were running).
+pub const QUEUED_REBUILDS: &str = "chirp_timeline_queued_rebuilds_total";
+/// Counter: rebuilds ended by their deadline (`REBUILD_DEADLINE_MS`), the
+/// read answered `Unavailable`.
+pub const TIMED_OUT_REBUILDS: &str = "chirp_timeline_timed_out_rebuilds_total";
 /// Counter: deleted tweets dropped from the hydration cache, as the feed of
 /// deletions reported them.
 pub const FORGOTTEN_TWEETS: &str = "chirp_timeline_forgotten_tweets_total";
@@ -55,6 +61,14 @@ pub fn describe() {
     describe_counter!(
         STALE_REBUILDS,
         "Rebuilds not written because the reader's follows changed while they ran."
+    );
+    describe_counter!(
+        QUEUED_REBUILDS,
+        "Rebuilds that waited for a slot because the most allowed at once were running."
+    );
+    describe_counter!(
+        TIMED_OUT_REBUILDS,
+        "Rebuilds ended by their deadline; the read was answered Unavailable."
     );
     describe_counter!(
         FORGOTTEN_TWEETS,

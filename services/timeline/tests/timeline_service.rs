@@ -577,6 +577,61 @@ async fn pages_past_the_cap_continue_from_the_stores_under_hybrid() {
     paging_past_the_cap("hybrid").await;
 }
 
+/// Issue 19: a page past the cap read the older tweets of every followee,
+/// one tweet-store query each: thousands, page after page, for someone
+/// following thousands. Now at most `--past-cap-max-authors`, and the page
+/// says which were left out.
+#[tokio::test]
+async fn a_page_past_the_cap_reads_a_bounded_number_of_authors() {
+    let app = spawn_app().await;
+    let args = [
+        "--timeline-capacity",
+        "5",
+        "--timeline-strategy",
+        "push",
+        "--past-cap-max-authors",
+        "2",
+    ];
+    let stack = spawn_stack(&app.tweet_addr, &args).await;
+    let reader = stack.user("reader").await;
+    let friend = stack.user("friend").await;
+    let other = stack.user("other").await;
+    for followee in [friend, other] {
+        stack.follow(reader, followee).await;
+    }
+    for _ in 0..4 {
+        for author in [friend, other, reader] {
+            post(&app.tweets, author).await;
+        }
+    }
+
+    let pages = stack.all_pages(reader, 3).await;
+
+    let from_store: Vec<i64> = pages
+        .iter()
+        .flat_map(|page| {
+            let labelled = page.tweets.iter().zip(sources(page));
+            labelled
+                .filter(|(_, source)| *source == ItemSource::Store)
+                .map(|(tweet, _)| tweet.author_id)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!from_store.is_empty(), "no page went past the cap");
+    assert!(
+        from_store.iter().all(|&author| author != other),
+        "the store was read for an author past the bound: {from_store:?}"
+    );
+    let notes: Vec<&String> = pages
+        .iter()
+        .flat_map(|page| page.explain.iter().flat_map(|explain| &explain.notes))
+        .collect();
+    assert!(
+        notes.iter().any(|note| note.contains("2 of the 3")),
+        "{notes:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_deleted_tweet_leaves_the_hydration_cache_without_waiting_for_its_ttl() {
     let app = spawn_app().await;
@@ -666,9 +721,14 @@ async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
         timeline.clone().get_home_timeline(request).await
     });
     arrived.notified().await;
+    // The server runs on this test's (single) thread, so an event it emits
+    // reaches a subscriber set for this thread.
+    let (cancelled, _subscriber) = on_event("read stopped waiting, the rebuild goes on");
     read.abort();
-    // Let the cancellation reach the server before the rebuild can go on.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The rebuild goes on only once the server has dropped the read.
+    tokio::time::timeout(Duration::from_secs(10), cancelled.notified())
+        .await
+        .expect("the server saw the read cancelled");
     gate.send(true).unwrap();
 
     let started = std::time::Instant::now();
@@ -686,6 +746,42 @@ async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
     }
 }
 
+/// A signal of `message` logged on this thread, as long as the guard lives.
+fn on_event(
+    message: &'static str,
+) -> (Arc<tokio::sync::Notify>, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    struct Signal {
+        message: &'static str,
+        seen: Arc<tokio::sync::Notify>,
+    }
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    impl<S: tracing::Subscriber> Layer<S> for Signal {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if message.0 == self.message {
+                self.seen.notify_one();
+            }
+        }
+    }
+    let seen = Arc::new(tokio::sync::Notify::new());
+    let layer = Signal {
+        message,
+        seen: Arc::clone(&seen),
+    };
+    let subscriber = tracing_subscriber::registry().with(layer);
+    (seen, tracing::subscriber::set_default(subscriber))
+}
+
 /// Issue 9: a reader following more than a page (1 000) of celebrities
 /// sees the tweets of the ones past it: none are pushed, so each must be
 /// pulled. The graph's threshold is 2: every user the reader and a fan
@@ -695,14 +791,50 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
     const CELEBRITIES: u32 = 1_001;
     let app = spawn_app().await;
     let stack = spawn_stack(&app.tweet_addr, &["--timeline-strategy", "hybrid"]).await;
+    let (reader, last_celebrity) = follow_celebrities(&stack, CELEBRITIES).await;
+    let tweet_id = post(&app.tweets, last_celebrity).await;
+
+    let page = stack.page(reader, None, 10).await;
+
+    let explain = page.explain.as_ref().expect("explained");
+    assert_eq!(explain.pulled_author_ids.len(), CELEBRITIES as usize);
+    assert!(explain.notes.is_empty(), "{:?}", explain.notes);
+    assert_eq!(ids(&page.tweets), [tweet_id]);
+    assert_eq!(sources(&page), [ItemSource::Pulled]);
+}
+
+/// Issue 19: a reader following more celebrities than a page pulls from
+/// (5 000) lost the tweets of the ones past it with no word in the page;
+/// its explanation now says so.
+#[tokio::test]
+async fn a_page_says_when_followed_celebrities_past_the_bound_are_left_out() {
+    const CELEBRITIES: u32 = 5_001;
+    let app = spawn_app().await;
+    let stack = spawn_stack(&app.tweet_addr, &["--timeline-strategy", "hybrid"]).await;
+    let (reader, _) = follow_celebrities(&stack, CELEBRITIES).await;
+
+    let page = stack.page(reader, None, 10).await;
+
+    let explain = page.explain.as_ref().expect("explained");
+    assert_eq!(explain.pulled_author_ids.len(), 5_000);
+    assert!(
+        explain.notes.iter().any(|note| note.contains("first 5000")),
+        "{:?}",
+        explain.notes
+    );
+}
+
+/// A reader (returned), a fan, and `celebrities` users both follow (each a
+/// celebrity at the stack's threshold of 2); the last celebrity's id.
+async fn follow_celebrities(stack: &Stack, celebrities: u32) -> (i64, i64) {
     // Numbered 0 (the reader), 1 (the fan), then the celebrities.
-    let users = (0..CELEBRITIES + 2)
+    let users = (0..celebrities + 2)
         .map(|n| CreateUserRequest {
             handle: format!("user{n}"),
             display_name: format!("User {n}"),
         })
         .collect();
-    let follows = (2..CELEBRITIES + 2)
+    let follows = (2..celebrities + 2)
         .flat_map(|celebrity| {
             [0, 1].map(|follower| ImportedFollow {
                 follower,
@@ -711,7 +843,7 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
         })
         .collect();
     let chunk = ImportGraphChunk {
-        user_count: CELEBRITIES + 2,
+        user_count: celebrities + 2,
         users,
         follows,
     };
@@ -723,13 +855,5 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
         .unwrap()
         .into_inner();
     let reader = imported.first_user_id;
-    let last_celebrity = reader + i64::from(CELEBRITIES) + 1;
-    let tweet_id = post(&app.tweets, last_celebrity).await;
-
-    let page = stack.page(reader, None, 10).await;
-
-    let explain = page.explain.as_ref().expect("explained");
-    assert_eq!(explain.pulled_author_ids.len(), CELEBRITIES as usize);
-    assert_eq!(ids(&page.tweets), [tweet_id]);
-    assert_eq!(sources(&page), [ItemSource::Pulled]);
+    (reader, reader + i64::from(celebrities) + 1)
 }

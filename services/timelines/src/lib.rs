@@ -198,7 +198,7 @@ impl HomeTimelines {
     }
 
     async fn open(at: &RedisArgs, capacity: usize, ttl_secs: u64) -> anyhow::Result<Self> {
-        let redis = RedisConnection::connect(&at.target()).await?;
+        let redis = RedisConnection::connect(&at.target(), at.response_timeout()).await?;
         anyhow::ensure!(
             !at.redis_key_prefix.contains('{'),
             "REDIS_KEY_PREFIX must not contain '{{': it would become the keys' cluster hash tag"

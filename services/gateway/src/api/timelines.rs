@@ -101,6 +101,10 @@ struct Explain {
     pulled_authors: Vec<Author>,
     /// Each step, in the order it ran: the timeline service's, then the gateway's.
     hops: Vec<Hop>,
+    /// What the page leaves out on purpose, in words (e.g. followed authors
+    /// past the most a page pulls from); absent when nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -234,6 +238,7 @@ async fn explanation(
         cache,
         pulled_authors,
         hops: service_hops.chain(gateway_hops).collect(),
+        notes: explained.notes,
     })
 }
 
@@ -287,6 +292,7 @@ mod tests {
                 name: "redis page".to_owned(),
                 micros: 1500,
             }],
+            notes: Vec::new(),
         };
         let header = server_timing(
             Some(&explain),

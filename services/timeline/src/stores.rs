@@ -1,6 +1,12 @@
-//! The authors of a home timeline, from the graph, and their newest tweet
-//! ids together, straight from the tweet store: what a rebuild reads, and
-//! what a page reads once it runs past the cached timeline.
+//! Step 4 of a page, the stores past the cap: when a page runs past the
+//! oldest id Redis keeps, the pushed authors' older ids, read from the graph
+//! and the tweet store ([`past_cap`]); and the same reads for a rebuild
+//! ([`crate::rebuild`]), which writes a timeline again from them.
+//!
+//! Redis holds at most `TIMELINE_CAPACITY` ids. Everything newer than the
+//! oldest of them is in Redis (a complete timeline gets every push), so a
+//! page that runs past it continues here with the authors a rebuild would
+//! read, and paging down never ends early nor skips a pushed author.
 //!
 //! The work is bounded whoever the reader follows. Memory: the authors'
 //! answers are merged as they arrive and cut to what was asked, so it never
@@ -17,7 +23,8 @@ use std::future::Future;
 
 use chirp_common::grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
-use chirp_proto::graph::{ListFollowsRequest, UserIdPage};
+use chirp_proto::graph::{ListFollowedCelebritiesRequest, ListFollowsRequest, UserIdPage};
+use chirp_proto::timeline::ItemSource;
 use chirp_proto::tweet::ListTweetsByAuthorRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use futures::{StreamExt, TryStreamExt};
@@ -35,6 +42,8 @@ pub const AUTHOR_CONCURRENCY: usize = 16;
 const MIN_PER_AUTHOR: usize = 20;
 /// Followees fetched per `ListFollowing` call.
 const FOLLOWING_PAGE: u32 = 5_000;
+/// Celebrities fetched per `ListFollowedCelebrities` call.
+const CELEBRITIES_PAGE: u32 = 1_000;
 /// The most one `ListTweetsByAuthor` page may hold (the tweet service's cap).
 const MAX_AUTHOR_PAGE: usize = 200;
 
@@ -44,6 +53,48 @@ pub struct Newest {
     pub ids: Vec<i64>,
     /// Older ids exist below the last one.
     pub more: bool,
+}
+
+/// The rest of a page whose cached ids ran out, read from the stores.
+pub struct PastCap {
+    /// Newest first, each labelled as read from the store.
+    pub ids: Vec<(i64, ItemSource)>,
+    /// The authors read, and those pushed to the reader but left out by
+    /// the bound on the authors one page reads.
+    pub read: usize,
+    pub left_out: usize,
+}
+
+/// Up to `count` ids older than `below` of the authors pushed to
+/// `user_id` (all they follow but the `pulled`), from the stores: of the
+/// reader and the first of their followees by user id, `max_authors` in
+/// all, one tweet-store query each. Without the bound a page of someone
+/// following thousands would cost thousands of queries, page after page.
+pub async fn past_cap(
+    graph: &GraphServiceClient<Channel>,
+    tweets: &TweetServiceClient<Channel>,
+    user_id: i64,
+    pulled: &[i64],
+    below: Option<i64>,
+    count: usize,
+    max_authors: usize,
+) -> Result<PastCap, TimelineError> {
+    let mut authors = pushed_to(graph, user_id, pulled).await?;
+    let pushed = authors.len();
+    // The reader, last, is kept: their own tweets come first.
+    if pushed > max_authors.max(1) {
+        authors.drain(max_authors.max(1) - 1..pushed - 1);
+    }
+    let older = newest(tweets, &authors, below, count, count).await?;
+    Ok(PastCap {
+        ids: older
+            .ids
+            .into_iter()
+            .map(|id| (id, ItemSource::Store))
+            .collect(),
+        read: authors.len(),
+        left_out: pushed - authors.len(),
+    })
 }
 
 /// How many ids to ask of each of `authors` to fill `count` between them:
@@ -97,7 +148,7 @@ pub async fn newest(
 
 /// Up to `count` of `author_id`'s ids older than `before`, newest first,
 /// straight from the tweet store, a page at a time.
-pub async fn newest_of(
+async fn newest_of(
     tweets: &TweetServiceClient<Channel>,
     author_id: i64,
     mut before: Option<i64>,
@@ -161,10 +212,31 @@ pub async fn following(
     .await
 }
 
+/// The celebrities `user_id` follows, by user id, up to
+/// [`MAX_AUTHORS_SCANNED`]: whose tweets the rebuilt timeline's pages pull
+/// ([`crate::followed`] says why the list is stored with the timeline).
+pub async fn celebrities(
+    graph: &GraphServiceClient<Channel>,
+    user_id: i64,
+) -> Result<Vec<i64>, TimelineError> {
+    scan_user_ids(|after_user_id| {
+        let mut graph = graph.clone();
+        async move {
+            let request = ListFollowedCelebritiesRequest {
+                user_id,
+                after_user_id,
+                limit: CELEBRITIES_PAGE,
+            };
+            graph.list_followed_celebrities(request).await
+        }
+    })
+    .await
+}
+
 /// Up to [`MAX_AUTHORS_SCANNED`] ids of one of the graph's listings paged by
 /// user id (`ListFollowing`, `ListFollowedCelebrities`): `page(after)` asks
 /// for the page after `after`.
-pub async fn scan_user_ids<F, Fut>(mut page: F) -> Result<Vec<i64>, TimelineError>
+async fn scan_user_ids<F, Fut>(mut page: F) -> Result<Vec<i64>, TimelineError>
 where
     F: FnMut(Option<i64>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<UserIdPage>, tonic::Status>>,
