@@ -60,7 +60,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     stats::describe();
     config.kafka.ensure_topic().await?;
     let timelines = HomeTimelines::connect(&config.store).await?;
-    let token = &config.internal.internal_token;
+    let token = &config.internal.token("fanout")?;
     let graph = GraphServiceClient::new(connect_lazy_with(
         &config.graph_addr,
         DEFAULT_DEADLINE,

@@ -169,6 +169,7 @@ impl TestApp {
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
+            ..Default::default()
         };
         self.graph
             .clone()
@@ -176,6 +177,8 @@ impl TestApp {
             .await
             .unwrap()
             .into_inner()
+            .user
+            .expect("a user")
             .user_id
     }
 

@@ -29,6 +29,7 @@ mod invalidate;
 mod pending_drops;
 mod popular;
 mod service;
+mod sign_up;
 mod store;
 
 use std::future::Future;
@@ -49,6 +50,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let token = config.internal.token("graph")?;
     let store = store::Store::connect(
         &config.database_url,
         config.database_read_url.as_deref(),
@@ -63,7 +65,7 @@ pub async fn run(
     let serving = chirp_common::grpc::serve(
         GraphServiceServer::new(service),
         listener,
-        config.internal.internal_token.clone(),
+        token,
         shutdown.clone(),
     );
     let (served, ()) = tokio::join!(serving, drops.run(shutdown));

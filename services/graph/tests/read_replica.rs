@@ -63,12 +63,15 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
+            ..Default::default()
         };
         graph
             .create_user(request)
             .await
             .unwrap()
             .into_inner()
+            .user
+            .expect("a user")
             .user_id
     };
     let author = user(&unique_name("author")[..15]).await;

@@ -450,9 +450,10 @@ impl Stack {
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
+            ..Default::default()
         };
         let user = self.graph.clone().create_user(request).await.unwrap();
-        user.into_inner().user_id
+        user.into_inner().user.expect("a user").user_id
     }
 
     async fn follow(&self, follower_id: i64, followee_id: i64) {

@@ -48,6 +48,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let token = config.internal.token("tweet")?;
     let store = store::Store::connect(
         &config.cql_nodes,
         &config.cql_keyspace,
@@ -77,7 +78,7 @@ pub async fn run(
     let serving = chirp_common::grpc::serve(
         TweetServiceServer::new(service),
         listener,
-        config.internal.internal_token.clone(),
+        token,
         shutdown.clone(),
     );
     let (served, ()) = tokio::join!(serving, relay.run(shutdown));

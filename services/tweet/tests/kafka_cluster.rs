@@ -86,7 +86,10 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
     let survivors = [member_pid("1"), member_pid("3")];
     let offsets = committed(&kafka, &group).await;
     ensure_scale_out("kafka-cluster");
-    assert!(scale_out_pid("kafka-cluster", "2").is_some(), "node 2 runs again");
+    assert!(
+        scale_out_pid("kafka-cluster", "2").is_some(),
+        "node 2 runs again"
+    );
     assert_eq!(
         [member_pid("1"), member_pid("3")],
         survivors,
