@@ -97,8 +97,9 @@ async fn a_killed_master_is_replaced_by_its_replica_and_nothing_is_lost() {
     )
     .await;
     let key = format!("{prefix}:after");
-    let () = redis.set(&key, 1).await.unwrap();
-    let read: Option<usize> = redis.get(&key).await.unwrap();
+    let mut writer = redis.clone();
+    let () = writer.set(&key, 1).await.unwrap();
+    let read: Option<usize> = writer.get(&key).await.unwrap();
     assert_eq!(read, Some(1));
 
     // The dead node brought back as a user would: `up` starts it alone on

@@ -82,8 +82,10 @@ pub struct Config {
     /// client address from the connection.
     #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
     pub trusted_proxy_hops: usize,
-    /// Deadline of the rate limiter's Redis call, in milliseconds; past it
-    /// the write goes through (the limiter fails open).
+    /// Deadline of the rate limiter's Redis call, in milliseconds; past it a
+    /// write goes through (fails open). A sign-up, which is refused instead
+    /// (fails closed), waits at least 2 s: sign-ups are rare and not
+    /// latency-bound, and a slow Redis should not turn them away.
     #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
     pub rate_limit_timeout_ms: u64,
     #[command(flatten)]
@@ -114,7 +116,7 @@ impl Config {
         Limits {
             per_minute: self.rate_limit_signups_per_minute,
             burst: self.rate_limit_signup_burst,
-            timeout: Duration::from_millis(self.rate_limit_timeout_ms),
+            timeout: Duration::from_millis(self.rate_limit_timeout_ms).max(SIGNUP_LIMIT_TIMEOUT),
         }
     }
 
@@ -140,6 +142,9 @@ impl Config {
         Ok(secret)
     }
 }
+
+/// The least a sign-up waits for its limiter (`RATE_LIMIT_TIMEOUT_MS`).
+const SIGNUP_LIMIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Secrets written in this repository: tokens they sign prove nothing.
 const PUBLISHED_SECRETS: [&str; 1] = ["dev-only-insecure-token-secret-change-me"];

@@ -65,7 +65,7 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
     let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut tweets = TweetServiceClient::new(channel);
 
-    let cluster_id = cluster_id(&kafka).await;
+    let formatted_id = cluster_id(&kafka).await;
     let mut created = BTreeSet::new();
     for i in 0..TWEETS {
         if i == TWEETS / 3 {
@@ -95,7 +95,7 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
         survivors,
         "`up` left the running brokers alone"
     );
-    assert_eq!(cluster_id(&kafka).await, cluster_id, "the same cluster");
+    assert_eq!(cluster_id(&kafka).await, formatted_id, "the same cluster");
     assert_eq!(committed(&kafka, &group).await, offsets, "offsets kept");
     let again = events(&kafka, &unique_name("cluster_test"), created.len()).await;
     assert_eq!(again, published, "every event still in the log");
