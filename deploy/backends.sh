@@ -6,7 +6,8 @@
 #                               also concurrently: parallel test binaries all call it)
 #   deploy/backends.sh down     stop the backends this script started (never foreign ones),
 #                               the scale-out ones included; their data stays
-#   deploy/backends.sh status   one line per backend; exit 0 if all four are up, 3 otherwise
+#   deploy/backends.sh status   one line per backend (and per scale-out one that runs); exit 0
+#                               if all four are up, 3 otherwise
 #   deploy/backends.sh up|down|status|reset redis-cluster|pg-replica|kafka-cluster
 #                               scale-out backends on their own ports, started only when asked
 #                               for; `down` alone stops them too (see "scale-out" below)
@@ -1012,6 +1013,16 @@ cmd_status() {
       state=down owner=- all_up=3
     fi
     printf '%-10s %-9s 127.0.0.1:%-5s %s\n' "$name" "$state" "${PORT[$name]}" "$owner"
+  done
+  # The scale-out backends, only when some member of one runs (`down` stops them too).
+  local extra pidfile
+  for extra in "${EXTRAS[@]}"; do
+    for pidfile in "$RUN_DIR/$extra"*.pid; do
+      [[ -s $pidfile ]] || continue
+      if extra_running "$extra"; then state=up; else state=partial; fi
+      printf '%-14s %-9s (scale-out; deploy/backends.sh status %s)\n' "$extra" "$state" "$extra"
+      break
+    done
   done
   return $all_up
 }
