@@ -8,7 +8,7 @@
 #                               the scale-out ones included; their data stays
 #   deploy/backends.sh status   one line per backend (and per scale-out one that runs); exit 0
 #                               if all four are up, 3 otherwise
-#   deploy/backends.sh up|down|status|reset redis-cluster|pg-replica|kafka-cluster
+#   deploy/backends.sh up|down|status|reset redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones
 #                               scale-out backends on their own ports, started only when asked
 #                               for; `down` alone stops them too (see "scale-out" below)
 #   deploy/backends.sh kill|restart redis-cluster PORT|kafka-cluster NODE
@@ -497,11 +497,16 @@ start_cassandra() {
   sed -e "s|@CASSANDRA_DATA_DIR@|$CASSANDRA_HOME/data|g" -e "s|@CQL_PORT@|$CQL_PORT|g" \
     -e "s|@STORAGE_PORT@|$CASSANDRA_STORAGE_PORT|g" -e "s|@SSL_STORAGE_PORT@|$((CASSANDRA_STORAGE_PORT + 1))|g" \
     "$SHIPPED/cassandra/cassandra.yaml" >"$CASSANDRA_HOME/conf/cassandra.yaml"
+  # Settings of a special-purpose node (cassandra-tombstones), after the shipped ones.
+  [[ -z ${CASSANDRA_EXTRA_YAML:-} ]] || echo "$CASSANDRA_EXTRA_YAML" >>"$CASSANDRA_HOME/conf/cassandra.yaml"
   cp "$SHIPPED/cassandra/logback.xml" "$CASSANDRA_HOME/conf/logback.xml"
 
   # JVM flags: every line of the shipped jvm.options that starts with "-".
   local jvm_opts
   mapfile -t jvm_opts < <(grep -E '^-' "$SHIPPED/cassandra/jvm.options")
+  # A special-purpose node's own flags (a smaller heap): the JVM takes the last of each.
+  # shellcheck disable=SC2206 # a list of flags, split on spaces
+  [[ -z ${CASSANDRA_EXTRA_JVM:-} ]] || jvm_opts+=($CASSANDRA_EXTRA_JVM)
   # jamm measures object sizes (memtable accounting); Cassandra needs it as a java agent.
   local jamm=("$CASSANDRA_HOME"/lib/jamm-*.jar)
 
@@ -556,6 +561,11 @@ wait_cassandra() {
 #   pg-replica     127.0.0.1:5442       a hot-standby streaming replica of the primary on :5432
 #   kafka-cluster  127.0.0.1:19092-19094 (controllers 19192-19194), three KRaft nodes,
 #                  replication factor 3, min.insync.replicas 2, small heaps
+#   cassandra-tombstones  127.0.0.1:9142 (inter-node 7100-7101), a second single Cassandra
+#                  node with tombstone thresholds lowered (warn 100, fail 1 000 per read,
+#                  Cassandra's defaults are 1 000 and 100 000) and a small heap: what the
+#                  outbox relay's tombstone test runs on, so that the shared node keeps its
+#                  defaults and a test need not write 100 000 rows to reach the limit
 #
 # A cluster lives as long as its data: `up NAME` starts the members that are down, each alone
 # on its own data, and they rejoin (the others keep running, nothing is formatted again);
@@ -569,7 +579,8 @@ PG_REPLICA_PORT=5442
 KAFKA_CLUSTER_NODES=(1 2 3)
 kafka_cluster_port() { echo $((19091 + $1)); }
 kafka_cluster_controller_port() { echo $((19191 + $1)); }
-EXTRAS=(redis-cluster pg-replica kafka-cluster)
+CASSANDRA_TOMBSTONES_PORT=9142
+EXTRAS=(redis-cluster pg-replica kafka-cluster cassandra-tombstones)
 
 # Each scale-out backend has a lock of its own: bringing one up never waits for `up`.
 with_extra_lock() {
@@ -847,6 +858,9 @@ extra_running() {
       for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_cluster_node_up "$node" || return 1; done
       ;;
     pg-replica) pid_running "$RUN_DIR/pg-replica.pid" postgres >/dev/null && pg_replica_answers ;;
+    cassandra-tombstones)
+      pid_running "$RUN_DIR/cassandra-tombstones/cassandra.pid" CassandraDaemon >/dev/null
+      ;;
     *) die "no scale-out backend '$1' (one of: ${EXTRAS[*]})" ;;
   esac
 }
@@ -862,6 +876,31 @@ stop_member() {
     sleep 0.1
   done
   rm -f "$RUN_DIR/$name-$member.pid"
+}
+
+# The standard node's start and wait, pointed at a folder and ports of its own. A subshell, so
+# the overrides end with it.
+up_cassandra_tombstones() (
+  CASSANDRA_HOME=$BACKENDS_DIR/cassandra-tombstones RUN_DIR=$RUN_DIR/cassandra-tombstones
+  LOG_DIR=$LOG_DIR/cassandra-tombstones CQL_PORT=$CASSANDRA_TOMBSTONES_PORT
+  CASSANDRA_STORAGE_PORT=7100
+  CASSANDRA_EXTRA_YAML=$'tombstone_warn_threshold: 100\ntombstone_failure_threshold: 1000'
+  CASSANDRA_EXTRA_JVM='-Xms256m -Xmx512m'
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  start_cassandra
+  wait_cassandra
+)
+
+down_cassandra_tombstones() {
+  local pidfile=$RUN_DIR/cassandra-tombstones/cassandra.pid pid start=$SECONDS
+  pid=$(pid_running "$pidfile" CassandraDaemon) || { log "cassandra-tombstones: not running"; return 0; }
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS - start < STOP_TIMEOUT)) || kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  ok "cassandra-tombstones stopped"
 }
 
 cmd_extra() {
@@ -885,10 +924,12 @@ cmd_extra() {
     up:redis-cluster) command -v redis-server >/dev/null || ensure_debian_packages; up_redis_cluster ;;
     up:pg-replica) up_pg_replica ;;
     up:kafka-cluster) up_kafka_cluster ;;
+    up:cassandra-tombstones) up_cassandra_tombstones ;;
     down:redis-cluster) down_redis_cluster ;;
     down:pg-replica | reset:pg-replica) down_pg_replica ;;
     down:kafka-cluster) down_kafka_cluster ;;
-    reset:redis-cluster | reset:kafka-cluster)
+    down:cassandra-tombstones) down_cassandra_tombstones ;;
+    reset:redis-cluster | reset:kafka-cluster | reset:cassandra-tombstones)
       "down_${name//-/_}"
       rm -rf "${BACKENDS_DIR:?}/$name"
       ok "$name: stopped and deleted; the next \`up $name\` creates a new one"
@@ -1017,7 +1058,7 @@ cmd_status() {
   # The scale-out backends, only when some member of one runs (`down` stops them too).
   local extra pidfile
   for extra in "${EXTRAS[@]}"; do
-    for pidfile in "$RUN_DIR/$extra"*.pid; do
+    for pidfile in "$RUN_DIR/$extra"*.pid "$RUN_DIR/$extra"/*.pid; do
       [[ -s $pidfile ]] || continue
       if extra_running "$extra"; then state=up; else state=partial; fi
       printf '%-14s %-9s (scale-out; deploy/backends.sh status %s)\n' "$extra" "$state" "$extra"
@@ -1033,7 +1074,7 @@ case ${1:-} in
   status) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else cmd_status; fi ;;
   kill | restart | reset) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else die "usage: $0 $1 NAME"; fi ;;
   *)
-    echo "usage: $0 up|down|status, or up|down|status|reset redis-cluster|pg-replica|kafka-cluster, or kill|restart redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
+    echo "usage: $0 up|down|status, or up|down|status|reset redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones, or kill|restart redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
     exit 2
     ;;
 esac

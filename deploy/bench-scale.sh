@@ -34,7 +34,9 @@
 # processes: on a shared machine "not quiet" is a result to report, not to hide.
 #
 # RESULTS_DIR then holds scale.md (the summary), quiet.md, and per size: the seed's output,
-# the manifest, bench.md/bench.json, visible.json, the cold-read report and the services' logs.
+# the manifest, bench.md/bench.json, visible.json, the cold-read report and the services' logs;
+# and run.json, the run's record for docs/runs/ (deploy/lib/record-run.py), from which
+# deploy/render-docs.py renders the tables of docs/BENCHMARKS.md.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -286,6 +288,15 @@ print(f"{ms[len(ms) // 2]:.0f} ({ms[0]:.0f}-{ms[-1]:.0f})")' "$OUT/visible.json"
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' \
     "$USERS" "$follows" "$tweets" "$users_s" "$follows_s" "$commit_s" "$tweets_s" "$seed_secs" \
     "$keys" "$entries" "$bytes" "$per_entry" "$list_keys" "$list_bytes" "$READERS" "$pages" "$p99" "$cold50" "$cold99" "$visible" >>"$RESULTS/scale.tsv"
+  # The same, as JSON for the run record (deploy/lib/record-run.py); "-" (not measured): null.
+  python3 -c 'import json, sys
+pairs = zip(sys.argv[2::2], sys.argv[3::2])
+number = lambda v: None if v in ("", "-") else float(v) if "." in v else int(v)
+json.dump({k: number(v) for k, v in pairs}, open(sys.argv[1], "w"), indent=2)' "$OUT/size.json" \
+    users "$USERS" follows "$follows" tweets "$tweets" celebrity_threshold "$THRESHOLD" \
+    users_secs "$users_s" follows_secs "$follows_s" graph_commit_secs "$commit_s" tweets_secs "$tweets_s" \
+    seed_secs "$seed_secs" timeline_keys "$keys" timeline_entries "$entries" timeline_bytes "$bytes" \
+    pulled_list_keys "$list_keys" pulled_list_bytes "$list_bytes" readers "$READERS"
   stop_services
   log "[$USERS] dropping the size's database, keyspace and keys"
   drop_state
@@ -330,4 +341,5 @@ fi
   cat "$RESULTS/quiet.md"
 } >"$RESULTS/scale.md"
 log "done: $RESULTS/scale.md"
+python3 "$REPO_DIR/deploy/lib/record-run.py" bench-scale "$RESULTS" deploy/bench-scale.sh "$@"
 cat "$RESULTS/scale.md"

@@ -17,7 +17,9 @@
 # 6. runs `experiment strategies`, which starts its own in-process services.
 #
 # RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, one report
-# per stage, and strategies/ (strategies.md, strategies.json, index.html with the plot).
+# per stage, strategies/ (strategies.md, strategies.json, index.html with the plot), and
+# run.json, the run's record for docs/runs/ (deploy/lib/record-run.py), from which
+# deploy/render-docs.py renders the tables of the docs.
 # Sizes and durations can be changed through the environment, e.g. BENCH_USERS=10000; the
 # defaults take about five minutes after the build on a 2-core machine. The services' logs
 # are in RESULTS_DIR/logs/. BENCH_READ_PATH=0 skips `loadtest bench` (step 4) and
@@ -183,3 +185,4 @@ log "comparing push, pull and hybrid timelines"
 fi
 
 log "done: $RESULTS/bench.md and $RESULTS/strategies/strategies.md"
+python3 "$REPO_DIR/deploy/lib/record-run.py" bench "$RESULTS" deploy/bench.sh "$@"

@@ -5,7 +5,8 @@
 # reuses them when they already run; the scale-out ones the tests start are stopped at the
 # end), then runs every test of the workspace: unit tests,
 # each service's integration tests and the end-to-end tests, all against those backends;
-# then fuzzes the public API from its OpenAPI document (deploy/fuzz-api.sh), and drives the web
+# then checks the docs against the code (deploy/check-docs.py); then fuzzes the public API from
+# its OpenAPI document (deploy/fuzz-api.sh), and drives the web
 # console in Chromium (deploy/browser-test.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,16 +14,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash deploy/backends.sh up
 
 # A test run stops what it started: the scale-out backends some tests start (the Redis
-# Cluster, the Kafka cluster, the Postgres replica) are stopped at the end, whatever the
+# Cluster, the Kafka cluster, the Postgres replica, the Cassandra with lowered tombstone
+# thresholds) are stopped at the end, whatever the
 # outcome, unless they already ran before the run. Their data stays, as with
 # `deploy/backends.sh down NAME`. The four standard backends stay up for the next run.
 already_running=()
-for extra in redis-cluster kafka-cluster pg-replica; do
+for extra in redis-cluster kafka-cluster pg-replica cassandra-tombstones; do
   if bash deploy/backends.sh status "$extra" >/dev/null 2>&1; then already_running+=("$extra"); fi
 done
 stop_what_we_started() {
   local extra
-  for extra in redis-cluster kafka-cluster pg-replica; do
+  for extra in redis-cluster kafka-cluster pg-replica cassandra-tombstones; do
     [[ " ${already_running[*]} " == *" $extra "* ]] || bash deploy/backends.sh down "$extra"
   done
 }
@@ -32,6 +34,14 @@ echo "==> cargo test --workspace"
 # Test binaries run one after another; inside one, a few threads keep both cores busy while
 # tests wait on the backends, without piling up Cassandra schema changes.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_THREADS:-4}"
+
+echo "==> the docs check (deploy/check-docs.py)"
+# Every path, Rust item, variable, metric, port, command and flag the docs name must exist, and
+# every measured table must be what its committed run renders; right after the workspace's
+# tests, whose debug binaries answer the command lines' --help. The self-test proves the check
+# can fail (a renamed function, a deleted linked file).
+python3 deploy/check-docs.py
+python3 deploy/check-docs.py --self-test
 
 echo "==> the Redis tests again on a Redis Cluster (CHIRP_TEST_REDIS_CLUSTER=1)"
 # The home-timeline store's behaviours and the end-to-end tests of push, pull, rebuild, the

@@ -12,10 +12,12 @@
 //! starts with the project's scripts and stops at the end: faults kill and
 //! pause real processes, never the standard backends other work uses.
 //!
-//! Reading order: [`stack`], [`workload`], [`faults`], [`checks`], [`report`].
+//! Reading order: [`stack`], [`workload`], [`faults`], [`checks`], [`report`],
+//! [`record`] (the JSON of `--json FILE`).
 
 pub mod checks;
 pub mod faults;
+pub mod record;
 pub mod report;
 pub mod stack;
 pub mod workload;
@@ -57,6 +59,11 @@ pub struct ChaosArgs {
     /// Leave the isolated stack running at the end (to read its logs).
     #[arg(long)]
     pub keep_running: bool,
+    /// Also write the run as JSON to this file: the table's rows with the
+    /// date, machine, command and commit (what docs/runs/ holds and
+    /// deploy/render-docs.py renders).
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
 }
 
 impl ChaosArgs {
@@ -105,6 +112,10 @@ pub async fn chaos(args: &ChaosArgs) -> anyhow::Result<Vec<Row>> {
     }
     let rows = result?;
     println!("{}", report::table(&rows));
+    if let Some(path) = &args.json {
+        record::Record::new(args, &stack.repo, &rows).write(path)?;
+        println!("run record: {}", path.display());
+    }
     Ok(rows)
 }
 

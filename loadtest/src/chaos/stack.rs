@@ -83,7 +83,9 @@ impl Process {
 /// The running stack: how to reach it, hit it and bring it back.
 #[derive(Debug, Clone)]
 pub struct Stack {
-    repo: PathBuf,
+    /// The checkout whose scripts run the stack (its commit goes in the
+    /// run record).
+    pub repo: PathBuf,
     backends_dir: PathBuf,
     /// What every script run gets: ports, folders, the services' settings.
     env: Vec<(String, String)>,
@@ -144,6 +146,9 @@ impl Stack {
             ("PORT_OFFSET", args.port_offset.to_string()),
             ("PROFILE", args.profile.clone()),
             ("CELEBRITY_THRESHOLD", args.celebrity_threshold.to_string()),
+            // The unfollow fault takes a celebrity at the threshold one
+            // follower down and means that to be a fall: no hysteresis.
+            ("CELEBRITY_HYSTERESIS_PERCENT", "0".to_owned()),
             // The workload's writers are few and busy; limits are not tested here.
             ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000".to_owned()),
             ("RATE_LIMIT_BURST", "100000".to_owned()),

@@ -22,6 +22,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::Shared;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::codegen::Service;
@@ -148,6 +150,37 @@ where
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// As [`serve`], with `background` running beside the server on the same
+/// shutdown (the tweet service's outbox relay, the graph service's queued
+/// timeline drops): both stop when `shutdown` resolves, and this returns
+/// once both have, with the server's result. The background loop gets the
+/// shutdown as a future of its own, to finish its round and hand back what it
+/// holds.
+pub async fn serve_beside<S, Sd, B, Bf>(
+    service: S,
+    listener: TcpListener,
+    token: ServiceToken,
+    shutdown: Sd,
+    background: B,
+) -> anyhow::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    Sd: Future<Output = ()>,
+    B: FnOnce(Shared<Sd>) -> Bf,
+    Bf: Future<Output = ()>,
+{
+    let shutdown = shutdown.shared();
+    let serving = serve(service, listener, token, shutdown.clone());
+    let (served, ()) = tokio::join!(serving, background(shutdown));
+    served
 }
 
 /// Reflection over what this server serves: `S` and the health service.

@@ -11,10 +11,16 @@
 //! [`MAX_POLL_INTERVAL`] costs the worker its partitions; their new owner
 //! resumes from the last commit, which replays, and replays are harmless.
 //!
-//! An event that fails for good, one that does not decode or whose failure
-//! no retry can fix, goes to the dead-letter topic after [`MAX_ATTEMPTS`]
-//! ([`crate::dead_letter`]) instead of stalling its partition; failures that
-//! may heal (an outage) are retried for as long as they last.
+//! Only an event that can never succeed, one that does not decode, goes to
+//! the dead-letter topic ([`crate::dead_letter`]) instead of stalling its
+//! partition. Every other failure is retried, with a capped and jittered
+//! backoff, for as long as it lasts: a failure that looks permanent (a
+//! database error, a reply of an unexpected shape) has more often been an
+//! outage in disguise (a restarting Postgres, a reset connection) than a bad
+//! event, and an event dead-lettered by mistake is a tweet missing from every
+//! follower's timeline. An event whose failure needs an operator stalls its
+//! partition, loudly (an error log line per attempt, the `retried` outcome
+//! of the events metric), until the cause is mended; nothing is lost.
 //!
 //! # A worker that dies
 //!
@@ -31,7 +37,7 @@
 
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chirp_common::trace_context;
@@ -63,13 +69,9 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The longest one event may hold the worker before the group gives its
 /// partitions to another: far more than applying an event takes (at most a
-/// celebrity threshold of followers, a few pages), and than the permanent
-/// failures' retries ([`MAX_ATTEMPTS`]); an outage outlasting it moves the
-/// partition, and its new owner waits the outage out in turn.
+/// celebrity threshold of followers, a few pages); a failure outlasting it
+/// moves the partition, and its new owner retries in turn.
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(120);
-
-/// Attempts at an event that fails permanently before it is dead-lettered.
-const MAX_ATTEMPTS: u32 = 3;
 
 /// Joins `group_id` and subscribes to the events topic. New groups start from
 /// the oldest retained event, so a fresh deployment misses nothing.
@@ -171,8 +173,8 @@ enum Outcome {
     Interrupted,
 }
 
-/// Applies one message, retrying for as long as the failure may heal, and
-/// a few times when it cannot, before dead-lettering it.
+/// Applies one message, retrying every failure for as long as it lasts;
+/// only a message that does not decode is dead-lettered.
 async fn process(
     fanout: &Fanout,
     dead_letters: &DeadLetters,
@@ -187,8 +189,10 @@ async fn process(
         }
     };
     let mut backoff = Backoff::new();
-    let mut failed_for_good = 0;
+    let first_attempt = Instant::now();
+    let mut attempt: u64 = 0;
     loop {
+        attempt += 1;
         let error = match fanout.apply(event).await {
             Ok(()) => {
                 counter!(stats::EVENTS, "outcome" => "applied").increment(1);
@@ -196,24 +200,27 @@ async fn process(
             }
             Err(error) => error,
         };
-        match error.kind() {
-            ErrorKind::NotFound => {
-                tracing::warn!(%error, "skipping event of a user that no longer exists");
-                counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
-                return Outcome::Done;
-            }
-            ErrorKind::Unavailable => {}
-            _ => {
-                failed_for_good += 1;
-                if failed_for_good >= MAX_ATTEMPTS {
-                    let reason = error.to_string();
-                    return dead_letter(dead_letters, message, &reason, shutdown).await;
-                }
-            }
+        let kind = error.kind();
+        if kind == ErrorKind::NotFound {
+            tracing::warn!(%error, "skipping event of a user that no longer exists");
+            counter!(stats::EVENTS, "outcome" => "skipped").increment(1);
+            return Outcome::Done;
         }
         counter!(stats::EVENTS, "outcome" => "retried").increment(1);
         let delay = backoff.next_delay();
-        tracing::warn!(%error, retry_in_ms = delay.as_millis(), "fan-out failed, will retry");
+        let failing_for_s = first_attempt.elapsed().as_secs();
+        let retry_in_ms = delay.as_millis();
+        if kind == ErrorKind::Unavailable {
+            tracing::warn!(%error, attempt, failing_for_s, retry_in_ms, "fan-out failed, will retry");
+        } else {
+            tracing::error!(
+                %error,
+                attempt,
+                failing_for_s,
+                retry_in_ms,
+                "fan-out refused, will retry until its cause is mended"
+            );
+        }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             () = &mut shutdown => return Outcome::Interrupted,
@@ -268,8 +275,10 @@ fn decode(payload: &[u8]) -> Result<Kind, String> {
         .ok_or_else(|| "event has no kind".to_owned())
 }
 
-/// Capped exponential backoff between attempts at one message: quick to
-/// recover from a blip, gentle on a dependency that is down for minutes.
+/// Capped exponential backoff between attempts at one message, with
+/// jitter: quick to recover from a blip, gentle on a dependency that is down
+/// for minutes, and spread out so that the workers of a group, all failing
+/// on the same outage, do not come back at it in step.
 struct Backoff {
     next: Duration,
 }
@@ -282,10 +291,12 @@ impl Backoff {
         Self { next: Self::FIRST }
     }
 
+    /// A delay between half and all of the current step ("equal jitter"),
+    /// then the step doubles up to [`Self::MAX`].
     fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(Self::MAX);
-        delay
+        let step = self.next;
+        self.next = (step * 2).min(Self::MAX);
+        step / 2 + step.mul_f64(rand::random::<f64>() / 2.0)
     }
 }
 
@@ -296,10 +307,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_up_to_its_cap() {
+    fn backoff_doubles_up_to_its_cap_with_jitter() {
         let mut backoff = Backoff::new();
-        let delays: Vec<u128> = (0..9).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        let steps = [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000];
+        for step in steps {
+            let delay = backoff.next_delay().as_millis();
+            assert!(
+                step / 2 <= delay && delay <= step,
+                "{delay} ms for a step of {step}"
+            );
+        }
     }
 
     #[test]

@@ -1,15 +1,17 @@
-//! The dead-letter topic: where an event goes when applying it fails in a way
-//! no retry can fix, so that it stops blocking the events behind it.
+//! The dead-letter topic: where an event goes when it can never be applied,
+//! so that it stops blocking the events behind it.
 //!
 //! A partition is applied in order, one event at a time, so an event that
-//! always fails (a timeline key of the wrong type, a bug that trips on one
-//! author) would otherwise stall every later event of that partition forever.
-//! Only *permanent* failures end here, after a few attempts; an outage
-//! (Redis or the graph unreachable) is waited out instead, since every event
-//! would fail alike and dead-lettering them all would empty the timelines.
-//! The dead-lettered message keeps its key, payload and headers, plus why and
+//! always fails would stall every later event of that partition forever.
+//! Only an event that does not decode ends here: nothing about it can
+//! change. Every other failure is retried until it heals or is mended
+//! ([`crate::consumer`] says why), since a failure that looks permanent is
+//! more often an outage in disguise, and a dead-lettered tweet is missing
+//! from every follower's timeline until someone replays it. The
+//! dead-lettered message keeps its key, payload and headers, plus why and
 //! where it came from, so that an operator can inspect it and, once the cause
-//! is fixed, copy it back to the events topic.
+//! is fixed, replay it into the events topic (`fanout replay-dead-letters`,
+//! [`crate::replay`]).
 
 use anyhow::Context;
 use chirp_kafka::KafkaArgs;
@@ -18,6 +20,18 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
+
+/// The headers dead-lettering adds to a message: why, and where from.
+const REASON: &str = "chirp-dead-letter-reason";
+const SOURCE_TOPIC: &str = "chirp-source-topic";
+const SOURCE_PARTITION: &str = "chirp-source-partition";
+const SOURCE_OFFSET: &str = "chirp-source-offset";
+
+/// Whether the header `key` is one dead-lettering added (a replay leaves
+/// them behind).
+pub fn added_header(key: &str) -> bool {
+    [REASON, SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET].contains(&key)
+}
 
 /// The dead-letter topic of an events topic.
 pub fn topic_for(events_topic: &str) -> String {
@@ -61,10 +75,10 @@ impl DeadLetters {
             .headers()
             .map(|headers| headers.detach())
             .unwrap_or_default()
-            .insert(header("chirp-dead-letter-reason", reason))
-            .insert(header("chirp-source-topic", message.topic()))
-            .insert(header("chirp-source-partition", &partition))
-            .insert(header("chirp-source-offset", &offset));
+            .insert(header(REASON, reason))
+            .insert(header(SOURCE_TOPIC, message.topic()))
+            .insert(header(SOURCE_PARTITION, &partition))
+            .insert(header(SOURCE_OFFSET, &offset));
         let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);

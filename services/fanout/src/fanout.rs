@@ -22,17 +22,22 @@
 //! one changes nothing), so an event that is applied twice, or retried after
 //! failing halfway through its pages, leaves the timelines as if it had been
 //! applied once.
+//!
+//! Each page of a push is also counted in the tweet's delivery record
+//! (`chirp_redis::delivery`), followers pushed apart from followers skipped,
+//! so that a client can watch the fan-out: one more command per page, and a
+//! failed record never fails the event.
 
 use chirp_common::grpc::Channel;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{GetUserRequest, ListFollowsRequest};
+use chirp_redis::delivery::{self, DeliveryLog, Reach};
 use chirp_timelines::{HomeTimelines, Strategy};
 use metrics::{counter, histogram};
 
 use crate::FanoutError;
-use crate::delivery::{self, DeliveryLog};
 use crate::stats;
 
 /// What an event does to each timeline it reaches.
@@ -42,14 +47,16 @@ enum Change {
     Remove,
 }
 
-impl Change {
-    /// The `change` label of the timeline-writes metric.
-    fn label(self) -> &'static str {
-        match self {
-            Change::Push => "push",
-            Change::Remove => "remove",
-        }
-    }
+/// Whether the strategy pushes an author's tweets, and if not, to how many
+/// followers it does not.
+enum Audience {
+    Pushed,
+    /// A celebrity under the hybrid strategy, with this many followers.
+    Celebrity {
+        followers: u64,
+    },
+    /// The pull strategy: nobody is pushed to.
+    Nobody,
 }
 
 pub struct Fanout {
@@ -57,25 +64,26 @@ pub struct Fanout {
     /// lazily connected channel.
     graph: GraphServiceClient<Channel>,
     timelines: HomeTimelines,
+    /// Where each tweet's progress is recorded, for `GET /tweets/{id}/delivery`.
+    delivery: DeliveryLog,
     follower_page_size: u32,
     strategy: Strategy,
-    /// Where each tweet's progress is recorded, for `GET /tweets/{id}/delivery`.
-    pub delivery: Option<DeliveryLog>,
 }
 
 impl Fanout {
     pub fn new(
         graph: GraphServiceClient<Channel>,
         timelines: HomeTimelines,
+        delivery: DeliveryLog,
         follower_page_size: u32,
         strategy: Strategy,
     ) -> Self {
         Self {
             graph,
             timelines,
+            delivery,
             follower_page_size,
             strategy,
-            delivery: None,
         }
     }
 
@@ -95,36 +103,46 @@ impl Fanout {
         }
     }
 
-    /// Whether the strategy pushes this author's tweets. Only hybrid needs
+    /// Whom the strategy pushes this author's tweets to. Only hybrid needs
     /// to ask the graph; the others decide without asking.
-    async fn pushes(&self, author_id: i64) -> Result<bool, FanoutError> {
-        let is_celebrity = match self.strategy {
-            Strategy::Hybrid => {
+    async fn audience(&self, author_id: i64) -> Result<Audience, FanoutError> {
+        let author = match self.strategy {
+            Strategy::Hybrid => Some(
                 self.graph
                     .clone()
                     .get_user(GetUserRequest { user_id: author_id })
                     .await?
-                    .into_inner()
-                    .is_celebrity
-            }
-            Strategy::Push | Strategy::Pull => false,
+                    .into_inner(),
+            ),
+            Strategy::Push | Strategy::Pull => None,
         };
-        Ok(self.strategy.pushes(is_celebrity))
+        let is_celebrity = author.as_ref().is_some_and(|author| author.is_celebrity);
+        Ok(match (self.strategy.pushes(is_celebrity), author) {
+            (true, _) => Audience::Pushed,
+            (false, Some(author)) => Audience::Celebrity {
+                followers: author.follower_count.max(0) as u64,
+            },
+            (false, None) => Audience::Nobody,
+        })
     }
 
     #[tracing::instrument(skip(self))]
     async fn tweet_created(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
-        if self.pushes(author_id).await? {
-            let timelines = self
-                .change_audience(author_id, tweet_id, Change::Push)
-                .await?;
-            tracing::debug!(timelines, "tweet pushed");
-        } else if self.strategy == Strategy::Hybrid {
-            // One write, so the author's own timeline holds what they wrote.
-            self.write(Change::Push, &[author_id], tweet_id).await?;
-            counter!(stats::CELEBRITY_SKIPS).increment(1);
-            delivery::celebrity_skipped(self.delivery.as_ref(), tweet_id).await;
-            tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
+        match self.audience(author_id).await? {
+            Audience::Pushed => {
+                let timelines = self
+                    .change_audience(author_id, tweet_id, Change::Push)
+                    .await?;
+                tracing::debug!(timelines, "tweet pushed");
+            }
+            Audience::Celebrity { followers } => {
+                // One write, so the author's own timeline holds what they wrote.
+                self.push(&[author_id], 1, tweet_id).await?;
+                counter!(stats::CELEBRITY_SKIPS).increment(1);
+                self.delivery.celebrity_skipped(tweet_id, followers).await;
+                tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
+            }
+            Audience::Nobody => {}
         }
         Ok(())
     }
@@ -139,8 +157,8 @@ impl Fanout {
     #[tracing::instrument(skip(self))]
     async fn tweet_deleted(&self, tweet_id: i64, author_id: i64) -> Result<(), FanoutError> {
         self.timelines.bury(tweet_id).await?;
-        if !self.pushes(author_id).await? {
-            self.write(Change::Remove, &[author_id], tweet_id).await?;
+        if !matches!(self.audience(author_id).await?, Audience::Pushed) {
+            self.remove(&[author_id], tweet_id).await?;
             tracing::debug!("celebrity tweet removed from its author's timeline");
             return Ok(());
         }
@@ -153,7 +171,11 @@ impl Fanout {
 
     /// Applies `change` to the timelines of the author and their followers,
     /// one page of followers per round trip; the author rides along with the
-    /// first page. Returns how many timelines were written.
+    /// first page. Returns how many timelines were addressed.
+    ///
+    /// The followers are listed as the primary has them (`consistent`): a
+    /// follow committed before the tweet must be in the listing, or the
+    /// tweet never reaches that follower (see the graph's `store`).
     async fn change_audience(
         &self,
         author_id: i64,
@@ -161,8 +183,11 @@ impl Fanout {
         change: Change,
     ) -> Result<usize, FanoutError> {
         let mut user_ids = vec![author_id];
+        // Where the followers start in `user_ids`: after the author, on the
+        // first page.
+        let mut followers_from = 1;
         let mut after_user_id = None;
-        let mut written = 0;
+        let mut addressed = 0;
         loop {
             let page = self
                 .graph
@@ -171,59 +196,71 @@ impl Fanout {
                     user_id: author_id,
                     after_user_id,
                     limit: self.follower_page_size,
+                    consistent: true,
                 })
                 .await?
                 .into_inner();
             user_ids.extend(page.user_ids);
-            self.write(change, &user_ids, tweet_id).await?;
-            written += user_ids.len();
+            match change {
+                Change::Push => self.push(&user_ids, followers_from, tweet_id).await?,
+                Change::Remove => self.remove(&user_ids, tweet_id).await?,
+            }
+            addressed += user_ids.len();
             match page.next_after_user_id {
                 Some(next) => after_user_id = Some(next),
-                None => return Ok(written),
+                None => return Ok(addressed),
             }
             user_ids.clear();
+            followers_from = 0;
         }
     }
 
-    /// Applies `change` to the timelines of `user_ids` in one Redis
-    /// pipeline, and counts it: the timelines written, and those a push
-    /// skipped because they are not cached or the tweet is buried. An empty
-    /// last page costs no round trip and is not a batch.
-    async fn write(
+    /// Pushes `tweet_id` into the cached timelines of `user_ids` in one Redis
+    /// pipeline, unless the tweet is buried, and counts it: the timelines
+    /// written and those skipped, in the metrics, and the followers among
+    /// them (from `followers_from` on) in the tweet's delivery record. An
+    /// empty last page costs no round trip and is not a batch.
+    async fn push(
         &self,
-        change: Change,
         user_ids: &[i64],
+        followers_from: usize,
         tweet_id: i64,
     ) -> Result<(), FanoutError> {
         if user_ids.is_empty() {
             return Ok(());
         }
-        let entries = user_ids.len();
-        let written = match change {
-            Change::Push => match self
-                .timelines
-                .push_unless_buried(user_ids, tweet_id)
-                .await?
-            {
-                Some(pushed) => {
-                    counter!(stats::SKIPPED_WRITES, "reason" => "not_cached")
-                        .increment(pushed.skipped as u64);
-                    pushed.written
-                }
-                None => {
-                    counter!(stats::SKIPPED_WRITES, "reason" => "deleted")
-                        .increment(entries as u64);
-                    0
-                }
-            },
-            Change::Remove => {
-                self.timelines.remove(user_ids, tweet_id).await?;
-                entries
-            }
+        histogram!(stats::BATCH_SIZE).record(user_ids.len() as f64);
+        let Some(pushed) = self
+            .timelines
+            .push_unless_buried(user_ids, tweet_id)
+            .await?
+        else {
+            counter!(stats::SKIPPED_WRITES, "reason" => "deleted").increment(user_ids.len() as u64);
+            return Ok(());
         };
-        delivery::written(self.delivery.as_ref(), change.label(), tweet_id, entries).await;
-        counter!(stats::TIMELINE_WRITES, "change" => change.label()).increment(written as u64);
-        histogram!(stats::BATCH_SIZE).record(entries as f64);
+        counter!(stats::TIMELINE_WRITES, "change" => "push").increment(pushed.written() as u64);
+        counter!(stats::SKIPPED_WRITES, "reason" => "not_cached")
+            .increment(pushed.skipped() as u64);
+        let followers = pushed.cached.get(followers_from..).unwrap_or_default();
+        let reach = Reach {
+            pushed: followers.iter().filter(|&&cached| cached).count() as u64,
+            skipped_inactive: followers.iter().filter(|&&cached| !cached).count() as u64,
+        };
+        self.delivery
+            .pushed(tweet_id, reach, delivery::now_ms())
+            .await;
+        Ok(())
+    }
+
+    /// Removes `tweet_id` from the timelines of `user_ids` in one Redis
+    /// pipeline, and counts it.
+    async fn remove(&self, user_ids: &[i64], tweet_id: i64) -> Result<(), FanoutError> {
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        histogram!(stats::BATCH_SIZE).record(user_ids.len() as f64);
+        self.timelines.remove(user_ids, tweet_id).await?;
+        counter!(stats::TIMELINE_WRITES, "change" => "remove").increment(user_ids.len() as u64);
         Ok(())
     }
 }

@@ -15,9 +15,11 @@
 //! timeline is a set of ids. This is simpler and cheaper than exactly-once
 //! (Kafka transactions cannot span Redis anyway), and yields the same
 //! timelines. A failing dependency stalls its partition rather than
-//! dropping events: the worker retries with backoff until it heals. An event
-//! that fails for good goes to a dead-letter topic instead, after a few
-//! attempts, so that it does not stall the events behind it.
+//! dropping events: the worker retries with backoff until it heals, whatever
+//! the failure. Only an event that does not decode, which no retry can help,
+//! goes to a dead-letter topic instead, so that it does not stall the events
+//! behind it; `fanout replay-dead-letters` copies such letters back once
+//! their cause is mended.
 //!
 //! # Shutdown
 //!
@@ -29,50 +31,84 @@
 //! returns and the process exits 0.
 //!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
-//! guarantees), [`fanout`] (what one event does), `delivery` (its progress, for
-//! clients to watch), [`error`], `dead_letter` (where events that fail for
-//! good go), `stats` (what is
+//! guarantees), [`fanout`] (what one event does, and its progress recorded
+//! for clients to watch), [`error`], `dead_letter` (where events that can
+//! never apply go), [`replay`] (bringing them back), `stats` (what is
 //! measured), `lag` (how far behind the group is).
 
 pub mod config;
 mod consumer;
 mod dead_letter;
-mod delivery;
 mod error;
 mod fanout;
 mod lag;
+pub mod replay;
 mod stats;
 
 use std::future::Future;
 
 use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
+use chirp_redis::connection::RedisConnection;
+use chirp_redis::delivery::DeliveryLog;
 use chirp_timelines::HomeTimelines;
+use clap::{Parser, Subcommand};
 
 pub use config::Config;
 pub use error::FanoutError;
 
-/// Makes sure the topic exists, joins the consumer group, and applies events
-/// until `shutdown` resolves; then finishes the event in hand, commits, and
-/// returns. Meanwhile the group's lag is measured every
+/// The `fanout` command line: the worker, or one of its maintenance commands.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fanout",
+    about = "chirp fan-out worker: pushes new tweets into home timelines",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a command: run the worker.
+    #[command(flatten)]
+    pub worker: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Copy the dead-letter topic's letters back into the events topic (those
+    /// not replayed before), then exit.
+    ReplayDeadLetters(replay::ReplayArgs),
+}
+
+/// Waits for the topic (the tweet service creates it), joins the consumer
+/// group, and applies events until `shutdown` resolves; then finishes the
+/// event in hand, commits, and returns. Meanwhile the group's lag is measured every
 /// `CONSUMER_LAG_INTERVAL_MS`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     stats::describe();
-    config.kafka.ensure_topic().await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => return Ok(()),
+        waited = config.kafka.wait_for_topic() => waited?,
+    }
     let timelines = HomeTimelines::connect(&config.store).await?;
+    // The delivery records live beside the timelines, under the same prefix.
+    let deliveries = DeliveryLog::new(
+        RedisConnection::connect(&config.store.redis.target()).await?,
+        &config.store.redis.redis_key_prefix,
+    );
     let token = &config.internal.token("fanout")?;
     let graph = GraphServiceClient::new(connect_lazy_with(
         &config.graph_addr,
         DEFAULT_DEADLINE,
         token,
     )?);
-    let mut fanout = fanout::Fanout::new(
+    let fanout = fanout::Fanout::new(
         graph,
         timelines,
+        deliveries,
         config.follower_page_size,
         config.store.timeline_strategy,
     );
-    fanout.delivery = Some(delivery::connect(&config.store).await?);
     let dead_letters = dead_letter::DeadLetters::connect(&config.kafka).await?;
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;
     let lag = lag::LagProbe::new(&config.kafka, &config.kafka_group_id)?;

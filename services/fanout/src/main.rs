@@ -1,12 +1,26 @@
 use clap::Parser;
+use fanout::{Cli, Command};
 
 #[global_allocator]
 static ALLOCATOR: chirp_common::allocator::Allocator = chirp_common::allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = fanout::Config::parse();
-    let _telemetry = chirp_common::telemetry::init(&config.log, env!("CARGO_BIN_NAME"))?;
-    chirp_common::metrics::install(&config.metrics)?;
-    fanout::run(config, chirp_common::shutdown::signal()).await
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::ReplayDeadLetters(args)) => {
+            let _telemetry = chirp_common::telemetry::init(&args.log, env!("CARGO_BIN_NAME"))?;
+            let replayed =
+                fanout::replay::replay_dead_letters(&args, |progress| eprintln!("{progress}"))
+                    .await?;
+            println!("{replayed}");
+            Ok(())
+        }
+        None => {
+            let config = cli.worker;
+            let _telemetry = chirp_common::telemetry::init(&config.log, env!("CARGO_BIN_NAME"))?;
+            chirp_common::metrics::install(&config.metrics)?;
+            fanout::run(config, chirp_common::shutdown::signal()).await
+        }
+    }
 }

@@ -21,7 +21,8 @@ pub const SKIPPED_WRITES: &str = "chirp_fanout_skipped_writes_total";
 pub const CELEBRITY_SKIPS: &str = "chirp_fanout_celebrity_skips_total";
 /// Counter, label `outcome` = `applied` | `skipped` | `retried` |
 /// `dead_lettered`: events applied, skipped (of a deleted user), failed and
-/// to be tried again, or sent to the dead-letter topic.
+/// to be tried again (one per attempt: a rate that does not fall is an
+/// event stuck on a failure), or sent to the dead-letter topic (undecodable).
 pub const EVENTS: &str = "chirp_fanout_events_total";
 /// Gauge, label `partition`: events of the topic the consumer group has not
 /// committed yet (see `lag`). Every worker reports every partition, so take

@@ -27,18 +27,23 @@ use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, FollowRequest};
 use chirp_testing::{
-    KAFKA, ServiceProcess, ensure_backends, fresh_database, local_listener, unique_name,
+    KAFKA, ServiceProcess, ensure_backends, eventually, fresh_database, local_listener, unique_name,
 };
 use chirp_testkit::spawn_graph;
 use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The streaming replica of `deploy/backends.sh up pg-replica`.
+const REPLICA: &str = "127.0.0.1:5442";
 
 /// How long an event may take to reach Redis before a test fails.
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -519,8 +524,10 @@ async fn celebrity_tweets_are_not_pushed() {
     worker.stop().await;
 }
 
+/// The one kind of event that can never be applied goes to the dead-letter
+/// topic, and the events behind it are applied.
 #[tokio::test]
-async fn undecodable_events_are_skipped() {
+async fn undecodable_events_are_dead_lettered_and_skipped() {
     let app = spawn_app(10_000).await;
     let author = app.create_user("author").await;
     let worker = app.start_worker(1000);
@@ -533,6 +540,10 @@ async fn undecodable_events_are_skipped() {
 
     app.wait_until(&[author], |timeline| timeline == [tweet])
         .await;
+    let (payload, reason) = app.first_dead_letter().await;
+    assert_eq!(payload, b"\xff\xff\xff not a protobuf");
+    assert!(reason.starts_with("undecodable"), "{reason}");
+    assert_eq!(app.dead_letters().await, 2);
     worker.stop().await;
 }
 
@@ -885,12 +896,18 @@ async fn deleting_a_celebrity_tweet_does_not_walk_the_followers() {
     worker.stop().await;
 }
 
-/// Issue 10, fix 5: an event that decodes but can never be applied (here,
-/// the author's timeline key holds a string, so every write to it fails with
-/// `WRONGTYPE`) goes to the dead-letter topic after a few attempts, and the
-/// events behind it in its partition are applied.
+/// Issue 19, defect 2: an event Redis refuses for the data it holds (the
+/// author's timeline key holds a string, so every write to it fails with
+/// `WRONGTYPE`) is not dead-lettered, where its tweet would be lost to every
+/// follower: it is retried, holding its partition, until the data is
+/// mended, and then it and the events behind it are applied. (Before the
+/// fix it was dead-lettered after three attempts.)
 #[tokio::test]
-async fn a_poison_event_is_dead_lettered_and_its_partition_moves_on() {
+async fn an_event_refused_for_its_data_is_retried_until_the_data_is_mended() {
+    // A recorder local to the test's thread (see the lag test).
+    let recorder = chirp_common::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
     let app = spawn_app(10_000).await;
     let author = app.create_user("author").await;
     let bystander = app.create_user("bystander").await;
@@ -910,27 +927,263 @@ async fn a_poison_event_is_dead_lettered_and_its_partition_moves_on() {
         .await
         .unwrap();
     assert!(!keys.is_empty(), "the author's timeline is in Redis");
-    for key in keys {
+    for key in &keys {
         let () = redis::cmd("SET")
-            .arg(&key)
+            .arg(key)
             .arg("not a timeline")
             .query_async(&mut redis)
             .await
             .unwrap();
     }
 
-    let poison = app.tweet(author).await;
+    let refused = app.tweet(author).await;
     let after = app.tweet(bystander).await;
+    wait_for_retries(|| metrics.render(), 4.0).await;
+    assert!(
+        app.timeline(bystander).await.is_empty(),
+        "the events behind a refused one wait for it"
+    );
+
+    // Mended: the strings go, and the author reads (a rebuilt timeline).
+    let () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    app.timelines.store_rebuilt(author, &[]).await.unwrap();
+    app.wait_until(&[author], |timeline| timeline == [refused])
+        .await;
     app.wait_until(&[bystander], |timeline| timeline == [after])
         .await;
-
-    let (payload, reason) = app.first_dead_letter().await;
-    let Some(Kind::Created(created)) = TweetEvent::decode(payload.as_slice()).unwrap().kind else {
-        panic!("the dead letter is the poison event");
-    };
-    assert_eq!(created.tweet_id, poison);
-    assert!(reason.contains("WRONGTYPE"), "{reason}");
+    assert_eq!(app.dead_letters().await, 0, "nothing was dead-lettered");
     worker.stop().await;
+}
+
+/// Issue 19, defect 2: a failure Postgres reports as passing (here `57014`,
+/// a statement timing out behind a lock an operator holds on the follows)
+/// is retried for as long as it lasts, and the event then reaches every
+/// follower; nothing is dead-lettered. (Before the fix the graph answered
+/// `Internal`, and the event was dead-lettered after three attempts.)
+#[tokio::test]
+async fn an_event_is_retried_through_a_postgres_fault_until_it_ends() {
+    let recorder = chirp_common::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 2).await;
+    // A graph replica whose statements give up after 200 ms: new sessions
+    // of this test's own database take the setting.
+    let mut postgres = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    let database = app.database_url.rsplit('/').next().unwrap();
+    // The name is the test's own fresh database's.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE \"{database}\" SET statement_timeout = '200ms'"
+    )))
+    .execute(&mut postgres)
+    .await
+    .unwrap();
+    let (listener, graph_addr) = local_listener().await;
+    let threshold = ["--celebrity-threshold", "10000"];
+    spawn_graph(listener, &app.database_url, &app.store.redis, &threshold);
+    let worker = app.start_worker_with_graph(&graph_addr, 1000);
+
+    let mut lock = postgres.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE follows IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let tweet = app.tweet(author).await;
+    wait_for_retries(|| metrics.render(), 4.0).await;
+    lock.rollback().await.unwrap();
+
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [tweet]
+    })
+    .await;
+    assert_eq!(app.dead_letters().await, 0, "nothing was dead-lettered");
+    worker.stop().await;
+}
+
+/// Issue 19, defect 2: `fanout replay-dead-letters` copies the letters back
+/// into the events topic, where the worker applies them as any event, and
+/// remembers how far it got: a second run replays nothing.
+#[tokio::test]
+async fn replayed_dead_letters_reach_the_followers_timelines() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let followers = app.create_followers(author, "follower", 2).await;
+    let worker = app.start_worker(1000);
+    // A letter as a worker of the old rules dead-lettered it: a good
+    // event, taken for a poison one during an outage.
+    let dead_letters = KafkaArgs {
+        kafka_topic: format!("{}-dead-letter", app.kafka.kafka_topic),
+        ..app.kafka.clone()
+    };
+    dead_letters.ensure_topic().await.unwrap();
+    let tweet = app.ids.next_id();
+    let created = Kind::Created(TweetCreated {
+        tweet_id: tweet,
+        author_id: author,
+        created_at_ms: chirp_common::ids::timestamp_ms(tweet),
+    });
+    let payload = TweetEvent {
+        kind: Some(created),
+    }
+    .encode_to_vec();
+    let key = author.to_string();
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "chirp-dead-letter-reason",
+        value: Some("graph service answered Internal: internal"),
+    });
+    let record = FutureRecord::to(&dead_letters.kafka_topic)
+        .key(&key)
+        .payload(&payload)
+        .headers(headers);
+    app.producer
+        .send(record, Duration::from_secs(5))
+        .await
+        .expect("dead letter written");
+
+    let replay = replay_args(&app);
+    let mut reported = Vec::new();
+    let replayed = fanout::replay::replay_dead_letters(&replay, |progress| reported.push(progress))
+        .await
+        .unwrap();
+    assert_eq!(replayed.letters, 1, "{replayed}");
+    assert_eq!(
+        reported
+            .last()
+            .map(|progress| (progress.replayed, progress.total)),
+        Some((1, 1))
+    );
+    app.wait_until(&everyone(author, &followers), |timeline| {
+        timeline == [tweet]
+    })
+    .await;
+
+    let again = fanout::replay::replay_dead_letters(&replay, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.letters, 0, "a second run replays only new letters");
+    worker.stop().await;
+}
+
+/// The flags of `fanout replay-dead-letters` for this app's topic, parsed as
+/// the command line parses them, with a replay group of the test's own.
+fn replay_args(app: &TestApp) -> fanout::replay::ReplayArgs {
+    let group = unique_name("replay_test");
+    let cli = fanout::Cli::try_parse_from([
+        "fanout",
+        "replay-dead-letters",
+        "--kafka-brokers",
+        &app.kafka.kafka_brokers,
+        "--kafka-topic",
+        &app.kafka.kafka_topic,
+        "--replay-group-id",
+        &group,
+    ])
+    .unwrap();
+    match cli.command {
+        Some(fanout::Command::ReplayDeadLetters(args)) => args,
+        None => panic!("the replay command parses"),
+    }
+}
+
+/// Waits until the worker has retried events `attempts` times in all, by its
+/// events metric (`render`ed by the test's recorder).
+async fn wait_for_retries(render: impl Fn() -> String, attempts: f64) {
+    eventually(DEADLINE, "the worker retrying", || async {
+        let rendered = render();
+        let events = series(&rendered, "chirp_fanout_events_total");
+        events
+            .get(r#"outcome="retried""#)
+            .is_some_and(|&retried| retried >= attempts)
+            .then_some(())
+    })
+    .await;
+}
+
+/// Issue 19, defect 3: with a read replica configured, a follow that the
+/// replica has not replayed yet (its WAL replay is paused) is in the
+/// fan-out's follower listing all the same: the next tweet reaches the new
+/// follower, whose timeline was rebuilt right after the follow. (Before the
+/// fix the listing came from the replica, and the tweet never reached them.)
+#[tokio::test]
+async fn a_follow_the_replica_has_not_replayed_yet_still_gets_the_next_tweet() {
+    chirp_testing::ensure_scale_out("pg-replica");
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let reader = app.create_user("reader").await;
+    let database = app.database_url.rsplit('/').next().unwrap();
+    let replica_url = format!("postgres://postgres@{REPLICA}/{database}");
+    // The users reach the replica through the WAL, like any write.
+    let mut replica = eventually(
+        Duration::from_secs(60),
+        "the users on the replica",
+        || async {
+            let mut replica = sqlx::PgConnection::connect(&replica_url).await.ok()?;
+            let users: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM users WHERE user_id = ANY($1)")
+                    .bind([author, reader])
+                    .fetch_one(&mut replica)
+                    .await
+                    .ok()?;
+            (users == 2).then_some(replica)
+        },
+    )
+    .await;
+    let (listener, graph_addr) = local_listener().await;
+    let flags = [
+        "--celebrity-threshold",
+        "10000",
+        "--database-read-url",
+        &replica_url,
+    ];
+    spawn_graph(listener, &app.database_url, &app.store.redis, &flags);
+    let worker = app.start_worker_with_graph(&graph_addr, 1000);
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut replica)
+        .await
+        .unwrap();
+
+    let outcome = async {
+        let follow = FollowRequest {
+            follower_id: reader,
+            followee_id: author,
+        };
+        app.graph.clone().follow(follow).await.unwrap();
+        // The reader's next read rebuilds their timeline: no tweet yet.
+        app.timelines.store_rebuilt(reader, &[]).await.unwrap();
+        let follows_on_replica: i64 = sqlx::query_scalar("SELECT count(*) FROM follows")
+            .fetch_one(&mut replica)
+            .await
+            .unwrap();
+        let tweet = app.tweet(author).await;
+        let reached = tokio::time::timeout(DEADLINE, async {
+            while app.timeline(reader).await != [tweet] {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .is_ok();
+        (follows_on_replica, reached)
+    }
+    .await;
+    // Resume before asserting: the replica is shared by the tests of this run.
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut replica)
+        .await
+        .unwrap();
+    let (follows_on_replica, reached) = outcome;
+    assert_eq!(follows_on_replica, 0, "the replica lags behind the follow");
+    assert!(reached, "the tweet reached the new follower");
+    worker.stop().await;
+    // The only user of the replica in this binary: stop it rather than have
+    // it replay the WAL of every later test.
+    chirp_testing::stop_scale_out("pg-replica");
 }
 
 /// Issue 10, fix 5: a worker killed without leaving its group (SIGKILL)
@@ -971,6 +1224,31 @@ async fn a_killed_workers_partitions_move_to_another_worker() {
 }
 
 impl TestApp {
+    /// How many messages this app's dead-letter topic holds, over all its
+    /// partitions (the worker creates it when it starts, with the default
+    /// partition count).
+    async fn dead_letters(&self) -> i64 {
+        let client: BaseConsumer = self.kafka.client_config().create().unwrap();
+        let topic = format!("{}-dead-letter", self.kafka.kafka_topic);
+        tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_secs(10);
+            let metadata = client.fetch_metadata(Some(&topic), timeout).unwrap();
+            let partitions = metadata.topics()[0].partitions();
+            assert!(!partitions.is_empty(), "the dead-letter topic exists");
+            partitions
+                .iter()
+                .map(|partition| {
+                    let (low, high) = client
+                        .fetch_watermarks(&topic, partition.id(), timeout)
+                        .expect("the dead-letter topic's offsets");
+                    high - low
+                })
+                .sum()
+        })
+        .await
+        .unwrap()
+    }
+
     /// The payload and the reason header of the first message on this app's
     /// dead-letter topic.
     async fn first_dead_letter(&self) -> (Vec<u8>, String) {

@@ -40,9 +40,16 @@ export function tweetCard(tweet, { mine = false, onDeleted } = {}) {
 
 const STATES = {
   pending: 'waiting for the fan-out worker',
-  delivering: 'writing into followers\' timelines',
-  delivered: 'in every follower\'s home timeline',
+  delivering: 'going through the followers',
+  delivered: 'every follower handled: pushed, or skipped as inactive',
   pulled: 'celebrity: not pushed; followers pull it when they read',
+};
+
+/** What each count of a delivery means, shown under it. */
+const COUNTS = {
+  pushed: 'in their cached home timeline: on their next page',
+  inactive: 'no cached timeline (not read lately): nothing written; their next read rebuilds it with this tweet',
+  celebrity: 'the author is a celebrity: not pushed; they pull it when they read',
 };
 
 /**
@@ -78,18 +85,21 @@ export function deliveryView(tweetId, { onSettled } = {}) {
 
 function render(box, d) {
   const audience = Math.max(d.followers, 1);
-  const reached = d.state === 'pulled' ? 0 : Math.min(d.followers_reached, audience);
+  const handled = d.state === 'pulled' ? 0
+    : Math.min(d.followers_pushed + d.followers_skipped_inactive, audience);
   const bar = h('div', { class: 'bar' }, h('div', { class: `fill fill-${d.state}` }));
-  bar.firstChild.style.width = `${d.followers === 0 ? 100 : (100 * reached) / audience}%`;
+  bar.firstChild.style.width = `${d.followers === 0 ? 100 : (100 * handled) / audience}%`;
+  const count = (label, cls, value, meaning) => h('div', {},
+    h('dt', {}, label), h('dd', { class: cls }, value), h('p', { class: 'fact-note muted' }, meaning));
   mount(box,
     h('div', { class: 'delivery-head' },
       h('span', { class: `state state-${d.state}` }, d.state),
       h('span', { class: 'muted' }, STATES[d.state])),
     bar,
     h('dl', { class: 'facts' },
-      h('div', {}, h('dt', {}, 'followers reached'),
-        h('dd', { class: 'reached' }, `${num(d.followers_reached, 0)} of ${num(d.followers, 0)}`)),
-      h('div', {}, h('dt', {}, 'skipped (celebrity)'), h('dd', { class: 'skipped' }, num(d.followers_skipped, 0))),
+      count('pushed', 'pushed', `${num(d.followers_pushed, 0)} of ${num(d.followers, 0)}`, COUNTS.pushed),
+      count('skipped: inactive', 'skipped-inactive', num(d.followers_skipped_inactive, 0), COUNTS.inactive),
+      count('skipped: celebrity', 'skipped-celebrity', num(d.followers_skipped_celebrity, 0), COUNTS.celebrity),
       h('div', {}, h('dt', {}, 'post → first write'),
         h('dd', {}, d.post_to_first_write_ms === undefined ? '–' : `${num(d.post_to_first_write_ms, 0)} ms`)),
       h('div', {}, h('dt', {}, 'post → last write'),

@@ -35,6 +35,17 @@ pub struct Config {
     /// are pulled at read time instead of pushed to every follower.
     #[arg(long, env = "CELEBRITY_THRESHOLD", default_value_t = 10_000)]
     pub celebrity_threshold: i64,
+    /// A celebrity stays one until their followers fall below the threshold
+    /// less this percentage of it (rounded down to whole followers; 0: below
+    /// the threshold itself), so that one follow toggled at the threshold
+    /// does not drop every follower's timeline each time.
+    #[arg(
+        long,
+        env = "CELEBRITY_HYSTERESIS_PERCENT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u8).range(0..=100)
+    )]
+    pub celebrity_hysteresis_percent: u8,
     /// The home timelines in Redis: a follow or an unfollow drops the
     /// follower's, so that their next read rebuilds it with the new followee.
     /// Where they are is all this service needs: it never writes an entry.

@@ -70,9 +70,12 @@ const BULK_SETTINGS: [&str; 3] = [
 ];
 
 /// Loads one import stream; see the module documentation for the steps.
+/// The new users with at least `celebrities_from` followers are celebrities:
+/// they have no past that could put them inside the threshold's hysteresis.
 pub async fn import_graph(
     pool: &PgPool,
     mut chunks: Streaming<ImportGraphChunk>,
+    celebrities_from: i64,
 ) -> Result<ImportGraphSummary, GraphError> {
     let first = next_chunk(&mut chunks)
         .await?
@@ -111,7 +114,7 @@ pub async fn import_graph(
         let keys = drop_keys_and_indexes(&mut tx).await?;
         let streamed =
             copy_follows(&mut tx, "follows", &ids, leftover, &mut chunks, &mut counts).await?;
-        insert_users(&mut tx, &ids, &counts).await?;
+        insert_users(&mut tx, &ids, &counts, celebrities_from).await?;
         let stored = restore_keys(&mut tx, &keys.build, streamed).await?;
         validate = keys.validate;
         (streamed, stored)
@@ -131,13 +134,13 @@ pub async fn import_graph(
             &mut counts,
         )
         .await?;
-        insert_users(&mut tx, &ids, &counts).await?;
+        insert_users(&mut tx, &ids, &counts, celebrities_from).await?;
         (streamed, move_follows(&mut tx).await?)
     };
     let (streamed, follows) = follows;
     if follows != streamed {
         // Repeated edges were counted once per repetition above.
-        set_counts(&mut tx, &ids).await?;
+        set_counts(&mut tx, &ids, celebrities_from).await?;
     }
     tx.commit().await?;
     validate_later(pool, validate);
@@ -353,11 +356,14 @@ async fn insert_users(
     tx: &mut PgConnection,
     ids: &IdBlock,
     counts: &Counts,
+    celebrities_from: i64,
 ) -> Result<(), GraphError> {
     sqlx::query(
-        "INSERT INTO users (user_id, handle, display_name, follower_count, following_count) \
+        "INSERT INTO users \
+             (user_id, handle, display_name, follower_count, following_count, is_celebrity) \
          OVERRIDING SYSTEM VALUE \
-         SELECT u.user_id, u.handle, u.display_name, c.followers, c.following \
+         SELECT u.user_id, u.handle, u.display_name, c.followers, c.following, \
+                c.followers >= $4 \
          FROM imported_users AS u \
          JOIN unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS c (followers, following, n) \
            ON u.user_id = $1 + c.n - 1 \
@@ -366,6 +372,7 @@ async fn insert_users(
     .bind(ids.first)
     .bind(&counts.followers)
     .bind(&counts.following)
+    .bind(celebrities_from)
     .execute(&mut *tx)
     .await
     .map_err(taken_handle)?;
@@ -521,9 +528,14 @@ fn validate_later(pool: &PgPool, statements: Vec<String>) {
 /// Sets both counters of every user of the import from its stored edges
 /// (all of them are between the import's own users, so nothing else
 /// counts): the slow way, for a stream that repeated edges.
-async fn set_counts(tx: &mut PgConnection, ids: &IdBlock) -> Result<(), GraphError> {
+async fn set_counts(
+    tx: &mut PgConnection,
+    ids: &IdBlock,
+    celebrities_from: i64,
+) -> Result<(), GraphError> {
     sqlx::query(
-        "UPDATE users SET follower_count = d.followers, following_count = d.following \
+        "UPDATE users SET follower_count = d.followers, following_count = d.following, \
+                          is_celebrity = d.followers >= $3 \
          FROM ( \
              SELECT user_id, sum(followers) AS followers, sum(following) AS following FROM ( \
                  SELECT followee_id AS user_id, 1 AS followers, 0 AS following FROM follows \
@@ -536,6 +548,7 @@ async fn set_counts(tx: &mut PgConnection, ids: &IdBlock) -> Result<(), GraphErr
     )
     .bind(ids.first)
     .bind(ids.first + i64::from(ids.count))
+    .bind(celebrities_from)
     .execute(&mut *tx)
     .await?;
     Ok(())

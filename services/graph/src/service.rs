@@ -12,12 +12,11 @@ use chirp_proto::graph::{
     ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdPage, UserList,
     graph_service_server::GraphService,
 };
-use chirp_timelines::TimelineDrops;
 use tonic::{Request, Response, Status};
 
 use crate::GraphError;
+use crate::celebrity::Marks;
 use crate::handle::{DisplayName, Handle};
-use crate::invalidate;
 use crate::pending_drops::PendingDrops;
 use crate::popular;
 use crate::sign_up::{self, SignedUp};
@@ -42,45 +41,38 @@ const MAX_IMPORT: usize = 10_000;
 
 pub struct Graph {
     store: Store,
-    /// Only to drop a follower's timeline when whom they follow changes.
-    timelines: TimelineDrops,
-    /// Followers' timelines to drop when an author crosses the threshold.
+    /// The timelines a follow, an unfollow or a crossing makes stale.
     drops: PendingDrops,
-    celebrity_threshold: i64,
+    /// Where an author becomes a celebrity, and where they stop being one.
+    marks: Marks,
 }
 
 impl Graph {
-    pub fn new(
-        store: Store,
-        timelines: TimelineDrops,
-        drops: PendingDrops,
-        celebrity_threshold: i64,
-    ) -> Self {
+    pub fn new(store: Store, drops: PendingDrops, marks: Marks) -> Self {
         Self {
             store,
-            timelines,
             drops,
-            celebrity_threshold,
+            marks,
         }
-    }
-
-    /// Drops `follower_id`'s cached home timeline after their follows
-    /// changed; the next read rebuilds it from the graph as it is now. Done
-    /// even when the edge was already there (or gone): that call may be the
-    /// retry of one whose drop failed.
-    async fn invalidate_timeline(&self, follower_id: i64) -> Result<(), GraphError> {
-        invalidate::timelines(&self.timelines, &[follower_id]).await?;
-        Ok(())
     }
 
     /// Drops the timelines of `author_id`'s followers now, as queued by the
     /// transaction that took the author across the threshold. If this
     /// attempt fails the background loop finishes it, so the call that
     /// crossed need not fail.
-    async fn run_drop(&self, author_id: i64) {
-        if let Err(error) = self.drops.run_one(author_id).await {
+    async fn drop_followers(&self, author_id: i64) {
+        if let Err(error) = self.drops.drop_followers(author_id).await {
             tracing::warn!(%error, author_id, "timeline drop left for the retry loop");
         }
+    }
+
+    /// Drops `follower_id`'s cached home timeline after their follows
+    /// changed; the next read rebuilds it from the graph as it is now. A
+    /// failure fails the call, so that a client that goes on to read has not
+    /// been told its follow is in while the old timeline is still served; the
+    /// drop stays queued and is done without the client, too.
+    async fn drop_own(&self, follower_id: i64) -> Result<(), GraphError> {
+        self.drops.drop_own(&[follower_id]).await
     }
 
     async fn list(
@@ -89,11 +81,12 @@ impl Graph {
         request: ListFollowsRequest,
     ) -> Result<Response<UserIdPage>, Status> {
         let limit = PAGE.resolve(request.limit);
-        // Followers (fan-out, profile pages) tolerate the replica's lag; the
-        // followees feed the rebuild that follows a follow, which must not.
+        // A profile page's followers tolerate the replica's lag; the
+        // fan-out's must not (it asks for a consistent listing), nor the
+        // followees that feed the rebuild right after a follow. See `store`.
         let from = match direction {
-            Direction::Followers => ReadFrom::Replica,
-            Direction::Following => ReadFrom::Primary,
+            Direction::Followers if !request.consistent => ReadFrom::Replica,
+            Direction::Followers | Direction::Following => ReadFrom::Primary,
         };
         let ids = self
             .store
@@ -110,7 +103,7 @@ impl Graph {
 
     fn to_proto(&self, row: UserRow) -> User {
         User {
-            is_celebrity: row.follower_count >= self.celebrity_threshold,
+            is_celebrity: row.is_celebrity,
             user_id: row.user_id,
             handle: row.handle,
             display_name: row.display_name,
@@ -204,12 +197,12 @@ impl GraphService for Graph {
         }
         let followed = self
             .store
-            .follow(follower_id, followee_id, self.celebrity_threshold)
+            .follow(follower_id, followee_id, self.marks)
             .await?;
         if followed.rose {
-            self.run_drop(followee_id).await;
+            self.drop_followers(followee_id).await;
         }
-        self.invalidate_timeline(follower_id).await?;
+        self.drop_own(follower_id).await?;
         Ok(Response::new(FollowResponse {
             created: followed.created,
         }))
@@ -224,16 +217,16 @@ impl GraphService for Graph {
             follower_id,
             followee_id,
         } = request.into_inner();
-        let remaining = self
+        let unfollowed = self
             .store
-            .unfollow(follower_id, followee_id, self.celebrity_threshold)
+            .unfollow(follower_id, followee_id, self.marks)
             .await?;
-        if remaining == Some(self.celebrity_threshold - 1) {
-            self.run_drop(followee_id).await;
+        if unfollowed.fell {
+            self.drop_followers(followee_id).await;
         }
-        self.invalidate_timeline(follower_id).await?;
+        self.drop_own(follower_id).await?;
         Ok(Response::new(UnfollowResponse {
-            removed: remaining.is_some(),
+            removed: unfollowed.removed,
         }))
     }
 
@@ -257,19 +250,14 @@ impl GraphService for Graph {
             .iter()
             .map(|f| (f.follower_id, f.followee_id))
             .collect();
-        let imported = self
-            .store
-            .import_follows(&edges, self.celebrity_threshold)
-            .await?;
+        let imported = self.store.import_follows(&edges, self.marks).await?;
         for author_id in imported.rose {
-            self.run_drop(author_id).await;
+            self.drop_followers(author_id).await;
         }
         let mut followers: Vec<i64> = edges.iter().map(|&(follower, _)| follower).collect();
         followers.sort_unstable();
         followers.dedup();
-        invalidate::timelines(&self.timelines, &followers)
-            .await
-            .map_err(GraphError::from)?;
+        self.drops.drop_own(&followers).await?;
         tracing::info!(created = imported.created, "follows imported");
         Ok(Response::new(ImportFollowsResponse {
             created: imported.created,
@@ -280,7 +268,12 @@ impl GraphService for Graph {
         &self,
         request: Request<tonic::Streaming<ImportGraphChunk>>,
     ) -> Result<Response<ImportGraphSummary>, Status> {
-        let summary = crate::import::import_graph(self.store.pool(), request.into_inner()).await?;
+        let summary = crate::import::import_graph(
+            self.store.pool(),
+            request.into_inner(),
+            self.marks.rise_at,
+        )
+        .await?;
         Ok(Response::new(summary))
     }
 
@@ -306,12 +299,7 @@ impl GraphService for Graph {
         let limit = CELEBRITY_PAGE.resolve(request.limit);
         let ids = self
             .store
-            .followed_celebrities(
-                request.user_id,
-                self.celebrity_threshold,
-                request.after_user_id,
-                limit as i64 + 1,
-            )
+            .followed_celebrities(request.user_id, request.after_user_id, limit as i64 + 1)
             .await?;
         Ok(Response::new(page(ids, limit)))
     }

@@ -2,18 +2,28 @@
 //! query or one short transaction.
 //!
 //! Reads that tolerate a little staleness can go to a streaming replica
-//! (`DATABASE_READ_URL`), which takes the bulk of the graph's read traffic
-//! off the primary: fan-out lists every author's followers for every tweet,
-//! and profile pages list them too. A replica applies the primary's WAL a
-//! little later (milliseconds when healthy, more under load or after a
-//! network cut), so those reads may miss a follow or still show an unfollow
-//! for that long: a tweet posted in that window is not pushed to the new
-//! follower (their next rebuild, which reads the primary, picks it up) or is
-//! pushed to an ex-follower. Everything whose answer a write depends on stays
-//! on the primary: the writes themselves, users and their follower counts
-//! (the celebrity threshold), the followed-celebrity list, whom a user
-//! follows (the rebuild right after a follow must see it), and the followers
-//! whose timelines must be dropped when an author crosses the threshold.
+//! (`DATABASE_READ_URL`): the followers a profile page lists. A replica
+//! applies the primary's WAL a little later (milliseconds when healthy, more
+//! under load, for as long as replay is paused or the network cut), so those
+//! reads may miss a follow or still show an unfollow for that long.
+//! Everything whose answer a write depends on stays on the primary: the
+//! writes themselves, users and their follower counts (the celebrity
+//! threshold), the followed-celebrity list, whom a user follows (the rebuild
+//! right after a follow must see it), the followers whose timelines must be
+//! dropped when an author crosses the threshold, and the followers a
+//! fan-out pushes a tweet to (a `consistent` listing).
+//!
+//! The fan-out's listing is the heaviest read of the graph, yet it reads the
+//! primary. On a replica, a follow made just before a tweet could be missing
+//! from it: the follow dropped the follower's timeline, their next read
+//! rebuilt it from the stores before the tweet existed, and the push that
+//! should have brought the tweet skipped them, for good. Waiting for the
+//! replica to replay the primary's WAL position instead would cost a primary
+//! round trip per page anyway, and a replica that falls behind would hold
+//! every fan-out back by its lag, or fall back to the primary — which must
+//! then carry the fan-out's reads all the same. Each listing is one keyset
+//! page of the `follows` primary key, so the primary serves it cheaply; the
+//! primary scales for it as for the writes (docs/SCALING.md).
 
 use std::time::Duration;
 
@@ -22,7 +32,8 @@ use chirp_common::redact::url_credentials;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::GraphError;
-use crate::pending_drops;
+use crate::celebrity::Marks;
+use crate::pending_drops::{self, Whose};
 
 /// A user as stored; the service layer adds what depends on config.
 #[derive(Debug, sqlx::FromRow)]
@@ -33,6 +44,7 @@ pub struct UserRow {
     pub follower_count: i64,
     pub following_count: i64,
     pub created_at_ms: i64,
+    pub is_celebrity: bool,
 }
 
 /// The columns of [`UserRow`], spliced into queries with `concat!`: sqlx only
@@ -40,7 +52,7 @@ pub struct UserRow {
 macro_rules! user_columns {
     () => {
         "user_id, handle, display_name, follower_count, following_count, \
-         (extract(epoch from created_at) * 1000)::bigint AS created_at_ms"
+         (extract(epoch from created_at) * 1000)::bigint AS created_at_ms, is_celebrity"
     };
 }
 pub(crate) use user_columns;
@@ -72,8 +84,17 @@ pub enum ReadFrom {
 pub struct Followed {
     /// The edge is new (an existing one changes nothing).
     pub created: bool,
-    /// It took the followee up to the celebrity threshold.
+    /// It made the followee a celebrity.
     pub rose: bool,
+}
+
+/// What [`Store::unfollow`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unfollowed {
+    /// There was an edge to remove.
+    pub removed: bool,
+    /// Removing it made the followee no longer a celebrity.
+    pub fell: bool,
 }
 
 /// What [`Store::import_follows`] did.
@@ -81,7 +102,7 @@ pub struct Followed {
 pub struct Imported {
     /// How many of the edges were new.
     pub created: u64,
-    /// The followees the batch took up to the celebrity threshold.
+    /// The followees the batch made celebrities.
     pub rose: Vec<i64>,
 }
 
@@ -163,14 +184,14 @@ impl Store {
     }
 
     /// Adds the edge and bumps both counters in one transaction; an
-    /// existing edge changes nothing. When it takes the followee up to
-    /// `celebrity_threshold`, the same transaction queues the drop of their
-    /// followers' timelines.
+    /// existing edge changes nothing. A new edge queues, in the same
+    /// transaction, the drop of the follower's timeline and, when it makes
+    /// the followee a celebrity, that of their followers' timelines.
     pub async fn follow(
         &self,
         follower_id: i64,
         followee_id: i64,
-        celebrity_threshold: i64,
+        marks: Marks,
     ) -> Result<Followed, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &[follower_id, followee_id]).await?;
@@ -185,10 +206,11 @@ impl Store {
             == 1;
         let mut rose = false;
         if inserted {
-            let followers = adjust_counts(&mut tx, follower_id, followee_id, 1).await?;
-            rose = followers == celebrity_threshold;
+            let flag = adjust_counts(&mut tx, follower_id, followee_id, 1, marks).await?;
+            rose = flag.is && !flag.was;
+            pending_drops::queue(&mut tx, Whose::Own, follower_id).await?;
             if rose {
-                pending_drops::queue(&mut tx, followee_id).await?;
+                pending_drops::queue(&mut tx, Whose::Followers, followee_id).await?;
             }
         }
         tx.commit().await?;
@@ -198,16 +220,16 @@ impl Store {
         })
     }
 
-    /// Removes the edge and lowers both counters. Returns the followee's
-    /// remaining follower count, or `None` when there was no edge to remove.
-    /// When it takes the followee just below `celebrity_threshold`, the same
-    /// transaction queues the drop of their followers' timelines.
+    /// Removes the edge and lowers both counters. A removed edge queues, in
+    /// the same transaction, the drop of the follower's timeline and, when
+    /// the followee is no longer a celebrity, that of their remaining
+    /// followers' timelines.
     pub async fn unfollow(
         &self,
         follower_id: i64,
         followee_id: i64,
-        celebrity_threshold: i64,
-    ) -> Result<Option<i64>, GraphError> {
+        marks: Marks,
+    ) -> Result<Unfollowed, GraphError> {
         let mut tx = self.pool.begin().await?;
         lock_users(&mut tx, &[follower_id, followee_id]).await?;
         let removed =
@@ -218,21 +240,23 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
-        let remaining = if removed {
-            Some(adjust_counts(&mut tx, follower_id, followee_id, -1).await?)
-        } else {
-            None
-        };
-        if remaining == Some(celebrity_threshold - 1) {
-            pending_drops::queue(&mut tx, followee_id).await?;
+        let mut fell = false;
+        if removed {
+            let flag = adjust_counts(&mut tx, follower_id, followee_id, -1, marks).await?;
+            fell = flag.was && !flag.is;
+            pending_drops::queue(&mut tx, Whose::Own, follower_id).await?;
+            if fell {
+                pending_drops::queue(&mut tx, Whose::Followers, followee_id).await?;
+            }
         }
         tx.commit().await?;
-        Ok(remaining)
+        Ok(Unfollowed { removed, fell })
     }
 
-    /// Adds many edges in one transaction. The followees they take up to
-    /// `celebrity_threshold` have their followers' timelines queued to drop
-    /// by the same transaction, as [`Self::follow`] does. The users involved are locked first, in id
+    /// Adds many edges in one transaction, queueing the drops
+    /// [`Self::follow`] queues: each new edge's follower's timeline, and the
+    /// followers' timelines of each followee the batch makes a celebrity.
+    /// The users involved are locked first, in id
     /// order as [`Self::follow`] does and for the same reason; then a single
     /// statement inserts the edges and moves every counter they touch, so a
     /// batch of ten thousand edges costs one round trip instead of ten
@@ -240,7 +264,7 @@ impl Store {
     pub async fn import_follows(
         &self,
         edges: &[(i64, i64)],
-        celebrity_threshold: i64,
+        marks: Marks,
     ) -> Result<Imported, GraphError> {
         let (followers, followees): (Vec<i64>, Vec<i64>) = edges.iter().copied().unzip();
         let users: Vec<i64> = followers.iter().chain(&followees).copied().collect();
@@ -249,7 +273,8 @@ impl Store {
         let (created, rose): (i64, Vec<i64>) = sqlx::query_as(IMPORT_FOLLOWS)
             .bind(&followers)
             .bind(&followees)
-            .bind(celebrity_threshold)
+            .bind(marks.rise_at)
+            .bind(marks.fall_below)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -288,25 +313,22 @@ impl Store {
         Ok(ids)
     }
 
-    /// The users `user_id` follows whose follower count reaches `threshold`,
-    /// ascending, greater than `after`, at most `limit`. The primary key of
-    /// `follows` finds the edges, and each followee's row is a primary-key
-    /// lookup.
+    /// The users `user_id` follows who are celebrities, ascending, greater
+    /// than `after`, at most `limit`. The primary key of `follows` finds the
+    /// edges, and each followee's row is a primary-key lookup.
     pub async fn followed_celebrities(
         &self,
         user_id: i64,
-        threshold: i64,
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<i64>, GraphError> {
         let ids = sqlx::query_scalar(
             "SELECT f.followee_id FROM follows f JOIN users u ON u.user_id = f.followee_id \
-             WHERE f.follower_id = $1 AND f.followee_id > $2 AND u.follower_count >= $3 \
-             ORDER BY f.followee_id LIMIT $4",
+             WHERE f.follower_id = $1 AND f.followee_id > $2 AND u.is_celebrity \
+             ORDER BY f.followee_id LIMIT $3",
         )
         .bind(user_id)
         .bind(after.unwrap_or(i64::MIN))
-        .bind(threshold)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -318,8 +340,11 @@ impl Store {
 /// those that exist, and adds to each user's counters the new edges on each
 /// side of them. One `UPDATE` moves both counters of a user: Postgres does not
 /// let one statement update the same row twice, and in a batch a user is
-/// often a follower and a followee at once. The followees the batch takes up
-/// to the threshold (`$3`) get their drops queued, and are returned.
+/// often a follower and a followee at once. The flag moves with the count
+/// (marks `$3`, `$4`); `deltas` reads it as it was, since every part of one
+/// statement sees the rows as they were before it. The followers of new
+/// edges get their own drops queued, and the followees the batch makes
+/// celebrities their followers' drops; those followees are returned.
 const IMPORT_FOLLOWS: &str = "\
     WITH new_edges AS ( \
         INSERT INTO follows (follower_id, followee_id) \
@@ -327,21 +352,27 @@ const IMPORT_FOLLOWS: &str = "\
         ON CONFLICT DO NOTHING \
         RETURNING follower_id, followee_id \
     ), deltas AS ( \
-        SELECT user_id, sum(followers) AS followers, sum(following) AS following FROM ( \
-            SELECT followee_id AS user_id, 1 AS followers, 0 AS following FROM new_edges \
-            UNION ALL \
-            SELECT follower_id, 0, 1 FROM new_edges \
-        ) AS per_edge GROUP BY user_id \
+        SELECT per_user.*, users.is_celebrity AS was FROM ( \
+            SELECT user_id, sum(followers) AS followers, sum(following) AS following FROM ( \
+                SELECT followee_id AS user_id, 1 AS followers, 0 AS following FROM new_edges \
+                UNION ALL \
+                SELECT follower_id, 0, 1 FROM new_edges \
+            ) AS per_edge GROUP BY user_id \
+        ) AS per_user JOIN users USING (user_id) \
     ), counted AS ( \
-        UPDATE users SET follower_count = follower_count + deltas.followers, \
-                         following_count = following_count + deltas.following \
+        UPDATE users SET follower_count = users.follower_count + deltas.followers, \
+                         following_count = users.following_count + deltas.following, \
+                         is_celebrity = celebrity_flag(users.is_celebrity, \
+                             users.follower_count + deltas.followers, $3, $4) \
         FROM deltas WHERE users.user_id = deltas.user_id \
-        RETURNING users.user_id, users.follower_count, deltas.followers AS gained \
+        RETURNING users.user_id, users.is_celebrity, deltas.was \
     ), rose AS ( \
-        SELECT user_id FROM counted WHERE follower_count >= $3 AND follower_count - gained < $3 \
+        SELECT user_id FROM counted WHERE is_celebrity AND NOT was \
     ), queued AS ( \
-        INSERT INTO pending_timeline_drops (author_id) SELECT user_id FROM rose \
-        ON CONFLICT DO NOTHING \
+        INSERT INTO pending_timeline_drops (user_id, whose) \
+        SELECT DISTINCT follower_id, 'own' FROM new_edges \
+        UNION ALL \
+        SELECT user_id, 'followers' FROM rose \
     ) \
     SELECT (SELECT count(*) FROM new_edges), \
            (SELECT coalesce(array_agg(user_id ORDER BY user_id), '{}') FROM rose)";
@@ -363,27 +394,41 @@ async fn lock_users(tx: &mut sqlx::PgConnection, user_ids: &[i64]) -> Result<(),
     }
 }
 
-/// Moves both counters by `delta`; returns the followee's new follower count.
+/// The followee's celebrity flag before and after a change of their count.
+struct Flag {
+    was: bool,
+    is: bool,
+}
+
+/// Moves both counters by `delta`, and the followee's flag with their count
+/// as `marks` say.
 async fn adjust_counts(
     tx: &mut sqlx::PgConnection,
     follower_id: i64,
     followee_id: i64,
     delta: i64,
-) -> Result<i64, GraphError> {
+    marks: Marks,
+) -> Result<Flag, GraphError> {
     sqlx::query("UPDATE users SET following_count = following_count + $2 WHERE user_id = $1")
         .bind(follower_id)
         .bind(delta)
         .execute(&mut *tx)
         .await?;
-    let followers = sqlx::query_scalar(
-        "UPDATE users SET follower_count = follower_count + $2 WHERE user_id = $1 \
-         RETURNING follower_count",
+    // `old` sees the row as it was before this statement's update.
+    let (was, is): (bool, bool) = sqlx::query_as(
+        "WITH old AS (SELECT is_celebrity AS was FROM users WHERE user_id = $1) \
+         UPDATE users SET follower_count = follower_count + $2, \
+             is_celebrity = celebrity_flag(is_celebrity, follower_count + $2, $3, $4) \
+         FROM old WHERE user_id = $1 \
+         RETURNING old.was, users.is_celebrity",
     )
     .bind(followee_id)
     .bind(delta)
+    .bind(marks.rise_at)
+    .bind(marks.fall_below)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(followers)
+    Ok(Flag { was, is })
 }
 
 async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {

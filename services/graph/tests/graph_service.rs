@@ -18,7 +18,7 @@ use chirp_proto::graph::{
 };
 use chirp_testing::{eventually, fresh_database, local_listener, unique_name};
 use chirp_testkit::spawn_graph;
-use chirp_timelines::HomeTimelines;
+use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -28,6 +28,8 @@ struct TestApp {
     timelines: HomeTimelines,
     /// For what only the catalog shows (a constraint's state).
     database_url: String,
+    /// Where the timelines are, for another instance on the same stores.
+    store: TimelineStoreArgs,
 }
 
 /// A graph service on a fresh database and Redis key prefix.
@@ -38,25 +40,36 @@ async fn spawn_app() -> TestApp {
 /// A graph service on a fresh database, with its timelines in the Redis at
 /// `redis_url`, and celebrities from `celebrity_threshold` followers on.
 async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
+    let threshold = celebrity_threshold.to_string();
+    spawn_app_flags(redis_url, &["--celebrity-threshold", &threshold]).await
+}
+
+/// A graph service on a fresh database, with its timelines in the Redis at
+/// `redis_url`, started with `flags`.
+async fn spawn_app_flags(redis_url: &str, flags: &[&str]) -> TestApp {
     let database_url = fresh_database().await;
     let mut store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
     // One Redis node, at `redis_url`.
     redis_url.clone_into(&mut store.redis.redis_url);
     store.redis.redis_cluster = false;
-    let (listener, addr) = local_listener().await;
-    let threshold = celebrity_threshold.to_string();
-    spawn_graph(
-        listener,
-        &database_url,
-        &store.redis,
-        &["--celebrity-threshold", &threshold],
-    );
-    // Generous: the first call waits while the service applies its migrations.
-    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
-    TestApp {
-        graph: GraphServiceClient::new(channel),
-        timelines: HomeTimelines::connect(&store).await.unwrap(),
-        database_url,
+    TestApp::start(&database_url, store, flags).await
+}
+
+impl TestApp {
+    /// A graph service on the database at `database_url` and the timelines
+    /// of `store`, started with `flags`: one more instance, when another
+    /// already runs there.
+    async fn start(database_url: &str, store: TimelineStoreArgs, flags: &[&str]) -> Self {
+        let (listener, addr) = local_listener().await;
+        spawn_graph(listener, database_url, &store.redis, flags);
+        // Generous: the first call waits while the service applies its migrations.
+        let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+        TestApp {
+            graph: GraphServiceClient::new(channel),
+            timelines: HomeTimelines::connect(&store).await.unwrap(),
+            database_url: database_url.to_owned(),
+            store,
+        }
     }
 }
 
@@ -110,8 +123,28 @@ impl TestApp {
     }
 
     async fn follow(&self, follower_id: i64, followee_id: i64) {
+        self.try_follow(follower_id, followee_id).await.unwrap();
+    }
+
+    async fn try_follow(&self, follower_id: i64, followee_id: i64) -> Result<(), tonic::Status> {
         let request = edge(follower_id, followee_id);
-        self.graph.clone().follow(request).await.unwrap();
+        self.graph.clone().follow(request).await?;
+        Ok(())
+    }
+
+    /// Whether `user_id`'s cached timeline is there (complete), as a read
+    /// would find it.
+    async fn cached(&self, user_id: i64) -> bool {
+        let page = self.timelines.page_if_complete(user_id, None, 10).await;
+        page.unwrap().is_some()
+    }
+
+    /// Waits until `user_id`'s cached timeline is gone.
+    async fn until_dropped(&self, user_id: i64, what: &str) {
+        eventually(Duration::from_secs(30), what, || async {
+            (!self.cached(user_id).await).then_some(())
+        })
+        .await;
     }
 
     async fn unfollow(&self, follower_id: i64, followee_id: i64) -> Result<bool, tonic::Status> {
@@ -130,6 +163,7 @@ impl TestApp {
             user_id,
             after_user_id: None,
             limit: 100,
+            consistent: false,
         };
         let page = self.graph.clone().list_followers(request).await.unwrap();
         page.into_inner().user_ids
@@ -685,4 +719,142 @@ async fn a_first_graph_import_ends_with_its_foreign_keys_validated_and_enforced(
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::NotFound, "{error:?}");
+}
+
+/// Issue 19, defect 4: when the follower's own timeline cannot be dropped
+/// after the edge committed, and the client never retries, the drop is not
+/// lost with the failed call: it is done once Redis heals. The same for an
+/// unfollow.
+#[tokio::test]
+async fn a_failed_drop_of_the_followers_own_timeline_is_done_without_a_retry() {
+    let redis = OwnRedis::start().await;
+    let app = spawn_app_with(&redis.url, 10_000).await;
+    let [reader, author] = app.users(2).await[..] else {
+        unreachable!("two users")
+    };
+
+    for change in ["follow", "unfollow"] {
+        // A complete timeline, as the reader's last read left it.
+        app.timelines.store_rebuilt(reader, &[]).await.unwrap();
+        redis.refuse_writes(true).await;
+        let failed = match change {
+            "follow" => app.try_follow(reader, author).await,
+            _ => app.unfollow(reader, author).await.map(|_| ()),
+        };
+        assert_eq!(failed.unwrap_err().code(), Code::Unavailable, "{change}");
+        redis.refuse_writes(false).await;
+
+        app.until_dropped(
+            reader,
+            &format!("the reader's timeline dropped after the {change}"),
+        )
+        .await;
+    }
+    assert!(
+        app.followers(author).await.is_empty(),
+        "the unfollow went in"
+    );
+}
+
+/// Issue 19, defect 5: an author flips between celebrity and not at two
+/// marks, the threshold and 10 % below it, so a follow toggled at the
+/// threshold drops no one's timeline; going below the lower mark does.
+#[tokio::test]
+async fn a_follow_toggled_at_the_threshold_drops_no_timelines_until_the_lower_mark() {
+    let app = spawn_app_flags(
+        chirp_testing::REDIS_URL,
+        &[
+            "--celebrity-threshold",
+            "10",
+            "--celebrity-hysteresis-percent",
+            "10",
+        ],
+    )
+    .await;
+    let users = app.users(11).await;
+    let (author, followers) = (users[0], &users[1..]);
+    for &follower in followers {
+        app.follow(follower, author).await;
+    }
+    assert!(app.user(author).await.is_celebrity);
+    let (toggler, second, stays) = (followers[9], followers[8], followers[0]);
+    app.timelines.store_rebuilt(stays, &[]).await.unwrap();
+
+    for _ in 0..3 {
+        assert!(app.unfollow(toggler, author).await.unwrap());
+        assert!(
+            app.user(author).await.is_celebrity,
+            "9 is above the lower mark"
+        );
+        app.follow(toggler, author).await;
+        assert!(app.user(author).await.is_celebrity);
+        assert!(app.cached(stays).await, "no crossing, no drop");
+    }
+
+    app.unfollow(toggler, author).await.unwrap();
+    app.unfollow(second, author).await.unwrap();
+    let author_row = app.user(author).await;
+    assert_eq!(author_row.follower_count, 8);
+    assert!(!author_row.is_celebrity, "8 is below the lower mark, 9");
+    app.until_dropped(
+        stays,
+        "the remaining followers' timelines dropped on the fall",
+    )
+    .await;
+}
+
+/// Issue 19, defect 5: an instance started with another threshold classifies
+/// every author again, and drops the followers' timelines of each one it
+/// moves across, both ways, through the durable queue.
+#[tokio::test]
+async fn a_start_with_a_changed_threshold_reclassifies_and_drops_the_timelines_it_must() {
+    let no_gap = |threshold: &'static str| {
+        [
+            "--celebrity-threshold",
+            threshold,
+            "--celebrity-hysteresis-percent",
+            "0",
+        ]
+    };
+    let first = spawn_app_flags(chirp_testing::REDIS_URL, &no_gap("3")).await;
+    let users = first.users(7).await;
+    let (rises, rises_fans) = (users[0], &users[1..3]);
+    let (stays, stays_fans) = (users[3], &users[4..7]);
+    for &fan in rises_fans {
+        first.follow(fan, rises).await;
+    }
+    for &fan in stays_fans {
+        first.follow(fan, stays).await;
+    }
+    assert!(!first.user(rises).await.is_celebrity);
+    assert!(first.user(stays).await.is_celebrity);
+    for &fan in rises_fans.iter().chain(stays_fans) {
+        first.timelines.store_rebuilt(fan, &[]).await.unwrap();
+    }
+
+    // Lowered to 2: the author with 2 followers rises; the one with 3 stays.
+    let lowered = TestApp::start(&first.database_url, first.store.clone(), &no_gap("2")).await;
+    assert!(lowered.user(rises).await.is_celebrity);
+    assert!(lowered.user(stays).await.is_celebrity);
+    for &fan in rises_fans {
+        lowered
+            .until_dropped(fan, "a risen author's followers' timelines dropped")
+            .await;
+    }
+    for &fan in stays_fans {
+        assert!(lowered.cached(fan).await, "no crossing, no drop");
+    }
+
+    // Raised to 4: both fall.
+    for &fan in rises_fans {
+        first.timelines.store_rebuilt(fan, &[]).await.unwrap();
+    }
+    let raised = TestApp::start(&first.database_url, first.store.clone(), &no_gap("4")).await;
+    assert!(!raised.user(rises).await.is_celebrity);
+    assert!(!raised.user(stays).await.is_celebrity);
+    for &fan in rises_fans.iter().chain(stays_fans) {
+        raised
+            .until_dropped(fan, "a fallen author's followers' timelines dropped")
+            .await;
+    }
 }

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 const REPLICA: &str = "127.0.0.1:5442";
 
 #[tokio::test]
-async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_primary() {
+async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_the_primary() {
     chirp_testing::ensure_scale_out("pg-replica");
     let database_url = fresh_database().await;
     let database = database_url.rsplit('/').next().unwrap().to_owned();
@@ -76,18 +76,21 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
     };
     let author = user(&unique_name("author")[..15]).await;
     let reader = user(&unique_name("reader")[..15]).await;
-    let followers = |graph: GraphServiceClient<_>| async move {
+    // `consistent`: as the fan-out lists them, from the primary.
+    let listing = |graph: GraphServiceClient<_>, consistent| async move {
         let mut graph = graph;
         let request = ListFollowsRequest {
             user_id: author,
             after_user_id: None,
             limit: 10,
+            consistent,
         };
         graph
             .list_followers(request)
             .await
             .map(|page| page.into_inner().user_ids)
     };
+    let followers = |graph| listing(graph, false);
     // The schema has reached the replica once a listing answers there; from
     // the pause on, the replica lags by everything written after it.
     eventually(Duration::from_secs(60), "the schema on the replica", || {
@@ -107,6 +110,7 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
     let outcome = async {
         graph.follow(request).await.unwrap();
         let stale_followers = followers(graph.clone()).await.unwrap();
+        let fanout_followers = listing(graph.clone(), true).await.unwrap();
         let count = graph
             .get_user(GetUserRequest { user_id: author })
             .await
@@ -122,7 +126,7 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
             .unwrap()
             .into_inner()
             .user_ids;
-        (stale_followers, count, celebrities)
+        (stale_followers, fanout_followers, count, celebrities)
     }
     .await;
     // Resume before asserting: the replica is shared by the tests of this run.
@@ -130,11 +134,16 @@ async fn follower_listings_come_from_the_replica_and_the_threshold_from_the_prim
         .execute(&mut replica)
         .await
         .unwrap();
-    let (stale_followers, count, celebrities) = outcome;
+    let (stale_followers, fanout_followers, count, celebrities) = outcome;
     assert_eq!(
         stale_followers,
         Vec::<i64>::new(),
         "the follower listing is read from the (paused) replica"
+    );
+    assert_eq!(
+        fanout_followers,
+        vec![reader],
+        "the fan-out's (consistent) listing is read from the primary"
     );
     assert_eq!(count, 1, "follower counts are read from the primary");
     assert_eq!(

@@ -1,9 +1,12 @@
 //! Kafka settings shared by the producer (tweet service) and the consumer
 //! (fan-out worker), and the topic both of them need.
 //!
-//! Whoever starts first creates the topic with the configured partition
-//! count; partitions are the unit of parallelism for fan-out, and keying
-//! events by author keeps each author's events in order within one.
+//! The writer of a topic creates it ([`KafkaArgs::ensure_topic`]): the tweet
+//! service's outbox relay for tweet events (why, in its module doc), the
+//! fan-out worker for its dead letters. A reader only waits for it
+//! ([`KafkaArgs::wait_for_topic`]). Partitions are the unit of parallelism
+//! for fan-out, and keying events by author keeps each author's events in
+//! order within one.
 //!
 //! The topic is created as the article keeps its queue: events retained for
 //! seven days (a fan-out worker can be down, or a bug replayed, for that
@@ -19,6 +22,7 @@
 //! links it into every binary that depends on it: only the tweet service,
 //! the fan-out worker and the load tool talk to Kafka, so only they do.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,7 +30,14 @@ use clap::Args;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::time::Instant;
+
+/// How often a reader waiting for the topic asks the brokers again, and how
+/// often it says that it is still waiting.
+const TOPIC_POLL: Duration = Duration::from_secs(1);
+const TOPIC_REPORT: Duration = Duration::from_secs(10);
 
 pub mod trace_headers;
 
@@ -62,7 +73,54 @@ impl KafkaArgs {
         config
     }
 
-    /// Creates the topic unless it exists already.
+    /// Waits until the topic exists, for a reader that does not create it
+    /// (the fan-out worker): services start in any order, so a topic not
+    /// created yet is a normal state, said every [`TOPIC_REPORT`] as a
+    /// warning that names who creates it, not an error. Fails only when no
+    /// Kafka client can be made.
+    pub async fn wait_for_topic(&self) -> anyhow::Result<()> {
+        let client: Arc<BaseConsumer> = Arc::new(
+            self.client_config()
+                .create()
+                .context("create Kafka metadata client")?,
+        );
+        let started = Instant::now();
+        let mut report_at = started + TOPIC_REPORT;
+        loop {
+            let (client_back, topic) = (client.clone(), self.kafka_topic.clone());
+            // librdkafka's metadata call blocks its thread.
+            let exists = tokio::task::spawn_blocking(move || {
+                let metadata = client_back.fetch_metadata(Some(&topic), TOPIC_POLL)?;
+                anyhow::Ok(metadata.topics().iter().any(|found| {
+                    found.name() == topic
+                        && found.error().is_none()
+                        && !found.partitions().is_empty()
+                }))
+            })
+            .await
+            .context("ask Kafka for the topic")?;
+            match exists {
+                Ok(true) => return Ok(()),
+                Ok(false) if Instant::now() >= report_at => {
+                    tracing::warn!(
+                        topic = %self.kafka_topic,
+                        brokers = %self.kafka_brokers,
+                        waited_s = started.elapsed().as_secs(),
+                        "the topic does not exist yet: the tweet service's outbox relay creates it once it reaches Kafka; waiting"
+                    );
+                    report_at = Instant::now() + TOPIC_REPORT;
+                }
+                Err(error) if Instant::now() >= report_at => {
+                    tracing::warn!(topic = %self.kafka_topic, brokers = %self.kafka_brokers, error = %format!("{error:#}"), "cannot ask Kafka for the topic yet; waiting");
+                    report_at = Instant::now() + TOPIC_REPORT;
+                }
+                Ok(false) | Err(_) => {}
+            }
+            tokio::time::sleep(TOPIC_POLL).await;
+        }
+    }
+
+    /// Creates the topic unless it exists already: for the topic's writer.
     pub async fn ensure_topic(&self) -> anyhow::Result<()> {
         let admin: AdminClient<DefaultClientContext> = self
             .client_config()

@@ -3,14 +3,19 @@
 //! `GET /tweets/{id}/delivery`.
 //!
 //! Fan-out is asynchronous, so a client that posted cannot otherwise see it
-//! happen. The worker already knows, page by page, how many timelines it
-//! wrote; recording that costs one more command in each pipeline's round
-//! trip. The record is observability, not state: it expires after
-//! [`RECORD_TTL_SECS`], a failed write of it is logged and never fails the
-//! event, and a replayed event adds its pages again (so `timelines` can
-//! exceed the audience after a retry; the timelines themselves are still
-//! written once). This module is the one place that knows the key and the
-//! fields, for both sides.
+//! happen. The worker already knows, page by page, which followers' timelines
+//! it wrote and which it skipped; recording that costs one more command in
+//! each pipeline's round trip. A follower is counted in one of three ways:
+//! *pushed* (their cached timeline has the tweet), *skipped as inactive* (no
+//! timeline is cached, since they have not read lately: their next read
+//! rebuilds it from the stores, the tweet included), or *skipped as a
+//! celebrity's follower* (the author is a celebrity: followers pull the tweet
+//! when they read). The author's own timeline is not counted. The record is
+//! observability, not state: it expires after [`RECORD_TTL_SECS`], a failed
+//! write of it is logged and never fails the event, and a replayed event
+//! adds its pages again (so the counts can exceed the audience after a
+//! retry; the timelines themselves are still written once). This module is
+//! the one place that knows the key and the fields, for both sides.
 
 use crate::connection::RedisConnection;
 use redis::AsyncCommands;
@@ -20,23 +25,36 @@ use redis::AsyncCommands;
 /// at scale.
 pub const RECORD_TTL_SECS: i64 = 3600;
 
-const TIMELINES: &str = "timelines";
+const PUSHED: &str = "pushed";
+const SKIPPED_INACTIVE: &str = "skipped_inactive";
+const SKIPPED_CELEBRITY: &str = "skipped_celebrity";
 const FIRST_WRITE_MS: &str = "first_write_ms";
 const LAST_WRITE_MS: &str = "last_write_ms";
-const CELEBRITY_SKIP: &str = "celebrity_skip";
+
+/// What one page of a push did to the followers on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Followers whose cached timeline got the tweet.
+    pub pushed: u64,
+    /// Followers with no cached timeline, skipped.
+    pub skipped_inactive: u64,
+}
 
 /// What the worker recorded for one tweet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivery {
-    /// Home timelines the tweet was pushed into so far, the author's own
-    /// included.
-    pub timelines: u64,
+    /// Followers whose cached home timeline the tweet was pushed into so far.
+    pub pushed: u64,
+    /// Followers skipped so far because no timeline of theirs is cached:
+    /// they get the tweet when their next read rebuilds their timeline.
+    pub skipped_inactive: u64,
+    /// `Some(followers)` when the author was a celebrity under the hybrid
+    /// strategy: the tweet went to the author's own timeline only, and these
+    /// followers (the author's count at fan-out time) pull it when they read.
+    pub skipped_celebrity: Option<u64>,
     /// Wall-clock time of the first and the last pipeline that wrote it.
     pub first_write_ms: Option<i64>,
     pub last_write_ms: Option<i64>,
-    /// The author was a celebrity under the hybrid strategy: the tweet went
-    /// to the author's own timeline only, and followers pull it when they read.
-    pub celebrity_skip: bool,
 }
 
 /// Handle to the records. Cloning is cheap: one multiplexed connection (or
@@ -59,12 +77,14 @@ impl DeliveryLog {
         format!("{}delivery:{tweet_id}", self.key_prefix)
     }
 
-    /// Counts `timelines` more timelines written with `tweet_id` at `now_ms`.
+    /// Counts one more page of a push of `tweet_id`, written at `now_ms`.
     /// Best effort: a failure is logged, never returned.
-    pub async fn pushed(&self, tweet_id: i64, timelines: usize, now_ms: i64) {
+    pub async fn pushed(&self, tweet_id: i64, reach: Reach, now_ms: i64) {
         let key = self.key(tweet_id);
         let mut pipe = redis::pipe();
-        pipe.hincr(&key, TIMELINES, timelines)
+        pipe.hincr(&key, PUSHED, reach.pushed)
+            .ignore()
+            .hincr(&key, SKIPPED_INACTIVE, reach.skipped_inactive)
             .ignore()
             .hset_nx(&key, FIRST_WRITE_MS, now_ms)
             .ignore()
@@ -75,12 +95,13 @@ impl DeliveryLog {
         self.run(tweet_id, pipe).await;
     }
 
-    /// Marks `tweet_id` as not pushed to followers because its author is a
-    /// celebrity. Best effort, as [`pushed`](Self::pushed).
-    pub async fn celebrity_skipped(&self, tweet_id: i64) {
+    /// Records that `tweet_id` was not pushed to the author's `followers`
+    /// because the author is a celebrity. Best effort, as
+    /// [`pushed`](Self::pushed).
+    pub async fn celebrity_skipped(&self, tweet_id: i64, followers: u64) {
         let key = self.key(tweet_id);
         let mut pipe = redis::pipe();
-        pipe.hset(&key, CELEBRITY_SKIP, 1)
+        pipe.hset(&key, SKIPPED_CELEBRITY, followers)
             .ignore()
             .expire(&key, RECORD_TTL_SECS)
             .ignore();
@@ -102,11 +123,13 @@ impl DeliveryLog {
         if fields.is_empty() {
             return Ok(None);
         }
+        let count = |field| fields.get(field).map(|&count: &i64| count.max(0) as u64);
         Ok(Some(Delivery {
-            timelines: fields.get(TIMELINES).copied().unwrap_or(0).max(0) as u64,
+            pushed: count(PUSHED).unwrap_or(0),
+            skipped_inactive: count(SKIPPED_INACTIVE).unwrap_or(0),
+            skipped_celebrity: count(SKIPPED_CELEBRITY),
             first_write_ms: fields.get(FIRST_WRITE_MS).copied(),
             last_write_ms: fields.get(LAST_WRITE_MS).copied(),
-            celebrity_skip: fields.get(CELEBRITY_SKIP).is_some_and(|&flag| flag == 1),
         }))
     }
 }

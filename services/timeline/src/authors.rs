@@ -153,6 +153,7 @@ pub async fn following(
                 user_id,
                 after_user_id,
                 limit: FOLLOWING_PAGE,
+                consistent: true,
             };
             graph.list_following(request).await
         }

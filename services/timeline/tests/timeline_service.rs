@@ -701,6 +701,7 @@ async fn a_tweet_of_the_1001st_followed_celebrity_is_pulled() {
         .map(|n| CreateUserRequest {
             handle: format!("user{n}"),
             display_name: format!("User {n}"),
+            ..Default::default()
         })
         .collect();
     let follows = (2..CELEBRITIES + 2)

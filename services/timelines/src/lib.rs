@@ -126,12 +126,26 @@ pub struct HomeTimelines {
     scripts: Arc<Scripts>,
 }
 
-/// What a push did: timelines written, and timelines skipped because they
-/// are not cached (or the tweet was deleted meanwhile).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What a push did to each timeline it was asked to write: whether it was
+/// cached and got the tweet, or was skipped because it is not cached. Per
+/// user, so that a caller can tell the author's own timeline from the
+/// followers' (the fan-out's delivery record counts followers only).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pushed {
-    pub written: usize,
-    pub skipped: usize,
+    /// In the order of the `user_ids` pushed to.
+    pub cached: Vec<bool>,
+}
+
+impl Pushed {
+    /// Timelines written.
+    pub fn written(&self) -> usize {
+        self.cached.iter().filter(|&&cached| cached).count()
+    }
+
+    /// Timelines skipped: not cached.
+    pub fn skipped(&self) -> usize {
+        self.cached.len() - self.written()
+    }
 }
 
 /// The state a read found a timeline in.
@@ -226,14 +240,8 @@ impl HomeTimelines {
                 pipe.invoke_script(&invocation);
             })
             .await?;
-        let written = added
-            .iter()
-            .filter(|&added| *added == Value::Int(1))
-            .count();
-        Ok(Pushed {
-            written,
-            skipped: added.len() - written,
-        })
+        let cached = added.iter().map(|added| *added == Value::Int(1)).collect();
+        Ok(Pushed { cached })
     }
 
     /// Starts a rebuild of `user_id`'s timeline: from now on pushes land in

@@ -50,8 +50,9 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 
 use crate::TweetError;
+use crate::cql::{Write, write_timestamp};
 use crate::input::TweetContent;
-use crate::store::{Store, write_timestamp};
+use crate::store::{Statements, Store};
 
 /// The most tweets one call may carry: a few hundred kilobytes of content.
 pub const MAX_IMPORT: usize = 5_000;
@@ -83,9 +84,6 @@ struct Checked {
 /// The bound values of one row, whichever statement it is for.
 type Row<'a> = Box<dyn SerializeRow + Send + Sync + 'a>;
 
-/// A statement and the values of one of its rows.
-type Write<'a> = (&'a PreparedStatement, Row<'a>);
-
 /// The rows of one partition (or of a slice of it small enough to batch),
 /// and their estimated size in a batch.
 struct PartitionWrite<W> {
@@ -93,31 +91,50 @@ struct PartitionWrite<W> {
     bytes: usize,
 }
 
-/// Validates `tweets`, then writes them; returns how many were written.
+/// The writes of one import, grouped by the nodes that hold their
+/// partitions (empty: the driver cannot say).
+type Groups<'a> = BTreeMap<Vec<u128>, Vec<PartitionWrite<Write<'a>>>>;
+
+/// Validates `tweets`, plans their batches, then writes them; returns how
+/// many were written.
 pub async fn import_tweets(store: &Store, tweets: Vec<ImportedTweet>) -> Result<u64, TweetError> {
+    let checked = check_all(tweets, now_ms())?;
+    let (session, statements) = store.session_and_statements();
+    let groups = plan(&checked, statements, &session.get_cluster_state());
+    write_all(session, groups).await?;
+    Ok(checked.len() as u64)
+}
+
+/// Every tweet checked, or the first reason to refuse the call: a bad tweet
+/// fails the call before anything is written.
+fn check_all(tweets: Vec<ImportedTweet>, now_ms: i64) -> Result<Vec<Checked>, TweetError> {
     if tweets.len() > MAX_IMPORT {
         return Err(TweetError::InvalidArgument(format!(
             "at most {MAX_IMPORT} tweets per call, got {}",
             tweets.len()
         )));
     }
-    let now = now_ms();
-    let checked = tweets
+    tweets
         .into_iter()
-        .map(|tweet| check(tweet, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (session, statements) = store.session_and_statements();
-    let cluster = session.get_cluster_state();
+        .map(|tweet| check(tweet, now_ms))
+        .collect()
+}
+
+/// The rows of `checked`, as partition writes grouped by the nodes that
+/// hold them: each author's `tweets_by_author` partition, cut where a batch
+/// would grow past its size, and each tweet's `tweets` row.
+fn plan<'a>(
+    checked: &'a [Checked],
+    statements: &'a Statements,
+    cluster: &ClusterState,
+) -> Groups<'a> {
     let mut by_author: BTreeMap<i64, Vec<&Checked>> = BTreeMap::new();
-    for tweet in &checked {
+    for tweet in checked {
         by_author.entry(tweet.author_id).or_default().push(tweet);
     }
-
-    // Each group: the writes whose partitions live on the same nodes.
-    let mut groups: BTreeMap<Vec<u128>, Vec<PartitionWrite<Write<'_>>>> = BTreeMap::new();
+    let mut groups = Groups::new();
+    let statement = &statements.insert_author_tweet;
     for tweets in by_author.values() {
-        let statement = &statements.insert_author_tweet;
-        // One partition, cut where a batch would grow past its size.
         let mut part: PartitionWrite<Write<'_>> = PartitionWrite::default();
         for tweet in tweets {
             let row: Row<'_> = Box::new((
@@ -128,7 +145,7 @@ pub async fn import_tweets(store: &Store, tweets: Vec<ImportedTweet>) -> Result<
             ));
             let bytes = tweet.content.as_str().len() + ROW_OVERHEAD;
             if !part.rows.is_empty() && part.bytes + bytes > MAX_BATCH_BYTES {
-                let replicas = replicas(&cluster, statement, &part.rows[0].1);
+                let replicas = replicas(cluster, statement, &part.rows[0].1);
                 groups
                     .entry(replicas)
                     .or_default()
@@ -137,11 +154,11 @@ pub async fn import_tweets(store: &Store, tweets: Vec<ImportedTweet>) -> Result<
             part.bytes += bytes;
             part.rows.push((statement, row));
         }
-        let replicas = replicas(&cluster, statement, &part.rows[0].1);
+        let replicas = replicas(cluster, statement, &part.rows[0].1);
         groups.entry(replicas).or_default().push(part);
     }
-    for tweet in &checked {
-        let statement = &statements.insert_tweet;
+    let statement = &statements.insert_tweet;
+    for tweet in checked {
         // Unset, not null: a null would write a tombstone for the key column.
         let no_key: MaybeUnset<&str> = MaybeUnset::Unset;
         let row: Row<'_> = Box::new((
@@ -151,13 +168,17 @@ pub async fn import_tweets(store: &Store, tweets: Vec<ImportedTweet>) -> Result<
             no_key,
             write_timestamp(tweet.tweet_id),
         ));
-        let replicas = replicas(&cluster, statement, &row);
+        let replicas = replicas(cluster, statement, &row);
         groups.entry(replicas).or_default().push(PartitionWrite {
             bytes: tweet.content.as_str().len() + ROW_OVERHEAD,
             rows: vec![(statement, row)],
         });
     }
+    groups
+}
 
+/// Packs each group into batches and sends them, a few at a time.
+async fn write_all(session: &Session, groups: Groups<'_>) -> Result<(), TweetError> {
     // Boxed, and built by loops rather than closures over borrowed rows, so
     // that the service's future stays `Send` (closures here trip rustc's
     // lifetime inference). They do nothing until the stream polls them.
@@ -170,8 +191,7 @@ pub async fn import_tweets(store: &Store, tweets: Vec<ImportedTweet>) -> Result<
     stream::iter(writes)
         .buffer_unordered(CONCURRENT_BATCHES)
         .try_collect::<()>()
-        .await?;
-    Ok(checked.len() as u64)
+        .await
 }
 
 impl<W> Default for PartitionWrite<W> {

@@ -11,13 +11,15 @@
 //! between, and posting keeps working while Kafka is down; idempotency keys
 //! make a client's retry finish whatever a failed attempt left undone.
 //!
-//! Reading order: [`config`], [`input`] (validation at the edge), [`store`]
-//! (the schema and why), [`outbox`] (why an outbox), [`relay`] (how it
-//! reaches Kafka with several instances), [`events`], [`service`] (each
-//! operation, step by step), [`error`]; [`import`]
-//! is the bulk load of tweet history.
+//! Reading order: [`config`], [`input`] (validation at the edge), [`service`]
+//! (each operation, step by step), [`store`] (the tweet tables and why),
+//! [`outbox`] (why an outbox, and every row of it), [`relay`] (how it
+//! reaches Kafka with several instances, and who creates the topic),
+//! [`events`], [`cql`] (the session and write timestamps), [`error`];
+//! [`import`] is the bulk load of tweet history.
 
 pub mod config;
+mod cql;
 mod error;
 mod events;
 mod import;
@@ -25,6 +27,7 @@ mod input;
 mod outbox;
 mod relay;
 mod service;
+mod stats;
 mod store;
 
 use std::future::Future;
@@ -32,7 +35,6 @@ use std::sync::Arc;
 
 use chirp_common::ids::{Snowflake, now_ms};
 use chirp_proto::tweet::tweet_service_server::TweetServiceServer;
-use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -49,13 +51,20 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let token = config.internal.token("tweet")?;
-    let store = store::Store::connect(
+    let tables: Vec<&str> = store::CREATE_TABLES
+        .iter()
+        .chain(&outbox::CREATE_TABLES)
+        .copied()
+        .collect();
+    let session = cql::connect(
         &config.cql_nodes,
         &config.cql_keyspace,
         config.cql_replication_factor,
+        &tables,
     )
     .await?;
-    let store = Arc::new(store);
+    let outbox = Arc::new(outbox::Outbox::new(session.clone()).await?);
+    let store = Arc::new(store::Store::new(session, outbox.clone()).await?);
     let events = events::Events::new(&config.kafka)?;
     let wake = Arc::new(Notify::new());
     // Unique per process run: a restarted instance is a new lease holder.
@@ -65,22 +74,15 @@ pub async fn run(
         std::process::id(),
         now_ms()
     );
-    let relay = relay::Relay::new(
-        store.clone(),
-        events,
-        config.kafka.clone(),
-        owner,
-        wake.clone(),
-    );
+    let relay = relay::Relay::new(outbox, events, config.kafka.clone(), owner, wake.clone());
     let service = service::Tweets::new(store, Snowflake::new(config.node_id), wake);
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
-    let shutdown = shutdown.shared();
-    let serving = chirp_common::grpc::serve(
+    chirp_common::grpc::serve_beside(
         TweetServiceServer::new(service),
         listener,
         token,
-        shutdown.clone(),
-    );
-    let (served, ()) = tokio::join!(serving, relay.run(shutdown));
-    served
+        shutdown,
+        |shutdown| relay.run(shutdown),
+    )
+    .await
 }

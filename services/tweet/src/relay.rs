@@ -6,6 +6,20 @@
 //! acknowledgement and the removal sends the event again when it (or another
 //! instance) next reads the shard; consumers apply events idempotently.
 //!
+//! # The topic is created here
+//!
+//! The tweet service is the one writer of tweet events, so it owns their
+//! topic: the relay creates it, with the partition count, replication and
+//! retention of [`KafkaArgs`], before it sends anything, and consumers
+//! (the fan-out worker, or any other) only wait for it to exist. A topic
+//! created by whichever process starts first would get the settings of that
+//! process's flags, and a consumer that creates what it reads could bring a
+//! deleted topic back with settings nobody chose; the writer cannot read
+//! anything before the topic exists anyway. Creating it does not hold up
+//! serving: posts do not wait for Kafka, so neither does starting. After
+//! failing to publish anywhere the relay makes sure of the topic again: a
+//! broker brought back without its data has lost it.
+//!
 //! # Several instances
 //!
 //! Each shard is relayed by one instance at a time, the holder of its lease:
@@ -13,17 +27,30 @@
 //! put a tweet's delete in the log before its create. A lease lasts
 //! [`LEASE_TTL`] and is renewed every [`RENEW_EVERY`], so a crashed owner's
 //! shards are taken over within about `LEASE_TTL + RENEW_EVERY`; a stopping
-//! owner releases them at once. An owner sends only while its lease has at
-//! least [`DELIVERY_TIMEOUT`] left, so a send it starts ends (delivered or
-//! abandoned by librdkafka) before anyone else may hold the shard. That
-//! bound rests on clocks and timers, not on a fencing token: a process
-//! frozen for longer than a lease (a stopped container, a swap storm) could
-//! still send once after losing it. Kafka transactions with a transactional
-//! id per shard would fence it for real, at the cost of a producer per shard.
+//! owner releases them at once. A new owner reads from the shard's saved
+//! checkpoint, never from its start (see [`crate::outbox`] on tombstones).
+//! An owner sends only while its lease has at least [`DELIVERY_TIMEOUT`]
+//! left, so a send it starts ends (delivered or abandoned by librdkafka)
+//! before anyone else may hold the shard. That bound rests on clocks and
+//! timers, not on a fencing token: a process frozen for longer than a lease
+//! (a stopped container, a swap storm) could still send once after losing
+//! it. Kafka transactions with a transactional id per shard would fence it
+//! for real, at the cost of a producer per shard.
 //!
-//! An instance that cannot reach Kafka releases its leases and stays out for
-//! a while, so that an instance that can reach it takes the shards over;
+//! # Failures
+//!
+//! A shard whose round fails (a read, a removal, a send) pauses for
+//! [`BACKOFF`] while the other shards go on, and then sends its first event
+//! alone until one gets through, so an unwritable Kafka partition does not
+//! send a shard's whole batch again every few seconds. Only when every shard
+//! tried fails to publish does the instance release its leases and stay out
+//! for a while, so that an instance that can reach Kafka takes them over;
 //! meanwhile creates and deletes keep succeeding, their events waiting here.
+//! A shard's events wait behind its oldest one: an author's events must stay
+//! in order, and that needs the shard's order. Every shard holds authors of
+//! every Kafka partition, so one unwritable partition still stops each shard
+//! at its first event for that partition; letting the others pass would
+//! take an order per author rather than per shard.
 //!
 //! # Order
 //!
@@ -31,21 +58,25 @@
 //! keeps each author's events in order in their partition. When one send
 //! fails, the relay removes only the events before it and sends the rest
 //! again later, in order: the log may then hold an event twice, but the last
-//! copy of every event is in the right order.
+//! copy of every event is in the right order. A late event (see
+//! [`crate::outbox`]) is sent when found, after the author's newer events;
+//! fan-out orders a timeline by tweet id, and a create's delete can only be
+//! written once the create is, so it never overtakes one.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chirp_common::ids::{now_ms, timestamp_ms};
 use chirp_kafka::KafkaArgs;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::TweetError;
 use crate::events::{DELIVERY_TIMEOUT, Events};
-use crate::outbox::{LEASE_TTL, PendingEvent, SHARDS};
-use crate::store::Store;
+use crate::outbox::{LEASE_TTL, LOOKBACK, LateMarker, Outbox, PendingEvent, SHARDS, first_id_at};
+use crate::stats;
 
 /// How often an owner renews its leases and looks for free shards.
 const RENEW_EVERY: Duration = Duration::from_secs(2);
@@ -57,22 +88,20 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Events read, sent and removed per round and shard.
 const BATCH: i32 = 256;
 
-/// How long an instance that failed to publish stays away from the leases.
+/// How long a shard that failed, or an instance that failed to publish
+/// everywhere, stays away.
 const BACKOFF: Duration = Duration::from_secs(5);
 
-/// How far behind the last removed event the next read of a shard starts:
-/// rows are read from there on rather than from the start of the partition,
-/// which would read every tombstone the relay left behind. The margin covers
-/// writes that become visible after later ones (a slow batch, a replay).
-/// 30 s, as a Snowflake id difference (milliseconds sit above bit 22).
-const LOOKBACK_IDS: i64 = 30_000 << 22;
+/// How often an owner looks for a shard's late events: they are rare, and
+/// already late.
+const LATE_EVERY: Duration = Duration::from_secs(1);
 
-/// How often a shard is read from its start anyway, for the rare row older
-/// than the lookback: a create replayed hours after its first attempt.
-const FULL_SCAN_EVERY: Duration = Duration::from_secs(300);
+/// How often an owner saves a shard's checkpoint while it moves: a new owner
+/// reads again at most what was relayed since.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Relay {
-    store: Arc<Store>,
+    outbox: Arc<Outbox>,
     events: Events,
     kafka: KafkaArgs,
     /// Who this instance is in the lease table: unique per process run, so
@@ -89,22 +118,43 @@ struct Lease {
     /// When the lease runs out unless renewed (counted from before the
     /// renewal was sent, so never later than the store's own expiry).
     until: Instant,
-    /// Event id the next read starts from.
-    scan_from: i64,
-    /// When to read from the start of the partition again.
-    full_scan_at: Instant,
+    /// Event id the next read starts from; `None` until the saved checkpoint
+    /// was read.
+    scan_from: Option<i64>,
+    /// The checkpoint as last saved, and when it may be saved again.
+    saved: i64,
+    save_at: Instant,
+    /// When to look for late events again.
+    late_at: Instant,
+    /// After a failure: when to try the shard again, and whether to send one
+    /// event at a time until one gets through.
+    retry_at: Instant,
+    probing: bool,
 }
+
+/// What a round over the shards held came to.
+enum Round {
+    /// Some shard has more waiting: go again at once.
+    More,
+    Idle,
+    /// Every shard tried failed to publish: this instance cannot reach Kafka.
+    CannotPublish,
+}
+
+/// What this instance last saw of each shard's oldest waiting event, for
+/// [`stats::OLDEST_AGE`].
+type Oldest = BTreeMap<i32, i64>;
 
 impl Relay {
     pub fn new(
-        store: Arc<Store>,
+        outbox: Arc<Outbox>,
         events: Events,
         kafka: KafkaArgs,
         owner: String,
         wake: Arc<Notify>,
     ) -> Self {
         Self {
-            store,
+            outbox,
             events,
             kafka,
             owner,
@@ -114,16 +164,16 @@ impl Relay {
 
     /// Relays until `shutdown` resolves, then releases every lease held.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        stats::describe();
         tokio::pin!(shutdown);
         let mut owned = BTreeMap::new();
+        let mut oldest = Oldest::new();
         let mut topic_ready = false;
         let mut next_lease_round = Instant::now();
         let mut away_until = Instant::now();
         loop {
             let mut pause = POLL_EVERY;
             if !topic_ready {
-                // The topic is created here, not before serving: posts do not
-                // wait for Kafka, so neither does starting.
                 match tokio::time::timeout(DELIVERY_TIMEOUT, self.kafka.ensure_topic()).await {
                     Ok(Ok(())) => topic_ready = true,
                     Ok(Err(error)) => {
@@ -134,19 +184,24 @@ impl Relay {
                 pause = BACKOFF;
             } else {
                 if Instant::now() >= next_lease_round {
-                    self.lease_round(&mut owned, away_until).await;
+                    self.lease_round(&mut owned, &mut oldest, away_until).await;
                     next_lease_round = Instant::now() + RENEW_EVERY;
                 }
-                match self.relay_owned(&mut owned).await {
-                    Ok(true) => pause = Duration::ZERO,
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, source = ?std::error::Error::source(&error), "outbox relay failed; giving its shards up for a while");
+                match self.relay_owned(&mut owned, &mut oldest).await {
+                    Round::More => pause = Duration::ZERO,
+                    Round::Idle => {}
+                    Round::CannotPublish => {
+                        tracing::warn!(
+                            "outbox relay cannot publish; giving its shards up for a while"
+                        );
                         self.release_all(&mut owned).await;
                         away_until = Instant::now() + BACKOFF;
+                        // A broker that lost its data lost the topic too.
+                        topic_ready = false;
                     }
                 }
             }
+            report_oldest(&oldest);
             tokio::select! {
                 () = &mut shutdown => break,
                 () = self.wake.notified() => {}
@@ -158,12 +213,16 @@ impl Relay {
 
     /// Renews the leases held, drops the ones lost, and takes free shards
     /// unless this instance is staying away.
-    async fn lease_round(&self, owned: &mut BTreeMap<i32, Lease>, away_until: Instant) {
-        let (session, outbox) = self.store.outbox();
+    async fn lease_round(
+        &self,
+        owned: &mut BTreeMap<i32, Lease>,
+        oldest: &mut Oldest,
+        away_until: Instant,
+    ) {
         let now = Instant::now();
         owned.retain(|_, lease| lease.until > now);
         for (&shard, lease) in owned.iter_mut() {
-            match outbox.renew(session, shard, &self.owner).await {
+            match self.outbox.renew(shard, &self.owner).await {
                 Ok(true) => lease.until = now + LEASE_TTL,
                 Ok(false) => lease.until = now,
                 Err(error) => tracing::warn!(shard, %error, "outbox lease not renewed"),
@@ -173,23 +232,29 @@ impl Relay {
         if now < away_until {
             return;
         }
-        let held: HashSet<i32> = match outbox.held_shards(session).await {
+        let held: HashSet<i32> = match self.outbox.held_shards().await {
             Ok(held) => held,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the outbox leases");
                 return;
             }
         };
+        // Another instance reports the shards it holds.
+        oldest.retain(|shard, _| owned.contains_key(shard) || !held.contains(shard));
         for shard in (0..SHARDS).filter(|shard| !held.contains(shard)) {
-            match outbox.acquire(session, shard, &self.owner).await {
+            match self.outbox.acquire(shard, &self.owner).await {
                 Ok(true) => {
                     tracing::info!(shard, owner = %self.owner, "outbox shard taken");
                     owned.insert(
                         shard,
                         Lease {
                             until: now + LEASE_TTL,
-                            scan_from: 0,
-                            full_scan_at: now + FULL_SCAN_EVERY,
+                            scan_from: None,
+                            saved: 0,
+                            save_at: now,
+                            late_at: now,
+                            retry_at: now,
+                            probing: false,
                         },
                     );
                 }
@@ -199,43 +264,141 @@ impl Relay {
         }
     }
 
-    /// One round over the shards held; true if some shard has more waiting.
-    async fn relay_owned(&self, owned: &mut BTreeMap<i32, Lease>) -> Result<bool, TweetError> {
-        let mut more = false;
+    /// One round over the shards held.
+    async fn relay_owned(&self, owned: &mut BTreeMap<i32, Lease>, oldest: &mut Oldest) -> Round {
+        let (mut more, mut tried, mut unpublished) = (false, 0, 0);
         for (&shard, lease) in owned.iter_mut() {
+            let now = Instant::now();
             // Too little lease left to see a send through: wait for renewal.
-            if lease.until.saturating_duration_since(Instant::now()) <= DELIVERY_TIMEOUT {
+            if lease.until.saturating_duration_since(now) <= DELIVERY_TIMEOUT
+                || now < lease.retry_at
+            {
                 continue;
             }
-            more |= self.relay_shard(shard, lease).await?;
+            tried += 1;
+            match self.relay_shard(shard, lease, oldest).await {
+                Ok(has_more) => {
+                    more |= has_more;
+                    lease.probing = false;
+                }
+                Err(error) => {
+                    if matches!(error, TweetError::Publish(_)) {
+                        unpublished += 1;
+                        lease.probing = true;
+                    } else {
+                        metrics::counter!(stats::READ_FAILURES).increment(1);
+                    }
+                    tracing::warn!(shard, %error, source = ?std::error::Error::source(&error), "outbox shard failed; trying it again shortly");
+                    lease.retry_at = Instant::now() + BACKOFF;
+                }
+            }
         }
-        Ok(more)
+        if tried > 0 && unpublished == tried {
+            Round::CannotPublish
+        } else if more {
+            Round::More
+        } else {
+            Round::Idle
+        }
     }
 
-    /// Sends one batch of `shard`'s events and removes the ones delivered.
-    async fn relay_shard(&self, shard: i32, lease: &mut Lease) -> Result<bool, TweetError> {
-        let (session, outbox) = self.store.outbox();
-        if Instant::now() >= lease.full_scan_at {
-            lease.scan_from = 0;
-            lease.full_scan_at = Instant::now() + FULL_SCAN_EVERY;
+    /// Sends `shard`'s late events, if it is time to look, then one batch
+    /// from its checkpoint on, removes what was delivered and moves the
+    /// checkpoint. True if more is waiting.
+    async fn relay_shard(
+        &self,
+        shard: i32,
+        lease: &mut Lease,
+        oldest: &mut Oldest,
+    ) -> Result<bool, TweetError> {
+        let scan_from = match lease.scan_from {
+            Some(scan_from) => scan_from,
+            None => {
+                let saved = self.outbox.checkpoint(shard).await?;
+                lease.saved = saved;
+                *lease.scan_from.insert(saved)
+            }
+        };
+        if Instant::now() >= lease.late_at {
+            self.relay_late(shard).await?;
+            lease.late_at = Instant::now() + LATE_EVERY;
         }
-        let pending = outbox
-            .pending(session, shard, lease.scan_from, BATCH)
-            .await?;
+        let limit = if lease.probing { 1 } else { BATCH };
+        let pending = self.outbox.pending(shard, scan_from, limit).await?;
         let (delivered, failure) = self.send_in_order(&pending).await;
-        futures::future::try_join_all(
-            pending[..delivered]
-                .iter()
-                .map(|event| outbox.remove(session, event)),
-        )
-        .await?;
-        if let Some(last) = pending[..delivered].last() {
-            lease.scan_from = lease.scan_from.max(last.event_id - LOOKBACK_IDS);
+        self.remove(&pending[..delivered]).await?;
+        if delivered > 0 {
             tracing::debug!(shard, delivered, "outbox events relayed");
         }
+        let full = pending.len() == limit as usize;
+        let bound = bound(&pending, delivered, full);
+        let settled = first_id_at(now_ms() - LOOKBACK.as_millis() as i64);
+        let scan_from = next_scan_from(scan_from, bound, settled);
+        lease.scan_from = Some(scan_from);
+        self.save_checkpoint(shard, lease, scan_from).await;
+
+        let waiting = &pending[delivered..];
+        metrics::gauge!(stats::PENDING, "shard" => shard.to_string()).set(waiting.len() as f64);
+        match (waiting.first(), full) {
+            (Some(first), _) => oldest.insert(shard, first.event_id),
+            (None, true) => oldest.insert(shard, bound),
+            (None, false) => oldest.remove(&shard),
+        };
         match failure {
             Some(error) => Err(error),
-            None => Ok(pending.len() == BATCH as usize),
+            None => Ok(full),
+        }
+    }
+
+    /// Sends the events whose writers flagged them as late, if they are
+    /// still waiting, and forgets their markers.
+    async fn relay_late(&self, shard: i32) -> Result<(), TweetError> {
+        let markers = self.outbox.late(shard, BATCH).await?;
+        let mut marked: Vec<(LateMarker, PendingEvent)> = Vec::new();
+        let mut done: Vec<LateMarker> = Vec::new();
+        for marker in markers {
+            match self.outbox.marked(shard, &marker).await? {
+                Some(event) => marked.push((marker, event)),
+                // Relayed already (a replay of a create sent long ago), unless
+                // the rest of its batch is still on its way.
+                None if marker.written_ms < now_ms() - LOOKBACK.as_millis() as i64 => {
+                    done.push(marker)
+                }
+                None => {}
+            }
+        }
+        let events: Vec<PendingEvent> = marked.iter().map(|(_, event)| event.clone()).collect();
+        let (delivered, failure) = self.send_in_order(&events).await;
+        self.remove(&events[..delivered]).await?;
+        done.extend(marked[..delivered].iter().map(|(marker, _)| *marker));
+        futures::future::try_join_all(done.iter().map(|marker| self.outbox.unmark(shard, marker)))
+            .await?;
+        if delivered > 0 {
+            tracing::info!(shard, delivered, "late outbox events relayed");
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    async fn remove(&self, delivered: &[PendingEvent]) -> Result<(), TweetError> {
+        futures::future::try_join_all(delivered.iter().map(|event| self.outbox.remove(event)))
+            .await?;
+        metrics::counter!(stats::RELAYED).increment(delivered.len() as u64);
+        Ok(())
+    }
+
+    /// Saves the checkpoint when it moved, at most every
+    /// [`CHECKPOINT_EVERY`]. A failed save only means a new owner reads a
+    /// little more: it is tried again next round.
+    async fn save_checkpoint(&self, shard: i32, lease: &mut Lease, scan_from: i64) {
+        if scan_from == lease.saved || Instant::now() < lease.save_at {
+            return;
+        }
+        match self.outbox.save_checkpoint(shard, scan_from).await {
+            Ok(()) => {
+                lease.saved = scan_from;
+                lease.save_at = Instant::now() + CHECKPOINT_EVERY;
+            }
+            Err(error) => tracing::warn!(shard, %error, "outbox checkpoint not saved"),
         }
     }
 
@@ -270,11 +433,79 @@ impl Relay {
     }
 
     async fn release_all(&self, owned: &mut BTreeMap<i32, Lease>) {
-        let (session, outbox) = self.store.outbox();
         for (shard, _) in std::mem::take(owned) {
-            if let Err(error) = outbox.release(session, shard, &self.owner).await {
+            if let Err(error) = self.outbox.release(shard, &self.owner).await {
                 tracing::warn!(shard, %error, "outbox lease not released; it expires on its own");
             }
         }
+    }
+}
+
+/// How far a round's read lets the checkpoint go: to the first event not
+/// delivered, to the last one read when more may follow it (its id is read
+/// again: a delete's id can equal another event's, told apart by tweet id),
+/// and anywhere when the read saw all there was and delivered it.
+fn bound(pending: &[PendingEvent], delivered: usize, full: bool) -> i64 {
+    match (pending.get(delivered), pending.last()) {
+        (Some(undelivered), _) => undelivered.event_id,
+        (None, Some(last)) if full => last.event_id,
+        _ => i64::MAX,
+    }
+}
+
+/// Where the next read starts: never back, never past `bound`, and never
+/// past `settled`, the first id of the lookback window, where rows may still
+/// appear out of order (older ones are flagged late by their writers).
+fn next_scan_from(scan_from: i64, bound: i64, settled: i64) -> i64 {
+    scan_from.max(bound.min(settled))
+}
+
+/// Publishes the age of each shard's oldest waiting event as this instance
+/// last saw it: 0 for shards it knows nothing waiting in.
+fn report_oldest(oldest: &Oldest) {
+    let now = now_ms();
+    for shard in 0..SHARDS {
+        let age_ms = oldest
+            .get(&shard)
+            .map_or(0, |&event_id| (now - timestamp_ms(event_id)).max(0));
+        metrics::gauge!(stats::OLDEST_AGE, "shard" => shard.to_string())
+            .set(age_ms as f64 / 1000.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn events(ids: &[i64]) -> Vec<PendingEvent> {
+        ids.iter()
+            .map(|&id| PendingEvent::new(id, 3, id, false, HashMap::new()))
+            .collect()
+    }
+
+    #[test]
+    fn the_checkpoint_never_passes_an_event_not_delivered() {
+        let read = events(&[10, 20, 30]);
+        assert_eq!(bound(&read, 1, false), 20);
+        assert_eq!(bound(&read, 0, true), 10);
+        // All delivered, more to read: the last id is read again.
+        assert_eq!(bound(&read, 3, true), 30);
+        // All there was, delivered: nothing holds the checkpoint back.
+        assert_eq!(bound(&read, 3, false), i64::MAX);
+        assert_eq!(bound(&[], 0, false), i64::MAX);
+    }
+
+    #[test]
+    fn the_checkpoint_trails_the_lookback_and_never_moves_back() {
+        let settled = 1_000;
+        // A drained shard: up to the lookback, no further.
+        assert_eq!(next_scan_from(0, i64::MAX, settled), settled);
+        // An event not delivered below the lookback holds it there.
+        assert_eq!(next_scan_from(0, 400, settled), 400);
+        // Never back, whatever a round saw.
+        assert_eq!(next_scan_from(1_500, 400, settled), 1_500);
+        assert_eq!(next_scan_from(1_500, i64::MAX, settled), 1_500);
     }
 }

@@ -20,51 +20,33 @@
 //!   retry comes within seconds or minutes, and a key table that never forgets
 //!   grows forever.
 //!
-//! - `tweet_outbox` and its leases: the events still to publish, written in
-//!   the same logged batch as the rows they announce ([`crate::outbox`]).
-//!
-//! Every write to the two tweet tables carries the tweet's creation time as
-//! its write timestamp, and every delete a later one. Cassandra keeps the cell
-//! with the newest timestamp, so a replayed create racing a delete can rewrite
-//! the rows as often as it likes: the delete still wins.
-//!
-//! Statements are prepared once at start: the cluster parses them once, and
-//! the driver learns each one's partition key and sends every request straight
-//! to a replica that owns it.
+//! Every write here goes through the outbox ([`crate::outbox`]), which adds
+//! the event it announces to the same logged batch. Write timestamps, and
+//! why they make replays safe, are in [`crate::cql`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use chirp_common::ids::{now_ms, timestamp_ms};
 use futures::{StreamExt, TryStreamExt};
 use scylla::DeserializeRow;
-use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::Statement;
-use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 
 use crate::TweetError;
+use crate::cql::{Write, delete_timestamp, prepare, write_timestamp};
 use crate::input::{IdempotencyKey, TweetContent};
-use crate::outbox::{self, Outbox};
+use crate::outbox::{Outbox, PendingEvent};
 
 /// How long a client may retry a create with the same key.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Client-side bound on any one request, retries included. Cassandra's own
-/// write timeout is 2 s; a little more lets its answer arrive first.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Schema changes wait for every node to agree, which takes seconds.
-const SCHEMA_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Reads in flight at once for one batch get.
 const CONCURRENT_READS: usize = 32;
 
-const CREATE_TABLES: [&str; 3] = [
+pub const CREATE_TABLES: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS tweets (
         tweet_id bigint PRIMARY KEY,
         author_id bigint,
@@ -154,10 +136,10 @@ struct ClaimResult {
 }
 
 pub struct Store {
-    session: Session,
+    session: Arc<Session>,
     statements: Statements,
-    /// The outbox's reads and leases, for the relay.
-    outbox: Outbox,
+    /// Where every write goes, with its event.
+    outbox: Arc<Outbox>,
 }
 
 pub(crate) struct Statements {
@@ -165,51 +147,23 @@ pub(crate) struct Statements {
     /// Also for [`crate::import`], which writes the same rows in bulk.
     pub(crate) insert_tweet: PreparedStatement,
     pub(crate) insert_author_tweet: PreparedStatement,
+    mark_key_deleted: PreparedStatement,
+    delete_tweet: PreparedStatement,
+    delete_author_tweet: PreparedStatement,
     select_tweet: PreparedStatement,
     select_author_tweets: PreparedStatement,
-    /// Both tweet rows and the `TweetCreated` outbox row, atomically.
-    create: Batch,
-    /// Unlisting, deleting and the `TweetDeleted` outbox row, atomically;
-    /// with the idempotency key marked deleted when the tweet had one.
-    delete: Batch,
-    delete_with_key: Batch,
 }
 
 impl Store {
-    /// Connects, creates the keyspace and tables unless they exist, and
-    /// prepares every statement.
-    ///
-    /// `IF NOT EXISTS` makes a restart harmless; two instances creating the
-    /// same table for the first time at the same moment is not, on Cassandra,
-    /// so a fleet's first start should be one instance (or a migration job).
-    pub async fn connect(
-        nodes: &[String],
-        keyspace: &str,
-        replication_factor: u32,
-    ) -> anyhow::Result<Self> {
-        let profile = ExecutionProfile::builder()
-            .request_timeout(Some(REQUEST_TIMEOUT))
-            .build();
-        let session = SessionBuilder::new()
-            .known_nodes(nodes)
-            .connection_timeout(Duration::from_secs(3))
-            .default_execution_profile_handle(profile.into_handle())
-            .build()
-            .await
-            .with_context(|| format!("connect to the CQL cluster at {}", nodes.join(",")))?;
-        create_schema(&session, keyspace, replication_factor).await?;
+    /// Prepares every statement on `session`, whose keyspace holds
+    /// [`CREATE_TABLES`].
+    pub async fn new(session: Arc<Session>, outbox: Arc<Outbox>) -> anyhow::Result<Self> {
         let statements = Statements::prepare(&session).await?;
-        let outbox = Outbox::prepare(&session).await?;
         Ok(Self {
             session,
             statements,
             outbox,
         })
-    }
-
-    /// The session and the outbox statements, for the relay.
-    pub fn outbox(&self) -> (&Session, &Outbox) {
-        (&self.session, &self.outbox)
     }
 
     /// Claims `key` for a new tweet, or returns what already holds it. The
@@ -273,24 +227,35 @@ impl Store {
         let written_at = write_timestamp(tweet.tweet_id);
         // Unset, not null: a null would write a tombstone for the empty column.
         let key = key.map_or(MaybeUnset::Unset, |key| MaybeUnset::Set(key.as_str()));
-        let values = (
+        let rows: Vec<Write<'_>> = vec![
             (
-                tweet.tweet_id,
-                tweet.author_id,
-                tweet.content.as_str(),
-                key,
-                written_at,
+                &self.statements.insert_tweet,
+                Box::new((
+                    tweet.tweet_id,
+                    tweet.author_id,
+                    tweet.content.as_str(),
+                    key,
+                    written_at,
+                )),
             ),
             (
-                tweet.author_id,
-                tweet.tweet_id,
-                tweet.content.as_str(),
-                written_at,
+                &self.statements.insert_author_tweet,
+                Box::new((
+                    tweet.author_id,
+                    tweet.tweet_id,
+                    tweet.content.as_str(),
+                    written_at,
+                )),
             ),
-            event_values(tweet, tweet.tweet_id, false, trace),
+        ];
+        let event = PendingEvent::new(
+            tweet.tweet_id,
+            tweet.author_id,
+            tweet.tweet_id,
+            false,
+            trace.clone(),
         );
-        self.session.batch(&self.statements.create, values).await?;
-        Ok(())
+        self.outbox.write(rows, &event).await
     }
 
     /// Deletes `tweet` and writes its `TweetDeleted` event (`event_id`, above
@@ -314,37 +279,34 @@ impl Store {
         trace: &HashMap<String, String>,
     ) -> Result<(), TweetError> {
         let deleted_at = delete_timestamp(tweet.tweet_id);
-        let unlist = (deleted_at, tweet.author_id, tweet.tweet_id);
-        let delete = (deleted_at, tweet.tweet_id);
-        let event = event_values(tweet, event_id, true, trace);
-        match key.zip(remaining_key_ttl(tweet)) {
-            Some((key, ttl)) => {
-                let mark = (
-                    tweet.author_id,
-                    key,
-                    tweet.tweet_id,
-                    tweet.content.as_str(),
-                    ttl_seconds(ttl),
-                );
-                self.session
-                    .batch(
-                        &self.statements.delete_with_key,
-                        (mark, unlist, delete, event),
-                    )
-                    .await?;
-            }
-            None => {
-                self.session
-                    .batch(&self.statements.delete, (unlist, delete, event))
-                    .await?;
-            }
+        let mut rows: Vec<Write<'_>> = Vec::with_capacity(3);
+        if let Some((key, ttl)) = key.zip(remaining_key_ttl(tweet)) {
+            let mark = (
+                tweet.author_id,
+                key,
+                tweet.tweet_id,
+                tweet.content.as_str(),
+                ttl_seconds(ttl),
+            );
+            rows.push((&self.statements.mark_key_deleted, Box::new(mark)));
         }
-        Ok(())
+        let unlist = (deleted_at, tweet.author_id, tweet.tweet_id);
+        rows.push((&self.statements.delete_author_tweet, Box::new(unlist)));
+        let delete = (deleted_at, tweet.tweet_id);
+        rows.push((&self.statements.delete_tweet, Box::new(delete)));
+        let event = PendingEvent::new(
+            tweet.tweet_id,
+            tweet.author_id,
+            event_id,
+            true,
+            trace.clone(),
+        );
+        self.outbox.write(rows, &event).await
     }
 
     /// For [`crate::import`], which writes the same rows in bulk.
     pub(crate) fn session_and_statements(&self) -> (&Session, &Statements) {
-        (&self.session, &self.statements)
+        (&*self.session, &self.statements)
     }
 
     pub async fn tweet(&self, tweet_id: i64) -> Result<Option<StoredTweet>, TweetError> {
@@ -401,184 +363,76 @@ fn remaining_key_ttl(tweet: &Tweet) -> Option<Duration> {
         .filter(|left| !left.is_zero())
 }
 
-/// The values of [`outbox::ENQUEUE`] for an event about `tweet`. The row is
-/// written at its event id's time, which is all the relay needs to know to
-/// remove it with a later timestamp, whatever the clocks of the two hosts.
-fn event_values<'a>(
-    tweet: &Tweet,
-    event_id: i64,
-    deleted: bool,
-    trace: &'a HashMap<String, String>,
-) -> (i32, i64, i64, i64, bool, &'a HashMap<String, String>, i64) {
-    (
-        outbox::shard(tweet.author_id),
-        event_id,
-        tweet.tweet_id,
-        tweet.author_id,
-        deleted,
-        trace,
-        write_timestamp(event_id),
-    )
-}
-
-/// The keyspace uses `NetworkTopologyStrategy`, the one strategy both
-/// Cassandra and current ScyllaDB accept (ScyllaDB is dropping
-/// `SimpleStrategy`); `replication_factor` applies to every datacenter. On
-/// ScyllaDB the keyspace must not use tablets, with which many ScyllaDB
-/// versions refuse the lightweight transaction behind idempotency keys: the
-/// compose file starts ScyllaDB with tablets off.
-async fn create_schema(
-    session: &Session,
-    keyspace: &str,
-    replication_factor: u32,
-) -> anyhow::Result<()> {
-    let create_keyspace = format!(
-        "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
-         {{'class': 'NetworkTopologyStrategy', 'replication_factor': {replication_factor}}}"
-    );
-    session
-        .query_unpaged(schema_statement(create_keyspace), ())
-        .await
-        .with_context(|| format!("create keyspace {keyspace}"))?;
-    session
-        .use_keyspace(keyspace, false)
-        .await
-        .with_context(|| format!("use keyspace {keyspace}"))?;
-    for table in CREATE_TABLES.iter().chain(&outbox::CREATE_TABLES) {
-        session
-            .query_unpaged(schema_statement((*table).to_owned()), ())
-            .await
-            .with_context(|| format!("create table in {keyspace}"))?;
-    }
-    session
-        .await_schema_agreement()
-        .await
-        .context("wait for the cluster to agree on the schema")?;
-    Ok(())
-}
-
-fn schema_statement(cql: String) -> Statement {
-    let mut statement = Statement::new(cql);
-    statement.set_request_timeout(Some(SCHEMA_TIMEOUT));
-    statement
-}
-
 impl Statements {
     async fn prepare(session: &Session) -> anyhow::Result<Self> {
-        let prepare = |cql: &'static str, idempotent: bool| async move {
-            let mut statement = session
-                .prepare(cql)
-                .await
-                .with_context(|| format!("prepare {cql}"))?;
-            // The driver only retries (or speculatively re-sends) statements
-            // marked idempotent. A claim is not: sent twice, the second
-            // attempt would find the first one's row and report a replay.
-            statement.set_is_idempotent(idempotent);
-            anyhow::Ok(statement)
-        };
-        let insert_tweet = prepare(
-            "INSERT INTO tweets (tweet_id, author_id, content, idempotency_key) \
-             VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
-            true,
-        )
-        .await?;
-        let insert_author_tweet = prepare(
-            "INSERT INTO tweets_by_author (author_id, tweet_id, content) \
-             VALUES (?, ?, ?) USING TIMESTAMP ?",
-            true,
-        )
-        .await?;
-        let mark_key_deleted = prepare(
-            "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
-             VALUES (?, ?, ?, ?, true) USING TTL ?",
-            true,
-        )
-        .await?;
-        let delete_tweet = prepare(
-            "DELETE FROM tweets USING TIMESTAMP ? WHERE tweet_id = ?",
-            true,
-        )
-        .await?;
-        let delete_author_tweet = prepare(
-            "DELETE FROM tweets_by_author USING TIMESTAMP ? WHERE author_id = ? AND tweet_id = ?",
-            true,
-        )
-        .await?;
-        let enqueue = prepare(outbox::ENQUEUE, true).await?;
+        let s = session;
         Ok(Self {
+            // A claim is not idempotent: resent, it would find its own first
+            // attempt's row and report a replay.
             claim_key: prepare(
+                s,
                 "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
                  VALUES (?, ?, ?, ?, false) IF NOT EXISTS USING TTL ?",
                 false,
             )
             .await?,
+            insert_tweet: prepare(
+                s,
+                "INSERT INTO tweets (tweet_id, author_id, content, idempotency_key) \
+                 VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+                true,
+            )
+            .await?,
+            insert_author_tweet: prepare(
+                s,
+                "INSERT INTO tweets_by_author (author_id, tweet_id, content) \
+                 VALUES (?, ?, ?) USING TIMESTAMP ?",
+                true,
+            )
+            .await?,
+            mark_key_deleted: prepare(
+                s,
+                "INSERT INTO tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
+                 VALUES (?, ?, ?, ?, true) USING TTL ?",
+                true,
+            )
+            .await?,
+            delete_tweet: prepare(
+                s,
+                "DELETE FROM tweets USING TIMESTAMP ? WHERE tweet_id = ?",
+                true,
+            )
+            .await?,
+            delete_author_tweet: prepare(
+                s,
+                "DELETE FROM tweets_by_author USING TIMESTAMP ? WHERE author_id = ? AND tweet_id = ?",
+                true,
+            )
+            .await?,
             select_tweet: prepare(
+                s,
                 "SELECT tweet_id, author_id, content, idempotency_key FROM tweets WHERE tweet_id = ?",
                 true,
             )
             .await?,
             select_author_tweets: prepare(
+                s,
                 "SELECT tweet_id, author_id, content FROM tweets_by_author \
                  WHERE author_id = ? AND tweet_id < ? LIMIT ?",
                 true,
             )
             .await?,
-            create: batch(&[
-                insert_tweet.clone(),
-                insert_author_tweet.clone(),
-                enqueue.clone(),
-            ]),
-            delete: batch(&[delete_author_tweet.clone(), delete_tweet.clone(), enqueue.clone()]),
-            delete_with_key: batch(&[mark_key_deleted, delete_author_tweet, delete_tweet, enqueue]),
-            insert_tweet,
-            insert_author_tweet,
         })
     }
-}
-
-/// A logged batch of `statements`: Cassandra saves it to its batchlog before
-/// applying it, so either every statement applies (replayed if the
-/// coordinator dies) or none. Each statement brings its own timestamp.
-fn batch(statements: &[PreparedStatement]) -> Batch {
-    let mut batch = Batch::new(BatchType::Logged);
-    for statement in statements {
-        batch.append_statement(statement.clone());
-    }
-    // Every statement in it is idempotent, so the driver may retry it.
-    batch.set_is_idempotent(true);
-    batch
 }
 
 fn ttl_seconds(ttl: Duration) -> i32 {
     i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX)
 }
 
-/// The write timestamp (microseconds) of every write of a tweet's rows: its
-/// creation time, the same on every attempt.
-pub(crate) fn write_timestamp(tweet_id: i64) -> i64 {
-    timestamp_ms(tweet_id) * 1000
-}
-
-/// The write timestamp of a delete: now, and in any case later than the
-/// writes it must shadow, even if this host's clock lags the one that
-/// created the tweet (or the outbox row, for an event id).
-pub fn delete_timestamp(tweet_id: i64) -> i64 {
-    (now_ms() * 1000).max(write_timestamp(tweet_id) + 1)
-}
-
 #[cfg(test)]
 mod tests {
-    use chirp_common::ids::Snowflake;
-
     use super::*;
-
-    #[test]
-    fn deletes_shadow_every_write_of_the_tweet() {
-        let tweet_id = Snowflake::new(0).next_id();
-        assert!(delete_timestamp(tweet_id) > write_timestamp(tweet_id));
-        let from_the_future = tweet_id + (3_600_000 << 22);
-        assert!(delete_timestamp(from_the_future) > write_timestamp(from_the_future));
-    }
 
     #[test]
     fn ttls_are_whole_positive_seconds() {

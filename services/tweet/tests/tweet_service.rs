@@ -21,6 +21,7 @@ use chirp_proto::tweet::{
 };
 use chirp_testing::{CQL, KAFKA, ensure_backends, unique_name};
 use clap::Parser;
+use futures::StreamExt as _;
 use prost::Message as _;
 use rdkafka::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -39,6 +40,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// One running tweet service on its own keyspace and topic.
 struct TestApp {
     client: TweetServiceClient<Channel>,
+    /// The CQL node it stores on.
+    cql: &'static str,
     keyspace: String,
     kafka: KafkaArgs,
     stop: oneshot::Sender<()>,
@@ -70,6 +73,11 @@ async fn dead_broker() -> String {
 /// One instance of the tweet service on `keyspace`; several may share one,
 /// as replicas of a deployment do.
 async fn spawn_instance(keyspace: &str, kafka: KafkaArgs) -> TestApp {
+    spawn_instance_on(CQL, keyspace, kafka).await
+}
+
+/// As [`spawn_instance`], storing on the CQL node at `cql`.
+async fn spawn_instance_on(cql: &'static str, keyspace: &str, kafka: KafkaArgs) -> TestApp {
     ensure_backends();
     // Replicas need distinct Snowflake worker ids, as in a deployment.
     static NODE_IDS: AtomicU16 = AtomicU16::new(0);
@@ -80,7 +88,7 @@ async fn spawn_instance(keyspace: &str, kafka: KafkaArgs) -> TestApp {
         "--node-id",
         &node_id,
         "--cql-nodes",
-        CQL,
+        cql,
         "--cql-keyspace",
         &keyspace,
         "--kafka-brokers",
@@ -108,6 +116,7 @@ async fn spawn_instance(keyspace: &str, kafka: KafkaArgs) -> TestApp {
     }
     TestApp {
         client,
+        cql,
         keyspace,
         kafka,
         stop,
@@ -150,6 +159,7 @@ impl TestApp {
     async fn teardown(self) {
         let Self {
             client,
+            cql,
             keyspace,
             kafka,
             stop,
@@ -163,7 +173,7 @@ impl TestApp {
         exit.expect("tweet service task panicked")
             .expect("the tweet service stops cleanly");
 
-        if let Err(error) = drop_keyspace(&keyspace).await {
+        if let Err(error) = drop_keyspace(cql, &keyspace).await {
             eprintln!("could not drop keyspace {keyspace}: {error:#}");
         }
         let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().unwrap();
@@ -299,9 +309,9 @@ impl TestApp {
     }
 }
 
-async fn drop_keyspace(keyspace: &str) -> anyhow::Result<()> {
+async fn drop_keyspace(cql: &str, keyspace: &str) -> anyhow::Result<()> {
     let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_node(CQL)
+        .known_node(cql)
         .build()
         .await?;
     let mut statement =
@@ -591,6 +601,110 @@ async fn several_instances_relay_each_event_once_in_order() {
     );
     other.stop().await;
     one.teardown().await;
+}
+
+/// The second Cassandra of `deploy/backends.sh up cassandra-tombstones`:
+/// one read fails past 1 000 tombstones (Cassandra's default is 100 000).
+const CQL_TOMBSTONES: &str = "127.0.0.1:9142";
+
+/// Events per burst in [`the_relay_never_reads_the_tombstones_it_left`]:
+/// more than half of that node's limit, so two bursts exceed it.
+const BURST: usize = 700;
+
+/// How far the relay's checkpoint trails the newest event (the outbox's
+/// `LOOKBACK`), plus a margin for this machine's load.
+const RELAY_LOOKBACK: Duration = Duration::from_secs(32);
+
+/// Issue 19, defect 1: every relayed event leaves a tombstone, and a relay
+/// that reads a shard from its start (a new lease owner did) or from a fixed
+/// distance behind its last event (the old relay did on every read) fails
+/// once more than Cassandra's limit lie there: posts go on succeeding and no
+/// event reaches Kafka again. Two bursts on one shard, more than the limit
+/// together, each less alone; the lease handed over after them; then one
+/// more post must still be relayed.
+#[tokio::test]
+async fn the_relay_never_reads_the_tombstones_it_left() {
+    chirp_testing::ensure_scale_out("cassandra-tombstones");
+    let keyspace = unique_name("tweet_test");
+    let topic = unique_name("tweet_test");
+    let first = spawn_instance_on(CQL_TOMBSTONES, &keyspace, kafka_args(KAFKA, &topic)).await;
+    // Authors of one outbox shard (author id mod 8).
+    let authors = [3, 11, 19, 27];
+    let burst = post_burst(&first, &authors, 1).await;
+    assert_eq!(first.events(BURST).await.len(), BURST);
+
+    // The relay leaves these tombstones behind for good once they are older
+    // than its lookback: a wait for the clock, not for another task.
+    let newest = burst.iter().map(|tweet| tweet.created_at_ms).max().unwrap();
+    let settled = Duration::from_millis(u64::try_from(newest + 1 - now_ms()).unwrap_or(0));
+    tokio::time::sleep(settled + RELAY_LOOKBACK).await;
+    post_burst(&first, &authors, 2).await;
+    assert_eq!(first.events(2 * BURST).await.len(), 2 * BURST);
+
+    first.stop().await;
+    let second = spawn_instance_on(CQL_TOMBSTONES, &keyspace, kafka_args(KAFKA, &topic)).await;
+    let last = second.tweet(authors[0], "after the handover").await;
+    let events = second.events(2 * BURST + 1).await;
+    assert!(
+        events.contains(&created(&last)),
+        "the last post was not relayed"
+    );
+    second.teardown().await;
+    // Nothing else uses that node: a passing run stops what it started.
+    chirp_testing::stop_scale_out("cassandra-tombstones");
+}
+
+/// Issue 19, defect 1: with the relay no longer reading a shard from its
+/// start, a create replayed long after its first attempt (which claimed the
+/// key and died before writing) writes its event below where the relay
+/// reads; the writer flags it late, and the relay still sends it. Before the
+/// fix it waited for the 5-minute full scan; without the flag it would wait
+/// forever.
+#[tokio::test]
+async fn a_create_replayed_long_after_its_claim_is_still_relayed() {
+    let app = spawn_app().await;
+    let author = 65;
+    // The relay is running and has read the shard: its start is now past
+    // anything older than its lookback.
+    let fresh = app.tweet(author, "a fresh post").await;
+    assert_eq!(app.events(1).await, [created(&fresh)]);
+
+    // A first attempt a minute ago: the key claimed, nothing else written.
+    let claimed_id = id_at(now_ms() - 60_000, 1_022, 0);
+    let content = "claimed a minute ago";
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(app.cql)
+        .build()
+        .await
+        .unwrap();
+    let claim = format!(
+        "INSERT INTO {}.tweet_idempotency (author_id, idempotency_key, tweet_id, content, deleted) \
+         VALUES (?, 'late-replay', ?, ?, false) USING TTL 86400",
+        app.keyspace
+    );
+    session
+        .query_unpaged(claim, (author, claimed_id, content))
+        .await
+        .unwrap();
+
+    let replay = app.create(author, content, "late-replay").await.unwrap();
+    assert!(!replay.created);
+    let replayed = replay.tweet.unwrap();
+    assert_eq!(replayed.tweet_id, claimed_id);
+    assert_eq!(app.events(2).await, [created(&fresh), created(&replayed)]);
+    app.teardown().await;
+}
+
+/// [`BURST`] posts by `authors` in turn, a few at a time.
+async fn post_burst(app: &TestApp, authors: &[i64], burst: usize) -> Vec<Tweet> {
+    let posts = (0..BURST).map(|i| {
+        let author = authors[i % authors.len()];
+        async move { app.tweet(author, &format!("burst {burst} post {i}")).await }
+    });
+    futures::stream::iter(posts)
+        .buffer_unordered(16)
+        .collect()
+        .await
 }
 
 fn imported(tweet_id: i64, author_id: i64, content: &str) -> ImportedTweet {

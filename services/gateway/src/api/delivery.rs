@@ -1,11 +1,13 @@
 //! `GET /tweets/{id}/delivery`: how far a tweet's fan-out has got.
 //!
 //! The fan-out worker counts each pipeline of timeline writes in a small
-//! Redis record per tweet (`chirp_redis::delivery`); this joins it with the
-//! tweet (when it was posted) and its author (how many followers, and
-//! whether a celebrity). The audience is the author's follower count *now*,
-//! which can differ from the audience at fan-out time by the follows made
-//! since: good enough to watch a fan-out, not an audit.
+//! Redis record per tweet (`chirp_redis::delivery`): the followers it pushed
+//! the tweet to, and those it skipped, as inactive (no cached timeline) or
+//! as a celebrity's followers. This joins it with the tweet (when it was
+//! posted) and its author (how many followers). The audience is the
+//! author's follower count *now*, which can differ from the audience at
+//! fan-out time by the follows made since: good enough to watch a fan-out,
+//! not an audit.
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
@@ -32,15 +34,21 @@ enum DeliveryState {
     /// Nothing written yet (or the record expired after an hour, or the
     /// strategy is `pull`, which writes nothing).
     Pending,
-    /// Some followers' timelines have the tweet, not all yet.
+    /// Some followers are handled, not all yet.
     Delivering,
-    /// Every follower's timeline has it.
+    /// Every follower is handled: the tweet was pushed into their cached
+    /// timeline, or they were skipped as inactive and get it when their
+    /// timeline is next rebuilt.
     Delivered,
     /// The author is a celebrity: only their own timeline was written, and
     /// followers pull the tweet when they read.
     Pulled,
 }
 
+/// A tweet's fan-out. Each follower falls in one of three counts: pushed,
+/// skipped as inactive, or skipped as a celebrity's follower (an event the
+/// worker retried may count some twice). The author's own timeline is not
+/// counted.
 #[derive(Debug, Serialize, ToSchema)]
 struct Delivery {
     tweet_id: String,
@@ -48,10 +56,16 @@ struct Delivery {
     state: DeliveryState,
     /// The author's followers, now.
     followers: i64,
-    /// Followers whose home timeline the tweet was pushed into so far.
-    followers_reached: u64,
-    /// Followers not pushed to because the author is a celebrity.
-    followers_skipped: i64,
+    /// Followers whose cached home timeline the tweet was pushed into so
+    /// far: it is on their next page.
+    followers_pushed: u64,
+    /// Followers skipped so far because no home timeline of theirs is cached
+    /// (they have not read lately): nothing was written for them, and their
+    /// next read rebuilds their timeline from the stores, the tweet included.
+    followers_skipped_inactive: u64,
+    /// Followers not pushed to because the author is a celebrity (counted
+    /// at fan-out time): they pull the tweet when they read.
+    followers_skipped_celebrity: u64,
     /// From the tweet's creation to the first and the last timeline write,
     /// in milliseconds; absent until the first write.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,13 +90,12 @@ async fn delivery(
         .await
         .map_err(|error| ApiError::new(ErrorKind::Unavailable, error.to_string()))?
         .unwrap_or_default();
-    // The author's own timeline rides along with the first page of followers.
-    let followers_reached = record.timelines.saturating_sub(1);
-    let state = if record.celebrity_skip {
+    let handled = record.pushed + record.skipped_inactive;
+    let state = if record.skipped_celebrity.is_some() {
         DeliveryState::Pulled
-    } else if record.timelines == 0 {
+    } else if record.first_write_ms.is_none() {
         DeliveryState::Pending
-    } else if followers_reached as i64 >= author.follower_count {
+    } else if handled as i64 >= author.follower_count {
         DeliveryState::Delivered
     } else {
         DeliveryState::Delivering
@@ -91,14 +104,11 @@ async fn delivery(
     Ok(JsonResponse(Delivery {
         tweet_id: tweet.tweet_id.to_string(),
         author_id: tweet.author_id.to_string(),
-        followers_skipped: if record.celebrity_skip {
-            author.follower_count
-        } else {
-            0
-        },
         state,
         followers: author.follower_count,
-        followers_reached,
+        followers_pushed: record.pushed,
+        followers_skipped_inactive: record.skipped_inactive,
+        followers_skipped_celebrity: record.skipped_celebrity.unwrap_or(0),
         post_to_first_write_ms: record.first_write_ms.map(since_post),
         post_to_last_write_ms: record.last_write_ms.map(since_post),
     }))

@@ -199,6 +199,8 @@ async fn follow_list(
         user_id,
         after_user_id: query.position(&state.cursors, CursorKind::Users)?,
         limit: query.limit()?,
+        // A profile page may lag a replica's moment behind.
+        consistent: false,
     };
     user(&state, user_id).await?;
     let mut graph = state.graph.clone();

@@ -103,7 +103,7 @@ async fn a_push_reaches_only_cached_timelines_and_creates_no_key() {
 
     let pushed = timelines.push(&[cached, uncached], 11).await.unwrap();
 
-    assert_eq!((pushed.written, pushed.skipped), (1, 1));
+    assert_eq!((pushed.written(), pushed.skipped()), (1, 1));
     assert_eq!(timelines.page(cached, None, 10).await.unwrap(), [11, 10]);
     let exists: bool = redis::cmd("EXISTS")
         .arg(format!("{}tl:{{{uncached}}}", args.redis.redis_key_prefix))
@@ -132,7 +132,11 @@ async fn a_push_during_a_rebuild_is_kept_when_it_completes() {
         .await
         .unwrap();
 
-    assert_eq!(during.written, 1, "pushes land in a timeline being rebuilt");
+    assert_eq!(
+        during.written(),
+        1,
+        "pushes land in a timeline being rebuilt"
+    );
     assert!(completed);
     let read = timelines.read(USER, None, 10).await.unwrap();
     assert_eq!(read.state, State::Complete { cut: false });
@@ -275,7 +279,7 @@ async fn a_buried_tweet_is_not_pushed_and_its_deletion_is_in_the_feed() {
     let kept = timelines.push_unless_buried(&[USER], 8).await.unwrap();
 
     assert_eq!(pushed, None);
-    assert_eq!(kept.map(|pushed| pushed.written), Some(1));
+    assert_eq!(kept.map(|pushed| pushed.written()), Some(1));
     assert_eq!(timelines.page(USER, None, 10).await.unwrap(), [8]);
     let (deleted, _) = timelines.deleted_since(Some(&start)).await.unwrap();
     assert_eq!(deleted, [7]);
@@ -295,7 +299,7 @@ async fn a_batch_over_many_users_reaches_each_of_them_whatever_their_slot() {
 
     let pushed = timelines.push(&users, 11).await.unwrap();
     assert_eq!(
-        (pushed.written, pushed.skipped),
+        (pushed.written(), pushed.skipped()),
         (cached.len(), uncached.len())
     );
     for &user in &cached {

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""deploy/lib/record-run.py KIND RESULTS_DIR COMMAND...: one run's record, the form docs/runs/ holds.
+
+deploy/bench.sh (KIND bench) and deploy/bench-scale.sh (KIND bench-scale) call it last. It
+gathers the small JSON results the run wrote in RESULTS_DIR (never its logs or its manifest,
+which at a million users is megabytes) into RESULTS_DIR/run.json, with the date, the machine,
+the command and the git commit, so that a figure in the docs always says where it comes from.
+deploy/render-docs.py renders the docs' tables from these records; to publish a run:
+
+    mkdir -p docs/runs/KIND && cp RESULTS_DIR/run.json docs/runs/KIND/ && deploy/render-docs.py
+"""
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+# The settings a run may be given through the environment, recorded with it.
+SETTINGS_PREFIXES = ("BENCH_", "SCALE_")
+
+
+def load(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def machine():
+    """The same fields as the load tool's own record (loadtest/src/machine.rs)."""
+    def field(path, key):
+        for line in Path(path).read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+        return None
+    memory = field("/proc/meminfo", "MemTotal")
+    return {
+        "cores": os.cpu_count(),
+        "cpu": field("/proc/cpuinfo", "model name") or "unknown",
+        "memory_gib": round(int(memory.split()[0]) / 1024 / 1024, 1) if memory else 0.0,
+        "os": f"{platform.system().lower()} {platform.machine()}",
+    }
+
+
+def commit(repo):
+    def git(*args):
+        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+    head = git("rev-parse", "HEAD")
+    if head is None:
+        return "unknown"
+    return head + ("-dirty" if git("status", "--porcelain") else "")
+
+
+def scale_out(results):
+    rows = []
+    for setup in ("one", "two", "cluster-one", "cluster-two"):
+        report = load(results / f"scale-out-{setup}" / "report.json")
+        if report is None:
+            continue
+        counts = report["counts"]
+        rows.append({
+            "setup": setup,
+            "ok_per_sec": report["throughput"]["ok_per_sec"],
+            "p50_ms": report["latency"]["p50_ms"],
+            "p99_ms": report["latency"]["p99_ms"],
+            "errors": counts["errors"] + counts["timeouts"],
+        })
+    return rows or None
+
+
+def bench(results):
+    return {"bench": load(results / "bench.json"), "scale_out": scale_out(results),
+            "strategies": load(results / "strategies" / "strategies.json")}
+
+
+def bench_scale(results):
+    sizes = []
+    for size_dir in sorted((d for d in results.iterdir() if d.name.isdigit()), key=lambda d: int(d.name)):
+        size = load(size_dir / "size.json")
+        if size is None:
+            continue
+        cold = load(size_dir / "cold" / "report.json")
+        size["bench"] = load(size_dir / "bench.json")
+        size["cold"] = {k: cold["latency"][k] for k in ("p50_ms", "p99_ms")} if cold else None
+        size["visible"] = load(size_dir / "visible.json")
+        sizes.append(size)
+    return {"sizes": sizes, "strategies": load(results / "strategies" / "strategies.json"),
+            "timeline_env": os.environ.get("BENCH_TIMELINE_ENV", ""),
+            "gateway_env": os.environ.get("BENCH_GATEWAY_ENV", "")}
+
+
+def main():
+    kind, results, command = sys.argv[1], Path(sys.argv[2]), " ".join(sys.argv[3:])
+    settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
+                        if k.startswith(SETTINGS_PREFIXES) and k != "BENCH_BIN_DIR")
+    record = {
+        "kind": kind,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        "command": f"{settings} {command}".strip(),
+        "commit": commit(Path(__file__).resolve().parent.parent.parent),
+        **{"bench": bench, "bench-scale": bench_scale}[kind](results),
+    }
+    (results / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"run record: {results / 'run.json'}; to publish it in the docs:\n"
+          f"  mkdir -p docs/runs/{kind} && cp {results / 'run.json'} docs/runs/{kind}/ && deploy/render-docs.py")
+
+
+if __name__ == "__main__":
+    main()

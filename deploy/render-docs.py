@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""deploy/render-docs.py: the measured tables of the docs, rendered from the runs that measured them.
+
+No figure in the docs is typed by hand. A run's record is committed under docs/runs/KIND/run.json:
+
+    KIND          written by                                   as
+    bench         deploy/bench.sh                              RESULTS_DIR/run.json
+    bench-scale   deploy/bench-scale.sh                        RESULTS_DIR/run.json
+    chaos         loadtest chaos --json docs/runs/chaos/run.json
+
+(the latest run of a kind replaces the one before; git keeps the older ones). In a doc, a
+rendered block is
+
+    <!-- render: KIND.TABLE -->
+    ...what this command writes...
+    <!-- end render -->
+
+and this command rewrites every block from its run: the table, headed by the run's date, machine,
+command and commit. Without a committed run the block says so, and shows no number.
+deploy/check-docs.py fails when a block differs from what its run renders.
+
+    deploy/render-docs.py          rewrite the blocks of README.md, docs/*.md, deploy/k8s/README.md
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# A block inside a list item is indented like the item: its lines keep the marker's indentation.
+BLOCK = re.compile(r"^([ \t]*)(<!--\s*render:\s*([\w.-]+)\s*-->\n)(.*?)^[ \t]*(<!--\s*end render\s*-->)",
+                   re.S | re.M)
+PRODUCERS = {
+    "bench": "`deploy/bench.sh`",
+    "bench-scale": "`deploy/bench-scale.sh`",
+    "chaos": "`loadtest chaos`",
+}
+HOW = {
+    "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
+    "bench-scale": "`deploy/bench-scale.sh`, then copy its run.json into docs/runs/bench-scale/",
+    "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
+}
+
+
+class NoRun(Exception):
+    """The block's run is not committed."""
+
+
+# ---------------------------------------------------------------- formatting
+
+def n(value, digits=0):
+    """A number as the docs write it: thousands apart by a space, fixed decimals."""
+    if value is None:
+        return "–"
+    text = f"{value:,.{digits}f}"
+    return text.replace(",", " ")
+
+
+def ratio(value):
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def table(header, rows, align=None):
+    align = align or ["---"] + ["--:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(run):
+    m = run["machine"]
+    commit = run["commit"][:12] + ("-dirty" if run["commit"].endswith("-dirty") else "")
+    return (f"*Run of {run['date'][:10]}, `{run['command']}` at commit {commit}, on "
+            f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']:.1f} GiB, {m['os']}.*")
+
+
+# ---------------------------------------------------------------- the tables
+
+def bench_results(run):
+    b = run.get("bench")
+    if not b:
+        raise NoRun("the run skipped `loadtest bench` (BENCH_READ_PATH=0)")
+    floor = max(b["redis_floor"]["ok_per_sec"], 1e-9)
+    out = [provenance(run), "",
+           f"{n(b['users'])} users, {n(b['follows'])} follows, {n(b['tweets'])} tweets; "
+           f"{n(b['readers'])} warm readers, pages of {b['page_size']}; "
+           f"{b['connections']} concurrent requests; {n(b['duration_secs'])} s per stage.", ""]
+    rows = []
+    for name, key in [("Redis floor: the page's pipeline, one multiplexed connection", "redis_floor"),
+                      ("timeline service, gRPC `GetHomeTimeline`", "timeline_grpc"),
+                      ("gateway, HTTP `GET /users/{id}/timeline` (saturation)", "gateway_http")]:
+        s = b[key]
+        rows.append([name, n(s["ok_per_sec"]), n(s["latency"]["p50_ms"], 2),
+                     n(s["latency"]["p99_ms"], 2), ratio(s["ok_per_sec"] / floor)])
+    if b.get("redis_benchmark"):
+        pages = b["redis_benchmark"]["pages_per_sec"]
+        rows.append(["redis-benchmark: the page's `ZRANGE`, 3 per round trip, as pages", n(pages),
+                     "", "", ratio(pages / floor)])
+    out += [table(["read path, one cached home-timeline page", "pages/s", "p50 ms", "p99 ms",
+                   "vs floor"], rows), ""]
+    o = b["gateway_http_open"]
+    out += [table([f"gateway, open loop at {b['load_fraction'] * 100:.0f} % of saturation, same "
+                   f"connections", "target/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"],
+                  [["`GET /users/{id}/timeline`", n(o.get("target_per_sec")), n(o["ok_per_sec"]),
+                    n(o["latency"]["p50_ms"], 2), n(o["latency"]["p99_ms"], 2),
+                    n(o["latency"]["p99.9_ms"], 2), n(o["latency"]["max_ms"], 2)]]), ""]
+    f = b["fanout"]
+    counted = f" (its counter: {n(f['worker_counted'])})" if f.get("worker_counted") is not None else ""
+    out += [table([f"fan-out: {f['events']} events of an author with {n(f['followers'])} followers",
+                   "inserts", "seconds", "inserts/s", "vs ZADD"],
+                  [[f"through the worker, publish to the last write in Redis{counted}", n(f["inserts"]),
+                    n(f["worker_secs"], 3), n(f["worker_inserts_per_sec"]),
+                    ratio(f["worker_inserts_per_sec"] / max(f["direct_inserts_per_sec"], 1e-9))],
+                   ["pipelined `ZADD` straight to Redis, same pipelines", n(f["inserts"]),
+                    n(f["direct_secs"], 3), n(f["direct_inserts_per_sec"]), ratio(1.0)]]), ""]
+    stages = [("Redis floor", "redis_floor"), ("timeline gRPC", "timeline_grpc"),
+              ("gateway HTTP (saturation)", "gateway_http"), ("gateway HTTP (open loop)", "gateway_http_open")]
+    processes = sorted({p for _, key in stages for p in b[key].get("cpu_us_per_request", {})})
+    if processes:
+        rows = []
+        for name, key in stages:
+            cpu = b[key].get("cpu_us_per_request", {})
+            rows.append([name] + [n(cpu[p], 1) if p in cpu else "" for p in processes]
+                        + [n(sum(cpu.values()), 1)])
+        out += [table(["CPU µs per page, by process"] + processes + ["total"], rows), ""]
+    r = b["ratios"]
+    verdict = lambda met: "met" if met else "**not met**"
+    out.append(table(["target", "measured", ""], [
+        ["end-to-end read ≥ 0.5× the Redis floor", ratio(r["gateway_vs_floor"]),
+         verdict(r["gateway_vs_floor"] >= 0.5)],
+        [f"p99 ≤ 10 ms at {b['load_fraction'] * 100:.0f} % of saturation", f"{n(r['p99_at_load_ms'], 2)} ms",
+         verdict(r["p99_at_load_ms"] <= 10.0)],
+        ["fan-out ≥ 0.5× pipelined `ZADD`", ratio(r["fanout_vs_zadd"]), verdict(r["fanout_vs_zadd"] >= 0.5)],
+    ], ["---", "--:", "---"]))
+    return "\n".join(out)
+
+
+def bench_headline(run):
+    b = run.get("bench")
+    if not b:
+        raise NoRun("the run skipped `loadtest bench` (BENCH_READ_PATH=0)")
+    r = b["ratios"]
+    return (f"In the committed run ({run['date'][:10]}, {run['machine']['cores']} cores), a cached "
+            f"home-timeline page through the gateway reaches {ratio(r['gateway_vs_floor'])} of the raw "
+            f"Redis floor end to end, against the 0.5× aimed at, and its p99 at "
+            f"{b['load_fraction'] * 100:.0f} % of saturation is {n(r['p99_at_load_ms'], 2)} ms "
+            f"(docs/BENCHMARKS.md).")
+
+
+SETUPS = {
+    "one": "1 gateway, 1 timeline",
+    "two": "2 gateways (HAProxy), 2 timelines",
+    "cluster-one": "1 gateway, 1 timeline, Redis Cluster",
+    "cluster-two": "2 gateways (HAProxy), 2 timelines, Redis Cluster",
+}
+
+
+def bench_scale_out(run):
+    rows = run.get("scale_out")
+    if not rows:
+        raise NoRun("the run skipped the scale-out stage (BENCH_SCALE_OUT=0)")
+    return "\n".join([provenance(run), "", table(
+        ["setup", "pages ok/s", "p50 ms", "p99 ms", "errors"],
+        [[SETUPS.get(r["setup"], r["setup"]), n(r["ok_per_sec"]), n(r["p50_ms"], 1), n(r["p99_ms"], 1),
+          r["errors"]] for r in rows])])
+
+
+def strategies(run):
+    c = run.get("strategies")
+    if not c:
+        raise NoRun("the run skipped `experiment strategies`")
+    rows = []
+    for s in c["strategies"]:
+        o, k = s["ordinary"], s["celebrity"]
+        rows.append([s["strategy"], n(s["load"]["per_tweet"], 1),
+                     n(o["writes"]["per_tweet"]), n(k["writes"]["per_tweet"]),
+                     f"{n(s['home_timeline']['p50_ms'], 1)} / {n(s['home_timeline']['p99_ms'], 1)}",
+                     f"{n(o['visible']['p50_ms'])} / {n(o['visible']['p99_ms'])}",
+                     f"{n(k['visible']['p50_ms'])} / {n(k['visible']['p99_ms'])}",
+                     o["lost"] + k["lost"]])
+    followers = lambda kind: n(c["strategies"][0][kind]["author_followers"])
+    return "\n".join([provenance(run), "",
+                      f"{n(c['users'])} users, {n(c['follows'])} follows, {n(c['tweets'])} tweets, "
+                      f"celebrity threshold {n(c['celebrity_threshold'])}; a mixed load of "
+                      f"{n(c['rate'])} requests/s over {n(c['readers'])} readers for "
+                      f"{n(c['duration_secs'])} s; {c['probes']} timed posts per kind of author.", "",
+                      table(["strategy", "writes per tweet, mixed load",
+                             f"ordinary author ({followers('ordinary')} followers)",
+                             f"celebrity ({followers('celebrity')} followers)",
+                             "home timeline p50 / p99 ms", "post to visible, ordinary p50 / p99 ms",
+                             "post to visible, celebrity p50 / p99 ms", "probes lost"], rows)])
+
+
+def bench_scale_summary(run):
+    sizes = run["sizes"]
+    if not sizes:
+        raise NoRun("the run recorded no size")
+    label = [f"{n(s['users'])} users" for s in sizes]
+
+    def stage(s, key, field="ok_per_sec"):
+        b = s.get("bench")
+        return b[key][field] if b else None
+
+    def visible(s):
+        v = s.get("visible")
+        if not v or not v.get("last_follower_ms"):
+            return "–"
+        ms = sorted(v["last_follower_ms"])
+        return f"{n(ms[len(ms) // 2])} ({n(ms[0])}-{n(ms[-1])}) ms, {n(v['followers'])} followers"
+
+    rows = [
+        ["follows / tweets"] + [f"{n(s['follows'])} / {n(s['tweets'])}" for s in sizes],
+        ["seed: users, follows streamed, graph commit, tweet history (s)"] +
+        [" / ".join(n(s[k], 1) for k in ("users_secs", "follows_secs", "graph_commit_secs", "tweets_secs"))
+         for s in sizes],
+        ["**seed, total**"] + [f"**{n(s['seed_secs'])} s**" for s in sizes],
+        ["timeline keys in Redis"] + [n(s["timeline_keys"]) for s in sizes],
+        ["Redis bytes per timeline entry (`MEMORY USAGE`)"] +
+        [n(s["timeline_bytes"] / s["timeline_entries"], 1) if s.get("timeline_entries") else "–"
+         for s in sizes],
+        ["active readers warmed and read"] + [n(s["readers"]) for s in sizes],
+        ["cached pages/s, gateway (saturation)"] + [n(stage(s, "gateway_http")) for s in sizes],
+        ["cached pages/s, timeline service (gRPC)"] + [n(stage(s, "timeline_grpc")) for s in sizes],
+        ["Redis floor, pages/s"] + [n(stage(s, "redis_floor")) for s in sizes],
+        ["gateway p99 at 70 % of saturation, ms"] +
+        [n(s["bench"]["ratios"]["p99_at_load_ms"], 1) if s.get("bench") else "–" for s in sizes],
+        ["cold read (a rebuild) p50 / p99, ms"] +
+        [f"{n(s['cold']['p50_ms'], 1)} / {n(s['cold']['p99_ms'], 1)}" if s.get("cold") else "–"
+         for s in sizes],
+        ["post to last follower visible, median (min-max)"] + [visible(s) for s in sizes],
+    ]
+    if len(sizes) == 2 and all(stage(s, "gateway_http") for s in sizes):
+        # The design's promise at scale: a cached page as fast at the larger size.
+        rows.append(["cached pages/s at the larger size ÷ the smaller", "",
+                     ratio(stage(sizes[1], "gateway_http") / stage(sizes[0], "gateway_http"))])
+    settings = [f"The timeline service ran with `{run['timeline_env']}`." if run.get("timeline_env") else "",
+                f"The gateway ran with `{run['gateway_env']}`." if run.get("gateway_env") else ""]
+    return "\n".join([provenance(run), "", " ".join(filter(None, settings)) or "Default settings.", "",
+                      table([""] + label, rows)])
+
+
+def bench_scale_headline(run):
+    sizes = [s for s in run["sizes"] if s.get("timeline_entries")]
+    if not sizes:
+        raise NoRun("the run recorded no timeline in Redis")
+    big = sizes[-1]
+    return (f"In the committed run of `deploy/bench-scale.sh` ({run['date'][:10]}), {n(big['users'])} "
+            f"users were seeded in {n(big['seed_secs'])} s and Redis held "
+            f"{n(big['timeline_bytes'] / big['timeline_entries'], 1)} bytes per timeline entry "
+            f"(docs/BENCHMARKS.md, \"A million users\").")
+
+
+def chaos_table(run):
+    def secs(value):
+        return "never" if value is None else f"{value:.1f} s"
+    rows = [[r["fault"], r["posts_accepted"], r["deletes_accepted"], r["lost"], r["phantom"],
+             r["duplicates"], r["paging_gaps"], r["unanswered"], r["server_errors_in_window"],
+             r["server_errors_outside"], secs(r["recovered_after_secs"]), secs(r["converged_after_secs"])]
+            for r in run["rows"]]
+    kind = "The short version (`--short`)" if run["short"] else "The full version"
+    verdict = "every promise kept" if run["passed"] else "**a promise broken**"
+    return "\n".join([provenance(run), "",
+                      f"{kind}, {run['profile']} builds, checks bounded by {run['bound_secs']} s: {verdict}.", "",
+                      table(["fault", "posts accepted", "deletes", "lost", "phantom", "duplicates",
+                             "paging gaps", "unanswered", "5xx in window", "5xx outside",
+                             "time to recover", "checks clean after"], rows)])
+
+
+TABLES = {
+    "bench.results": bench_results,
+    "bench.headline": bench_headline,
+    "bench.scale-out": bench_scale_out,
+    "bench.strategies": strategies,
+    "bench-scale.summary": bench_scale_summary,
+    "bench-scale.headline": bench_scale_headline,
+    "bench-scale.strategies": strategies,
+    "chaos.table": chaos_table,
+}
+
+
+def block(root, name):
+    """The text of the block `name`, rendered from its committed run."""
+    if name not in TABLES:
+        raise KeyError(f"no table {name} (deploy/render-docs.py knows {', '.join(TABLES)})")
+    kind = name.split(".")[0]
+    record = Path(root) / "docs" / "runs" / kind / "run.json"
+    how = f"To measure it: {HOW[kind]}, then run `deploy/render-docs.py`."
+    if not record.exists():
+        return f"*Not measured on the current code yet: no run of {PRODUCERS[kind]} is committed. {how}*"
+    try:
+        return TABLES[name](json.loads(record.read_text()))
+    except NoRun as missing:
+        return f"*Not measured in the committed run: {missing}. {how}*"
+
+
+def render(root, text):
+    def one(match):
+        indent = match.group(1)
+        body = "\n".join(indent + line if line else line for line in block(root, match.group(3)).split("\n"))
+        return f"{indent}{match.group(2)}{body}\n{indent}{match.group(5)}"
+    return BLOCK.sub(one, text)
+
+
+def main():
+    if sys.argv[1:]:
+        print(__doc__)
+        return 2
+    docs = [ROOT / "README.md", ROOT / "deploy/k8s/README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for doc in docs:
+        text = doc.read_text()
+        rendered = render(ROOT, text)
+        if rendered != text:
+            doc.write_text(rendered)
+            print(f"rendered {doc.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
