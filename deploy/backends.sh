@@ -4,11 +4,15 @@
 #   deploy/backends.sh up       install what is missing, start what is not running, wait until
 #                               every backend answers (safe to call any number of times,
 #                               also concurrently: parallel test binaries all call it)
-#   deploy/backends.sh down     stop the backends this script started (never foreign ones)
-#   deploy/backends.sh status   one line per backend; exit 0 if all four are up, 3 otherwise
-#   deploy/backends.sh up|down redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones
-#                               scale-out backends on their own ports, only when asked for
-#                               (see "scale-out" below; `down` alone never stops them)
+#   deploy/backends.sh down     stop the backends this script started (never foreign ones),
+#                               the scale-out ones included; their data stays
+#   deploy/backends.sh status   one line per backend (and per scale-out one that runs); exit 0
+#                               if all four are up, 3 otherwise
+#   deploy/backends.sh up|down|status|reset redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones
+#                               scale-out backends on their own ports, started only when asked
+#                               for; `down` alone stops them too (see "scale-out" below)
+#   deploy/backends.sh kill|restart redis-cluster PORT|kafka-cluster NODE
+#                               one member of a cluster, for fault tests
 #
 #   PostgreSQL 15  127.0.0.1:5432  user postgres (trust), database chirp   Debian package
 #   Redis 7        127.0.0.1:6379  no persistence                           Debian package
@@ -563,8 +567,12 @@ wait_cassandra() {
 #                  outbox relay's tombstone test runs on, so that the shared node keeps its
 #                  defaults and a test need not write 100 000 rows to reach the limit
 #
-# `down NAME` stops one of them; `kill NAME MEMBER` SIGKILLs one member (a Redis port, a Kafka
-# node id 1-3) for fault tests.
+# A cluster lives as long as its data: `up NAME` starts the members that are down, each alone
+# on its own data, and they rejoin (the others keep running, nothing is formatted again);
+# `down NAME` stops every member and keeps the data, so the next `up NAME` resumes the same
+# cluster; `reset NAME` stops it and deletes it, so the next `up NAME` creates a new one.
+# `kill NAME MEMBER` SIGKILLs one member (a Redis port, a Kafka node id 1-3) for fault tests,
+# `restart NAME MEMBER` stops it cleanly and starts it again on its data.
 
 REDIS_CLUSTER_PORTS=(6391 6392 6393 6394 6395 6396)
 PG_REPLICA_PORT=5442
@@ -598,40 +606,80 @@ redis_cluster_ok() {
   done
 }
 
+# One node of the Redis Cluster, started on its own folder: its nodes.conf (who it is, which
+# slots it serves or whom it replicates) and its append-only file (its keys). Both survive a
+# crash, so a node started again rejoins as the same member with its own data: a master
+# killed and back before its replica was promoted still has its keys (all but the last
+# second's writes: `appendfsync everysec`), one back after the failover learns it was
+# replaced and resyncs from the new master as its replica.
+start_redis_cluster_node() {
+  local port=$1 dir=$BACKENDS_DIR/redis-cluster/$1
+  ! port_open "$port" || die "redis-cluster: 127.0.0.1:$port is taken by a server we did not start"
+  mkdir -p "$dir"
+  # cluster-node-timeout: how long a master may be silent before its replica takes over.
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+    --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 2000 \
+    --dir "$dir" --pidfile "$RUN_DIR/redis-cluster-$port.pid" \
+    --logfile "$LOG_DIR/redis-cluster-$port.log" --save '' --appendonly yes \
+    --appendfsync everysec 9>&- \
+    || die_with_log "$LOG_DIR/redis-cluster-$port.log" "redis-cluster: node $port failed to start"
+}
+
+redis_cluster_node_running() { pid_running "$RUN_DIR/redis-cluster-$1.pid" redis-server >/dev/null; }
+
+# `up redis-cluster`: a no-op when every node runs; nodes that are down are started alone,
+# on their own folders, and rejoin; only a cluster that never existed (no node has a
+# nodes.conf) is created. `reset redis-cluster` deletes it, for a fresh one.
 up_redis_cluster() {
-  local dir=$BACKENDS_DIR/redis-cluster port started=$SECONDS
-  if redis_cluster_ok; then
+  local dir=$BACKENDS_DIR/redis-cluster port started=$SECONDS down=() known=0
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    redis_cluster_node_running "$port" || down+=("$port")
+    [[ -s $dir/$port/nodes.conf ]] && known=$((known + 1))
+  done
+  if ((${#down[@]} == 0)) && redis_cluster_ok; then
     configure_redis_cluster
     ok "redis-cluster already running on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}"
     return 0
   fi
-  # Anything less than a whole healthy cluster (a killed master, a restarted node) is
-  # started again from scratch: its data is a cache, and a fresh cluster is quick.
-  down_redis_cluster
+  if ((known == 0)); then
+    create_redis_cluster
+  elif ((known < ${#REDIS_CLUSTER_PORTS[@]})); then
+    die "redis-cluster: only $known of ${#REDIS_CLUSTER_PORTS[@]} nodes have a nodes.conf under $dir; \`deploy/backends.sh reset redis-cluster\` starts a new cluster"
+  else
+    for port in "${down[@]}"; do
+      log "redis-cluster: starting node $port again on its own data"
+      start_redis_cluster_node "$port"
+    done
+    for port in "${down[@]}"; do
+      # PING answers LOADING while the node replays its append-only file.
+      wait_until redis-cluster "PING on 127.0.0.1:$port" "$REDIS_TIMEOUT" \
+        "$LOG_DIR/redis-cluster-$port.log" "" redis_answers_on "$port"
+    done
+    wait_until redis-cluster "cluster_state:ok on every node" "$REDIS_TIMEOUT" \
+      "$LOG_DIR/redis-cluster-${REDIS_CLUSTER_PORTS[0]}.log" "" redis_cluster_ok
+  fi
+  configure_redis_cluster
+  ok "redis-cluster ready on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}, 3 masters + 3 replicas ($((SECONDS - started))s${down[*]:+; started ${down[*]}})"
+}
+
+# A new cluster: six empty nodes, joined as 3 masters with a replica each.
+create_redis_cluster() {
+  local port nodes=()
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
-    ! port_open "$port" || die "redis-cluster: 127.0.0.1:$port is taken by a server we did not start"
-    rm -rf "${dir:?}/$port"
-    mkdir -p "$dir/$port"
-    # cluster-node-timeout: how long a master may be silent before its replica takes over.
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
-      --cluster-config-file "$dir/$port/nodes.conf" --cluster-node-timeout 2000 \
-      --dir "$dir/$port" --pidfile "$RUN_DIR/redis-cluster-$port.pid" \
-      --logfile "$LOG_DIR/redis-cluster-$port.log" --save '' --appendonly no 9>&- \
-      || die_with_log "$LOG_DIR/redis-cluster-$port.log" "redis-cluster: node $port failed to start"
+    rm -rf "${BACKENDS_DIR:?}/redis-cluster/$port"
+    start_redis_cluster_node "$port"
   done
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
     wait_until redis-cluster "PING on 127.0.0.1:$port" "$REDIS_TIMEOUT" \
       "$LOG_DIR/redis-cluster-$port.log" "" redis_answers_on "$port"
+    nodes+=("127.0.0.1:$port")
   done
-  local nodes=()
-  for port in "${REDIS_CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+  log "redis-cluster: creating a new cluster"
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
     >"$LOG_DIR/redis-cluster-create.log" 2>&1 \
     || die_with_log "$LOG_DIR/redis-cluster-create.log" "redis-cli --cluster create failed"
   wait_until redis-cluster "cluster_state:ok on every node" "$REDIS_TIMEOUT" \
     "$LOG_DIR/redis-cluster-create.log" "" redis_cluster_ok
-  configure_redis_cluster
-  ok "redis-cluster ready on 127.0.0.1:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}, 3 masters + 3 replicas ($((SECONDS - started))s)"
 }
 
 # Every node as configure_redis sets the single one (compact timelines, LRU eviction), with
@@ -707,15 +755,29 @@ kafka_cluster_node_up() {
     && pid_running "$RUN_DIR/kafka-cluster-$1.pid" kafka.Kafka >/dev/null
 }
 
+# The cluster id a node's log dir was formatted with; fails if it never was.
+kafka_cluster_node_id() {
+  local meta=$BACKENDS_DIR/kafka-cluster/$1/data/meta.properties
+  [[ -s $meta ]] && sed -n 's/^cluster\.id=//p' "$meta"
+}
+
+# `up kafka-cluster`: a no-op when every node runs; a node that is down is started alone, on
+# its own log dir (its partitions, the committed offsets, the cluster id) and catches up
+# from the others; only a cluster that never existed (no log dir formatted) gets a new
+# cluster id. `reset kafka-cluster` deletes it, for a fresh one.
 up_kafka_cluster() {
-  local home=$BACKENDS_DIR/kafka-cluster node started=$SECONDS voters=()
-  local all_up=1
-  for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_cluster_node_up "$node" || all_up=0; done
-  if ((all_up)); then
+  local home=$BACKENDS_DIR/kafka-cluster node started=$SECONDS voters=() down=() formatted=0
+  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+    kafka_cluster_node_up "$node" || down+=("$node")
+    kafka_cluster_node_id "$node" >/dev/null && formatted=$((formatted + 1))
+  done
+  if ((${#down[@]} == 0)); then
     ok "kafka-cluster already running on 127.0.0.1:19092-19094"
     return 0
   fi
-  down_kafka_cluster
+  if ((formatted > 0 && formatted < ${#KAFKA_CLUSTER_NODES[@]})); then
+    die "kafka-cluster: only $formatted of ${#KAFKA_CLUSTER_NODES[@]} nodes have a formatted log dir under $home; \`deploy/backends.sh reset kafka-cluster\` starts a new cluster"
+  fi
   # The jars of the single broker; nothing more to download. Its logging config is read from
   # the repository, not from the single broker's rendered config: that one is missing when the
   # single broker on :9092 is someone else's (reused, never rendered here), and without it
@@ -724,36 +786,46 @@ up_kafka_cluster() {
   for node in "${KAFKA_CLUSTER_NODES[@]}"; do
     voters+=("$node@127.0.0.1:$(kafka_cluster_controller_port "$node")")
   done
-  local cluster_id
-  cluster_id=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid | tail -n 1)
-  rm -rf "$home"
-  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+  # Rendered on every start, so edits to the shipped config take effect on the next one.
+  for node in "${down[@]}"; do
     mkdir -p "$home/$node/data"
     sed -e "s|@NODE_ID@|$node|g" -e "s|@PORT@|$(kafka_cluster_port "$node")|g" \
       -e "s|@CONTROLLER_PORT@|$(kafka_cluster_controller_port "$node")|g" \
       -e "s|@VOTERS@|$(IFS=,; echo "${voters[*]}")|g" -e "s|@DATA_DIR@|$home/$node/data|g" \
       "$SHIPPED/kafka/cluster-server.properties" >"$home/$node/server.properties"
-    java -Xmx128m -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
-      --config "$home/$node/server.properties" >"$LOG_DIR/kafka-cluster-format-$node.log" 2>&1 \
-      || die_with_log "$LOG_DIR/kafka-cluster-format-$node.log" "kafka-cluster: storage format of node $node failed"
   done
+  if ((formatted == 0)); then
+    local cluster_id
+    cluster_id=$(java -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool random-uuid | tail -n 1)
+    log "kafka-cluster: formatting a new cluster (cluster id $cluster_id)"
+    for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+      java -Xmx128m -cp "$KAFKA_HOME/libs/*" kafka.tools.StorageTool format --cluster-id "$cluster_id" \
+        --config "$home/$node/server.properties" >"$LOG_DIR/kafka-cluster-format-$node.log" 2>&1 \
+        || die_with_log "$LOG_DIR/kafka-cluster-format-$node.log" "kafka-cluster: storage format of node $node failed"
+    done
+  fi
   # The single broker's class-data archive, when there is one: same jars, faster starts.
   local cds=()
   [[ -s $KAFKA_HOME/cds.jsa ]] && cds=(-Xlog:cds=error "-XX:SharedArchiveFile=$KAFKA_HOME/cds.jsa")
-  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
-    log "kafka-cluster: starting node $node on 127.0.0.1:$(kafka_cluster_port "$node")"
+  for node in "${down[@]}"; do
+    # A node that died without exiting cleanly may still hold its ports for a moment.
+    local port
+    for port in "$(kafka_cluster_port "$node")" "$(kafka_cluster_controller_port "$node")"; do
+      ! port_open "$port" || die "kafka-cluster: 127.0.0.1:$port is taken by a server we did not start"
+    done
+    log "kafka-cluster: starting node $node on 127.0.0.1:$(kafka_cluster_port "$node") (cluster id $(kafka_cluster_node_id "$node"))"
     start_detached "$LOG_DIR/kafka-cluster-$node.log" "$RUN_DIR/kafka-cluster-$node.pid" "$home/$node" \
       java "${cds[@]}" -Xms128m -Xmx320m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
       "-Dlog4j2.configurationFile=file:$SHIPPED/kafka/log4j2.yaml" \
       -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$home/$node/server.properties"
   done
-  for node in "${KAFKA_CLUSTER_NODES[@]}"; do
+  for node in "${down[@]}"; do
     wait_until kafka-cluster "\"Kafka Server started\" on node $node" "$KAFKA_TIMEOUT" \
       "$LOG_DIR/kafka-cluster-$node.log" "$(<"$RUN_DIR/kafka-cluster-$node.pid")" \
       grep -q 'Kafka Server started' "$LOG_DIR/kafka-cluster-$node.log"
   done
-  ok "kafka-cluster ready on 127.0.0.1:19092-19094 ($((SECONDS - started))s)"
+  ok "kafka-cluster ready on 127.0.0.1:19092-19094 ($((SECONDS - started))s; started node ${down[*]})"
 }
 
 down_kafka_cluster() {
@@ -772,6 +844,38 @@ down_kafka_cluster() {
     done
   done
   for node in "${KAFKA_CLUSTER_NODES[@]}"; do rm -f "$RUN_DIR/kafka-cluster-$node.pid"; done
+}
+
+# Whether every member of scale-out backend NAME runs and answers.
+extra_running() {
+  local port node
+  case $1 in
+    redis-cluster)
+      for port in "${REDIS_CLUSTER_PORTS[@]}"; do redis_cluster_node_running "$port" || return 1; done
+      redis_cluster_ok
+      ;;
+    kafka-cluster)
+      for node in "${KAFKA_CLUSTER_NODES[@]}"; do kafka_cluster_node_up "$node" || return 1; done
+      ;;
+    pg-replica) pid_running "$RUN_DIR/pg-replica.pid" postgres >/dev/null && pg_replica_answers ;;
+    cassandra-tombstones)
+      pid_running "$RUN_DIR/cassandra-tombstones/cassandra.pid" CassandraDaemon >/dev/null
+      ;;
+    *) die "no scale-out backend '$1' (one of: ${EXTRAS[*]})" ;;
+  esac
+}
+
+# Stops one member (a Redis port, a Kafka node id) cleanly: SIGTERM, SIGKILL after
+# STOP_TIMEOUT. Its data stays; the next `up` starts it on that data.
+stop_member() {
+  local name=$1 member=$2 pid start=$SECONDS
+  pid=$(pid_running "$RUN_DIR/$name-$member.pid" "${name%-cluster}") || return 0
+  kill -TERM "$pid"
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS - start < STOP_TIMEOUT)) || kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.1
+  done
+  rm -f "$RUN_DIR/$name-$member.pid"
 }
 
 # The standard node's start and wait, pointed at a folder and ports of its own. A subshell, so
@@ -801,24 +905,45 @@ down_cassandra_tombstones() {
 
 cmd_extra() {
   local action=$1 name=$2 member=${3:-}
+  if [[ $action == status ]]; then
+    init_dirs
+    extra_running "$name" && { ok "$name running"; return 0; }
+    log "$name not (entirely) running"
+    return 3
+  fi
   [[ $EUID -eq 0 ]] || die "$action $name needs root"
   init_dirs
   with_extra_lock "$name"
+  if [[ $action == kill || $action == restart ]]; then
+    case $name:$member in
+      redis-cluster:639[1-6] | kafka-cluster:[1-3]) ;;
+      *) die "$action $name: no member '$member' (a Redis port 6391-6396, a Kafka node 1-3)" ;;
+    esac
+  fi
   case $action:$name in
     up:redis-cluster) command -v redis-server >/dev/null || ensure_debian_packages; up_redis_cluster ;;
     up:pg-replica) up_pg_replica ;;
     up:kafka-cluster) up_kafka_cluster ;;
     up:cassandra-tombstones) up_cassandra_tombstones ;;
     down:redis-cluster) down_redis_cluster ;;
-    down:pg-replica) down_pg_replica ;;
+    down:pg-replica | reset:pg-replica) down_pg_replica ;;
     down:kafka-cluster) down_kafka_cluster ;;
     down:cassandra-tombstones) down_cassandra_tombstones ;;
+    reset:redis-cluster | reset:kafka-cluster | reset:cassandra-tombstones)
+      "down_${name//-/_}"
+      rm -rf "${BACKENDS_DIR:?}/$name"
+      ok "$name: stopped and deleted; the next \`up $name\` creates a new one"
+      ;;
     kill:redis-cluster | kill:kafka-cluster)
       local pidfile=$RUN_DIR/$name-$member.pid pid
       pid=$(pid_running "$pidfile" "${name%-cluster}") || die "$name: no member $member running"
       kill -KILL "$pid"
       while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
       ok "$name: member $member (pid $pid) killed"
+      ;;
+    restart:redis-cluster | restart:kafka-cluster)
+      stop_member "$name" "$member"
+      "up_${name//-/_}"
       ;;
     *) die "cannot $action $name${member:+ $member} (one of: ${EXTRAS[*]})" ;;
   esac
@@ -873,6 +998,12 @@ cmd_up() {
 cmd_down() {
   [[ $EUID -eq 0 ]] || die "down needs root"
   init_dirs
+  # The scale-out backends first, each under its own lock (a subshell: its fd 9 is its own);
+  # their data stays for the next `up NAME` (`reset NAME` deletes it).
+  local extra
+  for extra in "${EXTRAS[@]}"; do
+    (with_extra_lock "$extra" && "down_${extra//-/_}")
+  done
   with_lock
   local name pid stopping=()
   for name in cassandra kafka redis postgres; do
@@ -924,16 +1055,26 @@ cmd_status() {
     fi
     printf '%-10s %-9s 127.0.0.1:%-5s %s\n' "$name" "$state" "${PORT[$name]}" "$owner"
   done
+  # The scale-out backends, only when some member of one runs (`down` stops them too).
+  local extra pidfile
+  for extra in "${EXTRAS[@]}"; do
+    for pidfile in "$RUN_DIR/$extra"*.pid "$RUN_DIR/$extra"/*.pid; do
+      [[ -s $pidfile ]] || continue
+      if extra_running "$extra"; then state=up; else state=partial; fi
+      printf '%-14s %-9s (scale-out; deploy/backends.sh status %s)\n' "$extra" "$state" "$extra"
+      break
+    done
+  done
   return $all_up
 }
 
 case ${1:-} in
   up) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else cmd_up; fi ;;
   down) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else cmd_down; fi ;;
-  kill) cmd_extra "$@" ;;
-  status) cmd_status ;;
+  status) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else cmd_status; fi ;;
+  kill | restart | reset) if [[ -n ${2:-} ]]; then cmd_extra "$@"; else die "usage: $0 $1 NAME"; fi ;;
   *)
-    echo "usage: $0 up|down|status, or up|down redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones, or kill redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
+    echo "usage: $0 up|down|status, or up|down|status|reset redis-cluster|pg-replica|kafka-cluster|cassandra-tombstones, or kill|restart redis-cluster PORT|kafka-cluster NODE   (backends folder: \${CHIRP_BACKENDS_DIR:-<repo>/.backends})" >&2
     exit 2
     ;;
 esac

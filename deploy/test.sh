@@ -2,7 +2,8 @@
 # deploy/test.sh — the one command that tests chirp, locally and in CI.
 #
 # Starts the real backends natively (deploy/backends.sh up: installs them on a fresh machine,
-# reuses them when they already run), then runs every test of the workspace: unit tests,
+# reuses them when they already run; the scale-out ones the tests start are stopped at the
+# end), then runs every test of the workspace: unit tests,
 # each service's integration tests and the end-to-end tests, all against those backends;
 # then checks the docs against the code (deploy/check-docs.py); then fuzzes the public API from
 # its OpenAPI document (deploy/fuzz-api.sh), and drives the web
@@ -11,6 +12,23 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash deploy/backends.sh up
+
+# A test run stops what it started: the scale-out backends some tests start (the Redis
+# Cluster, the Kafka cluster, the Postgres replica, the Cassandra with lowered tombstone
+# thresholds) are stopped at the end, whatever the
+# outcome, unless they already ran before the run. Their data stays, as with
+# `deploy/backends.sh down NAME`. The four standard backends stay up for the next run.
+already_running=()
+for extra in redis-cluster kafka-cluster pg-replica cassandra-tombstones; do
+  if bash deploy/backends.sh status "$extra" >/dev/null 2>&1; then already_running+=("$extra"); fi
+done
+stop_what_we_started() {
+  local extra
+  for extra in redis-cluster kafka-cluster pg-replica cassandra-tombstones; do
+    [[ " ${already_running[*]} " == *" $extra "* ]] || bash deploy/backends.sh down "$extra"
+  done
+}
+trap stop_what_we_started EXIT
 
 echo "==> cargo test --workspace"
 # Test binaries run one after another; inside one, a few threads keep both cores busy while

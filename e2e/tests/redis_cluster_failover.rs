@@ -4,16 +4,19 @@
 //! (`chirp_redis::connection`) follows it without a restart: every
 //! key written before the kill is read back, and writes go on.
 //!
+//! Then `deploy/backends.sh up redis-cluster` brings the dead node back
+//! alone, on its own data, into the same cluster, and leaves the others
+//! running.
+//!
 //! Its own test binary: killing a master must not run beside the other
-//! tests that use the cluster. The next `up` rebuilds the cluster, since a
-//! node is missing.
+//! tests that use the cluster.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chirp_redis::connection::{RedisConnection, RedisTarget};
 use chirp_testing::{
-    REDIS_CLUSTER_URLS, backends_script, ensure_scale_out, eventually, unique_name,
+    REDIS_CLUSTER_URLS, backends_script, ensure_scale_out, eventually, scale_out_pid, unique_name,
 };
 use redis::AsyncCommands;
 
@@ -35,18 +38,19 @@ async fn a_killed_master_is_replaced_by_its_replica_and_nothing_is_lost() {
         let () = redis.set(key, *value).await.unwrap();
     }
 
-    let master = 6391;
-    let mut node = redis::Client::open(format!("redis://127.0.0.1:{master}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut node).await.unwrap();
-    assert_eq!(
-        role.first(),
-        Some(&redis::Value::BulkString(b"master".to_vec())),
-        "{master} is a master after `redis-cli --cluster create`"
-    );
+    // The cluster outlives test runs, and an earlier failover may have
+    // moved the masters: take the first node that is one now.
+    let ids = node_ids().await;
+    let mut master = None;
+    for port in PORTS {
+        let mut node = connect(port).await;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut node).await.unwrap();
+        if role.first() == Some(&redis::Value::BulkString(b"master".to_vec())) {
+            master = Some((port, node));
+            break;
+        }
+    }
+    let (master, node) = master.expect("a master among the nodes");
     // Replication is asynchronous: wait until the replica has every write,
     // so that what the test kills is the node, not unreplicated data.
     eventually(Duration::from_secs(30), "the replica to catch up", || {
@@ -93,9 +97,59 @@ async fn a_killed_master_is_replaced_by_its_replica_and_nothing_is_lost() {
     )
     .await;
     let key = format!("{prefix}:after");
-    let () = redis.set(&key, 1).await.unwrap();
-    let read: Option<usize> = redis.get(&key).await.unwrap();
+    let mut writer = redis.clone();
+    let () = writer.set(&key, 1).await.unwrap();
+    let read: Option<usize> = writer.get(&key).await.unwrap();
     assert_eq!(read, Some(1));
-    // A cluster short of a node is rebuilt by the next `up` anyway.
+
+    // The dead node brought back as a user would: `up` starts it alone on
+    // its own nodes.conf and data, the others keep running, and it rejoins
+    // the same cluster (as its new master's replica).
+    let survivors: Vec<_> = PORTS
+        .iter()
+        .filter(|&&port| port != master)
+        .map(|&port| (port, scale_out_pid("redis-cluster", &port.to_string())))
+        .collect();
+    ensure_scale_out("redis-cluster");
+    for (port, pid) in &survivors {
+        assert!(pid.is_some(), "{port} ran before `up`");
+        let now = scale_out_pid("redis-cluster", &port.to_string());
+        assert_eq!(now, *pid, "`up` left {port} alone");
+    }
+    assert_eq!(node_ids().await, ids, "the same nodes in the same cluster");
+    eventually(
+        Duration::from_secs(60),
+        "every key readable after the node's return",
+        read_all,
+    )
+    .await;
+    // The nodes should not outlive the test that needed them; their data
+    // stays for the next `up`.
     chirp_testing::stop_scale_out("redis-cluster");
+}
+
+/// The nodes of `deploy/backends.sh up redis-cluster`.
+const PORTS: [u16; 6] = [6391, 6392, 6393, 6394, 6395, 6396];
+
+async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Each node's id (`CLUSTER MYID`), which a node re-created from scratch
+/// would not keep.
+async fn node_ids() -> Vec<String> {
+    let mut ids = Vec::new();
+    for port in PORTS {
+        let id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query_async(&mut connect(port).await)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
 }

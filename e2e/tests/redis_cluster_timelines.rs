@@ -12,7 +12,7 @@
 //! the others of the same master survive on the replica with their pushes.
 //!
 //! Its own test binary: it kills a cluster node, which no other test may
-//! see. The next `deploy/backends.sh up redis-cluster` rebuilds the cluster.
+//! see. The next `deploy/backends.sh up redis-cluster` starts it again alone.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)] // Shared with the api binary, which uses the rest.

@@ -25,14 +25,13 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use chirp_common::telemetry::{self, LogFormat, Telemetry};
+use chirp_common::telemetry::{self, Filters, LogFormat, Telemetry};
 use chirp_testing::eventually;
 use helpers::{Stack, handle, ids, spawn_stack};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::TestWriter;
 
 /// Where every span of this process ends up, once it ends.
@@ -45,7 +44,7 @@ fn exporter() -> &'static InMemorySpanExporter {
                 .with_simple_exporter(exporter.clone())
                 .build();
             let telemetry = telemetry::install(
-                EnvFilter::new("info"),
+                Filters::both("info"),
                 LogFormat::Text,
                 provider,
                 TestWriter::new(),

@@ -437,6 +437,7 @@ fn produce(
             .map(|number| CreateUserRequest {
                 handle: format!("{prefix}{number}"),
                 display_name: format!("Load user {number}"),
+                ..Default::default()
             })
             .collect();
         if chunk.is_empty() {

@@ -13,4 +13,5 @@ mod hybrid;
 mod metrics;
 mod openapi;
 mod rate_limits;
+mod sign_up;
 mod slice;

@@ -1,11 +1,12 @@
-//! Per-user write limits and per-address sign-up limits: a burst goes
-//! through, the next request is told when to come back, and nobody else is
-//! affected.
+//! Per-user write and home-timeline read limits and per-network sign-up
+//! limits: a burst goes through, the next request is told when to come back,
+//! and nobody else is affected. Sign-ups are refused while their limiter
+//! cannot count them.
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{handle, spawn_stack_with};
+use crate::helpers::{handle, spawn_gateway_only, spawn_stack_with};
 
 #[tokio::test]
 async fn writes_beyond_the_burst_are_refused_with_retry_after() {
@@ -64,7 +65,7 @@ async fn writes_beyond_the_burst_are_refused_with_retry_after() {
     assert_eq!(
         status,
         StatusCode::OK,
-        "authenticated reads are not limited either"
+        "home-timeline reads have a budget of their own"
     );
 
     stack.post(&bob, "my own budget").await;
@@ -141,4 +142,97 @@ async fn sign_ups_are_limited_per_client_address() {
     assert_eq!(status, StatusCode::CREATED, "another client: {body}");
     let (status, _) = stack.call(sign_up("three", "192.0.2.1")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "still limited");
+}
+
+#[tokio::test]
+async fn sign_ups_from_one_ipv6_64_share_one_bucket() {
+    let stack = spawn_stack_with(&[
+        "--rate-limit-signup-burst",
+        "2",
+        "--rate-limit-signups-per-minute",
+        "1",
+        "--trusted-proxy-hops",
+        "1",
+    ])
+    .await;
+    let sign_up = |name: &str, client: &str| {
+        let body = json!({ "handle": handle(name), "display_name": name });
+        stack
+            .request(Method::POST, "/users", None)
+            .header("x-forwarded-for", client)
+            .json(&body)
+    };
+    for (name, client) in [("one", "2001:db8:1:2::1"), ("two", "2001:db8:1:2::2")] {
+        let (status, body) = stack.call(sign_up(name, client)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Another address of the same /64 costs its owner nothing to take.
+    let (status, problem) = stack
+        .call(sign_up("three", "2001:db8:1:2:ffff:1234:5678:9abc"))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    let (status, body) = stack.call(sign_up("four", "2001:db8:1:3::1")).await;
+    assert_eq!(status, StatusCode::CREATED, "another /64: {body}");
+}
+
+#[tokio::test]
+async fn sign_ups_are_refused_while_their_limiter_cannot_count() {
+    // A gateway whose Redis is a closed port; sign-ups never reach graph.
+    let stack = spawn_gateway_only(&["--redis-url", "redis://127.0.0.1:1"]).await;
+    let body = json!({ "handle": handle("paused"), "display_name": "Paused" });
+    let response = stack
+        .request(Method::POST, "/users", None)
+        .json(&body)
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = response.json().await.expect("problem+json");
+    assert_eq!(problem["code"], "unavailable", "{problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("paused"), "says why: {problem}");
+}
+
+#[tokio::test]
+async fn home_timeline_reads_beyond_the_burst_are_refused_with_retry_after() {
+    let stack = spawn_stack_with(&[
+        "--rate-limit-read-burst",
+        "3",
+        "--rate-limit-reads-per-minute",
+        "1",
+    ])
+    .await;
+    let alice = stack.sign_up(&handle("alice")).await;
+    let bob = stack.sign_up(&handle("bob")).await;
+    let read = |user: &crate::helpers::TestUser| {
+        let path = format!("/users/{}/timeline", user.id);
+        stack.request(Method::GET, &path, Some(&user.token))
+    };
+    for _ in 0..3 {
+        let (status, body) = stack.call(read(&alice)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let response = read(&alice).send().await.expect("gateway answers");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let problem: serde_json::Value = response.json().await.expect("problem+json");
+    assert_eq!(problem["code"], "rate_limited", "{problem}");
+
+    let (status, body) = stack.call(read(&bob)).await;
+    assert_eq!(status, StatusCode::OK, "bob's own budget: {body}");
+    let (status, _) = stack
+        .call(stack.request(Method::GET, &format!("/users/{}/timeline", alice.id), None))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "strangers are refused before they are counted"
+    );
 }

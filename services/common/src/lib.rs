@@ -29,6 +29,7 @@ pub mod input;
 pub mod metrics;
 pub mod observe;
 pub mod paging;
+pub mod redact;
 pub mod service_auth;
 pub mod shutdown;
 pub mod telemetry;

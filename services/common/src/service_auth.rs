@@ -14,7 +14,11 @@
 //! telling services apart (any holder may call any service) and of sending
 //! it in clear where the network is not encrypted — the NetworkPolicy in
 //! deploy/k8s narrows who can even connect. Empty, nothing is checked: the
-//! tests and a laptop need no setup.
+//! tests and a laptop need no setup, and each service says so once, loudly,
+//! when it starts ([`ServiceAuthArgs::token`]). A token published with chirp
+//! (the local Kubernetes overlay's) keeps nothing out either: like the
+//! gateway's published `TOKEN_SECRET`, it is refused unless
+//! `INSECURE_DEV_SECRET` says the deployment is a laptop.
 
 use std::fmt;
 
@@ -36,6 +40,49 @@ pub struct ServiceAuthArgs {
     /// default): calls between services are not authenticated.
     #[arg(long, env = "INTERNAL_TOKEN", default_value = "", value_parser = ServiceToken::parse)]
     pub internal_token: ServiceToken,
+    /// Accept a secret published with chirp (the example TOKEN_SECRET of .env.example,
+    /// docker-compose.yml and the local Kubernetes overlay, that overlay's INTERNAL_TOKEN),
+    /// which anyone can use: for a deployment only its own machine can reach.
+    #[arg(long, env = "INSECURE_DEV_SECRET", default_value_t = false,
+          action = clap::ArgAction::Set)]
+    pub insecure_dev_secret: bool,
+}
+
+/// Internal tokens written in this repository: they keep nothing out.
+const PUBLISHED_TOKENS: [&str; 1] = ["dev-only-internal-token-change-me-anywhere-else"];
+
+impl ServiceAuthArgs {
+    /// The token this service sends and requires, checked once at start:
+    /// none is allowed with a loud warning (the tests and a laptop run so),
+    /// a published one only with `INSECURE_DEV_SECRET`. `service` names the
+    /// process in the warning.
+    pub fn token(&self, service: &str) -> anyhow::Result<ServiceToken> {
+        let token = &self.internal_token;
+        let Some(value) = &token.0 else {
+            tracing::warn!(
+                service,
+                "INTERNAL_TOKEN is empty: this service's gRPC calls are not authenticated, and \
+                 anything that can reach its port can act as any user. Set the same random \
+                 INTERNAL_TOKEN on every service (e.g. `openssl rand -hex 32`) anywhere but \
+                 your own machine"
+            );
+            return Ok(token.clone());
+        };
+        if PUBLISHED_TOKENS.contains(&value.to_str().unwrap_or_default()) {
+            anyhow::ensure!(
+                self.insecure_dev_secret,
+                "INTERNAL_TOKEN is the example value published with chirp: it keeps no one out. \
+                 Set a token of your own (e.g. `openssl rand -hex 32`), or, on your own machine \
+                 only, INSECURE_DEV_SECRET=true"
+            );
+            tracing::warn!(
+                service,
+                "INTERNAL_TOKEN is the published example value: anyone who reaches this \
+                 service's port can act as any user (allowed by INSECURE_DEV_SECRET)"
+            );
+        }
+        Ok(token.clone())
+    }
 }
 
 /// The shared token, or none (the default); never printed.
@@ -145,6 +192,20 @@ mod tests {
         assert!(server.call(sent(ServiceToken::default())).is_err());
         let open = RequireToken::default().call(sent(ServiceToken::default()));
         assert!(open.is_ok(), "no token: nothing is checked");
+    }
+
+    #[test]
+    fn a_published_token_is_refused_unless_explicitly_allowed() {
+        let args = |raw: &str, insecure_dev_secret: bool| ServiceAuthArgs {
+            internal_token: token(raw),
+            insecure_dev_secret,
+        };
+        let published = PUBLISHED_TOKENS[0];
+        let error = args(published, false).token("test").unwrap_err();
+        assert!(error.to_string().contains("INSECURE_DEV_SECRET"), "{error}");
+        assert!(args(published, true).token("test").is_ok());
+        assert!(args(&"s".repeat(32), false).token("test").is_ok());
+        assert!(args("", false).token("test").is_ok(), "empty: open, warned");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! spans into trace spans. Every line logged inside a span carries its trace
 //! id, so a log search leads to the trace and a trace to its logs.
 //!
+//! Each layer has a filter of its own: `RUST_LOG` decides what is printed,
+//! `OTEL_TRACES_FILTER` what is traced. Sharing one would make traces depend
+//! on the log level, and `RUST_LOG=warn` (what a load test wants, so that
+//! printing does not cost CPU) would export no span at all.
+//!
 //! Spans get OpenTelemetry ids whether or not a collector is configured. A
 //! tracer provider without an exporter costs a small allocation per span and
 //! nothing else (no thread, no connection), and buys a lot: log lines still
@@ -54,6 +59,18 @@ pub struct LogArgs {
     /// This service's name in traces; the binary's name when unset.
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
+    /// Which spans are traced, in RUST_LOG's syntax (e.g. info,tweet=debug), whatever
+    /// RUST_LOG says is printed: quiet logs keep whole traces.
+    #[arg(long, env = "OTEL_TRACES_FILTER", default_value = "info",
+          value_parser = parse_filter)]
+    pub otel_traces_filter: String,
+}
+
+/// A filter directive as `EnvFilter` reads it, checked when flags are parsed.
+fn parse_filter(raw: &str) -> Result<String, String> {
+    EnvFilter::try_new(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|error| error.to_string())
 }
 
 /// Tracing for the life of the process. Dropping it exports the spans still
@@ -73,7 +90,8 @@ impl Drop for Telemetry {
 
 /// Installs logging and tracing for the process, as `args` say; `binary`
 /// names the service in traces unless `OTEL_SERVICE_NAME` does. Verbosity
-/// comes from `RUST_LOG` (default `info`), e.g. `RUST_LOG=info,tweet=debug`.
+/// comes from `RUST_LOG` (default `info`), e.g. `RUST_LOG=info,tweet=debug`;
+/// what is traced from `OTEL_TRACES_FILTER`.
 /// Must run inside a multi-threaded Tokio runtime (the exporter is a tonic
 /// client, and shutting it down blocks one thread while another sends), and
 /// at most once per process.
@@ -92,20 +110,56 @@ pub fn init(args: &LogArgs, binary: &str) -> anyhow::Result<Telemetry> {
             .with_context(|| format!("export traces to OTEL_EXPORTER_OTLP_ENDPOINT {endpoint}"))?;
         provider = provider.with_batch_exporter(exporter);
     }
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    install(filter, args.log_format, provider.build(), std::io::stdout)
+    let filters = Filters {
+        logs: EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        traces: EnvFilter::try_new(&args.otel_traces_filter)
+            .context("OTEL_TRACES_FILTER is not a filter")?,
+    };
+    install(filters, args.log_format, provider.build(), std::io::stdout)
+}
+
+/// What each layer records: the log lines, and the spans traced.
+pub struct Filters {
+    pub logs: EnvFilter,
+    pub traces: EnvFilter,
+}
+
+impl Filters {
+    /// One filter for both, as tests that want everything at one level use.
+    pub fn both(directives: &str) -> Self {
+        Self {
+            logs: EnvFilter::new(directives),
+            traces: EnvFilter::new(directives),
+        }
+    }
 }
 
 /// Installs the process-wide subscriber that [`init`] installs, with the
-/// parts chosen by the caller: `filter` decides which spans and events are
-/// recorded, `provider` where finished spans go, `writer` where log lines go.
-/// Tests pass an in-memory exporter and the test harness's writer.
+/// parts chosen by the caller: `filters` decide which events are printed and
+/// which spans traced, `provider` where finished spans go, `writer` where log
+/// lines go. Tests pass an in-memory exporter and the test harness's writer.
 pub fn install<W>(
-    filter: EnvFilter,
+    filters: Filters,
     format: LogFormat,
     provider: SdkTracerProvider,
     writer: W,
 ) -> anyhow::Result<Telemetry>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    subscriber(filters, format, &provider, writer)
+        .try_init()
+        .context("install the tracing subscriber")?;
+    Ok(Telemetry { provider })
+}
+
+/// The subscriber of [`install`], not installed.
+fn subscriber<W>(
+    filters: Filters,
+    format: LogFormat,
+    provider: &SdkTracerProvider,
+    writer: W,
+) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -126,14 +180,17 @@ where
             ))
             .boxed(),
     };
+    // Each layer sees only what its filter lets through; the registry records
+    // a span if either wants it. TraceIds works for the traced spans only,
+    // since it reads their OpenTelemetry context.
+    let Filters { logs, traces } = filters;
+    let traced = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("chirp"))
+        .and_then(TraceIds::default())
+        .with_filter(traces);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("chirp")))
-        .with(TraceIds::default())
-        .with(lines)
-        .try_init()
-        .context("install the tracing subscriber")?;
-    Ok(Telemetry { provider })
+        .with(traced)
+        .with(lines.with_filter(logs))
 }
 
 /// The trace id of a span, kept in the span's extensions for the formatter.
@@ -252,6 +309,35 @@ mod tests {
         fn make_writer(&'w self) -> Self {
             self.clone()
         }
+    }
+
+    /// Traces do not depend on the log level: with logs at `warn`, spans at
+    /// `info` are still exported, and nothing is printed.
+    #[test]
+    fn spans_are_exported_whatever_the_log_level() {
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let printed = Captured::default();
+        let filters = Filters {
+            logs: EnvFilter::new("warn"),
+            traces: EnvFilter::new("info"),
+        };
+        let subscriber = subscriber(filters, LogFormat::Text, &provider, printed.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("create_tweet", tweet_id = 7);
+            span.in_scope(|| {
+                tracing::info!("tweet created");
+                tracing::debug_span!("not traced").in_scope(|| {});
+            });
+        });
+
+        let spans = exporter.get_finished_spans().expect("the exported spans");
+        let names: Vec<&str> = spans.iter().map(|span| span.name.as_ref()).collect();
+        assert_eq!(names, ["create_tweet"], "info is traced, debug is not");
+        let printed = printed.0.lock().expect("lines").clone();
+        assert!(printed.is_empty(), "{}", String::from_utf8_lossy(&printed));
     }
 
     /// The whole subscriber is global, so one test logs in both formats

@@ -97,7 +97,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             .await?,
         &config.store.redis.redis_key_prefix,
     );
-    let token = &config.internal.internal_token;
+    let token = &config.internal.token("fanout")?;
     let graph = GraphServiceClient::new(connect_lazy_with(
         &config.graph_addr,
         DEFAULT_DEADLINE,

@@ -174,6 +174,7 @@ impl TestApp {
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
+            ..Default::default()
         };
         self.graph
             .clone()
@@ -181,6 +182,8 @@ impl TestApp {
             .await
             .unwrap()
             .into_inner()
+            .user
+            .expect("a user")
             .user_id
     }
 

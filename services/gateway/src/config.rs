@@ -31,12 +31,6 @@ pub struct Config {
     /// Required: there is no safe default for a secret.
     #[arg(long, env = "TOKEN_SECRET", value_parser = Secret::parse)]
     pub token_secret: Secret,
-    /// Accept a TOKEN_SECRET that is published (the example value of .env.example,
-    /// docker-compose.yml and the local Kubernetes overlay), with which anyone can sign
-    /// tokens for any user: for a gateway only its own machine can reach.
-    #[arg(long, env = "INSECURE_DEV_SECRET", default_value_t = false,
-          action = clap::ArgAction::Set)]
-    pub insecure_dev_secret: bool,
     /// How long a bearer token stays valid, in seconds.
     #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
     pub token_ttl_secs: u64,
@@ -74,13 +68,24 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_SIGNUP_BURST", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_signup_burst: u32,
+    /// Sustained home-timeline pages allowed per user per minute, counted by each
+    /// gateway copy on its own (in memory: a read costs no extra Redis round trip).
+    #[arg(long, env = "RATE_LIMIT_READS_PER_MINUTE", default_value_t = 6000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_reads_per_minute: u32,
+    /// Home-timeline pages a user may read at once before the per-minute rate applies.
+    #[arg(long, env = "RATE_LIMIT_READ_BURST", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_read_burst: u32,
     /// Proxies in front of the gateway that append the address they saw to
     /// X-Forwarded-For; 0 (the default) trusts no such header and takes the
     /// client address from the connection.
     #[arg(long, env = "TRUSTED_PROXY_HOPS", default_value_t = 0)]
     pub trusted_proxy_hops: usize,
-    /// Deadline of the rate limiter's Redis call, in milliseconds; past it
-    /// the write goes through (the limiter fails open).
+    /// Deadline of the rate limiter's Redis call, in milliseconds; past it a
+    /// write goes through (fails open). A sign-up, which is refused instead
+    /// (fails closed), waits at least 2 s: sign-ups are rare and not
+    /// latency-bound, and a slow Redis should not turn them away.
     #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
     pub rate_limit_timeout_ms: u64,
     #[command(flatten)]
@@ -111,12 +116,13 @@ impl Config {
         Limits {
             per_minute: self.rate_limit_signups_per_minute,
             burst: self.rate_limit_signup_burst,
-            timeout: Duration::from_millis(self.rate_limit_timeout_ms),
+            timeout: Duration::from_millis(self.rate_limit_timeout_ms).max(SIGNUP_LIMIT_TIMEOUT),
         }
     }
 
     /// The key that signs tokens and cursors, unless it is a published one
-    /// and `INSECURE_DEV_SECRET` does not allow that.
+    /// and `INSECURE_DEV_SECRET` (a setting of [`ServiceAuthArgs`], since it
+    /// also allows a published `INTERNAL_TOKEN`) does not allow that.
     pub fn signing_key(&self) -> anyhow::Result<&Secret> {
         let secret = &self.token_secret;
         let published = PUBLISHED_SECRETS.map(str::as_bytes);
@@ -124,7 +130,7 @@ impl Config {
             return Ok(secret);
         }
         anyhow::ensure!(
-            self.insecure_dev_secret,
+            self.internal.insecure_dev_secret,
             "TOKEN_SECRET is the example value published with chirp: anyone could sign \
              tokens for any user. Set a secret of your own (e.g. `openssl rand -hex 32`), \
              or, on your own machine only, INSECURE_DEV_SECRET=true"
@@ -136,6 +142,9 @@ impl Config {
         Ok(secret)
     }
 }
+
+/// The least a sign-up waits for its limiter (`RATE_LIMIT_TIMEOUT_MS`).
+const SIGNUP_LIMIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Secrets written in this repository: tokens they sign prove nothing.
 const PUBLISHED_SECRETS: [&str; 1] = ["dev-only-insecure-token-secret-change-me"];

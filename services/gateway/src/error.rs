@@ -28,6 +28,9 @@ pub struct ApiError {
     status: Option<axum::http::StatusCode>,
     /// Sent as `Retry-After` (seconds), so a throttled client knows when to come back.
     retry_after: Option<Duration>,
+    /// A server-side refusal whose detail was written for clients (a pause),
+    /// not an internal cause: sent as is.
+    public: bool,
 }
 
 impl ApiError {
@@ -37,6 +40,7 @@ impl ApiError {
             detail: detail.into(),
             status: None,
             retry_after: None,
+            public: false,
         }
     }
 
@@ -58,6 +62,15 @@ impl ApiError {
         let detail = format!("too many {what}, slow down");
         let mut error = Self::new(ErrorKind::RateLimited, detail);
         error.retry_after = Some(retry_after);
+        error
+    }
+
+    /// A 503 on purpose: this kind of request is refused for now (`detail`
+    /// says why, for the client), and may be retried after `retry_after`.
+    pub fn paused(detail: impl Into<String>, retry_after: Duration) -> Self {
+        let mut error = Self::new(ErrorKind::Unavailable, detail);
+        error.retry_after = Some(retry_after);
+        error.public = true;
         error
     }
 }
@@ -108,7 +121,8 @@ impl<'r> ToResponse<'r> for AnyProblem {
     }
 }
 
-/// A write over the caller's rate limit, or a sign-up over its address's.
+/// A write or a home-timeline read over the caller's rate limit, or a
+/// sign-up over its network's.
 pub struct RateLimited;
 
 impl<'r> ToResponse<'r> for RateLimited {
@@ -119,7 +133,7 @@ impl<'r> ToResponse<'r> for RateLimited {
                     .schema_type(Type::Integer)
                     .minimum(Some(1)),
             )
-            .description(Some("seconds until a write will be let through"))
+            .description(Some("seconds until such a request will be let through"))
             .build();
         let response = problem_response("too many requests: code `rate_limited`")
             .header("Retry-After", retry_after)
@@ -140,7 +154,11 @@ impl IntoResponse for ApiError {
             r#type: format!("urn:chirp:error:{}", self.kind.code()),
             title,
             status: status.as_u16(),
-            detail: if server_fault { title } else { &self.detail },
+            detail: if server_fault && !self.public {
+                title
+            } else {
+                &self.detail
+            },
             code: self.kind.code(),
         };
         let mut response = (status, Json(problem)).into_response();

@@ -17,6 +17,7 @@ mod console;
 mod cursor;
 mod error;
 mod rate_limit;
+mod read_limit;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct AppState {
     tokens: Arc<chirp_auth::Tokens>,
     cursors: Arc<cursor::Cursors>,
     rate_limiter: Arc<rate_limit::RateLimiter>,
+    /// Home-timeline pages per user, counted in this process.
+    read_limiter: Arc<read_limit::ReadLimiter>,
     /// How many X-Forwarded-For entries to trust for the client's address.
     trusted_proxy_hops: usize,
     /// Authors' handles, cached: every tweet shown names one.
@@ -54,7 +57,7 @@ impl AppState {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let deadline = config.downstream_timeout();
         let signing_key = config.signing_key()?.expose();
-        let token = &config.internal.internal_token;
+        let token = &config.internal.token("gateway")?;
         Ok(Self {
             tweets: TweetServiceClient::new(connect_lazy_with(
                 &config.tweet_addr,
@@ -78,6 +81,10 @@ impl AppState {
                 config.write_limits(),
                 config.signup_limits(),
             )?),
+            read_limiter: Arc::new(read_limit::ReadLimiter::new(
+                config.rate_limit_reads_per_minute,
+                config.rate_limit_read_burst,
+            )),
             trusted_proxy_hops: config.trusted_proxy_hops,
             handles: api::hydrate::Handles::new(config.handle_cache_capacity),
             deliveries: chirp_redis::delivery::DeliveryLog::new(

@@ -1,12 +1,16 @@
-//! Rate limits: a token bucket per user on writes, and per client address on
-//! sign-ups, kept in Redis.
+//! Rate limits: a token bucket per user on writes, and per client network on
+//! sign-ups, kept in Redis. (Reads have their own, in memory:
+//! `crate::read_limit`.)
 //!
 //! Each user has a bucket of at most `RATE_LIMIT_BURST` tokens that refills at
 //! `RATE_LIMIT_WRITES_PER_MINUTE`; every write takes one token, and a write
 //! that finds the bucket empty gets a 429 with `Retry-After`. Sign-ups have
 //! no user yet, so their buckets (`RATE_LIMIT_SIGNUP_BURST`,
-//! `RATE_LIMIT_SIGNUPS_PER_MINUTE`) are per client address: one machine
-//! cannot mint accounts by the thousand. The address is the connection's
+//! `RATE_LIMIT_SIGNUPS_PER_MINUTE`) are per client network: one machine
+//! cannot mint accounts by the thousand. An IPv4 client is its address; an
+//! IPv6 client is its /64, the prefix one host or home is given (the
+//! addresses within it cost nothing to rotate, so keying on the exact
+//! address would let one machine walk around the limit). The address is the connection's
 //! peer, unless `TRUSTED_PROXY_HOPS` says that many proxies (a load balancer)
 //! stand in front and append to `X-Forwarded-For`: then it is the entry the
 //! outermost trusted proxy wrote. Entries left of it were written by the
@@ -18,14 +22,19 @@
 //! clock of Redis, not of the gateways, so their skew does not matter, and a
 //! bucket expires once it would be full again: idle users cost no memory.
 //!
-//! When Redis is down or slow the limiter **fails open**: the write goes
-//! through and a warning is logged. The limiter protects the system from
-//! abuse; it is not a correctness gate, and refusing every write because a
-//! cache is down would turn a partial outage into a total one. A short
-//! timeout bounds what a dead Redis adds to a write.
+//! When Redis is down or slow, writes **fail open**: the write goes through
+//! and a warning is logged. The write limit protects the system from abuse;
+//! it is not a correctness gate, and refusing every post because a cache is
+//! down would turn a partial outage into a total one for every signed-in
+//! user. Sign-ups **fail closed**: a 503 problem that says sign-ups are
+//! paused, with `Retry-After`. Mass account creation is exactly the abuse
+//! their limit is for, an outage is when nobody watches, and accounts made
+//! then stay made; refusing costs only the few people signing up at that
+//! moment, who are told to come back. A short timeout bounds what a dead
+//! Redis adds to either.
 
 use std::fmt::Display;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -66,9 +75,19 @@ return {allowed, wait_ms}
 pub struct Limits {
     pub per_minute: u32,
     pub burst: u32,
-    /// Bound on one Redis round trip; past it the write is let through.
+    /// Bound on one Redis round trip; past it the limiter counts as down.
     pub timeout: Duration,
 }
+
+/// What a bucket does when Redis cannot count (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WhenDown {
+    LetThrough,
+    Refuse,
+}
+
+/// How long a refused sign-up is told to wait while Redis is down.
+const SIGNUPS_PAUSED_RETRY: Duration = Duration::from_secs(5);
 
 pub struct RateLimiter {
     redis: RedisConnection,
@@ -100,12 +119,15 @@ impl RateLimiter {
 
     /// Takes one write token of `user_id`; the error says when to retry.
     pub async fn take(&self, user_id: i64) -> Result<(), ApiError> {
-        self.take_from("writes", user_id, self.writes).await
+        self.take_from("writes", user_id, self.writes, WhenDown::LetThrough)
+            .await
     }
 
-    /// Takes one sign-up token of the client at `address`.
+    /// Takes one sign-up token of the client network of `address`.
     pub async fn take_signup(&self, address: IpAddr) -> Result<(), ApiError> {
-        self.take_from("signups", address, self.signups).await
+        let network = ClientNetwork::of(address);
+        self.take_from("signups", network, self.signups, WhenDown::Refuse)
+            .await
     }
 
     async fn take_from(
@@ -113,6 +135,7 @@ impl RateLimiter {
         bucket: &'static str,
         owner: impl Display,
         limits: Limits,
+        when_down: WhenDown,
     ) -> Result<(), ApiError> {
         let per_ms = f64::from(limits.per_minute) / 60_000.0;
         let mut invocation = self
@@ -132,13 +155,54 @@ impl RateLimiter {
                 Duration::from_millis(wait_ms.max(0).unsigned_abs()),
             )),
             Ok(Err(error)) => {
-                tracing::warn!(bucket, %owner, %error, "rate limiter unavailable, letting the request through");
-                Ok(())
+                tracing::warn!(bucket, %owner, %error, ?when_down, "rate limiter unavailable");
+                when_down.answer(bucket)
             }
             Err(_) => {
-                tracing::warn!(bucket, %owner, "rate limiter timed out, letting the request through");
-                Ok(())
+                tracing::warn!(bucket, %owner, ?when_down, "rate limiter timed out");
+                when_down.answer(bucket)
             }
+        }
+    }
+}
+
+impl WhenDown {
+    fn answer(self, bucket: &str) -> Result<(), ApiError> {
+        match self {
+            Self::LetThrough => Ok(()),
+            Self::Refuse => Err(ApiError::paused(
+                format!("{bucket} are paused: their rate limiter cannot count them right now"),
+                SIGNUPS_PAUSED_RETRY,
+            )),
+        }
+    }
+}
+
+/// What one sign-up bucket covers: an IPv4 address, or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientNetwork(IpAddr);
+
+impl ClientNetwork {
+    fn of(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            // An IPv4 client seen through a dual-stack socket is that IPv4 address.
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                    Self(IpAddr::V6(Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+impl Display for ClientNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
         }
     }
 }
@@ -229,6 +293,55 @@ mod tests {
                 start.elapsed()
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_dead_redis_refuses_sign_ups_with_a_503() {
+        let limits = Limits {
+            per_minute: 1,
+            burst: 1,
+            timeout: Duration::from_millis(200),
+        };
+        let redis = RedisTarget {
+            urls: "redis://127.0.0.1:1",
+            cluster: false,
+        };
+        let limiter = RateLimiter::new(&redis, "test:", limits, limits).unwrap();
+        let refused = limiter
+            .take_signup(IpAddr::from([10, 0, 0, 1]))
+            .await
+            .expect_err("sign-ups fail closed");
+        let response = axum::response::IntoResponse::into_response(refused);
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(response.headers().contains_key("retry-after"));
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("signups are paused"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn a_sign_up_bucket_is_an_ipv4_address_or_an_ipv6_64() {
+        let network = |raw: &str| ClientNetwork::of(raw.parse().unwrap()).to_string();
+        assert_eq!(network("203.0.113.7"), "203.0.113.7");
+        assert_eq!(network("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(network("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            network("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            network("2001:db8:1:2::9"),
+            "one /64, one bucket"
+        );
+        assert_ne!(network("2001:db8:1:3::1"), network("2001:db8:1:2::1"));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum GraphError {
     HandleNotFound(String),
     #[error("the handle {0:?} is taken")]
     HandleTaken(String),
+    #[error("this idempotency key was used for a sign-up with another handle or display name")]
+    IdempotencyKeyReused,
     #[error("users cannot follow themselves")]
     SelfFollow,
     #[error("database error")]
@@ -36,6 +38,7 @@ impl ServiceError for GraphError {
             Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
             Self::UserNotFound(_) | Self::HandleNotFound(_) => ErrorKind::NotFound,
             Self::HandleTaken(_) => ErrorKind::AlreadyExists,
+            Self::IdempotencyKeyReused => ErrorKind::Conflict,
             Self::SelfFollow => ErrorKind::Unprocessable,
             Self::Database(error) if transient(error) => ErrorKind::Unavailable,
             Self::Database(_) => ErrorKind::Internal,

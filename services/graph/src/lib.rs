@@ -31,6 +31,7 @@ mod invalidate;
 mod pending_drops;
 mod popular;
 mod service;
+mod sign_up;
 mod store;
 
 use std::future::Future;
@@ -51,6 +52,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let token = config.internal.token("graph")?;
     let store = store::Store::connect(
         &config.database_url,
         config.database_read_url.as_deref(),
@@ -75,7 +77,7 @@ pub async fn run(
     chirp_common::grpc::serve_beside(
         GraphServiceServer::new(service),
         listener,
-        config.internal.internal_token.clone(),
+        token,
         shutdown,
         |shutdown| drops.run(shutdown),
     )

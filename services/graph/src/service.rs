@@ -1,13 +1,14 @@
 //! The gRPC surface of the graph service: validates requests, calls the
 //! store, and turns rows into protobuf messages.
 
+use chirp_common::input;
 use chirp_common::paging::{self, PageSize};
 use std::collections::HashMap;
 
 use chirp_proto::graph::{
-    BatchGetUsersRequest, CreateUserRequest, FollowRequest, FollowResponse, GetUserByHandleRequest,
-    GetUserRequest, ImportFollowsRequest, ImportFollowsResponse, ImportGraphChunk,
-    ImportGraphSummary, ListFollowedCelebritiesRequest, ListFollowsRequest,
+    BatchGetUsersRequest, CreateUserRequest, CreateUserResponse, FollowRequest, FollowResponse,
+    GetUserByHandleRequest, GetUserRequest, ImportFollowsRequest, ImportFollowsResponse,
+    ImportGraphChunk, ImportGraphSummary, ListFollowedCelebritiesRequest, ListFollowsRequest,
     ListPopularUsersRequest, PopularUsers, UnfollowResponse, User, UserIdPage, UserList,
     graph_service_server::GraphService,
 };
@@ -18,6 +19,7 @@ use crate::celebrity::Marks;
 use crate::handle::{DisplayName, Handle};
 use crate::pending_drops::PendingDrops;
 use crate::popular;
+use crate::sign_up::{self, SignedUp};
 use crate::store::{Direction, ReadFrom, Store, UserRow};
 
 /// Page size when the caller asks for none, and the most one page may hold.
@@ -118,13 +120,23 @@ impl GraphService for Graph {
     async fn create_user(
         &self,
         request: Request<CreateUserRequest>,
-    ) -> Result<Response<User>, Status> {
+    ) -> Result<Response<CreateUserResponse>, Status> {
         let request = request.into_inner();
         let handle = Handle::parse(&request.handle)?;
         let display_name = DisplayName::parse(&request.display_name)?;
-        let row = self.store.create_user(&handle, &display_name).await?;
-        tracing::info!(user_id = row.user_id, "user created");
-        Ok(Response::new(self.to_proto(row)))
+        let key = input::idempotency_key(&request.idempotency_key)
+            .map_err(GraphError::InvalidArgument)?;
+        let SignedUp { user, created } =
+            sign_up::create_user(&self.store, &handle, &display_name, key).await?;
+        if created {
+            tracing::info!(user_id = user.user_id, "user created");
+        } else {
+            tracing::info!(user_id = user.user_id, "sign-up replayed");
+        }
+        Ok(Response::new(CreateUserResponse {
+            user: Some(self.to_proto(user)),
+            created,
+        }))
     }
 
     async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<User>, Status> {

@@ -28,11 +28,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use chirp_common::redact::url_credentials;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::GraphError;
 use crate::celebrity::Marks;
-use crate::handle::{DisplayName, Handle};
 use crate::pending_drops::{self, Whose};
 
 /// A user as stored; the service layer adds what depends on config.
@@ -58,7 +58,7 @@ macro_rules! user_columns {
 pub(crate) use user_columns;
 
 /// Postgres' error code for a unique-constraint violation.
-const UNIQUE_VIOLATION: &str = "23505";
+pub(crate) const UNIQUE_VIOLATION: &str = "23505";
 
 /// Which side of a user's edges a list walks.
 #[derive(Debug, Clone, Copy)]
@@ -145,27 +145,6 @@ impl Store {
     /// the pending-drops queue.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub async fn create_user(
-        &self,
-        handle: &Handle,
-        display_name: &DisplayName,
-    ) -> Result<UserRow, GraphError> {
-        sqlx::query_as(concat!(
-            "INSERT INTO users (handle, display_name) VALUES ($1, $2) RETURNING ",
-            user_columns!()
-        ))
-        .bind(handle.as_str())
-        .bind(display_name.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|error| match &error {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some(UNIQUE_VIOLATION) => {
-                GraphError::HandleTaken(handle.as_str().to_owned())
-            }
-            _ => error.into(),
-        })
     }
 
     pub async fn user(&self, user_id: i64) -> Result<UserRow, GraphError> {
@@ -458,32 +437,5 @@ async fn connect_pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool>
         .acquire_timeout(Duration::from_secs(3))
         .connect(url)
         .await
-        .with_context(|| format!("connect to Postgres at {}", redact(url)))
-}
-
-/// The connection string without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{}{user}@{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_error_messages() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/chirp"),
-            "postgres://u@db:5432/chirp"
-        );
-        assert_eq!(redact("postgres://u@db/chirp"), "postgres://u@db/chirp");
-        assert_eq!(redact("postgres://db/chirp"), "postgres://db/chirp");
-    }
+        .with_context(|| format!("connect to Postgres at {}", url_credentials(url)))
 }

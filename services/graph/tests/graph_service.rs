@@ -87,11 +87,12 @@ impl TestApp {
             let request = CreateUserRequest {
                 handle: format!("user{n}"),
                 display_name: format!("User {n}"),
+                ..Default::default()
             };
             ids.push(self.graph.clone().create_user(request).await.unwrap());
         }
         ids.into_iter()
-            .map(|user| user.into_inner().user_id)
+            .map(|user| user.into_inner().user.expect("a user").user_id)
             .collect()
     }
 
@@ -247,6 +248,7 @@ fn new_user(handle: &str) -> CreateUserRequest {
     CreateUserRequest {
         handle: handle.to_owned(),
         display_name: format!("Imported {handle}"),
+        ..Default::default()
     }
 }
 
@@ -472,6 +474,7 @@ async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
     let request = || CreateUserRequest {
         handle: "alice".into(),
         display_name: "Alice".into(),
+        ..Default::default()
     };
 
     let stranger = chirp_common::grpc::connect_lazy(&addr, deadline).unwrap();

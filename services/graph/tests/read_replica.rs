@@ -63,12 +63,15 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
+            ..Default::default()
         };
         graph
             .create_user(request)
             .await
             .unwrap()
             .into_inner()
+            .user
+            .expect("a user")
             .user_id
     };
     let author = user(&unique_name("author")[..15]).await;

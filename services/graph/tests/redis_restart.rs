@@ -88,6 +88,7 @@ async fn the_first_follow_after_a_redis_restart_succeeds() {
         let request = CreateUserRequest {
             handle: handle.into(),
             display_name: handle.into(),
+            ..Default::default()
         };
         ids.push(
             graph
@@ -95,6 +96,8 @@ async fn the_first_follow_after_a_redis_restart_succeeds() {
                 .await
                 .unwrap()
                 .into_inner()
+                .user
+                .expect("a user")
                 .user_id,
         );
     }

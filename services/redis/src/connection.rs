@@ -105,20 +105,23 @@ impl RedisConnection {
             );
             let cluster = ClusterClientBuilder::new(urls)
                 .response_timeout(response_timeout)
-                .build()?
+                .build()
+                .with_context(|| format!("parse REDIS_URL {}", shown(target.urls)))?
                 .get_async_connection()
                 .await
-                .with_context(|| format!("connect to the Redis Cluster at {}", target.urls))?;
+                .with_context(|| {
+                    format!("connect to the Redis Cluster at {}", shown(target.urls))
+                })?;
             Ok(Self::Cluster(cluster))
         } else {
             let url = single_url(target, &urls)?;
             let config =
                 ConnectionManagerConfig::new().set_response_timeout(Some(response_timeout));
             let node = redis::Client::open(url)
-                .with_context(|| format!("parse REDIS_URL {url}"))?
+                .with_context(|| format!("parse REDIS_URL {}", shown(url)))?
                 .get_connection_manager_with_config(config)
                 .await
-                .with_context(|| format!("connect to Redis at {url}"))?;
+                .with_context(|| format!("connect to Redis at {}", shown(url)))?;
             Ok(Self::Node(node))
         }
     }
@@ -158,7 +161,8 @@ impl RedisConnection {
             let client = ClusterClientBuilder::new(urls)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
-                .build()?;
+                .build()
+                .with_context(|| format!("parse REDIS_URL {}", shown(target.urls)))?;
             let config = ClusterConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout);
@@ -171,7 +175,8 @@ impl RedisConnection {
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
                 .set_number_of_retries(1);
-            let client = redis::Client::open(url)?;
+            let client = redis::Client::open(url)
+                .with_context(|| format!("parse REDIS_URL {}", shown(url)))?;
             Ok(Self::Node(ConnectionManager::new_lazy_with_config(
                 client, config,
             )?))
@@ -193,9 +198,14 @@ fn single_url<'a>(target: &RedisTarget<'_>, urls: &[&'a str]) -> anyhow::Result<
         [url] => Ok(url),
         _ => anyhow::bail!(
             "one Redis URL expected, got {:?}; set REDIS_CLUSTER=true for a list of cluster nodes",
-            target.urls
+            shown(target.urls)
         ),
     }
+}
+
+/// REDIS_URL as errors may show it: without its passwords.
+fn shown(urls: &str) -> String {
+    chirp_common::redact::url_credentials(urls)
 }
 
 impl ConnectionLike for RedisConnection {
@@ -242,6 +252,25 @@ mod tests {
             ..two
         };
         assert!(RedisConnection::lazy(&cluster, Duration::from_secs(1)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_url_without_its_password() {
+        let error = |urls: &'static str, cluster: bool| {
+            let target = RedisTarget { urls, cluster };
+            let error = RedisConnection::lazy(&target, Duration::from_secs(1))
+                .err()
+                .expect("a bad REDIS_URL");
+            format!("{error:#}")
+        };
+        for message in [
+            error("redis://:hunter2@127.0.0.1:notaport", false),
+            error("redis://a:hunter2@h:1,redis://b:hunter2@h:2", false),
+            error("redis://a:hunter2@h:notaport", true),
+        ] {
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(message.contains(":***@"), "{message}");
+        }
     }
 
     #[tokio::test]

@@ -384,9 +384,25 @@ pub fn ensure_scale_out(name: &str) {
     backends_script(&["up", name]);
 }
 
-/// Stops a scale-out backend, for the tests that are its last user.
+/// Stops a scale-out backend, for the tests that are its last user; its data
+/// stays for the next [`ensure_scale_out`].
 pub fn stop_scale_out(name: &str) {
     backends_script(&["down", name]);
+}
+
+/// The pid of one member of a scale-out backend (`redis-cluster` and a port,
+/// `kafka-cluster` and a node id) as `deploy/backends.sh` recorded it, if it
+/// runs: for tests that check which members a command left alone.
+pub fn scale_out_pid(name: &str, member: &str) -> Option<u32> {
+    let dir = std::env::var_os("CHIRP_BACKENDS_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.backends"),
+        PathBuf::from,
+    );
+    let pidfile = dir.join("run").join(format!("{name}-{member}.pid"));
+    let pid: u32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(pid)
 }
 
 /// Runs `deploy/backends.sh` with `args` and fails the test if it fails.

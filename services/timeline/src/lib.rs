@@ -62,7 +62,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     stats::describe();
     let timelines = HomeTimelines::connect(&config.store).await?;
-    let token = &config.internal.internal_token;
+    let token = &config.internal.token("timeline")?;
     let tweets = TweetServiceClient::new(connect_lazy_with(
         &config.tweet_addr,
         DEFAULT_DEADLINE,
@@ -109,7 +109,7 @@ pub async fn run(
     let served = chirp_common::grpc::serve(
         TimelineServiceServer::new(service),
         listener,
-        config.internal.internal_token.clone(),
+        token.clone(),
         shutdown,
     )
     .await;

@@ -450,9 +450,10 @@ impl Stack {
         let request = CreateUserRequest {
             handle: handle.to_owned(),
             display_name: handle.to_owned(),
+            ..Default::default()
         };
         let user = self.graph.clone().create_user(request).await.unwrap();
-        user.into_inner().user_id
+        user.into_inner().user.expect("a user").user_id
     }
 
     async fn follow(&self, follower_id: i64, followee_id: i64) {
@@ -832,6 +833,7 @@ async fn follow_celebrities(stack: &Stack, celebrities: u32) -> (i64, i64) {
         .map(|n| CreateUserRequest {
             handle: format!("user{n}"),
             display_name: format!("User {n}"),
+            ..Default::default()
         })
         .collect();
     let follows = (2..celebrities + 2)

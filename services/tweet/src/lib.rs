@@ -50,6 +50,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let token = config.internal.token("tweet")?;
     let tables: Vec<&str> = store::CREATE_TABLES
         .iter()
         .chain(&outbox::CREATE_TABLES)
@@ -79,7 +80,7 @@ pub async fn run(
     chirp_common::grpc::serve_beside(
         TweetServiceServer::new(service),
         listener,
-        config.internal.internal_token.clone(),
+        token,
         shutdown,
         |shutdown| relay.run(shutdown),
     )

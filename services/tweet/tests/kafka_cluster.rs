@@ -7,7 +7,10 @@
 //! must have an event before `acks=all` counts it written, and a client
 //! that retries (with its idempotency key) a create that failed while the
 //! partitions' leaders moved. Every tweet the service said it created has
-//! its event in the log afterwards, read by a consumer from the start.
+//! its event in the log afterwards, read by a consumer from the start. The
+//! dead broker, brought back by `deploy/backends.sh up kafka-cluster`,
+//! rejoins the same cluster on its own log: the other brokers keep running,
+//! and the events and the committed offsets are all still there.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,13 +20,16 @@ use chirp_proto::events::TweetEvent;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::tweet::CreateTweetRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_testing::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
+use chirp_testing::{
+    CQL, backends_script, ensure_scale_out, scale_out_pid, stop_scale_out, unique_name,
+};
 use clap::Parser;
 use prost::Message as _;
 use rdkafka::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::net::TcpListener;
 
 const BROKERS: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
@@ -59,6 +65,7 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
     let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut tweets = TweetServiceClient::new(channel);
 
+    let formatted_id = cluster_id(&kafka).await;
     let mut created = BTreeSet::new();
     for i in 0..TWEETS {
         if i == TWEETS / 3 {
@@ -68,12 +75,67 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
     }
     assert_topic_settings(&kafka).await;
 
-    let published = events(&kafka, created.len()).await;
-    // Only now: the next test run starts a fresh cluster, and the JVMs
-    // should not outlive the test that needed them.
-    stop_scale_out("kafka-cluster");
+    let group = unique_name("cluster_test");
+    let published = events(&kafka, &group, created.len()).await;
     let missing: Vec<_> = created.difference(&published).collect();
     assert!(missing.is_empty(), "tweets without an event: {missing:?}");
+
+    // The dead broker brought back as a user would: `up` starts it alone on
+    // its own log, and the cluster it rejoins is the same one, with the
+    // same events and the same committed offsets.
+    let survivors = [member_pid("1"), member_pid("3")];
+    let offsets = committed(&kafka, &group).await;
+    ensure_scale_out("kafka-cluster");
+    assert!(
+        scale_out_pid("kafka-cluster", "2").is_some(),
+        "node 2 runs again"
+    );
+    assert_eq!(
+        [member_pid("1"), member_pid("3")],
+        survivors,
+        "`up` left the running brokers alone"
+    );
+    assert_eq!(cluster_id(&kafka).await, formatted_id, "the same cluster");
+    assert_eq!(committed(&kafka, &group).await, offsets, "offsets kept");
+    let again = events(&kafka, &unique_name("cluster_test"), created.len()).await;
+    assert_eq!(again, published, "every event still in the log");
+    // The JVMs should not outlive the test that needed them; their data
+    // stays for the next `up`.
+    stop_scale_out("kafka-cluster");
+}
+
+fn member_pid(node: &str) -> u32 {
+    scale_out_pid("kafka-cluster", node).unwrap_or_else(|| panic!("node {node} runs"))
+}
+
+/// The id the cluster's log dirs were formatted with, as a broker reports it.
+async fn cluster_id(kafka: &KafkaArgs) -> String {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().unwrap();
+    admin
+        .inner()
+        .fetch_cluster_id(Duration::from_secs(30))
+        .expect("a broker reports the cluster id")
+}
+
+/// The offsets `group` committed on the topic, per partition.
+async fn committed(kafka: &KafkaArgs, group: &str) -> Vec<(i32, Offset)> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..3 {
+        partitions.add_partition(&kafka.kafka_topic, partition);
+    }
+    let offsets = consumer
+        .committed_offsets(partitions, Duration::from_secs(30))
+        .expect("the group's committed offsets");
+    offsets
+        .elements()
+        .iter()
+        .map(|element| (element.partition(), element.offset()))
+        .collect()
 }
 
 /// Creates tweet `i`, retrying with the same idempotency key as a client
@@ -119,11 +181,12 @@ async fn assert_topic_settings(kafka: &KafkaArgs) {
     assert_eq!(value("min.insync.replicas"), "2");
 }
 
-/// The ids of the first `count` created events in the topic, read from the start.
-async fn events(kafka: &KafkaArgs, count: usize) -> BTreeSet<i64> {
+/// The ids of the first `count` created events in the topic, read from the
+/// start by a new consumer `group`, which commits what it read.
+async fn events(kafka: &KafkaArgs, group: &str, count: usize) -> BTreeSet<i64> {
     let consumer: StreamConsumer = kafka
         .client_config()
-        .set("group.id", unique_name("cluster_test"))
+        .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
@@ -148,5 +211,8 @@ async fn events(kafka: &KafkaArgs, count: usize) -> BTreeSet<i64> {
             ids.insert(created.tweet_id);
         }
     }
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit the offsets read");
     ids
 }

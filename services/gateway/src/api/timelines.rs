@@ -2,7 +2,8 @@
 //! request, why each item is there.
 //!
 //! It is private: only its owner may read it, which is why the route needs
-//! a token even though it is a GET.
+//! a token even though it is a GET; the token also puts it under a per-user
+//! read limit (`crate::read_limit`).
 //!
 //! Every item says where it came from (`source`: pushed into the cached
 //! timeline, pulled from a followed celebrity, written by a rebuild, or read
@@ -32,9 +33,9 @@ use super::extract::{Path, Query};
 use super::hydrate::{self, TweetView};
 use super::pages::PageQuery;
 use crate::AppState;
-use crate::auth::Caller;
 use crate::cursor::CursorKind;
-use crate::error::ApiError;
+use crate::error::{ApiError, RateLimited};
+use crate::read_limit::Reader;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(home_timeline))
@@ -127,10 +128,11 @@ struct Hop {
     security(("bearer" = [])),
     responses((status = OK, description = "a page of tweets", body = HomePage,
         headers(("Server-Timing" = String,
-            description = "the time of each step, in milliseconds (W3C Server Timing)")))))]
+            description = "the time of each step, in milliseconds (W3C Server Timing)"))),
+        (status = TOO_MANY_REQUESTS, response = RateLimited)))]
 async fn home_timeline(
     State(state): State<AppState>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(user_id): Path<i64>,
     Query(query): Query<TimelineQuery>,
 ) -> Result<Response, ApiError> {

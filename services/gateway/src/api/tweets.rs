@@ -8,7 +8,7 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chirp_common::ErrorKind;
 use chirp_common::input;
 use chirp_proto::tweet::{
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Json, Path, Query};
+use super::extract::{IdempotencyKey, Json, Path, Query};
 use super::hydrate::{TweetView, views};
 use super::pages::{Page, PageQuery};
 use super::users::user;
@@ -27,8 +27,6 @@ use crate::AppState;
 use crate::cursor::CursorKind;
 use crate::error::{ApiError, RateLimited};
 use crate::rate_limit::Writer;
-
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,19 +56,9 @@ struct NewTweet {
 async fn create(
     State(state): State<AppState>,
     Writer(caller): Writer,
-    headers: HeaderMap,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
     Json(body): Json<NewTweet>,
 ) -> Result<(StatusCode, JsonResponse<TweetView>), ApiError> {
-    let idempotency_key = match headers.get(IDEMPOTENCY_KEY) {
-        None => String::new(),
-        Some(value) => value
-            .to_str()
-            .map_err(|_| ApiError::invalid("Idempotency-Key must be printable ASCII"))?
-            .to_owned(),
-    };
-    // Checked here, by the tweet service's own rules: its refusals are not
-    // passed on to clients (`crate::error`).
-    input::idempotency_key(&idempotency_key).map_err(ApiError::invalid)?;
     let request = CreateTweetRequest {
         author_id: caller.0,
         content: input::tweet_content(&body.content).map_err(ApiError::invalid)?,

@@ -2,11 +2,15 @@
 //!
 //! Sign-up returns a bearer token directly. There are no passwords: identity
 //! proper belongs to an identity provider, which is outside this design.
+//! Like `POST /tweets`, it is safe to retry with an `Idempotency-Key`: the
+//! same key and body answer the user the first call created, with a fresh
+//! token and 200 instead of 201, so a client whose answer was lost does not
+//! find its handle taken by itself; the same key with another body is a 409.
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chirp_common::input;
+use chirp_common::{ErrorKind, input};
 use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, GetUserByHandleRequest, GetUserRequest,
     ListFollowsRequest, User, UserIdPage,
@@ -16,7 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Json, Path, Query};
+use super::extract::{IdempotencyKey, Json, Path, Query};
 use super::pages::{Page, PageQuery, rfc3339};
 use crate::AppState;
 use crate::cursor::CursorKind;
@@ -77,14 +81,23 @@ struct SignedUp {
 }
 
 /// Creates an account and returns a bearer token for it.
+///
+/// A taken handle, or an `Idempotency-Key` already used with another body, is
+/// a 409 (`already_exists`, `conflict`). While the sign-up limiter cannot
+/// reach its store, sign-ups are refused with a 503 and `Retry-After`.
 #[utoipa::path(post, path = "/users", operation_id = "sign_up", tag = "users", request_body = SignUp,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "makes retries safe: the same key and body return the first sign-up's user")),
     responses(
         (status = CREATED, description = "signed up", body = SignedUp),
+        (status = OK, description = "a retry: the user first signed up with this key, a new token",
+            body = SignedUp),
         (status = TOO_MANY_REQUESTS, response = RateLimited),
     ))]
 async fn sign_up(
     State(state): State<AppState>,
     _: SignUpAllowed,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
     Json(body): Json<SignUp>,
 ) -> Result<(StatusCode, JsonResponse<SignedUp>), ApiError> {
     let request = CreateUserRequest {
@@ -94,14 +107,23 @@ async fn sign_up(
         display_name: input::display_name(&body.display_name)
             .map_err(ApiError::invalid)?
             .to_owned(),
+        idempotency_key,
     };
-    let user = state.graph.clone().create_user(request).await?.into_inner();
+    let response = state.graph.clone().create_user(request).await?.into_inner();
+    let user = response.user.ok_or_else(|| {
+        ApiError::new(ErrorKind::Internal, "graph service answered without a user")
+    })?;
     let signed_up = SignedUp {
         user_id: user.user_id.to_string(),
         token: state.tokens.issue(user.user_id),
         user: user.into(),
     };
-    Ok((StatusCode::CREATED, JsonResponse(signed_up)))
+    let status = if response.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, JsonResponse(signed_up)))
 }
 
 #[utoipa::path(get, path = "/users/{id}", operation_id = "get_user", tag = "users", params(("id" = i64, Path, description = "user id")),
