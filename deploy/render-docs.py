@@ -17,7 +17,10 @@ rendered block is
 
 and this command rewrites every block from its run: the table, headed by the run's date, machine,
 command and commit. Without a committed run the block says so, and shows no number.
-deploy/check-docs.py fails when a block differs from what its run renders.
+The console's Strategy lab ships the same figures: this command also writes
+services/gateway/console/strategies.json from the committed bench run's `experiment strategies`
+(or, without one, a file that says so and holds no strategy).
+deploy/check-docs.py fails when a block, or that file, differs from what its run renders.
 
     deploy/render-docs.py          rewrite the blocks of README.md, docs/*.md, deploy/k8s/README.md
 """
@@ -294,6 +297,29 @@ def block(root, name):
         return f"*Not measured in the committed run: {missing}. {how}*"
 
 
+CONSOLE_STRATEGIES = Path("services/gateway/console/strategies.json")
+
+
+def console_strategies(root):
+    """The text of the console's strategies.json: the committed bench run's strategies, with a
+    note naming the run, or none and a note saying why."""
+    record = Path(root) / "docs" / "runs" / "bench" / "run.json"
+    run = json.loads(record.read_text()) if record.exists() else {}
+    results = run.get("strategies")
+    if results:
+        m = run["machine"]
+        note = (f"From the committed run of `{run['command']}` on {run['date'][:10]} at commit "
+                f"{run['commit'][:12]}, {m['cores']} cores, {m['memory_gib']:.1f} GiB "
+                f"(docs/runs/bench/run.json).")
+        body = {"note": note, **{k: v for k, v in results.items() if k != "note"}}
+    else:
+        body = {"note": "No run of `experiment strategies` is committed for the current code "
+                        "(docs/runs/bench/ holds none), so the console shows no figures. "
+                        "Open the strategies.json of a run of your own.",
+                "strategies": []}
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
 def render(root, text):
     def one(match):
         indent = match.group(1)
@@ -313,6 +339,10 @@ def main():
         if rendered != text:
             doc.write_text(rendered)
             print(f"rendered {doc.relative_to(ROOT)}")
+    lab = ROOT / CONSOLE_STRATEGIES
+    if lab.read_text() != console_strategies(ROOT):
+        lab.write_text(console_strategies(ROOT))
+        print(f"rendered {CONSOLE_STRATEGIES}")
     return 0
 
 

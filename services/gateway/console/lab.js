@@ -1,7 +1,9 @@
 // Strategy lab: push, pull and hybrid compared on the same data, as
-// `loadtest experiment strategies` measured them. The console ships the
-// run recorded in docs/BENCHMARKS.md; a strategies.json of your own run
-// (written to the experiment's --out directory) can be opened instead.
+// `experiment strategies` measured them. The console ships the committed
+// run of docs/runs/bench/ (deploy/render-docs.py writes strategies.json from
+// it; without one the file says so and holds no strategy); a strategies.json
+// of your own run (written to the experiment's --out directory) can be
+// opened instead.
 
 import { api } from './api.js';
 import { h, mount, num } from './dom.js';
@@ -26,12 +28,16 @@ export function labView(main) {
       'hybrid pushes ordinary authors and pulls celebrities.'),
     h('label', { class: 'muted small' }, 'Open the strategies.json of your own run: ', file),
     plots));
-  api.strategies().then(({ body }) => draw(plots, body, 'the run in docs/BENCHMARKS.md'),
+  api.strategies().then(({ body }) => draw(plots, body, 'the committed run'),
     (error) => mount(plots, h('p', { class: 'error' }, error.message)));
 }
 
 function draw(plots, results, from) {
   const rows = results.strategies;
+  if (!rows.length) {
+    mount(plots, h('p', { class: 'muted no-run' }, results.note || `No strategy in ${from}.`));
+    return;
+  }
   const groups = (pick) => rows.map((row) => ({ label: row.strategy, values: pick(row) }));
   mount(plots,
     h('p', { class: 'muted small' }, `${results.note || `From ${from}.`} ${num(results.users, 0)} users, `,

@@ -135,50 +135,25 @@ mod tests {
         assert!(FILES[0].2.contains("/console/style.css"));
     }
 
-    /// The lab's numbers are the ones docs/BENCHMARKS.md reports: each
-    /// strategy's row of its table, cell for cell.
+    /// The lab's data is a strategies.json as `experiment strategies` writes
+    /// it, with a note saying where it comes from. That it is the committed
+    /// run's, figure for figure, is the docs check's to prove
+    /// (deploy/check-docs.py, which deploy/render-docs.py satisfies).
     #[test]
-    fn the_strategy_results_match_the_benchmarks_table() {
+    fn the_strategy_results_say_where_they_come_from() {
+        let (path, _, body) = FILES[FILES.len() - 1];
+        assert_eq!(path, "/console/strategies.json");
         let results: serde_json::Value =
-            serde_json::from_str(FILES[FILES.len() - 1].2).expect("strategies.json parses");
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/BENCHMARKS.md");
-        let benchmarks = std::fs::read_to_string(path).expect("read docs/BENCHMARKS.md");
-        let rows = results["strategies"].as_array().expect("strategies");
-        assert_eq!(rows.len(), 3);
-        for row in rows {
-            let n = |pointer: &str| {
-                row.pointer(pointer)
-                    .and_then(serde_json::Value::as_f64)
-                    .unwrap_or(f64::NAN)
-            };
-            let thousands = |value: f64| {
-                let digits = format!("{value:.0}");
-                match digits.len() {
-                    4.. => format!(
-                        "{} {}",
-                        &digits[..digits.len() - 3],
-                        &digits[digits.len() - 3..]
-                    ),
-                    _ => digits,
-                }
-            };
-            let line = format!(
-                "| {} | {:.1} | {} | {} | {:.1} / {:.1} | {} / {} | {} / {} |",
-                row["strategy"].as_str().expect("a name"),
-                n("/load/per_tweet"),
-                thousands(n("/ordinary/writes/per_tweet")),
-                thousands(n("/celebrity/writes/per_tweet")),
-                n("/home_timeline/p50_ms"),
-                n("/home_timeline/p99_ms"),
-                thousands(n("/ordinary/visible/p50_ms")),
-                thousands(n("/ordinary/visible/p99_ms")),
-                thousands(n("/celebrity/visible/p50_ms")),
-                thousands(n("/celebrity/visible/p99_ms")),
-            );
-            assert!(
-                benchmarks.contains(&line),
-                "docs/BENCHMARKS.md has no row {line}"
-            );
-        }
+            serde_json::from_str(body).expect("strategies.json parses");
+        assert!(
+            results["note"]
+                .as_str()
+                .is_some_and(|note| !note.is_empty())
+        );
+        let rows = results["strategies"].as_array().expect("a strategies list");
+        assert!(
+            rows.is_empty() || rows.len() == 3,
+            "push, pull and hybrid, or none"
+        );
     }
 }
