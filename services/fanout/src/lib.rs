@@ -93,8 +93,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let timelines = HomeTimelines::connect(&config.store).await?;
     // The delivery records live beside the timelines, under the same prefix.
     let deliveries = DeliveryLog::new(
-        RedisConnection::connect(&config.store.redis.target(), config.store.redis.response_timeout())
-            .await?,
+        RedisConnection::connect(
+            &config.store.redis.target(),
+            config.store.redis.response_timeout(),
+        )
+        .await?,
         &config.store.redis.redis_key_prefix,
     );
     let token = &config.internal.token("fanout")?;
