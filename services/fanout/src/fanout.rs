@@ -29,11 +29,12 @@
 //! failed record never fails the event.
 
 use chirp_common::grpc::Channel;
+use chirp_common::ids::now_ms;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{GetUserRequest, ListFollowsRequest};
-use chirp_redis::delivery::{self, DeliveryLog, Reach};
+use chirp_redis::delivery::{DeliveryLog, Reach};
 use chirp_timelines::{HomeTimelines, Strategy};
 use metrics::{counter, histogram};
 
@@ -246,9 +247,7 @@ impl Fanout {
             pushed: followers.iter().filter(|&&cached| cached).count() as u64,
             skipped_inactive: followers.iter().filter(|&&cached| !cached).count() as u64,
         };
-        self.delivery
-            .pushed(tweet_id, reach, delivery::now_ms())
-            .await;
+        self.delivery.pushed(tweet_id, reach, now_ms()).await;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use chirp_proto::graph::{
     ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow,
     ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, User,
 };
-use chirp_testing::{eventually, fresh_database, local_listener, unique_name};
+use chirp_testing::{OwnRedis, eventually, fresh_database, local_listener, unique_name};
 use chirp_testkit::spawn_graph;
 use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use clap::Parser;
@@ -494,62 +494,6 @@ async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
     assert!(created.is_ok(), "{created:?}");
 }
 
-/// A Redis server of the test's own, on a port of its own, for tests that
-/// break it: the shared one serves every other test. Dropping it stops it.
-struct OwnRedis {
-    server: std::process::Child,
-    url: String,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let server = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(std::env::temp_dir())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start redis-server (deploy/backends.sh installs it)");
-        let url = format!("redis://127.0.0.1:{port}");
-        let redis = Self { server, url };
-        eventually(Duration::from_secs(10), "the test's own Redis", || async {
-            redis.connection().await.ok()
-        })
-        .await;
-        redis
-    }
-
-    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(self.url.as_str())?;
-        client.get_multiplexed_async_connection().await
-    }
-
-    /// Makes every write fail (`NOREPLICAS`: it wants a replica it does not
-    /// have) or succeed again, keeping the data: a Redis that is up but failing.
-    async fn refuse_writes(&self, refuse: bool) {
-        let replicas = if refuse { "1" } else { "0" };
-        let mut connection = self.connection().await.unwrap();
-        let () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("min-replicas-to-write")
-            .arg(replicas)
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
 /// Issue 10, fix 2: when the unfollow that takes an author below the
 /// threshold cannot drop the remaining followers' timelines, the drop is
 /// not lost with the failed call: the client's retry finds no edge, and the
@@ -557,7 +501,7 @@ impl Drop for OwnRedis {
 #[tokio::test]
 async fn a_celebrity_falling_below_the_threshold_is_not_lost_to_a_failing_redis() {
     let redis = OwnRedis::start().await;
-    let app = spawn_app_with(&redis.url, 3).await;
+    let app = spawn_app_with(&redis.url(), 3).await;
     let [author, stays, also_stays, leaves] = app.users(4).await[..] else {
         unreachable!("four users")
     };
@@ -728,7 +672,7 @@ async fn a_first_graph_import_ends_with_its_foreign_keys_validated_and_enforced(
 #[tokio::test]
 async fn a_failed_drop_of_the_followers_own_timeline_is_done_without_a_retry() {
     let redis = OwnRedis::start().await;
-    let app = spawn_app_with(&redis.url, 10_000).await;
+    let app = spawn_app_with(&redis.url(), 10_000).await;
     let [reader, author] = app.users(2).await[..] else {
         unreachable!("two users")
     };

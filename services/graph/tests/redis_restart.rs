@@ -6,70 +6,19 @@
 //! than fail the follow. The test kills and restarts a `redis-server` of its
 //! own, on a port of its own: never the shared one other tests use.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_testing::fresh_database;
+use chirp_testing::{OwnRedis, fresh_database};
 use clap::Parser;
 use tokio::net::TcpListener;
 
-/// A `redis-server` owned by this test; killed when dropped.
-struct OwnRedis {
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let mut child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (deploy/backends.sh installs it)");
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { port, child };
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not listen on port {port}");
-    }
-
-    /// Kills this server (as a crash would) and starts an empty one on the
-    /// same port.
-    fn restart(mut self) -> Self {
-        let port = self.port;
-        self.child.kill().expect("kill redis-server");
-        self.child.wait().expect("reap redis-server");
-        Self::start(port)
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[tokio::test]
 async fn the_first_follow_after_a_redis_restart_succeeds() {
-    let redis = OwnRedis::start(free_port());
+    let redis = OwnRedis::start().await;
     let database_url = fresh_database().await;
-    let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    let redis_url = redis.url();
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
@@ -110,7 +59,7 @@ async fn the_first_follow_after_a_redis_restart_succeeds() {
         .await
         .expect("a follow with Redis up");
 
-    let _redis = redis.restart();
+    let _redis = redis.restart().await;
     graph
         .follow(follow(ids[2]))
         .await

@@ -7,7 +7,8 @@
 //! [`unique_name`]: its own database, keyspace, topic and Redis key prefix,
 //! so tests run in parallel without seeing each other's data.
 //! [`ServiceProcess`] runs a service's real binary, for what only a process
-//! shows: how it takes a signal, and its exit code.
+//! shows: how it takes a signal, and its exit code. [`OwnRedis`] is a Redis
+//! of one test's own, for the tests that break it.
 //!
 //! A crate of its own, which services name under `[dev-dependencies]` only:
 //! `sqlx` (to create test databases) and these helpers stay out of every
@@ -22,6 +23,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rand::Rng;
+
+mod own_redis;
+pub use own_redis::OwnRedis;
 
 /// Where the stack of `deploy/backends.sh` listens.
 pub const POSTGRES: &str = "127.0.0.1:5432";

@@ -23,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use chirp_proto::graph::BatchGetUsersRequest;
 use chirp_proto::tweet::Tweet;
@@ -62,8 +61,7 @@ fn as_str<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Err
 }
 
 fn as_rfc3339<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    let time = UNIX_EPOCH + Duration::from_millis((*ms).max(0).unsigned_abs());
-    serializer.collect_str(&humantime::format_rfc3339_millis(time))
+    serializer.collect_str(&super::pages::rfc3339(*ms))
 }
 
 /// Authors' handles by user id. Cloning is shallow: clones share the cache.

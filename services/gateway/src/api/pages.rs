@@ -65,8 +65,10 @@ impl<T> Page<T> {
     }
 }
 
-/// Milliseconds since the Unix epoch as RFC 3339, the timestamp format of the API.
-pub fn rfc3339(ms: i64) -> String {
+/// Milliseconds since the Unix epoch as RFC 3339, the timestamp format of the
+/// API: a value to display, so that a serializer can write it without an
+/// allocation of its own (a page writes one per tweet).
+pub fn rfc3339(ms: i64) -> humantime::Rfc3339Timestamp {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0).unsigned_abs());
-    humantime::format_rfc3339_millis(time).to_string()
+    humantime::format_rfc3339_millis(time)
 }

@@ -56,7 +56,7 @@ impl From<User> for UserView {
             display_name: user.display_name,
             follower_count: user.follower_count,
             following_count: user.following_count,
-            created_at: rfc3339(user.created_at_ms),
+            created_at: rfc3339(user.created_at_ms).to_string(),
         }
     }
 }
