@@ -42,7 +42,7 @@ use loadtest::recorder::{Completion, Recorder};
 use loadtest::report::Report;
 use loadtest::run::{self, RunArgs};
 use loadtest::seed::{self, SeedArgs};
-use loadtest::tokens::TokenArgs;
+use loadtest::tokens::{SeededArgs, TokenArgs};
 use loadtest::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload, warm_up};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -290,9 +290,11 @@ async fn measure(
 
     let run_args = RunArgs {
         workload: Workload::Mixed,
-        manifest: PathBuf::new(),
-        gateway: Some(stack.gateway_url.clone()),
-        tokens: TokenArgs::new(TOKEN_SECRET)?,
+        seeded: SeededArgs {
+            manifest: PathBuf::new(),
+            gateway: Some(stack.gateway_url.clone()),
+            tokens: TokenArgs::new(TOKEN_SECRET)?,
+        },
         rate: Some(args.rate),
         connections: None,
         duration: args.duration,

@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use crate::manifest::Manifest;
 use crate::report::Report;
 use crate::schedule::{Mode, Plan};
-use crate::tokens::TokenArgs;
+use crate::tokens::SeededArgs;
 use crate::workload::{Actor, GatewayTarget, Params, Workload};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -25,15 +25,9 @@ pub struct RunArgs {
     /// What to send.
     #[arg(value_enum)]
     pub workload: Workload,
-    /// The manifest `seed` wrote.
-    #[arg(long, default_value = "loadtest-manifest.json")]
-    pub manifest: PathBuf,
-    /// The gateway to load. Default: the one the manifest names.
-    #[arg(long)]
-    pub gateway: Option<String>,
-    /// The secret the users' tokens are minted with: the gateway's.
+    /// The seeded users: the manifest, the gateway, their tokens' secret.
     #[command(flatten)]
-    pub tokens: TokenArgs,
+    pub seeded: SeededArgs,
     /// Open loop: requests per second on a fixed schedule, latency measured
     /// from each request's intended send time. Default: 100, unless
     /// --connections alone asks for a closed loop.
@@ -116,8 +110,7 @@ impl RunArgs {
 /// prints its summary, and returns it.
 pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
     let plan = args.plan()?;
-    let mut manifest = Manifest::read(&args.manifest)?;
-    args.tokens.mint(&mut manifest);
+    let manifest = args.seeded.users()?;
     let target = target(args, &manifest).await?;
     let url = target.gateway().base_url().to_owned();
     let report = Report::measure(args.workload.name(), &url, target, plan).await;
@@ -131,7 +124,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
 /// names, as the manifest's users; checks first that the gateway takes
 /// their tokens.
 pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<GatewayTarget> {
-    let gateway = Gateway::new(args.gateway.as_deref().unwrap_or(&manifest.gateway))?;
+    let gateway = Gateway::new(args.seeded.gateway(manifest))?;
     let everyone: Vec<Actor> = manifest
         .users
         .iter()

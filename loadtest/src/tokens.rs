@@ -17,6 +17,7 @@
 //! any token. A production secret should never be handed to a load tool; a
 //! production load test would sign up its own users instead.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chirp_auth::{Secret, Tokens};
@@ -48,5 +49,36 @@ impl TokenArgs {
         for user in &mut manifest.users {
             user.token = tokens.issue(user.id);
         }
+    }
+}
+
+/// The flags of every command that acts as the seeded users (`run`, `bench`,
+/// `visible`): the seed's manifest, the gateway to talk to, and the secret
+/// the users' tokens are minted with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeededArgs {
+    /// The manifest `seed` wrote: the users, and the gateway they were
+    /// seeded through.
+    #[arg(long, default_value = "loadtest-manifest.json")]
+    pub manifest: PathBuf,
+    /// The gateway. Default: the manifest's.
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// The secret the users' tokens are minted with: the gateway's.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+}
+
+impl SeededArgs {
+    /// The manifest, every user holding a fresh token.
+    pub fn users(&self) -> anyhow::Result<Manifest> {
+        let mut manifest = Manifest::read(&self.manifest)?;
+        self.tokens.mint(&mut manifest);
+        Ok(manifest)
+    }
+
+    /// The gateway's URL: the flag's, or else the manifest's.
+    pub fn gateway<'a>(&'a self, manifest: &'a Manifest) -> &'a str {
+        self.gateway.as_deref().unwrap_or(&manifest.gateway)
     }
 }

@@ -32,22 +32,15 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::bench::fanout::follow;
-use crate::manifest::Manifest;
 use crate::seed::fresh_handle_prefix;
-use crate::tokens::TokenArgs;
+use crate::tokens::SeededArgs;
 use crate::workload::{Actor, warm_up};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct VisibleArgs {
-    /// The manifest `seed` wrote: the followers come from its users.
-    #[arg(long, default_value = "loadtest-manifest.json")]
-    pub manifest: PathBuf,
-    /// The gateway. Default: the manifest's.
-    #[arg(long)]
-    pub gateway: Option<String>,
-    /// The secret the followers' tokens are minted with: the gateway's.
+    /// The seeded users: the manifest, the gateway, their tokens' secret.
     #[command(flatten)]
-    pub tokens: TokenArgs,
+    pub seeded: SeededArgs,
     /// The graph service (gRPC): the follows are imported there.
     #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
     pub graph_addr: String,
@@ -103,8 +96,7 @@ impl Visibility {
 /// Runs the measurement as `args` say, writes `visible.json` into
 /// `args.out`, prints a line, and returns it.
 pub async fn visible(args: &VisibleArgs) -> anyhow::Result<Visibility> {
-    let mut manifest = Manifest::read(&args.manifest)?;
-    args.tokens.mint(&mut manifest);
+    let manifest = args.seeded.users()?;
     let threshold = manifest.celebrity_threshold;
     let count = match args.followers {
         Some(count) => count,
@@ -123,7 +115,7 @@ pub async fn visible(args: &VisibleArgs) -> anyhow::Result<Visibility> {
         "the manifest has {} users, fewer than {count} followers",
         manifest.users.len()
     );
-    let gateway = Gateway::new(args.gateway.as_deref().unwrap_or(&manifest.gateway))?;
+    let gateway = Gateway::new(args.seeded.gateway(&manifest))?;
     let handle = format!("{}vis", fresh_handle_prefix());
     let author = gateway
         .sign_up(&handle, "Visibility probe")

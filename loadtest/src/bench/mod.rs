@@ -39,26 +39,19 @@ use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use redis::ConnectionAddr;
 
 use crate::machine::Machine;
-use crate::manifest::Manifest;
 use crate::report::Report;
 use crate::run::{self, RunArgs};
 use crate::schedule::{Mode, Plan};
-use crate::tokens::TokenArgs;
+use crate::tokens::SeededArgs;
 use crate::workload::{Workload, warm_up};
 use results::{BenchResults, Stage};
 use targets::{RedisPage, TimelineGrpc};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The manifest `seed` wrote: the readers and their tokens.
-    #[arg(long, default_value = "loadtest-manifest.json")]
-    pub manifest: PathBuf,
-    /// The gateway. Default: the manifest's.
-    #[arg(long)]
-    pub gateway: Option<String>,
-    /// The secret the readers' tokens are minted with: the gateway's.
+    /// The seeded users: the manifest, the gateway, their tokens' secret.
     #[command(flatten)]
-    pub tokens: TokenArgs,
+    pub seeded: SeededArgs,
     /// The timeline service (gRPC).
     #[arg(long, env = "TIMELINE_ADDR", default_value = "127.0.0.1:50053")]
     pub timeline_addr: String,
@@ -122,8 +115,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
         args.load_fraction > 0.0 && args.load_fraction <= 1.0,
         "--load-fraction must be in (0, 1]"
     );
-    let mut manifest = Manifest::read(&args.manifest)?;
-    args.tokens.mint(&mut manifest);
+    let manifest = args.seeded.users()?;
     let page = args.page_size.unwrap_or(DEFAULT_PAGE);
     let want = page as usize + 1;
     let closed = Plan {
@@ -135,9 +127,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
     };
     let run_args = RunArgs {
         workload: Workload::HomeTimeline,
-        manifest: args.manifest.clone(),
-        gateway: args.gateway.clone(),
-        tokens: args.tokens.clone(),
+        seeded: args.seeded.clone(),
         rate: None,
         connections: Some(args.connections),
         duration: args.duration,
