@@ -109,35 +109,18 @@ pub async fn import_graph(
     let empty: bool = sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM follows)")
         .fetch_one(&mut *tx)
         .await?;
-    let mut validate = Vec::new();
-    let follows = if empty {
-        let keys = drop_keys_and_indexes(&mut tx).await?;
-        let streamed =
-            copy_follows(&mut tx, "follows", &ids, leftover, &mut chunks, &mut counts).await?;
-        insert_users(&mut tx, &ids, &counts, celebrities_from).await?;
-        let stored = restore_keys(&mut tx, &keys.build, streamed).await?;
-        validate = keys.validate;
-        (streamed, stored)
-    } else {
-        sqlx::query(
-            "CREATE TEMPORARY TABLE imported_follows (follower_id bigint, followee_id bigint) \
-             ON COMMIT DROP",
-        )
-        .execute(&mut *tx)
-        .await?;
-        let streamed = copy_follows(
-            &mut tx,
-            "imported_follows",
-            &ids,
-            leftover,
-            &mut chunks,
-            &mut counts,
-        )
-        .await?;
-        insert_users(&mut tx, &ids, &counts, celebrities_from).await?;
-        (streamed, move_follows(&mut tx).await?)
+    let rest = Rest {
+        ids: &ids,
+        leftover,
+        chunks: &mut chunks,
+        counts: &mut counts,
+        celebrities_from,
     };
-    let (streamed, follows) = follows;
+    let (Loaded { streamed, follows }, validate) = if empty {
+        into_empty_follows(&mut tx, rest).await?
+    } else {
+        (beside_existing_follows(&mut tx, rest).await?, Vec::new())
+    };
     if follows != streamed {
         // Repeated edges were counted once per repetition above.
         set_counts(&mut tx, &ids, celebrities_from).await?;
@@ -150,6 +133,71 @@ pub async fn import_graph(
         users: u64::from(count),
         follows,
     })
+}
+
+/// What is left to load once the users are staged: the edges (those that
+/// arrived with the users' last chunk, then the rest of the stream), and
+/// what the users are inserted with.
+struct Rest<'a> {
+    ids: &'a IdBlock,
+    leftover: Vec<ImportedFollow>,
+    chunks: &'a mut Streaming<ImportGraphChunk>,
+    counts: &'a mut Counts,
+    celebrities_from: i64,
+}
+
+/// Edges streamed, and edges stored: fewer when the stream repeated some.
+struct Loaded {
+    streamed: u64,
+    follows: u64,
+}
+
+/// Step 3 into an empty `follows` (a first load): keys and indexes dropped,
+/// the edges copied straight in, the users inserted, the keys rebuilt. Also
+/// returns the foreign keys' validations, to run after the commit.
+async fn into_empty_follows(
+    tx: &mut Transaction<'_, Postgres>,
+    rest: Rest<'_>,
+) -> Result<(Loaded, Vec<String>), GraphError> {
+    let keys = drop_keys_and_indexes(tx).await?;
+    let streamed = copy_follows(
+        tx,
+        "follows",
+        rest.ids,
+        rest.leftover,
+        rest.chunks,
+        rest.counts,
+    )
+    .await?;
+    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    let follows = restore_keys(tx, &keys.build, streamed).await?;
+    Ok((Loaded { streamed, follows }, keys.validate))
+}
+
+/// Step 3 beside existing follows: the edges staged in a temporary table,
+/// the users inserted, the edges moved over with the keys in place.
+async fn beside_existing_follows(
+    tx: &mut Transaction<'_, Postgres>,
+    rest: Rest<'_>,
+) -> Result<Loaded, GraphError> {
+    sqlx::query(
+        "CREATE TEMPORARY TABLE imported_follows (follower_id bigint, followee_id bigint) \
+         ON COMMIT DROP",
+    )
+    .execute(&mut **tx)
+    .await?;
+    let streamed = copy_follows(
+        tx,
+        "imported_follows",
+        rest.ids,
+        rest.leftover,
+        rest.chunks,
+        rest.counts,
+    )
+    .await?;
+    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    let follows = move_follows(tx).await?;
+    Ok(Loaded { streamed, follows })
 }
 
 /// Each user's followers and followees as streamed, by user number: grown
