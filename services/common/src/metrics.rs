@@ -77,22 +77,46 @@ pub fn builder() -> PrometheusBuilder {
 /// from `/metrics`: only a series' name, its labels as text, and its value
 /// are parsed.
 pub fn total(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    exposition
-        .lines()
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let matches = match series.strip_prefix(name)? {
-                "" => labels.is_empty(),
-                rest => rest.starts_with('{') && labels.iter().all(|l| rest.contains(l)),
-            };
-            matches.then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
+    values(exposition, name, labels).sum()
+}
+
+/// As [`total`], the largest series instead of their sum (0 when there is
+/// none): for a gauge per shard whose worst shard is what matters, as the
+/// age of the oldest pending event.
+pub fn largest(exposition: &str, name: &str, labels: &[&str]) -> f64 {
+    values(exposition, name, labels).fold(0.0, f64::max)
+}
+
+fn values<'a>(
+    exposition: &'a str,
+    name: &'a str,
+    labels: &'a [&'a str],
+) -> impl Iterator<Item = f64> + 'a {
+    exposition.lines().filter_map(move |line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let matches = match series.strip_prefix(name)? {
+            "" => labels.is_empty(),
+            rest => rest.starts_with('{') && labels.iter().all(|l| rest.contains(l)),
+        };
+        matches.then(|| value.parse::<f64>().ok()).flatten()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_series_is_the_worst_shard() {
+        let exposition = "chirp_outbox_oldest_pending_seconds{shard=\"0\"} 3\n\
+             chirp_outbox_oldest_pending_seconds{shard=\"1\"} 42.5\n\
+             chirp_outbox_oldest_pending_seconds{shard=\"2\"} 0\n";
+        assert_eq!(
+            largest(exposition, "chirp_outbox_oldest_pending_seconds", &[]),
+            42.5
+        );
+        assert_eq!(largest(exposition, "chirp_outbox_pending_events", &[]), 0.0);
+    }
 
     #[test]
     fn totals_sum_the_series_with_every_label_asked_for() {

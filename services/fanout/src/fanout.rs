@@ -29,7 +29,7 @@
 //! failed record never fails the event.
 
 use chirp_common::grpc::Channel;
-use chirp_common::ids::now_ms;
+use chirp_common::ids::{now_ms, timestamp_ms};
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
@@ -247,7 +247,9 @@ impl Fanout {
             pushed: followers.iter().filter(|&&cached| cached).count() as u64,
             skipped_inactive: followers.iter().filter(|&&cached| !cached).count() as u64,
         };
-        self.delivery.pushed(tweet_id, reach, now_ms()).await;
+        let now = now_ms();
+        histogram!(stats::DELAY).record((now - timestamp_ms(tweet_id)).max(0) as f64 / 1000.0);
+        self.delivery.pushed(tweet_id, reach, now).await;
         Ok(())
     }
 

@@ -33,6 +33,10 @@ pub const CONSUMER_LAG: &str = "chirp_fanout_consumer_lag";
 /// number of round trips to Redis; its sum equals the timeline writes plus
 /// the skipped ones.
 pub const BATCH_SIZE: &str = "chirp_fanout_batch_size";
+/// Seconds from a tweet's creation (the time in its Snowflake id) to the
+/// write of each page of its push: the fan-out delay its followers see, one
+/// sample per page, so a big audience's last pages show in the tail.
+pub const DELAY: &str = "chirp_fanout_post_to_push_duration_seconds";
 
 /// Registers the help text of every metric above with the installed
 /// recorder; without one it does nothing.
@@ -57,6 +61,11 @@ pub fn describe() {
         CONSUMER_LAG,
         Unit::Count,
         "Events between the consumer group's committed offset and the partition's high watermark."
+    );
+    describe_histogram!(
+        DELAY,
+        Unit::Seconds,
+        "From a tweet's creation to the write of each page of its push into followers' timelines."
     );
     describe_histogram!(
         BATCH_SIZE,

@@ -111,6 +111,10 @@ function box(name, node, service, live) {
     }
   }
   if (name === 'fanout' && live.fanout) lines.push(`Kafka lag ${num(live.fanout.consumer_lag, 0)}`);
+  if (name === 'tweet' && live.outbox) {
+    lines.push(`outbox ${num(live.outbox.pending_events, 0)} · oldest ${num(live.outbox.oldest_pending_secs, 1)} s`);
+    if (live.outbox.oldest_pending_secs > 30) state += ' failing';
+  }
   if (name === 'timeline' && live.timeline) {
     lines.push(`tweet cache hits ${pct(live.timeline.tweet_cache_hit_ratio)}`);
   }
@@ -133,11 +137,21 @@ function summary(live, history) {
   }
   const t = live.timeline;
   const f = live.fanout;
+  const o = live.outbox;
   return h('div', { class: 'live-grid' },
     h('div', { class: 'card' }, h('h3', {}, 'gateway requests/s, last minute'), sparkline(history, { label: 'gateway requests per second' })),
     f && h('div', { class: 'card' }, h('h3', {}, 'fan-out'),
       h('p', {}, `${num(f.events_per_sec, 1)} events/s · ${num(f.timeline_writes_per_sec, 1)} timeline writes/s · `,
-        `${num(f.celebrity_skips_per_sec, 1)} celebrity skips/s · lag ${num(f.consumer_lag, 0)}`)),
+        `${num(f.celebrity_skips_per_sec, 1)} celebrity skips/s · lag ${num(f.consumer_lag, 0)}`),
+      h('p', {}, `post to push p50 ${num(f.delay_p50_ms, 0)} ms · p99 ${num(f.delay_p99_ms, 0)} ms · `,
+        `${num(f.retries_per_sec, 2)} retries/s · ${num(f.dead_lettered, 0)} dead letters`),
+      h('p', { class: 'muted small' }, 'A retry is an event tried again after a failure (it holds its partition until it succeeds); ',
+        'a dead letter is an event that cannot be decoded, kept aside for fanout replay-dead-letters.')),
+    o && h('div', { class: 'card' }, h('h3', {}, 'tweet outbox'),
+      h('p', {}, `${num(o.pending_events, 0)} events waiting · the oldest ${num(o.oldest_pending_secs, 1)} s · `,
+        `${num(o.read_failures_per_sec, 2)} read failures/s`),
+      h('p', { class: 'muted small' }, 'Events written with their tweets and not yet in Kafka. ',
+        'A depth or an age that only grows is a relay that stopped.')),
     t && h('div', { class: 'card' }, h('h3', {}, 'timeline read path'),
       h('p', {}, `tweet cache hits ${pct(t.tweet_cache_hit_ratio)} · pulled ids cache hits ${pct(t.pulled_ids_cache_hit_ratio)} · `,
         `${num(t.rebuilds_per_sec, 2)} rebuilds/s`)),

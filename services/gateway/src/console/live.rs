@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
-use chirp_common::metrics::total;
+use chirp_common::metrics::{largest, total};
 use chirp_common::observe::{
     GRPC_REQUEST_DURATION, GRPC_REQUESTS, HTTP_REQUEST_DURATION, HTTP_REQUESTS, is_server_fault,
 };
@@ -47,6 +47,11 @@ const FANOUT_LAG: &str = "chirp_fanout_consumer_lag";
 const TWEET_CACHE: &str = "chirp_timeline_tweet_cache_total";
 const PULLED_IDS_CACHE: &str = "chirp_timeline_pulled_ids_cache_total";
 const REBUILDS: &str = "chirp_timeline_rebuilds_total";
+const FANOUT_DELAY: &str = "chirp_fanout_post_to_push_duration_seconds";
+// And as the tweet service's outbox relay exports them (`services/tweet/src/stats.rs`).
+const OUTBOX_PENDING: &str = "chirp_outbox_pending_events";
+const OUTBOX_OLDEST: &str = "chirp_outbox_oldest_pending_seconds";
+const OUTBOX_READ_FAILURES: &str = "chirp_outbox_read_failures_total";
 
 #[derive(Debug, Clone, Args)]
 pub struct ConsoleArgs {
@@ -109,6 +114,9 @@ pub struct LiveView {
     /// Present when a target is named `timeline`.
     #[serde(skip_serializing_if = "Option::is_none")]
     timeline: Option<TimelineLive>,
+    /// Present when a target is named `tweet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbox: Option<OutboxLive>,
 }
 
 /// One hop: requests it served. Rates and ratios are absent when unknown
@@ -130,6 +138,23 @@ pub struct FanoutLive {
     events_per_sec: Option<f64>,
     timeline_writes_per_sec: Option<f64>,
     celebrity_skips_per_sec: Option<f64>,
+    /// Events tried again after a failure (an outage, a refusal).
+    retries_per_sec: Option<f64>,
+    /// Undecodable events sent to the dead-letter topic since the worker
+    /// started (`fanout replay-dead-letters` sends them back).
+    dead_lettered: f64,
+    /// From a tweet's creation to each page of its push, over the interval.
+    delay_p50_ms: Option<f64>,
+    delay_p99_ms: Option<f64>,
+}
+
+/// The tweet service's outbox: events written with their tweets and not yet
+/// in Kafka. A depth or an age that only grows is a relay that stopped.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OutboxLive {
+    pending_events: f64,
+    oldest_pending_secs: f64,
+    read_failures_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -195,6 +220,7 @@ impl Live {
             services: Vec::new(),
             fanout: None,
             timeline: None,
+            outbox: None,
         };
         for (index, target) in self.targets.iter().enumerate() {
             let old = previous.and_then(|(_, old)| old.get(index)?.as_deref());
@@ -207,6 +233,7 @@ impl Live {
             match target.name.as_str() {
                 "fanout" => view.fanout = Some(delta.fanout()),
                 "timeline" => view.timeline = Some(delta.timeline()),
+                "tweet" => view.outbox = Some(delta.outbox()),
                 _ => {}
             }
         }
@@ -300,6 +327,24 @@ impl Delta<'_> {
             events_per_sec: self.rate(FANOUT_EVENTS, &["outcome=\"applied\""]),
             timeline_writes_per_sec: self.rate(FANOUT_WRITES, &[]),
             celebrity_skips_per_sec: self.rate(FANOUT_SKIPS, &[]),
+            retries_per_sec: self.rate(FANOUT_EVENTS, &["outcome=\"retried\""]),
+            dead_lettered: self.new.map_or(0.0, |new| {
+                total(new, FANOUT_EVENTS, &["outcome=\"dead_lettered\""])
+            }),
+            delay_p50_ms: self
+                .quantile(FANOUT_DELAY, "", 0.5)
+                .map(|secs| secs * 1000.0),
+            delay_p99_ms: self
+                .quantile(FANOUT_DELAY, "", 0.99)
+                .map(|secs| secs * 1000.0),
+        }
+    }
+
+    fn outbox(&self) -> OutboxLive {
+        OutboxLive {
+            pending_events: self.new.map_or(0.0, |new| total(new, OUTBOX_PENDING, &[])),
+            oldest_pending_secs: self.new.map_or(0.0, |new| largest(new, OUTBOX_OLDEST, &[])),
+            read_failures_per_sec: self.rate(OUTBOX_READ_FAILURES, &[]),
         }
     }
 
@@ -417,7 +462,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Each hop's request rate, error ratio and p99 over the last second, with
-/// the fan-out's lag and the timeline caches' hit ratios, read from the
+/// the fan-out's lag, delay, retries and dead letters, the tweet outbox's
+/// depth and age, and the timeline caches' hit ratios, read from the
 /// services' `/metrics` (`CONSOLE_METRICS_TARGETS`). Polled by the console.
 #[utoipa::path(get, path = "/console/live", operation_id = "get_live_system", tag = "console",
     responses((status = OK, description = "the system over the last interval", body = LiveView)))]
@@ -459,6 +505,25 @@ chirp_grpc_request_duration_seconds_bucket{service=\"chirp.tweet.v1.TweetService
         assert_eq!(service.p99_ms, Some(10.0));
         let median = delta.quantile(GRPC_REQUEST_DURATION, "", 0.5).unwrap();
         assert!((median - (0.001 + 0.009 * (100.0 / 150.0))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_outbox_shows_its_depth_and_its_worst_shard_s_age() {
+        let exposition = "\
+chirp_outbox_pending_events{shard=\"0\"} 3
+chirp_outbox_pending_events{shard=\"1\"} 4
+chirp_outbox_oldest_pending_seconds{shard=\"0\"} 0.5
+chirp_outbox_oldest_pending_seconds{shard=\"1\"} 12
+";
+        let delta = Delta {
+            old: None,
+            new: Some(exposition),
+            secs: 0.0,
+        };
+        let outbox = delta.outbox();
+        assert_eq!(outbox.pending_events, 7.0);
+        assert_eq!(outbox.oldest_pending_secs, 12.0);
+        assert_eq!(outbox.read_failures_per_sec, None);
     }
 
     #[test]
