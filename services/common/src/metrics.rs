@@ -77,7 +77,8 @@ pub fn builder() -> PrometheusBuilder {
 /// from `/metrics`: only a series' name, its labels as text, and its value
 /// are parsed.
 pub fn total(exposition: &str, name: &str, labels: &[&str]) -> f64 {
-    values(exposition, name, labels).sum()
+    // Adding 0.0 makes the empty sum (which is -0.0 for floats) read 0.
+    values(exposition, name, labels).sum::<f64>() + 0.0
 }
 
 /// As [`total`], the largest series instead of their sum (0 when there is
@@ -116,6 +117,11 @@ mod tests {
             42.5
         );
         assert_eq!(largest(exposition, "chirp_outbox_pending_events", &[]), 0.0);
+        let none = total(exposition, "chirp_outbox_pending_events", &[]);
+        assert!(
+            none == 0.0 && none.is_sign_positive(),
+            "{none}: printed as -0"
+        );
     }
 
     #[test]

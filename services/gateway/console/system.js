@@ -44,7 +44,8 @@ export function systemView(main) {
   mount(main, h('section', { class: 'column wide' },
     h('h1', {}, 'The system, live'),
     h('p', { class: 'muted' }, 'Each service\'s request rate, server-error ratio and p99 over the last second, ',
-      'the fan-out worker\'s Kafka lag and the timeline caches\' hit ratios: read by the gateway from every service\'s ',
+      'the fan-out worker\'s Kafka lag, delay, retries and dead letters, the tweet outbox\'s depth and age, ',
+      'and the timeline caches\' hit ratios: read by the gateway from every service\'s ',
       '/metrics (CONSOLE_METRICS_TARGETS), no Prometheus needed. Post something in another tab and watch it move.'),
     drawing, notes));
   const tick = async () => {
