@@ -294,7 +294,7 @@ impl Stack {
     }
 
     /// The pid in `process`'s pid file, if it runs a program of this stack.
-    fn pid(&self, process: Process) -> anyhow::Result<u32> {
+    pub fn pid(&self, process: Process) -> anyhow::Result<u32> {
         let file = process.pid_file(&self.backends_dir);
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("{process:?} is not running ({})", file.display()))?;

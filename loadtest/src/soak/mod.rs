@@ -23,6 +23,7 @@
 pub mod cohort;
 pub mod faults;
 pub mod growth;
+pub mod handover;
 pub mod report;
 pub mod sample;
 pub mod tally;
@@ -136,6 +137,12 @@ pub struct SoakArgs {
     /// Seconds the final check may take before a missing post counts as lost.
     #[arg(long, default_value_t = 180)]
     pub bound_secs: u64,
+    /// Concentrate the bulk posts on the authors of one outbox shard
+    /// (author id mod 8) and hand that shard's lease over at the end: the
+    /// tombstone defect's test at its real size, with Cassandra's default
+    /// thresholds.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..handover::SHARDS as i64))]
+    pub outbox_shard: Option<i32>,
     /// Folder of soak.json, soak.html and the seed's manifest.
     #[arg(long, default_value = "soak-report")]
     pub out: PathBuf,
@@ -184,6 +191,7 @@ impl SoakArgs {
             "watchers": self.watchers,
             "watched_every_secs": secs(self.watched_every),
             "toggle_every_secs": secs(self.toggle_every),
+            "outbox_shard": self.outbox_shard,
         })
     }
 }
@@ -242,9 +250,11 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
 
     let start = Instant::now();
     let tally = Arc::new(Tally::new(start, args.interval));
+    let outbox_shard = args.outbox_shard;
     let bulk = Arc::new(Bulk::new(
-        helper,
+        helper.clone(),
         population,
+        |user| outbox_shard.is_none_or(|shard| handover::of_shard(user.id, shard)),
         tally.clone(),
         args.max_in_flight,
         &prefix,
@@ -315,6 +325,14 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
     let _ = cohort_load.await;
     let injected = injections.await?;
     stack.up().await.context("bringing the stack back")?;
+    let handover = match args.outbox_shard {
+        Some(shard) => Some(
+            handover::hand_over(stack, &helper, KEYSPACE, shard, bulk.events(), &prefix)
+                .await
+                .context("the final lease handover")?,
+        ),
+        None => None,
+    };
     let mut checks = Vec::new();
     for task in check_tasks {
         checks.push(task.await?);
@@ -359,6 +377,7 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
         intervals: rows,
         checks,
         final_check,
+        handover,
         growth,
         verdict: Verdict {
             passed: false,
@@ -577,6 +596,14 @@ fn verdict(report: &SoakReport) -> Verdict {
     }
     if final_check.clean_after_secs.is_none() {
         reasons.push("the final check never came clean within its bound".to_owned());
+    }
+    if let Some(handover) = &report.handover
+        && handover.visible_after_secs.is_none()
+    {
+        reasons.push(format!(
+            "after shard {}'s lease was handed over, a post of the shard never arrived",
+            handover.shard
+        ));
     }
     let dead = report
         .intervals

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::faults::Planned;
 use super::growth::Growth;
+use super::handover::Handover;
 use super::sample::SystemSample;
 use super::tally::ClientRow;
 use crate::chaos::checks::Findings;
@@ -29,6 +30,8 @@ pub struct SoakReport {
     /// The checks taken while the load ran (on what had settled).
     pub checks: Vec<CheckRow>,
     pub final_check: FinalCheck,
+    /// The last act of a soak concentrated on one outbox shard.
+    pub handover: Option<Handover>,
     pub growth: Vec<Growth>,
     pub verdict: Verdict,
 }
@@ -126,6 +129,20 @@ impl SoakReport {
                 .clean_after_secs
                 .map_or("never".to_owned(), |s| format!("{s:.1}")),
         )?;
+        if let Some(h) = &self.handover {
+            writeln!(
+                page,
+                "<h2>Lease handover of outbox shard {}</h2>\n<p>{} events through the shard; \
+                 lease owner {} killed, then held by {}; a post of the shard arrived {}.</p>",
+                h.shard,
+                h.events_through_shard,
+                escape(&h.owner_before),
+                escape(h.owner_after.as_deref().unwrap_or("nobody")),
+                h.visible_after_secs.map_or("never".to_owned(), |s| format!(
+                    "{s:.1} s after the restart"
+                )),
+            )?;
+        }
         page.push_str(
             "<h2>Checks during the load</h2>\n<table><tr><th>at (s)</th><th>posts judged</th>\
              <th>missing</th><th>phantom</th><th>duplicates</th><th>paging gaps</th>\

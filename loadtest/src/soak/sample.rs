@@ -4,8 +4,10 @@
 //! - consumer lag and dead letters, from the fan-out workers' `/metrics`
 //!   (summed over instances);
 //! - outbox depth and the age of its oldest event, from the tweet store
-//!   itself (a bounded read of each shard's partition): the relay's backlog,
-//!   which no service exports;
+//!   itself (a bounded read of each shard's partition from the relay's own
+//!   checkpoint on, so that the sampler never reads through the tombstones
+//!   of what was relayed, which is the defect it watches for): the relay's
+//!   backlog as the store holds it;
 //! - Redis used memory, from `INFO memory`;
 //! - the resident memory of every process of the stack, from `/proc` via
 //!   the pid files the scripts write.
@@ -120,6 +122,22 @@ impl Sampler {
             .flatten()
     }
 
+    /// Where the relay's reads of `shard` start (0 before its first save).
+    async fn checkpoint(&self, session: &Session, shard: i32) -> Option<i64> {
+        let mut statement = Statement::new(format!(
+            "SELECT scan_from FROM {}.tweet_outbox_checkpoints WHERE shard = ?",
+            self.keyspace
+        ));
+        statement.set_request_timeout(Some(READ_TIMEOUT));
+        let result = session.query_unpaged(statement, (shard,)).await.ok()?;
+        let rows = result.into_rows_result().ok()?;
+        let scan_from = rows
+            .maybe_first_row::<(Option<i64>,)>()
+            .ok()?
+            .and_then(|(scan_from,)| scan_from);
+        Some(scan_from.unwrap_or(0))
+    }
+
     /// Rows waiting in the outbox (up to the cap per shard) and the age of
     /// the oldest.
     async fn outbox(&self) -> Option<(u64, Option<f64>)> {
@@ -127,12 +145,17 @@ impl Sampler {
         let mut depth = 0;
         let mut oldest: Option<i64> = None;
         for shard in 0..OUTBOX_SHARDS {
+            let scan_from = self.checkpoint(session, shard).await?;
             let mut statement = Statement::new(format!(
-                "SELECT event_id FROM {}.tweet_outbox WHERE shard = ? LIMIT {OUTBOX_READ_CAP}",
+                "SELECT event_id FROM {}.tweet_outbox WHERE shard = ? AND event_id >= ? \
+                 LIMIT {OUTBOX_READ_CAP}",
                 self.keyspace
             ));
             statement.set_request_timeout(Some(READ_TIMEOUT));
-            let result = session.query_unpaged(statement, (shard,)).await.ok()?;
+            let result = session
+                .query_unpaged(statement, (shard, scan_from))
+                .await
+                .ok()?;
             let rows = result.into_rows_result().ok()?;
             let ids: Vec<i64> = rows
                 .rows::<(i64,)>()

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -53,12 +53,16 @@ pub struct Rates {
 pub struct Bulk {
     pub caller: Caller,
     users: Vec<User>,
+    /// Who posts: indexes into `users` (all of them, or one outbox shard's).
+    authors: Vec<usize>,
     skew: Zipf<f64>,
     tally: Arc<Tally>,
     recent: Mutex<VecDeque<(usize, i64)>>,
     followed: Mutex<VecDeque<(usize, usize, Instant)>>,
     in_flight: Arc<Semaphore>,
     prefix: String,
+    /// Posts accepted and deletes sent: the events the load put in the outbox.
+    events: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -72,25 +76,36 @@ enum Lane {
 
 impl Bulk {
     /// `users` in seed order (the first are the celebrities, the most
-    /// followed); at most `max_in_flight` operations at once.
+    /// followed), of whom those `may_post` keeps post; at most
+    /// `max_in_flight` operations at once.
     pub fn new(
         caller: Caller,
         users: Vec<User>,
+        may_post: impl Fn(&User) -> bool,
         tally: Arc<Tally>,
         max_in_flight: usize,
         prefix: &str,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(users.len() >= 2, "the load needs at least two seeded users");
+        let authors: Vec<usize> = (0..users.len()).filter(|&i| may_post(&users[i])).collect();
+        anyhow::ensure!(!authors.is_empty(), "no seeded user may post");
         Ok(Self {
             caller,
             skew: Zipf::new(users.len() as f64, READER_SKEW)?,
+            authors,
             users,
             tally,
             recent: Mutex::default(),
             followed: Mutex::default(),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             prefix: prefix.to_owned(),
+            events: AtomicU64::new(0),
         })
+    }
+
+    /// Outbox events the load caused so far (accepted posts and deletes).
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
     }
 
     /// A user by power-law rank: rank 1 is the first in seed order.
@@ -153,7 +168,7 @@ impl Bulk {
                 self.tally.read(intended, ok.then(|| intended.elapsed()));
             }
             Lane::Post => {
-                let who = rng.random_range(0..self.users.len());
+                let who = self.authors[rng.random_range(0..self.authors.len())];
                 let key = format!("{}b{n}", self.prefix);
                 let posted = self
                     .caller
@@ -162,6 +177,7 @@ impl Bulk {
                 self.tally
                     .post(intended, posted.map(|_| intended.elapsed()));
                 if let Some(id) = posted {
+                    self.events.fetch_add(1, Ordering::Relaxed);
                     let mut recent = self.recent.lock().await;
                     recent.push_back((who, id));
                     if recent.len() > RECENT {
@@ -179,6 +195,7 @@ impl Bulk {
                 };
                 if let Some((who, id)) = victim {
                     self.caller.delete(&self.users[who], id).await;
+                    self.events.fetch_add(1, Ordering::Relaxed);
                     self.tally.op(intended, Op::Delete);
                 }
             }
