@@ -7,6 +7,7 @@ No figure in the docs is typed by hand. A run's record is committed under docs/r
     bench         deploy/bench.sh                              RESULTS_DIR/run.json
     bench-scale   deploy/bench-scale.sh                        RESULTS_DIR/run.json
     chaos         loadtest chaos --json docs/runs/chaos/run.json
+    soak          deploy/soak.sh (several runs)                deploy/lib/record-run.py publish-soak DIR...
 
 (the latest run of a kind replaces the one before; git keeps the older ones). In a doc, a
 rendered block is
@@ -38,11 +39,13 @@ PRODUCERS = {
     "bench": "`deploy/bench.sh`",
     "bench-scale": "`deploy/bench-scale.sh`",
     "chaos": "`loadtest chaos`",
+    "soak": "`deploy/soak.sh`",
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
     "bench-scale": "`deploy/bench-scale.sh`, then copy its run.json into docs/runs/bench-scale/",
     "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
+    "soak": "`deploy/soak.sh` twice, then `deploy/lib/record-run.py publish-soak DIR1 DIR2`",
 }
 
 
@@ -270,6 +273,152 @@ def chaos_table(run):
                              "time to recover", "checks clean after"], rows)])
 
 
+# ---------------------------------------------------------------- soaks: several runs, their spread
+
+def soak_runs(record):
+    runs = record.get("runs") or []
+    if not runs:
+        raise NoRun("no soak run is published")
+    return runs
+
+
+def judged(run):
+    """The soak's interval rows after warm-up: the steady state."""
+    s = run["soak"]
+    warm = s["config"]["warm_up_secs"] / 60
+    return [row for row in s["intervals"] if row["minute"] > warm] or s["intervals"]
+
+
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    return values[len(values) // 2] if values else None
+
+
+def spread(values, digits=0, unit=""):
+    """Two or more runs' figures as the docs give them: each, then the spread."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{n(values[0], digits)}{unit}"
+    low, high = min(values), max(values)
+    return f"{' / '.join(n(v, digits) for v in values)}{unit} (spread {n(high - low, digits)}{unit})"
+
+
+def soak_provenance(runs):
+    lines = []
+    for number, run in enumerate(runs, start=1):
+        load = run.get("load_before")
+        loaded = ""
+        if load:
+            busy = float(load[0]) > run["machine"]["cores"]
+            loaded = (f" Load average before it: {load[0]}"
+                      + (" — **a loaded machine** (other work ran beside it)." if busy else "."))
+        lines.append(f"{number}. {provenance(run)[1:-1]}{loaded}")
+    return "\n".join(lines)
+
+
+def soak_summary(record):
+    runs = soak_runs(record)
+    rows = []
+
+    def row(label, per_run, digits=0, unit=""):
+        rows.append([label, spread([per_run(run) for run in runs], digits, unit)])
+
+    config = lambda key: (lambda run: run["soak"]["config"][key])
+    clients = lambda run, key: [r["clients"][key] for r in judged(run)]
+    mean = lambda values: sum(values) / len(values) if values else None
+    final = lambda key: (lambda run: run["soak"]["final_check"]["findings"][key])
+    row("seeded users", config("users"))
+    row("steady load, minutes", lambda run: run["soak"]["config"]["duration_secs"] / 60)
+    row("posts/s asked", config("post_rate"))
+    row("posts/s done, mean after warm-up", lambda run: mean(clients(run, "posts_per_sec")), 1)
+    row("home reads/s done, mean after warm-up", lambda run: mean(clients(run, "reads_per_sec")), 1)
+    for kind in ("post", "read"):
+        for q in ("p50", "p99"):
+            row(f"{kind} {q}, ms, median minute after warm-up",
+                lambda run, key=f"{kind}_{q}_ms": median(clients(run, key)))
+    row("operations dropped (too many in flight)",
+        lambda run: sum(r["clients"]["dropped"] for r in run["soak"]["intervals"]))
+    row("faults injected", lambda run: len(run["soak"]["injected"]))
+    row("watched posts accepted", lambda run: run["soak"]["final_check"]["posts_accepted"])
+    for key, label in [("lost", "lost"), ("phantom", "phantom (deleted, still visible)"),
+                       ("duplicates", "duplicates"), ("paging_gaps", "paging gaps or out of order"),
+                       ("unfollowed_visible", "visible after an unfollow")]:
+        row(label, final(key))
+    row("dead letters", lambda run: max([r["system"].get("dead_letters") or 0
+                                         for r in run["soak"]["intervals"]] or [0]))
+    row("curves growing after warm-up",
+        lambda run: sum(1 for g in run["soak"]["growth"] if g["growing"]))
+    if any(run["soak"].get("handover") for run in runs):
+        handover = lambda key: (lambda run: (run["soak"].get("handover") or {}).get(key))
+        row("events through one outbox shard", handover("events_through_shard"))
+        row("its lease handed over: a post of the shard seen after, s",
+            handover("visible_after_secs"), 1)
+    verdicts = ", ".join("passed" if run["soak"]["verdict"]["passed"] else "**failed**" for run in runs)
+    return "\n".join([soak_provenance(runs), "", table(["", f"runs 1 to {len(runs)}"], rows,
+                                                       ["---", "--:"]), "", f"Verdicts: {verdicts}."])
+
+
+def soak_delay(record):
+    runs = soak_runs(record)
+    buckets = [d["bucket"] for d in judged(runs[0])[0]["clients"]["fanout"]]
+    rows = []
+    for i, bucket in enumerate(buckets):
+        per = lambda run, key: [r["clients"]["fanout"][i][key] for r in judged(run)
+                                if r["clients"]["fanout"][i]["seen"]]
+        rows.append([bucket, spread([sum(r["clients"]["fanout"][i]["seen"] for r in judged(run))
+                                     for run in runs]),
+                     spread([median(per(run, "p50_ms")) for run in runs]),
+                     spread([max(per(run, "p99_ms") or [None], key=lambda v: v or 0) for run in runs]),
+                     spread([sum(r["clients"]["fanout"][i]["late"] for r in judged(run)) for run in runs])])
+    return table(["followers of the author", "posts probed", "delay p50, ms (median minute)",
+                  "delay p99, ms (worst minute)", "not seen in 120 s"], rows)
+
+
+def soak_growth(record):
+    runs = soak_runs(record)
+    curves = [g["curve"] for g in runs[0]["soak"]["growth"]]
+    rows = []
+    for curve in curves:
+        cells = []
+        for run in runs:
+            g = next((g for g in run["soak"]["growth"] if g["curve"] == curve), None)
+            if g is None or g["growing"] is None:
+                cells.append("not judged")
+            else:
+                cells.append(f"{n(g['rise'], 1)} of {n(g['allowed'], 1)}"
+                             + (" **growing**" if g["growing"] else ""))
+        rows.append([curve] + cells)
+    return table(["curve (judged: the second half after warm-up)"]
+                 + [f"run {i}: rise of allowed" for i in range(1, len(runs) + 1)], rows)
+
+
+def soak_faults(record):
+    runs = soak_runs(record)
+    rows = []
+    for number, run in enumerate(runs, start=1):
+        for fault in run["soak"]["injected"]:
+            rows.append([number, n(fault["at_secs"] / 60, 1), f"`{fault['fault']}`",
+                         n(fault["took_secs"], 1), fault["error"] or "recovered"])
+    return table(["run", "minute", "fault", "took, s", "outcome"], rows,
+                 ["--:", "--:", "---", "--:", "---"])
+
+
+def soak_plots(record):
+    runs = soak_runs(record)
+    lines = []
+    for number, run in enumerate(runs, start=1):
+        lines.append(f"Run {number}: " + ", ".join(
+            f"[{p['title'].lower()}](runs/soak/{p['file']})" for p in run.get("plots", [])) + ".")
+        lines.append("")
+    first = runs[0].get("plots", [])
+    lines += [f"![{p['title']}, run 1](runs/soak/{p['file']})" for p in first
+              if p["title"] in ("Throughput", "Fan-out delay by follower count",
+                                "Consumer lag and outbox", "Resident memory by process")]
+    return "\n".join(lines)
+
+
 TABLES = {
     "bench.results": bench_results,
     "bench.headline": bench_headline,
@@ -279,6 +428,11 @@ TABLES = {
     "bench-scale.headline": bench_scale_headline,
     "bench-scale.strategies": strategies,
     "chaos.table": chaos_table,
+    "soak.summary": soak_summary,
+    "soak.delay": soak_delay,
+    "soak.growth": soak_growth,
+    "soak.faults": soak_faults,
+    "soak.plots": soak_plots,
 }
 
 

@@ -1,19 +1,28 @@
 #!/usr/bin/env python3
 """deploy/lib/record-run.py KIND RESULTS_DIR COMMAND...: one run's record, the form docs/runs/ holds.
 
-deploy/bench.sh (KIND bench) and deploy/bench-scale.sh (KIND bench-scale) call it last. It
+deploy/bench.sh (KIND bench), deploy/bench-scale.sh (KIND bench-scale) and deploy/soak.sh (KIND
+soak) call it last. It
 gathers the small JSON results the run wrote in RESULTS_DIR (never its logs or its manifest,
 which at a million users is megabytes) into RESULTS_DIR/run.json, with the date, the machine,
 the command and the git commit, so that a figure in the docs always says where it comes from.
 deploy/render-docs.py renders the docs' tables from these records; to publish a run:
 
     mkdir -p docs/runs/KIND && cp RESULTS_DIR/run.json docs/runs/KIND/ && deploy/render-docs.py
+
+A soak is published as a set of runs (the docs give their spread), each with its plots:
+
+    deploy/lib/record-run.py publish-soak RESULTS_DIR... && deploy/render-docs.py
+
+writes docs/runs/soak/run.json (every run's record) and docs/runs/soak/N/*.svg (run N's plots,
+cut out of its soak.html).
 """
 
 import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -95,7 +104,46 @@ def bench_scale(results):
             "gateway_env": os.environ.get("BENCH_GATEWAY_ENV", "")}
 
 
+def soak(results):
+    """The soak's own report, whole (a few hundred kB at most: one row a minute), and the
+    system's load just before it started, as deploy/soak.sh read it."""
+    before = results / "loadavg-before"
+    return {"soak": load(results / "soak.json"),
+            "load_before": before.read_text().split()[:3] if before.exists() else None}
+
+
+PLOT = re.compile(r"<h2>([^<]+)</h2>\n(<svg.*?</svg>)", re.S)
+
+
+def slug(title):
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def publish_soak(dirs):
+    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "soak"
+    runs = []
+    for number, results in enumerate(dirs, start=1):
+        record = load(results / "run.json")
+        if record is None or record.get("kind") != "soak":
+            sys.exit(f"{results}/run.json is not a soak's record (run deploy/soak.sh)")
+        plots = root / str(number)
+        plots.mkdir(parents=True, exist_ok=True)
+        for old in plots.glob("*.svg"):
+            old.unlink()
+        record["plots"] = []
+        for title, svg in PLOT.findall((results / "soak.html").read_text()):
+            name = f"{slug(title)}.svg"
+            (plots / name).write_text(svg + "\n")
+            record["plots"].append({"title": title, "file": f"{number}/{name}"})
+        runs.append(record)
+    (root / "run.json").write_text(json.dumps({"kind": "soak", "runs": runs}, indent=1) + "\n")
+    print(f"published {len(runs)} soak runs in {root}; now run deploy/render-docs.py")
+
+
 def main():
+    if sys.argv[1] == "publish-soak":
+        publish_soak([Path(d) for d in sys.argv[2:]])
+        return
     kind, results, command = sys.argv[1], Path(sys.argv[2]), " ".join(sys.argv[3:])
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
                         if k.startswith(SETTINGS_PREFIXES) and k != "BENCH_BIN_DIR")
@@ -105,7 +153,7 @@ def main():
         "machine": machine(),
         "command": f"{settings} {command}".strip(),
         "commit": commit(Path(__file__).resolve().parent.parent.parent),
-        **{"bench": bench, "bench-scale": bench_scale}[kind](results),
+        **{"bench": bench, "bench-scale": bench_scale, "soak": soak}[kind](results),
     }
     (results / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"run record: {results / 'run.json'}; to publish it in the docs:\n"
