@@ -16,6 +16,10 @@ A soak is published as a set of runs (the docs give their spread), each with its
 
 writes docs/runs/soak/run.json (every run's record) and docs/runs/soak/N/*.svg (run N's plots,
 cut out of its soak.html).
+
+A run recorded after the fact (from another checkout, or later than it ran) says so with
+RECORD_COMMIT (the commit its binaries were built from) and RECORD_DATE (when it started,
+e.g. 2026-12-07T07:07:27Z).
 """
 
 import datetime
@@ -149,10 +153,11 @@ def main():
                         if k.startswith(SETTINGS_PREFIXES) and k != "BENCH_BIN_DIR")
     record = {
         "kind": kind,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": os.environ.get("RECORD_DATE")
+        or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine(),
         "command": f"{settings} {command}".strip(),
-        "commit": commit(Path(__file__).resolve().parent.parent.parent),
+        "commit": os.environ.get("RECORD_COMMIT") or commit(Path(__file__).resolve().parent.parent.parent),
         **{"bench": bench, "bench-scale": bench_scale, "soak": soak}[kind](results),
     }
     (results / "run.json").write_text(json.dumps(record, indent=2) + "\n")
