@@ -16,8 +16,9 @@
 #    them: cached home-timeline pages/s and p99 at each layer, and fan-out;
 # 4. reads the home timelines of users who were not warmed (`loadtest run`, one page each at a
 #    low rate): cold reads, each a rebuild, p50/p99;
-# 5. times a post through the gateway to the cached timeline of the last follower of an author
-#    with threshold − 1 followers, the largest audience still pushed (`loadtest visible`);
+# 5. times a post through the gateway to the home timeline of the last follower of an author
+#    with threshold − 1 followers, the largest audience still pushed, read through the gateway
+#    every 10 ms (`loadtest visible`);
 # 6. records what Redis holds: timeline keys, bytes in total (MEMORY USAGE of every key) and
 #    per entry, and the lists of pulled authors stored beside the timelines (keys, bytes);
 # 7. stops the services and drops the size's database, keyspace, key prefix and topic before
@@ -274,7 +275,7 @@ print(r["p50_ms"], r["p99_ms"])' "$OUT/cold/report.json") || true
 
     quiet "$USERS" "post to last follower" "$NAME"
     log "[$USERS] post to last follower visible: an author with $((THRESHOLD - 1)) followers"
-    env "${REDIS[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" visible --manifest "$OUT/manifest.json" \
+    TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" visible --manifest "$OUT/manifest.json" \
       --graph-addr "$GRAPH" --posts "$VISIBLE_POSTS" --out "$OUT" | tee "$OUT/visible.txt"
     visible=$(python3 -c '
 import json, sys

@@ -72,8 +72,12 @@ pub enum Command {
     /// ZADD, saturation and the p99 below it: docs/BENCHMARKS.md.
     Bench(bench::BenchArgs),
     /// Post through the gateway as an author with celebrity threshold − 1
-    /// followers; time each post to its last follower's cached timeline.
+    /// followers; time each post until the gateway shows it on its last
+    /// follower's home timeline.
     Visible(visible::VisibleArgs),
+    /// The stack at rest: every process's CPU (by its pid file) over a
+    /// window with no traffic: docs/BENCHMARKS.md.
+    Idle(bench::idle::IdleArgs),
     /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
     DropKeyspace(keyspace::DropKeyspaceArgs),
     /// Kill, restart and pause services and backends of an isolated stack
@@ -101,6 +105,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Visible(args) => {
             visible::visible(&args).await?;
+        }
+        Command::Idle(args) => {
+            bench::idle::idle(&args).await?;
         }
         Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
         Command::Chaos(args) => {
