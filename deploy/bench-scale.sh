@@ -16,8 +16,9 @@
 #    them: cached home-timeline pages/s and p99 at each layer, and fan-out;
 # 4. reads the home timelines of users who were not warmed (`loadtest run`, one page each at a
 #    low rate): cold reads, each a rebuild, p50/p99;
-# 5. times a post through the gateway to the cached timeline of the last follower of an author
-#    with threshold − 1 followers, the largest audience still pushed (`loadtest visible`);
+# 5. times a post through the gateway to the home timeline of the last follower of an author
+#    with threshold − 1 followers, the largest audience still pushed, read through the gateway
+#    every 10 ms (`loadtest visible`);
 # 6. records what Redis holds: timeline keys, bytes in total (MEMORY USAGE of every key) and
 #    per entry, and the lists of pulled authors stored beside the timelines (keys, bytes);
 # 7. stops the services and drops the size's database, keyspace, key prefix and topic before
@@ -114,53 +115,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Percent of the machine's CPU time idle over $1 seconds (all cores, from /proc/stat).
-cpu_idle() {
-  local a b
-  read -r -a a < <(head -1 /proc/stat)
-  sleep "$1"
-  read -r -a b < <(head -1 /proc/stat)
-  local total=0 i
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  echo $((100 * ((b[4] - a[4]) + (b[5] - a[5])) / (total > 0 ? total : 1)))
-}
-
-# The fan-out worker's consumer lag, or "none" when no worker of ours runs (the strategies
-# experiment runs its own, in process). A worker of ours that does not answer is not quiet.
-fanout_lag() {
-  local metrics
-  if ((${#PIDS[@]} == 0)); then echo none; return; fi
-  metrics=$(curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null) || { echo "unreachable"; return; }
-  awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }' <<<"$metrics"
-}
-
-# Queries of the database $1 still running (other than this check): a seed not yet settled.
-active_queries() {
-  psql -Atq "$PG/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1' \
-    AND state <> 'idle' AND pid <> pg_backend_pid()" 2>/dev/null || echo "?"
-}
-
-# Waits for a quiet system (lag 0, the run's database idle, CPU idle) and records what it found
-# before the step $2 of size $1 (database $3), with the load average and the busiest processes.
-quiet() {
-  local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle active status
-  while :; do
-    lag=$(fanout_lag)
-    active=$(active_queries "$3")
-    idle=$(cpu_idle 5)
-    if [[ ($lag == 0 || $lag == none) && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
-    if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
-  done
-  local load busiest
-  load=$(cut -d ' ' -f 1-3 /proc/loadavg)
-  # The second frame of top: CPU over the last second, not since each process started.
-  busiest=$(top -b -n 2 -d 1 -w 200 | awk '/^top -/ { frame++ }
-    frame == 2 && $1 ~ /^[0-9]+$/ && n < 4 { printf "%s%s %s %%", sep, $12, $9; sep = ", "; n++ }')
-  printf '| %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$1" "$2" "$lag" "$active" "$idle" "$load" \
-    "$busiest" "$status" >>"$RESULTS/quiet.md"
-  log "$2 ($1 users): fan-out lag $lag, $active queries active, CPU $idle % idle, load $load: $status"
-}
-
 # Timeline keys under $1, their entries (by type) and bytes (MEMORY USAGE), as "keys entries
 # bytes". Whatever layout the timeline store uses, these count what it holds.
 redis_timelines() {
@@ -207,7 +161,7 @@ done
 LOADTEST=$BIN_DIR/loadtest
 EXPERIMENT=$BIN_DIR/experiment
 
-printf '| users | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
+quiet_table
 printf '| users | follows | tweets | users s | follows s | commit s | tweets s | seed total s | timeline keys | entries | Redis bytes | bytes/entry | pulled-list keys | pulled-list bytes | readers | gateway pages/s | gateway p99 ms (70 %%) | cold p50 ms | cold p99 ms | visible median ms (min-max) |\n' >"$RESULTS/scale.tsv"
 
 for USERS in $SIZES; do
@@ -274,7 +228,7 @@ print(r["p50_ms"], r["p99_ms"])' "$OUT/cold/report.json") || true
 
     quiet "$USERS" "post to last follower" "$NAME"
     log "[$USERS] post to last follower visible: an author with $((THRESHOLD - 1)) followers"
-    env "${REDIS[@]}" TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" visible --manifest "$OUT/manifest.json" \
+    TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" visible --manifest "$OUT/manifest.json" \
       --graph-addr "$GRAPH" --posts "$VISIBLE_POSTS" --out "$OUT" | tee "$OUT/visible.txt"
     visible=$(python3 -c '
 import json, sys

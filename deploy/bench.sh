@@ -9,15 +9,18 @@
 #    51051-51053, the fan-out worker's metrics on 19100), on fresh state: a new Postgres
 #    database, a new Redis key prefix and Kafka topic (the CQL keyspace chirp_bench is reused;
 #    seeded users are new each time, so old tweets are never read),
-# 4. seeds a power-law graph, runs `loadtest bench`, stops the services,
+# 4. seeds a power-law graph, measures the idle cost (`loadtest idle`: every process's CPU, the
+#    services' and the backends', by pid file, over BENCH_IDLE_WINDOW with no traffic, once the
+#    system is quiet; quiet.md records what the check found), runs `loadtest bench`, stops the
+#    services,
 # 5. runs the scale-out stage (the reads through 2 gateways behind HAProxy and 2 timeline
 #    services next to 1 + 1, then both again with the timelines on the Redis Cluster of
 #    `deploy/backends.sh up redis-cluster`; BENCH_SCALE_OUT=0 skips the stage,
 #    BENCH_REDIS_CLUSTER=0 its cluster half),
 # 6. runs `experiment strategies`, which starts its own in-process services.
 #
-# RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, one report
-# per stage, strategies/ (strategies.md, strategies.json, index.html with the plot), and
+# RESULTS_DIR then holds bench.md (the tables of docs/BENCHMARKS.md), bench.json, idle.json,
+# quiet.md, one report per stage, strategies/ (strategies.md, strategies.json, index.html with the plot), and
 # run.json, the run's record for docs/runs/ (deploy/lib/record-run.py), from which
 # deploy/render-docs.py renders the tables of the docs.
 # Sizes and durations can be changed through the environment, e.g. BENCH_USERS=10000; the
@@ -25,6 +28,13 @@
 # are in RESULTS_DIR/logs/. BENCH_READ_PATH=0 skips `loadtest bench` (step 4) and
 # BENCH_STRATEGIES=0 the experiment (step 6): with both, a run is the seed and the scale-out
 # stage alone, e.g. `BENCH_USERS=1000 BENCH_READ_PATH=0 BENCH_STRATEGIES=0 deploy/bench.sh`.
+# BENCH_IDLE=0 skips the idle cost; BENCH_IDLE_ONLY=1 runs it alone (the seed, then the idle
+# window; no read path, scale-out or experiment), e.g. `BENCH_IDLE_ONLY=1 BENCH_USERS=1000
+# BENCH_IDLE_WINDOW=30s deploy/bench.sh`. The quiet check waits up to BENCH_QUIET_TIMEOUT
+# seconds (120) for fan-out lag 0, no query of the run active and BENCH_QUIET_IDLE % (80) of
+# the CPU idle. The backends' pid files are read from CHIRP_BACKENDS_DIR/run/ (default
+# .backends/run/, where deploy/backends.sh writes them); a backend started otherwise is
+# reported as not measured.
 # BENCH_BIN_DIR=DIR runs the binaries in DIR instead of building them (step 2), e.g. to
 # compare two commits' builds in turn on the same machine.
 set -euo pipefail
@@ -43,6 +53,12 @@ READERS=${BENCH_READERS:-1000}
 FANOUT_FOLLOWERS=${BENCH_FANOUT_FOLLOWERS:-900}
 FANOUT_EVENTS=${BENCH_FANOUT_EVENTS:-200}
 EXPERIMENT_USERS=${BENCH_EXPERIMENT_USERS:-2000}
+IDLE_WINDOW=${BENCH_IDLE_WINDOW:-60s}
+QUIET_IDLE=${BENCH_QUIET_IDLE:-80}
+QUIET_TIMEOUT=${BENCH_QUIET_TIMEOUT:-120}
+if [[ ${BENCH_IDLE_ONLY:-0} == 1 ]]; then
+  BENCH_IDLE=1 BENCH_READ_PATH=0 BENCH_SCALE_OUT=0 BENCH_STRATEGIES=0
+fi
 
 PG=postgres://postgres@127.0.0.1:5432
 DATABASE=chirp_bench
@@ -51,6 +67,7 @@ TWEET=127.0.0.1:51051
 GRAPH=127.0.0.1:51052
 TIMELINE=127.0.0.1:51053
 FANOUT_METRICS=127.0.0.1:19100
+BACKENDS_DIR=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}
 # Where cargo puts the release binaries (CARGO_TARGET_DIR, when set, moves them).
 BIN_DIR=${BENCH_BIN_DIR:-${CARGO_TARGET_DIR:-$REPO_DIR/target}/release}
 
@@ -89,6 +106,22 @@ log "seeding $USERS users"
   --tweets-per-user "$TWEETS_PER_USER" --manifest "$RESULTS/manifest.json" --quiet
 # Fresh statistics now, rather than an autovacuum in the middle of a measurement.
 psql -q "$PG/$DATABASE" -c "VACUUM ANALYZE"
+quiet_table
+
+# The idle cost (docs/BENCHMARKS.md, "The idle cost"): the stack up, seeded and settled, and no
+# request at all for the window.
+if [[ ${BENCH_IDLE:-1} == 1 ]]; then
+  quiet "$USERS" "idle" "$DATABASE"
+  processes=()
+  for service in graph tweet timeline fanout gateway; do
+    processes+=(--process "$service=$LOG_DIR/$service.pid")
+  done
+  for backend in postgres redis kafka cassandra; do
+    processes+=(--process "$backend=$BACKENDS_DIR/run/$backend.pid")
+  done
+  log "the idle cost: every process's CPU over $IDLE_WINDOW with no traffic"
+  "$LOADTEST" idle "${processes[@]}" --window "$IDLE_WINDOW" --out "$RESULTS"
+fi
 
 if [[ ${BENCH_READ_PATH:-1} == 1 ]]; then
 log "benchmarking the read path and fan-out"
@@ -184,5 +217,5 @@ log "comparing push, pull and hybrid timelines"
   --cql-keyspace $DATABASE --users "$EXPERIMENT_USERS" --out "$RESULTS/strategies" --quiet
 fi
 
-log "done: $RESULTS/bench.md and $RESULTS/strategies/strategies.md"
+log "done: the results are in $RESULTS"
 python3 "$REPO_DIR/deploy/lib/record-run.py" bench "$RESULTS" deploy/bench.sh "$@"

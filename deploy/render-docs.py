@@ -154,6 +154,27 @@ def bench_headline(run):
             f"(docs/BENCHMARKS.md).")
 
 
+def bench_idle(run):
+    idle = run.get("idle")
+    if not idle:
+        raise NoRun("the run has no idle stage (BENCH_IDLE=0, or it predates the stage)")
+    rows = [[p["name"], p["command"], p["processes"], n(p["cpu_ms"]), n(p["percent_of_core"], 2)]
+            for p in idle["processes"]]
+    rows.append(["**the stack**", "", sum(p["processes"] for p in idle["processes"]),
+                 n(sum(p["cpu_ms"] for p in idle["processes"])),
+                 n(sum(p["percent_of_core"] for p in idle["processes"]), 2)])
+    rows += [[m["name"], f"not measured: {m['reason']}", "", "", ""] for m in idle["missing"]]
+    load = " / ".join(f"{value:.2f}" for value in idle["load_average"])
+    return "\n".join([provenance(run), "",
+                      f"{n(idle['window_secs'])} s with the stack seeded and up and no request; the "
+                      f"whole machine (every process, this stack's or not) was "
+                      f"{n(idle['machine_busy_cores'], 2)} cores busy meanwhile, load average "
+                      f"{load} (1 / 5 / 15 min) as the window began.", "",
+                      table(["process, with its direct children", "command", "processes",
+                             "CPU ms in the window", "% of one core"], rows,
+                            ["---", "---", "--:", "--:", "--:"])])
+
+
 SETUPS = {
     "one": "1 gateway, 1 timeline",
     "two": "2 gateways (HAProxy), 2 timelines",
@@ -423,6 +444,7 @@ TABLES = {
     "bench.results": bench_results,
     "bench.headline": bench_headline,
     "bench.scale-out": bench_scale_out,
+    "bench.idle": bench_idle,
     "bench.strategies": strategies,
     "bench-scale.summary": bench_scale_summary,
     "bench-scale.headline": bench_scale_headline,

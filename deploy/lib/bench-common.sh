@@ -1,11 +1,15 @@
 # deploy/lib/bench-common.sh — what deploy/bench.sh and deploy/bench-scale.sh share, sourced by
-# both: logging, the release build, and the five services started natively on fresh state of
-# one run, each given exactly the settings that wire it to that run.
+# both: logging, the release build, the five services started natively on fresh state of one
+# run, each given exactly the settings that wire it to that run, and the check that the system
+# is quiet before a measurement.
 #
 # The caller sets, before using these:
 #   BIN_DIR   where the release binaries are
-#   LOG_DIR   where each service's log goes (LOG_DIR/<service>.log; replicas append to one)
+#   LOG_DIR   where each service's log goes (LOG_DIR/<service>.log; replicas append to one),
+#             and the pid file of each service `start_stack` starts (LOG_DIR/<service>.pid)
 #   GATEWAY TWEET GRAPH TIMELINE FANOUT_METRICS   the services' addresses (host:port)
+#   RESULTS PG QUIET_IDLE QUIET_TIMEOUT   for `quiet`: where quiet.md goes, the Postgres
+#             server's URL, the CPU idle % a quiet machine shows, and how long to wait for it
 # `start_stack` then sets REDIS and KAFKA (arrays of VAR=value) for the load tool's own use.
 
 PIDS=()
@@ -27,6 +31,12 @@ start() {
   local service=$1; shift
   env -i PATH="$PATH" RUST_LOG=warn "$@" "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
   PIDS+=($!)
+}
+
+# record_pid SERVICE: the pid file of the instance of SERVICE `start` started last, for what
+# reads a process by its pid file (`loadtest idle`).
+record_pid() {
+  echo "${PIDS[-1]}" >"$LOG_DIR/$1.pid"
 }
 
 stop_services() {
@@ -53,13 +63,17 @@ start_stack() {
   REDIS=(REDIS_URL=redis://127.0.0.1:6379 REDIS_KEY_PREFIX="$run:" TIMELINE_TTL_SECS=3600)
   KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$run" KAFKA_TOPIC_PARTITIONS=1)
   start graph LISTEN_ADDR="$GRAPH" DATABASE_URL="$database_url" CELEBRITY_THRESHOLD="$threshold" "${REDIS[@]}"
+  record_pid graph
   start tweet LISTEN_ADDR="$TWEET" CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE="$keyspace" "${KAFKA[@]}"
+  record_pid tweet
   # BENCH_TIMELINE_ENV="VAR=value …": more settings for the timeline service (its caches).
   local -a timeline_env
   read -r -a timeline_env <<<"${BENCH_TIMELINE_ENV:-}"
   start timeline LISTEN_ADDR="$TIMELINE" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" "${REDIS[@]}" \
     "${timeline_env[@]}"
+  record_pid timeline
   start fanout GRAPH_ADDR="$GRAPH" KAFKA_GROUP_ID="$run" METRICS_ADDR="$FANOUT_METRICS" "${KAFKA[@]}" "${REDIS[@]}"
+  record_pid fanout
   # BENCH_GATEWAY_ENV="VAR=value …": more settings for the gateway (its handle cache).
   local -a gateway_env
   read -r -a gateway_env <<<"${BENCH_GATEWAY_ENV:-}"
@@ -67,5 +81,58 @@ start_stack() {
     TOKEN_SECRET="$secret" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 \
     RATE_LIMIT_SIGNUPS_PER_MINUTE=1000000 RATE_LIMIT_SIGNUP_BURST=100000 "${REDIS[@]}" \
     "${gateway_env[@]}"
+  record_pid gateway
   wait_http "http://$GATEWAY/healthz" 120 "the gateway"
+}
+
+# Percent of the machine's CPU time idle over $1 seconds (all cores, from /proc/stat).
+cpu_idle() {
+  local a b
+  read -r -a a < <(head -1 /proc/stat)
+  sleep "$1"
+  read -r -a b < <(head -1 /proc/stat)
+  local total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((100 * ((b[4] - a[4]) + (b[5] - a[5])) / (total > 0 ? total : 1)))
+}
+
+# The fan-out worker's consumer lag, or "none" when no worker of ours runs (the strategies
+# experiment runs its own, in process). A worker of ours that does not answer is not quiet.
+fanout_lag() {
+  local metrics
+  if ((${#PIDS[@]} == 0)); then echo none; return; fi
+  metrics=$(curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null) || { echo "unreachable"; return; }
+  awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }' <<<"$metrics"
+}
+
+# Queries of the database $1 still running (other than this check): a seed not yet settled.
+active_queries() {
+  psql -Atq "$PG/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1' \
+    AND state <> 'idle' AND pid <> pg_backend_pid()" 2>/dev/null || echo "?"
+}
+
+# Waits for a quiet system (lag 0, the run's database idle, CPU idle) and records what it found
+# before the step $2 of size $1 (database $3), with the load average and the busiest processes.
+quiet() {
+  local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle active status
+  while :; do
+    lag=$(fanout_lag)
+    active=$(active_queries "$3")
+    idle=$(cpu_idle 5)
+    if [[ ($lag == 0 || $lag == none) && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
+    if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
+  done
+  local load busiest
+  load=$(cut -d ' ' -f 1-3 /proc/loadavg)
+  # The second frame of top: CPU over the last second, not since each process started.
+  busiest=$(top -b -n 2 -d 1 -w 200 | awk '/^top -/ { frame++ }
+    frame == 2 && $1 ~ /^[0-9]+$/ && n < 4 { printf "%s%s %s %%", sep, $12, $9; sep = ", "; n++ }')
+  printf '| %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$1" "$2" "$lag" "$active" "$idle" "$load" \
+    "$busiest" "$status" >>"$RESULTS/quiet.md"
+  log "$2 ($1 users): fan-out lag $lag, $active queries active, CPU $idle % idle, load $load: $status"
+}
+
+# quiet_table: starts quiet.md, the table `quiet` adds a row to before each measurement.
+quiet_table() {
+  printf '| users | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
 }

@@ -88,7 +88,8 @@ def scale_out(results):
 
 
 def bench(results):
-    return {"bench": load(results / "bench.json"), "scale_out": scale_out(results),
+    return {"bench": load(results / "bench.json"), "idle": load(results / "idle.json"),
+            "scale_out": scale_out(results),
             "strategies": load(results / "strategies" / "strategies.json")}
 
 

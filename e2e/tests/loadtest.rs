@@ -7,16 +7,24 @@
 #[allow(dead_code)] // Shared with the api binary, which uses the rest.
 mod helpers;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt as _;
+use redis::AsyncCommands as _;
 
 use chirp_proto::graph::graph_service_server;
 use chirp_proto::timeline::timeline_service_server;
 use chirp_proto::tweet::tweet_service_server;
 use chirp_testing::{self as testing, unique_name};
 use clap::Parser;
+use loadtest::bench::fanout;
 use loadtest::manifest::Manifest;
 use loadtest::report::Report;
-use loadtest::workload::{HOME_FIRST_PAGE, HOME_NEXT_PAGE, POST_TWEET, USER_TWEETS};
+use loadtest::tokens::TokenArgs;
+use loadtest::workload::{
+    Actor, HOME_FIRST_PAGE, HOME_NEXT_PAGE, POST_TWEET, USER_TWEETS, warm_up,
+};
 use loadtest::{Cli, Command};
 
 use helpers::{ExtraArgs, Stack, spawn_stack_with_args};
@@ -364,9 +372,11 @@ async fn the_bench_measures_every_layer_of_the_read_path() {
     assert!(table.contains("| CPU µs per page, by process |"), "{table}");
 }
 
-/// `visible` against a small stack: an author with threshold − 1 (19)
-/// followers posts through the gateway, and each post reaches every
-/// follower's cached timeline (the tool fails otherwise).
+/// `visible` against a small stack, told of its gateway and graph service
+/// only (no Redis): an author with threshold − 1 (19) followers posts
+/// through the gateway, and each post reaches every follower's home
+/// timeline as the gateway serves it (the tool fails otherwise), timed by
+/// polls at the cadence it records.
 #[tokio::test]
 async fn a_post_reaches_every_one_of_threshold_minus_one_followers() {
     let stack = stack().await;
@@ -392,10 +402,6 @@ async fn a_post_reaches_every_one_of_threshold_minus_one_followers() {
         manifest.to_str().expect("a UTF-8 path"),
         "--graph-addr",
         grpc_addr(&stack, graph_service_server::SERVICE_NAME),
-        "--redis-url",
-        testing::REDIS_URL,
-        "--redis-key-prefix",
-        &stack.redis_prefix,
         "--token-secret",
         helpers::TOKEN_SECRET,
         "--posts",
@@ -411,6 +417,142 @@ async fn a_post_reaches_every_one_of_threshold_minus_one_followers() {
     assert_eq!(visibility.followers, 19);
     assert_eq!(visibility.last_follower_ms.len(), 2);
     assert_eq!(visibility.post_ms.len(), 2);
+    assert_eq!(visibility.deciding_poll_ms.len(), 2);
+    assert_eq!(visibility.poll_interval_ms, 10.0, "the default cadence");
+    for (post, visible) in visibility.post_ms.iter().zip(&visibility.last_follower_ms) {
+        // The clock starts before the post and stops after a read that
+        // showed it: never before the post was accepted.
+        assert!(
+            visible >= post,
+            "{visible} ms to visible, {post} ms to post"
+        );
+    }
     let json = std::fs::read_to_string(out.join("visible.json")).expect("visible.json");
-    assert!(json.contains("last_follower_ms"), "{json}");
+    for field in ["last_follower_ms", "poll_interval_ms", "deciding_poll_ms"] {
+        assert!(json.contains(field), "{field}: {json}");
+    }
+}
+
+/// Every key under `prefix` with its value as `DUMP` serializes it (the
+/// content and encoding, not the TTL).
+async fn keyspace(prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let client = redis::Client::open(testing::REDIS_URL).expect("a Redis URL");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis");
+    let keys: Vec<String> = redis
+        .scan_match(format!("{prefix}*"))
+        .await
+        .expect("SCAN")
+        .try_collect()
+        .await
+        .expect("SCAN");
+    let mut dumped = BTreeMap::new();
+    for key in keys {
+        let value: Option<Vec<u8>> = redis::cmd("DUMP")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .expect("DUMP");
+        if let Some(value) = value {
+            dumped.insert(key, value);
+        }
+    }
+    dumped
+}
+
+/// The bench's fan-out stage on a stack whose every user has read their
+/// home timeline (so their timelines and lists of pulled celebrities are in
+/// Redis): afterwards every key is as it was, and of its own the stage
+/// leaves only the worker's delivery records of the bench's tweet ids,
+/// which expire by themselves. (It used to take the first users of the
+/// manifest as its audience and store their timelines empty.)
+#[tokio::test]
+async fn the_fanout_stage_writes_into_no_timeline_but_its_own() {
+    let stack = stack().await;
+    let dir = scratch();
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest = seed(
+        &stack,
+        &manifest_path,
+        &[
+            "--users",
+            "40",
+            "--celebrities",
+            "1",
+            "--tweets-per-user",
+            "2",
+        ],
+    )
+    .await;
+    let tokens = TokenArgs::new(helpers::TOKEN_SECRET).expect("a secret");
+    tokens.mint(&mut manifest);
+    let everyone: Vec<Actor> = manifest
+        .users
+        .iter()
+        .map(|user| Actor {
+            id: user.id,
+            token: user.token.clone(),
+        })
+        .collect();
+    warm_up(&stack.gateway, &everyone, None, 8)
+        .await
+        .expect("every user reads");
+    let prefix = &stack.redis_prefix;
+    let before = keyspace(prefix).await;
+    let pulled = before.keys().filter(|key| key.ends_with(":pulled")).count();
+    assert!(
+        pulled > 0,
+        "someone follows the celebrity: {:?}",
+        before.keys()
+    );
+
+    let Command::Bench(args) = parse(&[
+        "bench",
+        "--manifest",
+        manifest_path.to_str().expect("a UTF-8 path"),
+        "--redis-url",
+        testing::REDIS_URL,
+        "--redis-key-prefix",
+        prefix,
+        "--kafka-brokers",
+        testing::KAFKA,
+        "--kafka-topic",
+        &stack.kafka_topic,
+        "--token-secret",
+        helpers::TOKEN_SECRET,
+    ]) else {
+        unreachable!("a bench command")
+    };
+    let fanout = fanout::measure(&fanout::Setup {
+        gateway: &stack.gateway,
+        tokens: &tokens,
+        graph_addr: grpc_addr(&stack, graph_service_server::SERVICE_NAME),
+        store: &args.store,
+        kafka: &args.kafka,
+        follower_page_size: args.follower_page_size,
+        metrics_url: None,
+        celebrity_threshold: manifest.celebrity_threshold,
+        followers: 15,
+        events: 3,
+    })
+    .await
+    .expect("the fan-out stage");
+    assert_eq!(fanout.inserts, 3 * (15 + 1));
+
+    let after = keyspace(prefix).await;
+    for (key, value) in &before {
+        assert_eq!(after.get(key), Some(value), "{key} changed or went");
+    }
+    let left: Vec<&String> = after
+        .keys()
+        .filter(|key| !before.contains_key(*key))
+        .collect();
+    let delivery = format!("{prefix}delivery:");
+    assert!(
+        left.iter().all(|key| key.starts_with(&delivery)),
+        "the stage left {left:?}"
+    );
+    assert_eq!(left.len(), 3, "a delivery record per event: {left:?}");
 }

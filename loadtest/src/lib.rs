@@ -12,6 +12,10 @@
 //!   HTTP API ([`chirp_client`]) on an open- or closed-loop schedule
 //!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
 //!   written up as JSON and HTML ([`report`]).
+//! - `bench` ([`bench`]): the read path layer by layer against the Redis
+//!   floor, fan-out against pipelined `ZADD`; `visible` ([`visible`]): a
+//!   post's time to its last follower; `idle` ([`bench::idle`]): the stack's
+//!   CPU at rest.
 //! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
 //!   mixed workload, and from the outside: nothing lost, phantom or doubled.
 //! - `soak` ([`soak`]): the same stack and checks for an hour, seeded with
@@ -24,10 +28,31 @@
 //! way. Comparing designs, which restarts the services, is the `experiment`
 //! binary's job (crate `chirp-experiment`), which uses this one as a library.
 //!
-//! The load tool treats chirp as a black box: it talks to it over HTTP, gRPC
-//! and Kafka only, links none of the services (just their contracts,
-//! `chirp-proto`, and the token signing, `chirp-auth`), and reads Redis only
-//! for the floor it compares the read path against.
+//! The load tool treats chirp as a black box: it links none of the services
+//! (just their contracts, `chirp-proto`, the HTTP client, the token signing,
+//! `chirp-auth`, and the Redis, Kafka and timeline-store plumbing), and it
+//! talks to a running chirp as follows:
+//!
+//! - **HTTP to the gateway**: every workload of `run`, the warm-ups, and
+//!   `visible`, which posts and then reads the followers' home timelines
+//!   there, as they would.
+//! - **gRPC** to the graph service for bulk imports (the seed's users and
+//!   follows, `visible`'s follows, the fan-out stage's own audience), to the
+//!   tweet service for the seed's history, and to the timeline service for
+//!   `bench`'s gRPC stage.
+//! - **Kafka**: `bench`'s fan-out stage publishes its author's tweet events
+//!   to the worker's topic.
+//! - **Redis**, in two stages of `bench` only. The floor reads the warm
+//!   readers' timelines with the very call a page makes (which, as a page
+//!   does, renews their TTL). The fan-out stage watches the timeline of the
+//!   last follower of the audience it created for itself, deletes its
+//!   audience's timelines when done, and writes its floor under a prefix of
+//!   its own ([`bench::fanout`]). No seeded user's timeline is written by the
+//!   tool; `visible`'s follows drop its followers' cached timelines, as any
+//!   follow does (the graph service does it).
+//! - `idle` reads `/proc` only. `chaos` and `soak` start a stack of their
+//!   own and watch it also from the inside: its processes in `/proc`, Redis's
+//!   `INFO`, the outbox in the tweet store.
 
 pub mod bench;
 pub mod chaos;
@@ -72,8 +97,12 @@ pub enum Command {
     /// ZADD, saturation and the p99 below it: docs/BENCHMARKS.md.
     Bench(bench::BenchArgs),
     /// Post through the gateway as an author with celebrity threshold − 1
-    /// followers; time each post to its last follower's cached timeline.
+    /// followers; time each post until the gateway shows it on its last
+    /// follower's home timeline.
     Visible(visible::VisibleArgs),
+    /// The stack at rest: every process's CPU (by its pid file) over a
+    /// window with no traffic: docs/BENCHMARKS.md.
+    Idle(bench::idle::IdleArgs),
     /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
     DropKeyspace(keyspace::DropKeyspaceArgs),
     /// Kill, restart and pause services and backends of an isolated stack
@@ -101,6 +130,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Visible(args) => {
             visible::visible(&args).await?;
+        }
+        Command::Idle(args) => {
+            bench::idle::idle(&args).await?;
         }
         Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
         Command::Chaos(args) => {

@@ -364,6 +364,35 @@ struct Produced {
     follows_done: Instant,
 }
 
+/// Creates an author and `followers` users who follow them and nobody else,
+/// through `ImportGraph` (the seed's bulk path, with no sign-up limit to
+/// meet), handles `{prefix}0` (the author) to `{prefix}{followers}`. Returns
+/// their ids, the author's first: a fresh audience for a measurement that
+/// must not write into anyone else's timeline (`bench`'s fan-out stage).
+pub(crate) async fn import_audience(
+    graph_addr: &str,
+    prefix: &str,
+    followers: u32,
+) -> anyhow::Result<Vec<i64>> {
+    let digits = followers.to_string().len();
+    ensure!(
+        prefix.len() + digits <= MAX_HANDLE,
+        "handles of {followers} followers need a prefix of at most {} characters",
+        MAX_HANDLE - digits
+    );
+    let graph = SocialGraph::Imported(EdgeList {
+        users: followers + 1,
+        edges: (1..=followers).map(|follower| (follower, 0)).collect(),
+    });
+    let graph_service = GraphServiceClient::new(crate::grpc::connect(graph_addr, GRAPH_DEADLINE)?);
+    let imported = import_graph(graph_service, Arc::new(graph), prefix.to_owned(), true)
+        .await
+        .context("import the audience")?;
+    Ok((0..=followers)
+        .map(|number| imported.first_user_id + i64::from(number))
+        .collect())
+}
+
 /// Streams `graph` to `ImportGraph`: a blocking task generates the chunks
 /// into a short channel, the call sends them as the service takes them.
 async fn import_graph(

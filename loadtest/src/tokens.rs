@@ -23,6 +23,7 @@ use std::time::Duration;
 use chirp_auth::{Secret, Tokens};
 
 use crate::manifest::Manifest;
+use crate::workload::Actor;
 
 /// How long minted tokens stay valid: longer than any run.
 const TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -45,10 +46,27 @@ impl TokenArgs {
 
     /// Gives every user of `manifest` a fresh token.
     pub fn mint(&self, manifest: &mut Manifest) {
-        let tokens = Tokens::new(self.token_secret.expose(), TOKEN_TTL);
+        let tokens = self.tokens();
         for user in &mut manifest.users {
             user.token = tokens.issue(user.id);
         }
+    }
+
+    /// Each of `user_ids` with a fresh token: users the load tool made
+    /// itself, outside any manifest.
+    pub fn actors(&self, user_ids: &[i64]) -> Vec<Actor> {
+        let tokens = self.tokens();
+        user_ids
+            .iter()
+            .map(|&id| Actor {
+                id,
+                token: tokens.issue(id),
+            })
+            .collect()
+    }
+
+    fn tokens(&self) -> Tokens {
+        Tokens::new(self.token_secret.expose(), TOKEN_TTL)
     }
 }
 

@@ -74,22 +74,90 @@ impl CpuTimes {
     }
 }
 
-/// User plus system time of `/proc/{pid}`, from fields 14 and 15 of its
-/// `stat`, in clock ticks of 1/100 s (USER_HZ, 100 on every Linux
-/// architecture Rust targets).
+/// User plus system time of `/proc/{pid}`.
 fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name, field 2, is in parentheses and may hold spaces.
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks = |index: usize| fields.get(index)?.parse::<u64>().ok();
-    // Field 14 is the 12th after the name (field 3 is the first).
-    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+    Stat::read(pid).map(|stat| ticks(stat.utime + stat.stime))
+}
+
+/// Clock ticks as time: `/proc` counts CPU in ticks of 1/100 s (USER_HZ,
+/// 100 on every Linux architecture Rust targets).
+pub(crate) fn ticks(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 10)
+}
+
+/// The fields of `/proc/{pid}/stat` the CPU accounting reads (proc(5)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stat {
+    /// Field 3: `Z` for a process that exited and was not waited for yet.
+    pub state: char,
+    /// Field 4.
+    pub ppid: u32,
+    /// Fields 14 and 15, in ticks: its own CPU time.
+    pub utime: u64,
+    pub stime: u64,
+    /// Fields 16 and 17, in ticks: the CPU time of the children it has
+    /// waited for, once they exited.
+    pub cutime: u64,
+    pub cstime: u64,
+    /// Field 22, in ticks since boot: with the pid, names one process, as
+    /// pids are reused.
+    pub starttime: u64,
+}
+
+impl Stat {
+    /// `/proc/{pid}/stat`, or `None` if there is no such process (or no
+    /// `/proc`).
+    pub(crate) fn read(pid: &str) -> Option<Self> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    fn parse(stat: &str) -> Option<Self> {
+        // The name, field 2, is in parentheses and may hold spaces.
+        let after_name = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        // Field 3 is the first after the name.
+        let number = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+        Some(Self {
+            state: fields.first()?.chars().next()?,
+            ppid: u32::try_from(number(4)?).ok()?,
+            utime: number(14)?,
+            stime: number(15)?,
+            cutime: number(16)?,
+            cstime: number(17)?,
+            starttime: number(22)?,
+        })
+    }
+
+    /// Its own CPU time and that of the children it waited for, in ticks.
+    pub(crate) fn with_waited_children(&self) -> u64 {
+        self.utime + self.stime + self.cutime + self.cstime
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_line_is_parsed_around_a_name_with_spaces_and_parentheses() {
+        let line = "4242 (java (x) y) S 17 4242 4242 0 -1 4194560 1 2 3 4 120 30 7 8 20 0 \
+                    41 0 555123 1000 10 18446744073709551615";
+        let stat = Stat::parse(line).expect("parses");
+        assert_eq!(
+            stat,
+            Stat {
+                state: 'S',
+                ppid: 17,
+                utime: 120,
+                stime: 30,
+                cutime: 7,
+                cstime: 8,
+                starttime: 555123,
+            }
+        );
+        assert_eq!(stat.with_waited_children(), 165);
+        assert_eq!(Stat::parse("4242 (cut"), None);
+    }
 
     #[test]
     fn this_process_is_accounted_and_its_time_only_grows() {

@@ -1,41 +1,47 @@
 //! Fan-out throughput: timeline inserts per second through the worker,
-//! against the same inserts written straight to Redis.
+//! against the same inserts written straight to Redis, on an audience the
+//! bench makes for itself so that no one else's timeline is touched.
 //!
-//! The bench signs up an author, gives them `F` followers from the manifest
-//! (one bulk import), and publishes `N` tweet events of theirs to the topic
-//! the worker consumes, straight to Kafka: the tweet service is not what is
-//! measured. All of one author's events share a partition, so the worker
-//! applies them one after the other, each as pipelines of one follower page
-//! (plus the author on the first). Its last write is therefore the last
-//! event's id in the timeline of the follower with the highest id, and the
-//! bench watches Redis for exactly that: the clock stops when the write has
-//! landed, not when a metric says so. When the worker's `/metrics` is
-//! given, its `chirp_fanout_timeline_writes_total` must have grown by the
-//! `N × (F + 1)` inserts expected, a check that nothing was skipped.
+//! The audience: an author and `F` followers who follow only them, created
+//! for this stage through the graph service's bulk import (the seed's path;
+//! fresh handles), each of whose home timelines is then read once through
+//! the gateway with a token minted for them, which caches it (pushes land
+//! only in cached timelines). The bench then publishes `N` tweet events of
+//! the author to the topic the worker consumes, straight to Kafka: the tweet
+//! service is not what is measured. All of one author's events share a
+//! partition, so the worker applies them one after the other, each as
+//! pipelines of one follower page (plus the author on the first). Its last
+//! write is therefore the last event's id in the timeline of the follower
+//! with the highest id, and the bench watches that one key in Redis (one of
+//! its own users'): the clock stops when the write has landed, not when a
+//! metric says so. When the worker's `/metrics` is given, its
+//! `chirp_fanout_timeline_writes_total` must have grown by the `N × (F + 1)`
+//! inserts expected, a check that nothing was skipped.
 //!
 //! The floor writes the same `N × (F + 1)` entries through the very
 //! function the worker uses (`HomeTimelines::push`), in pipelines of the
-//! same pages, one after the other as the worker does, under a scratch key
-//! prefix. What the worker adds to it is the price of the design: reading
-//! the followers from the graph service for every event (and, under the
-//! hybrid strategy, asking whether the author is a celebrity), and the
-//! Kafka hop.
+//! same pages, one after the other as the worker does, under a key prefix
+//! of its own (the services' prefix followed by `bench-zadd:`). What the
+//! worker adds to it is the price of the design: reading the followers from
+//! the graph service for every event (and, under the hybrid strategy,
+//! asking whether the author is a celebrity), and the Kafka hop.
 //!
-//! The bench's tweet ids have no tweet behind them, so afterwards it deletes
-//! them the same way (a `TweetDeleted` each, through the worker): left in
-//! the followers' timelines, they would cost every later read of those a
-//! lookup in the tweet store that finds nothing.
+//! What the stage leaves behind: afterwards it deletes its audience's
+//! timelines and the floor's keys, so the bench's tweet ids (which have no
+//! tweet behind them) are nowhere in Redis. The worker's delivery record of
+//! each of those ids (`delivery:{id}`, an hour's TTL) expires on its own,
+//! and the audience and its follows stay in the graph, as seeded users do.
+//! No key of a user the bench did not create is written, and no shared one
+//! (the bench publishes no deletion, whose tombstones and feed the timeline
+//! services read).
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, ensure};
+use anyhow::{Context, ensure};
 use chirp_client::Gateway;
-use chirp_common::grpc::DEFAULT_DEADLINE;
 use chirp_common::ids::{MAX_WORKER_ID, Snowflake};
 use chirp_kafka::KafkaArgs;
-use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
-use chirp_proto::graph::graph_service_client::GraphServiceClient;
-use chirp_proto::graph::{FollowRequest, ImportFollowsRequest};
+use chirp_proto::events::{TweetCreated, TweetEvent, tweet_event};
 use chirp_redis::connection::RedisArgs;
 use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
 use prost::Message as _;
@@ -43,26 +49,32 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::manifest::Manifest;
 use crate::prometheus::Scrape;
-use crate::seed::fresh_handle_prefix;
+use crate::seed::{fresh_handle_prefix, import_audience};
+use crate::tokens::TokenArgs;
+use crate::workload::warm_up;
 
 /// Counter, label `change`: timeline entries the fan-out worker wrote.
 const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
 /// The longest the worker may take over all the events.
 const DEADLINE: Duration = Duration::from_secs(300);
-/// Edges per `ImportFollows` call (the graph service's limit).
-const IMPORT_BATCH: usize = 10_000;
+/// The audience's timelines read at once to cache them.
+const WARM_CONCURRENCY: usize = 32;
 
 /// What to measure.
 pub struct Setup<'a> {
     pub gateway: &'a Gateway,
+    /// Mints the tokens the audience reads its timelines with.
+    pub tokens: &'a TokenArgs,
     pub graph_addr: &'a str,
     pub store: &'a TimelineStoreArgs,
     pub kafka: &'a KafkaArgs,
     pub follower_page_size: u32,
     /// The worker's `/metrics`, to check its count of writes.
     pub metrics_url: Option<&'a str>,
+    /// The graph service's, as the seed recorded it: the audience must stay
+    /// below it, or the hybrid strategy would not push.
+    pub celebrity_threshold: u32,
     pub followers: u32,
     pub events: u32,
 }
@@ -82,42 +94,42 @@ pub struct Fanout {
     pub worker_counted: Option<u64>,
 }
 
-pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<Fanout> {
-    let followers = setup.followers as usize;
+pub async fn measure(setup: &Setup<'_>) -> anyhow::Result<Fanout> {
     ensure!(
-        followers < manifest.users.len(),
-        "--fanout-followers must be below the {} users of the manifest",
-        manifest.users.len()
-    );
-    ensure!(
-        setup.followers < manifest.celebrity_threshold,
+        setup.followers < setup.celebrity_threshold,
         "--fanout-followers {} would make the author a celebrity (threshold {}), whose tweets \
          are not pushed under the hybrid strategy",
         setup.followers,
-        manifest.celebrity_threshold
+        setup.celebrity_threshold
     );
-    let handle = format!("{}fan", fresh_handle_prefix());
-    let author = setup
-        .gateway
-        .sign_up(&handle, "Fan-out bench")
-        .await
-        .map_err(|failure| anyhow!("sign up the fan-out author: {}", failure))?
-        .user_id;
-    let mut follower_ids: Vec<i64> = manifest.users[..followers]
-        .iter()
-        .map(|user| user.id)
-        .collect();
-    follow(setup.graph_addr, author, &follower_ids).await?;
-    follower_ids.sort_unstable();
-    // Pushes land only in cached timelines: the audience reads, as it were.
+    // `f` keeps the handles apart from a seed's started in the same second.
+    let prefix = format!("{}f", fresh_handle_prefix());
+    let audience = import_audience(setup.graph_addr, &prefix, setup.followers).await?;
+    let (author, follower_ids) = (audience[0], &audience[1..]);
+    // Pushes land only in cached timelines: the audience reads, as a user
+    // would, and the timeline service caches what it read.
+    warm_up(
+        setup.gateway,
+        &setup.tokens.actors(&audience),
+        Some(1),
+        WARM_CONCURRENCY,
+    )
+    .await?;
     let timelines = HomeTimelines::connect(setup.store).await?;
-    for &user_id in std::iter::once(&author).chain(&follower_ids) {
-        timelines.store_rebuilt(user_id, &[]).await?;
-    }
+    let last_follower = *follower_ids.last().context("no follower")?;
+    ensure!(
+        timelines
+            .page_if_complete(last_follower, None, 1)
+            .await?
+            .is_some(),
+        "user {last_follower}'s timeline is not in Redis under the prefix {:?} after a read: the \
+         services must run with TIMELINE_STRATEGY push or hybrid and this REDIS_KEY_PREFIX",
+        setup.store.redis.redis_key_prefix
+    );
 
     let snowflake = Snowflake::new(MAX_WORKER_ID);
     let tweet_ids: Vec<i64> = (0..setup.events).map(|_| snowflake.next_id()).collect();
-    let inserts = u64::from(setup.events) * (followers as u64 + 1);
+    let inserts = u64::from(setup.events) * (follower_ids.len() as u64 + 1);
 
     let http = reqwest::Client::new();
     let counted_before = match setup.metrics_url {
@@ -132,14 +144,23 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
             .create()
             .context("create a Kafka producer")?,
         author,
-        timelines,
+        timelines: timelines.clone(),
     };
-    let worker_secs = through_worker(&events, &follower_ids, &tweet_ids)
-        .await?
-        .as_secs_f64();
+    let measured = through_worker(&events, last_follower, &tweet_ids).await;
+    let worker_secs = match measured {
+        Ok(elapsed) => elapsed.as_secs_f64(),
+        Err(error) => {
+            // Whatever the worker wrote so far goes too.
+            timelines.invalidate(&audience).await?;
+            return Err(error);
+        }
+    };
+    // The worker is done with the audience: its last write has landed.
+    timelines
+        .invalidate(&audience)
+        .await
+        .context("delete the audience's timelines")?;
 
-    let mut audience = vec![author];
-    audience.extend(&follower_ids);
     let direct_secs = straight_to_redis(setup, &audience, &tweet_ids)
         .await?
         .as_secs_f64();
@@ -155,7 +176,6 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
         }
         _ => None,
     };
-    clean_up(&events, &follower_ids, &tweet_ids).await?;
     Ok(Fanout {
         followers: setup.followers,
         events: setup.events,
@@ -168,34 +188,14 @@ pub async fn measure(setup: &Setup<'_>, manifest: &Manifest) -> anyhow::Result<F
     })
 }
 
-/// Makes every one of `followers` follow `author`.
-pub(crate) async fn follow(graph_addr: &str, author: i64, followers: &[i64]) -> anyhow::Result<()> {
-    let mut graph =
-        GraphServiceClient::new(crate::grpc::connect(graph_addr, DEFAULT_DEADLINE * 10)?);
-    for batch in followers.chunks(IMPORT_BATCH) {
-        let follows = batch
-            .iter()
-            .map(|&follower_id| FollowRequest {
-                follower_id,
-                followee_id: author,
-            })
-            .collect();
-        graph
-            .import_follows(ImportFollowsRequest { follows })
-            .await
-            .context("import the fan-out author's followers")?;
-    }
-    Ok(())
-}
-
 /// Publishes a `TweetCreated` per id and waits until the last id is in the
 /// timeline of the last follower the worker writes.
 async fn through_worker(
     events: &Events<'_>,
-    followers: &[i64],
+    last_follower: i64,
     tweet_ids: &[i64],
 ) -> anyhow::Result<Duration> {
-    let (Some(&last_follower), Some(&last_tweet)) = (followers.last(), tweet_ids.last()) else {
+    let Some(&last_tweet) = tweet_ids.last() else {
         return Ok(Duration::ZERO);
     };
     let started = Instant::now();
@@ -212,25 +212,6 @@ async fn through_worker(
         .wait_for(last_follower, |newest| newest == Some(last_tweet))
         .await?;
     Ok(started.elapsed())
-}
-
-/// Takes the bench's tweets out of the timelines again (their ids have no
-/// tweet behind them), through the worker, and waits until it is done.
-async fn clean_up(events: &Events<'_>, followers: &[i64], tweet_ids: &[i64]) -> anyhow::Result<()> {
-    let (Some(&last_follower), Some(&last_tweet)) = (followers.last(), tweet_ids.last()) else {
-        return Ok(());
-    };
-    events
-        .publish(tweet_ids, |tweet_id, author_id| {
-            tweet_event::Kind::Deleted(TweetDeleted {
-                tweet_id,
-                author_id,
-            })
-        })
-        .await?;
-    events
-        .wait_for(last_follower, |newest| newest != Some(last_tweet))
-        .await
 }
 
 /// The author's events, on the worker's topic, and the timelines they land in.

@@ -17,7 +17,8 @@
 //! 4. an open loop at 70 % of saturation, over the same connections: the
 //!    p99 a user sees at a busy but sustainable load;
 //! 5. fan-out: timeline inserts per second through the worker against the
-//!    same pipelined `ZADD`s straight to Redis ([`fanout`]).
+//!    same pipelined `ZADD`s straight to Redis ([`fanout`]), on an audience
+//!    the stage creates for itself and removes from Redis afterwards.
 //!
 //! Every page is read warm: before measuring, every reader's first page is
 //! read once, so that its timeline is cached in Redis and its tweets in the
@@ -25,6 +26,7 @@
 
 pub mod cpu;
 pub mod fanout;
+pub mod idle;
 pub mod redis_benchmark;
 pub mod results;
 pub mod targets;
@@ -55,8 +57,8 @@ pub struct BenchArgs {
     /// The timeline service (gRPC).
     #[arg(long, env = "TIMELINE_ADDR", default_value = "127.0.0.1:50053")]
     pub timeline_addr: String,
-    /// The graph service (gRPC): the fan-out author's followers are
-    /// imported there.
+    /// The graph service (gRPC): the fan-out stage's own author and
+    /// followers are imported there.
     #[arg(long, env = "GRAPH_ADDR", default_value = "127.0.0.1:50052")]
     pub graph_addr: String,
     /// The services' timeline store: the floor reads their very keys.
@@ -89,7 +91,8 @@ pub struct BenchArgs {
     /// The open loop's rate, as a fraction of the saturation throughput.
     #[arg(long, default_value_t = 0.7)]
     pub load_fraction: f64,
-    /// Followers of the fan-out author (below the celebrity threshold).
+    /// Followers of the fan-out author (below the celebrity threshold):
+    /// users the stage creates, not the manifest's.
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub fanout_followers: u32,
     /// Tweet events published for the fan-out stage.
@@ -211,19 +214,18 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
     let loaded = stage(&args.out, "gateway-http-open", &gateway_url, http, open).await?;
 
     println!("stage 6/6: fan-out");
-    let fanout = fanout::measure(
-        &fanout::Setup {
-            gateway: &gateway,
-            graph_addr: &args.graph_addr,
-            store: &args.store,
-            kafka: &args.kafka,
-            follower_page_size: args.follower_page_size,
-            metrics_url: args.fanout_metrics.as_deref(),
-            followers: args.fanout_followers,
-            events: args.fanout_events,
-        },
-        &manifest,
-    )
+    let fanout = fanout::measure(&fanout::Setup {
+        gateway: &gateway,
+        tokens: &args.seeded.tokens,
+        graph_addr: &args.graph_addr,
+        store: &args.store,
+        kafka: &args.kafka,
+        follower_page_size: args.follower_page_size,
+        metrics_url: args.fanout_metrics.as_deref(),
+        celebrity_threshold: manifest.celebrity_threshold,
+        followers: args.fanout_followers,
+        events: args.fanout_events,
+    })
     .await?;
 
     let results = BenchResults {
