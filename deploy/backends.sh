@@ -1057,6 +1057,7 @@ cmd_status() {
     BACKENDS_DIR=$(cd "$BACKENDS_DIR" && pwd)
   fi
   RUN_DIR=$BACKENDS_DIR/run
+  LOG_DIR=$BACKENDS_DIR/logs   # where a Kafka cluster node's start is read from
   local name pid state owner all_up=0
   for name in "${BACKENDS[@]}"; do
     owner=external
