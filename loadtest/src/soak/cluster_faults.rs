@@ -315,8 +315,8 @@ pub async fn lag_replica(
     ))
 }
 
-/// Whether `author`'s follower listing (first page: the newest) has
-/// `follower`.
+/// Whether `author`'s follower listing has `follower` (on its first page:
+/// the fault's fresh author has no other follower).
 async fn lists(caller: &Caller, author: &User, follower: i64) -> anyhow::Result<bool> {
     let page = caller
         .retry(|| caller.gateway.followers(author.id, None))
