@@ -107,3 +107,39 @@ impl Clusters {
         brokers.join(",")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::chaos::stack::Stack;
+    use crate::{Cli, Command};
+
+    fn soak(flags: &[&str]) -> crate::chaos::stack::StackArgs {
+        let args = ["loadtest", "soak"].iter().chain(flags);
+        let Command::Soak(soak) = Cli::parse_from(args).command else {
+            unreachable!("parsed as soak");
+        };
+        soak.stack
+    }
+
+    #[test]
+    fn the_clusters_are_placed_from_the_first_ports_and_never_on_the_shared_ones() {
+        let clusters = super::Clusters::new(&soak(&["--clusters"]));
+        assert_eq!(clusters.redis_ports, (22391..=22396).collect::<Vec<_>>());
+        assert_eq!(
+            clusters.kafka_brokers(),
+            "127.0.0.1:22192,127.0.0.1:22193,127.0.0.1:22194"
+        );
+        let env = clusters.script_env();
+        assert!(env.contains(&("CHIRP_KAFKA_CLUSTER_CONTROLLER_PORT", "22292".to_owned())));
+        // The machine's own Redis Cluster (6391-6396 and its buses) and
+        // brokers are everyone's: an isolated stack refuses them.
+        for flag in ["--redis-cluster-port=6391", "--kafka-cluster-port=19092"] {
+            let error = Stack::new(&soak(&["--clusters", flag])).expect_err(flag);
+            assert!(error.to_string().contains("standard backend port"), "{error}");
+        }
+        let bus = Stack::new(&soak(&["--clusters", "--redis-cluster-port=6390"]));
+        assert!(bus.is_err(), "6390 puts a node on 6391");
+    }
+}
