@@ -23,7 +23,10 @@
 # other ports, e.g. CHIRP_BACKENDS_DIR=/tmp/chaos CHIRP_PG_PORT=25432 CHIRP_REDIS_PORT=26379
 # CHIRP_KAFKA_PORT=29092 CHIRP_KAFKA_CONTROLLER_PORT=29093 CHIRP_CQL_PORT=29042
 # CHIRP_CASSANDRA_STORAGE_PORT=27000 (and 27001 for its TLS port) deploy/backends.sh up|down.
-# Unset, each keeps the standard port above.
+# Unset, each keeps the standard port above. The scale-out backends move the same way (see
+# "scale-out" below): CHIRP_REDIS_CLUSTER_PORT (the first of six), CHIRP_PG_REPLICA_PORT,
+# CHIRP_KAFKA_CLUSTER_PORT and CHIRP_KAFKA_CLUSTER_CONTROLLER_PORT (node 1's; nodes 2 and 3
+# on the next two).
 #
 # Why not Docker/systemd: neither exists on our dev/CI machines, and only package registries
 # are reachable, so Kafka and Cassandra come as plain jars from Maven Central (their poms are
@@ -574,11 +577,18 @@ wait_cassandra() {
 # `kill NAME MEMBER` SIGKILLs one member (a Redis port, a Kafka node id 1-3) for fault tests,
 # `restart NAME MEMBER` stops it cleanly and starts it again on its data.
 
-REDIS_CLUSTER_PORTS=(6391 6392 6393 6394 6395 6396)
-PG_REPLICA_PORT=5442
+# Those are the defaults; an isolated set (the soak's, with its cluster faults) moves them with
+# the CHIRP_* variables of the header, each naming the first member's port. A Redis node's
+# cluster bus listens 10 000 above its port, as Redis places it.
+REDIS_CLUSTER_PORT=${CHIRP_REDIS_CLUSTER_PORT:-6391}
+mapfile -t REDIS_CLUSTER_PORTS < <(seq "$REDIS_CLUSTER_PORT" $((REDIS_CLUSTER_PORT + 5)))
+PG_REPLICA_PORT=${CHIRP_PG_REPLICA_PORT:-5442}
+KAFKA_CLUSTER_PORT=${CHIRP_KAFKA_CLUSTER_PORT:-19092}
+KAFKA_CLUSTER_CONTROLLER_PORT=${CHIRP_KAFKA_CLUSTER_CONTROLLER_PORT:-19192}
 KAFKA_CLUSTER_NODES=(1 2 3)
-kafka_cluster_port() { echo $((19091 + $1)); }
-kafka_cluster_controller_port() { echo $((19191 + $1)); }
+kafka_cluster_port() { echo $((KAFKA_CLUSTER_PORT + $1 - 1)); }
+kafka_cluster_controller_port() { echo $((KAFKA_CLUSTER_CONTROLLER_PORT + $1 - 1)); }
+kafka_cluster_ports() { echo "$KAFKA_CLUSTER_PORT-$(kafka_cluster_port "${KAFKA_CLUSTER_NODES[-1]}")"; }
 CASSANDRA_TOMBSTONES_PORT=9142
 EXTRAS=(redis-cluster pg-replica kafka-cluster cassandra-tombstones)
 
@@ -772,7 +782,7 @@ up_kafka_cluster() {
     kafka_cluster_node_id "$node" >/dev/null && formatted=$((formatted + 1))
   done
   if ((${#down[@]} == 0)); then
-    ok "kafka-cluster already running on 127.0.0.1:19092-19094"
+    ok "kafka-cluster already running on 127.0.0.1:$(kafka_cluster_ports)"
     return 0
   fi
   if ((formatted > 0 && formatted < ${#KAFKA_CLUSTER_NODES[@]})); then
@@ -825,7 +835,7 @@ up_kafka_cluster() {
       "$LOG_DIR/kafka-cluster-$node.log" "$(<"$RUN_DIR/kafka-cluster-$node.pid")" \
       grep -q 'Kafka Server started' "$LOG_DIR/kafka-cluster-$node.log"
   done
-  ok "kafka-cluster ready on 127.0.0.1:19092-19094 ($((SECONDS - started))s; started node ${down[*]})"
+  ok "kafka-cluster ready on 127.0.0.1:$(kafka_cluster_ports) ($((SECONDS - started))s; started node ${down[*]})"
 }
 
 down_kafka_cluster() {
@@ -915,10 +925,15 @@ cmd_extra() {
   init_dirs
   with_extra_lock "$name"
   if [[ $action == kill || $action == restart ]]; then
-    case $name:$member in
-      redis-cluster:639[1-6] | kafka-cluster:[1-3]) ;;
-      *) die "$action $name: no member '$member' (a Redis port 6391-6396, a Kafka node 1-3)" ;;
+    local members
+    case $name in
+      redis-cluster) members=" ${REDIS_CLUSTER_PORTS[*]} " ;;
+      kafka-cluster) members=" ${KAFKA_CLUSTER_NODES[*]} " ;;
+      *) members= ;;
     esac
+    [[ -n $member && $members == *" $member "* ]] \
+      || die "$action $name: no member '$member' (a Redis port ${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}, a Kafka node 1-3)"
+
   fi
   case $action:$name in
     up:redis-cluster) command -v redis-server >/dev/null || ensure_debian_packages; up_redis_cluster ;;
@@ -1042,6 +1057,7 @@ cmd_status() {
     BACKENDS_DIR=$(cd "$BACKENDS_DIR" && pwd)
   fi
   RUN_DIR=$BACKENDS_DIR/run
+  LOG_DIR=$BACKENDS_DIR/logs   # where a Kafka cluster node's start is read from
   local name pid state owner all_up=0
   for name in "${BACKENDS[@]}"; do
     owner=external

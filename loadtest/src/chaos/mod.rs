@@ -12,10 +12,12 @@
 //! starts with the project's scripts and stops at the end: faults kill and
 //! pause real processes, never the standard backends other work uses.
 //!
-//! Reading order: [`stack`], [`workload`], [`faults`], [`checks`], [`report`],
+//! Reading order: [`stack`] (and [`clusters`], the scale-out backends it
+//! runs for the soak), [`workload`], [`faults`], [`checks`], [`report`],
 //! [`record`] (the JSON of `--json FILE`).
 
 pub mod checks;
+pub mod clusters;
 pub mod faults;
 pub mod record;
 pub mod report;
@@ -98,6 +100,12 @@ impl ChaosArgs {
 /// Starts the isolated stack, runs every scenario, prints the table, stops
 /// the stack; the rows.
 pub async fn chaos(args: &ChaosArgs) -> anyhow::Result<Vec<Row>> {
+    // Its Kafka and Redis faults hit the single nodes, which the services
+    // leave for the clusters; the soak has the clusters' own faults.
+    ensure!(
+        !args.stack.clusters,
+        "--clusters is for `loadtest soak`: chaos's faults hit the single Kafka and Redis"
+    );
     let rows = stack::isolated(&args.stack, args.keep_running, |stack| async move {
         scenarios(args, &stack).await
     })

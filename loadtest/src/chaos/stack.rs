@@ -16,6 +16,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
 
+use super::clusters::{self, Clusters};
+
 /// Where the isolated set runs, and how its services are built.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StackArgs {
@@ -60,6 +62,22 @@ pub struct StackArgs {
     /// outbox leases over).
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
+    /// Also run a three-broker Kafka, a Redis Cluster and a streaming
+    /// replica of Postgres, and point the services at them instead of the
+    /// single Kafka and Redis (what the soak's cluster faults hit).
+    #[arg(long)]
+    pub clusters: bool,
+    /// With --clusters: the first of the Redis Cluster's six ports (each
+    /// node's cluster bus is 10 000 above its port).
+    #[arg(long, default_value_t = 26391)]
+    pub redis_cluster_port: u16,
+    /// With --clusters: the first of the three brokers' ports (their
+    /// controllers listen 100 above).
+    #[arg(long, default_value_t = 29192)]
+    pub kafka_cluster_port: u16,
+    /// With --clusters: the Postgres replica's port.
+    #[arg(long, default_value_t = 25442)]
+    pub pg_replica_port: u16,
 }
 
 /// A process of the stack that a fault can hit.
@@ -73,6 +91,10 @@ pub enum Process {
     Redis,
     Kafka,
     Cassandra,
+    /// Broker `n` (1 to 3) of the three-broker Kafka.
+    KafkaBroker(u8),
+    /// The Redis Cluster node on this port.
+    RedisNode(u16),
 }
 
 impl Process {
@@ -89,6 +111,8 @@ impl Process {
             Self::Redis => backends_dir.join("run/redis.pid"),
             Self::Kafka => backends_dir.join("run/kafka.pid"),
             Self::Cassandra => backends_dir.join("run/cassandra.pid"),
+            Self::KafkaBroker(n) => backends_dir.join(format!("run/kafka-cluster-{n}.pid")),
+            Self::RedisNode(port) => backends_dir.join(format!("run/redis-cluster-{port}.pid")),
         }
     }
 }
@@ -108,15 +132,33 @@ pub struct Stack {
     /// What `--port-offset` moved every service port by (metrics too).
     port_offset: u16,
     pub replicas: usize,
+    pub pg_port: u16,
     pub redis_port: u16,
     pub cql_port: u16,
+    /// The scale-out backends, with `--clusters`.
+    pub clusters: Option<Clusters>,
 }
 
-const STANDARD_PORTS: [u16; 8] = [5432, 6379, 9092, 9093, 9042, 7000, 7001, 7199];
+/// The standard backends' ports (5432, 6379, 9092-9093, 9042, Cassandra's
+/// 7000-7001 and 7199), and the scale-out ones deploy/backends.sh places by
+/// default (the replica's 5442, the Redis Cluster's 6391-6396 and their
+/// buses, the brokers' 19092-19094 and controllers, the tombstone node's
+/// 9142 and 7100-7101): everyone else's.
+fn standard(port: u16) -> bool {
+    [
+        5432, 6379, 9092, 9093, 9042, 7000, 7001, 7199, 5442, 9142, 7100, 7101,
+    ]
+    .contains(&port)
+        || (6391..=6396).contains(&port)
+        || (16391..=16396).contains(&port)
+        || (19092..=19094).contains(&port)
+        || (19192..=19194).contains(&port)
+}
 
 impl Stack {
     pub fn new(args: &StackArgs) -> anyhow::Result<Self> {
-        let backends = [
+        let clusters = args.clusters.then(|| Clusters::new(args));
+        let mut backends = vec![
             args.pg_port,
             args.redis_port,
             args.kafka_port,
@@ -125,9 +167,10 @@ impl Stack {
             args.cassandra_storage_port,
             args.cassandra_storage_port + 1,
         ];
+        backends.extend(clusters.iter().flat_map(Clusters::ports));
         for port in backends {
             ensure!(
-                !STANDARD_PORTS.contains(&port),
+                !standard(port),
                 "port {port} is a standard backend port: the faults would hit the shared backends"
             );
         }
@@ -177,16 +220,27 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(clusters) = &clusters {
+            let settings = clusters
+                .script_env()
+                .into_iter()
+                .chain(clusters.service_env());
+            env.extend(settings.map(|(k, v)| (k.to_owned(), v)));
+        }
         if args.skip_build {
             env.push(("SKIP_BUILD".to_owned(), "1".to_owned()));
         }
         if let Some(bin_dir) = &args.bin_dir {
             env.push(("BIN_DIR".to_owned(), bin_dir.display().to_string()));
         }
-        let marks = vec![
+        // Redis names itself by address and port on its command line.
+        let mut marks = vec![
             backends_dir.display().to_string(),
             format!(":{}", args.redis_port),
         ];
+        if let Some(clusters) = &clusters {
+            marks.extend(clusters.redis_ports.iter().map(|port| format!(":{port}")));
+        }
         Ok(Self {
             repo,
             backends_dir,
@@ -195,8 +249,10 @@ impl Stack {
             gateway_url: format!("http://127.0.0.1:{}", 8080 + args.port_offset),
             port_offset: args.port_offset,
             replicas: args.replicas,
+            pg_port: args.pg_port,
             redis_port: args.redis_port,
             cql_port: args.cql_port,
+            clusters,
         })
     }
 
@@ -211,6 +267,15 @@ impl Stack {
     pub fn metrics_url(&self, slot: u16, n: usize) -> String {
         let port = 9200 + 10 * slot + n as u16 + self.port_offset;
         format!("http://127.0.0.1:{port}/metrics")
+    }
+
+    /// The Redis the services use: the single node's port, or the cluster's
+    /// six.
+    pub fn redis_ports(&self) -> Vec<u16> {
+        match &self.clusters {
+            Some(clusters) => clusters.redis_ports.clone(),
+            None => vec![self.redis_port],
+        }
     }
 
     /// The secret the gateways sign tokens with (run-local.sh writes it on
@@ -259,17 +324,36 @@ impl Stack {
     /// up (seen with Kafka's 120 s budget at a load of 25 on 2 cores), and
     /// the next `up` waits for it again rather than starting another.
     pub async fn up(&self) -> anyhow::Result<()> {
-        if let Err(first) = self.script("run-local.sh", &["up"]).await {
-            println!("  run-local.sh up failed, trying once more: {first:#}");
-            return self.script("run-local.sh", &["up"]).await;
+        if let Err(first) = self.up_once().await {
+            println!("  bringing the stack up failed, trying once more: {first:#}");
+            return self.up_once().await;
         }
         Ok(())
+    }
+
+    /// With clusters, the backends and each cluster first (each `up` starts
+    /// only the members that are down, on their own data), then the
+    /// services.
+    async fn up_once(&self) -> anyhow::Result<()> {
+        if self.clusters.is_some() {
+            self.backends(&["up"]).await?;
+            for name in clusters::NAMES {
+                self.backends(&["up", name]).await?;
+            }
+        }
+        self.script("run-local.sh", &["up"]).await
+    }
+
+    /// Runs deploy/backends.sh on this stack's set: the operator's commands
+    /// (`restart kafka-cluster 2`) that a fault's way back takes.
+    pub async fn backends(&self, args: &[&str]) -> anyhow::Result<()> {
+        self.script("backends.sh", args).await
     }
 
     /// Stops the services, then the backends of this set (never others).
     pub async fn down(&self) -> anyhow::Result<()> {
         self.script("run-local.sh", &["down"]).await?;
-        self.script("backends.sh", &["down"]).await
+        self.backends(&["down"]).await
     }
 
     /// Sends `signal` (a name `kill -s` knows: KILL, INT, STOP, CONT) to a

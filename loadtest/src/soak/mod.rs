@@ -8,7 +8,8 @@
 //! `chaos` starts, here on other ports and in another folder), the bulk
 //! seed ([`crate::seed`]), the watched cohort whose every action is
 //! recorded ([`cohort`]), the load on everybody else ([`traffic`]), the
-//! faults and their schedule ([`faults`]), what is read each interval
+//! faults and their schedule ([`faults`], those on the scale-out backends
+//! of `--clusters` in [`cluster_faults`]), what is read each interval
 //! ([`tally`] from the clients, [`sample`] from the system), the checks
 //! (`chaos`'s [`crate::chaos::checks`], every `--check-every` on what has
 //! settled and once at the end on everything), the growth test
@@ -20,6 +21,7 @@
 //! fault was injected and recovered from, and no judged curve grows after
 //! warm-up.
 
+pub mod cluster_faults;
 pub mod cohort;
 pub mod faults;
 pub mod growth;
@@ -66,6 +68,9 @@ const KEYSPACE: &str = "chirp";
     mut_arg("kafka_controller_port", |a| a.default_value("22093")),
     mut_arg("cql_port", |a| a.default_value("22042")),
     mut_arg("cassandra_storage_port", |a| a.default_value("22000")),
+    mut_arg("redis_cluster_port", |a| a.default_value("22391")),
+    mut_arg("kafka_cluster_port", |a| a.default_value("22192")),
+    mut_arg("pg_replica_port", |a| a.default_value("22442")),
     mut_arg("celebrity_threshold", |a| a.default_value("10000")),
     mut_arg("replicas", |a| a.default_value("2"))
 )]
@@ -100,7 +105,8 @@ pub struct SoakArgs {
     /// (and counted).
     #[arg(long, default_value_t = 2_000)]
     pub max_in_flight: usize,
-    /// The faults the schedule draws from (default: all the stack can take).
+    /// The faults the schedule draws from (default: all the stack can take;
+    /// the cluster faults with --clusters).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub faults: Vec<SoakFault>,
     /// Seed of the fault schedule and the graph: the same seed, the same soak.
@@ -154,7 +160,7 @@ pub struct SoakArgs {
 impl SoakArgs {
     fn faults(&self) -> Vec<SoakFault> {
         if self.faults.is_empty() {
-            SoakFault::all(self.stack.replicas)
+            SoakFault::all(self.stack.replicas, self.stack.clusters)
         } else {
             self.faults.clone()
         }
@@ -174,6 +180,7 @@ impl SoakArgs {
             "celebrity_threshold": self.stack.celebrity_threshold,
             "tweets_per_user": self.tweets_per_user,
             "replicas": self.stack.replicas,
+            "clusters": self.stack.clusters,
             "profile": self.stack.profile,
             "duration_secs": secs(self.duration),
             "post_rate": self.post_rate,
@@ -204,6 +211,11 @@ pub async fn soak(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         !args.interval.is_zero() && args.duration >= args.interval,
         "--duration must hold at least one --interval"
     );
+    for fault in args.faults() {
+        fault
+            .fits(args.stack.replicas, args.stack.clusters)
+            .map_err(|why| anyhow::anyhow!("--faults {}: {why}", fault.slug()))?;
+    }
     let report = stack::isolated(&args.stack, args.keep_running, |stack| async move {
         run(args, &stack).await
     })
@@ -363,12 +375,7 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
         })
         .collect();
     let growth = judge_growth(&rows, args.warm_up);
-    let mut not_measured = cohort.missing.clone();
-    not_measured.extend(
-        faults::NOT_YET
-            .iter()
-            .map(|line| format!("not yet: {line}")),
-    );
+    let not_measured = cohort.missing.clone();
     let mut report = SoakReport {
         config: args.config(),
         not_measured,
@@ -461,13 +468,25 @@ async fn inject_all(
         let mut result = plan.fault.inject(&stack, &caller, &pair, plan.which).await;
         if plan.fault == SoakFault::Chaos(Fault::GraphKillUnfollow) && result.is_ok() {
             // The pair follows again: the next graph fault unfollows anew.
-            result = caller.follow(&pair.fan, pair.celebrity).await;
+            result = caller
+                .follow(&pair.fan, pair.celebrity)
+                .await
+                .map(|()| None);
+        }
+        let took_secs = at.elapsed().as_secs_f64();
+        let (detail, error) = match result {
+            Ok(detail) => (detail, None),
+            Err(error) => (None, Some(format!("{error:#}"))),
+        };
+        if let Some(detail) = &detail {
+            println!("    {detail}");
         }
         injected.push(Injected {
             at_secs: (at - start).as_secs_f64(),
             fault: plan.fault.slug(),
-            took_secs: at.elapsed().as_secs_f64(),
-            error: result.err().map(|error| format!("{error:#}")),
+            took_secs,
+            detail,
+            error,
         });
     }
     injected
@@ -661,6 +680,9 @@ mod tests {
                 a.cql_port,
                 a.cassandra_storage_port,
                 8080 + a.port_offset,
+                a.redis_cluster_port,
+                a.kafka_cluster_port,
+                a.pg_replica_port,
             ]
         };
         for port in ports(s) {

@@ -22,7 +22,7 @@ use crate::report::{PALETTE, STYLE, escape, legend, svg, write_files};
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
     pub config: serde_json::Value,
-    /// What the cohort could not set up and the faults not injected yet.
+    /// What the cohort could not set up.
     pub not_measured: Vec<String>,
     pub schedule: Vec<Planned>,
     pub injected: Vec<Injected>,
@@ -41,8 +41,11 @@ pub struct SoakReport {
 pub struct Injected {
     pub at_secs: f64,
     pub fault: String,
-    /// From the injection until the stack's processes were back.
+    /// From the injection until the stack's processes were back (for the
+    /// cluster faults: until the cluster was seen whole again).
     pub took_secs: f64,
+    /// What a cluster fault did and when it saw each step of the recovery.
+    pub detail: Option<String>,
     pub error: Option<String>,
 }
 
@@ -180,15 +183,16 @@ impl SoakReport {
         }
         page.push_str(
             "</table>\n<h2>Faults</h2>\n<table><tr><th>at (s)</th><th>fault</th>\
-             <th>back after (s)</th><th>error</th></tr>\n",
+             <th>back after (s)</th><th>what happened</th><th>error</th></tr>\n",
         );
         for fault in &self.injected {
             writeln!(
                 page,
-                "<tr><td>{:.0}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+                "<tr><td>{:.0}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
                 fault.at_secs,
                 escape(&fault.fault),
                 fault.took_secs,
+                escape(fault.detail.as_deref().unwrap_or("")),
                 escape(fault.error.as_deref().unwrap_or(""))
             )?;
         }

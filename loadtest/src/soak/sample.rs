@@ -8,7 +8,8 @@
 //!   checkpoint on, so that the sampler never reads through the tombstones
 //!   of what was relayed, which is the defect it watches for): the relay's
 //!   backlog as the store holds it;
-//! - Redis used memory, from `INFO memory`;
+//! - Redis used memory, from `INFO memory` (summed over the nodes of a
+//!   Redis Cluster: masters and their replicas' copies);
 //! - the resident memory of every process of the stack, from `/proc` via
 //!   the pid files the scripts write.
 //!
@@ -56,14 +57,19 @@ pub struct SystemSample {
 /// Connections the sampler keeps between readings.
 pub struct Sampler {
     http: reqwest::Client,
-    redis: Option<redis::Client>,
+    /// The single node, or every node of the cluster.
+    redis: Vec<redis::Client>,
     cql: Option<Session>,
     keyspace: String,
 }
 
 impl Sampler {
     pub async fn new(stack: &Stack, keyspace: &str) -> Self {
-        let redis = redis::Client::open(format!("redis://127.0.0.1:{}", stack.redis_port)).ok();
+        let redis = stack
+            .redis_ports()
+            .into_iter()
+            .filter_map(|port| redis::Client::open(format!("redis://127.0.0.1:{port}")).ok())
+            .collect();
         let cql = SessionBuilder::new()
             .known_node(format!("127.0.0.1:{}", stack.cql_port))
             .build()
@@ -103,8 +109,18 @@ impl Sampler {
         sample
     }
 
+    /// Summed over the nodes that answer; None if none does.
     async fn redis_memory(&self) -> Option<u64> {
-        let client = self.redis.as_ref()?;
+        let mut total = None;
+        for client in &self.redis {
+            if let Some(used) = Self::used_memory(client).await {
+                *total.get_or_insert(0) += used;
+            }
+        }
+        total
+    }
+
+    async fn used_memory(client: &redis::Client) -> Option<u64> {
         let read = async {
             let mut connection = client.get_multiplexed_async_connection().await.ok()?;
             let info: String = redis::cmd("INFO")
