@@ -1,6 +1,7 @@
-# deploy/lib/bench-common.sh — what deploy/bench.sh and deploy/bench-scale.sh share, sourced by
-# both: logging, the release build, and the five services started natively on fresh state of
-# one run, each given exactly the settings that wire it to that run.
+# deploy/lib/bench-common.sh — what deploy/bench.sh, deploy/bench-scale.sh and deploy/bench-dsb.sh
+# share, sourced by each: logging, the release build, the five services started natively on
+# fresh state of one run, each given exactly the settings that wire it to that run, and the
+# check that the machine is quiet before a measurement.
 #
 # The caller sets, before using these:
 #   BIN_DIR   where the release binaries are
@@ -68,4 +69,81 @@ start_stack() {
     RATE_LIMIT_SIGNUPS_PER_MINUTE=1000000 RATE_LIMIT_SIGNUP_BURST=100000 "${REDIS[@]}" \
     "${gateway_env[@]}"
   wait_http "http://$GATEWAY/healthz" 120 "the gateway"
+}
+
+# Percent of the machine's CPU time idle over $1 seconds (all cores, from /proc/stat).
+cpu_idle() {
+  local a b
+  read -r -a a < <(head -1 /proc/stat)
+  sleep "$1"
+  read -r -a b < <(head -1 /proc/stat)
+  local total=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  echo $((100 * ((b[4] - a[4]) + (b[5] - a[5])) / (total > 0 ? total : 1)))
+}
+
+# The fan-out worker's consumer lag, or "none" when no worker of ours runs (the strategies
+# experiment runs its own, in process). A worker of ours that does not answer is not quiet.
+fanout_lag() {
+  local metrics
+  if ((${#PIDS[@]} == 0)); then echo none; return; fi
+  metrics=$(curl -fsS "http://$FANOUT_METRICS/metrics" 2>/dev/null) || { echo "unreachable"; return; }
+  awk '/^chirp_fanout_consumer_lag/ { lag += $2 } END { print lag + 0 }' <<<"$metrics"
+}
+
+# Queries of the database $1 still running (other than this check): a seed not yet settled.
+active_queries() {
+  psql -Atq "$PG/postgres" -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$1' \
+    AND state <> 'idle' AND pid <> pg_backend_pid()" 2>/dev/null || echo "?"
+}
+
+# Waits for a quiet system (lag 0, the run's database idle, CPU idle) and records what it found
+# before the step $2 of the part $1 of the run (a size, a mix; database $3) as a row of
+# RESULTS/quiet.md, with the load average and the busiest processes. The caller sets RESULTS,
+# PG, QUIET_IDLE (percent) and QUIET_TIMEOUT (seconds).
+quiet() {
+  local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle active status
+  while :; do
+    lag=$(fanout_lag)
+    active=$(active_queries "$3")
+    idle=$(cpu_idle 5)
+    if [[ ($lag == 0 || $lag == none) && $active == 0 ]] && ((idle >= QUIET_IDLE)); then status=quiet; break; fi
+    if ((SECONDS >= deadline)); then status="NOT quiet after ${QUIET_TIMEOUT} s"; break; fi
+  done
+  local load busiest
+  load=$(cut -d ' ' -f 1-3 /proc/loadavg)
+  # The second frame of top: CPU over the last second, not since each process started.
+  busiest=$(top -b -n 2 -d 1 -w 200 | awk '/^top -/ { frame++ }
+    frame == 2 && $1 ~ /^[0-9]+$/ && n < 4 { printf "%s%s %s %%", sep, $12, $9; sep = ", "; n++ }')
+  printf '| %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$1" "$2" "$lag" "$active" "$idle" "$load" \
+    "$busiest" "$status" >>"$RESULTS/quiet.md"
+  log "$2 ($1): fan-out lag $lag, $active queries active, CPU $idle % idle, load $load: $status"
+}
+
+DATABASES=()
+KEYSPACES=()
+PREFIXES=()
+TOPICS=()
+
+# Drops what the runs named in DATABASES, KEYSPACES, PREFIXES and TOPICS created, and forgets
+# them: a million users' graph, history and timelines are gigabytes other users of these
+# backends should not pay for. The caller sets REPO_DIR, PG and BIN_DIR (its loadtest drops
+# keyspaces).
+drop_state() {
+  local prefix database keyspace topic kafka_libs=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}/kafka/libs
+  for prefix in "${PREFIXES[@]}"; do
+    redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 del >/dev/null || true
+  done
+  for database in "${DATABASES[@]}"; do
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  done
+  for keyspace in "${KEYSPACES[@]}"; do
+    "$BIN_DIR/loadtest" drop-keyspace "$keyspace" || true
+  done
+  for topic in "${TOPICS[@]}"; do
+    timeout 60 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$kafka_libs/*" \
+      org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --delete \
+      --topic "$topic" >/dev/null 2>&1 || true
+  done
+  DATABASES=() KEYSPACES=() PREFIXES=() TOPICS=()
 }

@@ -11,7 +11,8 @@
 //! - `run` ([`run`]): a workload ([`workload`]) sent through the gateway's
 //!   HTTP API ([`chirp_client`]) on an open- or closed-loop schedule
 //!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
-//!   written up as JSON and HTML ([`report`]).
+//!   written up as JSON and HTML ([`report`]). Two workloads are the
+//!   request mixes of DeathStarBench's social network ([`dsb`]).
 //! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
 //!   mixed workload, and from the outside: nothing lost, phantom or doubled.
 //! - `soak` ([`soak`]): the same stack and checks for an hour, seeded with
@@ -31,6 +32,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod dsb;
 pub mod estimate;
 pub mod graph_model;
 pub mod grpc;
