@@ -81,34 +81,6 @@ LOG_DIR=$RESULTS/logs
 # shellcheck source=deploy/lib/bench-common.sh
 source "$REPO_DIR/deploy/lib/bench-common.sh"
 
-DATABASES=()
-KEYSPACES=()
-PREFIXES=()
-TOPICS=()
-KAFKA_LIBS=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}/kafka/libs
-
-# Drops what the runs named in DATABASES, KEYSPACES, PREFIXES and TOPICS created, and forgets
-# them: a million users' graph, history and timelines are gigabytes other users of these
-# backends should not pay for.
-drop_state() {
-  local prefix database keyspace topic
-  for prefix in "${PREFIXES[@]}"; do
-    redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 del >/dev/null || true
-  done
-  for database in "${DATABASES[@]}"; do
-    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  done
-  for keyspace in "${KEYSPACES[@]}"; do
-    "$BIN_DIR/loadtest" drop-keyspace "$keyspace" || true
-  done
-  for topic in "${TOPICS[@]}"; do
-    timeout 60 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$KAFKA_LIBS/*" \
-      org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --delete \
-      --topic "$topic" >/dev/null 2>&1 || true
-  done
-  DATABASES=() KEYSPACES=() PREFIXES=() TOPICS=()
-}
-
 cleanup() {
   stop_services
   drop_state

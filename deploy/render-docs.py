@@ -6,6 +6,7 @@ No figure in the docs is typed by hand. A run's record is committed under docs/r
     KIND          written by                                   as
     bench         deploy/bench.sh                              RESULTS_DIR/run.json
     bench-scale   deploy/bench-scale.sh                        RESULTS_DIR/run.json
+    dsb           deploy/bench-dsb.sh                          RESULTS_DIR/run.json
     chaos         loadtest chaos --json docs/runs/chaos/run.json
     soak          deploy/soak.sh (several runs)                deploy/lib/record-run.py publish-soak DIR...
 
@@ -38,12 +39,14 @@ BLOCK = re.compile(r"^([ \t]*)(<!--\s*render:\s*([\w.-]+)\s*-->\n)(.*?)^[ \t]*(<
 PRODUCERS = {
     "bench": "`deploy/bench.sh`",
     "bench-scale": "`deploy/bench-scale.sh`",
+    "dsb": "`deploy/bench-dsb.sh`",
     "chaos": "`loadtest chaos`",
     "soak": "`deploy/soak.sh`",
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
     "bench-scale": "`deploy/bench-scale.sh`, then copy its run.json into docs/runs/bench-scale/",
+    "dsb": "`deploy/bench-dsb.sh`, then copy its run.json into docs/runs/dsb/",
     "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
     "soak": "`deploy/soak.sh` twice, then `deploy/lib/record-run.py publish-soak DIR1 DIR2`",
 }
@@ -278,6 +281,35 @@ def bench_scale_headline(run):
             f"(docs/BENCHMARKS.md, \"A million users\").")
 
 
+def dsb_results(run):
+    mixes = run["mixes"]
+    if not mixes:
+        raise NoRun("the run recorded no mix")
+    cores = run["machine"]["cores"]
+    first = mixes[0]
+    target = first["p99_target_ms"]
+    out = [provenance(run), "",
+           f"socfb-Reed98: {n(first['users'])} users, {n(first['follows'])} follows, "
+           f"{first['tweets_per_user']} posts each to start with; an open loop over "
+           f"{first['connections']} connections, {first['warmup']} of warm-up then {first['duration']} "
+           f"measured per rate; a rate passes with a p99 of at most {n(target)} ms and at most one "
+           f"request in a thousand failed, timed out or dropped.", ""]
+    best_rows = []
+    for mix in mixes:
+        best = next((s for s in mix["steps"] if s["rate"] == mix["best_rate"]), None)
+        best_rows.append([f"`{mix['mix']}`", n(mix["best_rate"]) if best else "none passed",
+                          n(mix["best_rate"] / cores) if best else "–",
+                          n(best["p50_ms"], 2) if best else "–", n(best["p99_ms"], 2) if best else "–"])
+    out += [table(["mix", f"highest rate with p99 ≤ {n(target)} ms, requests/s",
+                   f"per core ({cores} cores, everything on them)", "p50 ms there", "p99 ms there"],
+                  best_rows), ""]
+    rows = [[f"`{mix['mix']}`", n(s["rate"]), n(s["ok_per_sec"]), n(s["p50_ms"], 2), n(s["p99_ms"], 2),
+             n(s["p999_ms"], 2), n(s["failed"]), "pass" if s["passed"] else "**fail**"]
+            for mix in mixes for s in mix["steps"]]
+    out.append(table(["mix", "rate/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "failed", ""], rows))
+    return "\n".join(out)
+
+
 def chaos_table(run):
     def secs(value):
         return "never" if value is None else f"{value:.1f} s"
@@ -449,6 +481,7 @@ TABLES = {
     "bench-scale.summary": bench_scale_summary,
     "bench-scale.headline": bench_scale_headline,
     "bench-scale.strategies": strategies,
+    "dsb.results": dsb_results,
     "chaos.table": chaos_table,
     "soak.summary": soak_summary,
     "soak.delay": soak_delay,

@@ -24,6 +24,13 @@
 # 9201; tweet 9210, 9211; graph 9220, …; timeline 9230, …; fanout 9240, …), so that each one's
 # share of the load can be read.
 #
+# Traces: JAEGER=1 deploy/run-local.sh up also starts Jaeger natively (deploy/jaeger.sh: built
+# once from source with Go, minutes the first time, then cached) and points every service's
+# OTEL_EXPORTER_OTLP_ENDPOINT at it; open http://127.0.0.1:16686 and pick the service `gateway`.
+# With PORT_OFFSET its ports move too (the UI on 16686 + PORT_OFFSET, OTLP on 4317 +
+# PORT_OFFSET). `down` leaves it running, as the backends: `deploy/jaeger.sh down` stops it.
+# An OTEL_EXPORTER_OTLP_ENDPOINT of your own (a collector elsewhere) is passed on as it is.
+#
 # Other settings: PORT_OFFSET moves every port (e.g. 2000: the gateway on 10080), BIN_DIR runs
 # binaries from elsewhere (default: the release build), SKIP_BUILD=1 does not build them, and
 # the services read the rest of their settings from the environment (.env.example).
@@ -188,9 +195,21 @@ $(tail -n 20 "$RUN_DIR/$name.log")"
   done
 }
 
+# Jaeger on this run's ports (deploy/jaeger.sh), and the services' spans sent to it.
+start_jaeger() {
+  export JAEGER_UI_PORT=${JAEGER_UI_PORT:-$((16686 + PORT_OFFSET))}
+  export JAEGER_OTLP_GRPC_PORT=${JAEGER_OTLP_GRPC_PORT:-$((4317 + PORT_OFFSET))}
+  export JAEGER_OTLP_HTTP_PORT=${JAEGER_OTLP_HTTP_PORT:-$((4318 + PORT_OFFSET))}
+  export JAEGER_QUERY_GRPC_PORT=${JAEGER_QUERY_GRPC_PORT:-$((16685 + PORT_OFFSET))}
+  export JAEGER_HEALTH_PORT=${JAEGER_HEALTH_PORT:-$((13133 + PORT_OFFSET))}
+  bash "$REPO_DIR/deploy/jaeger.sh" up
+  export OTEL_EXPORTER_OTLP_ENDPOINT=${OTEL_EXPORTER_OTLP_ENDPOINT:-$(bash "$REPO_DIR/deploy/jaeger.sh" endpoint)}
+}
+
 up() {
   mkdir -p "$RUN_DIR"
   bash "$REPO_DIR/deploy/backends.sh" up
+  [[ ${JAEGER:-0} != 1 ]] || start_jaeger
   if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "building the services (cargo build, $PROFILE profile)"
     local profile=()
@@ -204,6 +223,7 @@ up() {
   if ((REPLICAS > 1)); then start_load_balancer; fi
   wait_for_gateway
   log "chirp is up: the console at http://127.0.0.1:$EDGE_PORT/ (the API: curl -s http://127.0.0.1:$EDGE_PORT/healthz)"
+  [[ ${JAEGER:-0} != 1 ]] || log "traces: http://127.0.0.1:$JAEGER_UI_PORT (Jaeger; service gateway)"
 }
 
 stop_all() {

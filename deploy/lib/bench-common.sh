@@ -1,7 +1,7 @@
-# deploy/lib/bench-common.sh — what deploy/bench.sh and deploy/bench-scale.sh share, sourced by
-# both: logging, the release build, the five services started natively on fresh state of one
-# run, each given exactly the settings that wire it to that run, and the check that the system
-# is quiet before a measurement.
+# deploy/lib/bench-common.sh — what deploy/bench.sh, deploy/bench-scale.sh and deploy/bench-dsb.sh
+# share, sourced by each: logging, the release build, the five services started natively on
+# fresh state of one run, each given exactly the settings that wire it to that run, and the
+# check that the machine is quiet before a measurement.
 #
 # The caller sets, before using these:
 #   BIN_DIR   where the release binaries are
@@ -112,7 +112,9 @@ active_queries() {
 }
 
 # Waits for a quiet system (lag 0, the run's database idle, CPU idle) and records what it found
-# before the step $2 of size $1 (database $3), with the load average and the busiest processes.
+# before the step $2 of the part $1 of the run (a size, a mix; database $3) as a row of
+# RESULTS/quiet.md, with the load average and the busiest processes. The caller sets RESULTS,
+# PG, QUIET_IDLE (percent) and QUIET_TIMEOUT (seconds).
 quiet() {
   local deadline=$((SECONDS + QUIET_TIMEOUT)) lag idle active status
   while :; do
@@ -129,10 +131,39 @@ quiet() {
     frame == 2 && $1 ~ /^[0-9]+$/ && n < 4 { printf "%s%s %s %%", sep, $12, $9; sep = ", "; n++ }')
   printf '| %s | %s | %s | %s | %s %% | %s | %s | %s |\n' "$1" "$2" "$lag" "$active" "$idle" "$load" \
     "$busiest" "$status" >>"$RESULTS/quiet.md"
-  log "$2 ($1 users): fan-out lag $lag, $active queries active, CPU $idle % idle, load $load: $status"
+  log "$2 ($1): fan-out lag $lag, $active queries active, CPU $idle % idle, load $load: $status"
 }
 
-# quiet_table: starts quiet.md, the table `quiet` adds a row to before each measurement.
+# quiet_table [COLUMN]: starts quiet.md, the table `quiet` adds a row to before each measurement;
+# its first column names the part of the run (default: users).
 quiet_table() {
-  printf '| users | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' >"$RESULTS/quiet.md"
+  printf '| %s | before | fan-out lag | queries active | CPU idle | load average | busiest processes | |\n|---|---|---|---|---|---|---|---|\n' "${1:-users}" >"$RESULTS/quiet.md"
+}
+
+DATABASES=()
+KEYSPACES=()
+PREFIXES=()
+TOPICS=()
+
+# Drops what the runs named in DATABASES, KEYSPACES, PREFIXES and TOPICS created, and forgets
+# them: a million users' graph, history and timelines are gigabytes other users of these
+# backends should not pay for. The caller sets REPO_DIR, PG and BIN_DIR (its loadtest drops
+# keyspaces).
+drop_state() {
+  local prefix database keyspace topic kafka_libs=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}/kafka/libs
+  for prefix in "${PREFIXES[@]}"; do
+    redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r -n 1000 redis-cli -h 127.0.0.1 del >/dev/null || true
+  done
+  for database in "${DATABASES[@]}"; do
+    psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  done
+  for keyspace in "${KEYSPACES[@]}"; do
+    "$BIN_DIR/loadtest" drop-keyspace "$keyspace" || true
+  done
+  for topic in "${TOPICS[@]}"; do
+    timeout 60 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$kafka_libs/*" \
+      org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --delete \
+      --topic "$topic" >/dev/null 2>&1 || true
+  done
+  DATABASES=() KEYSPACES=() PREFIXES=() TOPICS=()
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """deploy/lib/record-run.py KIND RESULTS_DIR COMMAND...: one run's record, the form docs/runs/ holds.
 
-deploy/bench.sh (KIND bench), deploy/bench-scale.sh (KIND bench-scale) and deploy/soak.sh (KIND
-soak) call it last. It
+deploy/bench.sh (KIND bench), deploy/bench-scale.sh (KIND bench-scale), deploy/bench-dsb.sh
+(KIND dsb) and deploy/soak.sh (KIND soak) call it last. It
 gathers the small JSON results the run wrote in RESULTS_DIR (never its logs or its manifest,
 which at a million users is megabytes) into RESULTS_DIR/run.json, with the date, the machine,
 the command and the git commit, so that a figure in the docs always says where it comes from.
@@ -33,7 +33,9 @@ import sys
 from pathlib import Path
 
 # The settings a run may be given through the environment, recorded with it.
-SETTINGS_PREFIXES = ("BENCH_", "SCALE_")
+SETTINGS_PREFIXES = ("BENCH_", "SCALE_", "DSB_")
+# Where the binaries came from is no setting of the measurement.
+NOT_SETTINGS = {"BENCH_BIN_DIR", "DSB_BIN_DIR"}
 
 
 def load(path):
@@ -145,13 +147,25 @@ def publish_soak(dirs):
     print(f"published {len(runs)} soak runs in {root}; now run deploy/render-docs.py")
 
 
+def dsb(results):
+    """Per mix, in the order the run measured them: its settings, the highest rate that passed,
+    and every step up to the first that failed."""
+    mixes = []
+    for mix_file in sorted(results.glob("*/mix.json"), key=lambda f: f.stat().st_mtime):
+        mix = load(mix_file)
+        steps = [load(f) for f in mix_file.parent.glob("rate-*/step.json")]
+        mix["steps"] = sorted((s for s in steps if s), key=lambda s: s["rate"])
+        mixes.append(mix)
+    return {"mixes": mixes}
+
+
 def main():
     if sys.argv[1] == "publish-soak":
         publish_soak([Path(d) for d in sys.argv[2:]])
         return
     kind, results, command = sys.argv[1], Path(sys.argv[2]), " ".join(sys.argv[3:])
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
-                        if k.startswith(SETTINGS_PREFIXES) and k != "BENCH_BIN_DIR")
+                        if k.startswith(SETTINGS_PREFIXES) and k not in NOT_SETTINGS)
     record = {
         "kind": kind,
         "date": os.environ.get("RECORD_DATE")
@@ -159,7 +173,7 @@ def main():
         "machine": machine(),
         "command": f"{settings} {command}".strip(),
         "commit": os.environ.get("RECORD_COMMIT") or commit(Path(__file__).resolve().parent.parent.parent),
-        **{"bench": bench, "bench-scale": bench_scale, "soak": soak}[kind](results),
+        **{"bench": bench, "bench-scale": bench_scale, "dsb": dsb, "soak": soak}[kind](results),
     }
     (results / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"run record: {results / 'run.json'}; to publish it in the docs:\n"

@@ -11,7 +11,8 @@
 //! - `run` ([`run`]): a workload ([`workload`]) sent through the gateway's
 //!   HTTP API ([`chirp_client`]) on an open- or closed-loop schedule
 //!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
-//!   written up as JSON and HTML ([`report`]).
+//!   written up as JSON and HTML ([`report`]). Two workloads are the
+//!   request mixes of DeathStarBench's social network ([`dsb`]).
 //! - `bench` ([`bench`]): the read path layer by layer against the Redis
 //!   floor, fan-out against pipelined `ZADD`; `visible` ([`visible`]): a
 //!   post's time to its last follower; `idle` ([`bench::idle`]): the stack's
@@ -56,6 +57,7 @@
 
 pub mod bench;
 pub mod chaos;
+pub mod dsb;
 pub mod estimate;
 pub mod graph_model;
 pub mod grpc;

@@ -52,7 +52,8 @@ pub struct RunArgs {
     /// Home-timeline pages a reader reads, by cursor, before starting over.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub pages: u32,
-    /// Tweets per home-timeline page (1-100). Default: the gateway's (20).
+    /// Tweets per timeline page (1-100), home timelines and users' own.
+    /// Default: the gateway's (20), or the page a DeathStarBench mix asks for.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub page_size: Option<u32>,
     /// Read as only this many of the users, drawn at random (default: all).
@@ -137,13 +138,18 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
     let (readers, writers) = match args.workload {
         Workload::HomeTimeline | Workload::UserTimeline => (everyone, Vec::new()),
         Workload::Post => (Vec::new(), everyone),
-        Workload::Mixed => (everyone.clone(), everyone),
+        Workload::Mixed | Workload::DsbMixed | Workload::NightcoreMixed => {
+            (everyone.clone(), everyone)
+        }
         Workload::CelebrityPost => celebrities_and_followers(&gateway, manifest, everyone).await?,
     };
     let params = Params {
         workload: args.workload,
         pages: args.pages,
-        page_size: args.page_size,
+        // A DeathStarBench mix reads pages of the size its benchmark asks for.
+        page_size: args
+            .page_size
+            .or(args.workload.mix().map(|mix| mix.page_size)),
         readers: args.readers.map(|count| count as usize),
         read_write_ratio: args.read_write_ratio,
         seed: args.seed,

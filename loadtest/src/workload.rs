@@ -17,11 +17,15 @@ use std::sync::{Mutex, PoisonError};
 use anyhow::ensure;
 use chirp_client::Gateway;
 use futures::StreamExt;
+use rand::distr::Alphanumeric;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use chirp_common::input::MAX_TWEET_CHARS;
+
+use crate::dsb::{DSB_MIXED, Mix, NIGHTCORE_MIXED, Request};
 use crate::schedule::{Failure, Outcome, Target};
 
 /// What `run` sends.
@@ -39,6 +43,13 @@ pub enum Workload {
     /// Celebrities post and their followers read their home timelines,
     /// `--read-write-ratio` to 1: the hybrid timeline's pull path under load.
     CelebrityPost,
+    /// DeathStarBench's wrk2 mixed workload: 60 % home timelines, 30 % user
+    /// timelines, 10 % posts; pages of 10 unless --page-size.
+    DsbMixed,
+    /// The Nightcore artifact's DeathStarBench mix: 40 % user timelines,
+    /// 25 % home timelines, 30 % posts, 5 % follows; pages of 1 unless
+    /// --page-size.
+    NightcoreMixed,
 }
 
 impl Workload {
@@ -49,6 +60,17 @@ impl Workload {
             Self::Post => "post",
             Self::Mixed => "mixed",
             Self::CelebrityPost => "celebrity-post",
+            Self::DsbMixed => "dsb-mixed",
+            Self::NightcoreMixed => "nightcore-mixed",
+        }
+    }
+
+    /// The DeathStarBench request mix the workload sends, if it is one.
+    pub fn mix(self) -> Option<&'static Mix> {
+        match self {
+            Self::DsbMixed => Some(&DSB_MIXED),
+            Self::NightcoreMixed => Some(&NIGHTCORE_MIXED),
+            _ => None,
         }
     }
 
@@ -58,7 +80,9 @@ impl Workload {
         match self {
             Self::HomeTimeline | Self::UserTimeline => (true, false),
             Self::Post => (false, true),
-            Self::Mixed | Self::CelebrityPost => (true, true),
+            Self::Mixed | Self::CelebrityPost | Self::DsbMixed | Self::NightcoreMixed => {
+                (true, true)
+            }
         }
     }
 }
@@ -68,6 +92,7 @@ pub const HOME_FIRST_PAGE: &str = "GET /users/{id}/timeline";
 pub const HOME_NEXT_PAGE: &str = "GET /users/{id}/timeline?cursor";
 pub const USER_TWEETS: &str = "GET /users/{id}/tweets";
 pub const POST_TWEET: &str = "POST /tweets";
+pub const FOLLOW: &str = "POST /follow";
 
 /// A seeded user the workload acts as.
 #[derive(Debug, Clone)]
@@ -100,7 +125,8 @@ pub struct Params {
     pub workload: Workload,
     /// Home-timeline pages a reader reads before starting over.
     pub pages: u32,
-    /// Tweets per home-timeline page; `None` for the gateway's default.
+    /// Tweets per timeline page (home and own); `None` for the gateway's
+    /// default.
     pub page_size: Option<u32>,
     /// Read as only this many users, drawn at random: few keep their
     /// timelines hot in the caches, many measure the misses.
@@ -209,7 +235,10 @@ impl GatewayTarget {
 
     async fn read_user_timeline(&self, pick: usize) -> Outcome {
         let user = &self.readers[pick % self.readers.len()];
-        let result = self.gateway.user_tweets(user.id).await;
+        let result = match self.params.page_size {
+            Some(limit) => self.gateway.user_tweets_page(user.id, None, limit).await,
+            None => self.gateway.user_tweets(user.id).await,
+        };
         let result = result.map(drop).map_err(Failure::from);
         Outcome {
             operation: USER_TWEETS,
@@ -217,10 +246,18 @@ impl GatewayTarget {
         }
     }
 
-    async fn post(&self, n: u64, pick: usize) -> Outcome {
+    /// A post by a random writer; `chars`, if given, pads its text with
+    /// random letters and digits to that many characters (a benchmark's post
+    /// size), up to chirp's limit.
+    async fn post(&self, n: u64, pick: usize, chars: Option<(usize, &mut SmallRng)>) -> Outcome {
         let author = &self.writers[pick % self.writers.len()];
         let key = format!("{}-{n}", self.params.run_tag);
-        let content = format!("Load test post {n} of run {}", self.params.run_tag);
+        let mut content = format!("Load test post {n} of run {}", self.params.run_tag);
+        if let Some((chars, rng)) = chars {
+            content.push(' ');
+            let pad = chars.min(MAX_TWEET_CHARS).saturating_sub(content.len());
+            content.extend((0..pad).map(|_| char::from(rng.sample(Alphanumeric))));
+        }
         let result = self
             .gateway
             .post_tweet(&author.token, &content, Some(&key))
@@ -230,6 +267,37 @@ impl GatewayTarget {
         Outcome {
             operation: POST_TWEET,
             result,
+        }
+    }
+
+    /// A random writer follows another one (following someone already
+    /// followed succeeds too, as in the benchmark).
+    async fn follow(&self, pick: usize, other: usize) -> Outcome {
+        let count = self.writers.len();
+        let follower = &self.writers[pick % count];
+        // Anyone but the follower: chirp refuses a self-follow as bad input.
+        let followee = &self.writers[(pick % count + 1 + other % (count - 1).max(1)) % count];
+        let result = self
+            .gateway
+            .follow(&follower.token, followee.id)
+            .await
+            .map_err(Failure::from);
+        Outcome {
+            operation: FOLLOW,
+            result,
+        }
+    }
+
+    /// One request of a DeathStarBench mix, of the kind `rng` draws.
+    async fn mixed(&self, mix: &Mix, n: u64, pick: usize, rng: &mut SmallRng) -> Outcome {
+        match mix.pick(rng.random()) {
+            Request::HomeTimeline => self.read_home_timeline(n).await,
+            Request::UserTimeline => self.read_user_timeline(pick).await,
+            Request::Post => self.post(n, pick, Some((mix.post_chars, rng))).await,
+            Request::Follow => {
+                let other = rng.random_range(0..usize::MAX);
+                self.follow(pick, other).await
+            }
         }
     }
 }
@@ -242,14 +310,16 @@ impl Target for GatewayTarget {
         match self.params.workload {
             Workload::HomeTimeline => self.read_home_timeline(n).await,
             Workload::UserTimeline => self.read_user_timeline(pick).await,
-            Workload::Post => self.post(n, pick).await,
+            Workload::Post => self.post(n, pick, None).await,
             Workload::Mixed | Workload::CelebrityPost => {
                 if rng.random_bool(write_share) {
-                    self.post(n, pick).await
+                    self.post(n, pick, None).await
                 } else {
                     self.read_home_timeline(n).await
                 }
             }
+            Workload::DsbMixed => self.mixed(&DSB_MIXED, n, pick, &mut rng).await,
+            Workload::NightcoreMixed => self.mixed(&NIGHTCORE_MIXED, n, pick, &mut rng).await,
         }
     }
 }
