@@ -64,6 +64,15 @@ pub struct Config {
     /// queries; its explanation names the authors left out.
     #[arg(long, env = "PAST_CAP_MAX_AUTHORS", default_value_t = 1_000)]
     pub past_cap_max_authors: usize,
+    /// The most pulled authors (followed celebrities under hybrid, every
+    /// followee under pull) whose older tweets one page reads from the
+    /// tweet store, one query each, when their cached newest ids do not
+    /// reach back to the page: the first by user id. A deep page of someone
+    /// pulling from thousands would otherwise cost thousands of queries;
+    /// the others give only what their cache holds, and the page's
+    /// explanation says how many were left out.
+    #[arg(long, env = "PULLED_STORE_MAX_AUTHORS", default_value_t = 1_000)]
+    pub pulled_store_max_authors: usize,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
     #[command(flatten)]

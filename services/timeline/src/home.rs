@@ -13,7 +13,7 @@
 //! 7. On request, how the page was made (the `explain` of the API): the
 //!    strategy, whether Redis held the timeline, the pulled authors, how
 //!    long each step took ([`Hops`]) and what the page left out on purpose
-//!    (the bounds of steps 2 and 4).
+//!    (the bounds of steps 2, 3 and 4).
 //!
 //! Authentication and the cursor's signature stay in the gateway: what
 //! arrives here is a user id and a tweet id to page below.
@@ -55,6 +55,9 @@ pub struct Home {
     pub hydration: CachedTweets,
     /// `PAST_CAP_MAX_AUTHORS`: the most authors step 4 reads.
     pub past_cap_max_authors: usize,
+    /// `PULLED_STORE_MAX_AUTHORS`: the most pulled authors step 3 reads
+    /// from the tweet store.
+    pub pulled_store_max_authors: usize,
 }
 
 impl Home {
@@ -103,10 +106,19 @@ impl Home {
         // 3. Their newest ids.
         let pulled = self
             .pulled
-            .below_each(&pulled_authors, before, want)
+            .below_each(&pulled_authors, before, want, self.pulled_store_max_authors)
             .await?;
         if !pulled_authors.is_empty() {
             hops.lap("pull");
+        }
+        if pulled.left_out > 0 {
+            notes.push(format!(
+                "past their cached newest tweets, read the older tweets of {} of the {} pulled \
+                 authors whose cache does not reach this far (the first by user id): the older \
+                 tweets of the others are not in this page",
+                pulled.read,
+                pulled.read + pulled.left_out
+            ));
         }
 
         // 4. Past the oldest id Redis keeps: the rest from the stores.
@@ -136,7 +148,7 @@ impl Home {
         }
 
         // 5. Merge.
-        let page = merge::page(pushed.ids, pulled, limit);
+        let page = merge::page(pushed.ids, pulled.lists, limit);
         hops.lap("merge");
 
         // 6. Hydrate; a deleted tweet's id hydrates to nothing.

@@ -104,6 +104,7 @@ pub async fn run(
         pulled,
         hydration: cached_tweets,
         past_cap_max_authors: config.past_cap_max_authors,
+        pulled_store_max_authors: config.pulled_store_max_authors,
     };
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
     let served = chirp_common::grpc::serve(

@@ -7,7 +7,12 @@
 //! [`crate::cache`]). The cost is staleness: a pulled author's new tweet
 //! shows up to one TTL (and one background refresh) late. The cache holds
 //! only the newest ids; a page deeper than that asks the tweet store
-//! directly, which is rare and cheap.
+//! directly, one query per author whose cached ids do not reach back. A
+//! reader pulls from up to 5 000 authors, so a deep page could make 5 000
+//! such queries, page after page: at most `PULLED_STORE_MAX_AUTHORS` are
+//! made (the first authors in the list, by user id), and the others give
+//! what their cache holds below the cursor, which the page's explanation
+//! says ([`Pulled::left_out`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +47,9 @@ struct NewestIds {
 }
 
 impl NewestIds {
-    /// Up to `want` ids older than `before`, or `None` when this snapshot
-    /// does not reach far enough back to tell.
-    fn below(&self, before: Option<i64>, want: usize) -> Option<Vec<i64>> {
+    /// Up to `want` ids older than `before`, and whether they are all there
+    /// are: false when this snapshot does not reach far enough back to tell.
+    fn below(&self, before: Option<i64>, want: usize) -> (Vec<i64>, bool) {
         let ids: Vec<i64> = self
             .ids
             .iter()
@@ -52,8 +57,19 @@ impl NewestIds {
             .take(want)
             .copied()
             .collect();
-        (ids.len() == want || self.complete).then_some(ids)
+        let exact = ids.len() == want || self.complete;
+        (ids, exact)
     }
+}
+
+/// The pulled lists of one page, one per author, newest first.
+pub struct Pulled {
+    pub lists: Vec<Vec<i64>>,
+    /// Authors whose cached ids did not reach back to the page: those read
+    /// from the tweet store, and those left out by the bound on such reads
+    /// (their list holds only what their cache had below the cursor).
+    pub read: usize,
+    pub left_out: usize,
 }
 
 impl PulledIds {
@@ -65,27 +81,47 @@ impl PulledIds {
     }
 
     /// Up to `want` ids older than `before` of each of `authors`, newest
-    /// first, one list per author.
+    /// first, one list per author, in the order of `authors`: from the
+    /// cache, and from the tweet store for at most `max_store_reads` of the
+    /// authors whose cached ids do not reach back (the first in `authors`).
     pub async fn below_each(
         &self,
         authors: &[i64],
         before: Option<i64>,
         want: usize,
-    ) -> Result<Vec<Vec<i64>>, TimelineError> {
-        futures::stream::iter(authors.iter().copied())
-            .map(|author_id| self.below(author_id, before, want))
+        max_store_reads: usize,
+    ) -> Result<Pulled, TimelineError> {
+        let cached: Vec<(Vec<i64>, bool)> = futures::stream::iter(authors.iter().copied())
+            .map(|author_id| async move {
+                let newest = self.newest(author_id).await?;
+                Ok::<_, TimelineError>(newest.below(before, want))
+            })
+            .buffered(AUTHOR_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let short: Vec<usize> = (0..authors.len()).filter(|&i| !cached[i].1).collect();
+        let read = short.len().min(max_store_reads);
+        let mut lists: Vec<Vec<i64>> = cached.into_iter().map(|(ids, _)| ids).collect();
+        let older: Vec<(usize, Vec<i64>)> = futures::stream::iter(short[..read].iter().copied())
+            .map(|i| async move {
+                let ids = recent_ids(self.tweets.clone(), authors[i], before, want).await?;
+                Ok::<_, TimelineError>((i, ids))
+            })
             .buffer_unordered(AUTHOR_CONCURRENCY)
             .try_collect()
-            .await
+            .await?;
+        for (i, ids) in older {
+            lists[i] = ids;
+        }
+        Ok(Pulled {
+            lists,
+            read,
+            left_out: short.len() - read,
+        })
     }
 
-    /// Up to `want` of `author_id`'s ids older than `before`, newest first.
-    async fn below(
-        &self,
-        author_id: i64,
-        before: Option<i64>,
-        want: usize,
-    ) -> Result<Vec<i64>, TimelineError> {
+    /// `author_id`'s newest ids, from the cache.
+    async fn newest(&self, author_id: i64) -> Result<Arc<NewestIds>, TimelineError> {
         let load = || {
             let tweets = self.tweets.clone();
             async move {
@@ -101,10 +137,7 @@ impl PulledIds {
             Lookup::Miss => "miss",
         };
         counter!(stats::PULLED_IDS_CACHE, "result" => result).increment(1);
-        match newest.below(before, want) {
-            Some(ids) => Ok(ids),
-            None => recent_ids(self.tweets.clone(), author_id, before, want).await,
-        }
+        Ok(newest)
     }
 }
 

@@ -8,7 +8,7 @@
 //! timeline be rebuilt from the stores. The store's own specification is
 //! in `timeline_service/store.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -630,6 +630,60 @@ async fn a_page_past_the_cap_reads_a_bounded_number_of_authors() {
     assert!(
         notes.iter().any(|note| note.contains("2 of the 3")),
         "{notes:?}"
+    );
+}
+
+/// Issue 19: a page deeper than the pulled authors' cached ids read each of
+/// them from the tweet store, one query per author: up to 5 000 for a
+/// reader of 5 000 celebrities, page after page. Now at most
+/// `--pulled-store-max-authors`, and the page says how many were left out.
+#[tokio::test]
+async fn a_deep_page_reads_a_bounded_number_of_pulled_authors() {
+    // Users are numbered 1 (the reader), 2 (a fan), 3, 4, 5 (celebrities
+    // at the graph's threshold of 2) in a fresh graph database.
+    let (reader, fan, celebrities) = (1, 2, [3, 4, 5]);
+    // More tweets each than the pulled-ids cache keeps (101), interleaved.
+    let by_author: HashMap<i64, Vec<i64>> = celebrities
+        .iter()
+        .map(|&author| (author, (1..=150).rev().map(|n| n * 10 + author).collect()))
+        .collect();
+    let fake = StandInTweets::slow(by_author, Duration::ZERO);
+    let tweet_addr = fake.serve().await;
+    let args = [
+        "--timeline-strategy",
+        "hybrid",
+        "--pulled-store-max-authors",
+        "2",
+    ];
+    let stack = spawn_stack(&tweet_addr, &args).await;
+    for handle in ["reader", "fan", "c3", "c4", "c5"] {
+        stack.user(handle).await;
+    }
+    for follower in [reader, fan] {
+        for celebrity in celebrities {
+            stack.follow(follower, celebrity).await;
+        }
+    }
+
+    // Below every author's cached ids (their 101 newest reach down to 500).
+    let page = stack.page(reader, Some(300), 10).await;
+
+    let explain = page.explain.as_ref().expect("explained");
+    assert_eq!(explain.pulled_author_ids, celebrities);
+    let authors: HashSet<i64> = page.tweets.iter().map(|tweet| tweet.author_id).collect();
+    assert_eq!(
+        authors,
+        HashSet::from([3, 4]),
+        "the first two by user id are read from the store, the third left out"
+    );
+    assert_eq!(ids(&page.tweets)[0], 294, "the newest below the cursor");
+    assert!(
+        explain
+            .notes
+            .iter()
+            .any(|note| note.contains("2 of the 3 pulled")),
+        "{:?}",
+        explain.notes
     );
 }
 
