@@ -6,7 +6,7 @@ No figure in the docs is typed by hand. A run's record is committed under docs/r
     KIND          written by                                   as
     bench         deploy/bench.sh                              RESULTS_DIR/run.json
     bench-scale   deploy/bench-scale.sh                        RESULTS_DIR/run.json
-    chaos         loadtest chaos --json docs/runs/chaos/run.json
+    chaos         chaos run --json docs/runs/chaos/run.json
 
 (the latest run of a kind replaces the one before; git keeps the older ones). In a doc, a
 rendered block is
@@ -37,12 +37,12 @@ BLOCK = re.compile(r"^([ \t]*)(<!--\s*render:\s*([\w.-]+)\s*-->\n)(.*?)^[ \t]*(<
 PRODUCERS = {
     "bench": "`deploy/bench.sh`",
     "bench-scale": "`deploy/bench-scale.sh`",
-    "chaos": "`loadtest chaos`",
+    "chaos": "`chaos run`",
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
     "bench-scale": "`deploy/bench-scale.sh`, then copy its run.json into docs/runs/bench-scale/",
-    "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
+    "chaos": "`cargo run --release -p chirp-chaos -- run --json docs/runs/chaos/run.json`",
 }
 
 

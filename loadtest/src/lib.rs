@@ -12,11 +12,6 @@
 //!   HTTP API ([`chirp_client`]) on an open- or closed-loop schedule
 //!   ([`schedule`]), measured with HDR histograms ([`recorder`]) and
 //!   written up as JSON and HTML ([`report`]).
-//! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
-//!   mixed workload, and from the outside: nothing lost, phantom or doubled.
-//! - `soak` ([`soak`]): the same stack and checks for an hour, seeded with
-//!   the bulk seed, under a steady load and a seeded random fault schedule;
-//!   nothing lost, and no curve (memory, queues) growing.
 //!
 //! Reading order for the measurement itself: [`schedule`] (why an open
 //! loop), [`recorder`], [`report`]. The scheduler is generic over any async
@@ -30,7 +25,6 @@
 //! for the floor it compares the read path against.
 
 pub mod bench;
-pub mod chaos;
 pub mod estimate;
 pub mod graph_model;
 pub mod grpc;
@@ -43,7 +37,6 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod seed;
-pub mod soak;
 pub mod tokens;
 pub mod visible;
 pub mod workload;
@@ -76,14 +69,6 @@ pub enum Command {
     Visible(visible::VisibleArgs),
     /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
     DropKeyspace(keyspace::DropKeyspaceArgs),
-    /// Kill, restart and pause services and backends of an isolated stack
-    /// under load; check nothing is lost, phantom or doubled:
-    /// docs/RELIABILITY.md.
-    Chaos(chaos::ChaosArgs),
-    /// An isolated stack seeded with the bulk seed, a steady load and
-    /// random faults for `--duration`; checks and growth tests, soak.json
-    /// and soak.html: docs/RELIABILITY.md.
-    Soak(soak::SoakArgs),
 }
 
 /// Runs one subcommand.
@@ -103,24 +88,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             visible::visible(&args).await?;
         }
         Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
-        Command::Chaos(args) => {
-            let rows = chaos::chaos(&args).await?;
-            let failed: Vec<_> = rows.iter().filter(|row| !row.passed()).collect();
-            anyhow::ensure!(
-                failed.is_empty(),
-                "{} of {} faults broke a promise",
-                failed.len(),
-                rows.len()
-            );
-        }
-        Command::Soak(args) => {
-            let report = soak::soak(&args).await?;
-            anyhow::ensure!(
-                report.verdict.passed,
-                "the soak failed: {}",
-                report.verdict.reasons.join("; ")
-            );
-        }
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use chirp_client::Gateway;
-use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_timeline_store::{HomeTimelines, TimelineStoreArgs};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
