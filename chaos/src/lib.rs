@@ -1,5 +1,12 @@
-//! chirp's fault harness. `chaos run`: faults injected into a running chirp while a mixed
-//! workload runs, and the promises checked from the outside afterwards.
+//! chirp's fault harness: an isolated chirp of its own, faults injected
+//! into it under load, and the promises checked from the outside. Two
+//! commands of the `chaos` binary use it: `chaos run`, one scenario per
+//! fault (this module), and `chaos soak`, the same stack and checks for an
+//! hour under a steady load and a random fault schedule ([`soak`]).
+//!
+//! A crate apart from the load tool, on which it builds (the seed, the
+//! gateway clients, the report's drawing): the load tool measures a chirp
+//! someone else runs; this starts, breaks and stops its own.
 //!
 //! For each fault, one scenario: fresh users ([`workload::cast`]), a probe
 //! that proves the stack delivers, the workload running; then the fault
@@ -8,12 +15,12 @@
 //! the checks ([`checks`]) repeated until clean or a bound has passed. One
 //! table row per fault ([`report`]).
 //!
-//! Everything runs against an isolated stack ([`stack`]) that this command
+//! Everything runs against an isolated stack ([`stack`]) that each command
 //! starts with the project's scripts and stops at the end: faults kill and
 //! pause real processes, never the standard backends other work uses.
 //!
 //! Reading order: [`stack`], [`workload`], [`faults`], [`checks`], [`report`],
-//! [`record`] (the JSON of `--json FILE`).
+//! [`record`] (the JSON of `--json FILE`), then [`soak`].
 
 pub mod checks;
 pub mod faults;

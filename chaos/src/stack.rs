@@ -367,7 +367,7 @@ impl Stack {
 
 /// Starts the isolated stack `args` describe, runs `work` on it, and stops
 /// it again (unless `keep_running`) whatever `work` returned: the frame of
-/// `chaos` and `soak`.
+/// `chaos run` and `chaos soak`.
 pub async fn isolated<T, Fut>(
     args: &StackArgs,
     keep_running: bool,

@@ -1,7 +1,7 @@
 //! One deployment of chirp per strategy, in the experiment's own process,
 //! stopped before the next one starts.
 //!
-//! The services are the test kit's assembly (`chirp_stack::Stack`): the
+//! The services are `chirp-stack`'s assembly (`chirp_stack::Stack`): the
 //! production code, through the same `run(config, listener, shutdown)` its
 //! binaries call. What the experiment adds is thin: where the data lives
 //! (the operator's backends, kept from one strategy to the next), the flags

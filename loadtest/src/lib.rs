@@ -17,7 +17,9 @@
 //! loop), [`recorder`], [`report`]. The scheduler is generic over any async
 //! operation, so other targets (a gRPC service, Redis) are measured the same
 //! way. Comparing designs, which restarts the services, is the `experiment`
-//! binary's job (crate `chirp-experiment`), which uses this one as a library.
+//! binary's job (crate `chirp-experiment`), which uses this one as a library;
+//! so does the fault harness (crate `chirp-chaos`: `chaos run`, `chaos soak`),
+//! which starts a chirp of its own to break.
 //!
 //! The load tool treats chirp as a black box: it talks to it over HTTP, gRPC
 //! and Kafka only, links none of the services (just their contracts,

@@ -5,12 +5,12 @@
 //! without bound?
 //!
 //! The parts, in reading order: the stack ([`crate::stack`], the one
-//! `chaos` starts, here on other ports and in another folder), the bulk
+//! `chaos run` starts, here on other ports and in another folder), the bulk
 //! seed ([`loadtest::seed`]), the watched cohort whose every action is
 //! recorded ([`cohort`]), the load on everybody else ([`traffic`]), the
 //! faults and their schedule ([`faults`]), what is read each interval
 //! ([`tally`] from the clients, [`sample`] from the system), the checks
-//! (`chaos`'s [`crate::checks`], every `--check-every` on what has
+//! (`chaos run`'s [`crate::checks`], every `--check-every` on what has
 //! settled and once at the end on everything), the growth test
 //! ([`growth`]) and the outputs ([`report`]).
 //!

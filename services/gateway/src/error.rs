@@ -2,7 +2,7 @@
 //!
 //! Every failure, from a malformed cursor to a dead backend, reaches the
 //! client as `application/problem+json` with a stable machine-readable
-//! `code`. The status comes from `chirp_common`'s single table, so a gRPC
+//! `code`. The status comes from `chirp_grpc::error`'s single table, so a gRPC
 //! error from any service maps to HTTP in exactly one place. Server-side
 //! faults are logged here with their cause and sent as a bare title.
 

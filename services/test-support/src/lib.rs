@@ -14,7 +14,7 @@
 //! `sqlx` (to create test databases) and these helpers stay out of every
 //! binary. `chirp-stack`, which starts the services themselves in one
 //! process, builds on it; it cannot live there, since the services' own
-//! tests use these helpers and the testkit depends on the services.
+//! tests use these helpers and `chirp-stack` depends on the services.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
