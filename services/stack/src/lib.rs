@@ -10,12 +10,12 @@
 //!
 //! Reading order: [`Stores`] (where a deployment's data lives: a fresh set
 //! per test, so tests run in parallel without seeing each other's data),
-//! [`InternalServices`] (the four internal services: the SIGTERM test runs the real
-//! gateway binary in front of them), [`Stack`] (the gateway on top) and
-//! [`Services`] (how long they all run: for the rest of a test, or until an
-//! experiment stops them to start the next design). Tests that wire one
-//! service to stand-ins or to faults take single pieces: [`spawn_graph`],
-//! [`spawn_gateway`].
+//! [`InternalServices`] (the four services behind the gateway: the SIGTERM
+//! test runs the real gateway binary in front of them), [`Stack`] (the
+//! gateway on top) and [`Services`] (how long they all run: for the rest of
+//! a test, or until an experiment stops them to start the next design).
+//! Tests that wire one service to stand-ins or to faults take single pieces:
+//! [`spawn_graph`], [`spawn_gateway`].
 
 mod internal;
 mod services;
