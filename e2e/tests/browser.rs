@@ -16,8 +16,8 @@ mod helpers;
 use std::path::PathBuf;
 use std::process::Command;
 
-use chirp_common::metrics::MetricsArgs;
-use chirp_testing::local_listener;
+use chirp_runtime::metrics::MetricsArgs;
+use chirp_test_support::local_listener;
 use helpers::spawn_stack_with;
 
 #[tokio::test]
@@ -25,7 +25,7 @@ use helpers::spawn_stack_with;
 async fn the_console_works_in_a_real_browser() {
     let (listener, metrics_addr) = local_listener().await;
     drop(listener);
-    chirp_common::metrics::install(&MetricsArgs {
+    chirp_runtime::metrics::install(&MetricsArgs {
         metrics_addr: Some(metrics_addr.parse().expect("an address")),
     })
     .expect("serve /metrics");

@@ -1,4 +1,4 @@
-//! The short version of `loadtest chaos`: every fault of issue 10 injected
+//! The short version of `chaos run`: every fault of issue 10 injected
 //! into an isolated stack under a small mixed workload, and nothing lost,
 //! phantom, doubled or skipped by paging afterwards.
 //!
@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use loadtest::{Cli, Command};
+use chirp_chaos::{Cli, Command};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
@@ -18,8 +18,8 @@ async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
     let backends = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos-backends");
     let bin_dir = chirp_e2e::service_binaries();
     let args = [
-        "loadtest".to_owned(),
         "chaos".to_owned(),
+        "run".to_owned(),
         "--short".to_owned(),
         format!("--repo={}", repo.display()),
         format!("--backends-dir={}", backends.display()),
@@ -37,14 +37,14 @@ async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
         "--cql-port=24042".to_owned(),
         "--cassandra-storage-port=24000".to_owned(),
     ];
-    let Command::Chaos(args) = <Cli as clap::Parser>::parse_from(args).command else {
+    let Command::Run(args) = <Cli as clap::Parser>::parse_from(args).command else {
         unreachable!("parsed as chaos");
     };
-    let rows = loadtest::chaos::chaos(&args)
+    let rows = chirp_chaos::chaos(&args)
         .await
         .unwrap_or_else(|e| panic!("the chaos run could not complete: {e:#}"));
     assert_eq!(rows.len(), 7, "one row per fault");
-    let table = loadtest::chaos::report::table(&rows);
+    let table = chirp_chaos::report::table(&rows);
     for row in &rows {
         let f = &row.findings;
         assert!(

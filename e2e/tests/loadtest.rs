@@ -16,7 +16,7 @@ use redis::AsyncCommands as _;
 use chirp_proto::graph::graph_service_server;
 use chirp_proto::timeline::timeline_service_server;
 use chirp_proto::tweet::tweet_service_server;
-use chirp_testing::{self as testing, unique_name};
+use chirp_test_support::{self as testing, unique_name};
 use clap::Parser;
 use loadtest::bench::fanout;
 use loadtest::manifest::Manifest;

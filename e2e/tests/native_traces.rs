@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use chirp_testing::{ensure_backends, eventually, fresh_database, unique_name};
+use chirp_test_support::{ensure_backends, eventually, fresh_database, unique_name};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chirp_redis::connection::{RedisConnection, RedisTarget};
-use chirp_testing::{
+use chirp_test_support::{
     REDIS_CLUSTER_URLS, backends_script, ensure_scale_out, eventually, scale_out_pid, unique_name,
 };
 use redis::AsyncCommands;
@@ -125,7 +125,7 @@ async fn a_killed_master_is_replaced_by_its_replica_and_nothing_is_lost() {
     .await;
     // The nodes should not outlive the test that needed them; their data
     // stays for the next `up`.
-    chirp_testing::stop_scale_out("redis-cluster");
+    chirp_test_support::stop_scale_out("redis-cluster");
 }
 
 /// The nodes of `deploy/backends.sh up redis-cluster`.

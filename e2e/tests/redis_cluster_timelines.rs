@@ -1,5 +1,5 @@
 //! Home timelines on a Redis Cluster through a master's death, a whole
-//! stack on top (`chirp_testing::use_redis_cluster`): posts and
+//! stack on top (`chirp_test_support::use_redis_cluster`): posts and
 //! reads go on while one master is killed and its replica promoted, the
 //! timelines the replica did not have are rebuilt by their next read, and no
 //! tweet is missing from any follower's timeline afterwards.
@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chirp_testing::{backends_script, eventually, stop_scale_out, use_redis_cluster};
-use chirp_timelines::{State, layout};
+use chirp_test_support::{backends_script, eventually, stop_scale_out, use_redis_cluster};
+use chirp_timeline_store::{State, layout};
 use helpers::{Stack, TestUser, handle, spawn_stack_with};
 use redis::Value;
 use redis::aio::MultiplexedConnection;

@@ -17,11 +17,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use chirp_client::Gateway;
-use chirp_common::metrics::total;
 use chirp_proto::graph::graph_service_server;
 use chirp_proto::timeline::timeline_service_server;
 use chirp_proto::tweet::tweet_service_server;
-use chirp_testing::{ensure_backends, eventually, fresh_database, unique_name};
+use chirp_runtime::metrics::total;
+use chirp_test_support::{ensure_backends, eventually, fresh_database, unique_name};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -1,7 +1,7 @@
 //! One trace from a client's request to the last Redis write it causes.
 //!
 //! The five services run in this process, so the test installs the very
-//! subscriber their `main` installs (`chirp_common::telemetry::install`),
+//! subscriber their `main` installs (`chirp_runtime::telemetry::install`),
 //! exporting to memory instead of OTLP, and reads the finished spans back.
 //! The spans still cross real sockets and a real Kafka topic: the trace holds
 //! together only if every hop carries the `traceparent` it was given. This
@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use chirp_common::telemetry::{self, Filters, LogFormat, Telemetry};
-use chirp_testing::eventually;
+use chirp_runtime::telemetry::{self, Filters, LogFormat, Telemetry};
+use chirp_test_support::eventually;
 use helpers::{Stack, handle, ids, spawn_stack};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};

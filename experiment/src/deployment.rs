@@ -1,7 +1,7 @@
 //! One deployment of chirp per strategy, in the experiment's own process,
 //! stopped before the next one starts.
 //!
-//! The services are the test kit's assembly (`chirp_testkit::Stack`): the
+//! The services are `chirp-stack`'s assembly (`chirp_stack::Stack`): the
 //! production code, through the same `run(config, listener, shutdown)` its
 //! binaries call. What the experiment adds is thin: where the data lives
 //! (the operator's backends, kept from one strategy to the next), the flags
@@ -14,8 +14,8 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use chirp_testkit::{ServiceArgs, Services, Stack, Stores};
-use chirp_timelines::Strategy;
+use chirp_stack::{ServiceArgs, Services, Stack, Stores};
+use chirp_timeline_store::Strategy;
 use futures::TryStreamExt;
 use loadtest::prometheus::Scrape;
 use rdkafka::ClientConfig;
@@ -123,8 +123,8 @@ impl Running {
         let (stack, services) = Stack::start(&deployment.stores(backends), extra).await?;
         Ok(Self {
             gateway_url: stack.gateway_url,
-            graph_addr: stack.backends.graph_addr,
-            tweet_addr: stack.backends.tweet_addr,
+            graph_addr: stack.internal.graph_addr,
+            tweet_addr: stack.internal.tweet_addr,
             services,
         })
     }

@@ -4,7 +4,7 @@
 //! One experiment for now, `strategies` ([`strategies`]): push, pull and
 //! hybrid home timelines, what each costs in writes and what each gives in
 //! read and post-to-visible latency, written up by [`comparison`]. The
-//! services run in this process ([`deployment`], on the test kit's
+//! services run in this process ([`deployment`], on `chirp-stack`'s
 //! assembly) so that one command needs nothing but the backends; the load,
 //! its recording and its reports are the load tool's (`loadtest` as a
 //! library). A binary apart from `loadtest`, which talks to chirp only from

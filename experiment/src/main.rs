@@ -1,7 +1,7 @@
 use clap::Parser;
 
 #[global_allocator]
-static ALLOCATOR: chirp_common::allocator::Allocator = chirp_common::allocator::Allocator;
+static ALLOCATOR: chirp_runtime::allocator::Allocator = chirp_runtime::allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use chirp_client::Gateway;
-use chirp_testkit::TOKEN_SECRET;
-use chirp_timelines::Strategy;
+use chirp_stack::TOKEN_SECRET;
+use chirp_timeline_store::Strategy;
 use loadtest::graph_model::PowerLawParams;
 use loadtest::machine::Machine;
 use loadtest::manifest::{Manifest, SeededUser};

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use chirp_experiment::{Cli, Experiment};
-use chirp_testing::{self as testing, unique_name};
+use chirp_test_support::{self as testing, unique_name};
 use clap::Parser;
 
 /// Low enough for 60 users to make a celebrity.

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use chirp_common::grpc::{Channel, connect_lazy_with};
-use chirp_common::service_auth::ServiceToken;
+use chirp_grpc::service_auth::ServiceToken;
+use chirp_grpc::{Channel, connect_lazy_with};
 
 /// A lazily connected channel to `addr`, every call bounded by `deadline`.
 pub fn connect(addr: &str, deadline: Duration) -> anyhow::Result<Channel> {

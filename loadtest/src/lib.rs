@@ -17,17 +17,14 @@
 //!   floor, fan-out against pipelined `ZADD`; `visible` ([`visible`]): a
 //!   post's time to its last follower; `idle` ([`bench::idle`]): the stack's
 //!   CPU at rest.
-//! - `chaos` ([`chaos`]): faults injected into an isolated stack under a
-//!   mixed workload, and from the outside: nothing lost, phantom or doubled.
-//! - `soak` ([`soak`]): the same stack and checks for an hour, seeded with
-//!   the bulk seed, under a steady load and a seeded random fault schedule;
-//!   nothing lost, and no curve (memory, queues) growing.
 //!
 //! Reading order for the measurement itself: [`schedule`] (why an open
 //! loop), [`recorder`], [`report`]. The scheduler is generic over any async
 //! operation, so other targets (a gRPC service, Redis) are measured the same
 //! way. Comparing designs, which restarts the services, is the `experiment`
-//! binary's job (crate `chirp-experiment`), which uses this one as a library.
+//! binary's job (crate `chirp-experiment`), which uses this one as a library;
+//! so does the fault harness (crate `chirp-chaos`: `chaos run`, `chaos soak`),
+//! which starts a chirp of its own to break.
 //!
 //! The load tool treats chirp as a black box: it links none of the services
 //! (just their contracts, `chirp-proto`, the HTTP client, the token signing,
@@ -56,7 +53,6 @@
 //!   `INFO`, the outbox in the tweet store.
 
 pub mod bench;
-pub mod chaos;
 pub mod dsb;
 pub mod estimate;
 pub mod graph_model;
@@ -70,7 +66,6 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod seed;
-pub mod soak;
 pub mod tokens;
 pub mod visible;
 pub mod workload;
@@ -107,14 +102,6 @@ pub enum Command {
     Idle(bench::idle::IdleArgs),
     /// Drop a CQL keyspace a seed filled (for scripts; no cqlsh needed).
     DropKeyspace(keyspace::DropKeyspaceArgs),
-    /// Kill, restart and pause services and backends of an isolated stack
-    /// under load; check nothing is lost, phantom or doubled:
-    /// docs/RELIABILITY.md.
-    Chaos(chaos::ChaosArgs),
-    /// An isolated stack seeded with the bulk seed, a steady load and
-    /// random faults for `--duration`; checks and growth tests, soak.json
-    /// and soak.html: docs/RELIABILITY.md.
-    Soak(soak::SoakArgs),
 }
 
 /// Runs one subcommand.
@@ -137,24 +124,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             bench::idle::idle(&args).await?;
         }
         Command::DropKeyspace(args) => keyspace::drop_keyspace(&args).await?,
-        Command::Chaos(args) => {
-            let rows = chaos::chaos(&args).await?;
-            let failed: Vec<_> = rows.iter().filter(|row| !row.passed()).collect();
-            anyhow::ensure!(
-                failed.is_empty(),
-                "{} of {} faults broke a promise",
-                failed.len(),
-                rows.len()
-            );
-        }
-        Command::Soak(args) => {
-            let report = soak::soak(&args).await?;
-            anyhow::ensure!(
-                report.verdict.passed,
-                "the soak failed: {}",
-                report.verdict.reasons.join("; ")
-            );
-        }
     }
     Ok(())
 }

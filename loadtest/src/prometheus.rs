@@ -37,8 +37,8 @@ impl Scrape {
     }
 
     /// The sum of `name` over its series whose labels include every one of
-    /// `labels` ([`chirp_common::metrics::total`]).
+    /// `labels` ([`chirp_runtime::metrics::total`]).
     pub fn total(&self, name: &str, labels: &[&str]) -> f64 {
-        chirp_common::metrics::total(&self.exposition, name, labels)
+        chirp_runtime::metrics::total(&self.exposition, name, labels)
     }
 }

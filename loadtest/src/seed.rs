@@ -38,8 +38,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
-use chirp_common::grpc::Channel;
-use chirp_common::ids::{id_at, now_ms};
+use chirp_domain::ids::{id_at, now_ms};
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, ImportGraphChunk, ImportedFollow};
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
@@ -110,7 +110,7 @@ pub const DEFAULT_EXPONENT: f64 = 1.7;
 
 /// The Snowflake worker id of imported tweets. The services' `NODE_ID`s
 /// count up from 0, so the top of the range never meets a live generator.
-pub const IMPORT_WORKER_ID: u16 = chirp_common::ids::MAX_WORKER_ID;
+pub const IMPORT_WORKER_ID: u16 = chirp_domain::ids::MAX_WORKER_ID;
 
 /// Longest handle the graph service accepts.
 const MAX_HANDLE: usize = 15;
@@ -138,7 +138,7 @@ fn parse_handle_prefix(raw: &str) -> Result<String, String> {
 }
 
 /// A prefix no earlier seed used (to the second): `s` and the time in base 36.
-pub(crate) fn fresh_handle_prefix() -> String {
+pub fn fresh_handle_prefix() -> String {
     const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -680,7 +680,7 @@ mod tests {
         assert_eq!(&authors[..8], &[100, 101, 102, 103, 100, 101, 102, 103]);
         assert!(tweets.windows(2).all(|w| w[0].tweet_id < w[1].tweet_id));
         let last = tweets.last().unwrap().tweet_id;
-        assert!(chirp_common::ids::timestamp_ms(last) < end);
+        assert!(chirp_domain::ids::timestamp_ms(last) < end);
     }
 
     #[test]

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use chirp_client::Gateway;
-use chirp_common::grpc::DEFAULT_DEADLINE;
+use chirp_grpc::DEFAULT_DEADLINE;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{FollowRequest, ImportFollowsRequest};
 use futures::{StreamExt, TryStreamExt};

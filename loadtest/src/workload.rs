@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use chirp_common::input::MAX_TWEET_CHARS;
+use chirp_domain::input::MAX_TWEET_CHARS;
 
 use crate::dsb::{DSB_MIXED, Mix, NIGHTCORE_MIXED, Request};
 use crate::schedule::{Failure, Outcome, Target};

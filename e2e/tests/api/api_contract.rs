@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Stack, TestUser, handle, ids, spawn_stack};
-use chirp_testing::eventually;
+use chirp_test_support::eventually;
 
 /// Asserts an RFC 9457 problem with the given status and machine code.
 fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::routing::get;
-use chirp_testing::{eventually, local_listener};
+use chirp_test_support::{eventually, local_listener};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

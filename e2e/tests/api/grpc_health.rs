@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chirp_common::grpc::{Channel, connect_lazy};
+use chirp_grpc::{Channel, connect_lazy};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

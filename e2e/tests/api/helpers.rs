@@ -1,15 +1,15 @@
 //! `spawn_stack()`: a whole chirp deployment per test, on ports chosen by the OS.
 
 use chirp_client::Gateway;
-use chirp_testing::unique_name;
-use chirp_timelines::HomeTimelines;
+use chirp_test_support::unique_name;
+use chirp_timeline_store::HomeTimelines;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 /// Flags for the services of one stack, on top of the ones that wire it up.
-pub use chirp_testkit::ServiceArgs as ExtraArgs;
+pub use chirp_stack::ServiceArgs as ExtraArgs;
 #[allow(unused_imports)] // Read by tests/loadtest.rs, not by the api binary.
-pub use chirp_testkit::TOKEN_SECRET;
+pub use chirp_stack::TOKEN_SECRET;
 
 /// A running stack and a client of its gateway.
 pub struct Stack {
@@ -50,12 +50,12 @@ pub async fn spawn_stack_with(gateway_args: &[&str]) -> Stack {
 
 /// A stack whose services also get `extra` flags (e.g. a lower celebrity threshold).
 pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
-    let stack = chirp_testkit::Stack::spawn("e2e", extra).await;
+    let stack = chirp_stack::Stack::spawn("e2e", extra).await;
     Stack {
         gateway: Gateway::new(&stack.gateway_url).expect("an HTTP client"),
-        grpc_services: stack.backends.grpc_services(),
-        redis_prefix: stack.backends.redis_prefix,
-        kafka_topic: stack.backends.kafka_topic,
+        grpc_services: stack.internal.grpc_services(),
+        redis_prefix: stack.internal.redis_prefix,
+        kafka_topic: stack.internal.kafka_topic,
     }
 }
 
@@ -63,7 +63,7 @@ pub async fn spawn_stack_with_args(extra: ExtraArgs<'_>) -> Stack {
 /// behaves when the services behind it are down.
 pub async fn spawn_gateway_only(args: &[&str]) -> Stack {
     Stack {
-        gateway: Gateway::new(&chirp_testkit::spawn_gateway(args).await).expect("an HTTP client"),
+        gateway: Gateway::new(&chirp_stack::spawn_gateway(args).await).expect("an HTTP client"),
         redis_prefix: String::new(),
         grpc_services: Vec::new(),
         kafka_topic: String::new(),
@@ -79,7 +79,7 @@ impl TestUser {
 impl Stack {
     /// This stack's Redis timelines, to read or drop behind the services' back.
     pub async fn timelines(&self) -> HomeTimelines {
-        let args = chirp_testing::timeline_store(&self.redis_prefix);
+        let args = chirp_test_support::timeline_store(&self.redis_prefix);
         HomeTimelines::connect(&args)
             .await
             .expect("connect to Redis")

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::helpers::{ExtraArgs, Stack, TestUser, handle, ids, spawn_stack_with_args};
-use chirp_testing::eventually;
+use chirp_test_support::eventually;
 use serde_json::Value;
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];

@@ -9,20 +9,20 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use chirp_common::observe::{
+use chirp_runtime::observe::{
     GRPC_REQUEST_DURATION, GRPC_REQUESTS, HTTP_REQUEST_DURATION, HTTP_REQUESTS,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::helpers::{handle, ids, spawn_stack};
-use chirp_testing::eventually;
+use chirp_test_support::eventually;
 
 /// The process's recorder, installed by whichever test asks first, with the
 /// buckets every service exports.
 pub fn recorder() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        chirp_common::metrics::builder()
+        chirp_runtime::metrics::builder()
             .install_recorder()
             .expect("install the metrics recorder")
     })
@@ -39,7 +39,7 @@ impl Reading {
     /// The sum of `name` over the series whose labels contain every one of
     /// `labels` (e.g. `result="hit"`; none for all of them).
     fn total(&self, name: &str, labels: &[&str]) -> f64 {
-        chirp_common::metrics::total(&self.0, name, labels)
+        chirp_runtime::metrics::total(&self.0, name, labels)
     }
 }
 

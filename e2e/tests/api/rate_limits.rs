@@ -88,12 +88,12 @@ async fn writes_beyond_the_burst_are_refused_with_retry_after() {
 /// spoke to one node only would get `MOVED` for most users and fail open.
 #[tokio::test]
 async fn the_limit_holds_on_a_redis_cluster() {
-    chirp_testing::ensure_scale_out("redis-cluster");
+    chirp_test_support::ensure_scale_out("redis-cluster");
     let stack = spawn_stack_with(&[
         "--redis-cluster",
         "true",
         "--redis-url",
-        chirp_testing::REDIS_CLUSTER_URLS,
+        chirp_test_support::REDIS_CLUSTER_URLS,
         "--rate-limit-burst",
         "2",
         "--rate-limit-writes-per-minute",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 
 use crate::helpers::{handle, ids, spawn_stack};
-use chirp_testing::eventually;
+use chirp_test_support::eventually;
 
 #[tokio::test]
 async fn a_tweet_reaches_a_followers_home_timeline() {

@@ -39,11 +39,11 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use chirp_client::Gateway;
-use chirp_common::ids::{MAX_WORKER_ID, Snowflake};
+use chirp_domain::ids::{MAX_WORKER_ID, Snowflake};
 use chirp_kafka::KafkaArgs;
 use chirp_proto::events::{TweetCreated, TweetEvent, tweet_event};
 use chirp_redis::connection::RedisArgs;
-use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_timeline_store::{HomeTimelines, TimelineStoreArgs};
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -204,7 +204,7 @@ async fn through_worker(
             tweet_event::Kind::Created(TweetCreated {
                 tweet_id,
                 author_id,
-                created_at_ms: chirp_common::ids::timestamp_ms(tweet_id),
+                created_at_ms: chirp_domain::ids::timestamp_ms(tweet_id),
             })
         })
         .await?;

@@ -37,7 +37,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, ensure};
 use chirp_kafka::KafkaArgs;
 use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_timeline_store::{HomeTimelines, TimelineStoreArgs};
 use redis::ConnectionAddr;
 
 use crate::machine::Machine;

@@ -21,7 +21,7 @@ pub struct RedisBenchmark {
     pub pages_per_sec: f64,
 }
 
-/// The `ZRANGE` of one page of `key`, as `chirp_timelines` builds
+/// The `ZRANGE` of one page of `key`, as `chirp_timeline_store` builds
 /// it: newest first, down to just above the sentinel member 0.
 fn page_command(key: &str, want: usize) -> Vec<String> {
     let sentinel = format!("({:019}", 0);

@@ -3,10 +3,10 @@
 //! layer is measured by the same scheduler and recorder, so the ratios
 //! between them compare like with like.
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::timeline::GetHomeTimelineRequest;
 use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
-use chirp_timelines::HomeTimelines;
+use chirp_timeline_store::HomeTimelines;
 
 use crate::schedule::{Failure, Outcome, Target};
 

@@ -40,12 +40,12 @@ use std::pin::{Pin, pin};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chirp_common::trace_context;
-use chirp_common::{ErrorKind, ServiceError};
+use chirp_grpc::{ErrorKind, ServiceError};
 use chirp_kafka::KafkaArgs;
 use chirp_kafka::trace_headers;
 use chirp_proto::events::TweetEvent;
 use chirp_proto::events::tweet_event::Kind;
+use chirp_runtime::trace_context;
 use metrics::counter;
 use prost::Message as _;
 use rdkafka::Message;

@@ -7,7 +7,7 @@
 //! until someone mends its cause (a timeline key of the wrong type, a graph
 //! that rejects the worker's token), and the log says so.
 
-use chirp_common::{ErrorKind, ServiceError};
+use chirp_grpc::{ErrorKind, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {

@@ -24,18 +24,18 @@
 //! applied once.
 //!
 //! Each page of a push is also counted in the tweet's delivery record
-//! (`chirp_redis::delivery`), followers pushed apart from followers skipped,
+//! (`chirp_delivery`), followers pushed apart from followers skipped,
 //! so that a client can watch the fan-out: one more command per page, and a
 //! failed record never fails the event.
 
-use chirp_common::grpc::Channel;
-use chirp_common::ids::{now_ms, timestamp_ms};
+use chirp_delivery::{DeliveryLog, Reach};
+use chirp_domain::ids::{now_ms, timestamp_ms};
+use chirp_grpc::Channel;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{GetUserRequest, ListFollowsRequest};
-use chirp_redis::delivery::{DeliveryLog, Reach};
-use chirp_timelines::{HomeTimelines, Strategy};
+use chirp_timeline_store::{HomeTimelines, Strategy};
 use metrics::{counter, histogram};
 
 use crate::FanoutError;

@@ -47,11 +47,11 @@ mod stats;
 
 use std::future::Future;
 
-use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
+use chirp_delivery::DeliveryLog;
+use chirp_grpc::{DEFAULT_DEADLINE, connect_lazy_with};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_redis::connection::RedisConnection;
-use chirp_redis::delivery::DeliveryLog;
-use chirp_timelines::HomeTimelines;
+use chirp_timeline_store::HomeTimelines;
 use clap::{Parser, Subcommand};
 
 pub use config::Config;

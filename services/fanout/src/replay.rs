@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chirp_common::telemetry::LogArgs;
 use chirp_kafka::KafkaArgs;
+use chirp_runtime::telemetry::LogArgs;
 use clap::Args;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};

@@ -5,7 +5,7 @@
 //! hybrid strategy saved by skipping celebrities, how events fared, and how
 //! far the workers are behind. They are recorded where the event happens,
 //! through the `metrics` facade, and cost nothing when no exporter is
-//! installed (see `chirp_common::metrics`).
+//! installed (see `chirp_runtime::metrics`).
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 

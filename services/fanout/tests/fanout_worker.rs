@@ -19,18 +19,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chirp_common::grpc::Channel;
-use chirp_common::ids::Snowflake;
+use chirp_domain::ids::Snowflake;
+use chirp_grpc::Channel;
 use chirp_kafka::KafkaArgs;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_testing::{
+use chirp_stack::spawn_graph;
+use chirp_test_support::{
     KAFKA, ServiceProcess, ensure_backends, eventually, fresh_database, local_listener, unique_name,
 };
-use chirp_testkit::spawn_graph;
-use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_timeline_store::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use prost::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -90,12 +90,12 @@ async fn spawn_app_with_partitions(celebrity_threshold: i64, partitions: i32) ->
     ensure_backends();
     let database_url = fresh_database().await;
     let (listener, graph_addr) = local_listener().await;
-    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("fanout_test")));
+    let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("fanout_test")));
     let threshold = celebrity_threshold.to_string();
     let threshold = ["--celebrity-threshold", &threshold];
     spawn_graph(listener, &database_url, &store.redis, &threshold);
     let graph = GraphServiceClient::new(
-        chirp_common::grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),
+        chirp_grpc::connect_lazy(&graph_addr, Duration::from_secs(10)).unwrap(),
     );
 
     let kafka = KafkaArgs {
@@ -236,7 +236,7 @@ impl TestApp {
         let created = Kind::Created(TweetCreated {
             tweet_id,
             author_id,
-            created_at_ms: chirp_common::ids::timestamp_ms(tweet_id),
+            created_at_ms: chirp_domain::ids::timestamp_ms(tweet_id),
         });
         self.produce(
             author_id,
@@ -736,7 +736,7 @@ async fn consumer_lag_and_batch_sizes_are_measured() {
     // Every test's topic has a partition 0, so one recorder for the whole
     // binary would mix the tests' lags up. This test records into its own,
     // local to the test's thread, where `#[tokio::test]` runs the worker too.
-    let recorder = chirp_common::metrics::builder().build_recorder();
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
     let metrics = recorder.handle();
     let _recording = metrics::set_default_local_recorder(&recorder);
     let app = spawn_app(10_000).await;
@@ -815,7 +815,7 @@ fn series(rendered: &str, name: &str) -> BTreeMap<String, f64> {
 #[tokio::test]
 async fn a_push_skips_followers_whose_timeline_is_not_cached_and_counts_them() {
     // A recorder local to the test's thread (see the lag test).
-    let recorder = chirp_common::metrics::builder().build_recorder();
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
     let metrics = recorder.handle();
     let _recording = metrics::set_default_local_recorder(&recorder);
     let app = spawn_app(10_000).await;
@@ -875,7 +875,7 @@ async fn a_tweet_created_again_after_its_deletion_is_not_pushed_back() {
 #[tokio::test]
 async fn deleting_a_celebrity_tweet_does_not_walk_the_followers() {
     // A recorder local to the test's thread (see the lag test).
-    let recorder = chirp_common::metrics::builder().build_recorder();
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
     let metrics = recorder.handle();
     let _recording = metrics::set_default_local_recorder(&recorder);
     let app = spawn_app(2).await;
@@ -908,7 +908,7 @@ async fn deleting_a_celebrity_tweet_does_not_walk_the_followers() {
 #[tokio::test]
 async fn an_event_refused_for_its_data_is_retried_until_the_data_is_mended() {
     // A recorder local to the test's thread (see the lag test).
-    let recorder = chirp_common::metrics::builder().build_recorder();
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
     let metrics = recorder.handle();
     let _recording = metrics::set_default_local_recorder(&recorder);
     let app = spawn_app(10_000).await;
@@ -969,7 +969,7 @@ async fn an_event_refused_for_its_data_is_retried_until_the_data_is_mended() {
 /// `Internal`, and the event was dead-lettered after three attempts.)
 #[tokio::test]
 async fn an_event_is_retried_through_a_postgres_fault_until_it_ends() {
-    let recorder = chirp_common::metrics::builder().build_recorder();
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
     let metrics = recorder.handle();
     let _recording = metrics::set_default_local_recorder(&recorder);
     let app = spawn_app(10_000).await;
@@ -1030,7 +1030,7 @@ async fn replayed_dead_letters_reach_the_followers_timelines() {
     let created = Kind::Created(TweetCreated {
         tweet_id: tweet,
         author_id: author,
-        created_at_ms: chirp_common::ids::timestamp_ms(tweet),
+        created_at_ms: chirp_domain::ids::timestamp_ms(tweet),
     });
     let payload = TweetEvent {
         kind: Some(created),
@@ -1116,7 +1116,7 @@ async fn wait_for_retries(render: impl Fn() -> String, attempts: f64) {
 /// fix the listing came from the replica, and the tweet never reached them.)
 #[tokio::test]
 async fn a_follow_the_replica_has_not_replayed_yet_still_gets_the_next_tweet() {
-    chirp_testing::ensure_scale_out("pg-replica");
+    chirp_test_support::ensure_scale_out("pg-replica");
     let app = spawn_app(10_000).await;
     let author = app.create_user("author").await;
     let reader = app.create_user("reader").await;
@@ -1186,7 +1186,7 @@ async fn a_follow_the_replica_has_not_replayed_yet_still_gets_the_next_tweet() {
     worker.stop().await;
     // The only user of the replica in this binary: stop it rather than have
     // it replay the WAL of every later test.
-    chirp_testing::stop_scale_out("pg-replica");
+    chirp_test_support::stop_scale_out("pg-replica");
 }
 
 /// Issue 10, fix 5: a worker killed without leaving its group (SIGKILL)

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chirp_auth::Secret;
-use chirp_common::metrics::MetricsArgs;
-use chirp_common::service_auth::ServiceAuthArgs;
-use chirp_common::telemetry::LogArgs;
+use chirp_grpc::service_auth::ServiceAuthArgs;
 use chirp_redis::connection::RedisArgs;
+use chirp_runtime::metrics::MetricsArgs;
+use chirp_runtime::telemetry::LogArgs;
 use clap::Parser;
 
 use crate::rate_limit::Limits;
@@ -89,7 +89,7 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_TIMEOUT_MS", default_value_t = 100)]
     pub rate_limit_timeout_ms: u64,
     #[command(flatten)]
-    pub console: crate::console::live::ConsoleArgs,
+    pub console: chirp_scraper::ConsoleArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]

@@ -2,7 +2,7 @@
 //!
 //! Every failure, from a malformed cursor to a dead backend, reaches the
 //! client as `application/problem+json` with a stable machine-readable
-//! `code`. The status comes from `chirp_common`'s single table, so a gRPC
+//! `code`. The status comes from `chirp_grpc::error`'s single table, so a gRPC
 //! error from any service maps to HTTP in exactly one place. Server-side
 //! faults are logged here with their cause and sent as a bare title.
 
@@ -12,8 +12,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chirp_common::ErrorKind;
-use chirp_common::error::ALL_KINDS;
+use chirp_grpc::ErrorKind;
+use chirp_grpc::error::ALL_KINDS;
 use serde::Serialize;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -181,7 +181,7 @@ impl IntoResponse for ApiError {
 /// known only to the tweet service) are the client's answers too,
 /// and their messages, written for callers, pass through. Anything else is a
 /// fault on this side of the API, never the client's: the gateway validates
-/// its input before calling (`chirp_common::input`), so a peer's
+/// its input before calling (`chirp_domain::input`), so a peer's
 /// `InvalidArgument` is a gateway bug, and an `Unauthenticated` a wrong
 /// `INTERNAL_TOKEN`. Those become a 500, an overloaded or unreachable peer a
 /// 503; the peer's message is logged and the client sees only the title.

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
-use chirp_common::grpc::{Channel, connect_lazy_with};
+use chirp_grpc::{Channel, connect_lazy_with};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
@@ -48,9 +48,9 @@ pub struct AppState {
     /// Authors' handles, cached: every tweet shown names one.
     handles: api::hydrate::Handles,
     /// Fan-out progress per tweet, as the fan-out worker records it.
-    deliveries: chirp_redis::delivery::DeliveryLog,
+    deliveries: chirp_delivery::DeliveryLog,
     /// The console's view of the services' metrics.
-    live: Arc<console::live::Live>,
+    live: Arc<chirp_scraper::Live>,
 }
 
 impl AppState {
@@ -87,14 +87,14 @@ impl AppState {
             )),
             trusted_proxy_hops: config.trusted_proxy_hops,
             handles: api::hydrate::Handles::new(config.handle_cache_capacity),
-            deliveries: chirp_redis::delivery::DeliveryLog::new(
+            deliveries: chirp_delivery::DeliveryLog::new(
                 chirp_redis::connection::RedisConnection::lazy(
                     &config.redis.target(),
                     config.downstream_timeout(),
                 )?,
                 &config.redis.redis_key_prefix,
             ),
-            live: Arc::new(console::live::Live::new(&config.console)),
+            live: Arc::new(chirp_scraper::Live::new(&config.console)),
         })
     }
 }

@@ -1,13 +1,13 @@
 use clap::Parser;
 
 #[global_allocator]
-static ALLOCATOR: chirp_common::allocator::Allocator = chirp_common::allocator::Allocator;
+static ALLOCATOR: chirp_runtime::allocator::Allocator = chirp_runtime::allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = gateway::Config::parse();
-    let _telemetry = chirp_common::telemetry::init(&config.log, env!("CARGO_BIN_NAME"))?;
-    chirp_common::metrics::install(&config.metrics)?;
+    let _telemetry = chirp_runtime::telemetry::init(&config.log, env!("CARGO_BIN_NAME"))?;
+    chirp_runtime::metrics::install(&config.metrics)?;
     let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
-    gateway::run(config, listener, chirp_common::shutdown::signal()).await
+    gateway::run(config, listener, chirp_runtime::shutdown::signal()).await
 }

@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use chirp_client::reqwest::{Method, StatusCode};
 use chirp_client::{Error, Gateway, reqwest};
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{GetTweetRequest, ListTweetsByAuthorRequest};
-use chirp_testing::{REDIS_URL, ServiceProcess, eventually, unique_name};
-use chirp_testkit::{Backends, ServiceArgs};
+use chirp_stack::{InternalServices, ServiceArgs};
+use chirp_test_support::{REDIS_URL, ServiceProcess, eventually, unique_name};
 
 const TOKEN_SECRET: &str = "sigterm-test-secret-that-is-at-least-32-bytes";
 /// Clients sending requests at once, each one after the other.
@@ -37,9 +37,9 @@ const POSTS_BEFORE_SIGNAL: usize = 40;
 /// How long the gateway may take from SIGTERM to its exit.
 const EXIT_BOUND: Duration = Duration::from_secs(10);
 
-/// Starts the gateway binary in front of `backends`, and returns it with a
+/// Starts the gateway binary in front of `internal`, and returns it with a
 /// client of it and its Prometheus endpoint once it answers.
-async fn start_gateway(backends: &Backends) -> (ServiceProcess, Gateway, String) {
+async fn start_gateway(internal: &InternalServices) -> (ServiceProcess, Gateway, String) {
     let addr = free_port();
     let metrics_addr = free_port();
     let process = ServiceProcess::start(
@@ -47,12 +47,12 @@ async fn start_gateway(backends: &Backends) -> (ServiceProcess, Gateway, String)
         &[
             ("LISTEN_ADDR", &addr),
             ("METRICS_ADDR", &metrics_addr),
-            ("TWEET_ADDR", &backends.tweet_addr),
-            ("GRAPH_ADDR", &backends.graph_addr),
-            ("TIMELINE_ADDR", &backends.timeline_addr),
+            ("TWEET_ADDR", &internal.tweet_addr),
+            ("GRAPH_ADDR", &internal.graph_addr),
+            ("TIMELINE_ADDR", &internal.timeline_addr),
             ("TOKEN_SECRET", TOKEN_SECRET),
             ("REDIS_URL", REDIS_URL),
-            ("REDIS_KEY_PREFIX", &backends.redis_prefix),
+            ("REDIS_KEY_PREFIX", &internal.redis_prefix),
             // The load is many writes by few users.
             ("RATE_LIMIT_WRITES_PER_MINUTE", "1000000"),
             ("RATE_LIMIT_BURST", "1000000"),
@@ -216,12 +216,12 @@ async fn stored_tweets(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
-    let backends = Backends::spawn("sigterm", ServiceArgs::default()).await;
+    let internal = InternalServices::spawn("sigterm", ServiceArgs::default()).await;
     let tweets = TweetServiceClient::new(
-        chirp_common::grpc::connect_lazy(&backends.tweet_addr, Duration::from_secs(5))
+        chirp_grpc::connect_lazy(&internal.tweet_addr, Duration::from_secs(5))
             .expect("a valid address"),
     );
-    let (process, gateway, metrics_url) = start_gateway(&backends).await;
+    let (process, gateway, metrics_url) = start_gateway(&internal).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(Client::sign_up(&gateway).await);
@@ -245,7 +245,7 @@ async fn sigterm_under_load_answers_every_accepted_request_then_exits_0() {
         .text()
         .await
         .unwrap_or_else(|error| panic!("GET {metrics_url}: {error}"));
-    let posted = chirp_common::metrics::total(
+    let posted = chirp_runtime::metrics::total(
         &exposition,
         "chirp_http_requests_total",
         &[r#"method="POST""#, r#"route="/tweets""#, r#"status="201""#],

@@ -8,7 +8,7 @@
 //! serialization or deadlock conflict, too many connections) and `Internal`
 //! only when the statement itself is at fault, which no retry mends.
 
-use chirp_common::{ErrorKind, ServiceError};
+use chirp_grpc::{ErrorKind, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -79,7 +79,7 @@ fn transient_sqlstate(code: &str) -> bool {
 
 impl From<GraphError> for tonic::Status {
     fn from(error: GraphError) -> Self {
-        chirp_common::error::into_status(error)
+        chirp_grpc::error::into_status(error)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Validated user input: a handle and a display name are checked once, here,
-//! by the shared rules of `chirp_common::input`, and trusted everywhere after.
+//! by the shared rules of `chirp_domain::input`, and trusted everywhere after.
 
-use chirp_common::input;
+use chirp_domain::input;
 
 use crate::GraphError;
 

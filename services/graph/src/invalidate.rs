@@ -7,7 +7,7 @@
 //! fresh connection; any other failure, or a second one, is the caller's.
 //! One retry, not a loop: a Redis that is really down fails fast.
 
-use chirp_timelines::TimelineDrops;
+use chirp_timeline_store::TimelineDrops;
 
 /// Drops the timelines of `user_ids`, as [`TimelineDrops::invalidate`] does.
 pub async fn timelines(timelines: &TimelineDrops, user_ids: &[i64]) -> redis::RedisResult<()> {

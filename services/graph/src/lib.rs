@@ -37,7 +37,7 @@ mod store;
 use std::future::Future;
 
 use chirp_proto::graph::graph_service_server::GraphServiceServer;
-use chirp_timelines::TimelineDrops;
+use chirp_timeline_store::TimelineDrops;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -74,7 +74,7 @@ pub async fn run(
     let drops = pending_drops::PendingDrops::new(store.clone(), timelines);
     let service = service::Graph::new(store, drops.clone(), marks);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
-    chirp_common::grpc::serve_beside(
+    chirp_grpc::serve_beside(
         GraphServiceServer::new(service),
         listener,
         token,

@@ -5,7 +5,7 @@
 //! A follower's cached timeline holds the tweets of whom they followed when
 //! it was built; after a follow or an unfollow it must be dropped, to be
 //! rebuilt on the next read. Each cached timeline is also stored with the
-//! list of celebrities it pulls (`chirp_timelines`), and a crossing makes
+//! list of celebrities it pulls (`chirp_timeline_store`), and a crossing makes
 //! that list wrong. An author who fell below the threshold was pulled, never
 //! pushed, so the timeline lacks their recent tweets, and from now on nothing
 //! pulls them either. An author who rose above it is no longer pushed, and is
@@ -37,7 +37,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use chirp_timelines::TimelineDrops;
+use chirp_timeline_store::TimelineDrops;
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::GraphError;
@@ -249,7 +249,7 @@ mod tests {
     /// same author is being done survives that work's dequeue.
     #[tokio::test]
     async fn a_crossing_queued_during_the_work_on_an_earlier_one_stays_queued() {
-        let url = chirp_testing::fresh_database().await;
+        let url = chirp_test_support::fresh_database().await;
         let store = Store::connect(&url, None, 4).await.unwrap();
         let author: i64 = sqlx::query_scalar(
             "INSERT INTO users (handle, display_name) VALUES ('a', 'A') RETURNING user_id",

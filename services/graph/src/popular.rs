@@ -7,7 +7,7 @@
 //! hundred million. A real product would rank by more than raw counts and
 //! compute it offline; a count is what this design already keeps exact.
 
-use chirp_common::paging::PageSize;
+use chirp_domain::paging::PageSize;
 
 use crate::GraphError;
 use crate::store::{Store, UserRow};

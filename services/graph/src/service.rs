@@ -1,8 +1,8 @@
 //! The gRPC surface of the graph service: validates requests, calls the
 //! store, and turns rows into protobuf messages.
 
-use chirp_common::input;
-use chirp_common::paging::{self, PageSize};
+use chirp_domain::input;
+use chirp_domain::paging::{self, PageSize};
 use std::collections::HashMap;
 
 use chirp_proto::graph::{

@@ -28,7 +28,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chirp_common::redact::url_credentials;
+use chirp_runtime::redact::url_credentials;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::GraphError;

@@ -9,16 +9,16 @@
 
 use std::time::Duration;
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, FollowRequest, GetUserByHandleRequest, GetUserRequest,
     ImportFollowsRequest, ImportGraphChunk, ImportGraphSummary, ImportedFollow,
     ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, User,
 };
-use chirp_testing::{OwnRedis, eventually, fresh_database, local_listener, unique_name};
-use chirp_testkit::spawn_graph;
-use chirp_timelines::{HomeTimelines, TimelineStoreArgs};
+use chirp_stack::spawn_graph;
+use chirp_test_support::{OwnRedis, eventually, fresh_database, local_listener, unique_name};
+use chirp_timeline_store::{HomeTimelines, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -34,7 +34,7 @@ struct TestApp {
 
 /// A graph service on a fresh database and Redis key prefix.
 async fn spawn_app() -> TestApp {
-    spawn_app_with(chirp_testing::REDIS_URL, 10_000).await
+    spawn_app_with(chirp_test_support::REDIS_URL, 10_000).await
 }
 
 /// A graph service on a fresh database, with its timelines in the Redis at
@@ -48,7 +48,7 @@ async fn spawn_app_with(redis_url: &str, celebrity_threshold: i64) -> TestApp {
 /// `redis_url`, started with `flags`.
 async fn spawn_app_flags(redis_url: &str, flags: &[&str]) -> TestApp {
     let database_url = fresh_database().await;
-    let mut store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    let mut store = chirp_test_support::timeline_store(&format!("{}:", unique_name("graph_test")));
     // One Redis node, at `redis_url`.
     redis_url.clone_into(&mut store.redis.redis_url);
     store.redis.redis_cluster = false;
@@ -63,7 +63,7 @@ impl TestApp {
         let (listener, addr) = local_listener().await;
         spawn_graph(listener, database_url, &store.redis, flags);
         // Generous: the first call waits while the service applies its migrations.
-        let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+        let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
         TestApp {
             graph: GraphServiceClient::new(channel),
             timelines: HomeTimelines::connect(&store).await.unwrap(),
@@ -477,7 +477,7 @@ async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
         ..Default::default()
     };
 
-    let stranger = chirp_common::grpc::connect_lazy(&addr, deadline).unwrap();
+    let stranger = chirp_grpc::connect_lazy(&addr, deadline).unwrap();
     let error = GraphServiceClient::new(stranger.clone())
         .create_user(request())
         .await
@@ -488,8 +488,8 @@ async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
         .await;
     assert!(health.is_ok(), "probes need no token: {health:?}");
 
-    let token = chirp_common::service_auth::ServiceToken::parse(token).unwrap();
-    let peer = chirp_common::grpc::connect_lazy_with(&addr, deadline, &token).unwrap();
+    let token = chirp_grpc::service_auth::ServiceToken::parse(token).unwrap();
+    let peer = chirp_grpc::connect_lazy_with(&addr, deadline, &token).unwrap();
     let created = GraphServiceClient::new(peer).create_user(request()).await;
     assert!(created.is_ok(), "{created:?}");
 }
@@ -542,7 +542,7 @@ async fn a_celebrity_falling_below_the_threshold_is_not_lost_to_a_failing_redis(
 /// author, whose tweets are no longer pushed), and no one else's.
 #[tokio::test]
 async fn a_follow_that_makes_a_celebrity_drops_the_followers_timelines() {
-    let app = spawn_app_with(chirp_testing::REDIS_URL, 3).await;
+    let app = spawn_app_with(chirp_test_support::REDIS_URL, 3).await;
     let [author, first, second, third, bystander] = app.users(5).await[..] else {
         unreachable!("five users")
     };
@@ -569,7 +569,7 @@ async fn a_follow_that_makes_a_celebrity_drops_the_followers_timelines() {
 /// at once: each one's followers' timelines are dropped.
 #[tokio::test]
 async fn an_import_that_makes_a_celebrity_drops_the_followers_timelines() {
-    let app = spawn_app_with(chirp_testing::REDIS_URL, 2).await;
+    let app = spawn_app_with(chirp_test_support::REDIS_URL, 2).await;
     let [author, earlier, later, bystander] = app.users(4).await[..] else {
         unreachable!("four users")
     };
@@ -600,7 +600,7 @@ async fn an_import_that_makes_a_celebrity_drops_the_followers_timelines() {
 /// written before paging) still gets its first page.
 #[tokio::test]
 async fn followed_celebrities_are_paged_by_user_id() {
-    let app = spawn_app_with(chirp_testing::REDIS_URL, 1).await;
+    let app = spawn_app_with(chirp_test_support::REDIS_URL, 1).await;
     let [reader, a, b, c, nobody] = app.users(5).await[..] else {
         unreachable!("five users")
     };
@@ -706,7 +706,7 @@ async fn a_failed_drop_of_the_followers_own_timeline_is_done_without_a_retry() {
 #[tokio::test]
 async fn a_follow_toggled_at_the_threshold_drops_no_timelines_until_the_lower_mark() {
     let app = spawn_app_flags(
-        chirp_testing::REDIS_URL,
+        chirp_test_support::REDIS_URL,
         &[
             "--celebrity-threshold",
             "10",
@@ -760,7 +760,7 @@ async fn a_start_with_a_changed_threshold_reclassifies_and_drops_the_timelines_i
             "0",
         ]
     };
-    let first = spawn_app_flags(chirp_testing::REDIS_URL, &no_gap("3")).await;
+    let first = spawn_app_flags(chirp_test_support::REDIS_URL, &no_gap("3")).await;
     let users = first.users(7).await;
     let (rises, rises_fans) = (users[0], &users[1..3]);
     let (stays, stays_fans) = (users[3], &users[4..7]);

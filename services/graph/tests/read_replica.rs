@@ -13,7 +13,7 @@ use chirp_proto::graph::{
     CreateUserRequest, FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest,
     ListFollowsRequest,
 };
-use chirp_testing::{eventually, fresh_database, unique_name};
+use chirp_test_support::{eventually, fresh_database, unique_name};
 use clap::Parser;
 use sqlx::Connection;
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ const REPLICA: &str = "127.0.0.1:5442";
 
 #[tokio::test]
 async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_the_primary() {
-    chirp_testing::ensure_scale_out("pg-replica");
+    chirp_test_support::ensure_scale_out("pg-replica");
     let database_url = fresh_database().await;
     let database = database_url.rsplit('/').next().unwrap().to_owned();
     let replica_url = format!("postgres://postgres@{REPLICA}/{database}");
@@ -38,7 +38,7 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     )
     .await;
 
-    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("replica")));
+    let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("replica")));
     let config = graph::Config::try_parse_from([
         "graph",
         "--database-url",
@@ -56,7 +56,7 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(graph::run(config, listener, std::future::pending()));
-    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut graph = GraphServiceClient::new(channel);
 
     let mut user = async |handle: &str| {
@@ -160,5 +160,5 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     assert_eq!(caught_up, vec![reader]);
     // The only user of the replica: stop it rather than have it replay the
     // WAL of every later test.
-    chirp_testing::stop_scale_out("pg-replica");
+    chirp_test_support::stop_scale_out("pg-replica");
 }

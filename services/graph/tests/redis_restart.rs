@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_testing::{OwnRedis, fresh_database};
+use chirp_test_support::{OwnRedis, fresh_database};
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -30,7 +30,7 @@ async fn the_first_follow_after_a_redis_restart_succeeds() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(graph::run(config, listener, std::future::pending()));
-    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut graph = GraphServiceClient::new(channel);
     let mut ids = Vec::new();
     for handle in ["alice", "bob", "carol"] {

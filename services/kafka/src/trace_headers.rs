@@ -1,9 +1,9 @@
-//! The W3C trace context of [`chirp_common::trace_context`] in Kafka message
+//! The W3C trace context of [`chirp_runtime::trace_context`] in Kafka message
 //! headers: written by the producer beside each event, read by the consumer,
 //! so that a fan-out continues the trace of the request that posted the
 //! tweet. Beside the payload, never inside it, for the reasons given there.
 
-use chirp_common::trace_context;
+use chirp_runtime::trace_context;
 use opentelemetry::Context;
 use opentelemetry::propagation::Extractor;
 use rdkafka::message::{Header, Headers, OwnedHeaders};

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chirp_kafka::KafkaArgs;
-use chirp_testing::{KAFKA, ensure_backends, unique_name};
+use chirp_test_support::{KAFKA, ensure_backends, unique_name};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};

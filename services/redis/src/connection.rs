@@ -205,7 +205,7 @@ fn single_url<'a>(target: &RedisTarget<'_>, urls: &[&'a str]) -> anyhow::Result<
 
 /// REDIS_URL as errors may show it: without its passwords.
 fn shown(urls: &str) -> String {
-    chirp_common::redact::url_credentials(urls)
+    chirp_runtime::redact::url_credentials(urls)
 }
 
 impl ConnectionLike for RedisConnection {

@@ -7,7 +7,7 @@
 //! concurrent misses of one key sharing one load. (The tweets cache, read
 //! twenty times a page, is on the lighter `quick_cache`: [`crate::hydrate`]
 //! says why.) Expiry times of both are spread by key over the second half of
-//! the TTL (`chirp_common::expiry::spread`): entries cached in one burst
+//! the TTL (`crate::expiry::spread`): entries cached in one burst
 //! (every reader's first read after a restart) would otherwise expire in one
 //! burst too, and their reloads land on the stores all at once.
 //!
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chirp_common::expiry::spread;
+use crate::expiry::spread;
 use metrics::counter;
 use moka::future::Cache;
 

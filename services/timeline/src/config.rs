@@ -2,10 +2,10 @@
 
 use std::net::SocketAddr;
 
-use chirp_common::metrics::MetricsArgs;
-use chirp_common::service_auth::ServiceAuthArgs;
-use chirp_common::telemetry::LogArgs;
-use chirp_timelines::TimelineStoreArgs;
+use chirp_grpc::service_auth::ServiceAuthArgs;
+use chirp_runtime::metrics::MetricsArgs;
+use chirp_runtime::telemetry::LogArgs;
+use chirp_timeline_store::TimelineStoreArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]

@@ -2,7 +2,7 @@
 //! forgets them within a poll interval instead of one TTL.
 //!
 //! The fan-out worker appends every deletion to one Redis stream
-//! (`chirp_timelines`); each timeline service reads what is new
+//! (`chirp_timeline_store`); each timeline service reads what is new
 //! every [`POLL`], a single cheap `XRANGE` whatever the traffic, where
 //! checking every page's ids against tombstones would cost a round trip per
 //! read. A failed poll is retried at the next one, from the same position,
@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use chirp_timelines::HomeTimelines;
+use chirp_timeline_store::HomeTimelines;
 use metrics::counter;
 
 use crate::hydrate::CachedTweets;

@@ -1,6 +1,6 @@
 //! Everything the timeline service can answer instead of a timeline.
 
-use chirp_common::{ErrorKind, ServiceError};
+use chirp_grpc::{ErrorKind, ServiceError};
 
 /// `Clone` because one rebuild's outcome is shared by every read waiting on it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -44,6 +44,6 @@ impl ServiceError for TimelineError {
 
 impl From<TimelineError> for tonic::Status {
     fn from(error: TimelineError) -> Self {
-        chirp_common::error::into_status(error)
+        chirp_grpc::error::into_status(error)
     }
 }

@@ -12,7 +12,7 @@
 //! readers came back less often than the TTL: docs/BENCHMARKS.md) and left
 //! a followee *rising* above the threshold unseen until it expired. So the
 //! list is read from the graph only when a timeline is rebuilt, and lives with the
-//! timeline (`chirp_timelines`): exact, shared by every instance,
+//! timeline (`chirp_timeline_store`): exact, shared by every instance,
 //! and read in the page's one round trip to Redis. Every change to it drops
 //! the timeline: the reader's follows and unfollows, and a followee crossing
 //! the threshold either way (the graph queues those drops).
@@ -27,9 +27,9 @@
 
 use std::sync::Arc;
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
-use chirp_timelines::Strategy;
+use chirp_timeline_store::Strategy;
 use metrics::histogram;
 
 use crate::{TimelineError, stats, stores};

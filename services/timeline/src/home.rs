@@ -21,13 +21,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chirp_common::grpc::Channel;
-use chirp_common::paging::PageSize;
+use chirp_domain::paging::PageSize;
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::timeline::timeline_service_server::TimelineService;
 use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, Hop, PageExplain};
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_timelines::{HomeTimelines, Strategy};
+use chirp_timeline_store::{HomeTimelines, Strategy};
 use clap::ValueEnum;
 use tonic::{Request, Response, Status};
 

@@ -19,7 +19,7 @@
 //! entry carries its own deadline and an expired one reads as a miss.
 //!
 //! Tweets never change, so the TTL (`TWEET_CACHE_TTL_MS`, spread by tweet
-//! id, `chirp_common::expiry::spread`) only bounds how long a deleted tweet can
+//! id, `crate::expiry::spread`) only bounds how long a deleted tweet can
 //! show where a race kept its id. An expired tweet is simply fetched again
 //! with the page's other misses: no stale-while-revalidate here, since a
 //! page with a miss pays the one batched call any new tweet costs it anyway.
@@ -33,8 +33,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chirp_common::expiry::spread;
-use chirp_common::grpc::Channel;
+use crate::expiry::spread;
+use chirp_grpc::Channel;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{BatchGetTweetsRequest, Tweet};
 use futures::FutureExt;

@@ -30,6 +30,7 @@ mod cache;
 pub mod config;
 mod deletions;
 mod error;
+mod expiry;
 mod followed;
 mod home;
 mod hydrate;
@@ -43,11 +44,11 @@ mod stores;
 use std::future::Future;
 use std::time::Duration;
 
-use chirp_common::grpc::{DEFAULT_DEADLINE, connect_lazy_with};
+use chirp_grpc::{DEFAULT_DEADLINE, connect_lazy_with};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::timeline::timeline_service_server::TimelineServiceServer;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_timelines::HomeTimelines;
+use chirp_timeline_store::HomeTimelines;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -107,7 +108,7 @@ pub async fn run(
         pulled_store_max_authors: config.pulled_store_max_authors,
     };
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
-    let served = chirp_common::grpc::serve(
+    let served = chirp_grpc::serve(
         TimelineServiceServer::new(service),
         listener,
         token.clone(),

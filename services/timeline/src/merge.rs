@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use chirp_common::paging;
+use chirp_domain::paging;
 use chirp_proto::timeline::ItemSource;
 
 /// One page of ids, newest first, and where each came from.

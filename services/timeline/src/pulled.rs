@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::tweet::ListTweetsByAuthorRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use futures::{StreamExt, TryStreamExt};

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chirp_proto::timeline::{ItemSource, TimelineCache};
-use chirp_timelines::{HomeTimelines, State};
+use chirp_timeline_store::{HomeTimelines, State};
 
 use crate::TimelineError;
 

@@ -12,7 +12,7 @@
 //! guard in the task, dropped on return and on panic alike), so a later
 //! read never joins a finished rebuild and always starts a fresh one.
 //! (Whether a rebuild may still *complete* the timeline when it ends is the
-//! store's call: see `chirp_timelines`.)
+//! store's call: see `chirp_timeline_store`.)
 //!
 //! The work is bounded twice. Each rebuild has a deadline
 //! (`REBUILD_DEADLINE_MS`, the wait for a slot included): one that hangs on
@@ -28,11 +28,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::timeline::{ItemSource, TimelineCache};
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_timelines::{HomeTimelines, Strategy};
+use chirp_timeline_store::{HomeTimelines, Strategy};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use metrics::counter;

@@ -4,7 +4,7 @@
 //! authors the hybrid strategy pulls per read, how often the caches spare a
 //! backend call, and how often a timeline has to be rebuilt. They are
 //! recorded where the event happens, through the `metrics` facade, and cost
-//! nothing when no exporter is installed (see `chirp_common::metrics`).
+//! nothing when no exporter is installed (see `chirp_runtime::metrics`).
 
 use metrics::{Unit, describe_counter, describe_histogram};
 

@@ -21,7 +21,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{ListFollowedCelebritiesRequest, ListFollowsRequest, UserIdPage};
 use chirp_proto::timeline::ItemSource;

@@ -13,17 +13,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chirp_common::grpc::Channel;
+use chirp_grpc::Channel;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{CreateUserRequest, FollowRequest, ImportGraphChunk, ImportedFollow};
 use chirp_proto::timeline::timeline_service_client::TimelineServiceClient;
 use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, ItemSource, TimelineCache};
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
-use chirp_testing::{
+use chirp_test_support::{
     CQL, KAFKA, ensure_backends, eventually, fresh_database, local_listener, unique_name,
 };
-use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_timeline_store::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
 use tokio::net::TcpListener;
 
@@ -64,7 +64,7 @@ async fn spawn_app() -> TestApp {
     tokio::spawn(tweet::run(config, listener, std::future::pending()));
     // Generous: the first calls wait while the tweet service creates its keyspace.
     let tweets = TweetServiceClient::new(
-        chirp_common::grpc::connect_lazy(&tweet_addr, Duration::from_secs(60)).unwrap(),
+        chirp_grpc::connect_lazy(&tweet_addr, Duration::from_secs(60)).unwrap(),
     );
     let graph_addr = spawn_graph().await;
     let (timeline, timelines) = spawn_timeline(&tweet_addr, &graph_addr).await;
@@ -97,7 +97,7 @@ async fn spawn_app() -> TestApp {
 /// A graph service on a fresh database, with a key prefix of its own;
 /// returns its address.
 async fn spawn_graph() -> String {
-    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("graph_test")));
+    let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("graph_test")));
     spawn_graph_on(&store, &[]).await
 }
 
@@ -107,7 +107,7 @@ async fn spawn_timeline(
     tweet_addr: &str,
     graph_addr: &str,
 ) -> (TimelineServiceClient<Channel>, HomeTimelines) {
-    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("timeline_test")));
+    let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("timeline_test")));
     let config = timeline::Config::try_parse_from([
         "timeline",
         "--tweet-addr",
@@ -124,7 +124,7 @@ async fn spawn_timeline(
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(timeline::run(config, listener, std::future::pending()));
     let client = TimelineServiceClient::new(
-        chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap(),
+        chirp_grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap(),
     );
     (client, HomeTimelines::connect(&store).await.unwrap())
 }
@@ -393,7 +393,7 @@ async fn concurrent_reads_of_a_missing_timeline_rebuild_it_once() {
 async fn spawn_graph_on(store: &TimelineStoreArgs, extra: &[&str]) -> String {
     let database_url = fresh_database().await;
     let (listener, addr) = local_listener().await;
-    chirp_testkit::spawn_graph(listener, &database_url, &store.redis, extra);
+    chirp_stack::spawn_graph(listener, &database_url, &store.redis, extra);
     addr
 }
 
@@ -407,7 +407,7 @@ struct Stack {
 
 async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
     ensure_backends();
-    let store = chirp_testing::timeline_store(&format!("{}:", unique_name("stack_test")));
+    let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("stack_test")));
     let graph_addr = spawn_graph_on(&store, &["--celebrity-threshold", "2"]).await;
     let mut argv = vec![
         "timeline",
@@ -425,7 +425,7 @@ async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(timeline::run(config, listener, std::future::pending()));
-    let connect = |addr: &str| chirp_common::grpc::connect_lazy(addr, Duration::from_secs(60));
+    let connect = |addr: &str| chirp_grpc::connect_lazy(addr, Duration::from_secs(60));
     Stack {
         timeline: TimelineServiceClient::new(connect(&addr).unwrap()),
         graph: GraphServiceClient::new(connect(&graph_addr).unwrap()),

@@ -2,11 +2,11 @@
 
 use std::net::SocketAddr;
 
-use chirp_common::ids::MAX_WORKER_ID;
-use chirp_common::metrics::MetricsArgs;
-use chirp_common::service_auth::ServiceAuthArgs;
-use chirp_common::telemetry::LogArgs;
+use chirp_domain::ids::MAX_WORKER_ID;
+use chirp_grpc::service_auth::ServiceAuthArgs;
 use chirp_kafka::KafkaArgs;
+use chirp_runtime::metrics::MetricsArgs;
+use chirp_runtime::telemetry::LogArgs;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chirp_common::ids::{now_ms, timestamp_ms};
+use chirp_domain::ids::{now_ms, timestamp_ms};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -137,7 +137,7 @@ pub fn delete_timestamp(id: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use chirp_common::ids::Snowflake;
+    use chirp_domain::ids::Snowflake;
 
     use super::*;
 

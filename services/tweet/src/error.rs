@@ -4,7 +4,7 @@
 //! a timeout, an unreachable node or an overloaded replica is `Unavailable`
 //! (retry, with the same idempotency key), anything else is `Internal`.
 
-use chirp_common::{ErrorKind, ServiceError};
+use chirp_grpc::{ErrorKind, ServiceError};
 use rdkafka::error::KafkaError;
 use scylla::errors::{
     DbError, DeserializationError, ExecutionError, IntoRowsResultError, MaybeFirstRowError,
@@ -104,7 +104,7 @@ fn is_transient(error: &ExecutionError) -> bool {
 
 impl From<TweetError> for tonic::Status {
     fn from(error: TweetError) -> Self {
-        chirp_common::error::into_status(error)
+        chirp_grpc::error::into_status(error)
     }
 }
 

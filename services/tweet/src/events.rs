@@ -14,11 +14,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chirp_common::ids::timestamp_ms;
-use chirp_common::trace_context;
+use chirp_domain::ids::timestamp_ms;
 use chirp_kafka::KafkaArgs;
 use chirp_kafka::trace_headers;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent, tweet_event};
+use chirp_runtime::trace_context;
 use prost::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};

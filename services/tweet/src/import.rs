@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use chirp_common::ids::{now_ms, timestamp_ms};
+use chirp_domain::ids::{now_ms, timestamp_ms};
 use chirp_proto::tweet::ImportedTweet;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -280,7 +280,7 @@ fn check(tweet: ImportedTweet, now_ms: i64) -> Result<Checked, TweetError> {
 
 #[cfg(test)]
 mod tests {
-    use chirp_common::ids::Snowflake;
+    use chirp_domain::ids::Snowflake;
 
     use super::*;
 

@@ -1,5 +1,5 @@
 //! Validated user input: tweet content and idempotency keys are checked once,
-//! here, by the shared rules of `chirp_common::input`, and trusted everywhere
+//! here, by the shared rules of `chirp_domain::input`, and trusted everywhere
 //! after.
 //!
 //! Content is stored in Unicode normal form C, so the same visible text is the
@@ -8,7 +8,7 @@
 //! and a retry whose text was composed differently still matches its first
 //! attempt.
 
-use chirp_common::input;
+use chirp_domain::input;
 
 use crate::TweetError;
 
@@ -111,7 +111,7 @@ mod tests {
                 if let Ok(content) = TweetContent::parse(&raw) {
                     let text = content.as_str();
                     prop_assert!(is_nfc(text));
-                    prop_assert!((1..=chirp_common::input::MAX_TWEET_CHARS).contains(&text.chars().count()));
+                    prop_assert!((1..=chirp_domain::input::MAX_TWEET_CHARS).contains(&text.chars().count()));
                     prop_assert!(!text.chars().all(char::is_whitespace));
                 }
             }

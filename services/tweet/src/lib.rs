@@ -33,7 +33,7 @@ mod store;
 use std::future::Future;
 use std::sync::Arc;
 
-use chirp_common::ids::{Snowflake, now_ms};
+use chirp_domain::ids::{Snowflake, now_ms};
 use chirp_proto::tweet::tweet_service_server::TweetServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -77,7 +77,7 @@ pub async fn run(
     let relay = relay::Relay::new(outbox, events, config.kafka.clone(), owner, wake.clone());
     let service = service::Tweets::new(store, Snowflake::new(config.node_id), wake);
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
-    chirp_common::grpc::serve_beside(
+    chirp_grpc::serve_beside(
         TweetServiceServer::new(service),
         listener,
         token,

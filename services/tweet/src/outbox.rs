@@ -72,7 +72,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chirp_common::ids::{EPOCH_MS, id_at, now_ms, timestamp_ms};
+use chirp_domain::ids::{EPOCH_MS, id_at, now_ms, timestamp_ms};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
@@ -137,7 +137,7 @@ pub struct PendingEvent {
     /// `TweetDeleted` when true, `TweetCreated` otherwise.
     pub deleted: bool,
     /// The trace context of the request that caused it (see
-    /// `chirp_common::trace_context::fields`); an empty map is stored as null.
+    /// `chirp_runtime::trace_context::fields`); an empty map is stored as null.
     pub trace: HashMap<String, String>,
 }
 
@@ -484,7 +484,7 @@ fn applied(result: scylla::response::query_result::QueryResult) -> Result<bool, 
 
 #[cfg(test)]
 mod tests {
-    use chirp_common::ids::Snowflake;
+    use chirp_domain::ids::Snowflake;
 
     use super::*;
 

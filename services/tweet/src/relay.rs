@@ -68,7 +68,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chirp_common::ids::{now_ms, timestamp_ms};
+use chirp_domain::ids::{now_ms, timestamp_ms};
 use chirp_kafka::KafkaArgs;
 use tokio::sync::Notify;
 use tokio::time::Instant;

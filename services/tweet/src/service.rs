@@ -12,15 +12,15 @@
 
 use std::sync::Arc;
 
-use chirp_common::ids::{Snowflake, timestamp_ms};
-use chirp_common::paging::{self, PageSize};
-use chirp_common::trace_context;
+use chirp_domain::ids::{Snowflake, timestamp_ms};
+use chirp_domain::paging::{self, PageSize};
 use chirp_proto::tweet::{
     BatchGetTweetsRequest, BatchGetTweetsResponse, CreateTweetRequest, CreateTweetResponse,
     DeleteTweetRequest, DeleteTweetResponse, GetTweetRequest, ImportTweetsRequest,
     ImportTweetsResponse, ListTweetsByAuthorRequest, Tweet as TweetProto, TweetPage,
     tweet_service_server::TweetService,
 };
+use chirp_runtime::trace_context;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chirp_common::ids::{now_ms, timestamp_ms};
+use chirp_domain::ids::{now_ms, timestamp_ms};
 use futures::{StreamExt, TryStreamExt};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;

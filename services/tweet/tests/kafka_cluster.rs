@@ -20,7 +20,7 @@ use chirp_proto::events::TweetEvent;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::tweet::CreateTweetRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_testing::{
+use chirp_test_support::{
     CQL, backends_script, ensure_scale_out, scale_out_pid, stop_scale_out, unique_name,
 };
 use clap::Parser;
@@ -62,7 +62,7 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(tweet::run(config, listener, std::future::pending()));
-    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut tweets = TweetServiceClient::new(channel);
 
     let formatted_id = cluster_id(&kafka).await;
@@ -141,7 +141,7 @@ async fn committed(kafka: &KafkaArgs, group: &str) -> Vec<(i32, Offset)> {
 /// Creates tweet `i`, retrying with the same idempotency key as a client
 /// does while the call fails (leaders moving off the dead broker).
 async fn create_with_retries(
-    tweets: &mut TweetServiceClient<chirp_common::grpc::Channel>,
+    tweets: &mut TweetServiceClient<chirp_grpc::Channel>,
     i: usize,
 ) -> i64 {
     let request = CreateTweetRequest {

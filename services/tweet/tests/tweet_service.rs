@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use chirp_common::grpc::Channel;
-use chirp_common::ids::{id_at, now_ms};
+use chirp_domain::ids::{id_at, now_ms};
+use chirp_grpc::Channel;
 use chirp_kafka::KafkaArgs;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
@@ -19,7 +19,7 @@ use chirp_proto::tweet::{
     GetTweetRequest, ImportTweetsRequest, ImportedTweet, ListTweetsByAuthorRequest, Tweet,
     TweetPage,
 };
-use chirp_testing::{CQL, KAFKA, ensure_backends, unique_name};
+use chirp_test_support::{CQL, KAFKA, ensure_backends, unique_name};
 use clap::Parser;
 use futures::StreamExt as _;
 use prost::Message as _;
@@ -105,7 +105,7 @@ async fn spawn_instance_on(cql: &'static str, keyspace: &str, kafka: KafkaArgs) 
     let mut server = tokio::spawn(tweet::run(config, listener, async {
         let _ = stopped.await;
     }));
-    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap();
+    let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap();
     let client = TweetServiceClient::new(channel);
 
     // The service serves only once its schema and topic exist: wait for its
@@ -624,7 +624,7 @@ const RELAY_LOOKBACK: Duration = Duration::from_secs(32);
 /// more post must still be relayed.
 #[tokio::test]
 async fn the_relay_never_reads_the_tombstones_it_left() {
-    chirp_testing::ensure_scale_out("cassandra-tombstones");
+    chirp_test_support::ensure_scale_out("cassandra-tombstones");
     let keyspace = unique_name("tweet_test");
     let topic = unique_name("tweet_test");
     let first = spawn_instance_on(CQL_TOMBSTONES, &keyspace, kafka_args(KAFKA, &topic)).await;
@@ -651,7 +651,7 @@ async fn the_relay_never_reads_the_tombstones_it_left() {
     );
     second.teardown().await;
     // Nothing else uses that node: a passing run stops what it started.
-    chirp_testing::stop_scale_out("cassandra-tombstones");
+    chirp_test_support::stop_scale_out("cassandra-tombstones");
 }
 
 /// Issue 19, defect 1: with the relay no longer reading a shard from its

@@ -1,7 +1,7 @@
 //! `GET /tweets/{id}/delivery`: how far a tweet's fan-out has got.
 //!
 //! The fan-out worker counts each pipeline of timeline writes in a small
-//! Redis record per tweet (`chirp_redis::delivery`): the followers it pushed
+//! Redis record per tweet (`chirp_delivery`): the followers it pushed
 //! the tweet to, and those it skipped, as inactive (no cached timeline) or
 //! as a celebrity's followers. This joins it with the tweet (when it was
 //! posted) and its author (how many followers). The audience is the
@@ -11,7 +11,7 @@
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use chirp_common::ErrorKind;
+use chirp_grpc::ErrorKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -5,7 +5,7 @@
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use chirp_common::input;
+use chirp_domain::input;
 
 use crate::error::ApiError;
 

@@ -16,7 +16,7 @@ mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use chirp_common::ErrorKind;
+use chirp_grpc::ErrorKind;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -51,7 +51,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A span per request, continuing the client's `traceparent`, and the
         // request metrics, both named by the route that matched.
-        .layer(chirp_common::observe::http())
+        .layer(chirp_runtime::observe::http())
         .with_state(state)
 }
 

@@ -9,8 +9,8 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chirp_common::ErrorKind;
-use chirp_common::input;
+use chirp_domain::input;
+use chirp_grpc::ErrorKind;
 use chirp_proto::tweet::{
     CreateTweetRequest, DeleteTweetRequest, GetTweetRequest, ListTweetsByAuthorRequest, Tweet,
 };

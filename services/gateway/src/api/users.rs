@@ -10,7 +10,8 @@
 use axum::Json as JsonResponse;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chirp_common::{ErrorKind, input};
+use chirp_domain::input;
+use chirp_grpc::ErrorKind;
 use chirp_proto::graph::{
     BatchGetUsersRequest, CreateUserRequest, GetUserByHandleRequest, GetUserRequest,
     ListFollowsRequest, User, UserIdPage,

@@ -1,4 +1,4 @@
-//! The home-timeline store itself (`chirp_timelines`) against the
+//! The home-timeline store itself (`chirp_timeline_store`) against the
 //! real Redis: its layout, its cursor semantics, active-only pushes and the
 //! rebuild protocol, each interleaving written out step by step. On a single
 //! node by default; `deploy/test.sh` runs them again on the Redis Cluster
@@ -6,8 +6,8 @@
 //! of their slot and a batch over many users is split per slot.
 
 use chirp_redis::connection::RedisConnection;
-use chirp_testing::{ensure_backends, redis_connection, timeline_store, unique_name};
-use chirp_timelines::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_test_support::{ensure_backends, redis_connection, timeline_store, unique_name};
+use chirp_timeline_store::{HomeTimelines, State, TimelineStoreArgs};
 
 /// A store under a fresh prefix, with `capacity` entries per timeline.
 async fn store(capacity: usize) -> (HomeTimelines, TimelineStoreArgs) {
