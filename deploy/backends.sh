@@ -19,7 +19,7 @@
 #   Kafka 4 KRaft  127.0.0.1:9092  (controller 9093), 6 partitions/topic    jars from Maven Central
 #   Cassandra 5.0  127.0.0.1:9042  CQL, single node, LWT work               jars from Maven Central
 #
-# A second, isolated set beside those (for fault tests: `chaos run`): its own folder and
+# A second, isolated set beside those (for fault tests: `loadtest chaos`): its own folder and
 # other ports, e.g. CHIRP_BACKENDS_DIR=/tmp/chaos CHIRP_PG_PORT=25432 CHIRP_REDIS_PORT=26379
 # CHIRP_KAFKA_PORT=29092 CHIRP_KAFKA_CONTROLLER_PORT=29093 CHIRP_CQL_PORT=29042
 # CHIRP_CASSANDRA_STORAGE_PORT=27000 (and 27001 for its TLS port) deploy/backends.sh up|down.
@@ -45,7 +45,7 @@ SHIPPED=$REPO_DIR/deploy/backends            # config templates and poms, in git
 BACKENDS_DIR=${CHIRP_BACKENDS_DIR:-$REPO_DIR/.backends}
 
 # Standard ports on purpose: every tool and doc assumes them. A second, isolated set (the one
-# `chaos run` kills and pauses) moves every port with CHIRP_*_PORT and lives in its own
+# `loadtest chaos` kills and pauses) moves every port with CHIRP_*_PORT and lives in its own
 # CHIRP_BACKENDS_DIR; Cassandra's inter-node port must move too (two nodes on one storage port
 # would be one cluster). Nothing listens on JMX's 7199: our jvm.options enable no JMX port.
 PG_PORT=${CHIRP_PG_PORT:-5432}

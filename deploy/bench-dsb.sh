@@ -6,7 +6,7 @@
 # The one comparison people ask for first: the field measures microservice social networks
 # with DeathStarBench (github.com/delimitrou/DeathStarBench), and publishes the highest rate
 # whose p99 stays near 10 ms. This script measures chirp the same way, with the same request
-# mixes (loadtest/src/dsb.rs cites the scripts they are read from) on the same graph. For each
+# mixes (load/src/dsb.rs cites the scripts they are read from) on the same graph. For each
 # mix of MIXES (DSB_MIXES, default: `dsb-mixed`, DeathStarBench's wrk2 mixed workload;
 # `nightcore-mixed`, the Nightcore artifact's mix; `post`, its write-only run) it
 #

@@ -16,7 +16,7 @@ debug binaries exist) and names the doc's file:line for each reference that does
   before a command), a metric (`chirp_*`), a port (`:8080`, "port 8080", a table's port
   column), a Kafka topic (a backticked name on a line about a topic), a Redis key pattern
   (`tl:{id}:pulled`: each literal part);
-- command lines in code blocks and backticks: `loadtest`/`experiment`/`chaos` subcommands and flags
+- command lines in code blocks and backticks: `loadtest`/`experiment` subcommands and flags
   (read from the binaries' own `--help`), `deploy/*.sh` arguments (the script must mention
   them), `cargo test/build/run -p PKG --test NAME FILTER` (the package and test exist, and
   cargo accepts the arguments);
@@ -277,7 +277,7 @@ class Checker:
             self.fail(doc, line, f"link to {target}: {resolved} has no heading #{anchor}")
 
     def check_span(self, doc, line, span, topic_line):
-        if span.startswith(("$ ", "cargo ", "loadtest ", "experiment ", "chaos ", "deploy/", "bash deploy/",
+        if span.startswith(("$ ", "cargo ", "loadtest ", "experiment ", "deploy/", "bash deploy/",
                             "target/", "CHIRP_", "BENCH_", "SCALE_")) and " " in span:
             self.check_command(doc, line, span.removeprefix("$ "))
             return
@@ -490,8 +490,7 @@ class Checker:
         if not words:
             return
         program = words[0]
-        if program in ("loadtest", "experiment", "chaos") or \
-                re.fullmatch(r"target/\w+/(loadtest|experiment|chaos)", program):
+        if program in ("loadtest", "experiment") or re.fullmatch(r"target/\w+/(loadtest|experiment)", program):
             self.check_cli(doc, line, program.rsplit("/", 1)[-1], words[1:])
         elif program == "cargo":
             self.check_cargo(doc, line, words[1:])
@@ -516,7 +515,7 @@ class Checker:
         command, rest, positional, tests = args[0], args[1:], [], []
         if "--" in rest:
             rest, passed = rest[:rest.index("--")], rest[rest.index("--") + 1:]
-            binary = {"loadtest": "loadtest", "chirp-experiment": "experiment", "chirp-chaos": "chaos"}.get(
+            binary = {"loadtest": "loadtest", "chirp-experiment": "experiment"}.get(
                 next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a in ("-p", "--package")), ""))
             if command == "run" and binary:
                 self.check_cli(doc, line, binary, passed)
@@ -648,7 +647,7 @@ def help_text(root, bin_dir, binary, path):
     exe = Path(bin_dir) / binary
     if exe.exists():
         return run_help((str(exe), *path, "--help"), None)
-    package = {"loadtest": "loadtest", "experiment": "chirp-experiment", "chaos": "chirp-chaos"}[binary]
+    package = {"loadtest": "loadtest", "experiment": "chirp-experiment"}[binary]
     return run_help(("cargo", "run", "-q", "-p", package, "--bin", binary, "--", *path, "--help"), str(root))
 
 

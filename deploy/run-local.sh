@@ -36,7 +36,7 @@
 # the services read the rest of their settings from the environment (.env.example).
 # PROFILE=debug builds and runs the debug binaries instead of the release ones (faster to build,
 # slower to run). With deploy/backends.sh's CHIRP_PG_PORT, CHIRP_REDIS_PORT, CHIRP_KAFKA_PORT
-# and CHIRP_CQL_PORT set (an isolated set of backends, e.g. the one `chaos run` runs), the
+# and CHIRP_CQL_PORT set (an isolated set of backends, e.g. the one `loadtest chaos` runs), the
 # services are pointed at those ports (DATABASE_URL, REDIS_URL, KAFKA_BROKERS, CQL_NODES, unless
 # given outright), and the run folder follows CHIRP_BACKENDS_DIR: two stacks side by side.
 set -euo pipefail

@@ -110,14 +110,12 @@ impl Clusters {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use crate::stack::Stack;
-    use crate::{Cli, Command};
+    use crate::{Command, parse};
 
     fn soak(flags: &[&str]) -> crate::stack::StackArgs {
-        let args = ["chaos", "soak"].iter().chain(flags);
-        let Command::Soak(soak) = Cli::parse_from(args).command else {
+        let args = ["loadtest", "soak"].iter().chain(flags);
+        let Command::Soak(soak) = parse(args) else {
             unreachable!("parsed as soak");
         };
         soak.stack
@@ -137,7 +135,10 @@ mod tests {
         // brokers are everyone's: an isolated stack refuses them.
         for flag in ["--redis-cluster-port=6391", "--kafka-cluster-port=19092"] {
             let error = Stack::new(&soak(&["--clusters", flag])).expect_err(flag);
-            assert!(error.to_string().contains("standard backend port"), "{error}");
+            assert!(
+                error.to_string().contains("standard backend port"),
+                "{error}"
+            );
         }
         let bus = Stack::new(&soak(&["--clusters", "--redis-cluster-port=6390"]));
         assert!(bus.is_err(), "6390 puts a node on 6391");

@@ -1,12 +1,13 @@
 //! chirp's fault harness: an isolated chirp of its own, faults injected
 //! into it under load, and the promises checked from the outside. Two
-//! commands of the `chaos` binary use it: `chaos run`, one scenario per
-//! fault (this module), and `chaos soak`, the same stack and checks for an
-//! hour under a steady load and a random fault schedule ([`soak`]).
+//! subcommands of the `loadtest` binary run it ([`Command`], [`execute`]):
+//! `loadtest chaos`, one scenario per fault (this module), and `loadtest
+//! soak`, the same stack and checks for an hour under a steady load and a
+//! random fault schedule ([`soak`]).
 //!
-//! A crate apart from the load tool, on which it builds (the seed, the
-//! gateway clients, the report's drawing): the load tool measures a chirp
-//! someone else runs; this starts, breaks and stops its own.
+//! A crate apart from the load tool (crate `chirp-load`), on which it builds
+//! (the seed, the gateway clients, the report's drawing): the load tool
+//! measures a chirp someone else runs; this starts, breaks and stops its own.
 //!
 //! For each fault, one scenario: fresh users ([`workload::cast`]), a probe
 //! that proves the stack delivers, the workload running; then the fault
@@ -133,7 +134,7 @@ async fn scenarios(args: &ChaosArgs, stack: &Stack) -> anyhow::Result<Vec<Row>> 
     } else {
         args.faults.clone()
     };
-    let run = loadtest::seed::fresh_handle_prefix();
+    let run = chirp_load::seed::fresh_handle_prefix();
     let mut rows = Vec::new();
     for fault in faults {
         println!("scenario: {}", fault.name());
@@ -284,32 +285,23 @@ impl Probe {
     }
 }
 
-#[derive(Debug, clap::Parser)]
-#[command(
-    name = "chaos",
-    about = "Faults injected into an isolated chirp under load, and the checks that nothing was lost"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
+/// The harness's subcommands, as `loadtest` parses them.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Kill, restart and pause services and backends of an isolated stack
     /// under load; check nothing is lost, phantom or doubled:
     /// docs/RELIABILITY.md.
-    Run(ChaosArgs),
+    Chaos(ChaosArgs),
     /// An isolated stack seeded with the bulk seed, a steady load and
     /// random faults for `--duration`; checks and growth tests, soak.json
     /// and soak.html: docs/RELIABILITY.md.
-    Soak(soak::SoakArgs),
+    Soak(Box<soak::SoakArgs>),
 }
 
 /// Runs one subcommand; an error when a promise was broken.
-pub async fn execute(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Run(args) => {
+pub async fn execute(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Chaos(args) => {
             let rows = chaos(&args).await?;
             let failed: Vec<_> = rows.iter().filter(|row| !row.passed()).collect();
             anyhow::ensure!(
@@ -329,4 +321,21 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The harness's command line as `loadtest` parses it, for the tests of its
+/// defaults (the binary's own parser lives in package `loadtest`, which
+/// depends on this crate).
+#[cfg(test)]
+fn parse<I, T>(argv: I) -> Command
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+    <Cli as clap::Parser>::parse_from(argv).command
 }

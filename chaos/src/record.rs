@@ -13,7 +13,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::report::Row;
-use loadtest::machine::Machine;
+use chirp_load::machine::Machine;
 
 #[derive(Debug, Serialize)]
 pub struct Record {
@@ -164,7 +164,7 @@ mod tests {
         let record = Record {
             date: "2026-12-07T00:00:00Z".to_owned(),
             machine: Machine::this(),
-            command: "chaos run".to_owned(),
+            command: "loadtest chaos".to_owned(),
             commit: commit(Path::new("/nonexistent")),
             profile: "debug".to_owned(),
             short: true,

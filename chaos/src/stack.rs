@@ -451,7 +451,7 @@ impl Stack {
 
 /// Starts the isolated stack `args` describe, runs `work` on it, and stops
 /// it again (unless `keep_running`) whatever `work` returned: the frame of
-/// `chaos run` and `chaos soak`.
+/// `loadtest chaos` and `loadtest soak`.
 pub async fn isolated<T, Fut>(
     args: &StackArgs,
     keep_running: bool,

@@ -20,7 +20,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
-use loadtest::schedule::Failure;
+use chirp_load::schedule::Failure;
 
 /// One call's deadline: longer than the gateway's 3 s to its services, so a
 /// slow answer is the gateway's to give.

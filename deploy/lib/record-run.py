@@ -46,7 +46,7 @@ def load(path):
 
 
 def machine():
-    """The same fields as the load tool's own record (loadtest/src/machine.rs)."""
+    """The same fields as the load tool's own record (load/src/machine.rs)."""
     def field(path, key):
         for line in Path(path).read_text().splitlines():
             name, _, value = line.partition(":")

@@ -1,4 +1,4 @@
-//! The short version of `chaos run`: every fault of issue 10 injected
+//! The short version of `loadtest chaos`: every fault of issue 10 injected
 //! into an isolated stack under a small mixed workload, and nothing lost,
 //! phantom, doubled or skipped by paging afterwards.
 //!
@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use chirp_chaos::{Cli, Command};
+use loadtest::{Cli, Command};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
@@ -18,8 +18,8 @@ async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
     let backends = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chaos-backends");
     let bin_dir = chirp_e2e::service_binaries();
     let args = [
+        "loadtest".to_owned(),
         "chaos".to_owned(),
-        "run".to_owned(),
         "--short".to_owned(),
         format!("--repo={}", repo.display()),
         format!("--backends-dir={}", backends.display()),
@@ -37,7 +37,9 @@ async fn no_fault_loses_phantoms_or_doubles_a_tweet() {
         "--cql-port=24042".to_owned(),
         "--cassandra-storage-port=24000".to_owned(),
     ];
-    let Command::Run(args) = <Cli as clap::Parser>::parse_from(args).command else {
+    let Command::Harness(chirp_chaos::Command::Chaos(args)) =
+        <Cli as clap::Parser>::parse_from(args).command
+    else {
         unreachable!("parsed as chaos");
     };
     let rows = chirp_chaos::chaos(&args)

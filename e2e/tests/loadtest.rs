@@ -13,19 +13,20 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt as _;
 use redis::AsyncCommands as _;
 
+use chirp_load::Command;
+use chirp_load::bench::fanout;
+use chirp_load::manifest::Manifest;
+use chirp_load::report::Report;
+use chirp_load::tokens::TokenArgs;
+use chirp_load::workload::{
+    Actor, HOME_FIRST_PAGE, HOME_NEXT_PAGE, POST_TWEET, USER_TWEETS, warm_up,
+};
 use chirp_proto::graph::graph_service_server;
 use chirp_proto::timeline::timeline_service_server;
 use chirp_proto::tweet::tweet_service_server;
 use chirp_test_support::{self as testing, unique_name};
 use clap::Parser;
-use loadtest::bench::fanout;
-use loadtest::manifest::Manifest;
-use loadtest::report::Report;
-use loadtest::tokens::TokenArgs;
-use loadtest::workload::{
-    Actor, HOME_FIRST_PAGE, HOME_NEXT_PAGE, POST_TWEET, USER_TWEETS, warm_up,
-};
-use loadtest::{Cli, Command};
+use loadtest::Cli;
 
 use helpers::{ExtraArgs, Stack, spawn_stack_with_args};
 
@@ -59,9 +60,16 @@ fn grpc_addr<'a>(stack: &'a Stack, service: &str) -> &'a str {
     addr
 }
 
+/// The load tool's subcommand in `argv`, parsed as the `loadtest` binary
+/// parses it.
 fn parse(argv: &[&str]) -> Command {
-    let argv = ["loadtest"].iter().chain(argv);
-    Cli::try_parse_from(argv).expect("valid arguments").command
+    let full = ["loadtest"].iter().chain(argv);
+    let loadtest::Command::Load(command) =
+        Cli::try_parse_from(full).expect("valid arguments").command
+    else {
+        panic!("not a load tool subcommand: {argv:?}");
+    };
+    command
 }
 
 /// `loadtest seed` against `stack`, with `extra` flags.
@@ -84,7 +92,7 @@ async fn seed(stack: &Stack, manifest: &Path, extra: &[&str]) -> Manifest {
     let Command::Seed(args) = parse(&argv) else {
         unreachable!("a seed command")
     };
-    let manifest = loadtest::seed::seed(&args).await.expect("seed");
+    let manifest = chirp_load::seed::seed(&args).await.expect("seed");
     assert!(args.manifest.exists());
     manifest
 }
@@ -110,7 +118,7 @@ async fn run(manifest: &Path, out: &Path, workload: &str, extra: &[&str]) -> Rep
     let Command::Run(args) = parse(&argv) else {
         unreachable!("a run command")
     };
-    let report = loadtest::run::run(&args).await.expect("run");
+    let report = chirp_load::run::run(&args).await.expect("run");
 
     let json = std::fs::read_to_string(out.join("report.json")).expect("report.json");
     let json: serde_json::Value = serde_json::from_str(&json).expect("report.json parses");
@@ -188,7 +196,7 @@ async fn a_seeded_power_law_graph_takes_every_workload() {
     // its first read holds the followees' tweets, newest first, and the
     // token minted from the gateway's secret is accepted.
     let mut minted = manifest.clone();
-    loadtest::tokens::TokenArgs::new(helpers::TOKEN_SECRET)
+    chirp_load::tokens::TokenArgs::new(helpers::TOKEN_SECRET)
         .unwrap()
         .mint(&mut minted);
     let reader = minted
@@ -256,8 +264,7 @@ async fn a_seeded_power_law_graph_takes_every_workload() {
 async fn an_edge_list_imports_with_its_follower_counts() {
     let stack = stack().await;
     let dir = scratch();
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../loadtest/tests/fixtures/tiny.edges");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../load/tests/fixtures/tiny.edges");
     let fixture = fixture.to_str().expect("a UTF-8 path");
     let manifest = seed(
         &stack,
@@ -333,7 +340,7 @@ async fn the_bench_measures_every_layer_of_the_read_path() {
     ]) else {
         unreachable!("a bench command")
     };
-    let results = loadtest::bench::bench(&args).await.expect("the bench");
+    let results = chirp_load::bench::bench(&args).await.expect("the bench");
 
     for file in ["bench.json", "bench.md"] {
         assert!(out.join(file).exists(), "{file}");
@@ -411,7 +418,7 @@ async fn a_post_reaches_every_one_of_threshold_minus_one_followers() {
     ]) else {
         unreachable!("a visible command")
     };
-    let visibility = loadtest::visible::visible(&args)
+    let visibility = chirp_load::visible::visible(&args)
         .await
         .expect("every post visible");
     assert_eq!(visibility.followers, 19);

@@ -1,4 +1,4 @@
-//! The short version of `chaos soak`: a few hundred seeded users, a
+//! The short version of `loadtest soak`: a few hundred seeded users, a
 //! steady load and faults drawn from the seeded schedule for three
 //! minutes, and the same checker as the hour-long soak: nothing lost,
 //! phantom, doubled, out of order, skipped by paging or visible after an
@@ -14,7 +14,7 @@
 
 use std::path::PathBuf;
 
-use chirp_chaos::{Cli, Command};
+use loadtest::{Cli, Command};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_short_soak_under_random_faults_keeps_every_promise() {
@@ -22,7 +22,7 @@ async fn a_short_soak_under_random_faults_keeps_every_promise() {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let bin_dir = chirp_e2e::service_binaries();
     let args = [
-        "chaos".to_owned(),
+        "loadtest".to_owned(),
         "soak".to_owned(),
         format!("--repo={}", repo.display()),
         format!("--backends-dir={}", tmp.join("soak-backends").display()),
@@ -61,7 +61,9 @@ async fn a_short_soak_under_random_faults_keeps_every_promise() {
         "--toggle-every=10s".to_owned(),
         "--seed=19".to_owned(),
     ];
-    let Command::Soak(args) = <Cli as clap::Parser>::parse_from(args).command else {
+    let Command::Harness(chirp_chaos::Command::Soak(args)) =
+        <Cli as clap::Parser>::parse_from(args).command
+    else {
         unreachable!("parsed as soak");
     };
     let report = chirp_chaos::soak::soak(&args)

@@ -10,9 +10,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use loadtest::machine::Machine;
-use loadtest::recorder::Latency;
-use loadtest::report::{PALETTE, STYLE, escape, legend, svg, write_files};
+use chirp_load::machine::Machine;
+use chirp_load::recorder::Latency;
+use chirp_load::report::{PALETTE, STYLE, escape, legend, svg, write_files};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;

@@ -14,10 +14,10 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
+use chirp_load::prometheus::Scrape;
 use chirp_stack::{ServiceArgs, Services, Stack, Stores};
 use chirp_timeline_store::Strategy;
 use futures::TryStreamExt;
-use loadtest::prometheus::Scrape;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;

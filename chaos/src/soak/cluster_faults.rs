@@ -262,7 +262,7 @@ pub async fn lag_replica(
     clusters: &Clusters,
     caller: &Caller,
 ) -> anyhow::Result<String> {
-    let prefix = loadtest::seed::fresh_handle_prefix();
+    let prefix = chirp_load::seed::fresh_handle_prefix();
     let author = caller.sign_up(&format!("{prefix}lag_a")).await?;
     let fan = caller.sign_up(&format!("{prefix}lag_f")).await?;
     let replica = clusters.pg_replica_port;

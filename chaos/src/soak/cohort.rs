@@ -29,7 +29,7 @@ use tokio::sync::Semaphore;
 use super::tally::{Bucket, Op, Tally};
 use crate::faults::Unfollow;
 use crate::workload::{Caller, User};
-use loadtest::manifest::Manifest;
+use chirp_load::manifest::Manifest;
 
 /// How long a probe watches for a post before it counts as late.
 const PROBE_PATIENCE: Duration = Duration::from_secs(120);

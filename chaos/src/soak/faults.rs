@@ -33,7 +33,7 @@ const LEASE_HANDOVER_DOWN: Duration = Duration::from_secs(15);
 /// A fault of the soak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SoakFault {
-    /// One of `chaos run`'s faults, injected as it does.
+    /// One of `loadtest chaos`'s faults, injected as it does.
     Chaos(Fault),
     /// SIGKILL of one of two tweet instances, held down past the outbox
     /// lease's TTL so the other relays its shards, then restarted.

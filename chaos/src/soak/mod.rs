@@ -1,17 +1,17 @@
-//! `chaos soak`: an isolated stack seeded with a large population, a
+//! `loadtest soak`: an isolated stack seeded with a large population, a
 //! steady open-loop load in the article's shape for a long time, faults
 //! from a seeded random schedule, and two questions answered from the
 //! outside: did the system keep every promise, and does anything grow
 //! without bound?
 //!
 //! The parts, in reading order: the stack ([`crate::stack`], the one
-//! `chaos run` starts, here on other ports and in another folder), the bulk
-//! seed ([`loadtest::seed`]), the watched cohort whose every action is
+//! `loadtest chaos` starts, here on other ports and in another folder), the bulk
+//! seed ([`chirp_load::seed`]), the watched cohort whose every action is
 //! recorded ([`cohort`]), the load on everybody else ([`traffic`]), the
 //! faults and their schedule ([`faults`], those on the scale-out backends
 //! of `--clusters` in [`cluster_faults`]), what is read each interval
 //! ([`tally`] from the clients, [`sample`] from the system), the checks
-//! (`chaos run`'s [`crate::checks`], every `--check-every` on what has
+//! (`loadtest chaos`'s [`crate::checks`], every `--check-every` on what has
 //! settled and once at the end on everything), the growth test
 //! ([`growth`]) and the outputs ([`report`]).
 //!
@@ -93,7 +93,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 100.0)]
     pub post_rate: f64,
     /// Home-timeline reads per post (the article's ratio by default).
-    #[arg(long, default_value_t = loadtest::estimate::READ_WRITE_RATIO)]
+    #[arg(long, default_value_t = chirp_load::estimate::READ_WRITE_RATIO)]
     pub read_ratio: f64,
     /// Follows per post (each undone 30 s later).
     #[arg(long, default_value_t = 0.1)]
@@ -244,7 +244,7 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
     let gateway = Gateway::new(&stack.gateway_url)?;
     let checked = Caller::new(gateway.clone());
     let helper = Caller::new(gateway);
-    let prefix = loadtest::seed::fresh_handle_prefix();
+    let prefix = chirp_load::seed::fresh_handle_prefix();
     let start_id = id_at(now_ms(), 0, 0);
     let shape = Shape {
         watchers: args.watchers,
@@ -399,18 +399,18 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
 async fn seed(
     args: &SoakArgs,
     stack: &Stack,
-) -> anyhow::Result<(loadtest::manifest::Manifest, Vec<User>)> {
-    let seed_args = loadtest::seed::SeedArgs::power_law(
-        loadtest::seed::Services {
+) -> anyhow::Result<(chirp_load::manifest::Manifest, Vec<User>)> {
+    let seed_args = chirp_load::seed::SeedArgs::power_law(
+        chirp_load::seed::Services {
             gateway: stack.gateway_url.clone(),
             graph_addr: stack.grpc_addr(GRAPH_GRPC),
             tweet_addr: stack.grpc_addr(TWEET_GRPC),
         },
-        loadtest::graph_model::PowerLawParams {
+        chirp_load::graph_model::PowerLawParams {
             users: args.users,
             celebrities: args.celebrities,
             celebrity_threshold: args.stack.celebrity_threshold,
-            exponent: loadtest::seed::DEFAULT_EXPONENT,
+            exponent: chirp_load::seed::DEFAULT_EXPONENT,
             seed: args.seed,
         },
         args.tweets_per_user,
@@ -419,11 +419,11 @@ async fn seed(
     );
     println!("seeding {} users", args.users);
     let seeded_at = Instant::now();
-    let mut manifest = loadtest::seed::seed(&seed_args)
+    let mut manifest = chirp_load::seed::seed(&seed_args)
         .await
         .context("the bulk seed")?;
     println!("seeded in {:.0} s", seeded_at.elapsed().as_secs_f64());
-    loadtest::tokens::TokenArgs::new(&stack.token_secret()?)?.mint(&mut manifest);
+    chirp_load::tokens::TokenArgs::new(&stack.token_secret()?)?.mint(&mut manifest);
     let users = manifest
         .users
         .iter()
@@ -656,16 +656,14 @@ fn verdict(report: &SoakReport) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
-    use crate::{Cli, Command};
+    use crate::{Command, parse};
 
     #[test]
     fn a_soak_and_a_chaos_run_never_share_a_folder_or_a_port() {
-        let Command::Soak(soak) = Cli::parse_from(["chaos", "soak"]).command else {
+        let Command::Soak(soak) = parse(["loadtest", "soak"]) else {
             unreachable!("parsed as soak");
         };
-        let Command::Run(chaos) = Cli::parse_from(["chaos", "run"]).command else {
+        let Command::Chaos(chaos) = parse(["loadtest", "chaos"]) else {
             unreachable!("parsed as chaos");
         };
         let (s, c) = (&soak.stack, &chaos.stack);

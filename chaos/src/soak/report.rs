@@ -2,7 +2,7 @@
 //! fault schedule and what each injection did, the per-interval series, the
 //! checks, the growth tests and the verdict) and `soak.html`, the same for
 //! people, with a plot per curve drawn as `run`'s report draws its plots
-//! ([`loadtest::report::svg`]): self-contained, no JavaScript.
+//! ([`chirp_load::report::svg`]): self-contained, no JavaScript.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,7 +16,7 @@ use super::handover::Handover;
 use super::sample::SystemSample;
 use super::tally::ClientRow;
 use crate::checks::Findings;
-use loadtest::report::{PALETTE, STYLE, escape, legend, svg, write_files};
+use chirp_load::report::{PALETTE, STYLE, escape, legend, svg, write_files};
 
 /// Everything about one soak.
 #[derive(Debug, Clone, Serialize)]

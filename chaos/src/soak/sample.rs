@@ -26,7 +26,7 @@ use scylla::statement::Statement;
 use serde::Serialize;
 
 use crate::stack::Stack;
-use loadtest::prometheus::Scrape;
+use chirp_load::prometheus::Scrape;
 
 /// The fan-out worker's metrics slot in run-local.sh.
 const FANOUT_SLOT: u16 = 4;

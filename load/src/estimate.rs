@@ -6,7 +6,7 @@
 use std::fmt;
 
 /// Timeline reads per tweet written, as the article's design assumes: the
-/// default of `estimate` and of `chaos soak`'s read ratio.
+/// default of `estimate` and of `loadtest soak`'s read ratio.
 pub const READ_WRITE_RATIO: f64 = 100.0;
 
 /// The assumptions of an estimate; each one is a flag.

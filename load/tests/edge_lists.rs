@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loadtest::graph_model::EdgeList;
+use chirp_load::graph_model::EdgeList;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
