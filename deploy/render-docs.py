@@ -367,7 +367,8 @@ def soak_provenance(runs):
             busy = float(load[0]) > run["machine"]["cores"]
             loaded = (f" Load average before it: {load[0]}"
                       + (" — **a loaded machine** (other work ran beside it)." if busy else "."))
-        lines.append(f"{number}. {provenance(run)[1:-1]}{loaded}")
+        note = f" {run['note']}" if run.get("note") else ""
+        lines.append(f"{number}. {provenance(run)[1:-1]}{loaded}{note}")
     return "\n".join(lines)
 
 
@@ -386,7 +387,12 @@ def soak_summary(record):
     row("steady load, minutes", lambda run: run["soak"]["config"]["duration_secs"] / 60)
     row("posts/s asked", config("post_rate"))
     row("posts/s done, mean after warm-up", lambda run: mean(clients(run, "posts_per_sec")), 1)
+    row("home reads/s asked", lambda run: run["soak"]["config"]["post_rate"]
+        * run["soak"]["config"]["read_ratio"])
     row("home reads/s done, mean after warm-up", lambda run: mean(clients(run, "reads_per_sec")), 1)
+    per_sec = lambda key: (lambda run: mean(clients(run, key)) / run["soak"]["config"]["interval_secs"])
+    row("posts/s failed (error or timeout), mean after warm-up", per_sec("post_errors"), 1)
+    row("home reads/s failed (error or timeout), mean after warm-up", per_sec("read_errors"), 1)
     for kind in ("post", "read"):
         for q in ("p50", "p99"):
             row(f"{kind} {q}, ms, median minute after warm-up",
@@ -406,8 +412,8 @@ def soak_summary(record):
     if any(run["soak"].get("handover") for run in runs):
         handover = lambda key: (lambda run: (run["soak"].get("handover") or {}).get(key))
         row("events through one outbox shard", handover("events_through_shard"))
-        row("its lease handed over: a post of the shard seen after, s",
-            handover("visible_after_secs"), 1)
+        row("its lease handed over: a post of the shard seen after, ms",
+            lambda run: handover("visible_after_secs")(run) * 1000)
     verdicts = ", ".join("passed" if run["soak"]["verdict"]["passed"] else "**failed**" for run in runs)
     return "\n".join([soak_provenance(runs), "", table(["", f"runs 1 to {len(runs)}"], rows,
                                                        ["---", "--:"]), "", f"Verdicts: {verdicts}."])

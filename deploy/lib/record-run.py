@@ -19,7 +19,8 @@ cut out of its soak.html).
 
 A run recorded after the fact (from another checkout, or later than it ran) says so with
 RECORD_COMMIT (the commit its binaries were built from) and RECORD_DATE (when it started,
-e.g. 2026-12-07T07:07:27Z).
+e.g. 2026-12-07T07:07:27Z). RECORD_NOTE adds a sentence the docs print beside the run's
+provenance (what else ran on the machine meanwhile).
 """
 
 import datetime
@@ -175,6 +176,8 @@ def main():
         "commit": os.environ.get("RECORD_COMMIT") or commit(Path(__file__).resolve().parent.parent.parent),
         **{"bench": bench, "bench-scale": bench_scale, "dsb": dsb, "soak": soak}[kind](results),
     }
+    if os.environ.get("RECORD_NOTE"):
+        record["note"] = os.environ["RECORD_NOTE"]
     (results / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"run record: {results / 'run.json'}; to publish it in the docs:\n"
           f"  mkdir -p docs/runs/{kind} && cp {results / 'run.json'} docs/runs/{kind}/ && deploy/render-docs.py")
