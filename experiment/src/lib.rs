@@ -6,9 +6,9 @@
 //! read and post-to-visible latency, written up by [`comparison`]. The
 //! services run in this process ([`deployment`], on `chirp-stack`'s
 //! assembly) so that one command needs nothing but the backends; the load,
-//! its recording and its reports are the load tool's (`loadtest` as a
-//! library). A binary apart from `loadtest`, which talks to chirp only from
-//! the outside and links none of the services.
+//! its recording and its reports are the load tool's (the library
+//! `chirp-load`). A binary apart from `loadtest`, which talks to chirp only
+//! from the outside and links none of the services.
 
 pub mod comparison;
 pub mod deployment;
