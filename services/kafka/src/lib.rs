@@ -5,8 +5,8 @@
 //! service's outbox relay for tweet events (why, in its module doc), the
 //! fan-out worker for its dead letters. A reader only waits for it
 //! ([`KafkaArgs::wait_for_topic`]). Partitions are the unit of parallelism
-//! for fan-out, and keying events by author keeps each author's events in
-//! order within one.
+//! for fan-out; the tweet service sends all of an author's events to one
+//! (the partition of the author's outbox shard), which keeps them in order.
 //!
 //! The topic is created as the article keeps its queue: events retained for
 //! seven days (a fan-out worker can be down, or a bug replayed, for that
@@ -50,8 +50,10 @@ pub struct KafkaArgs {
     #[arg(long, env = "KAFKA_TOPIC", default_value = "tweet-events")]
     pub kafka_topic: String,
     /// Partitions of the topic when chirp has to create it: the most fan-out
-    /// workers that can share the work.
-    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 6)]
+    /// workers that can share the work. The tweet service sends each event to
+    /// a partition of its author's outbox shard (8 of them), so a multiple or
+    /// a divisor of 8 loads every partition alike.
+    #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 8)]
     pub kafka_topic_partitions: i32,
     /// Replication factor of the topic when chirp has to create it.
     #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]

@@ -39,26 +39,35 @@
 //!
 //! # Failures
 //!
-//! A shard whose round fails (a read, a removal, a send) pauses for
-//! [`BACKOFF`] while the other shards go on, and then sends its first event
-//! alone until one gets through, so an unwritable Kafka partition does not
-//! send a shard's whole batch again every few seconds. Only when every shard
-//! tried fails to publish does the instance release its leases and stay out
-//! for a while, so that an instance that can reach Kafka takes them over;
-//! meanwhile creates and deletes keep succeeding, their events waiting here.
-//! A shard's events wait behind its oldest one: an author's events must stay
-//! in order, and that needs the shard's order. Every shard holds authors of
-//! every Kafka partition, so one unwritable partition still stops each shard
-//! at its first event for that partition; letting the others pass would
-//! take an order per author rather than per shard.
+//! Shards are relayed side by side, and a shard's events go to partitions
+//! of its own ([`crate::events::partition`]), so an unwritable partition
+//! stops only the shards it serves: one, when the topic has at least
+//! [`SHARDS`] partitions. A shard whose round fails (a read, a removal, a
+//! send) pauses for [`BACKOFF`] while the other shards go on. After a failed
+//! send it is stalled ([`stats::STALLED`]): it sends its first waiting event
+//! alone until one gets through, and the rounds after look whether it did
+//! rather than wait for it ([`Probe`]), so it holds back no other shard; only
+//! the round in which it first failed waited for that failure, up to
+//! [`DELIVERY_TIMEOUT`]. Every event the broker acknowledged leaves the
+//! outbox at once, even after one that failed, unless it is of the failed
+//! event's author (below); the checkpoint stays at the first event that did
+//! not, so the shard resumes there and sends nothing again that Kafka
+//! already has. Only when every shard tried fails to publish does the
+//! instance release its leases and stay out for a while, so that an
+//! instance that can reach Kafka takes them over; meanwhile creates and
+//! deletes keep succeeding, their events waiting here. A stalled shard's
+//! events wait behind its oldest one: an author's events must stay in
+//! order, and the outbox is read by shard, not by author.
 //!
 //! # Order
 //!
 //! A shard's events are queued to the producer in event-id order, which
 //! keeps each author's events in order in their partition. When one send
-//! fails, the relay removes only the events before it and sends the rest
-//! again later, in order: the log may then hold an event twice, but the last
-//! copy of every event is in the right order. A late event (see
+//! fails, the relay keeps that event and every later event of its author,
+//! delivered or not, and sends them again later, in order: the log may then
+//! hold such an event twice, but the last copy of every event is in the
+//! right order. Other authors' delivered events are removed
+//! ([`removable`]). A late event (see
 //! [`crate::outbox`]) is sent when found, after the author's newer events;
 //! fan-out orders a timeline by tweet id, and a create's delete can only be
 //! written once the create is, so it never overtakes one.
@@ -70,6 +79,9 @@ use std::time::Duration;
 
 use chirp_domain::ids::{now_ms, timestamp_ms};
 use chirp_kafka::KafkaArgs;
+use futures::FutureExt as _;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::DeliveryFuture;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -100,6 +112,10 @@ const LATE_EVERY: Duration = Duration::from_secs(1);
 /// reads again at most what was relayed since.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// How often the relay asks the broker how many partitions the topic has:
+/// partitions added by an operator are used from then on.
+const PARTITIONS_EVERY: Duration = Duration::from_secs(30);
+
 pub struct Relay {
     outbox: Arc<Outbox>,
     events: Events,
@@ -126,10 +142,32 @@ struct Lease {
     save_at: Instant,
     /// When to look for late events again.
     late_at: Instant,
-    /// After a failure: when to try the shard again, and whether to send one
-    /// event at a time until one gets through.
+    /// After a failure: when to try the shard again, and whether its last
+    /// send failed, so that it sends one event at a time until one gets
+    /// through, and that event while it is on its way.
     retry_at: Instant,
-    probing: bool,
+    stalled: bool,
+    probe: Option<Probe>,
+    /// The oldest event seen waiting, for [`stats::OLDEST_AGE`].
+    oldest: Option<i64>,
+}
+
+/// A stalled shard's one event on its way to the broker. Each round looks
+/// whether it arrived instead of waiting for it: a send to a partition
+/// without a leader takes [`DELIVERY_TIMEOUT`] to fail, and a round waits
+/// for every shard's round before the next begins.
+struct Probe {
+    event: PendingEvent,
+    delivery: DeliveryFuture,
+}
+
+/// What one round of a shard came to.
+enum Progress {
+    /// More is waiting: go again at once.
+    More,
+    Idle,
+    /// A stalled shard's [`Probe`] is still on its way.
+    Probing,
 }
 
 /// What a round over the shards held came to.
@@ -169,6 +207,9 @@ impl Relay {
         let mut owned = BTreeMap::new();
         let mut oldest = Oldest::new();
         let mut topic_ready = false;
+        // The topic's partition count, as last read from the broker.
+        let mut partitions = 0;
+        let mut next_partitions = Instant::now();
         let mut next_lease_round = Instant::now();
         let mut away_until = Instant::now();
         loop {
@@ -181,13 +222,36 @@ impl Relay {
                     }
                     Err(_) => tracing::warn!("outbox relay cannot reach Kafka yet"),
                 }
+                next_partitions = Instant::now();
                 pause = BACKOFF;
+            } else if partitions == 0 || Instant::now() >= next_partitions {
+                match self.events.partition_count().await {
+                    Ok(count) => {
+                        if count != partitions {
+                            tracing::info!(
+                                partitions = count,
+                                "outbox relay sends to the topic's partitions"
+                            );
+                        }
+                        partitions = count;
+                        next_partitions = Instant::now() + PARTITIONS_EVERY;
+                        pause = Duration::ZERO;
+                    }
+                    Err(error) if partitions == 0 => {
+                        tracing::warn!(%error, "outbox relay cannot read the topic's partitions yet");
+                        pause = BACKOFF;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "outbox relay cannot read the topic's partitions; keeps the last count");
+                        next_partitions = Instant::now() + BACKOFF;
+                    }
+                }
             } else {
                 if Instant::now() >= next_lease_round {
                     self.lease_round(&mut owned, &mut oldest, away_until).await;
                     next_lease_round = Instant::now() + RENEW_EVERY;
                 }
-                match self.relay_owned(&mut owned, &mut oldest).await {
+                match self.relay_owned(&mut owned, &mut oldest, partitions).await {
                     Round::More => pause = Duration::ZERO,
                     Round::Idle => {}
                     Round::CannotPublish => {
@@ -198,6 +262,7 @@ impl Relay {
                         away_until = Instant::now() + BACKOFF;
                         // A broker that lost its data lost the topic too.
                         topic_ready = false;
+                        partitions = 0;
                     }
                 }
             }
@@ -220,7 +285,7 @@ impl Relay {
         away_until: Instant,
     ) {
         let now = Instant::now();
-        owned.retain(|_, lease| lease.until > now);
+        owned.retain(|&shard, lease| still_held(shard, lease, now));
         for (&shard, lease) in owned.iter_mut() {
             match self.outbox.renew(shard, &self.owner).await {
                 Ok(true) => lease.until = now + LEASE_TTL,
@@ -228,7 +293,7 @@ impl Relay {
                 Err(error) => tracing::warn!(shard, %error, "outbox lease not renewed"),
             }
         }
-        owned.retain(|_, lease| lease.until > now);
+        owned.retain(|&shard, lease| still_held(shard, lease, now));
         if now < away_until {
             return;
         }
@@ -254,7 +319,9 @@ impl Relay {
                             save_at: now,
                             late_at: now,
                             retry_at: now,
-                            probing: false,
+                            stalled: false,
+                            probe: None,
+                            oldest: oldest.get(&shard).copied(),
                         },
                     );
                 }
@@ -264,27 +331,47 @@ impl Relay {
         }
     }
 
-    /// One round over the shards held.
-    async fn relay_owned(&self, owned: &mut BTreeMap<i32, Lease>, oldest: &mut Oldest) -> Round {
-        let (mut more, mut tried, mut unpublished) = (false, 0, 0);
-        for (&shard, lease) in owned.iter_mut() {
-            let now = Instant::now();
-            // Too little lease left to see a send through: wait for renewal.
-            if lease.until.saturating_duration_since(now) <= DELIVERY_TIMEOUT
-                || now < lease.retry_at
-            {
-                continue;
+    /// One round over the shards held, side by side.
+    async fn relay_owned(
+        &self,
+        owned: &mut BTreeMap<i32, Lease>,
+        oldest: &mut Oldest,
+        partitions: i32,
+    ) -> Round {
+        let now = Instant::now();
+        // Too little lease left to see a send through: wait for renewal.
+        let due = owned.iter_mut().filter(|(_, lease)| {
+            lease.until.saturating_duration_since(now) > DELIVERY_TIMEOUT && now >= lease.retry_at
+        });
+        let rounds = futures::future::join_all(due.map(|(&shard, lease)| async move {
+            let result = self.relay_shard(shard, lease, partitions).await;
+            (shard, lease, result)
+        }))
+        .await;
+        let (mut tried, mut more, mut unpublished) = (0, false, 0);
+        for (shard, lease, result) in rounds {
+            match lease.oldest {
+                Some(event_id) => oldest.insert(shard, event_id),
+                None => oldest.remove(&shard),
+            };
+            if !matches!(result, Ok(Progress::Probing)) {
+                tried += 1;
             }
-            tried += 1;
-            match self.relay_shard(shard, lease, oldest).await {
-                Ok(has_more) => {
-                    more |= has_more;
-                    lease.probing = false;
+            match result {
+                Ok(Progress::Probing) => {}
+                Ok(progress) => {
+                    more |= matches!(progress, Progress::More);
+                    if lease.stalled {
+                        tracing::info!(shard, "outbox shard publishes again");
+                    }
+                    lease.stalled = false;
                 }
                 Err(error) => {
                     if matches!(error, TweetError::Publish(_)) {
                         unpublished += 1;
-                        lease.probing = true;
+                        lease.stalled = true;
+                        metrics::counter!(stats::PUBLISH_FAILURES, "shard" => shard.to_string())
+                            .increment(1);
                     } else {
                         metrics::counter!(stats::READ_FAILURES).increment(1);
                     }
@@ -292,6 +379,7 @@ impl Relay {
                     lease.retry_at = Instant::now() + BACKOFF;
                 }
             }
+            report_stalled(shard, lease.stalled);
         }
         if tried > 0 && unpublished == tried {
             Round::CannotPublish
@@ -304,13 +392,13 @@ impl Relay {
 
     /// Sends `shard`'s late events, if it is time to look, then one batch
     /// from its checkpoint on, removes what was delivered and moves the
-    /// checkpoint. True if more is waiting.
+    /// checkpoint; a stalled shard sends its [`Probe`] instead.
     async fn relay_shard(
         &self,
         shard: i32,
         lease: &mut Lease,
-        oldest: &mut Oldest,
-    ) -> Result<bool, TweetError> {
+        partitions: i32,
+    ) -> Result<Progress, TweetError> {
         let scan_from = match lease.scan_from {
             Some(scan_from) => scan_from,
             None => {
@@ -319,40 +407,88 @@ impl Relay {
                 *lease.scan_from.insert(saved)
             }
         };
+        if lease.stalled {
+            return self.probe(shard, lease, scan_from, partitions).await;
+        }
         if Instant::now() >= lease.late_at {
-            self.relay_late(shard).await?;
+            self.relay_late(shard, partitions).await?;
             lease.late_at = Instant::now() + LATE_EVERY;
         }
-        let limit = if lease.probing { 1 } else { BATCH };
-        let pending = self.outbox.pending(shard, scan_from, limit).await?;
-        let (delivered, failure) = self.send_in_order(&pending).await;
-        self.remove(&pending[..delivered]).await?;
-        if delivered > 0 {
-            tracing::debug!(shard, delivered, "outbox events relayed");
+        let pending = self.outbox.pending(shard, scan_from, BATCH).await?;
+        let (acked, failure) = self.send_in_order(&pending, partitions).await;
+        let removable = removable(&pending, &acked);
+        let (removed, waiting): (Vec<_>, Vec<_>) = pending
+            .iter()
+            .zip(&removable)
+            .partition(|(_, remove)| **remove);
+        let removed: Vec<&PendingEvent> = removed.into_iter().map(|(event, _)| event).collect();
+        self.remove(&removed).await?;
+        if !removed.is_empty() {
+            tracing::debug!(shard, relayed = removed.len(), "outbox events relayed");
         }
-        let full = pending.len() == limit as usize;
+        // Everything before the first event kept left: the checkpoint may pass it.
+        let delivered = removable.iter().take_while(|&&remove| remove).count();
+        let full = pending.len() == BATCH as usize;
         let bound = bound(&pending, delivered, full);
         let settled = first_id_at(now_ms() - LOOKBACK.as_millis() as i64);
         let scan_from = next_scan_from(scan_from, bound, settled);
         lease.scan_from = Some(scan_from);
         self.save_checkpoint(shard, lease, scan_from).await;
 
-        let waiting = &pending[delivered..];
         metrics::gauge!(stats::PENDING, "shard" => shard.to_string()).set(waiting.len() as f64);
-        match (waiting.first(), full) {
-            (Some(first), _) => oldest.insert(shard, first.event_id),
-            (None, true) => oldest.insert(shard, bound),
-            (None, false) => oldest.remove(&shard),
+        lease.oldest = match (waiting.first(), full) {
+            (Some((first, _)), _) => Some(first.event_id),
+            (None, true) => Some(bound),
+            (None, false) => None,
         };
         match failure {
             Some(error) => Err(error),
-            None => Ok(full),
+            None if full => Ok(Progress::More),
+            None => Ok(Progress::Idle),
+        }
+    }
+
+    /// A stalled shard's round: sends its first waiting event alone, and in
+    /// the rounds after looks whether the broker took it; once it has, the
+    /// shard relays as before, from its checkpoint.
+    async fn probe(
+        &self,
+        shard: i32,
+        lease: &mut Lease,
+        scan_from: i64,
+        partitions: i32,
+    ) -> Result<Progress, TweetError> {
+        let Some(mut probe) = lease.probe.take() else {
+            let first = self.outbox.pending(shard, scan_from, 1).await?;
+            let Some(event) = first.into_iter().next() else {
+                // Nothing waits (another owner sent it): nothing to stall on.
+                return Ok(Progress::More);
+            };
+            lease.oldest = Some(event.event_id);
+            let delivery = self
+                .events
+                .send(&event, partitions)
+                .map_err(TweetError::Publish)?;
+            lease.probe = Some(Probe { event, delivery });
+            return Ok(Progress::Probing);
+        };
+        match (&mut probe.delivery).now_or_never() {
+            None => {
+                lease.probe = Some(probe);
+                Ok(Progress::Probing)
+            }
+            Some(Ok(Ok(_))) => {
+                self.remove(&[&probe.event]).await?;
+                Ok(Progress::More)
+            }
+            Some(Ok(Err((error, _)))) => Err(TweetError::Publish(error)),
+            Some(Err(_canceled)) => Err(TweetError::Publish(KafkaError::Canceled)),
         }
     }
 
     /// Sends the events whose writers flagged them as late, if they are
     /// still waiting, and forgets their markers.
-    async fn relay_late(&self, shard: i32) -> Result<(), TweetError> {
+    async fn relay_late(&self, shard: i32, partitions: i32) -> Result<(), TweetError> {
         let markers = self.outbox.late(shard, BATCH).await?;
         let mut marked: Vec<(LateMarker, PendingEvent)> = Vec::new();
         let mut done: Vec<LateMarker> = Vec::new();
@@ -368,19 +504,26 @@ impl Relay {
             }
         }
         let events: Vec<PendingEvent> = marked.iter().map(|(_, event)| event.clone()).collect();
-        let (delivered, failure) = self.send_in_order(&events).await;
-        self.remove(&events[..delivered]).await?;
-        done.extend(marked[..delivered].iter().map(|(marker, _)| *marker));
+        let (acked, failure) = self.send_in_order(&events, partitions).await;
+        let removable = removable(&events, &acked);
+        let relayed: Vec<&(LateMarker, PendingEvent)> = marked
+            .iter()
+            .zip(&removable)
+            .filter_map(|(marked, &remove)| remove.then_some(marked))
+            .collect();
+        let removed: Vec<&PendingEvent> = relayed.iter().map(|(_, event)| event).collect();
+        self.remove(&removed).await?;
+        done.extend(relayed.iter().map(|(marker, _)| *marker));
         futures::future::try_join_all(done.iter().map(|marker| self.outbox.unmark(shard, marker)))
             .await?;
-        if delivered > 0 {
-            tracing::info!(shard, delivered, "late outbox events relayed");
+        if !removed.is_empty() {
+            tracing::info!(shard, relayed = removed.len(), "late outbox events relayed");
         }
         failure.map_or(Ok(()), Err)
     }
 
-    async fn remove(&self, delivered: &[PendingEvent]) -> Result<(), TweetError> {
-        futures::future::try_join_all(delivered.iter().map(|event| self.outbox.remove(event)))
+    async fn remove(&self, delivered: &[&PendingEvent]) -> Result<(), TweetError> {
+        futures::future::try_join_all(delivered.iter().map(|&event| self.outbox.remove(event)))
             .await?;
         metrics::counter!(stats::RELAYED).increment(delivered.len() as u64);
         Ok(())
@@ -403,42 +546,96 @@ impl Relay {
     }
 
     /// Queues every event, in order, then waits for the acknowledgements:
-    /// how many were delivered before the first that was not, and why not.
-    async fn send_in_order(&self, pending: &[PendingEvent]) -> (usize, Option<TweetError>) {
+    /// which ones the broker acknowledged, and why the first that was not
+    /// failed. Queuing stops at the first event the producer refuses.
+    async fn send_in_order(
+        &self,
+        pending: &[PendingEvent],
+        partitions: i32,
+    ) -> (Vec<bool>, Option<TweetError>) {
         let mut deliveries = Vec::with_capacity(pending.len());
-        let mut failure = None;
+        let mut refused = None;
         for event in pending {
-            match self.events.send(event) {
+            match self.events.send(event, partitions) {
                 Ok(delivery) => deliveries.push(delivery),
                 Err(error) => {
-                    failure = Some(TweetError::Publish(error));
+                    refused = Some(error);
                     break;
                 }
             }
         }
-        let mut delivered = 0;
+        let mut acked = Vec::with_capacity(pending.len());
+        let mut failure = None;
         for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_)) => delivered += 1,
-                Ok(Err((error, _))) => return (delivered, Some(TweetError::Publish(error))),
-                Err(_canceled) => {
-                    return (
-                        delivered,
-                        Some(TweetError::Publish(rdkafka::error::KafkaError::Canceled)),
-                    );
-                }
+            let error = match delivery.await {
+                Ok(Ok(_)) => None,
+                Ok(Err((error, _))) => Some(error),
+                Err(_canceled) => Some(KafkaError::Canceled),
+            };
+            acked.push(error.is_none());
+            if failure.is_none() {
+                failure = error;
             }
         }
-        (delivered, failure)
+        acked.resize(pending.len(), false);
+        (acked, failure.or(refused).map(TweetError::Publish))
     }
 
+    /// Gives every shard held up, each once its [`Probe`] (if one is on its
+    /// way) has landed or failed: the next owner sends from the first
+    /// waiting event, and a probe landing after its later events would put
+    /// them out of order.
     async fn release_all(&self, owned: &mut BTreeMap<i32, Lease>) {
-        for (shard, _) in std::mem::take(owned) {
+        for (shard, lease) in std::mem::take(owned) {
+            report_stalled(shard, false);
+            if let Some(probe) = lease.probe
+                && let Ok(Ok(_)) = probe.delivery.await
+                && let Err(error) = self.remove(&[&probe.event]).await
+            {
+                tracing::warn!(shard, %error, "relayed outbox event not removed; it is sent again");
+            }
             if let Err(error) = self.outbox.release(shard, &self.owner).await {
                 tracing::warn!(shard, %error, "outbox lease not released; it expires on its own");
             }
         }
     }
+}
+
+/// Which of `pending`, sent in order, may leave the outbox: each one the
+/// broker acknowledged ([`acked`]), unless an earlier one of its author was
+/// not. That one is sent again later, and every later event of its author
+/// with it, or the last copies of the author's events in the log would be
+/// out of order.
+///
+/// [`acked`]: Relay::send_in_order
+fn removable(pending: &[PendingEvent], acked: &[bool]) -> Vec<bool> {
+    let mut held = HashSet::new();
+    pending
+        .iter()
+        .zip(acked)
+        .map(|(event, &acked)| {
+            let remove = acked && !held.contains(&event.author_id);
+            if !remove {
+                held.insert(event.author_id);
+            }
+            remove
+        })
+        .collect()
+}
+
+/// Whether `shard`'s lease is still this instance's at `now`; a shard it
+/// no longer holds is no longer reported stalled by it.
+fn still_held(shard: i32, lease: &Lease, now: Instant) -> bool {
+    let held = lease.until > now;
+    if !held {
+        report_stalled(shard, false);
+    }
+    held
+}
+
+/// Publishes whether `shard`, held here, is stalled on a failed send.
+fn report_stalled(shard: i32, stalled: bool) {
+    metrics::gauge!(stats::STALLED, "shard" => shard.to_string()).set(f64::from(u8::from(stalled)));
 }
 
 /// How far a round's read lets the checkpoint go: to the first event not
@@ -495,6 +692,20 @@ mod tests {
         // All there was, delivered: nothing holds the checkpoint back.
         assert_eq!(bound(&read, 3, false), i64::MAX);
         assert_eq!(bound(&[], 0, false), i64::MAX);
+    }
+
+    #[test]
+    fn acknowledged_events_leave_unless_their_author_waits() {
+        let authors = [(1, 3), (2, 4), (3, 3), (4, 5), (5, 4)];
+        let read: Vec<PendingEvent> = authors
+            .iter()
+            .map(|&(id, author)| PendingEvent::new(id, author, id, false, HashMap::new()))
+            .collect();
+        // Event 2 (author 4) failed: 3 and 4 go, 5 (author 4 again) stays.
+        let acked = [true, false, true, true, true];
+        assert_eq!(removable(&read, &acked), [true, false, true, true, false]);
+        assert_eq!(removable(&read, &[true; 5]), [true; 5]);
+        assert_eq!(removable(&read, &[false; 5]), [false; 5]);
     }
 
     #[test]

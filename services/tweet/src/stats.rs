@@ -10,6 +10,14 @@ pub const RELAYED: &str = "chirp_outbox_relayed_total";
 /// in Kafka: a read (one past Cassandra's tombstone limit among them), a
 /// removal, the checkpoint. The shard is tried again after a pause.
 pub const READ_FAILURES: &str = "chirp_outbox_read_failures_total";
+/// Counter, label `shard`: shard rounds whose send to Kafka failed (a
+/// partition without a leader, a broker out of reach, a refused event).
+pub const PUBLISH_FAILURES: &str = "chirp_outbox_publish_failures_total";
+/// Gauge, label `shard`: 1 while the shard's last send failed and it sends
+/// one event at a time, every few seconds, until one gets through; 0 when it
+/// relays, or when this instance does not hold it. An unwritable partition
+/// shows as 1 on the shards whose events go to it, and on no other.
+pub const STALLED: &str = "chirp_outbox_stalled";
 /// Gauge, label `shard`: events seen waiting by the last read of the shard
 /// (at most one batch, so a full batch means "at least").
 pub const PENDING: &str = "chirp_outbox_pending_events";
@@ -26,6 +34,14 @@ pub fn describe() {
     describe_counter!(
         READ_FAILURES,
         "Outbox relay rounds that failed in the store (reads, tombstone limits, removals)."
+    );
+    describe_counter!(
+        PUBLISH_FAILURES,
+        "Outbox relay rounds of the shard whose send to Kafka failed."
+    );
+    describe_gauge!(
+        STALLED,
+        "1 while the outbox shard's last send to Kafka failed and it retries one event at a time."
     );
     describe_gauge!(
         PENDING,
