@@ -19,13 +19,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chirp_common::metrics::total;
 use chirp_kafka::KafkaArgs;
 use chirp_proto::events::TweetEvent;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::tweet::CreateTweetRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
-use chirp_testing::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
+use chirp_runtime::metrics::total;
+use chirp_test_support::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
 use clap::Parser;
 use prost::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -50,7 +50,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_partition_stalls_only_its_shard_and_nothing_is_sent_twice() {
     ensure_scale_out("kafka-cluster");
-    let metrics = chirp_common::metrics::builder()
+    let metrics = chirp_runtime::metrics::builder()
         .install_recorder()
         .expect("the only recorder of this test binary");
     let kafka = KafkaArgs {
@@ -80,7 +80,7 @@ async fn an_unwritable_partition_stalls_only_its_shard_and_nothing_is_sent_twice
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(tweet::run(config, listener, std::future::pending()));
-    let channel = chirp_common::grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
+    let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let tweets = TweetServiceClient::new(channel);
     let mut log = Log::new(&kafka).await;
 
@@ -184,11 +184,7 @@ async fn create_topic(kafka: &KafkaArgs) {
     }
 }
 
-async fn post(
-    tweets: &TweetServiceClient<chirp_common::grpc::Channel>,
-    author: i64,
-    when: &str,
-) -> i64 {
+async fn post(tweets: &TweetServiceClient<chirp_grpc::Channel>, author: i64, when: &str) -> i64 {
     let request = CreateTweetRequest {
         author_id: author,
         content: format!("{when} by {author}"),
