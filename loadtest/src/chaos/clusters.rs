@@ -137,7 +137,10 @@ mod tests {
         // brokers are everyone's: an isolated stack refuses them.
         for flag in ["--redis-cluster-port=6391", "--kafka-cluster-port=19092"] {
             let error = Stack::new(&soak(&["--clusters", flag])).expect_err(flag);
-            assert!(error.to_string().contains("standard backend port"), "{error}");
+            assert!(
+                error.to_string().contains("standard backend port"),
+                "{error}"
+            );
         }
         let bus = Stack::new(&soak(&["--clusters", "--redis-cluster-port=6390"]));
         assert!(bus.is_err(), "6390 puts a node on 6391");
