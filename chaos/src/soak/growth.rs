@@ -5,12 +5,17 @@
 //! first half still holds the climb to a working set: caches filling,
 //! pools opening), fit a least-squares line, and call the curve growing
 //! when the line rises over that half by more than `relative` of the half's
-//! mean *and* more than an absolute `floor`. The relative part makes the
-//! test scale-free (a 1 GiB JVM and a 20 MiB service are judged alike); the
-//! floor keeps a curve that sits near zero (consumer lag, outbox depth)
-//! from failing on noise of a few units. A leak or a stuck queue rises
-//! steadily and fails; a sawtooth (garbage collection, compaction) fits a
-//! near-flat line and passes. Fewer than [`MIN_POINTS`] samples are not
+//! mean *and* more than an absolute `floor`. For memory the relative part
+//! makes the test scale-free (a 1 GiB JVM and a 20 MiB service are judged
+//! alike). A queue (consumer lag, outbox depth and age) has no relative
+//! part, only its floor: a queue that keeps up drains, so its level says
+//! nothing and its rise everything, and a consumer slower than its producer
+//! by a fixed rate makes a straight ramp whose rise over the last half is
+//! always less than half of its mean there (a judge of the relative kind
+//! passed such a ramp in the first measured soaks). The floor keeps a queue
+//! that sits near zero from failing on noise of a few units. A leak or a
+//! stuck queue rises steadily and fails; a sawtooth (garbage collection,
+//! compaction) fits a near-flat line and passes. Fewer than [`MIN_POINTS`] samples are not
 //! judged: a short soak says so instead of guessing.
 
 use serde::Serialize;
@@ -109,6 +114,29 @@ mod tests {
         // A lag of 0..3 messages: under the floor.
         let lag: Vec<_> = (0..60).map(|m| (m as f64, (m % 4) as f64)).collect();
         assert_eq!(judge("lag", &lag, 5.0, BOUND).growing, Some(false));
+    }
+
+    #[test]
+    fn a_queue_ramping_from_a_high_level_grows() {
+        // A consumer 100 events a second short of its producer, for 30
+        // minutes: the level is high, the rise small beside it, but unbounded.
+        let ramp: Vec<_> = (0..30)
+            .map(|m| (m as f64, 50_000.0 + 6_000.0 * m as f64))
+            .collect();
+        let queue = Bound {
+            relative: 0.0,
+            floor: 1_000.0,
+        };
+        assert_eq!(judge("lag", &ramp, 10.0, queue).growing, Some(true));
+        let relative = Bound {
+            relative: 0.5,
+            floor: 1_000.0,
+        };
+        assert_eq!(
+            judge("lag", &ramp, 10.0, relative).growing,
+            Some(false),
+            "the rule a queue is no longer judged by"
+        );
     }
 
     #[test]

@@ -533,12 +533,13 @@ fn judge_growth(rows: &[IntervalRow], warm_up: Duration) -> Vec<growth::Growth> 
         relative: 0.2,
         floor: 32.0,
     };
+    // A queue is judged on its rise alone (growth.rs says why).
     let queue = Bound {
-        relative: 0.5,
+        relative: 0.0,
         floor: 1_000.0,
     };
     let age = Bound {
-        relative: 0.5,
+        relative: 0.0,
         floor: 60.0,
     };
     let series = |value: &dyn Fn(&IntervalRow) -> Option<f64>| -> Vec<(f64, f64)> {

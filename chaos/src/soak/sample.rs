@@ -90,7 +90,11 @@ impl Sampler {
         for n in 0..stack.replicas {
             let url = stack.metrics_url(FANOUT_SLOT, n);
             if let Ok(scrape) = Scrape::fetch(&self.http, &url).await {
-                *lag.get_or_insert(0.0) += scrape.total(CONSUMER_LAG, &[]);
+                // Each worker measures the whole group's lag (every
+                // partition), so the workers' readings are alternatives,
+                // not shares: the largest is the freshest bad news.
+                let reading = scrape.total(CONSUMER_LAG, &[]);
+                lag = Some(lag.map_or(reading, |seen: f64| seen.max(reading)));
                 *dead.get_or_insert(0.0) +=
                     scrape.total(FANOUT_EVENTS, &["outcome=\"dead_lettered\""]);
             }
