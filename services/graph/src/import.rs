@@ -280,15 +280,24 @@ async fn copy_users(
             Err(error) => break Err(error),
         };
     };
+    let follows = end_copy(copy, result).await?;
+    counts.followers = vec![0; sent as usize];
+    counts.following = vec![0; sent as usize];
+    Ok(follows)
+}
+
+/// Ends a COPY as `result` says: finishes it on success; on failure aborts
+/// it, so the connection can roll back and be reused, and returns the error.
+async fn end_copy<T>(
+    copy: sqlx::postgres::PgCopyIn<&mut PgConnection>,
+    result: Result<T, GraphError>,
+) -> Result<T, GraphError> {
     match result {
-        Ok(follows) => {
+        Ok(value) => {
             copy.finish().await?;
-            counts.followers = vec![0; sent as usize];
-            counts.following = vec![0; sent as usize];
-            Ok(follows)
+            Ok(value)
         }
         Err(error) => {
-            // Ends the COPY so the connection can roll back and be reused.
             let _ = copy.abort("import refused").await;
             Err(error)
         }
@@ -356,16 +365,8 @@ async fn copy_follows(
             Err(error) => break Err(error),
         };
     };
-    match result {
-        Ok(()) => {
-            copy.finish().await?;
-            Ok(streamed)
-        }
-        Err(error) => {
-            let _ = copy.abort("import refused").await;
-            Err(error)
-        }
-    }
+    end_copy(copy, result).await?;
+    Ok(streamed)
 }
 
 async fn follows_chunk(
