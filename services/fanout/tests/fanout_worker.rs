@@ -25,7 +25,7 @@ use chirp_kafka::KafkaArgs;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
-use chirp_proto::graph::{CreateUserRequest, FollowRequest};
+use chirp_proto::graph::FollowRequest;
 use chirp_stack::spawn_graph;
 use chirp_test_support::{
     KAFKA, ServiceProcess, ensure_backends, eventually, fresh_database, local_listener, unique_name,
@@ -171,20 +171,7 @@ impl TestApp {
 
     /// Creates a user who has never read their timeline: none is cached.
     async fn create_inactive_user(&self, handle: &str) -> i64 {
-        let request = CreateUserRequest {
-            handle: handle.to_owned(),
-            display_name: handle.to_owned(),
-            ..Default::default()
-        };
-        self.graph
-            .clone()
-            .create_user(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .user
-            .expect("a user")
-            .user_id
+        chirp_test_support::create_user(&self.graph, handle).await
     }
 
     /// Creates `count` users who all follow `followee_id`.

@@ -21,7 +21,8 @@ use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, ItemSource
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
 use chirp_test_support::{
-    CQL, KAFKA, ensure_backends, eventually, fresh_database, local_listener, unique_name,
+    CQL, KAFKA, ensure_backends, eventually, fresh_database, local_listener, spawn_service,
+    unique_name,
 };
 use chirp_timeline_store::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
@@ -120,9 +121,11 @@ async fn spawn_timeline(
         &store.redis.redis_key_prefix,
     ])
     .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(timeline::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "timeline",
+        timeline::run(config, listener, std::future::pending()),
+    );
     let client = TimelineServiceClient::new(
         chirp_grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap(),
     );
@@ -422,9 +425,11 @@ async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
     ];
     argv.extend_from_slice(args);
     let config = timeline::Config::try_parse_from(argv).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(timeline::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "timeline",
+        timeline::run(config, listener, std::future::pending()),
+    );
     let connect = |addr: &str| chirp_grpc::connect_lazy(addr, Duration::from_secs(60));
     Stack {
         timeline: TimelineServiceClient::new(connect(&addr).unwrap()),
@@ -447,13 +452,7 @@ fn config_capacity(args: &[&str]) -> usize {
 
 impl Stack {
     async fn user(&self, handle: &str) -> i64 {
-        let request = CreateUserRequest {
-            handle: handle.to_owned(),
-            display_name: handle.to_owned(),
-            ..Default::default()
-        };
-        let user = self.graph.clone().create_user(request).await.unwrap();
-        user.into_inner().user.expect("a user").user_id
+        chirp_test_support::create_user(&self.graph, handle).await
     }
 
     async fn follow(&self, follower_id: i64, followee_id: i64) {
