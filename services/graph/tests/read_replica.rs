@@ -13,7 +13,8 @@ use chirp_proto::graph::{
     FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest, ListFollowsRequest,
 };
 use chirp_test_support::{
-    create_user, eventually, fresh_database, local_listener, spawn_service, unique_name,
+    create_user, eventually, fresh_database, local_listener, redis_store_flags, spawn_service,
+    unique_name,
 };
 use clap::Parser;
 use sqlx::Connection;
@@ -39,7 +40,7 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     .await;
 
     let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("replica")));
-    let config = graph::Config::try_parse_from([
+    let mut argv = vec![
         "graph",
         "--database-url",
         &database_url,
@@ -47,12 +48,9 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
         &replica_url,
         "--celebrity-threshold",
         "1",
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
-    ])
-    .unwrap();
+    ];
+    argv.extend(redis_store_flags(&store.redis));
+    let config = graph::Config::try_parse_from(argv).unwrap();
     let (listener, addr) = local_listener().await;
     spawn_service(
         "graph",

@@ -373,6 +373,14 @@ pub fn redis_flags(redis: chirp_redis::connection::RedisTarget<'_>) -> Vec<&str>
     flags
 }
 
+/// The flags that point a service at `redis`, its key prefix included: the
+/// store of [`timeline_store`], as a service's command line names it.
+pub fn redis_store_flags(redis: &chirp_redis::connection::RedisArgs) -> Vec<&str> {
+    let mut flags = redis_flags(redis.target());
+    flags.extend(["--redis-key-prefix", &redis.redis_key_prefix]);
+    flags
+}
+
 /// A connection to this run's Redis, for tests that look behind the
 /// services' back.
 pub async fn redis_connection() -> chirp_redis::connection::RedisConnection {
