@@ -160,16 +160,7 @@ async fn into_empty_follows(
     rest: Rest<'_>,
 ) -> Result<(Loaded, Vec<String>), GraphError> {
     let keys = drop_keys_and_indexes(tx).await?;
-    let streamed = copy_follows(
-        tx,
-        "follows",
-        rest.ids,
-        rest.leftover,
-        rest.chunks,
-        rest.counts,
-    )
-    .await?;
-    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    let streamed = follows_then_users(tx, "follows", rest).await?;
     let follows = restore_keys(tx, &keys.build, streamed).await?;
     Ok((Loaded { streamed, follows }, keys.validate))
 }
@@ -186,16 +177,7 @@ async fn beside_existing_follows(
     )
     .execute(&mut **tx)
     .await?;
-    let streamed = copy_follows(
-        tx,
-        "imported_follows",
-        rest.ids,
-        rest.leftover,
-        rest.chunks,
-        rest.counts,
-    )
-    .await?;
-    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    let streamed = follows_then_users(tx, "imported_follows", rest).await?;
     let follows = move_follows(tx).await?;
     Ok(Loaded { streamed, follows })
 }
@@ -336,6 +318,21 @@ async fn users_chunk(
     }
     copy.send(rows.as_bytes()).await?;
     Ok(())
+}
+
+/// What both ways of step 3 do between their set-up and their moving of
+/// the edges: the follows streamed into `table`, then the users inserted
+/// (with the follow counts the stream gave them). Returns how many follows
+/// were streamed.
+async fn follows_then_users(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    rest: Rest<'_>,
+) -> Result<u64, GraphError> {
+    let streamed =
+        copy_follows(tx, table, rest.ids, rest.leftover, rest.chunks, rest.counts).await?;
+    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    Ok(streamed)
 }
 
 /// Streams the follows (`leftover` first, then the rest of the stream) into

@@ -12,11 +12,7 @@ use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{
     FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest, ListFollowsRequest,
 };
-use chirp_test_support::{
-    create_user, eventually, fresh_database, local_listener, redis_store_flags, spawn_service,
-    unique_name,
-};
-use clap::Parser;
+use chirp_test_support::{create_user, eventually, fresh_database, local_listener, unique_name};
 use sqlx::Connection;
 
 /// The replica of `deploy/backends.sh`, and the primary it follows.
@@ -40,22 +36,14 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     .await;
 
     let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("replica")));
-    let mut argv = vec![
-        "graph",
-        "--database-url",
-        &database_url,
+    let (listener, addr) = local_listener().await;
+    let flags = [
         "--database-read-url",
         &replica_url,
         "--celebrity-threshold",
         "1",
     ];
-    argv.extend(redis_store_flags(&store.redis));
-    let config = graph::Config::try_parse_from(argv).unwrap();
-    let (listener, addr) = local_listener().await;
-    spawn_service(
-        "graph",
-        graph::run(config, listener, std::future::pending()),
-    );
+    chirp_stack::spawn_graph(listener, &database_url, &store.redis, &flags);
     let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut graph = GraphServiceClient::new(channel);
 
