@@ -495,14 +495,7 @@ async fn the_fanout_stage_writes_into_no_timeline_but_its_own() {
     .await;
     let tokens = TokenArgs::new(helpers::TOKEN_SECRET).expect("a secret");
     tokens.mint(&mut manifest);
-    let everyone: Vec<Actor> = manifest
-        .users
-        .iter()
-        .map(|user| Actor {
-            id: user.id,
-            token: user.token.clone(),
-        })
-        .collect();
+    let everyone: Vec<Actor> = manifest.users.iter().map(Actor::of).collect();
     warm_up(&stack.gateway, &everyone, None, 8)
         .await
         .expect("every user reads");

@@ -13,10 +13,9 @@
 //! them) with its own database, keyspace, topic, consumer group and Redis
 //! prefix, so it shares only the backends with the rest of the test run.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
+use chirp_e2e::LocalStack;
 use chirp_test_support::{ensure_backends, eventually, fresh_database, unique_name};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -25,36 +24,6 @@ const PORT_OFFSET: u16 = 6000;
 const EDGE: &str = "http://127.0.0.1:14080";
 /// Jaeger's UI and query API: 16686 moved by `PORT_OFFSET`, as run-local.sh moves it.
 const JAEGER: &str = "http://127.0.0.1:22686";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The stack of `run-local.sh` with its Jaeger, both stopped when the test
-/// ends, passed or not.
-struct TracedStack {
-    env: Vec<(String, String)>,
-}
-
-impl TracedStack {
-    fn script(&self, script: &str, args: &[&str]) -> std::process::ExitStatus {
-        Command::new("bash")
-            .arg(repo().join(script))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .status()
-            .unwrap_or_else(|error| panic!("run {script}: {error}"))
-    }
-}
-
-impl Drop for TracedStack {
-    fn drop(&mut self) {
-        self.script("deploy/run-local.sh", &["down"]);
-        // run-local.sh leaves Jaeger up, as it leaves the backends: the test
-        // started this one (on its own ports), so it stops it.
-        self.script("deploy/jaeger.sh", &["down"]);
-    }
-}
 
 /// The services whose spans Jaeger holds for `trace_id`, and how many spans.
 async fn services_in_trace(trace_id: &str) -> Option<(Vec<String>, usize)> {
@@ -79,37 +48,12 @@ async fn services_in_trace(trace_id: &str) -> Option<(Vec<String>, usize)> {
 #[tokio::test]
 async fn a_post_through_a_native_stack_arrives_whole_in_jaeger_with_quiet_logs() {
     ensure_backends();
-    let bin_dir = chirp_e2e::service_binaries();
     let database_url = fresh_database().await;
     let run_id = unique_name("traces");
-    let run_dir = std::env::temp_dir().join(&run_id);
-    std::fs::create_dir_all(&run_dir).unwrap();
-    let env = [
-        ("JAEGER", "1".to_owned()),
-        ("PORT_OFFSET", PORT_OFFSET.to_string()),
-        ("SKIP_BUILD", "1".to_owned()),
-        ("BIN_DIR", bin_dir.display().to_string()),
-        ("CHIRP_RUN_DIR", run_dir.display().to_string()),
-        // What the README recommends for load tests: quiet logs, whole traces.
-        ("RUST_LOG", "warn".to_owned()),
-        ("DATABASE_URL", database_url),
-        ("CQL_KEYSPACE", run_id.clone()),
-        ("KAFKA_TOPIC", format!("tweets_{run_id}")),
-        ("KAFKA_GROUP_ID", run_id.clone()),
-        ("REDIS_KEY_PREFIX", format!("{run_id}:")),
-    ];
-    let stack = TracedStack {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    };
+    // What the README recommends for load tests: quiet logs, whole traces.
+    let stack = LocalStack::new(&run_id, database_url, PORT_OFFSET, &[("JAEGER", "1")]);
     // Builds Jaeger first if this machine has not yet (the script waits for it).
-    let status = stack.script("deploy/run-local.sh", &["up"]);
-    assert!(
-        status.success(),
-        "JAEGER=1 run-local.sh up failed: {status}"
-    );
+    stack.run(&["up"]);
 
     let http = reqwest::Client::new();
     let handle = format!("tr{}", &run_id[run_id.len() - 8..]);

@@ -12,11 +12,10 @@
 //! keyspace, topic, consumer group and Redis prefix, so it shares only the
 //! backends with the rest of the test run.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use chirp_client::Gateway;
+use chirp_e2e::LocalStack;
 use chirp_proto::graph::graph_service_server;
 use chirp_proto::timeline::timeline_service_server;
 use chirp_proto::tweet::tweet_service_server;
@@ -41,37 +40,6 @@ const GATEWAY: u16 = 0;
 const TWEET: u16 = 1;
 const GRAPH: u16 = 2;
 const TIMELINE: u16 = 3;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The stack of `run-local.sh`, stopped when the test ends, passed or not.
-struct LocalStack {
-    env: Vec<(String, String)>,
-}
-
-impl LocalStack {
-    fn run(&self, args: &[&str]) {
-        let status = Command::new("bash")
-            .arg(repo().join("deploy/run-local.sh"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .status()
-            .expect("run deploy/run-local.sh");
-        assert!(status.success(), "run-local.sh {args:?} failed: {status}");
-    }
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("deploy/run-local.sh"))
-            .arg("down")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .status();
-    }
-}
 
 /// Sends a request until it succeeds, as a client does after a 502 or a
 /// refused connection; the `Idempotency-Key` of a post makes that safe.
@@ -127,32 +95,14 @@ async fn counter(url: &str, name: &str, label: &str) -> f64 {
 #[tokio::test]
 async fn two_of_each_spread_the_load_and_lose_nothing_when_one_of_each_dies() {
     ensure_backends();
-    let bin_dir = chirp_e2e::service_binaries();
     let database_url = fresh_database().await;
     let run_id = unique_name("scaleout");
-    let run_dir = std::env::temp_dir().join(&run_id);
-    std::fs::create_dir_all(&run_dir).unwrap();
-    let env = [
-        ("REPLICAS", "2".to_owned()),
-        ("PORT_OFFSET", PORT_OFFSET.to_string()),
-        ("SKIP_BUILD", "1".to_owned()),
-        ("BIN_DIR", bin_dir.display().to_string()),
-        ("CHIRP_RUN_DIR", run_dir.display().to_string()),
-        ("RUST_LOG", "warn".to_owned()),
-        ("DATABASE_URL", database_url),
-        ("CQL_KEYSPACE", run_id.clone()),
-        ("KAFKA_TOPIC", format!("tweets_{run_id}")),
-        ("KAFKA_GROUP_ID", run_id.clone()),
-        ("REDIS_KEY_PREFIX", format!("{run_id}:")),
-        ("KAFKA_TOPIC_PARTITIONS", "4".to_owned()),
-        ("RATE_LIMIT_BURST", "1000".to_owned()),
+    let extra = [
+        ("REPLICAS", "2"),
+        ("KAFKA_TOPIC_PARTITIONS", "4"),
+        ("RATE_LIMIT_BURST", "1000"),
     ];
-    let stack = LocalStack {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-    };
+    let stack = LocalStack::new(&run_id, database_url, PORT_OFFSET, &extra);
     stack.run(&["up"]);
     let gateway = Gateway::new(EDGE).expect("an HTTP client");
 

@@ -251,17 +251,10 @@ async fn probe(
         .and_then(|profile| manifest.users.iter().find(|user| user.id == profile.id))
         .ok_or_else(|| anyhow!("@{} has no follower in the manifest", author.handle))?;
     Ok(Probe {
-        author: actor(author),
+        author: Actor::of(author),
         followers: author.followers,
-        reader: actor(reader),
+        reader: Actor::of(reader),
     })
-}
-
-fn actor(user: &SeededUser) -> Actor {
-    Actor {
-        id: user.id,
-        token: user.token.clone(),
-    }
 }
 
 /// Everything measured of one strategy, on a running `stack`.

@@ -126,14 +126,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Report> {
 /// their tokens.
 pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<GatewayTarget> {
     let gateway = Gateway::new(args.seeded.gateway(manifest))?;
-    let everyone: Vec<Actor> = manifest
-        .users
-        .iter()
-        .map(|user| Actor {
-            id: user.id,
-            token: user.token.clone(),
-        })
-        .collect();
+    let everyone: Vec<Actor> = manifest.users.iter().map(Actor::of).collect();
     check_tokens(&gateway, &everyone).await?;
     let (readers, writers) = match args.workload {
         Workload::HomeTimeline | Workload::UserTimeline => (everyone, Vec::new()),

@@ -156,10 +156,7 @@ pub async fn visible(args: &VisibleArgs) -> anyhow::Result<Visibility> {
     // would pick.
     let audience: Vec<Actor> = manifest.users[manifest.users.len() - count as usize..]
         .iter()
-        .map(|user| Actor {
-            id: user.id,
-            token: user.token.clone(),
-        })
+        .map(Actor::of)
         .collect();
     let ids: Vec<i64> = audience.iter().map(|actor| actor.id).collect();
     follow(&args.graph_addr, author.user_id, &ids).await?;

@@ -26,6 +26,7 @@ use serde::Serialize;
 use chirp_domain::input::MAX_TWEET_CHARS;
 
 use crate::dsb::{DSB_MIXED, Mix, NIGHTCORE_MIXED, Request};
+use crate::manifest::SeededUser;
 use crate::schedule::{Failure, Outcome, Target};
 
 /// What `run` sends.
@@ -99,6 +100,17 @@ pub const FOLLOW: &str = "POST /follow";
 pub struct Actor {
     pub id: i64,
     pub token: String,
+}
+
+impl Actor {
+    /// Acts as the seeded `user`, with the token minted for it
+    /// ([`crate::tokens`]).
+    pub fn of(user: &SeededUser) -> Self {
+        Actor {
+            id: user.id,
+            token: user.token.clone(),
+        }
+    }
 }
 
 /// Reads the first home-timeline page of each of `readers` once,

@@ -6,7 +6,30 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{handle, spawn_gateway_only, spawn_stack_with};
+use crate::helpers::{Stack, handle, spawn_gateway_only, spawn_stack_with};
+
+/// A stack behind one proxy (whose `X-Forwarded-For` names the client)
+/// that lets each client network sign up twice at once, then once a minute.
+async fn behind_a_proxy_with_a_sign_up_burst_of_two() -> Stack {
+    spawn_stack_with(&[
+        "--rate-limit-signup-burst",
+        "2",
+        "--rate-limit-signups-per-minute",
+        "1",
+        "--trusted-proxy-hops",
+        "1",
+    ])
+    .await
+}
+
+/// A sign-up of `name` that the proxy says comes from `client`.
+fn sign_up_from(stack: &Stack, name: &str, client: &str) -> reqwest::RequestBuilder {
+    let body = json!({ "handle": handle(name), "display_name": name });
+    stack
+        .request(Method::POST, "/users", None)
+        .header("x-forwarded-for", client)
+        .json(&body)
+}
 
 #[tokio::test]
 async fn writes_beyond_the_burst_are_refused_with_retry_after() {
@@ -114,22 +137,8 @@ async fn the_limit_holds_on_a_redis_cluster() {
 
 #[tokio::test]
 async fn sign_ups_are_limited_per_client_address() {
-    let stack = spawn_stack_with(&[
-        "--rate-limit-signup-burst",
-        "2",
-        "--rate-limit-signups-per-minute",
-        "1",
-        "--trusted-proxy-hops",
-        "1",
-    ])
-    .await;
-    let sign_up = |name: &str, client: &str| {
-        let body = json!({ "handle": handle(name), "display_name": name });
-        stack
-            .request(Method::POST, "/users", None)
-            .header("x-forwarded-for", client)
-            .json(&body)
-    };
+    let stack = behind_a_proxy_with_a_sign_up_burst_of_two().await;
+    let sign_up = |name: &str, client: &str| sign_up_from(&stack, name, client);
     for name in ["one", "two"] {
         let (status, body) = stack.call(sign_up(name, "192.0.2.1")).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -146,22 +155,8 @@ async fn sign_ups_are_limited_per_client_address() {
 
 #[tokio::test]
 async fn sign_ups_from_one_ipv6_64_share_one_bucket() {
-    let stack = spawn_stack_with(&[
-        "--rate-limit-signup-burst",
-        "2",
-        "--rate-limit-signups-per-minute",
-        "1",
-        "--trusted-proxy-hops",
-        "1",
-    ])
-    .await;
-    let sign_up = |name: &str, client: &str| {
-        let body = json!({ "handle": handle(name), "display_name": name });
-        stack
-            .request(Method::POST, "/users", None)
-            .header("x-forwarded-for", client)
-            .json(&body)
-    };
+    let stack = behind_a_proxy_with_a_sign_up_burst_of_two().await;
+    let sign_up = |name: &str, client: &str| sign_up_from(&stack, name, client);
     for (name, client) in [("one", "2001:db8:1:2::1"), ("two", "2001:db8:1:2::2")] {
         let (status, body) = stack.call(sign_up(name, client)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");

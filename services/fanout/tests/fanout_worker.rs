@@ -24,8 +24,8 @@ use chirp_grpc::Channel;
 use chirp_kafka::KafkaArgs;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted, TweetEvent};
+use chirp_proto::graph::FollowRequest;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
-use chirp_proto::graph::{CreateUserRequest, FollowRequest};
 use chirp_stack::spawn_graph;
 use chirp_test_support::{
     KAFKA, ServiceProcess, ensure_backends, eventually, fresh_database, local_listener, unique_name,
@@ -148,11 +148,8 @@ impl TestApp {
             &self.kafka.kafka_brokers,
             "--kafka-topic",
             &self.kafka.kafka_topic,
-            "--redis-url",
-            &self.store.redis.redis_url,
-            "--redis-key-prefix",
-            &self.store.redis.redis_key_prefix,
         ];
+        argv.extend(chirp_test_support::redis_store_flags(&self.store.redis));
         argv.extend_from_slice(args);
         let config = fanout::Config::try_parse_from(argv).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -171,20 +168,7 @@ impl TestApp {
 
     /// Creates a user who has never read their timeline: none is cached.
     async fn create_inactive_user(&self, handle: &str) -> i64 {
-        let request = CreateUserRequest {
-            handle: handle.to_owned(),
-            display_name: handle.to_owned(),
-            ..Default::default()
-        };
-        self.graph
-            .clone()
-            .create_user(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .user
-            .expect("a user")
-            .user_id
+        chirp_test_support::create_user(&self.graph, handle).await
     }
 
     /// Creates `count` users who all follow `followee_id`.

@@ -272,8 +272,9 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_dead_redis_lets_writes_through_within_the_timeout() {
+    /// A limiter whose Redis never answers (nothing listens on port 1),
+    /// with a short timeout so the tests see the fallback quickly.
+    fn on_a_dead_redis() -> RateLimiter {
         let limits = Limits {
             per_minute: 1,
             burst: 1,
@@ -283,7 +284,12 @@ mod tests {
             urls: "redis://127.0.0.1:1",
             cluster: false,
         };
-        let limiter = RateLimiter::new(&redis, "test:", limits, limits).unwrap();
+        RateLimiter::new(&redis, "test:", limits, limits).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dead_redis_lets_writes_through_within_the_timeout() {
+        let limiter = on_a_dead_redis();
         for _ in 0..3 {
             let start = Instant::now();
             assert!(limiter.take(7).await.is_ok());
@@ -297,16 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_redis_refuses_sign_ups_with_a_503() {
-        let limits = Limits {
-            per_minute: 1,
-            burst: 1,
-            timeout: Duration::from_millis(200),
-        };
-        let redis = RedisTarget {
-            urls: "redis://127.0.0.1:1",
-            cluster: false,
-        };
-        let limiter = RateLimiter::new(&redis, "test:", limits, limits).unwrap();
+        let limiter = on_a_dead_redis();
         let refused = limiter
             .take_signup(IpAddr::from([10, 0, 0, 1]))
             .await

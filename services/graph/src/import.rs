@@ -160,16 +160,7 @@ async fn into_empty_follows(
     rest: Rest<'_>,
 ) -> Result<(Loaded, Vec<String>), GraphError> {
     let keys = drop_keys_and_indexes(tx).await?;
-    let streamed = copy_follows(
-        tx,
-        "follows",
-        rest.ids,
-        rest.leftover,
-        rest.chunks,
-        rest.counts,
-    )
-    .await?;
-    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    let streamed = follows_then_users(tx, "follows", rest).await?;
     let follows = restore_keys(tx, &keys.build, streamed).await?;
     Ok((Loaded { streamed, follows }, keys.validate))
 }
@@ -186,16 +177,7 @@ async fn beside_existing_follows(
     )
     .execute(&mut **tx)
     .await?;
-    let streamed = copy_follows(
-        tx,
-        "imported_follows",
-        rest.ids,
-        rest.leftover,
-        rest.chunks,
-        rest.counts,
-    )
-    .await?;
-    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    let streamed = follows_then_users(tx, "imported_follows", rest).await?;
     let follows = move_follows(tx).await?;
     Ok(Loaded { streamed, follows })
 }
@@ -280,15 +262,24 @@ async fn copy_users(
             Err(error) => break Err(error),
         };
     };
+    let follows = end_copy(copy, result).await?;
+    counts.followers = vec![0; sent as usize];
+    counts.following = vec![0; sent as usize];
+    Ok(follows)
+}
+
+/// Ends a COPY as `result` says: finishes it on success; on failure aborts
+/// it, so the connection can roll back and be reused, and returns the error.
+async fn end_copy<T>(
+    copy: sqlx::postgres::PgCopyIn<&mut PgConnection>,
+    result: Result<T, GraphError>,
+) -> Result<T, GraphError> {
     match result {
-        Ok(follows) => {
+        Ok(value) => {
             copy.finish().await?;
-            counts.followers = vec![0; sent as usize];
-            counts.following = vec![0; sent as usize];
-            Ok(follows)
+            Ok(value)
         }
         Err(error) => {
-            // Ends the COPY so the connection can roll back and be reused.
             let _ = copy.abort("import refused").await;
             Err(error)
         }
@@ -329,6 +320,21 @@ async fn users_chunk(
     Ok(())
 }
 
+/// What both ways of step 3 do between their set-up and their moving of
+/// the edges: the follows streamed into `table`, then the users inserted
+/// (with the follow counts the stream gave them). Returns how many follows
+/// were streamed.
+async fn follows_then_users(
+    tx: &mut Transaction<'_, Postgres>,
+    table: &str,
+    rest: Rest<'_>,
+) -> Result<u64, GraphError> {
+    let streamed =
+        copy_follows(tx, table, rest.ids, rest.leftover, rest.chunks, rest.counts).await?;
+    insert_users(tx, rest.ids, rest.counts, rest.celebrities_from).await?;
+    Ok(streamed)
+}
+
 /// Streams the follows (`leftover` first, then the rest of the stream) into
 /// `table`, as ids, counting them into `counts`; returns how many were
 /// streamed.
@@ -356,16 +362,8 @@ async fn copy_follows(
             Err(error) => break Err(error),
         };
     };
-    match result {
-        Ok(()) => {
-            copy.finish().await?;
-            Ok(streamed)
-        }
-        Err(error) => {
-            let _ = copy.abort("import refused").await;
-            Err(error)
-        }
-    }
+    end_copy(copy, result).await?;
+    Ok(streamed)
 }
 
 async fn follows_chunk(

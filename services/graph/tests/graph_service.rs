@@ -17,10 +17,11 @@ use chirp_proto::graph::{
     ListFollowedCelebritiesRequest, ListFollowsRequest, ListPopularUsersRequest, User,
 };
 use chirp_stack::spawn_graph;
-use chirp_test_support::{OwnRedis, eventually, fresh_database, local_listener, unique_name};
+use chirp_test_support::{
+    OwnRedis, eventually, fresh_database, local_listener, spawn_service, unique_name,
+};
 use chirp_timeline_store::{HomeTimelines, TimelineStoreArgs};
 use clap::Parser;
-use tokio::net::TcpListener;
 use tonic::Code;
 
 struct TestApp {
@@ -467,9 +468,11 @@ async fn with_an_internal_token_only_calls_that_carry_it_are_answered() {
         token,
     ])
     .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "graph",
+        graph::run(config, listener, std::future::pending()),
+    );
     let deadline = Duration::from_secs(30);
     let request = || CreateUserRequest {
         handle: "alice".into(),

@@ -10,13 +10,10 @@ use std::time::Duration;
 
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{
-    CreateUserRequest, FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest,
-    ListFollowsRequest,
+    FollowRequest, GetUserRequest, ListFollowedCelebritiesRequest, ListFollowsRequest,
 };
-use chirp_test_support::{eventually, fresh_database, unique_name};
-use clap::Parser;
+use chirp_test_support::{create_user, eventually, fresh_database, local_listener, unique_name};
 use sqlx::Connection;
-use tokio::net::TcpListener;
 
 /// The replica of `deploy/backends.sh`, and the primary it follows.
 const REPLICA: &str = "127.0.0.1:5442";
@@ -39,43 +36,19 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     .await;
 
     let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("replica")));
-    let config = graph::Config::try_parse_from([
-        "graph",
-        "--database-url",
-        &database_url,
+    let (listener, addr) = local_listener().await;
+    let flags = [
         "--database-read-url",
         &replica_url,
         "--celebrity-threshold",
         "1",
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
-    ])
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    ];
+    chirp_stack::spawn_graph(listener, &database_url, &store.redis, &flags);
     let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut graph = GraphServiceClient::new(channel);
 
-    let mut user = async |handle: &str| {
-        let request = CreateUserRequest {
-            handle: handle.to_owned(),
-            display_name: handle.to_owned(),
-            ..Default::default()
-        };
-        graph
-            .create_user(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .user
-            .expect("a user")
-            .user_id
-    };
-    let author = user(&unique_name("author")[..15]).await;
-    let reader = user(&unique_name("reader")[..15]).await;
+    let author = create_user(&graph, &unique_name("author")[..15]).await;
+    let reader = create_user(&graph, &unique_name("reader")[..15]).await;
     // `consistent`: as the fan-out lists them, from the primary.
     let listing = |graph: GraphServiceClient<_>, consistent| async move {
         let mut graph = graph;

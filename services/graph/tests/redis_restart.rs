@@ -8,11 +8,10 @@
 
 use std::time::Duration;
 
+use chirp_proto::graph::FollowRequest;
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
-use chirp_proto::graph::{CreateUserRequest, FollowRequest};
-use chirp_test_support::{OwnRedis, fresh_database};
+use chirp_test_support::{OwnRedis, create_user, fresh_database, local_listener, spawn_service};
 use clap::Parser;
-use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn the_first_follow_after_a_redis_restart_succeeds() {
@@ -27,28 +26,16 @@ async fn the_first_follow_after_a_redis_restart_succeeds() {
         &redis_url,
     ])
     .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(graph::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "graph",
+        graph::run(config, listener, std::future::pending()),
+    );
     let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut graph = GraphServiceClient::new(channel);
     let mut ids = Vec::new();
     for handle in ["alice", "bob", "carol"] {
-        let request = CreateUserRequest {
-            handle: handle.into(),
-            display_name: handle.into(),
-            ..Default::default()
-        };
-        ids.push(
-            graph
-                .create_user(request)
-                .await
-                .unwrap()
-                .into_inner()
-                .user
-                .expect("a user")
-                .user_id,
-        );
+        ids.push(create_user(&graph, handle).await);
     }
     let follow = |followee_id| FollowRequest {
         follower_id: ids[0],

@@ -97,12 +97,8 @@ impl RedisConnection {
         target: &RedisTarget<'_>,
         response_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let urls = node_urls(target);
         if target.cluster {
-            anyhow::ensure!(
-                !urls.is_empty(),
-                "REDIS_CLUSTER needs at least one node URL"
-            );
+            let urls = cluster_urls(target)?;
             let cluster = ClusterClientBuilder::new(urls)
                 .response_timeout(response_timeout)
                 .build()
@@ -114,7 +110,7 @@ impl RedisConnection {
                 })?;
             Ok(Self::Cluster(cluster))
         } else {
-            let url = single_url(target, &urls)?;
+            let url = single_url(target)?;
             let config =
                 ConnectionManagerConfig::new().set_response_timeout(Some(response_timeout));
             let node = redis::Client::open(url)
@@ -152,12 +148,8 @@ impl RedisConnection {
     /// (within `timeout`) instead of the caller failing to start. Must run
     /// inside a Tokio runtime.
     pub fn lazy(target: &RedisTarget<'_>, timeout: Duration) -> anyhow::Result<Self> {
-        let urls = node_urls(target);
         if target.cluster {
-            anyhow::ensure!(
-                !urls.is_empty(),
-                "REDIS_CLUSTER needs at least one node URL"
-            );
+            let urls = cluster_urls(target)?;
             let client = ClusterClientBuilder::new(urls)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
@@ -170,7 +162,7 @@ impl RedisConnection {
                 client.get_pending_async_connection_with_config(config),
             ))
         } else {
-            let url = single_url(target, &urls)?;
+            let url = single_url(target)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -193,8 +185,19 @@ fn node_urls<'a>(target: &RedisTarget<'a>) -> Vec<&'a str> {
         .collect()
 }
 
-fn single_url<'a>(target: &RedisTarget<'_>, urls: &[&'a str]) -> anyhow::Result<&'a str> {
-    match urls {
+/// The seed nodes of a cluster: at least one.
+fn cluster_urls<'a>(target: &RedisTarget<'a>) -> anyhow::Result<Vec<&'a str>> {
+    let urls = node_urls(target);
+    anyhow::ensure!(
+        !urls.is_empty(),
+        "REDIS_CLUSTER needs at least one node URL"
+    );
+    Ok(urls)
+}
+
+/// The one node of a single-node Redis.
+fn single_url<'a>(target: &RedisTarget<'a>) -> anyhow::Result<&'a str> {
+    match node_urls(target)[..] {
         [url] => Ok(url),
         _ => anyhow::bail!(
             "one Redis URL expected, got {:?}; set REDIS_CLUSTER=true for a list of cluster nodes",

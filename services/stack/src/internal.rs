@@ -125,8 +125,7 @@ impl InternalServices {
 /// prefix) as follows change, with `extra` flags on top. For the services'
 /// own tests, which wire a graph to what they test.
 pub fn spawn_graph(listener: TcpListener, database_url: &str, redis: &RedisArgs, extra: &[&str]) {
-    let mut flags = chirp_test_support::redis_flags(redis.target());
-    flags.extend(["--redis-key-prefix", &redis.redis_key_prefix]);
+    let flags = chirp_test_support::redis_store_flags(redis);
     let until = std::future::pending();
     let graph = graph(listener, database_url, &flags, extra, until)
         .unwrap_or_else(|error| panic!("{error:#}"));

@@ -8,7 +8,8 @@
 //! so tests run in parallel without seeing each other's data.
 //! [`ServiceProcess`] runs a service's real binary, for what only a process
 //! shows: how it takes a signal, and its exit code. [`OwnRedis`] is a Redis
-//! of one test's own, for the tests that break it.
+//! of one test's own, for the tests that break it. [`create_user`] makes a
+//! user through the graph service's API.
 //!
 //! A crate of its own, which services name under `[dev-dependencies]` only:
 //! `sqlx` (to create test databases) and these helpers stay out of every
@@ -25,7 +26,9 @@ use std::time::Duration;
 use rand::Rng;
 
 mod own_redis;
+mod users;
 pub use own_redis::OwnRedis;
+pub use users::create_user;
 
 /// Where the stack of `deploy/backends.sh` listens.
 pub const POSTGRES: &str = "127.0.0.1:5432";
@@ -367,6 +370,14 @@ pub fn redis_flags(redis: chirp_redis::connection::RedisTarget<'_>) -> Vec<&str>
     if redis.cluster {
         flags.extend(["--redis-cluster", "true"]);
     }
+    flags
+}
+
+/// The flags that point a service at `redis`, its key prefix included: the
+/// store of [`timeline_store`], as a service's command line names it.
+pub fn redis_store_flags(redis: &chirp_redis::connection::RedisArgs) -> Vec<&str> {
+    let mut flags = redis_flags(redis.target());
+    flags.extend(["--redis-key-prefix", &redis.redis_key_prefix]);
     flags
 }
 

@@ -21,7 +21,8 @@ use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, ItemSource
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_proto::tweet::{CreateTweetRequest, DeleteTweetRequest, Tweet};
 use chirp_test_support::{
-    CQL, KAFKA, ensure_backends, eventually, fresh_database, local_listener, unique_name,
+    CQL, KAFKA, ensure_backends, eventually, fresh_database, local_listener, redis_store_flags,
+    spawn_service, unique_name,
 };
 use chirp_timeline_store::{HomeTimelines, State, TimelineStoreArgs};
 use clap::Parser;
@@ -108,21 +109,20 @@ async fn spawn_timeline(
     graph_addr: &str,
 ) -> (TimelineServiceClient<Channel>, HomeTimelines) {
     let store = chirp_test_support::timeline_store(&format!("{}:", unique_name("timeline_test")));
-    let config = timeline::Config::try_parse_from([
+    let mut argv = vec![
         "timeline",
         "--tweet-addr",
         tweet_addr,
         "--graph-addr",
         graph_addr,
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
-    ])
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(timeline::run(config, listener, std::future::pending()));
+    ];
+    argv.extend(redis_store_flags(&store.redis));
+    let config = timeline::Config::try_parse_from(argv).unwrap();
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "timeline",
+        timeline::run(config, listener, std::future::pending()),
+    );
     let client = TimelineServiceClient::new(
         chirp_grpc::connect_lazy(&addr, Duration::from_secs(10)).unwrap(),
     );
@@ -415,16 +415,15 @@ async fn spawn_stack(tweet_addr: &str, args: &[&str]) -> Stack {
         tweet_addr,
         "--graph-addr",
         &graph_addr,
-        "--redis-url",
-        &store.redis.redis_url,
-        "--redis-key-prefix",
-        &store.redis.redis_key_prefix,
     ];
+    argv.extend(redis_store_flags(&store.redis));
     argv.extend_from_slice(args);
     let config = timeline::Config::try_parse_from(argv).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(timeline::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "timeline",
+        timeline::run(config, listener, std::future::pending()),
+    );
     let connect = |addr: &str| chirp_grpc::connect_lazy(addr, Duration::from_secs(60));
     Stack {
         timeline: TimelineServiceClient::new(connect(&addr).unwrap()),
@@ -446,14 +445,25 @@ fn config_capacity(args: &[&str]) -> usize {
 }
 
 impl Stack {
+    /// Reads `reader`'s first page on a task of its own, so that the test
+    /// can act while the read waits at the gate of [`spawn_gated`].
+    fn read_in_the_background(
+        &self,
+        reader: i64,
+    ) -> tokio::task::JoinHandle<Result<tonic::Response<HomeTimelinePage>, tonic::Status>> {
+        let mut timeline = self.timeline.clone();
+        tokio::spawn(async move {
+            let request = GetHomeTimelineRequest {
+                user_id: reader,
+                limit: 10,
+                ..Default::default()
+            };
+            timeline.get_home_timeline(request).await
+        })
+    }
+
     async fn user(&self, handle: &str) -> i64 {
-        let request = CreateUserRequest {
-            handle: handle.to_owned(),
-            display_name: handle.to_owned(),
-            ..Default::default()
-        };
-        let user = self.graph.clone().create_user(request).await.unwrap();
-        user.into_inner().user.expect("a user").user_id
+        chirp_test_support::create_user(&self.graph, handle).await
     }
 
     async fn follow(&self, follower_id: i64, followee_id: i64) {
@@ -734,15 +744,7 @@ async fn a_follow_during_a_rebuild_keeps_the_stale_rebuild_from_completing() {
     assert_eq!(stack.user("reader").await, reader);
     assert_eq!(stack.user("author").await, author);
 
-    let timeline = stack.timeline.clone();
-    let read = tokio::spawn(async move {
-        let request = GetHomeTimelineRequest {
-            user_id: reader,
-            limit: 10,
-            ..Default::default()
-        };
-        timeline.clone().get_home_timeline(request).await
-    });
+    let read = stack.read_in_the_background(reader);
     arrived.notified().await;
     stack.follow(reader, author).await;
     gate.send(true).unwrap();
@@ -766,15 +768,7 @@ async fn a_rebuild_outlives_the_cancelled_read_that_started_it() {
     let (stack, gate, arrived) = spawn_gated([(reader, vec![7])].into()).await;
     assert_eq!(stack.user("reader").await, reader);
 
-    let timeline = stack.timeline.clone();
-    let read = tokio::spawn(async move {
-        let request = GetHomeTimelineRequest {
-            user_id: reader,
-            limit: 10,
-            ..Default::default()
-        };
-        timeline.clone().get_home_timeline(request).await
-    });
+    let read = stack.read_in_the_background(reader);
     arrived.notified().await;
     // The server runs on this test's (single) thread, so an event it emits
     // reaches a subscriber set for this thread.

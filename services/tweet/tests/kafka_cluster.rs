@@ -21,7 +21,8 @@ use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::tweet::CreateTweetRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_test_support::{
-    CQL, backends_script, ensure_scale_out, scale_out_pid, stop_scale_out, unique_name,
+    CQL, backends_script, ensure_scale_out, local_listener, scale_out_pid, spawn_service,
+    stop_scale_out, unique_name,
 };
 use clap::Parser;
 use prost::Message as _;
@@ -30,7 +31,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::net::TcpListener;
 
 const BROKERS: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
 const TWEETS: usize = 60;
@@ -59,9 +59,11 @@ async fn a_broker_killed_while_tweets_are_posted_loses_no_event() {
     ])
     .unwrap();
     let kafka = config.kafka.clone();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(tweet::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "tweet",
+        tweet::run(config, listener, std::future::pending()),
+    );
     let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let mut tweets = TweetServiceClient::new(channel);
 

@@ -138,15 +138,21 @@ async fn wait_until_serving(mut client: TweetServiceClient<Channel>) {
     }
 }
 
+/// Signals the service to stop, and fails the test unless it stops cleanly
+/// within the deadline.
+async fn stop_server(stop: oneshot::Sender<()>, server: JoinHandle<anyhow::Result<()>>) {
+    let _ = stop.send(());
+    let exit = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("the tweet service stops within the deadline");
+    exit.expect("tweet service task panicked")
+        .expect("the tweet service stops cleanly");
+}
+
 impl TestApp {
     /// Stops the service gracefully and leaves its keyspace and topic alone.
     async fn stop(self) {
-        let _ = self.stop.send(());
-        let exit = tokio::time::timeout(DEADLINE, self.server)
-            .await
-            .expect("the tweet service stops within the deadline");
-        exit.expect("tweet service task panicked")
-            .expect("the tweet service stops cleanly");
+        stop_server(self.stop, self.server).await;
     }
 
     /// Stops the service the way a crash does: mid-flight, releasing nothing.
@@ -166,12 +172,7 @@ impl TestApp {
             server,
         } = self;
         drop(client);
-        let _ = stop.send(());
-        let exit = tokio::time::timeout(DEADLINE, server)
-            .await
-            .expect("the tweet service stops within the deadline");
-        exit.expect("tweet service task panicked")
-            .expect("the tweet service stops cleanly");
+        stop_server(stop, server).await;
 
         if let Err(error) = drop_keyspace(cql, &keyspace).await {
             eprintln!("could not drop keyspace {keyspace}: {error:#}");

@@ -25,14 +25,16 @@ use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::tweet::CreateTweetRequest;
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_runtime::metrics::total;
-use chirp_test_support::{CQL, backends_script, ensure_scale_out, stop_scale_out, unique_name};
+use chirp_test_support::{
+    CQL, backends_script, ensure_scale_out, local_listener, spawn_service, stop_scale_out,
+    unique_name,
+};
 use clap::Parser;
 use prost::Message as _;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 const BROKERS: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
@@ -77,9 +79,11 @@ async fn an_unwritable_partition_stalls_only_its_shard_and_nothing_is_sent_twice
         &PARTITIONS.to_string(),
     ])
     .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(tweet::run(config, listener, std::future::pending()));
+    let (listener, addr) = local_listener().await;
+    spawn_service(
+        "tweet",
+        tweet::run(config, listener, std::future::pending()),
+    );
     let channel = chirp_grpc::connect_lazy(&addr, Duration::from_secs(30)).unwrap();
     let tweets = TweetServiceClient::new(channel);
     let mut log = Log::new(&kafka).await;
