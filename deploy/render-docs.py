@@ -42,6 +42,7 @@ PRODUCERS = {
     "dsb": "`deploy/bench-dsb.sh`",
     "chaos": "`loadtest chaos`",
     "soak": "`deploy/soak.sh`",
+    "bench-ab": "`deploy/bench.sh` for two builds in turn",
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
@@ -49,6 +50,8 @@ HOW = {
     "dsb": "`deploy/bench-dsb.sh`, then copy its run.json into docs/runs/dsb/",
     "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
     "soak": "`deploy/soak.sh` twice, then `deploy/lib/record-run.py publish-soak DIR1 DIR2`",
+    "bench-ab": "`deploy/bench.sh` with `BENCH_BIN_DIR` for each build in turn, then "
+                "`deploy/lib/record-run.py publish-ab`",
 }
 
 
@@ -478,7 +481,40 @@ def soak_plots(record):
     return "\n".join(lines)
 
 
+def bench_ab_cpu(record):
+    """Each run of an A/B in the order it ran: the CPU of the gateway and the timeline service
+    per cached page at saturation, then each build's mean and the ratio of the means."""
+    runs = record.get("runs") or []
+    if not runs:
+        raise NoRun("no A/B run is published")
+    rows, sums = [], {"before": [], "after": []}
+    for number, run in enumerate(runs, start=1):
+        http = run["bench"]["gateway_http"]
+        cpu = http["cpu_us_per_request"]
+        both = cpu.get("gateway", 0.0) + cpu.get("timeline", 0.0)
+        sums[run["variant"]].append(both)
+        rows.append([str(number), run["variant"], run["date"][11:16], n(http["ok_per_sec"]),
+                     n(cpu.get("gateway"), 1), n(cpu.get("timeline"), 1), n(both, 1)])
+    mean = {k: sum(v) / len(v) for k, v in sums.items() if v}
+    m = runs[0]["machine"]
+    lines = [f"*{record['question']} Before: {record['before']}; after: {record['after']}. "
+             f"Runs of {runs[0]['date'][:10]} on {m['cores']} cores ({m['cpu']}), "
+             f"{m['memory_gib']:.1f} GiB, alternated, each `{runs[0]['command'].rsplit(' ', 1)[0]}` with the "
+             f"build's binaries in `BENCH_BIN_DIR`.*", "",
+             table(["run", "build", "at (UTC)", "pages/s (gateway, saturation)",
+                    "gateway CPU µs/page", "timeline CPU µs/page", "both"], rows,
+                   ["--:", "---", "---", "--:", "--:", "--:", "--:"])]
+    if len(mean) == 2:
+        spread = {k: max(v) - min(v) for k, v in sums.items()}
+        lines += ["", f"Mean of both services: before {n(mean['before'], 1)} µs "
+                      f"(spread {n(spread['before'], 1)}), after {n(mean['after'], 1)} µs "
+                      f"(spread {n(spread['after'], 1)}); after/before "
+                      f"{mean['after'] / mean['before']:.2f}×."]
+    return "\n".join(lines)
+
+
 TABLES = {
+    "bench-ab.cpu": bench_ab_cpu,
     "bench.results": bench_results,
     "bench.headline": bench_headline,
     "bench.scale-out": bench_scale_out,

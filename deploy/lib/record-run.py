@@ -17,6 +17,11 @@ A soak is published as a set of runs (the docs give their spread), each with its
 writes docs/runs/soak/run.json (every run's record) and docs/runs/soak/N/*.svg (run N's plots,
 cut out of its soak.html).
 
+Two builds measured in turn by deploy/bench.sh (BENCH_BIN_DIR, result folders named before-N and
+after-N) are published as one A/B, rendered as bench-ab.cpu:
+
+    deploy/lib/record-run.py publish-ab QUESTION BEFORE AFTER DIR... && deploy/render-docs.py
+
 A run recorded after the fact (from another checkout, or later than it ran) says so with
 RECORD_COMMIT (the commit its binaries were built from) and RECORD_DATE (when it started,
 e.g. 2026-12-07T07:07:27Z). RECORD_NOTE adds a sentence the docs print beside the run's
@@ -160,9 +165,31 @@ def dsb(results):
     return {"mixes": mixes}
 
 
+def publish_ab(question, before, after, dirs):
+    """An A/B of two builds measured by deploy/bench.sh in turn (BENCH_BIN_DIR): each DIR is a
+    bench run whose name starts with before- or after-, in the order they ran."""
+    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "bench-ab"
+    root.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for results in dirs:
+        record = load(results / "run.json")
+        variant = results.name.split("-")[0]
+        if record is None or record.get("kind") != "bench" or variant not in ("before", "after"):
+            sys.exit(f"{results}: not a bench run named before-… or after-…")
+        runs.append({"variant": variant, "date": record["date"], "machine": record["machine"],
+                     "command": record["command"], "bench": record["bench"]})
+    (root / "run.json").write_text(json.dumps(
+        {"kind": "bench-ab", "question": question, "before": before, "after": after,
+         "runs": runs}, indent=1) + "\n")
+    print(f"published {len(runs)} runs in {root}; now run deploy/render-docs.py")
+
+
 def main():
     if sys.argv[1] == "publish-soak":
         publish_soak([Path(d) for d in sys.argv[2:]])
+        return
+    if sys.argv[1] == "publish-ab":
+        publish_ab(sys.argv[2], sys.argv[3], sys.argv[4], [Path(d) for d in sys.argv[5:]])
         return
     kind, results, command = sys.argv[1], Path(sys.argv[2]), " ".join(sys.argv[3:])
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
