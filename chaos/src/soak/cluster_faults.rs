@@ -323,7 +323,7 @@ pub async fn lag_replica(
     }
     .await;
     // Resumed whatever happened: a replica left paused lags for good.
-    psql(replica, "SELECT pg_wal_replay_resume()").await?;
+    resume(replica).await?;
     let behind = paused?;
     let ((), caught_up) = wait_for(|| async {
         lists(caller, &author, fan.id)
@@ -340,6 +340,24 @@ pub async fn lag_replica(
         REPLICA_PAUSED.as_secs_f64(),
         caught_up.as_secs_f64()
     ))
+}
+
+/// Resumes the replica's replay, and sees that it did. The resuming
+/// statement itself can be cancelled ("conflict with recovery") by the very
+/// replay it restarts, when that replay removes row versions a query on the
+/// standby might see: so its answer proves nothing either way, and the
+/// replay's state is what is read.
+async fn resume(replica: u16) -> anyhow::Result<()> {
+    wait_for(|| async {
+        let _ = psql(replica, "SELECT pg_wal_replay_resume()").await;
+        psql(replica, "SELECT pg_get_wal_replay_pause_state()")
+            .await
+            .is_ok_and(|state| state == "not paused")
+            .then_some(())
+    })
+    .await
+    .map(|_| ())
+    .ok_or_else(|| anyhow!("the replica's replay could not be resumed"))
 }
 
 /// Whether `author`'s follower listing has `follower` (on its first page:
