@@ -14,11 +14,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash deploy/backends.sh up
 
 # The stacks some tests start with deploy/run-local.sh listen on fixed gRPC ports: 50051-50073
-# moved by PORT_OFFSET (scale_out 2000, chaos 3000, soak 5000, native_traces 6000), all inside Linux's ephemeral
-# range (32768-60999), where any outgoing connection of the run may already hold one as its
-# local port ("Address already in use", seen once in a fresh-clone run). Reserving them keeps
-# the kernel from handing them out; a machine that does not let us is told, and runs anyway.
-reserved=50051-50099,52051-52099,53051-53099,55051-55099,56051-56099
+# moved by PORT_OFFSET (the tests: scale_out 2000, chaos 4000, the short soak and native_traces
+# 6000, the soak on the clusters 7000; `loadtest chaos` and `loadtest soak` run by hand: 3000
+# and 5000), all inside Linux's ephemeral range (32768-60999), where any outgoing connection of
+# the run may already hold one as its local port ("Address already in use", seen once in a
+# fresh-clone run). Reserving them keeps the kernel from handing them out; a machine that does
+# not let us is told, and runs anyway.
+reserved=50051-50099,52051-52099,53051-53099,54051-54099,55051-55099,56051-56099,57051-57099
 if ! sysctl -qw net.ipv4.ip_local_reserved_ports="$reserved" 2>/dev/null; then
   echo "note: could not reserve ports $reserved (net.ipv4.ip_local_reserved_ports); a stack's" \
     "fixed gRPC port may collide with an outgoing connection's" >&2

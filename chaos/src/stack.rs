@@ -11,10 +11,12 @@
 //! [`Stack::new`] refuses a standard port, and [`Stack::signal`] checks that
 //! a pid still runs the program of *this* set before it sends anything.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail, ensure};
+use futures::FutureExt;
 
 use super::clusters::{self, Clusters};
 
@@ -450,8 +452,12 @@ impl Stack {
 }
 
 /// Starts the isolated stack `args` describe, runs `work` on it, and stops
-/// it again (unless `keep_running`) whatever `work` returned: the frame of
-/// `loadtest chaos` and `loadtest soak`.
+/// it again (unless `keep_running`) whatever `work` returned, a panic
+/// included: the frame of `loadtest chaos` and `loadtest soak`. A test that runs them
+/// in-process asserts inside `work`'s callees too (an `expect` in a
+/// helper), and a panic that skipped `down` would leave a whole stack of
+/// JVMs and Redis nodes running on the test's ports for the next run to
+/// trip over.
 pub async fn isolated<T, Fut>(
     args: &StackArgs,
     keep_running: bool,
@@ -466,13 +472,16 @@ where
         stack.gateway_url
     );
     let result = match stack.up().await.context("starting the isolated stack") {
-        Ok(()) => work(stack.clone()).await,
-        Err(failed) => Err(failed),
+        Ok(()) => AssertUnwindSafe(work(stack.clone())).catch_unwind().await,
+        Err(failed) => Ok(Err(failed)),
     };
     if !keep_running {
-        stack.down().await.context("stopping the isolated stack")?;
+        let stopped = stack.down().await.context("stopping the isolated stack");
+        if result.is_ok() {
+            stopped?;
+        }
     }
-    result
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// A killed child of ours stays a zombie until reaped; it has exited all

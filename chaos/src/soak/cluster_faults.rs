@@ -35,7 +35,8 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(180);
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
 
-/// SIGKILL of broker `which % 3 + 1`, down for [`BROKER_DOWN`], restarted
+/// SIGKILL of broker `which % 3 + 1`, down for [`BROKER_DOWN`] (by then
+/// some partition must have dropped it from its in-sync replicas), restarted
 /// alone; recovered when every partition has all its replicas in sync.
 pub async fn kill_kafka_broker(
     stack: &Stack,
@@ -53,9 +54,22 @@ pub async fn kill_kafka_broker(
             .collect()
     };
     let survivors = pids(&others)?;
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", clusters.kafka_brokers())
+            .create()
+            .context("a Kafka client to read the cluster's metadata")?,
+    );
     let pid = stack.signal(Process::KafkaBroker(node), "KILL")?;
     stack.exited(pid).await;
     tokio::time::sleep(BROKER_DOWN).await;
+    // The cluster must have noticed, or "every replica in sync again" below
+    // would be true of a cluster that never lost one.
+    let shrunk = partitions_without(consumer.clone(), node).await;
+    ensure!(
+        shrunk > 0,
+        "broker {node} was down {BROKER_DOWN:?}, yet no partition had dropped it from its in-sync replicas"
+    );
     let restarting = Instant::now();
     stack
         .backends(&["restart", "kafka-cluster", &node.to_string()])
@@ -65,24 +79,37 @@ pub async fn kill_kafka_broker(
         pids(&others)? == survivors,
         "restarting broker {node} restarted brokers {others:?} too"
     );
-    let consumer: Arc<BaseConsumer> = Arc::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", clusters.kafka_brokers())
-            .create()
-            .context("a Kafka client to read the cluster's metadata")?,
-    );
     let ((), in_sync) = wait_for(|| every_partition_in_sync(consumer.clone()))
         .await
         .ok_or_else(|| {
             anyhow!("broker {node} restarted, but some partition lacked a replica {RECOVERY_LIMIT:?} later")
         })?;
     Ok(format!(
-        "SIGKILL broker {node} (pid {pid}), down {:.0} s; restarted alone on its own log in \
-         {:.1} s, brokers {others:?} kept running; every partition's replicas in sync {:.1} s later",
+        "SIGKILL broker {node} (pid {pid}), down {:.0} s, out of the in-sync replicas of \
+         {shrunk} partitions by then; restarted alone on its own log in {:.1} s, brokers \
+         {others:?} kept running; every partition's replicas in sync {:.1} s later",
         BROKER_DOWN.as_secs_f64(),
         started.as_secs_f64(),
         in_sync.as_secs_f64()
     ))
+}
+
+/// How many partitions list `node` as a replica but not as in sync (0 too
+/// when the metadata cannot be read).
+async fn partitions_without(consumer: Arc<BaseConsumer>, node: u8) -> usize {
+    let read = tokio::task::spawn_blocking(move || {
+        let metadata = consumer.fetch_metadata(None, READ_TIMEOUT).ok()?;
+        let node = i32::from(node);
+        Some(
+            metadata
+                .topics()
+                .iter()
+                .flat_map(|topic| topic.partitions())
+                .filter(|p| p.replicas().contains(&node) && !p.isr().contains(&node))
+                .count(),
+        )
+    });
+    read.await.ok().flatten().unwrap_or(0)
 }
 
 /// Some when every partition of every topic has all its replicas in sync
@@ -296,7 +323,7 @@ pub async fn lag_replica(
     }
     .await;
     // Resumed whatever happened: a replica left paused lags for good.
-    psql(replica, "SELECT pg_wal_replay_resume()").await?;
+    resume(replica).await?;
     let behind = paused?;
     let ((), caught_up) = wait_for(|| async {
         lists(caller, &author, fan.id)
@@ -313,6 +340,24 @@ pub async fn lag_replica(
         REPLICA_PAUSED.as_secs_f64(),
         caught_up.as_secs_f64()
     ))
+}
+
+/// Resumes the replica's replay, and sees that it did. The resuming
+/// statement itself can be cancelled ("conflict with recovery") by the very
+/// replay it restarts, when that replay removes row versions a query on the
+/// standby might see: so its answer proves nothing either way, and the
+/// replay's state is what is read.
+async fn resume(replica: u16) -> anyhow::Result<()> {
+    wait_for(|| async {
+        let _ = psql(replica, "SELECT pg_wal_replay_resume()").await;
+        psql(replica, "SELECT pg_get_wal_replay_pause_state()")
+            .await
+            .is_ok_and(|state| state == "not paused")
+            .then_some(())
+    })
+    .await
+    .map(|_| ())
+    .ok_or_else(|| anyhow!("the replica's replay could not be resumed"))
 }
 
 /// Whether `author`'s follower listing has `follower` (on its first page:

@@ -166,6 +166,19 @@ impl SoakArgs {
         }
     }
 
+    /// The faults this soak will inject and when: what `--seed` draws, known
+    /// before anything starts (a test checks that its seed draws what it
+    /// means to test).
+    pub fn schedule(&self) -> Vec<Planned> {
+        faults::schedule(
+            &self.faults(),
+            self.seed,
+            self.fault_every,
+            self.duration,
+            self.quiet(),
+        )
+    }
+
     /// Faults keep away from the warm-up and from the last stretch, which
     /// leaves the stack time to recover before the final check.
     fn quiet(&self) -> (Duration, Duration) {
@@ -287,13 +300,7 @@ async fn run(args: &SoakArgs, stack: &Stack) -> anyhow::Result<SoakReport> {
         (args.watched_every, args.toggle_every),
         stop.clone(),
     ));
-    let planned = faults::schedule(
-        &args.faults(),
-        args.seed,
-        args.fault_every,
-        args.duration,
-        args.quiet(),
-    );
+    let planned = args.schedule();
     println!(
         "steady load for {:?}: {} faults planned",
         args.duration,

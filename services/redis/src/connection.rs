@@ -18,17 +18,27 @@
 //! many users' keys therefore split their batch with
 //! [`RedisConnection::pipeline_groups`]: one pipeline on a single node, one
 //! per slot on a cluster, sent concurrently.
-
-use std::time::Duration;
+//!
+//! What the cluster connection cannot be trusted with: redis 1.8's cluster
+//! driver can deadlock after a master dies under concurrent load (a node
+//! repair queued for its connection map's lock is no longer polled once a
+//! slot refresh waits for the same lock), and from then on every command
+//! times out, for good, while the cluster itself is healthy again (seen in
+//! `loadtest soak --clusters`: the graph service failed every follow for
+//! minutes after a failover). So the cluster connection lives in a
+//! [`cluster::Healing`], which replaces it with a fresh one once every
+//! command has failed for [`cluster::WEDGED_AFTER`].
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::Context;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+pub mod cluster;
 
 /// Where a service's Redis is, from the environment: every service that
 /// uses Redis reads the same three settings, so one deployment points all of
@@ -86,7 +96,7 @@ pub struct RedisTarget<'a> {
 #[derive(Clone)]
 pub enum RedisConnection {
     Node(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(cluster::Healing),
 }
 
 impl RedisConnection {
@@ -99,16 +109,14 @@ impl RedisConnection {
     ) -> anyhow::Result<Self> {
         if target.cluster {
             let urls = cluster_urls(target)?;
-            let cluster = ClusterClientBuilder::new(urls)
+            let client = ClusterClientBuilder::new(urls)
                 .response_timeout(response_timeout)
                 .build()
-                .with_context(|| format!("parse REDIS_URL {}", shown(target.urls)))?
-                .get_async_connection()
-                .await
-                .with_context(|| {
-                    format!("connect to the Redis Cluster at {}", shown(target.urls))
-                })?;
-            Ok(Self::Cluster(cluster))
+                .with_context(|| format!("parse REDIS_URL {}", shown(target.urls)))?;
+            let cluster = client.get_async_connection().await.with_context(|| {
+                format!("connect to the Redis Cluster at {}", shown(target.urls))
+            })?;
+            Ok(Self::Cluster(cluster::Healing::new(client, cluster)))
         } else {
             let url = single_url(target)?;
             let config =
@@ -158,9 +166,8 @@ impl RedisConnection {
             let config = ClusterConfig::new()
                 .set_connection_timeout(timeout)
                 .set_response_timeout(timeout);
-            Ok(Self::Cluster(
-                client.get_pending_async_connection_with_config(config),
-            ))
+            let cluster = client.get_pending_async_connection_with_config(config);
+            Ok(Self::Cluster(cluster::Healing::new(client, cluster)))
         } else {
             let url = single_url(target)?;
             let config = ConnectionManagerConfig::new()
