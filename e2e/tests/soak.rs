@@ -95,17 +95,7 @@ async fn a_short_soak_under_random_faults_keeps_every_promise() {
             fault.fault
         );
     }
-    let promises: Vec<&String> = report
-        .verdict
-        .reasons
-        .iter()
-        .filter(|reason| !reason.contains(" grows: "))
-        .collect();
-    assert!(
-        promises.is_empty(),
-        "broken promises: {promises:?}\n{summary}"
-    );
-    assert!(report.final_check.posts_accepted > 0, "{summary}");
+    assert_promises_kept(&report, &summary);
     let fanned_out: u64 = report
         .intervals
         .iter()
@@ -200,6 +190,12 @@ async fn a_short_soak_on_the_clusters_survives_a_broker_a_master_and_a_lagging_r
         // What the fault saw of the recovery, step by step.
         assert!(injected.detail.is_some(), "{fault} said nothing\n{summary}");
     }
+    assert_promises_kept(&report, &summary);
+}
+
+/// Nothing lost, phantom, doubled, out of order or visible after an unfollow,
+/// with posts accepted to judge. Growth is not judged: minutes cannot show it.
+fn assert_promises_kept(report: &SoakReport, summary: &str) {
     let promises: Vec<&String> = report
         .verdict
         .reasons
