@@ -8,19 +8,19 @@
 //! the gateway with a token minted for them, which caches it (pushes land
 //! only in cached timelines). The bench then publishes `N` tweet events of
 //! the author to the topic the worker consumes, straight to Kafka: the tweet
-//! service is not what is measured. All of one author's events share a
-//! partition, so the worker applies them one after the other, each as
-//! pipelines of one follower page (plus the author on the first). Its last
-//! write is therefore the last event's id in the timeline of the follower
-//! with the highest id, and the bench watches that one key in Redis (one of
-//! its own users'): the clock stops when the write has landed, not when a
-//! metric says so. When the worker's `/metrics` is given, its
+//! service is not what is measured. The worker applies up to its
+//! `FANOUT_CONCURRENCY` of them at once, each as pipelines of one follower
+//! page (plus the author on the first), in order of follower id. An event's
+//! last write therefore lands in the timeline of the follower with the
+//! highest id, and the bench watches that one key in Redis (one of its own
+//! users') until it holds all `N` ids: the clock stops when the writes have
+//! landed, not when a metric says so. When the worker's `/metrics` is given, its
 //! `chirp_fanout_timeline_writes_total` must have grown by the `N × (F + 1)`
 //! inserts expected, a check that nothing was skipped.
 //!
 //! The floor writes the same `N × (F + 1)` entries through the very
 //! function the worker uses (`HomeTimelines::push`), in pipelines of the
-//! same pages, one after the other as the worker does, under a key prefix
+//! same pages, as many events at once as the worker, under a key prefix
 //! of its own (the services' prefix followed by `bench-zadd:`). What the
 //! worker adds to it is the price of the design: reading the followers from
 //! the graph service for every event (and, under the hybrid strategy,
@@ -44,6 +44,7 @@ use chirp_kafka::KafkaArgs;
 use chirp_proto::events::{TweetCreated, TweetEvent, tweet_event};
 use chirp_redis::connection::RedisArgs;
 use chirp_timeline_store::{HomeTimelines, TimelineStoreArgs};
+use futures::{StreamExt as _, TryStreamExt as _};
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -77,6 +78,8 @@ pub struct Setup<'a> {
     pub celebrity_threshold: u32,
     pub followers: u32,
     pub events: u32,
+    /// Events applied at once, by the worker and by the floor alike.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -195,9 +198,6 @@ async fn through_worker(
     last_follower: i64,
     tweet_ids: &[i64],
 ) -> anyhow::Result<Duration> {
-    let Some(&last_tweet) = tweet_ids.last() else {
-        return Ok(Duration::ZERO);
-    };
     let started = Instant::now();
     events
         .publish(tweet_ids, |tweet_id, author_id| {
@@ -208,9 +208,7 @@ async fn through_worker(
             })
         })
         .await?;
-    events
-        .wait_for(last_follower, |newest| newest == Some(last_tweet))
-        .await?;
+    events.wait_for(last_follower, tweet_ids.len()).await?;
     Ok(started.elapsed())
 }
 
@@ -253,19 +251,15 @@ impl Events<'_> {
 
     /// Waits until `done` holds of the newest id in `user_id`'s timeline
     /// (the bench's ids are the newest there).
-    async fn wait_for(
-        &self,
-        user_id: i64,
-        done: impl Fn(Option<i64>) -> bool,
-    ) -> anyhow::Result<()> {
+    async fn wait_for(&self, user_id: i64, entries: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            let newest = self
+            let held = self
                 .timelines
-                .page(user_id, None, 1)
+                .page(user_id, None, entries)
                 .await
                 .context("read the last follower's timeline")?;
-            if done(newest.first().copied()) {
+            if held.len() >= entries {
                 return Ok(());
             }
             ensure!(
@@ -304,11 +298,19 @@ async fn straight_to_redis(
         timelines.store_rebuilt(user_id, &[]).await?;
     }
     let started = Instant::now();
-    for &tweet_id in tweet_ids {
-        for user_ids in &pages {
-            timelines.push(user_ids, tweet_id).await?;
-        }
-    }
+    futures::stream::iter(tweet_ids)
+        .map(|&tweet_id| {
+            let (timelines, pages) = (&timelines, &pages);
+            async move {
+                for user_ids in pages {
+                    timelines.push(user_ids, tweet_id).await?;
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(setup.concurrency)
+        .try_collect::<()>()
+        .await?;
     let elapsed = started.elapsed();
     for user_ids in &pages {
         timelines.invalidate(user_ids).await?;

@@ -98,6 +98,11 @@ pub struct BenchArgs {
     /// Tweet events published for the fan-out stage.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub fanout_events: u32,
+    /// The worker's `FANOUT_CONCURRENCY`, which the floor matches: events
+    /// written at once.
+    #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub fanout_concurrency: u16,
     /// A request unanswered after this long counts as a timeout.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -225,6 +230,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchResults> {
         celebrity_threshold: manifest.celebrity_threshold,
         followers: args.fanout_followers,
         events: args.fanout_events,
+        concurrency: args.fanout_concurrency.into(),
     })
     .await?;
 

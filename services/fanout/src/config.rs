@@ -27,6 +27,13 @@ pub struct Config {
     #[arg(long, env = "FOLLOWER_PAGE_SIZE", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub follower_page_size: u32,
+    /// Events applied at once by this worker, whatever their partition: each
+    /// is a chain of round trips, so applying them one by one leaves the
+    /// worker waiting (see `consumer`). Also bounds the memory in flight, a
+    /// follower page per event.
+    #[arg(long, env = "FANOUT_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub fanout_concurrency: u16,
     /// How often the consumer group's lag is measured, in milliseconds:
     /// each measurement costs a few requests to the brokers (see `lag`).
     #[arg(long, env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5000,

@@ -17,7 +17,7 @@ use anyhow::Context;
 use chirp_kafka::KafkaArgs;
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
@@ -64,17 +64,13 @@ impl DeadLetters {
 
     /// Sends `message` to the dead-letter topic with `reason`, and waits for
     /// the broker's acknowledgement: only then may its offset be stored.
-    pub async fn send(
-        &self,
-        message: &BorrowedMessage<'_>,
-        reason: &str,
-    ) -> Result<(), KafkaError> {
+    pub async fn send(&self, message: &OwnedMessage, reason: &str) -> Result<(), KafkaError> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let headers = message
             .headers()
-            .map(|headers| headers.detach())
-            .unwrap_or_default()
+            .cloned()
+            .unwrap_or_else(OwnedHeaders::new)
             .insert(header(REASON, reason))
             .insert(header(SOURCE_TOPIC, message.topic()))
             .insert(header(SOURCE_PARTITION, &partition))

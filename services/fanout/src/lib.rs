@@ -23,18 +23,19 @@
 //!
 //! # Shutdown
 //!
-//! On SIGTERM the worker finishes the event in hand (every page of it) and
-//! stores its offset, takes no further event, commits the stored offsets and
-//! leaves the group, so its partitions move to another worker at once, which
-//! resumes right after the last event applied here. An event still waiting
-//! to be retried is left unstored, and its next owner applies it. Then `run`
-//! returns and the process exits 0.
+//! On SIGTERM the worker takes no further event, finishes those in hand
+//! (every page of each) and stores their offsets, commits the stored offsets
+//! and leaves the group, so its partitions move to another worker at once,
+//! which resumes right after the last events applied here. An event still
+//! waiting to be retried is left unstored, and its next owner applies it.
+//! Then `run` returns and the process exits 0.
 //!
 //! Reading order: [`config`], [`consumer`] (the Kafka loop and its delivery
 //! guarantees), [`fanout`] (what one event does, and its progress recorded
 //! for clients to watch), [`error`], `dead_letter` (where events that can
 //! never apply go), [`replay`] (bringing them back), `stats` (what is
-//! measured), `lag` (how far behind the group is).
+//! measured), `lag` (how far behind the group is), `watermark` (which
+//! offset may be stored when events finish out of order).
 
 pub mod config;
 mod consumer;
@@ -44,6 +45,7 @@ mod fanout;
 mod lag;
 pub mod replay;
 mod stats;
+mod watermark;
 
 use std::future::Future;
 
@@ -123,7 +125,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     );
     // The probe never returns: it stops when the consumer does.
     tokio::select! {
-        stopped = consumer::consume(consumer, &fanout, &dead_letters, shutdown) => stopped,
+        stopped = consumer::consume(
+            consumer,
+            &fanout,
+            &dead_letters,
+            config.fanout_concurrency.into(),
+            shutdown,
+        ) => stopped,
         never = lag.run(config.consumer_lag_interval()) => match never {},
     }
 }
