@@ -536,6 +536,7 @@ async fn the_fanout_stage_writes_into_no_timeline_but_its_own() {
         celebrity_threshold: manifest.celebrity_threshold,
         followers: 15,
         events: 3,
+        concurrency: args.fanout_concurrency.into(),
     })
     .await
     .expect("the fan-out stage");

@@ -75,11 +75,7 @@ async fn a_short_soak_under_random_faults_keeps_every_promise() {
         "--toggle-every=10s".to_owned(),
         "--seed=19".to_owned(),
     ];
-    let Command::Harness(chirp_chaos::Command::Soak(args)) =
-        <Cli as clap::Parser>::parse_from(args).command
-    else {
-        unreachable!("parsed as soak");
-    };
+    let args = soak_args(args);
     let report = chirp_chaos::soak::soak(&args)
         .await
         .unwrap_or_else(|e| panic!("the soak could not complete: {e:#}"));
@@ -162,11 +158,7 @@ async fn a_short_soak_on_the_clusters_survives_a_broker_a_master_and_a_lagging_r
         "--fault-every=50s".to_owned(),
         "--seed=28".to_owned(),
     ];
-    let Command::Harness(chirp_chaos::Command::Soak(args)) =
-        <Cli as clap::Parser>::parse_from(args).command
-    else {
-        unreachable!("parsed as soak");
-    };
+    let args = soak_args(args);
     let faults = ["kafka-broker-kill", "redis-master-kill", "replica-lag"];
     let planned = args.schedule();
     let mut drawn: Vec<String> = planned.iter().map(|plan| plan.fault.slug()).collect();
@@ -218,4 +210,14 @@ fn summary(report: &SoakReport) -> String {
         "not_measured": report.not_measured,
     }))
     .expect("serialisable")
+}
+
+/// `loadtest soak ARGS`, parsed as the command line parses it.
+fn soak_args(args: impl IntoIterator<Item = String>) -> Box<chirp_chaos::soak::SoakArgs> {
+    let Command::Harness(chirp_chaos::Command::Soak(args)) =
+        <Cli as clap::Parser>::parse_from(args).command
+    else {
+        unreachable!("parsed as soak");
+    };
+    args
 }
