@@ -68,6 +68,7 @@ export const api = {
     { auth: true }),
   live: () => call('GET', '/console/live'),
   strategies: () => call('GET', '/console/strategies.json'),
+  openapi: () => call('GET', '/openapi.json'),
 };
 
 /** Whether the signed-in user follows `userId`: walks their following list. */

@@ -18,7 +18,7 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
                       script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// (path, content type, body)
-const FILES: [(&str, &str, &str); 13] = [
+const FILES: [(&str, &str, &str); 17] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -78,6 +78,26 @@ const FILES: [(&str, &str, &str); 13] = [
         "/console/charts.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/charts.js"),
+    ),
+    (
+        "/console/interview.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/interview.js"),
+    ),
+    (
+        "/console/steps.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/steps.js"),
+    ),
+    (
+        "/console/answers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/answers.js"),
+    ),
+    (
+        "/console/estimate.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/estimate.js"),
     ),
     (
         "/console/strategies.json",

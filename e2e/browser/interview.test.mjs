@@ -1,0 +1,141 @@
+// The console's Interview view in Debian's Chromium, driven by
+// playwright-core against a running chirp (CHIRP_URL): the seven steps and
+// their budgets, the timer marking the step to be on, and answers that read
+// the running deployment (the live OpenAPI document, the live system view,
+// the signed-in user's explained timeline) and an estimator that computes.
+// Run by e2e/tests/browser.rs (deploy/browser-test.sh), after console.test.mjs.
+// CHIRP_SCREENSHOTS=<dir> saves a picture of the view there.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.CHIRP_URL;
+const SHOTS = process.env.CHIRP_SCREENSHOTS;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// As in console.test.mjs: the closed network refuses every host Chromium calls home to.
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-dev-shm-usage'];
+
+const HANDLE = `carol${String(Date.now() % 1e8)}`;
+const STEPS = [['clarify', 'Clarify', 5], ['estimate', 'Estimate', 3], ['api', 'API', 4], ['data', 'Data model', 5],
+  ['high-level', 'High-level design', 10], ['deep-dive', 'Deep dive', 12], ['bottlenecks', 'Bottlenecks', 5]];
+
+let browser;
+let page;
+/** Uncaught exceptions and console errors (a CSP violation is one). */
+const errors = [];
+
+before(async () => {
+  assert.ok(BASE, 'CHIRP_URL names the gateway');
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: BASE });
+  page = await context.newPage();
+  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(`console: ${message.text()}`);
+  });
+  // Signed in, as the console keeps a session, so the deep dive can explain her timeline.
+  const response = await page.request.post('/users', { data: { handle: HANDLE, display_name: 'Carol' } });
+  assert.equal(response.status(), 201);
+  const body = await response.json();
+  await page.goto('/');
+  await page.evaluate((session) => localStorage.setItem('chirp.session', JSON.stringify(session)),
+    { user_id: body.user_id, handle: body.user.handle, token: body.token });
+});
+
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(errors, []);
+});
+
+test('the interview view lists the seven steps with their budgets, reachable from the navigation', async () => {
+  await page.goto('/');
+  await page.click('#nav a[data-view=interview]');
+  await page.waitForURL(/#\/interview$/);
+  const steps = page.locator('.steps .step.card');
+  await steps.first().waitFor();
+  assert.equal(await steps.count(), 7);
+  for (const [index, [key, name, minutes]] of STEPS.entries()) {
+    const step = steps.nth(index);
+    assert.equal(await step.getAttribute('data-step'), key);
+    assert.equal(await step.locator('.step-name').textContent(), name);
+    assert.equal(await step.locator('.budget').textContent(), `${minutes} min`);
+    assert.ok((await step.locator('.prompt').textContent()).length > 40, `${name} says what to deliver`);
+  }
+  assert.equal(await page.locator('.step.buffer .budget').textContent(), '1 min');
+  assert.equal(await page.locator('.clock-time').textContent(), '00:00 / 45:00');
+});
+
+test('the timer marks the step to be on, moves on, pauses and resets', async () => {
+  await page.goto('/#/interview');
+  assert.equal(await page.locator('.step.current').count(), 0);
+  await page.click('.clock-toggle');
+  await page.locator('.step.current[data-step=clarify]').waitFor();
+  await page.locator('.clock-step').filter({ hasText: 'now: Clarify' }).waitFor();
+  await page.locator('.clock-time').filter({ hasText: /^00:0[1-9] \/ 45:00$/ }).waitFor({ timeout: 5000 });
+  await page.click('.clock-next');
+  await page.locator('.step.current[data-step=estimate]').waitFor();
+  await page.locator('.clock-time').filter({ hasText: /^05:0\d \/ 45:00$/ }).waitFor();
+  assert.equal(await page.locator('.step.current').count(), 1);
+  await page.click('.clock-toggle');
+  await page.locator('.clock-toggle').filter({ hasText: 'resume' }).waitFor();
+  const paused = await page.locator('.clock-time').textContent();
+  await page.waitForTimeout(1200);
+  assert.equal(await page.locator('.clock-time').textContent(), paused, 'a paused clock stands still');
+  await page.click('.clock-reset');
+  await page.locator('.clock-step').filter({ hasText: 'not started' }).waitFor();
+  assert.equal(await page.locator('.step.current').count(), 0);
+});
+
+test('the answers read the running deployment, and the estimator computes', async () => {
+  await page.goto('/#/interview');
+  const answer = (key) => page.locator(`.step[data-step="${key}"] .answer`);
+  const open = (key) => page.click(`.step[data-step="${key}"] .show-answer`);
+
+  // API: the paths of the live OpenAPI document, the home timeline among them.
+  const spec = await (await page.request.get('/openapi.json')).json();
+  await open('api');
+  const timeline = answer('api').locator('tr[data-path="/users/{id}/timeline"]');
+  await timeline.waitFor();
+  assert.equal(await timeline.locator('td').first().textContent(), 'GET');
+  const operations = Object.values(spec.paths).reduce((sum, methods) => sum + Object.keys(methods).length, 0);
+  assert.equal(await answer('api').locator('tbody tr').count(), operations);
+
+  // Clarify: what is left out, checked against the live paths.
+  await open('clarify');
+  await answer('clarify').locator('.left-out li').filter({ hasText: /^search: no path of the live API/ }).waitFor();
+
+  // Estimate: given inputs, the figures of `loadtest estimate`.
+  await open('estimate');
+  const form = answer('estimate');
+  await form.locator('input[name=dau]').fill('100000000');
+  await form.locator('input[name=posts]').fill('1');
+  await form.locator('input[name=ratio]').fill('50');
+  await form.locator('input[name=bytes]').fill('250');
+  await form.locator('input[name=peak]').fill('3');
+  assert.equal(await form.locator('[data-out=writes]').textContent(), '1,157');
+  assert.equal(await form.locator('[data-out=reads]').textContent(), '57,870');
+  assert.equal(await form.locator('[data-out=peak]').textContent(), '173,611');
+  assert.equal(await form.locator('[data-out=day]').textContent(), '25.0 GB');
+  assert.equal(await form.locator('[data-out=year]').textContent(), '9.1 TB');
+
+  // High-level: every scraped service, live.
+  await open('high-level');
+  await answer('high-level').locator('.services-live li[data-service=gateway]').waitFor();
+
+  // Deep dive: her own timeline, explained now.
+  await open('deep-dive');
+  assert.equal(await answer('deep-dive').locator('.explained .strategy').textContent(), 'hybrid');
+  assert.match(await answer('deep-dive').locator('.explained .cache').textContent(), /^(hit|rebuilt)$/);
+
+  // Bottlenecks: the live figures the console reads, one per bottleneck.
+  await open('bottlenecks');
+  const items = answer('bottlenecks').locator('.bottleneck-list li');
+  await items.first().waitFor();
+  assert.equal(await items.count(), 4);
+  await items.filter({ hasText: /post to push p50/ }).waitFor();
+  await items.filter({ hasText: /tweet cache hits/ }).waitFor();
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-interview.png`, fullPage: true });
+});

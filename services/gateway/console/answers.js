@@ -1,0 +1,139 @@
+// This system's answer to each interview step, with evidence read from the
+// running deployment: the OpenAPI document the gateway serves, the live
+// view of every service's /metrics (GET /console/live), and the signed-in
+// user's own timeline read with ?explain=true. What the console cannot read
+// live (the schema) is stated from the code, with the file it is in.
+
+import { api, session } from './api.js';
+import { h, num } from './dom.js';
+import { estimator } from './estimate.js';
+
+/** Words in a path that would mean a feature chirp leaves out. */
+const LEFT_OUT = [['search', 'search'], ['message', 'direct messages'], ['trend', 'trends']];
+
+async function clarify() {
+  const { body } = await api.openapi();
+  const paths = Object.keys(body.paths);
+  return [
+    h('p', {}, 'In: sign up, post and delete a tweet (idempotent, with an Idempotency-Key), follow and unfollow, ',
+      'read a home timeline and an author\'s tweets, page by cursor. Reads dominate writes; a post is durable when ',
+      'the API answers 201; a follower may see it a moment later (eventual consistency of the fan-out).'),
+    h('p', {}, 'Out: passwords (sign-up returns a bearer token), media, search, ranking, trends, notifications, direct messages.'),
+    h('ul', { class: 'evidence left-out' }, LEFT_OUT.map(([word, feature]) => {
+      const found = paths.filter((path) => path.includes(word));
+      return h('li', {}, `${feature}: `, found.length ? `served at ${found.join(', ')}`
+        : `no path of the live API (${paths.length} paths in /openapi.json) has "${word}" in it`);
+    })),
+  ];
+}
+
+function estimateStep() {
+  return [estimator(),
+    h('p', { class: 'muted small' }, 'Not here yet: the capacity plan from what this machine measured ',
+      '(pages/s per core, fan-out inserts/s); see docs/BENCHMARKS.md.')];
+}
+
+async function apiStep() {
+  const { body } = await api.openapi();
+  const rows = Object.entries(body.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => h('tr', { 'data-path': path },
+      h('td', { class: 'mono' }, method.toUpperCase()), h('td', { class: 'mono' }, path), h('td', {}, op.summary || ''))));
+  return [
+    h('p', {}, `The live OpenAPI ${body.openapi} document of this gateway (`, h('a', { href: '/openapi.json' }, '/openapi.json'),
+      `), ${rows.length} operations. Pages are by opaque cursors, errors are problem documents with a stable code.`),
+    h('table', { class: 'table api-paths' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'method'), h('th', {}, 'path'), h('th', {}, 'what it does'))),
+      h('tbody', {}, rows)),
+  ];
+}
+
+function dataStep() {
+  const row = (store, what, key, file) => h('tr', {}, h('td', {}, store), h('td', {}, what), h('td', {}, key), h('td', { class: 'mono small' }, file));
+  return [
+    h('p', {}, 'Read from the code (not live): each store holds what it is good at, and the timelines can be rebuilt from the other two.'),
+    h('table', { class: 'table data-model' },
+      h('thead', {}, h('tr', {}, ['store', 'holds', 'key', 'defined in'].map((c) => h('th', {}, c)))),
+      h('tbody', {},
+        row('Postgres', 'users; follows (an edge per follower and followee)', 'users: user_id; follows: (follower_id, followee_id), indexed by followee',
+          'services/graph/migrations/0001_users_and_follows.sql'),
+        row('Postgres', 'users by follower count (the popular list)', 'index on follower_count', 'services/graph/migrations/0006_users_by_follower_count.sql'),
+        row('Cassandra', 'tweets by id', 'tweet_id', 'CREATE_TABLES in services/tweet/src/store.rs'),
+        row('Cassandra', 'an author\'s tweets, newest first', 'partition author_id, clustering tweet_id DESC', 'services/tweet/src/store.rs'),
+        row('Cassandra', 'idempotency keys of posts', '(author_id, idempotency_key)', 'services/tweet/src/store.rs'),
+        row('Cassandra', 'the outbox of tweet events, relayed to Kafka', 'tweet_outbox tables', 'services/tweet/src/outbox.rs'),
+        row('Redis', 'a home timeline: a sorted set of 8-byte ids, score 0, with markers', 'tl:{user_id}', 'services/timeline-store/src/layout.rs'),
+        row('Redis', 'the celebrities a timeline pulls at read time', 'tl:{user_id}:pulled', 'services/timeline-store/src/layout.rs'),
+        row('Redis', 'a rebuild in progress', 'tl:{user_id}:rebuild', 'services/timeline-store/src/layout.rs'),
+        row('Kafka', 'tweet events, one author\'s in order', 'topic tweet-events, keyed by author id', 'proto/chirp/events/v1/events.proto'))),
+    h('p', { class: 'muted small' }, 'The {user_id} hash tag keeps one user\'s keys in one Redis Cluster slot. ',
+      'A listpack entry of a timeline is 12 bytes by the layout\'s own account (layout.rs).'),
+  ];
+}
+
+async function highLevel() {
+  const { body } = await api.live();
+  return [
+    h('p', {}, 'client → gateway (REST) → tweet, graph and timeline (gRPC); tweet writes Cassandra and an event to Kafka; ',
+      'the fan-out worker reads Kafka, asks graph for followers and writes Redis timelines; timeline reads Redis and ',
+      'hydrates from tweet. The same drawing with live numbers: ', h('a', { href: '#/system' }, 'the System view'), '.'),
+    h('ul', { class: 'evidence services-live' }, body.services.map((service) => h('li', { 'data-service': service.name },
+      `${service.name}: `, !service.up ? 'no /metrics answer'
+        : `${num(service.requests_per_sec, 1)} req/s, p99 ${num(service.p99_ms, 1)} ms`))),
+    body.services.length === 0 && h('p', { class: 'muted small' }, 'This gateway scrapes no service (CONSOLE_METRICS_TARGETS).'),
+  ];
+}
+
+async function deepDive() {
+  const me = session.get();
+  const parts = [
+    h('p', {}, 'Hybrid: ordinary authors\' tweets are pushed into followers\' Redis timelines when written; ',
+      'celebrities\' tweets are pulled at read time and merged by cursor; a missing timeline is rebuilt once, however many ask. ',
+      'Push, pull and hybrid measured on the same data: ', h('a', { href: '#/lab' }, 'the Strategy lab'), '.'),
+  ];
+  if (!me) return [...parts, h('p', { class: 'muted' }, 'Sign up (Home) to see your own timeline explained here.')];
+  const { body } = await api.timeline(me.user_id, undefined, true);
+  const explain = body.explain;
+  return [...parts,
+    h('p', {}, 'Your own home timeline, read now with ?explain=true:'),
+    explain ? h('dl', { class: 'facts explained' },
+      h('div', {}, h('dt', {}, 'strategy'), h('dd', { class: 'strategy' }, explain.strategy || '–')),
+      h('div', {}, h('dt', {}, 'cache'), h('dd', { class: 'cache' }, explain.cache || '–')),
+      h('div', {}, h('dt', {}, 'celebrities merged'), h('dd', {}, num(explain.pulled_authors.length, 0))),
+      h('div', {}, h('dt', {}, 'hops'), h('dd', {}, explain.hops.map((hop) => `${hop.service} ${hop.name}`).join(' → '))))
+      : h('p', { class: 'muted' }, 'The timeline service sent no explanation.'),
+    h('p', { class: 'muted small' }, 'Every hop\'s time, page by page: Home, "Explain this timeline".')];
+}
+
+async function bottlenecks() {
+  const { body } = await api.live();
+  const f = body.fanout;
+  const t = body.timeline;
+  const pct = (ratio) => (ratio === null || ratio === undefined ? '–' : `${num(100 * ratio, 0)} %`);
+  const item = (key, name, live, mitigation) => h('li', { 'data-bottleneck': key },
+    h('strong', {}, name), ': ', h('span', { class: 'live' }, live), h('br'), h('span', { class: 'muted small' }, mitigation));
+  return [
+    h('ul', { class: 'evidence bottleneck-list' },
+      item('celebrity', 'celebrity fan-out', f
+        ? `now ${num(f.timeline_writes_per_sec, 1)} timeline writes/s, ${num(f.celebrity_skips_per_sec, 1)} celebrity skips/s`
+        : 'the fan-out worker is not scraped',
+      'hybrid: a celebrity\'s tweet is written once and pulled by readers (Strategy::pushes, timeline-store)'),
+      item('hot-tweet', 'a hot tweet', t ? `tweet cache hits ${pct(t.tweet_cache_hit_ratio)}, pulled ids cache hits ${pct(t.pulled_ids_cache_hit_ratio)}`
+        : 'the timeline service is not scraped',
+      'a per-process tweet cache with stale-while-revalidate (timeline/src/cache.rs, hydrate.rs)'),
+      item('replica-lag', 'the follow graph and replica lag', 'not read by the console: no live metric for it',
+        'only reads that tolerate staleness (a profile\'s followers) go to the streaming replica (DATABASE_READ_URL); '
+        + 'the fan-out\'s follower listing and everything a write depends on read the primary (graph/src/store.rs)'),
+      item('consistency', 'eventual consistency', f
+        ? `post to push p50 ${num(f.delay_p50_ms, 0)} ms, p99 ${num(f.delay_p99_ms, 0)} ms; Kafka lag ${num(f.consumer_lag, 0)}`
+        : 'the fan-out worker is not scraped',
+      'the outbox makes a post durable before it is delivered; delivery is at-least-once with idempotent writes')),
+    h('p', { class: 'muted small' }, `From GET /console/live, rates over the last ${num(body.interval_secs, 2)} s. `,
+      'The same numbers, drawn: ', h('a', { href: '#/system' }, 'System'), '.'),
+  ];
+}
+
+/** Each step's answer, by step key: a function returning elements (or a promise of them). */
+export const ANSWERS = {
+  clarify, estimate: estimateStep, api: apiStep, data: dataStep,
+  'high-level': highLevel, 'deep-dive': deepDive, bottlenecks,
+};
