@@ -1,14 +1,18 @@
 // The console's Interview view in Debian's Chromium, driven by
 // playwright-core against a running chirp (CHIRP_URL): the seven steps and
 // their budgets, the timer marking the step to be on, and answers that read
-// the running deployment (the live OpenAPI document, the live system view,
-// the signed-in user's explained timeline) and an estimator that computes.
+// the running deployment (the live OpenAPI document and "try it" against
+// it, the live system view, the signed-in user's explained timeline) and an
+// estimator that computes.
 // Run by e2e/tests/browser.rs (deploy/browser-test.sh), after console.test.mjs.
 // CHIRP_SCREENSHOTS=<dir> saves a picture of the view there.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
+// The view's pure parts, imported as the browser does (they touch no DOM when loaded).
+import { estimate, humanBytes } from '../../services/gateway/console/estimate.js';
+import { STEPS as BUDGETS, TOTAL_SECS, stepAt } from '../../services/gateway/console/steps.js';
 
 const BASE = process.env.CHIRP_URL;
 const SHOTS = process.env.CHIRP_SCREENSHOTS;
@@ -48,6 +52,28 @@ before(async () => {
 after(async () => {
   await browser?.close();
   assert.deepEqual(errors, []);
+});
+
+test('the budgets add up to 45 minutes, and the clock maps time to the step', () => {
+  assert.equal(TOTAL_SECS, 45 * 60);
+  assert.deepEqual(BUDGETS.map((step) => step.minutes), STEPS.map(([, , minutes]) => minutes));
+  assert.equal(stepAt(0), 0);
+  assert.equal(stepAt(5 * 60 - 1), 0);
+  assert.equal(stepAt(5 * 60), 1, 'estimate starts when clarify\'s 5 minutes end');
+  assert.equal(stepAt(32 * 60), 5, 'minute 32 is in the deep dive');
+  assert.equal(stepAt(39 * 60), 6, 'bottlenecks from minute 39');
+  assert.equal(stepAt(44 * 60), 7, 'the buffer');
+  assert.equal(stepAt(45 * 60), -1, 'time is up');
+});
+
+test('the estimator is the arithmetic of `loadtest estimate`', () => {
+  // The figures of load/src/estimate.rs's own test (two_hundred_million_users).
+  const e = estimate({ dau: 200e6, posts: 2, ratio: 100, bytes: 300, peak: 2 });
+  assert.equal(Math.round(e.writes), 4630);
+  assert.equal(Math.round(e.reads), 462963);
+  assert.equal(Math.round(e.peakReads), 925926);
+  assert.equal(humanBytes(e.perDay), '120.0 GB');
+  assert.equal(humanBytes(e.perYear), '43.8 TB');
 });
 
 test('the interview view lists the seven steps with their budgets, reachable from the navigation', async () => {
@@ -102,6 +128,20 @@ test('the answers read the running deployment, and the estimator computes', asyn
   assert.equal(await timeline.locator('td').first().textContent(), 'GET');
   const operations = Object.values(spec.paths).reduce((sum, methods) => sum + Object.keys(methods).length, 0);
   assert.equal(await answer('api').locator('tbody tr').count(), operations);
+  // "Try it": a post as the signed-in user, from the document's example, then her own timeline.
+  await answer('api').locator('tr[data-path="/tweets"][data-method=post] .try-it').click();
+  const tryForm = answer('api').locator('.try-form');
+  assert.match(await tryForm.locator('textarea[name=body]').inputValue(), /"content": "hello, world"/);
+  assert.match(await tryForm.locator('input[name=Idempotency-Key]').inputValue(), /^[0-9a-f-]{36}$/);
+  await tryForm.locator('button[type=submit]').click();
+  await tryForm.locator('.try-status').filter({ hasText: /^201 / }).waitFor();
+  assert.match(await tryForm.locator('.try-body').textContent(), /"content": "hello, world"/);
+  await timeline.locator('.try-it').click();
+  const me = await page.evaluate(() => JSON.parse(localStorage.getItem('chirp.session')).user_id);
+  assert.equal(await tryForm.locator('input[name=id]').inputValue(), me, 'an id is yours to start with');
+  await tryForm.locator('button[type=submit]').click();
+  await tryForm.locator('.try-status').filter({ hasText: /^200 / }).waitFor();
+  assert.match(await tryForm.locator('.try-body').textContent(), /"items"/);
 
   // Clarify: what is left out, checked against the live paths.
   await open('clarify');

@@ -7,6 +7,7 @@
 import { api, session } from './api.js';
 import { h, num } from './dom.js';
 import { estimator } from './estimate.js';
+import { explorer } from './explorer.js';
 
 /** Words in a path that would mean a feature chirp leaves out. */
 const LEFT_OUT = [['search', 'search'], ['message', 'direct messages'], ['trend', 'trends']];
@@ -35,15 +36,12 @@ function estimateStep() {
 
 async function apiStep() {
   const { body } = await api.openapi();
-  const rows = Object.entries(body.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, op]) => h('tr', { 'data-path': path },
-      h('td', { class: 'mono' }, method.toUpperCase()), h('td', { class: 'mono' }, path), h('td', {}, op.summary || ''))));
+  const operations = Object.values(body.paths).reduce((sum, methods) => sum + Object.keys(methods).length, 0);
   return [
     h('p', {}, `The live OpenAPI ${body.openapi} document of this gateway (`, h('a', { href: '/openapi.json' }, '/openapi.json'),
-      `), ${rows.length} operations. Pages are by opaque cursors, errors are problem documents with a stable code.`),
-    h('table', { class: 'table api-paths' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'method'), h('th', {}, 'path'), h('th', {}, 'what it does'))),
-      h('tbody', {}, rows)),
+      `), ${operations} operations, each with "try it" against this gateway. Pages are by opaque cursors, `,
+      'errors are problem documents with a stable code.'),
+    explorer(body),
   ];
 }
 

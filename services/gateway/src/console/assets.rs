@@ -18,7 +18,7 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
                       script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// (path, content type, body)
-const FILES: [(&str, &str, &str); 17] = [
+const FILES: [(&str, &str, &str); 18] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -98,6 +98,11 @@ const FILES: [(&str, &str, &str); 17] = [
         "/console/estimate.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/estimate.js"),
+    ),
+    (
+        "/console/explorer.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/explorer.js"),
     ),
     (
         "/console/strategies.json",
