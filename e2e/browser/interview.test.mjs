@@ -3,7 +3,7 @@
 // their budgets, the timer marking the step to be on, and answers that read
 // the running deployment (the live OpenAPI document and "try it" against
 // it, the live system view, the signed-in user's explained timeline) and an
-// estimator that computes.
+// estimator that computes, with its capacity plan from the committed bench run.
 // Run by e2e/tests/browser.rs (deploy/browser-test.sh), after console.test.mjs.
 // CHIRP_SCREENSHOTS=<dir> saves a picture of the view there.
 
@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 // The view's pure parts, imported as the browser does (they touch no DOM when loaded).
 import { estimate, humanBytes } from '../../services/gateway/console/estimate.js';
+import { cores } from '../../services/gateway/console/plan.js';
 import { STEPS as BUDGETS, TOTAL_SECS, stepAt } from '../../services/gateway/console/steps.js';
 
 const BASE = process.env.CHIRP_URL;
@@ -160,6 +161,22 @@ test('the answers read the running deployment, and the estimator computes', asyn
   assert.equal(await form.locator('[data-out=peak]').textContent(), '173,611');
   assert.equal(await form.locator('[data-out=day]').textContent(), '25.0 GB');
   assert.equal(await form.locator('[data-out=year]').textContent(), '9.1 TB');
+  // Its capacity plan: that peak over the committed run's measured CPU per page, and the
+  // fan-out's writes over one worker's measured inserts/s, at the assumptions given.
+  const measured = await (await page.request.get('/console/capacity.json')).json();
+  if (measured.cpu_us_per_page) {
+    await form.locator('input[name=followers]').fill('300');
+    await form.locator('input[name=busy]').fill('0.4');
+    const e = estimate({ dau: 100e6, posts: 1, ratio: 50, bytes: 250, peak: 3 });
+    const gateway = cores(e.peakReads, measured.cpu_us_per_page.gateway, 0.4);
+    assert.ok(gateway > 0);
+    assert.equal(await form.locator('tr[data-plan=gateway] .plan-value').textContent(), gateway.toLocaleString('en'));
+    const workers = cores(e.writes * 300, 1e6 / measured.fanout_worker_inserts_per_sec, 0.4);
+    assert.equal(await form.locator('tr[data-plan=fanout] .plan-value').textContent(), workers.toLocaleString('en'));
+    assert.equal(await form.locator('tr[data-plan=loadtest]').count(), 0, 'the load generator is not planned');
+  } else {
+    await form.locator('.no-run').waitFor();
+  }
 
   // High-level: every scraped service, live.
   await open('high-level');

@@ -8,6 +8,7 @@ import { api, session } from './api.js';
 import { h, num } from './dom.js';
 import { estimator } from './estimate.js';
 import { explorer } from './explorer.js';
+import { capacityPlan } from './plan.js';
 
 /** Words in a path that would mean a feature chirp leaves out. */
 const LEFT_OUT = [['search', 'search'], ['message', 'direct messages'], ['trend', 'trends']];
@@ -28,10 +29,10 @@ async function clarify() {
   ];
 }
 
-function estimateStep() {
-  return [estimator(),
-    h('p', { class: 'muted small' }, 'Not here yet: the capacity plan from what this machine measured ',
-      '(pages/s per core, fan-out inserts/s); see docs/BENCHMARKS.md.')];
+async function estimateStep() {
+  const { body } = await api.capacity();
+  const plan = capacityPlan(body);
+  return [estimator(plan.update), plan.element];
 }
 
 async function apiStep() {

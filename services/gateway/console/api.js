@@ -69,6 +69,7 @@ export const api = {
   live: () => call('GET', '/console/live'),
   strategies: () => call('GET', '/console/strategies.json'),
   openapi: () => call('GET', '/openapi.json'),
+  capacity: () => call('GET', '/console/capacity.json'),
 };
 
 /** Whether the signed-in user follows `userId`: walks their following list. */
