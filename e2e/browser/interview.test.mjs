@@ -178,6 +178,15 @@ test('the answers read the running deployment, and the estimator computes', asyn
     await form.locator('.no-run').waitFor();
   }
 
+  // Data model: the stores with their keys and access patterns, as the code defines them.
+  await open('data');
+  const tables = answer('data').locator('table.data-model tbody tr');
+  await tables.first().waitFor();
+  for (const store of ['Postgres', 'Cassandra', 'Redis', 'Kafka']) {
+    assert.ok(await tables.filter({ hasText: store }).count() > 0, `${store} is in the data model`);
+  }
+  await tables.filter({ hasText: 'tl:{user_id}' }).first().waitFor();
+
   // High-level: every scraped service, live.
   await open('high-level');
   await answer('high-level').locator('.services-live li[data-service=gateway]').waitFor();

@@ -47,25 +47,33 @@ async function apiStep() {
 }
 
 function dataStep() {
-  const row = (store, what, key, file) => h('tr', {}, h('td', {}, store), h('td', {}, what), h('td', {}, key), h('td', { class: 'mono small' }, file));
+  const row = (store, what, key, access, file) => h('tr', {}, h('td', {}, store), h('td', {}, what), h('td', {}, key),
+    h('td', {}, access), h('td', { class: 'mono small' }, file));
   return [
     h('p', {}, 'Read from the code (not live): each store holds what it is good at, and the timelines can be rebuilt from the other two.'),
     h('table', { class: 'table data-model' },
-      h('thead', {}, h('tr', {}, ['store', 'holds', 'key', 'defined in'].map((c) => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ['store', 'holds', 'key (partition / shard)', 'read by', 'defined in'].map((c) => h('th', {}, c)))),
       h('tbody', {},
-        row('Postgres', 'users; follows (an edge per follower and followee)', 'users: user_id; follows: (follower_id, followee_id), indexed by followee',
-          'services/graph/migrations/0001_users_and_follows.sql'),
-        row('Postgres', 'users by follower count (the popular list)', 'index on follower_count', 'services/graph/migrations/0006_users_by_follower_count.sql'),
-        row('Cassandra', 'tweets by id', 'tweet_id', 'CREATE_TABLES in services/tweet/src/store.rs'),
-        row('Cassandra', 'an author\'s tweets, newest first', 'partition author_id, clustering tweet_id DESC', 'services/tweet/src/store.rs'),
-        row('Cassandra', 'idempotency keys of posts', '(author_id, idempotency_key)', 'services/tweet/src/store.rs'),
-        row('Cassandra', 'the outbox of tweet events, relayed to Kafka', 'tweet_outbox tables', 'services/tweet/src/outbox.rs'),
-        row('Redis', 'a home timeline: a sorted set of 8-byte ids, score 0, with markers', 'tl:{user_id}', 'services/timeline-store/src/layout.rs'),
-        row('Redis', 'the celebrities a timeline pulls at read time', 'tl:{user_id}:pulled', 'services/timeline-store/src/layout.rs'),
-        row('Redis', 'a rebuild in progress', 'tl:{user_id}:rebuild', 'services/timeline-store/src/layout.rs'),
-        row('Kafka', 'tweet events, one author\'s in order', 'topic tweet-events, keyed by author id', 'proto/chirp/events/v1/events.proto'))),
-    h('p', { class: 'muted small' }, 'The {user_id} hash tag keeps one user\'s keys in one Redis Cluster slot. ',
-      'A listpack entry of a timeline is 12 bytes by the layout\'s own account (layout.rs).'),
+        row('Postgres', 'users, their follower counts and celebrity flag', 'user_id; one primary, not sharded',
+          'a profile; the popular list (index on follower_count); the celebrity threshold',
+          'services/graph/migrations/0001_users_and_follows.sql, 0006, 0007'),
+        row('Postgres', 'follows, one row per edge', '(follower_id, followee_id), indexed by followee',
+          'the fan-out: an author\'s followers, page by page, on the primary; a rebuild: whom a reader follows; '
+          + 'a profile\'s followers, on the streaming replica when there is one', 'services/graph/migrations/0001_users_and_follows.sql'),
+        row('Cassandra', 'tweets by id', 'partition tweet_id', 'hydrating a page of timeline ids', 'CREATE_TABLES in services/tweet/src/store.rs'),
+        row('Cassandra', 'an author\'s tweets, newest first, content copied in', 'partition author_id, clustering tweet_id DESC',
+          'a profile page; celebrities\' tweets pulled at read time; a rebuild', 'services/tweet/src/store.rs'),
+        row('Cassandra', 'which tweet an idempotency key produced (24 h)', 'partition (author_id, idempotency_key)',
+          'a retried post, claimed with IF NOT EXISTS', 'services/tweet/src/store.rs'),
+        row('Cassandra', 'the outbox of tweet events', 'tweet_outbox tables', 'the relay to Kafka', 'services/tweet/src/outbox.rs'),
+        row('Redis', 'a home timeline: a sorted set of 8-byte ids, score 0, with markers', 'tl:{user_id} (hash tag: one slot per user)',
+          'a page: ZRANGE … BYLEX REV; a push: ZADD by a script, only into a timeline that exists, trimmed to capacity', 'services/timeline-store/src/layout.rs, scripts.rs'),
+        row('Redis', 'the celebrities a timeline pulls at read time', 'tl:{user_id}:pulled', 'each page under hybrid', 'services/timeline-store/src/layout.rs'),
+        row('Redis', 'a rebuild in progress', 'tl:{user_id}:rebuild', 'the one rebuild per timeline', 'services/timeline-store/src/layout.rs'),
+        row('Kafka', 'tweet events', 'topic tweet-events, keyed by author id', 'the fan-out worker, one author\'s events in order',
+          'proto/chirp/events/v1/events.proto'))),
+    h('p', { class: 'muted small' }, 'A timeline entry in its listpack is 12 bytes (10 for the member, 2 for the score) by the ',
+      'layout\'s own account (layout.rs); Redis bytes per entry as measured are in docs/BENCHMARKS.md ("A million users").'),
   ];
 }
 
