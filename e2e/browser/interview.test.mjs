@@ -203,12 +203,21 @@ test('the answers read the running deployment, and the estimator computes', asyn
   assert.equal(await items.count(), 4);
   await items.filter({ hasText: /post to push p50/ }).waitFor();
   await items.filter({ hasText: /tweet cache hits/ }).waitFor();
+  // Beside the live figures, the committed run's, when one is shipped.
+  const shipped = await (await page.request.get('/console/strategies.json')).json();
+  const hybrid = shipped.strategies.find((row) => row.strategy === 'hybrid');
+  if (hybrid) {
+    const measured = await answer('bottlenecks').locator('[data-bottleneck=celebrity] .measured').textContent();
+    assert.match(measured, new RegExp(`, ${hybrid.celebrity.writes.per_tweet.toLocaleString('en', { maximumFractionDigits: 0 })} under hybrid$`));
+  }
   if (SHOTS) {
-    // The clock running on its first step, the page from its top (the clock is sticky).
+    // The clock running on its second step, and that step's estimate and plan under the
+    // sticky clock: one screen, not the whole page (which is long with every answer open).
     await page.click('.clock-toggle');
-    await page.locator('.step.current[data-step=clarify]').waitFor();
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: `${SHOTS}/console-interview.png`, fullPage: true });
+    await page.click('.clock-next');
+    await page.locator('.step.current[data-step=estimate]').waitFor();
+    await page.evaluate(() => window.scrollTo(0, document.querySelector('.step[data-step=estimate]').offsetTop - 150));
+    await page.screenshot({ path: `${SHOTS}/console-interview.png` });
     await page.click('.clock-reset');
   }
 });

@@ -111,19 +111,30 @@ async function deepDive() {
     h('p', { class: 'muted small' }, 'Every hop\'s time, page by page: Home, "Explain this timeline".')];
 }
 
+/** The committed run's figures for push and hybrid (strategies.json), or none. */
+function measuredRows(results) {
+  const by = Object.fromEntries((results?.strategies || []).map((row) => [row.strategy, row]));
+  return by.push && by.hybrid ? by : null;
+}
+
 async function bottlenecks() {
-  const { body } = await api.live();
+  const [{ body }, committed] = await Promise.all([api.live(), api.strategies().then((r) => r.body, () => null)]);
+  const m = measuredRows(committed);
   const f = body.fanout;
   const t = body.timeline;
   const pct = (ratio) => (ratio === null || ratio === undefined ? '–' : `${num(100 * ratio, 0)} %`);
-  const item = (key, name, live, mitigation) => h('li', { 'data-bottleneck': key },
-    h('strong', {}, name), ': ', h('span', { class: 'live' }, live), h('br'), h('span', { class: 'muted small' }, mitigation));
+  const item = (key, name, live, mitigation, measured) => h('li', { 'data-bottleneck': key },
+    h('strong', {}, name), ': ', h('span', { class: 'live' }, live), h('br'),
+    measured && [h('span', { class: 'measured small' }, measured), h('br')],
+    h('span', { class: 'muted small' }, mitigation));
   return [
     h('ul', { class: 'evidence bottleneck-list' },
       item('celebrity', 'celebrity fan-out', f
         ? `now ${num(f.timeline_writes_per_sec, 1)} timeline writes/s, ${num(f.celebrity_skips_per_sec, 1)} celebrity skips/s`
         : 'the fan-out worker is not scraped',
-      'hybrid: a celebrity\'s tweet is written once and pulled by readers (Strategy::pushes, timeline-store)'),
+      'hybrid: a celebrity\'s tweet is written once and pulled by readers (Strategy::pushes, timeline-store)',
+      m && `measured (the committed run): a celebrity's tweet (${num(m.push.celebrity.author_followers, 0)} followers) cost `
+        + `${num(m.push.celebrity.writes.per_tweet, 0)} timeline writes under push, ${num(m.hybrid.celebrity.writes.per_tweet, 0)} under hybrid`),
       item('hot-tweet', 'a hot tweet', t ? `tweet cache hits ${pct(t.tweet_cache_hit_ratio)}, pulled ids cache hits ${pct(t.pulled_ids_cache_hit_ratio)}`
         : 'the timeline service is not scraped',
       'a per-process tweet cache with stale-while-revalidate (timeline/src/cache.rs, hydrate.rs)'),
@@ -133,9 +144,13 @@ async function bottlenecks() {
       item('consistency', 'eventual consistency', f
         ? `post to push p50 ${num(f.delay_p50_ms, 0)} ms, p99 ${num(f.delay_p99_ms, 0)} ms; Kafka lag ${num(f.consumer_lag, 0)}`
         : 'the fan-out worker is not scraped',
-      'the outbox makes a post durable before it is delivered; delivery is at-least-once with idempotent writes')),
-    h('p', { class: 'muted small' }, `From GET /console/live, rates over the last ${num(body.interval_secs, 2)} s. `,
-      'The same numbers, drawn: ', h('a', { href: '#/system' }, 'System'), '.'),
+      'the outbox makes a post durable before it is delivered; delivery is at-least-once with idempotent writes',
+      m && `measured (the committed run), post to visible under hybrid: an ordinary author's p50 ${num(m.hybrid.ordinary.visible.p50_ms, 0)} ms, `
+        + `p99 ${num(m.hybrid.ordinary.visible.p99_ms, 0)} ms; a celebrity's p50 ${num(m.hybrid.celebrity.visible.p50_ms, 0)} ms, `
+        + `p99 ${num(m.hybrid.celebrity.visible.p99_ms, 0)} ms (pulled, so as late as a cache TTL)`)),
+    h('p', { class: 'muted small' }, `Live: GET /console/live, rates over the last ${num(body.interval_secs, 2)} s; `,
+      'the same numbers, drawn: ', h('a', { href: '#/system' }, 'System'), '. ',
+      m ? ['Measured: ', committed.note, ' (', h('a', { href: '#/lab' }, 'Strategy lab'), ').'] : 'No committed run of the strategies to quote.'),
   ];
 }
 
