@@ -174,6 +174,10 @@ test('the answers read the running deployment, and the estimator computes', asyn
     const workers = cores(e.writes * 300, 1e6 / measured.fanout_worker_inserts_per_sec, 0.4);
     assert.equal(await form.locator('tr[data-plan=fanout] .plan-value').textContent(), workers.toLocaleString('en'));
     assert.equal(await form.locator('tr[data-plan=loadtest]').count(), 0, 'the load generator is not planned');
+    // 100 M timelines × 800 entries × 12 bytes; at 25 GB a shard, 39 shards (Redis's cores are fewer).
+    assert.equal(await form.locator('tr[data-plan=redis-memory] .plan-value').textContent(), '960.0 GB');
+    const redisCores = cores(e.peakReads, measured.cpu_us_per_page['redis-server'], 0.4);
+    assert.equal(await form.locator('tr[data-plan=redis-shards] .plan-value').textContent(), String(Math.max(39, redisCores)));
   } else {
     await form.locator('.no-run').waitFor();
   }

@@ -32,7 +32,7 @@ export function humanBytes(bytes) {
   return `${value.toFixed(1)} ${units[unit]}`;
 }
 
-/** The form and its results, recomputed on every keystroke; `onChange(estimate)` follows them. */
+/** The form and its results, recomputed on every keystroke; `onChange(estimate, inputs)` follows them. */
 export function estimator(onChange = () => {}) {
   const inputs = FIELDS.map((field) => h('input', { type: 'number', min: 0, step: 'any', name: field.name, value: field.value }));
   const out = h('dl', { class: 'facts estimate-out' });
@@ -46,7 +46,7 @@ export function estimator(onChange = () => {}) {
       fact('peak', `peak reads per second (×${num(values.peak, 2)})`, num(e.peakReads, 0)),
       fact('day', 'storage per day', humanBytes(e.perDay)),
       fact('year', 'storage per year', humanBytes(e.perYear)));
-    onChange(e);
+    onChange(e, values);
   };
   for (const input of inputs) input.addEventListener('input', update);
   update();
