@@ -1,8 +1,10 @@
 // This system's answer to each interview step, with evidence read from the
 // running deployment: the OpenAPI document the gateway serves, the live
 // view of every service's /metrics (GET /console/live), and the signed-in
-// user's own timeline read with ?explain=true. What the console cannot read
-// live (the schema) is stated from the code, with the file it is in.
+// user's own timeline read with ?explain=true; beside them the committed
+// runs' measured figures the console ships (capacity.json, strategies.json).
+// What the console cannot read live (the schema) is stated from the code,
+// with the file it is in.
 
 import { api, session } from './api.js';
 import { h, num } from './dom.js';
