@@ -25,7 +25,8 @@ debug binaries exist) and names the doc's file:line for each reference that does
 - measured figures: a number with a unit of measure (ms, µs, /s, ×, %, MB, bytes an entry,
   min, s, …) may only appear inside a block that deploy/render-docs.py renders from a run
   committed under docs/runs/, and each such block must equal what its run renders now; so must
-  the console's Strategy lab data (services/gateway/console/strategies.json).
+  the console's Strategy lab data (services/gateway/console/strategies.json) and its measured
+  capacity figures (services/gateway/console/capacity.json).
 
 What cannot be checked mechanically is rephrased, or marked with the one marker this check
 knows: `<!-- unmeasured: REASON -->`, in a paragraph, list or table (or alone on the line
@@ -696,6 +697,10 @@ def check(root, bin_dir=None):
     if (Path(root) / lab).read_text() != checker.render.console_strategies(root):
         checker.findings.append(f"{lab}:1: the console's strategy results differ from what the "
                                 f"committed run renders: run deploy/render-docs.py")
+    plan = checker.render.CONSOLE_CAPACITY
+    if (Path(root) / plan).read_text() != checker.render.console_capacity(root):
+        checker.findings.append(f"{plan}:1: the console's measured capacity figures differ from "
+                                f"what the committed run renders: run deploy/render-docs.py")
     return list(dict.fromkeys(checker.findings))  # a reference met twice on a line, once
 
 

@@ -21,8 +21,10 @@ and this command rewrites every block from its run: the table, headed by the run
 command and commit. Without a committed run the block says so, and shows no number.
 The console's Strategy lab ships the same figures: this command also writes
 services/gateway/console/strategies.json from the committed bench run's `experiment strategies`
-(or, without one, a file that says so and holds no strategy).
-deploy/check-docs.py fails when a block, or that file, differs from what its run renders.
+(or, without one, a file that says so and holds no strategy), and the Interview view's capacity
+plan its measured figures: services/gateway/console/capacity.json from the committed bench run
+(the CPU per page by process through the gateway, the fan-out worker's inserts/s).
+deploy/check-docs.py fails when a block, or those files, differ from what their run renders.
 
     deploy/render-docs.py          rewrite the blocks of README.md, docs/*.md, deploy/k8s/README.md
 """
@@ -571,6 +573,37 @@ def console_strategies(root):
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
+CONSOLE_CAPACITY = Path("services/gateway/console/capacity.json")
+
+
+def console_capacity(root):
+    """The text of the console's capacity.json: what the committed bench run measured that a
+    capacity plan scales (the CPU each process spends per cached home-timeline page through the
+    gateway, the fan-out worker's inserts/s), with a note naming the run; or nulls and a note
+    saying why."""
+    record = Path(root) / "docs" / "runs" / "bench" / "run.json"
+    run = json.loads(record.read_text()) if record.exists() else {}
+    b = run.get("bench") or {}
+    http = b.get("gateway_http") or {}
+    fanout = b.get("fanout") or {}
+    if http.get("cpu_us_per_request") and fanout.get("worker_inserts_per_sec"):
+        m = run["machine"]
+        body = {
+            "note": (f"Measured by the committed run of `{run['command']}` on {run['date'][:10]} at "
+                     f"commit {run['commit'][:12]}, {m['cores']} cores (docs/runs/bench/run.json)."),
+            "cpu_us_per_page": http["cpu_us_per_request"],
+            "gateway_pages_per_sec": http["ok_per_sec"],
+            "fanout_worker_inserts_per_sec": fanout["worker_inserts_per_sec"],
+            "cores": m["cores"],
+        }
+    else:
+        body = {"note": "No bench run is committed for the current code (docs/runs/bench/ holds "
+                        "none), so the console has no measured figures to plan from.",
+                "cpu_us_per_page": None, "gateway_pages_per_sec": None,
+                "fanout_worker_inserts_per_sec": None, "cores": None}
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
 def render(root, text):
     def one(match):
         indent = match.group(1)
@@ -590,10 +623,11 @@ def main():
         if rendered != text:
             doc.write_text(rendered)
             print(f"rendered {doc.relative_to(ROOT)}")
-    lab = ROOT / CONSOLE_STRATEGIES
-    if lab.read_text() != console_strategies(ROOT):
-        lab.write_text(console_strategies(ROOT))
-        print(f"rendered {CONSOLE_STRATEGIES}")
+    for path, text in [(CONSOLE_STRATEGIES, console_strategies(ROOT)),
+                       (CONSOLE_CAPACITY, console_capacity(ROOT))]:
+        if not (ROOT / path).exists() or (ROOT / path).read_text() != text:
+            (ROOT / path).write_text(text)
+            print(f"rendered {path}")
     return 0
 
 

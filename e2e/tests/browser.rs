@@ -1,7 +1,8 @@
 //! The web console in a real browser: a whole stack in this process, and
 //! `e2e/browser/console.test.mjs` driving Debian's Chromium against its
 //! gateway (sign up, follow, post, the explained timeline, the fan-out, the
-//! live system view, the strategy lab).
+//! live system view, the strategy lab), then `e2e/browser/interview.test.mjs`
+//! (the Interview view, its timer and its live answers).
 //!
 //! A test binary of its own because it installs the process-global metrics
 //! exporter: every in-process service records into it, and the gateway's
@@ -45,7 +46,12 @@ async fn the_console_works_in_a_real_browser() {
     let status = tokio::task::spawn_blocking(move || {
         let mut node = Command::new("node");
         node.current_dir(&dir)
-            .args(["--test", "--test-concurrency=1", "console.test.mjs"])
+            .args([
+                "--test",
+                "--test-concurrency=1",
+                "console.test.mjs",
+                "interview.test.mjs",
+            ])
             .env("CHIRP_URL", stack.gateway.base_url());
         if let Some(screenshots) = screenshots {
             node.env("CHIRP_SCREENSHOTS", screenshots);

@@ -68,6 +68,8 @@ export const api = {
     { auth: true }),
   live: () => call('GET', '/console/live'),
   strategies: () => call('GET', '/console/strategies.json'),
+  openapi: () => call('GET', '/openapi.json'),
+  capacity: () => call('GET', '/console/capacity.json'),
 };
 
 /** Whether the signed-in user follows `userId`: walks their following list. */

@@ -4,6 +4,7 @@
 import { api, session } from './api.js';
 import { h, mount } from './dom.js';
 import { homeView } from './home.js';
+import { interviewView } from './interview.js';
 import { labView } from './lab.js';
 import { authorView, peopleView } from './people.js';
 import { systemView } from './system.js';
@@ -39,6 +40,7 @@ function route() {
     case 'tweet': return tweetView(arg);
     case 'system': return systemView(main);
     case 'lab': return labView(main);
+    case 'interview': return interviewView(main);
     default: return homeView(main);
   }
 }

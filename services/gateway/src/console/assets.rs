@@ -18,7 +18,7 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
                       script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// (path, content type, body)
-const FILES: [(&str, &str, &str); 13] = [
+const FILES: [(&str, &str, &str); 20] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -78,6 +78,41 @@ const FILES: [(&str, &str, &str); 13] = [
         "/console/charts.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/charts.js"),
+    ),
+    (
+        "/console/interview.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/interview.js"),
+    ),
+    (
+        "/console/steps.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/steps.js"),
+    ),
+    (
+        "/console/answers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/answers.js"),
+    ),
+    (
+        "/console/estimate.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/estimate.js"),
+    ),
+    (
+        "/console/explorer.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/explorer.js"),
+    ),
+    (
+        "/console/plan.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/plan.js"),
+    ),
+    (
+        "/console/capacity.json",
+        "application/json",
+        include_str!("../../console/capacity.json"),
     ),
     (
         "/console/strategies.json",
@@ -154,6 +189,28 @@ mod tests {
         assert!(
             rows.is_empty() || rows.len() == 3,
             "push, pull and hybrid, or none"
+        );
+    }
+
+    /// The interview's capacity plan is planned from a capacity.json as
+    /// deploy/render-docs.py writes it from the committed bench run: a
+    /// note saying where it comes from, and the CPU per page by process
+    /// with the fan-out worker's inserts/s, or neither.
+    #[test]
+    fn the_measured_capacity_figures_say_where_they_come_from() {
+        let (_, _, body) = FILES
+            .iter()
+            .find(|(path, _, _)| *path == "/console/capacity.json")
+            .expect("capacity.json is served");
+        let measured: serde_json::Value = serde_json::from_str(body).expect("capacity.json parses");
+        assert!(
+            measured["note"]
+                .as_str()
+                .is_some_and(|note| !note.is_empty())
+        );
+        assert_eq!(
+            measured["cpu_us_per_page"].is_object(),
+            measured["fanout_worker_inserts_per_sec"].is_number()
         );
     }
 }
