@@ -72,7 +72,7 @@ function dataStep() {
           'a page: ZRANGE … BYLEX REV; a push: ZADD by a script, only into a timeline that exists, trimmed to capacity', 'services/timeline-store/src/layout.rs, scripts.rs'),
         row('Redis', 'the celebrities a timeline pulls at read time', 'tl:{user_id}:pulled', 'each page under hybrid', 'services/timeline-store/src/layout.rs'),
         row('Redis', 'a rebuild in progress', 'tl:{user_id}:rebuild', 'the one rebuild per timeline', 'services/timeline-store/src/layout.rs'),
-        row('Kafka', 'tweet events', 'topic tweet-events, keyed by author id', 'the fan-out worker, one author\'s events in order',
+        row('Kafka', 'tweet events', 'topic tweet-events, keyed by author id', 'the fan-out worker, up to FANOUT_CONCURRENCY events at once (idempotent, so order does not matter)',
           'proto/chirp/events/v1/events.proto'))),
     h('p', { class: 'muted small' }, 'A timeline entry in its listpack is 12 bytes (10 for the member, 2 for the score) by the ',
       'layout\'s own account (layout.rs); Redis bytes per entry as measured are in docs/BENCHMARKS.md ("A million users").'),

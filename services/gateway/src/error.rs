@@ -185,9 +185,17 @@ impl IntoResponse for ApiError {
 /// `InvalidArgument` is a gateway bug, and an `Unauthenticated` a wrong
 /// `INTERNAL_TOKEN`. Those become a 500, an overloaded or unreachable peer a
 /// 503; the peer's message is logged and the client sees only the title.
+/// A call the transport cut short (a reset stream, a broken connection) also
+/// ends as `Unknown` or `Internal`, but made here, with the transport's error
+/// as its source, not answered by the peer: that is an outage, a 503 the
+/// client may retry. (A soak found them as 500s, when the HTTP/2 connection
+/// to the timeline service was reset under overload.)
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
+        let cut_short = std::error::Error::source(&status).is_some()
+            && matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal);
         let kind = match ErrorKind::from_grpc_code(status.code()) {
+            _ if cut_short => ErrorKind::Unavailable,
             kind @ (ErrorKind::NotFound
             | ErrorKind::AlreadyExists
             | ErrorKind::Conflict
@@ -271,5 +279,18 @@ mod tests {
         ] {
             assert_eq!(answer(overloaded).await.0, StatusCode::SERVICE_UNAVAILABLE);
         }
+    }
+
+    #[tokio::test]
+    async fn a_call_the_transport_cut_short_is_an_outage_not_a_fault() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "stream reset");
+        let cut_short = tonic::Status::from_error(Box::new(reset));
+        assert!(matches!(
+            cut_short.code(),
+            tonic::Code::Unknown | tonic::Code::Internal
+        ));
+        assert_eq!(answer(cut_short).await.0, StatusCode::SERVICE_UNAVAILABLE);
+        let answered = tonic::Status::internal("the peer's own fault");
+        assert_eq!(answer(answered).await.0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -51,10 +51,17 @@ pub struct Config {
     /// the stores at once.
     #[arg(long, env = "MAX_CONCURRENT_REBUILDS", default_value_t = 8)]
     pub max_concurrent_rebuilds: usize,
-    /// How long a rebuild may take, its wait for a slot included, in
-    /// milliseconds. Past it the reads waiting on it answer `Unavailable`
-    /// (retryable) and the next read starts a new rebuild, so a rebuild
-    /// hung on a backend never holds its timeline for longer.
+    /// How long a rebuild may wait for a slot, in milliseconds. Past it,
+    /// it does not start and the reads waiting on it answer `Unavailable`
+    /// (retryable): rebuilds asked for faster than they finish are turned
+    /// away early rather than queued until they are too late to finish
+    /// (see `rebuild`).
+    #[arg(long, env = "REBUILD_QUEUE_MS", default_value_t = 1_000)]
+    pub rebuild_queue_ms: u64,
+    /// How long a rebuild may take once it has its slot, in milliseconds.
+    /// Past it the reads waiting on it answer `Unavailable` (retryable) and
+    /// the next read starts a new rebuild, so a rebuild hung on a backend
+    /// never holds its timeline for longer.
     #[arg(long, env = "REBUILD_DEADLINE_MS", default_value_t = 10_000)]
     pub rebuild_deadline_ms: u64,
     /// The most authors whose older tweets one page past the cached

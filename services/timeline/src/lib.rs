@@ -77,6 +77,7 @@ pub async fn run(
     let strategy = config.store.timeline_strategy;
     let bounds = rebuild::Bounds {
         concurrent: config.max_concurrent_rebuilds,
+        queue: Duration::from_millis(config.rebuild_queue_ms),
         deadline: Duration::from_millis(config.rebuild_deadline_ms),
     };
     let rebuilds = rebuild::Rebuilds::new(

@@ -14,14 +14,27 @@
 //! (Whether a rebuild may still *complete* the timeline when it ends is the
 //! store's call: see `chirp_timeline_store`.)
 //!
-//! The work is bounded twice. Each rebuild has a deadline
-//! (`REBUILD_DEADLINE_MS`, the wait for a slot included): one that hangs on
-//! a backend ends there with `Unavailable`, and the next read starts a new
-//! one. And at most `MAX_CONCURRENT_REBUILDS` run at once across all
-//! timelines, each with up to [`stores::AUTHOR_CONCURRENCY`] tweet-store
-//! queries in flight: after Redis loses its timelines every reader needs a
-//! rebuild at once, and the others wait for a slot (within their deadline)
-//! instead of all querying the stores together.
+//! The work is bounded three times. At most `MAX_CONCURRENT_REBUILDS` run
+//! at once across all timelines, each with up to
+//! [`stores::AUTHOR_CONCURRENCY`] tweet-store queries in flight: after
+//! Redis loses its timelines every reader needs a rebuild at once, and the
+//! others wait for a slot instead of all querying the stores together. A
+//! rebuild waits for a slot at most `REBUILD_QUEUE_MS`, then gives up with
+//! `Unavailable` (retryable) and never starts. And once it has its slot it
+//! has `REBUILD_DEADLINE_MS` to finish: one that hangs on a backend ends
+//! there, also `Unavailable`, and the next read starts a new one.
+//!
+//! The wait and the work have bounds of their own because one bound for
+//! both collapses under overload. When rebuilds are asked for faster than
+//! the slots finish them, the queue (first come, first served) grows until
+//! every rebuild reaching a slot has waited nearly the whole bound, so it
+//! is cut off soon after it starts: every slot stays busy and none
+//! finishes. Measured in a soak at a million users (docs/RELIABILITY.md):
+//! with one 10 s bound, four reads in five failed, the most active readers'
+//! among them, whose timelines were therefore never cached again. With a
+//! short wait, a rebuild that gets a slot has its whole deadline, the slots
+//! finish what they start, and the excess is turned away early, as a
+//! retryable error, which is what a load shedder is for.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -69,14 +82,15 @@ pub struct Rebuilds {
     running: Running<Rebuilt>,
     /// One permit per rebuild allowed to run at once.
     slots: Arc<Semaphore>,
-    /// How long a rebuild may take, its wait for a slot included.
-    deadline: Duration,
+    bounds: Bounds,
 }
 
-/// How many rebuilds may run at once, and for how long each.
+/// How many rebuilds may run at once, how long one may wait for a slot,
+/// and how long it may take once it has one.
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
     pub concurrent: usize,
+    pub queue: Duration,
     pub deadline: Duration,
 }
 
@@ -95,7 +109,7 @@ impl Rebuilds {
             strategy,
             running: Running::default(),
             slots: Arc::new(Semaphore::new(bounds.concurrent.max(1))),
-            deadline: bounds.deadline,
+            bounds,
         }
     }
 
@@ -124,7 +138,7 @@ impl Rebuilds {
     async fn run(&self, user_id: i64) -> Outcome {
         let rebuild = self.running.join_or_start(user_id, || {
             let work = self.clone().rebuild(user_id);
-            bounded(Arc::clone(&self.slots), self.deadline, work)
+            bounded(Arc::clone(&self.slots), self.bounds, work)
         });
         let mut waiter = Waiter {
             user_id,
@@ -177,36 +191,38 @@ impl Rebuilds {
     }
 }
 
-/// `work` within `deadline`, once one of the `slots` is free.
+/// `work` once one of the `slots` is free, if one is within `bounds.queue`,
+/// and within `bounds.deadline` from then.
 async fn bounded<T>(
     slots: Arc<Semaphore>,
-    deadline: Duration,
+    bounds: Bounds,
     work: impl Future<Output = Result<T, TimelineError>>,
 ) -> Result<T, TimelineError> {
-    let mut queued = false;
-    let slotted = async {
-        let _slot = match slots.try_acquire() {
-            Ok(slot) => slot,
-            Err(_) => {
-                queued = true;
-                counter!(stats::QUEUED_REBUILDS).increment(1);
-                tracing::debug!("rebuild waits for a slot");
-                slots
-                    .acquire()
-                    .await
-                    .map_err(|_| TimelineError::Internal("rebuild slots closed".into()))?
+    let _slot = match slots.try_acquire() {
+        Ok(slot) => slot,
+        Err(_) => {
+            counter!(stats::QUEUED_REBUILDS).increment(1);
+            tracing::debug!("rebuild waits for a slot");
+            match tokio::time::timeout(bounds.queue, slots.acquire()).await {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_)) => return Err(TimelineError::Internal("rebuild slots closed".into())),
+                Err(_) => {
+                    counter!(stats::SHED_REBUILDS).increment(1);
+                    return Err(TimelineError::Unavailable(format!(
+                        "no timeline rebuild slot free within {} ms; retry",
+                        bounds.queue.as_millis()
+                    )));
+                }
             }
-        };
-        work.await
+        }
     };
-    match tokio::time::timeout(deadline, slotted).await {
+    match tokio::time::timeout(bounds.deadline, work).await {
         Ok(outcome) => outcome,
         Err(_) => {
             counter!(stats::TIMED_OUT_REBUILDS).increment(1);
-            let waited = if queued { ", waiting for a slot" } else { "" };
             Err(TimelineError::Unavailable(format!(
-                "timeline rebuild did not finish within {} ms{waited}; retry",
-                deadline.as_millis()
+                "timeline rebuild did not finish within {} ms; retry",
+                bounds.deadline.as_millis()
             )))
         }
     }
@@ -391,15 +407,15 @@ mod tests {
     async fn work_past_its_deadline_is_unavailable() {
         let slots = Arc::new(Semaphore::new(1));
         let hung = std::future::pending::<Result<(), TimelineError>>();
-        let outcome = bounded(Arc::clone(&slots), Duration::from_millis(20), hung).await;
+        let outcome = bounded(Arc::clone(&slots), bounds(20, 20), hung).await;
         assert!(matches!(outcome, Err(TimelineError::Unavailable(_))));
         assert_eq!(slots.available_permits(), 1, "the slot is given back");
     }
 
     /// Issue 19: rebuilds had no global cap. Past it, work waits for a
-    /// slot (and does not start) until one is free or its deadline passes.
+    /// slot (and does not start) until one is free or its wait is over.
     #[tokio::test]
-    async fn work_past_the_cap_waits_for_a_slot_within_its_deadline() {
+    async fn work_past_the_cap_waits_for_a_slot_within_its_queue_bound() {
         let slots = Arc::new(Semaphore::new(1));
         let held = Arc::clone(&slots).try_acquire_owned().unwrap();
         let started = Arc::new(AtomicBool::new(false));
@@ -409,7 +425,7 @@ mod tests {
         };
         let starved = bounded(
             Arc::clone(&slots),
-            Duration::from_millis(20),
+            bounds(20, 10_000),
             work(Arc::clone(&started)),
         );
         let outcome = starved.await;
@@ -422,11 +438,42 @@ mod tests {
 
         let queued = tokio::spawn(bounded(
             Arc::clone(&slots),
-            Duration::from_secs(10),
+            bounds(10_000, 10_000),
             work(Arc::clone(&started)),
         ));
         drop(held);
         assert_eq!(queued.await.unwrap().unwrap(), 3);
+    }
+
+    /// Issue 19, found by the soak: the wait for a slot counted against the
+    /// work's deadline, so under overload a rebuild reached its slot with
+    /// almost no time left and was cut off, and no rebuild finished. Now
+    /// one that waited has its whole deadline once it has its slot. (On
+    /// tokio's paused clock: the waits are virtual, nothing sleeps.)
+    #[tokio::test(start_paused = true)]
+    async fn a_rebuild_that_waited_for_its_slot_still_has_its_whole_deadline() {
+        let slots = Arc::new(Semaphore::new(1));
+        let held = Arc::clone(&slots).try_acquire_owned().unwrap();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            drop(held);
+        });
+        // Waits 800 ms of its 1 000, then works 800 ms of its 1 000.
+        let work = async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            Ok::<_, TimelineError>(7)
+        };
+        let outcome = bounded(Arc::clone(&slots), bounds(1_000, 1_000), work).await;
+        assert_eq!(outcome.unwrap(), 7);
+        release.await.unwrap();
+    }
+
+    fn bounds(queue_ms: u64, deadline_ms: u64) -> Bounds {
+        Bounds {
+            concurrent: 1,
+            queue: Duration::from_millis(queue_ms),
+            deadline: Duration::from_millis(deadline_ms),
+        }
     }
 
     #[test]

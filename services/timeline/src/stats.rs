@@ -28,6 +28,9 @@ pub const STALE_REBUILDS: &str = "chirp_timeline_stale_rebuilds_total";
 /// Counter: rebuilds that had to wait for a slot (`MAX_CONCURRENT_REBUILDS`
 /// were running).
 pub const QUEUED_REBUILDS: &str = "chirp_timeline_queued_rebuilds_total";
+/// Counter: rebuilds that found no slot within `REBUILD_QUEUE_MS` and did
+/// not start, the read answered `Unavailable`: load shed.
+pub const SHED_REBUILDS: &str = "chirp_timeline_shed_rebuilds_total";
 /// Counter: rebuilds ended by their deadline (`REBUILD_DEADLINE_MS`), the
 /// read answered `Unavailable`.
 pub const TIMED_OUT_REBUILDS: &str = "chirp_timeline_timed_out_rebuilds_total";
@@ -65,6 +68,10 @@ pub fn describe() {
     describe_counter!(
         QUEUED_REBUILDS,
         "Rebuilds that waited for a slot because the most allowed at once were running."
+    );
+    describe_counter!(
+        SHED_REBUILDS,
+        "Rebuilds that found no slot free in time and did not start; the read was answered Unavailable."
     );
     describe_counter!(
         TIMED_OUT_REBUILDS,
