@@ -185,17 +185,10 @@ impl IntoResponse for ApiError {
 /// `InvalidArgument` is a gateway bug, and an `Unauthenticated` a wrong
 /// `INTERNAL_TOKEN`. Those become a 500, an overloaded or unreachable peer a
 /// 503; the peer's message is logged and the client sees only the title.
-/// A call the transport cut short (a reset stream, a broken connection) also
-/// ends as `Unknown` or `Internal`, but made here, with the transport's error
-/// as its source, not answered by the peer: that is an outage, a 503 the
-/// client may retry. (A soak found them as 500s, when the HTTP/2 connection
-/// to the timeline service was reset under overload.)
+/// A call the transport cut short is an outage too ([`ErrorKind::from_status`]).
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let cut_short = std::error::Error::source(&status).is_some()
-            && matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal);
-        let kind = match ErrorKind::from_grpc_code(status.code()) {
-            _ if cut_short => ErrorKind::Unavailable,
+        let kind = match ErrorKind::from_status(&status) {
             kind @ (ErrorKind::NotFound
             | ErrorKind::AlreadyExists
             | ErrorKind::Conflict

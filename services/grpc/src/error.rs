@@ -58,6 +58,23 @@ impl ErrorKind {
         }
     }
 
+    /// What a peer's `status` means, told apart from how it was made. A
+    /// call the transport cut short (a reset stream, a broken connection)
+    /// ends as `Unknown` or `Internal` too, but made on this side, with the
+    /// transport's error as its source, not answered by the peer: that is
+    /// an outage, to be retried, not the peer's fault. (A soak found such
+    /// calls answered as 500s when HTTP/2 connections were reset under
+    /// overload.)
+    pub fn from_status(status: &tonic::Status) -> Self {
+        let cut_short = std::error::Error::source(status).is_some()
+            && matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal);
+        if cut_short {
+            Self::Unavailable
+        } else {
+            Self::from_grpc_code(status.code())
+        }
+    }
+
     /// The inverse of [`grpc_code`](Self::grpc_code), for the gateway. Codes
     /// chirp never sends on purpose fall back to the closest meaning.
     pub fn from_grpc_code(code: tonic::Code) -> Self {

@@ -37,7 +37,7 @@ impl ServiceError for TimelineError {
                 ErrorKind::Unavailable
             }
             Self::Redis(_) | Self::Internal(_) => ErrorKind::Internal,
-            Self::Tweet(status) | Self::Graph(status) => ErrorKind::from_grpc_code(status.code()),
+            Self::Tweet(status) | Self::Graph(status) => ErrorKind::from_status(status),
         }
     }
 }
