@@ -7,16 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
-
-const BASE = process.env.CHIRP_URL;
-const SHOTS = process.env.CHIRP_SCREENSHOTS;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-// The closed network refuses every host Chromium calls home to: without these
-// flags it keeps trying (see /work/shared/BUILD-NOTES.md, "Browser tests").
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-dev-shm-usage'];
+import { BASE, SHOTS, launch } from './chromium.mjs';
 
 const suffix = String(Date.now() % 1e8);
 const ALICE = `alice${suffix}`;
@@ -60,7 +51,7 @@ async function signUp(page, handle) {
 
 before(async () => {
   assert.ok(BASE, 'CHIRP_URL names the gateway');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  browser = await launch();
   alice = await person();
   bob = await person();
 });

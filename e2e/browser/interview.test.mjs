@@ -9,19 +9,11 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
+import { BASE, SHOTS, launch } from './chromium.mjs';
 // The view's pure parts, imported as the browser does (they touch no DOM when loaded).
 import { estimate, humanBytes } from '../../services/gateway/console/estimate.js';
 import { cores } from '../../services/gateway/console/plan.js';
 import { STEPS as BUDGETS, TOTAL_SECS, stepAt } from '../../services/gateway/console/steps.js';
-
-const BASE = process.env.CHIRP_URL;
-const SHOTS = process.env.CHIRP_SCREENSHOTS;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-// As in console.test.mjs: the closed network refuses every host Chromium calls home to.
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-dev-shm-usage'];
 
 const HANDLE = `carol${String(Date.now() % 1e8)}`;
 const STEPS = [['clarify', 'Clarify', 5], ['estimate', 'Estimate', 3], ['api', 'API', 4], ['data', 'Data model', 5],
@@ -34,7 +26,7 @@ const errors = [];
 
 before(async () => {
   assert.ok(BASE, 'CHIRP_URL names the gateway');
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  browser = await launch();
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: BASE });
   page = await context.newPage();
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));

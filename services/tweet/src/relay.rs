@@ -523,6 +523,11 @@ impl Relay {
     }
 
     async fn remove(&self, delivered: &[&PendingEvent]) -> Result<(), TweetError> {
+        let now = now_ms();
+        for event in delivered {
+            let waited_ms = (now - timestamp_ms(event.event_id)).max(0);
+            metrics::histogram!(stats::RELAY_DELAY).record(waited_ms as f64 / 1000.0);
+        }
         futures::future::try_join_all(delivered.iter().map(|&event| self.outbox.remove(event)))
             .await?;
         metrics::counter!(stats::RELAYED).increment(delivered.len() as u64);

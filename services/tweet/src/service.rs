@@ -10,7 +10,9 @@
 //! call cut short has done nothing or everything a retry with the same
 //! idempotency key would do.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chirp_domain::ids::{Snowflake, timestamp_ms};
 use chirp_domain::paging::{self, PageSize};
@@ -21,11 +23,13 @@ use chirp_proto::tweet::{
     tweet_service_server::TweetService,
 };
 use chirp_runtime::trace_context;
+use metrics::histogram;
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
 use crate::TweetError;
 use crate::input::{IdempotencyKey, TweetContent};
+use crate::stats;
 use crate::store::{Claim, Store, Tweet};
 
 /// The most ids one batch get may ask for: a timeline page, with room to spare.
@@ -66,10 +70,11 @@ impl Tweets {
         let new_id = self.ids.next_id();
         let (tweet_id, created) = match &key {
             None => (new_id, true),
-            Some(key) => match self
-                .store
-                .claim_key(author_id, key, new_id, &content)
-                .await?
+            Some(key) => match timed(
+                "claim",
+                self.store.claim_key(author_id, key, new_id, &content),
+            )
+            .await?
             {
                 Claim::Won => (new_id, true),
                 Claim::Taken(holder) if holder.content != content.as_str() => {
@@ -85,7 +90,11 @@ impl Tweets {
             content: content.as_str().to_owned(),
         };
         let trace = trace_context::fields(&trace_context::current());
-        self.store.write_tweet(&tweet, key.as_ref(), &trace).await?;
+        timed(
+            "write",
+            self.store.write_tweet(&tweet, key.as_ref(), &trace),
+        )
+        .await?;
         self.relay.notify_one();
         Ok((tweet, created))
     }
@@ -227,6 +236,15 @@ fn page(mut tweets: Vec<Tweet>, limit: usize) -> TweetPage {
         next_before_tweet_id: paging::cut(&mut tweets, limit, |tweet| tweet.tweet_id),
         tweets: tweets.into_iter().map(to_proto).collect(),
     }
+}
+
+/// `step` of a post, timed into [`stats::POST_STEP`], whether it succeeds
+/// or fails.
+async fn timed<T>(step: &'static str, work: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let outcome = work.await;
+    histogram!(stats::POST_STEP, "step" => step).record(started.elapsed().as_secs_f64());
+    outcome
 }
 
 #[cfg(test)]

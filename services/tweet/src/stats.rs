@@ -1,8 +1,20 @@
-//! What the outbox relay measures, named and described in one place: enough
-//! to see a relay that stalls while posts still succeed (events waiting
-//! longer and longer, reads failing, nothing relayed).
+//! What the tweet service measures, named and described in one place: the
+//! steps of a post, from the request to the broker's acknowledgement (so a
+//! post's cost can be split by step), and enough to see a relay that stalls
+//! while posts still succeed (events waiting longer and longer, reads
+//! failing, nothing relayed).
 
-use metrics::{Unit, describe_counter, describe_gauge};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Histogram, seconds, label `step`: the steps of a post in this service.
+/// `claim`: its idempotency key claimed with a lightweight transaction (a
+/// Paxos round), only for a post that has a key; `write`: the tweet, its
+/// key's row and its outbox event in one logged batch.
+pub const POST_STEP: &str = "chirp_tweet_post_step_duration_seconds";
+/// Histogram, seconds: from an event's write into the outbox (its id's
+/// timestamp) to the broker's acknowledgement of it: the relay's and
+/// Kafka's share of the delay between a post and its followers' timelines.
+pub const RELAY_DELAY: &str = "chirp_outbox_relay_duration_seconds";
 
 /// Counter: events the broker acknowledged and the relay removed.
 pub const RELAYED: &str = "chirp_outbox_relayed_total";
@@ -30,6 +42,16 @@ pub const OLDEST_AGE: &str = "chirp_outbox_oldest_pending_seconds";
 /// Registers the help text of every metric above with the installed
 /// recorder; without one it does nothing.
 pub fn describe() {
+    describe_histogram!(
+        POST_STEP,
+        Unit::Seconds,
+        "Time of each step of a post in the tweet service, by step (claim, write)."
+    );
+    describe_histogram!(
+        RELAY_DELAY,
+        Unit::Seconds,
+        "From an outbox event's write to the broker's acknowledgement."
+    );
     describe_counter!(RELAYED, "Outbox events delivered to Kafka and removed.");
     describe_counter!(
         READ_FAILURES,

@@ -158,6 +158,26 @@ async fn an_unwritable_partition_stalls_only_its_shard_and_nothing_is_sent_twice
         created.keys().copied().collect(),
         "one event per post"
     );
+    // Each post's write and each event's trip to the broker were timed
+    // (issue 23: a post's cost by step); a write retried counts twice.
+    let exposition = metrics.render();
+    let posts = created.len() as f64;
+    let step = |name: &str| {
+        total(
+            &exposition,
+            "chirp_tweet_post_step_duration_seconds_count",
+            &[&format!("step=\"{name}\"")],
+        )
+    };
+    assert!(step("write") >= posts, "{exposition}");
+    assert_eq!(step("claim"), 0.0, "these posts have no idempotency key");
+    assert!(
+        total(
+            &exposition,
+            "chirp_outbox_relay_duration_seconds_count",
+            &[]
+        ) >= posts
+    );
     // Nothing else uses these brokers: a passing run stops what it started.
     stop_scale_out("kafka-cluster");
 }
