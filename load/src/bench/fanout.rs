@@ -249,8 +249,8 @@ impl Events<'_> {
         Ok(())
     }
 
-    /// Waits until `done` holds of the newest id in `user_id`'s timeline
-    /// (the bench's ids are the newest there).
+    /// Waits until `user_id`'s timeline holds `entries` ids (the bench's
+    /// audience follows only its author, so they are all the bench's).
     async fn wait_for(&self, user_id: i64, entries: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {

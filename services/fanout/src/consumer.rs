@@ -46,11 +46,7 @@
 
 use std::future::Future;
 use std::pin::{Pin, pin};
-
-use futures::StreamExt as _;
-use futures::stream::FuturesUnordered;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 use anyhow::Context;
 use chirp_grpc::{ErrorKind, ServiceError};
@@ -59,6 +55,8 @@ use chirp_kafka::trace_headers;
 use chirp_proto::events::TweetEvent;
 use chirp_proto::events::tweet_event::Kind;
 use chirp_runtime::trace_context;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use metrics::counter;
 use prost::Message as _;
 use rdkafka::Message;
@@ -66,6 +64,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::dead_letter::DeadLetters;
