@@ -136,7 +136,13 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
         }
         Workload::CelebrityPost => celebrities_and_followers(&gateway, manifest, everyone).await?,
     };
-    let params = Params {
+    GatewayTarget::new(gateway, params(args), readers, writers)
+}
+
+/// How the workload `args` name picks and paces its requests: for a caller
+/// that chooses the readers and writers itself.
+pub fn params(args: &RunArgs) -> Params {
+    Params {
         workload: args.workload,
         pages: args.pages,
         // A DeathStarBench mix reads pages of the size its benchmark asks for.
@@ -147,8 +153,7 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
         read_write_ratio: args.read_write_ratio,
         seed: args.seed,
         run_tag: run_tag(),
-    };
-    GatewayTarget::new(gateway, params, readers, writers)
+    }
 }
 
 /// Fails fast, with the likely reason, when the gateway is down or does not
