@@ -11,7 +11,7 @@
 //!    followers*, who follow thousands of accounts (the readers a lossy
 //!    fan-out drops writes for); some read under the load, some return.
 //! 2. Per policy: readers and the returning users are warmed; then the
-//!    returning users are made to look away for [`policy::ABSENCE_SECS`]
+//!    returning users are made to look away for [`crate::policy::ABSENCE_SECS`]
 //!    (their activity record deleted, and their timeline too where the
 //!    policy's timelines expire sooner: `user_keys::forget`); then the mixed
 //!    load runs.
@@ -36,7 +36,7 @@ use chirp_load::manifest::{Manifest, SeededUser};
 use chirp_load::recorder::Completion;
 use chirp_load::run;
 use chirp_load::seed;
-use chirp_load::workload::{Actor, GatewayTarget, warm_up};
+use chirp_load::workload::{Actor, GatewayTarget};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -46,7 +46,7 @@ use tokio::time::Instant;
 use crate::counters;
 use crate::deployment::{Deployment, Running, StoreArgs};
 use crate::load::{self, MixedLoad};
-use crate::policy::{self, BLUESKY_LOSSY_LIMIT, POLICIES, Policy};
+use crate::policy::{BLUESKY_LOSSY_LIMIT, POLICIES, Policy};
 use crate::policy_comparison::{BucketDelay, Missed, Percentiles, PolicyComparison, PolicyResult};
 use crate::readers::{self, Share, Truth};
 use crate::seeding::{Seed, run_id, seed_then};
@@ -131,7 +131,7 @@ fn parse_policy(name: &str) -> Result<Policy, String> {
 }
 
 /// Readers warmed at once: the timeline service's rebuild slots
-/// (MAX_CONCURRENT_REBUILDS), so that no warm-up read queues for one.
+/// (MAX_CONCURRENT_REBUILDS), so that no warm-up rebuild queues for one.
 const WARM_CONCURRENCY: usize = 8;
 
 /// Followers of an author, from `low` up to (not including) `high`.
@@ -352,7 +352,7 @@ async fn measure(
     counters::join(stack, &gateway, first_author, &format!("{tag}-warm-up")).await?;
 
     let warm = picks.readers.iter().chain(&picks.returning);
-    warm_up(&gateway, warm, None, WARM_CONCURRENCY).await?;
+    readers::warm(&gateway, warm, WARM_CONCURRENCY).await?;
     let returning: HashSet<i64> = picks.returning.iter().map(|user| user.id).collect();
     user_keys::forget(deployment, &args.backends, policy, &returning).await?;
 

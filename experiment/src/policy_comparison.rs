@@ -300,7 +300,7 @@ impl PolicyComparison {
              <li>Fan-out delay: a pushed post from its creation to the last timeline write the \
              fan-out worker recorded for it; a pulled one until it shows on a follower's first \
              page.</li>\n<li>Missed: of the tweets a reader should have seen (the newest of \
-             the reader and everyone they follow, posted at least 2 s before the read), the \
+             the reader and everyone they follow, posted at least 3 s before the read), the \
              share not on their first page.</li>\n<li>A value of 0 has no bar on the log \
              scale.</li>\n</ul>\n</body></html>\n",
             self.latency_plot()?,

@@ -4,16 +4,17 @@
 //!
 //! The truth is what a complete, fresh timeline would show. A tweet counts
 //! as missed when it is in the truth, not on the page, and was posted at
-//! least [`GRACE`] before the read: chirp's timeline service documents that
-//! much staleness for pulled tweets (PULLED_IDS_TTL_MS), and a policy is not
-//! charged for a delay the reader could not have noticed yet. Where the page
+//! least [`GRACE`] before the read: chirp's timeline service documents up to
+//! PULLED_IDS_TTL_MS (2 s by default) of staleness for pulled tweets, plus a
+//! second for the read's own path, and a policy is not charged for a delay
+//! the reader could not have noticed yet. Where the page
 //! is full, only the truth down to its oldest entry is compared: what is
 //! older belongs to the next page.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, ensure};
 use chirp_client::reqwest::{Method, StatusCode};
 use chirp_client::{Gateway, Page, ProfilePage};
 use chirp_domain::ids::{now_ms, timestamp_ms};
@@ -25,9 +26,13 @@ use tokio::time::Instant;
 /// Tweets on a first page, for the reads and the truth alike.
 pub const PAGE: u32 = 20;
 /// How old a tweet must be at the read to count as missed.
-pub const GRACE: Duration = Duration::from_secs(2);
+pub const GRACE: Duration = Duration::from_secs(3);
 /// Authors' tweets fetched at once while computing the truth.
 const FETCH_CONCURRENCY: usize = 32;
+/// The longest a warm-up waits for a timeline answered partial to be whole.
+const WARM_DEADLINE: Duration = Duration::from_secs(60);
+/// How often a timeline answered partial is read again while warming up.
+const WARM_POLL: Duration = Duration::from_millis(50);
 
 /// A first page of a home timeline, as the reader got it.
 #[derive(Debug, Clone)]
@@ -63,6 +68,35 @@ pub async fn first_page(gateway: &Gateway, reader: &Actor) -> anyhow::Result<Fir
         read_ms,
         took: started.elapsed(),
     })
+}
+
+/// Reads the first page of each of `users`, `concurrency` at a time, until
+/// it comes back whole: a timeline service that answers while it rebuilds
+/// (`--answer-while-rebuilding`) answers the first read partial, and a warm
+/// reader is one whose timeline is built. A reader is done before the next
+/// starts, so at most `concurrency` rebuilds run for the warm-up.
+pub async fn warm<'a>(
+    gateway: &Gateway,
+    users: impl IntoIterator<Item = &'a Actor>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    stream::iter(users)
+        .map(|user| async move {
+            let deadline = Instant::now() + WARM_DEADLINE;
+            while first_page(gateway, user).await?.partial {
+                ensure!(
+                    Instant::now() < deadline,
+                    "the home timeline of {} was still being rebuilt after {WARM_DEADLINE:?}",
+                    user.id
+                );
+                tokio::time::sleep(WARM_POLL).await;
+            }
+            anyhow::Ok(())
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
 }
 
 /// Everyone `user_id` follows, as `GET /users/{id}/following` lists them.
@@ -202,7 +236,7 @@ mod tests {
     fn a_complete_page_misses_nothing_and_fresh_tweets_are_not_charged() {
         let now = now_ms();
         let old: Vec<i64> = (0..5).map(|n| tweet(now, 10_000 + n, 0)).collect();
-        let fresh = tweet(now, 500, 0);
+        let fresh = tweet(now, 1_500, 0);
         let shown = page(now, old.clone());
         let candidates = old.iter().copied().chain([fresh]);
         assert_eq!(missed(&shown, candidates), (5, 0));

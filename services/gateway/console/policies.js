@@ -18,7 +18,7 @@ export function policiesSection() {
     h('h2', {}, 'The policies of real networks, one workload'),
     h('p', {}, 'Each policy is chirp\'s real services started with the settings that make them behave as the network ',
       'is documented to: who gets a push, how long a timeline is and lives, what a returning reader sees. ',
-      'Readers miss a tweet when it is among the newest of the people they follow (posted 2 s or more before the read) ',
+      'Readers miss a tweet when it is among the newest of the people they follow (posted 3 s or more before the read) ',
       'and not on their first page.'),
     body);
 }
