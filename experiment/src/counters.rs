@@ -66,7 +66,12 @@ pub async fn since(stack: &mut Running, before: &Scrape, events: u64) -> anyhow:
 /// Posts a first tweet as `author` and waits until the worker has applied
 /// it: the worker has then joined its consumer group, and the next phase's
 /// events are not held up by the join.
-pub async fn join(stack: &mut Running, gateway: &Gateway, author: &Actor, key: &str) -> anyhow::Result<()> {
+pub async fn join(
+    stack: &mut Running,
+    gateway: &Gateway,
+    author: &Actor,
+    key: &str,
+) -> anyhow::Result<()> {
     gateway
         .post_tweet(&author.token, "warming up", Some(key))
         .await

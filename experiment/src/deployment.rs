@@ -132,11 +132,8 @@ impl Running {
         let threshold = deployment.celebrity_threshold.to_string();
         let settings = &deployment.settings;
         let strategy = ["--timeline-strategy", strategy_name(deployment.strategy)];
-        let flags = |own: &[String]| -> Vec<&str> {
-            let store = settings.store.iter().chain(own).map(String::as_str);
-            strategy.into_iter().chain(store).collect()
-        };
-        let (timeline, fanout) = (flags(&settings.timeline), flags(&settings.fanout));
+        let timeline = flags(&strategy, &settings.store, &settings.timeline);
+        let fanout = flags(&strategy, &settings.store, &settings.fanout);
         let extra = ServiceArgs {
             // The experiment posts many tweets as one author.
             gateway: &[
@@ -174,6 +171,12 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.services.stop().await
     }
+}
+
+/// One service's command line: the strategy, the store's settings, its own.
+fn flags<'a>(strategy: &[&'a str], store: &'a [String], own: &'a [String]) -> Vec<&'a str> {
+    let settings = store.iter().chain(own).map(String::as_str);
+    strategy.iter().copied().chain(settings).collect()
 }
 
 /// The strategy as `TIMELINE_STRATEGY` spells it.

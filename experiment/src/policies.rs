@@ -267,12 +267,25 @@ pub async fn policies(args: &PoliciesArgs) -> anyhow::Result<PolicyComparison> {
 /// Chooses the readers, the returning users and the probes' authors, and
 /// lists whom the compared users follow (the graph does not change from
 /// one policy to the next).
-async fn pick(args: &PoliciesArgs, gateway: &Gateway, manifest: &Manifest) -> anyhow::Result<Picks> {
+async fn pick(
+    args: &PoliciesArgs,
+    gateway: &Gateway,
+    manifest: &Manifest,
+) -> anyhow::Result<Picks> {
     let mut rng = SmallRng::seed_from_u64(args.seed);
-    let is_heavy =
-        |user: &SeededUser| args.heavy_followers > 0 && user.following >= u64::from(args.heavy_following);
-    let heavy: Vec<&SeededUser> = manifest.users.iter().filter(|user| is_heavy(user)).collect();
-    let mut others: Vec<&SeededUser> = manifest.users.iter().filter(|user| !is_heavy(user)).collect();
+    let is_heavy = |user: &SeededUser| {
+        args.heavy_followers > 0 && user.following >= u64::from(args.heavy_following)
+    };
+    let heavy: Vec<&SeededUser> = manifest
+        .users
+        .iter()
+        .filter(|user| is_heavy(user))
+        .collect();
+    let mut others: Vec<&SeededUser> = manifest
+        .users
+        .iter()
+        .filter(|user| !is_heavy(user))
+        .collect();
     others.shuffle(&mut rng);
     let (heavy_readers, heavy_returning) = heavy.split_at(heavy.len().div_ceil(2));
     let readers: Vec<Actor> = heavy_readers
@@ -294,10 +307,15 @@ async fn pick(args: &PoliciesArgs, gateway: &Gateway, manifest: &Manifest) -> an
         let mut candidates: Vec<&SeededUser> = manifest
             .users
             .iter()
-            .filter(|user| user.followers >= bucket.low && bucket.high.is_none_or(|high| user.followers < high))
+            .filter(|user| {
+                user.followers >= bucket.low && bucket.high.is_none_or(|high| user.followers < high)
+            })
             .collect();
         if candidates.is_empty() {
-            println!("no author has {} followers: that bucket is left out", bucket.name);
+            println!(
+                "no author has {} followers: that bucket is left out",
+                bucket.name
+            );
             continue;
         }
         candidates.shuffle(&mut rng);
@@ -456,7 +474,11 @@ async fn probe(
         let sent = Instant::now();
         let content = format!("probe {n} of {tag}, {} followers", bucket.name);
         let tweet = gateway
-            .post_tweet(&author.actor.token, &content, Some(&format!("{tag}-{}-{n}", bucket.low)))
+            .post_tweet(
+                &author.actor.token,
+                &content,
+                Some(&format!("{tag}-{}-{n}", bucket.low)),
+            )
             .await
             .map_err(|failure| anyhow!("post a probe: {}", failure))?;
         writes += counters::since(stack, &before, 1).await?.pushed();

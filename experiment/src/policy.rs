@@ -141,7 +141,11 @@ impl Policy {
     /// none.
     pub fn with_lossy_limit(self, limit: u32) -> Self {
         Self {
-            lossy_fanout_limit: if self.lossy_fanout_limit > 0 { limit } else { 0 },
+            lossy_fanout_limit: if self.lossy_fanout_limit > 0 {
+                limit
+            } else {
+                0
+            },
             ..self
         }
     }
@@ -161,7 +165,10 @@ impl Policy {
             self.ttl_secs.to_string(),
         ];
         if self.active_window_secs > 0 {
-            store.extend(["--active-window-secs".to_owned(), self.active_window_secs.to_string()]);
+            store.extend([
+                "--active-window-secs".to_owned(),
+                self.active_window_secs.to_string(),
+            ]);
         }
         let mut timeline = Vec::new();
         if self.answer_while_rebuilding {
@@ -172,7 +179,10 @@ impl Policy {
             fanout.push("--push-uncached".to_owned());
         }
         if self.lossy_fanout_limit > 0 {
-            fanout.extend(["--lossy-fanout-limit".to_owned(), self.lossy_fanout_limit.to_string()]);
+            fanout.extend([
+                "--lossy-fanout-limit".to_owned(),
+                self.lossy_fanout_limit.to_string(),
+            ]);
         }
         Settings {
             store,
@@ -226,7 +236,10 @@ mod tests {
         let bluesky = Policy::named("bluesky-lossy").unwrap().with_lossy_limit(50);
         assert_eq!(bluesky.settings().fanout, ["--lossy-fanout-limit", "50"]);
         let dsb = Policy::named("deathstarbench").unwrap();
-        assert_eq!(dsb.with_lossy_limit(50).settings().fanout, ["--push-uncached"]);
+        assert_eq!(
+            dsb.with_lossy_limit(50).settings().fanout,
+            ["--push-uncached"]
+        );
         let hybrid = Policy::named("chirp-hybrid").unwrap().settings();
         assert_eq!(hybrid.store.len(), 4, "no activity window");
     }
@@ -239,6 +252,10 @@ mod tests {
             .map(|policy| policy.name)
             .collect();
         assert_eq!(forgetting, ["twitter-2012", "mastodon", "chirp-hybrid"]);
-        assert!(POLICIES.iter().all(|policy| policy.active_window_secs < ABSENCE_SECS));
+        assert!(
+            POLICIES
+                .iter()
+                .all(|policy| policy.active_window_secs < ABSENCE_SECS)
+        );
     }
 }

@@ -204,10 +204,9 @@ impl PolicyComparison {
         ];
         if let Some(first) = self.policies.first() {
             header.extend(
-                first
-                    .delay
-                    .iter()
-                    .map(|bucket| format!("fan-out delay p50 / p99 ms, {} followers", bucket.bucket)),
+                first.delay.iter().map(|bucket| {
+                    format!("fan-out delay p50 / p99 ms, {} followers", bucket.bucket)
+                }),
             );
         }
         header.extend(
@@ -317,7 +316,11 @@ impl PolicyComparison {
     fn latency_plot(&self) -> anyhow::Result<String> {
         let names = self.names();
         let buckets: Vec<String> = self.policies.first().map_or(Vec::new(), |first| {
-            first.delay.iter().map(|bucket| bucket.bucket.clone()).collect()
+            first
+                .delay
+                .iter()
+                .map(|bucket| bucket.bucket.clone())
+                .collect()
         });
         let bucket_series: Vec<&str> = buckets.iter().map(String::as_str).collect();
         let delays: Vec<Vec<f64>> = self

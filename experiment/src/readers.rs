@@ -59,7 +59,10 @@ pub async fn first_page(gateway: &Gateway, reader: &Actor) -> anyhow::Result<Fir
         StatusCode::OK | StatusCode::PARTIAL_CONTENT => response.json().await?,
         _ => {
             let body = response.text().await.unwrap_or_default();
-            return Err(anyhow!("read the home timeline of {}: {status} {body}", reader.id));
+            return Err(anyhow!(
+                "read the home timeline of {}: {status} {body}",
+                reader.id
+            ));
         }
     };
     Ok(FirstPage {
@@ -165,7 +168,9 @@ impl Truth {
         followed: &[i64],
         page: &FirstPage,
     ) -> anyhow::Result<()> {
-        let authors: Vec<i64> = std::iter::once(reader).chain(followed.iter().copied()).collect();
+        let authors: Vec<i64> = std::iter::once(reader)
+            .chain(followed.iter().copied())
+            .collect();
         let missing: Vec<i64> = authors
             .iter()
             .copied()

@@ -90,8 +90,7 @@ pub async fn forget(
     users: &HashSet<i64>,
 ) -> anyhow::Result<()> {
     let prefix = &deployment.redis_prefix;
-    let (mut redis, keys): (MultiplexedConnection, Vec<String>) =
-        deployment.keys(backends).await?;
+    let (mut redis, keys): (MultiplexedConnection, Vec<String>) = deployment.keys(backends).await?;
     let gone: Vec<String> = keys
         .into_iter()
         .filter(|key| match user_of(prefix, key) {
@@ -123,7 +122,11 @@ mod tests {
         assert_eq!(user_of(prefix, "loadtest:x1:mastodon:tomb:{99}"), None);
         assert_eq!(user_of(prefix, "loadtest:x1:mastodon:deleted"), None);
         assert_eq!(user_of(prefix, "loadtest:x1:other:tl:{42}"), None);
-        assert!(is_timeline(prefix, 42, "loadtest:x1:mastodon:tl:{42}:pulled"));
+        assert!(is_timeline(
+            prefix,
+            42,
+            "loadtest:x1:mastodon:tl:{42}:pulled"
+        ));
         assert!(!is_timeline(prefix, 42, "loadtest:x1:mastodon:seen:{42}"));
     }
 }

@@ -65,7 +65,13 @@ async fn the_policies_experiment_tells_apart_what_each_network_gives_its_readers
     let names: Vec<&str> = comparison.policies.iter().map(|row| row.policy).collect();
     assert_eq!(
         names,
-        ["twitter-2012", "mastodon", "bluesky-lossy", "deathstarbench", "chirp-hybrid"]
+        [
+            "twitter-2012",
+            "mastodon",
+            "bluesky-lossy",
+            "deathstarbench",
+            "chirp-hybrid"
+        ]
     );
     let [twitter, mastodon, bluesky, dsb, hybrid] = &comparison.policies[..] else {
         unreachable!("five policies")
@@ -84,28 +90,49 @@ async fn the_policies_experiment_tells_apart_what_each_network_gives_its_readers
 
     for row in [twitter, hybrid] {
         assert_misses_nothing(row);
-        assert_eq!(row.missed.returning.missed, 0, "{}: rebuilt on return", row.policy);
+        assert_eq!(
+            row.missed.returning.missed, 0,
+            "{}: rebuilt on return",
+            row.policy
+        );
     }
     assert_eq!(twitter.partial, 0);
     assert_eq!(mastodon.partial, 10, "every returning user answered 206");
     assert!(mastodon.missed.returning.missed > 0);
 
     assert!(bluesky.skipped_lossy > 0, "the heavy followers lose writes");
-    assert_eq!(bluesky.missed.readers.missed, 0, "readers below the limit lose none");
+    assert_eq!(
+        bluesky.missed.readers.missed, 0,
+        "readers below the limit lose none"
+    );
     assert!(bluesky.missed.heavy.missed + bluesky.missed.returning.missed > 0);
     for row in [twitter, mastodon, dsb, hybrid] {
         assert_eq!(row.skipped_lossy, 0, "{}", row.policy);
     }
 
     assert_misses_nothing(dsb);
-    assert_eq!(dsb.missed.returning.missed, 0, "DeathStarBench kept writing them");
+    assert_eq!(
+        dsb.missed.returning.missed, 0,
+        "DeathStarBench kept writing them"
+    );
     assert!(dsb.load.per_tweet >= twitter.load.per_tweet);
     for (every, active) in dsb.delay.iter().zip(&twitter.delay) {
-        assert!(every.writes_per_post >= active.writes_per_post, "{}", every.bucket);
-        assert_eq!(every.unreached, 0, "{}: every follower written", every.bucket);
+        assert!(
+            every.writes_per_post >= active.writes_per_post,
+            "{}",
+            every.bucket
+        );
+        assert_eq!(
+            every.unreached, 0,
+            "{}: every follower written",
+            every.bucket
+        );
     }
     let celebrity = hybrid.delay.last().expect("a celebrity bucket");
-    assert_eq!(celebrity.pulled, celebrity.posts, "hybrid pulls celebrities");
+    assert_eq!(
+        celebrity.pulled, celebrity.posts,
+        "hybrid pulls celebrities"
+    );
     assert_eq!(celebrity.lost, 0);
 }
 

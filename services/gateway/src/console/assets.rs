@@ -220,7 +220,11 @@ mod tests {
         let runs = results["runs"].as_array().expect("a list of runs");
         assert!(runs.is_empty() || runs.len() == 2, "two runs, or none");
         for run in runs {
-            assert!(run["policies"].as_array().is_some_and(|rows| !rows.is_empty()));
+            assert!(
+                run["policies"]
+                    .as_array()
+                    .is_some_and(|rows| !rows.is_empty())
+            );
         }
     }
 
