@@ -70,6 +70,7 @@ pub struct Settings {
     pub store: Vec<String>,
     pub timeline: Vec<String>,
     pub fanout: Vec<String>,
+    pub gateway: Vec<String>,
 }
 
 impl Deployment {
@@ -134,14 +135,11 @@ impl Running {
         let strategy = ["--timeline-strategy", strategy_name(deployment.strategy)];
         let timeline = flags(&strategy, &settings.store, &settings.timeline);
         let fanout = flags(&strategy, &settings.store, &settings.fanout);
+        // The experiment posts many tweets as one author.
+        let unlimited = ["--rate-limit-writes-per-minute", "1000000", "--rate-limit-burst", "100000"];
+        let gateway = flags(&unlimited, &[], &settings.gateway);
         let extra = ServiceArgs {
-            // The experiment posts many tweets as one author.
-            gateway: &[
-                "--rate-limit-writes-per-minute",
-                "1000000",
-                "--rate-limit-burst",
-                "100000",
-            ],
+            gateway: &gateway,
             graph: &["--celebrity-threshold", &threshold],
             timeline: &timeline,
             fanout: &fanout,
@@ -173,10 +171,11 @@ impl Running {
     }
 }
 
-/// One service's command line: the strategy, the store's settings, its own.
-fn flags<'a>(strategy: &[&'a str], store: &'a [String], own: &'a [String]) -> Vec<&'a str> {
+/// One service's command line: the experiment's flags, the store's
+/// settings, its own.
+fn flags<'a>(fixed: &[&'a str], store: &'a [String], own: &'a [String]) -> Vec<&'a str> {
     let settings = store.iter().chain(own).map(String::as_str);
-    strategy.iter().copied().chain(settings).collect()
+    fixed.iter().copied().chain(settings).collect()
 }
 
 /// The strategy as `TIMELINE_STRATEGY` spells it.

@@ -401,7 +401,7 @@ async fn measure(
     let mut truth = Truth::new(gateway.clone());
     let mut missed = Missed::default();
     let mut cold = Vec::new();
-    let mut partial = 0;
+    let (mut partial, mut unanswered) = (0, 0);
     let mut pages = Vec::new();
     for user in &picks.returning {
         let page = readers::first_page(&gateway, user).await?;
@@ -410,12 +410,20 @@ async fn measure(
         pages.push((user.id, page));
     }
     for (user, page) in &pages {
+        if page.unanswered {
+            unanswered += 1;
+            continue;
+        }
         truth
             .compare(&mut missed.returning, *user, &picks.following[user], page)
             .await?;
     }
     for user in picks.readers.iter().take(args.miss_readers as usize) {
         let page = readers::first_page(&gateway, user).await?;
+        if page.unanswered {
+            unanswered += 1;
+            continue;
+        }
         let share: &mut Share = if picks.heavy.contains(&user.id) {
             &mut missed.heavy
         } else {
@@ -442,6 +450,7 @@ async fn measure(
         load_errors: loaded.errors,
         cold_read: Percentiles::of(cold),
         partial,
+        unanswered,
         missed,
         report: format!("{name}/report.html"),
     })

@@ -26,6 +26,14 @@ pub const NO_CAP: u32 = 10_000;
 /// ([`ABSENCE_SECS`]).
 pub const KEPT_SECS: u64 = 365 * DAY;
 
+/// How long a read may wait for a rebuild, in every policy's deployment:
+/// the gateway's deadline (`--downstream-timeout-ms`, 3 s by default) and the
+/// timeline service's rebuild deadline (`--rebuild-deadline-ms`) raised
+/// alike, so that the rebuild of a reader following thousands completes and
+/// the cold read measures what it costs, rather than failing at 3 s and
+/// starting over on every read. The same for every policy.
+pub const REBUILD_WAIT_MS: u64 = 30_000;
+
 /// How long a returning user has been away: longer than every policy's
 /// activity window, and than every timeline lifetime below "kept".
 pub const ABSENCE_SECS: u64 = 40 * DAY;
@@ -155,9 +163,21 @@ impl Policy {
         self.ttl_secs < ABSENCE_SECS
     }
 
-    /// The services' flags. A setting at its default is left out, so a
-    /// policy asks of the services only what it changes.
+    /// The services' flags of a deployment of the policy: its own, and the
+    /// wait for a rebuild every deployment of the experiment has
+    /// ([`REBUILD_WAIT_MS`]).
     pub fn settings(&self) -> Settings {
+        let wait = REBUILD_WAIT_MS.to_string();
+        let mut settings = self.own_settings();
+        let deadline = ["--rebuild-deadline-ms".to_owned(), wait.clone()];
+        settings.timeline.splice(0..0, deadline);
+        settings.gateway = vec!["--downstream-timeout-ms".to_owned(), wait];
+        settings
+    }
+
+    /// The flags that make the policy. A setting at its default is left
+    /// out, so a policy asks of the services only what it changes.
+    fn own_settings(&self) -> Settings {
         let mut store = vec![
             "--timeline-capacity".to_owned(),
             self.capacity.to_string(),
@@ -188,6 +208,7 @@ impl Policy {
             store,
             timeline,
             fanout,
+            gateway: Vec::new(),
         }
     }
 
@@ -197,7 +218,8 @@ impl Policy {
             store,
             timeline,
             fanout,
-        } = self.settings();
+            ..
+        } = self.own_settings();
         let strategy = crate::deployment::strategy_name(self.strategy);
         let mut line = format!("--timeline-strategy {strategy} {}", store.join(" "));
         if self.strategy == Strategy::Hybrid {
@@ -230,9 +252,13 @@ mod tests {
                 "2592000"
             ]
         );
-        assert!(twitter.timeline.is_empty() && twitter.fanout.is_empty());
+        assert!(twitter.timeline.len() == 2 && twitter.fanout.is_empty());
+        assert_eq!(twitter.gateway, ["--downstream-timeout-ms", "30000"]);
         let mastodon = Policy::named("mastodon").unwrap().settings();
-        assert_eq!(mastodon.timeline, ["--answer-while-rebuilding"]);
+        assert_eq!(
+            mastodon.timeline,
+            ["--rebuild-deadline-ms", "30000", "--answer-while-rebuilding"]
+        );
         let bluesky = Policy::named("bluesky-lossy").unwrap().with_lossy_limit(50);
         assert_eq!(bluesky.settings().fanout, ["--lossy-fanout-limit", "50"]);
         let dsb = Policy::named("deathstarbench").unwrap();

@@ -70,6 +70,10 @@ pub struct PolicyResult {
     pub cold_read: Percentiles,
     /// Of those, answered 206 (partial, the timeline being rebuilt).
     pub partial: u64,
+    /// First reads after the load (returning users' and the compared
+    /// readers') answered 5xx, a rebuild outrunning the gateway's deadline:
+    /// no page to compare, so left out of `missed`.
+    pub unanswered: u64,
     /// What readers missed: sampled readers who follow few accounts, those
     /// who follow very many, and the returning users' first pages.
     pub missed: Missed,

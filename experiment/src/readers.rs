@@ -40,12 +40,16 @@ pub struct FirstPage {
     pub ids: Vec<i64>,
     /// Answered 206: what the cache held while the timeline is rebuilt.
     pub partial: bool,
+    /// Answered 5xx (e.g. a rebuild that outran the gateway's deadline; it
+    /// goes on, and a later read finds it done): no page at all.
+    pub unanswered: bool,
     /// When the read was sent, in Unix milliseconds.
     pub read_ms: i64,
     pub took: Duration,
 }
 
-/// Reads `reader`'s first page: 200, or 206 for a partial one.
+/// Reads `reader`'s first page: 200, 206 for a partial one, or a 5xx for
+/// none; any other answer is an error.
 pub async fn first_page(gateway: &Gateway, reader: &Actor) -> anyhow::Result<FirstPage> {
     let read_ms = now_ms();
     let started = Instant::now();
@@ -55,8 +59,12 @@ pub async fn first_page(gateway: &Gateway, reader: &Actor) -> anyhow::Result<Fir
         .send()
         .await?;
     let status = response.status();
-    let page: Page = match status {
-        StatusCode::OK | StatusCode::PARTIAL_CONTENT => response.json().await?,
+    let ids = match status {
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT => {
+            let page: Page = response.json().await?;
+            page.items.iter().map(|tweet| tweet.id).collect()
+        }
+        _ if status.is_server_error() => Vec::new(),
         _ => {
             let body = response.text().await.unwrap_or_default();
             return Err(anyhow!(
@@ -66,8 +74,9 @@ pub async fn first_page(gateway: &Gateway, reader: &Actor) -> anyhow::Result<Fir
         }
     };
     Ok(FirstPage {
-        ids: page.items.iter().map(|tweet| tweet.id).collect(),
+        ids,
         partial: status == StatusCode::PARTIAL_CONTENT,
+        unanswered: status.is_server_error(),
         read_ms,
         took: started.elapsed(),
     })
@@ -75,9 +84,11 @@ pub async fn first_page(gateway: &Gateway, reader: &Actor) -> anyhow::Result<Fir
 
 /// Reads the first page of each of `users`, `concurrency` at a time, until
 /// it comes back whole: a timeline service that answers while it rebuilds
-/// (`--answer-while-rebuilding`) answers the first read partial, and a warm
-/// reader is one whose timeline is built. A reader is done before the next
-/// starts, so at most `concurrency` rebuilds run for the warm-up.
+/// (`--answer-while-rebuilding`) answers the first read partial, a rebuild
+/// slower than the gateway's deadline (a reader following thousands) is
+/// answered 503 and goes on, and a warm reader is one whose timeline is
+/// built. A reader is done before the next starts, so at most `concurrency`
+/// rebuilds run for the warm-up.
 pub async fn warm<'a>(
     gateway: &Gateway,
     users: impl IntoIterator<Item = &'a Actor>,
@@ -86,7 +97,11 @@ pub async fn warm<'a>(
     stream::iter(users)
         .map(|user| async move {
             let deadline = Instant::now() + WARM_DEADLINE;
-            while first_page(gateway, user).await?.partial {
+            loop {
+                let page = first_page(gateway, user).await?;
+                if !page.partial && !page.unanswered {
+                    return anyhow::Ok(());
+                }
                 ensure!(
                     Instant::now() < deadline,
                     "the home timeline of {} was still being rebuilt after {WARM_DEADLINE:?}",
@@ -94,7 +109,6 @@ pub async fn warm<'a>(
                 );
                 tokio::time::sleep(WARM_POLL).await;
             }
-            anyhow::Ok(())
         })
         .buffer_unordered(concurrency)
         .try_collect::<Vec<()>>()
@@ -232,6 +246,7 @@ mod tests {
         FirstPage {
             ids,
             partial: false,
+            unanswered: false,
             read_ms: now,
             took: Duration::ZERO,
         }
