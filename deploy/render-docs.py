@@ -524,7 +524,7 @@ def policies_table(record):
     row("pushes dropped by the lossy rule, mixed load", lambda p: p["skipped_lossy"])
     for i, bucket in enumerate(d["bucket"] for d in first["policies"][0]["delay"]):
         for q in ("p50", "p99"):
-            row(f"fan-out delay {q}, ms: authors of {bucket} followers",
+            row(f"fan-out delay {q}, ms, author's followers: {bucket}",
                 lambda p, i=i, q=q: percentiles(p["delay"][i]["delay"], f"{q}_ms"))
     row("home read p50, ms (warm readers, mixed load)", lambda p: p["home_timeline"]["p50_ms"], 1)
     row("home read p99, ms", lambda p: p["home_timeline"]["p99_ms"], 1)

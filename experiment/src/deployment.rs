@@ -136,7 +136,12 @@ impl Running {
         let timeline = flags(&strategy, &settings.store, &settings.timeline);
         let fanout = flags(&strategy, &settings.store, &settings.fanout);
         // The experiment posts many tweets as one author.
-        let unlimited = ["--rate-limit-writes-per-minute", "1000000", "--rate-limit-burst", "100000"];
+        let unlimited = [
+            "--rate-limit-writes-per-minute",
+            "1000000",
+            "--rate-limit-burst",
+            "100000",
+        ];
         let gateway = flags(&unlimited, &[], &settings.gateway);
         let extra = ServiceArgs {
             gateway: &gateway,

@@ -142,8 +142,10 @@ struct Bucket {
     high: Option<u64>,
 }
 
-/// The buckets of follower counts: 1–10, 10–1 000, 1 000 to the threshold
-/// and the celebrities, those bounds under the threshold kept.
+/// The buckets of follower counts, each from its lower bound up to (not
+/// including) the next: 1–10, 10–1 000, 1 000 to the threshold, and the
+/// celebrities from the threshold on; bounds at or above the threshold are
+/// left out.
 fn buckets(threshold: u64) -> Vec<Bucket> {
     let mut bounds: Vec<u64> = [1, 10, 1_000]
         .into_iter()
@@ -159,7 +161,7 @@ fn buckets(threshold: u64) -> Vec<Bucket> {
         })
         .collect();
     buckets.push(Bucket {
-        name: "celebrity".to_owned(),
+        name: format!("celebrity ({}+)", spaced(threshold)),
         low: threshold,
         high: None,
     });
@@ -546,10 +548,13 @@ mod tests {
     #[test]
     fn the_buckets_line_up_with_the_threshold() {
         let names: Vec<String> = buckets(10_000).into_iter().map(|b| b.name).collect();
-        assert_eq!(names, ["1–10", "10–1 000", "1 000–10 000", "celebrity"]);
+        assert_eq!(
+            names,
+            ["1–10", "10–1 000", "1 000–10 000", "celebrity (10 000+)"]
+        );
         let small = buckets(40);
         let names: Vec<&str> = small.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, ["1–10", "10–40", "celebrity"]);
+        assert_eq!(names, ["1–10", "10–40", "celebrity (40+)"]);
         assert_eq!((small[2].low, small[2].high), (40, None));
     }
 }

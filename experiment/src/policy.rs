@@ -257,7 +257,11 @@ mod tests {
         let mastodon = Policy::named("mastodon").unwrap().settings();
         assert_eq!(
             mastodon.timeline,
-            ["--rebuild-deadline-ms", "30000", "--answer-while-rebuilding"]
+            [
+                "--rebuild-deadline-ms",
+                "30000",
+                "--answer-while-rebuilding"
+            ]
         );
         let bluesky = Policy::named("bluesky-lossy").unwrap().with_lossy_limit(50);
         assert_eq!(bluesky.settings().fanout, ["--lossy-fanout-limit", "50"]);

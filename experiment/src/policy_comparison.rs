@@ -207,11 +207,12 @@ impl PolicyComparison {
             "writes per post".to_owned(),
         ];
         if let Some(first) = self.policies.first() {
-            header.extend(
-                first.delay.iter().map(|bucket| {
-                    format!("fan-out delay p50 / p99 ms, {} followers", bucket.bucket)
-                }),
-            );
+            header.extend(first.delay.iter().map(|bucket| {
+                format!(
+                    "fan-out delay p50 / p99 ms, author's followers: {}",
+                    bucket.bucket
+                )
+            }));
         }
         header.extend(
             [

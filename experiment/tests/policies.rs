@@ -85,7 +85,12 @@ async fn the_policies_experiment_tells_apart_what_each_network_gives_its_readers
         assert_eq!(row.missed.heavy.readers, 3, "{}", row.policy);
         assert_eq!(row.missed.readers.readers, 17, "{}", row.policy);
         let buckets: Vec<&str> = row.delay.iter().map(|b| b.bucket.as_str()).collect();
-        assert_eq!(buckets, ["1–10", "10–40", "celebrity"], "{}", row.policy);
+        assert_eq!(
+            buckets,
+            ["1–10", "10–40", "celebrity (40+)"],
+            "{}",
+            row.policy
+        );
     }
 
     for row in [twitter, hybrid] {
