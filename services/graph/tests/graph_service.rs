@@ -165,6 +165,7 @@ impl TestApp {
             after_user_id: None,
             limit: 100,
             consistent: false,
+            with_following_counts: false,
         };
         let page = self.graph.clone().list_followers(request).await.unwrap();
         page.into_inner().user_ids
