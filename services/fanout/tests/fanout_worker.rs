@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chirp_delivery::Delivery;
 use chirp_domain::ids::Snowflake;
 use chirp_grpc::Channel;
 use chirp_kafka::KafkaArgs;
@@ -331,7 +332,13 @@ impl TestApp {
 
     /// The delivery record of `tweet_id`, as the gateway reads it, once its
     /// (single) page is recorded: the worker writes it after the timelines.
-    async fn delivery(&self, tweet_id: i64) -> chirp_delivery::Delivery {
+    async fn delivery(&self, tweet_id: i64) -> Delivery {
+        self.delivery_when(tweet_id, |record| record.first_write_ms.is_some())
+            .await
+    }
+
+    /// The delivery record of `tweet_id` once `done` holds for it.
+    async fn delivery_when(&self, tweet_id: i64, done: impl Fn(&Delivery) -> bool) -> Delivery {
         let redis = chirp_redis::connection::RedisConnection::connect(
             &self.store.redis.target(),
             self.store.redis.response_timeout(),
@@ -341,7 +348,7 @@ impl TestApp {
         let log = chirp_delivery::DeliveryLog::new(redis, &self.store.redis.redis_key_prefix);
         eventually(DEADLINE, "the delivery record", || async {
             let record = log.read(tweet_id).await.unwrap()?;
-            record.first_write_ms.is_some().then_some(record)
+            done(&record).then_some(record)
         })
         .await
     }
@@ -890,11 +897,12 @@ async fn with_an_activity_window_only_followers_who_read_within_it_are_pushed_to
     app.wait_until(&[author, reader], |timeline| timeline == [tweet])
         .await;
     assert!(app.timeline(idle).await.is_empty(), "an inactive follower was written");
+    // Recorded after the counters.
+    let delivery = app.delivery(tweet).await;
+    assert_eq!((delivery.pushed, delivery.skipped_inactive), (1, 1));
     let rendered = metrics.render();
     let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
     assert_eq!(skipped.get(r#"reason="inactive""#), Some(&1.0), "{rendered}");
-    let delivery = app.delivery(tweet).await;
-    assert_eq!((delivery.pushed, delivery.skipped_inactive), (1, 1));
     worker.stop().await;
 }
 
@@ -978,26 +986,30 @@ async fn a_lossy_fanout_drops_writes_to_followers_of_many_accounts_the_same_way_
     let rendered = metrics.render();
     let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
     assert_eq!(skipped.get(r#"reason="lossy""#), Some(&dropped), "{rendered}");
-    let mut recorded = 0;
+    let mut firsts = Vec::new();
     for &tweet in &tweets {
-        recorded += app.delivery(tweet).await.skipped_lossy;
+        firsts.push(app.delivery(tweet).await);
     }
+    let recorded: u64 = firsts.iter().map(|record| record.skipped_lossy).sum();
     assert_eq!(recorded as f64, dropped);
 
-    // The same events again, then one more the light follower gets.
+    // The same events again (applied in any order: wait for each record to
+    // count its replay, written after the replay's timelines).
     for &tweet in tweets.iter().rev() {
         app.produce_created(tweet, author).await;
     }
-    let last = app.tweet(author).await;
-    app.wait_until(&[light], |timeline| timeline.first() == Some(&last))
-        .await;
-    let replayed: Vec<i64> = app
-        .timeline(heavy)
-        .await
-        .into_iter()
-        .filter(|&id| id != last)
-        .collect();
-    assert_eq!(replayed, kept, "a replay drops exactly the same writes");
+    let handled = |record: &Delivery| record.pushed + record.skipped_lossy;
+    for (&tweet, first) in tweets.iter().zip(&firsts) {
+        let replayed = app
+            .delivery_when(tweet, |record| handled(record) == 2 * handled(first))
+            .await;
+        assert_eq!(replayed.skipped_lossy, 2 * first.skipped_lossy, "tweet {tweet}");
+    }
+    assert_eq!(
+        app.timeline(heavy).await,
+        kept,
+        "a replay drops exactly the same writes"
+    );
     worker.stop().await;
 }
 
