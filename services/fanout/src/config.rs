@@ -47,7 +47,7 @@ pub struct Config {
     /// (`ACTIVE_WINDOW_SECS`) is skipped either way. See
     /// `chirp_timeline_store`.
     #[arg(long, env = "FANOUT_PUSH_UNCACHED", default_value_t = false,
-          action = clap::ArgAction::Set)]
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub push_uncached: bool,
     /// When above 0, a follower who follows more accounts than this gets
     /// each push with probability limit / their following count, drawn by
@@ -106,5 +106,7 @@ mod tests {
         assert!(config.push_uncached);
         assert_eq!(config.lossy_fanout_limit, 2_000);
         assert_eq!(config.store.active_window_secs, 604_800);
+        let switch = Config::try_parse_from(["fanout", "--push-uncached"]).unwrap();
+        assert!(switch.push_uncached, "a bare switch is true");
     }
 }

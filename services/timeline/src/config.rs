@@ -87,7 +87,7 @@ pub struct Config {
     /// regenerates a returning user's feed; off, it waits for the rebuild.
     /// See `rebuild`.
     #[arg(long, env = "ANSWER_WHILE_REBUILDING", default_value_t = false,
-          action = clap::ArgAction::Set)]
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub answer_while_rebuilding: bool,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
