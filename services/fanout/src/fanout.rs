@@ -333,7 +333,7 @@ fn delivers(limit: u32, following: i64, tweet_id: i64, follower_id: i64) -> bool
         return true;
     }
     let draw = mix(mix(tweet_id as u64) ^ follower_id as u64);
-    draw % following as u64 < u64::from(limit)
+    draw % (following as u64) < u64::from(limit)
 }
 
 /// SplitMix64's finaliser: every input bit moves every output bit, and it

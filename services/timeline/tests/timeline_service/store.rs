@@ -105,7 +105,9 @@ async fn a_timeline_past_the_listpack_bound_works_as_a_skiplist() {
     assert_eq!(encoding, "skiplist", "zset-max-listpack-entries >= {capacity} + 3?");
     let per_entry = bytes as f64 / capacity as f64;
     println!("{capacity}-entry timeline: {bytes} bytes, {per_entry:.2} bytes/entry");
-    assert!(per_entry <= 96.0, "{per_entry:.2} bytes per entry");
+    // A skiplist node and a hash-table entry per member: several times the
+    // listpack's 16, and bounded all the same.
+    assert!(per_entry <= 128.0, "{per_entry:.2} bytes per entry");
     assert_eq!(timelines.page(USER, None, 3_000).await.unwrap(), ids[1..]);
 
     timelines.push(&[USER], ids[0]).await.unwrap();
