@@ -60,8 +60,10 @@ struct Delivery {
     /// far: it is on their next page.
     followers_pushed: u64,
     /// Followers skipped so far because no home timeline of theirs is cached
-    /// (they have not read lately): nothing was written for them, and their
-    /// next read rebuilds their timeline from the stores, the tweet included.
+    /// (they have not read lately), or, with `ACTIVE_WINDOW_SECS` in the
+    /// fan-out worker, they have not read within it: nothing was written for
+    /// them, and their next read rebuilds their timeline from the stores, the
+    /// tweet included.
     followers_skipped_inactive: u64,
     /// Followers not pushed to because the author is a celebrity (counted
     /// at fan-out time): they pull the tweet when they read.
