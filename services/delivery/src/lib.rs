@@ -99,8 +99,7 @@ impl DeliveryLog {
             pipe.hincr(&key, SKIPPED_LOSSY, reach.skipped_lossy)
                 .ignore();
         }
-        pipe
-            .hset_nx(&key, FIRST_WRITE_MS, now_ms)
+        pipe.hset_nx(&key, FIRST_WRITE_MS, now_ms)
             .ignore()
             .hset(&key, LAST_WRITE_MS, now_ms)
             .ignore()

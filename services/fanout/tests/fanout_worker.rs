@@ -896,13 +896,20 @@ async fn with_an_activity_window_only_followers_who_read_within_it_are_pushed_to
     // was handled too.
     app.wait_until(&[author, reader], |timeline| timeline == [tweet])
         .await;
-    assert!(app.timeline(idle).await.is_empty(), "an inactive follower was written");
+    assert!(
+        app.timeline(idle).await.is_empty(),
+        "an inactive follower was written"
+    );
     // Recorded after the counters.
     let delivery = app.delivery(tweet).await;
     assert_eq!((delivery.pushed, delivery.skipped_inactive), (1, 1));
     let rendered = metrics.render();
     let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
-    assert_eq!(skipped.get(r#"reason="inactive""#), Some(&1.0), "{rendered}");
+    assert_eq!(
+        skipped.get(r#"reason="inactive""#),
+        Some(&1.0),
+        "{rendered}"
+    );
     worker.stop().await;
 }
 
@@ -922,12 +929,8 @@ async fn pushing_to_every_follower_opens_the_timelines_of_those_who_do_not_read(
         })
         .await
         .unwrap();
-    let worker = app.start_worker_with_args(&[
-        "--graph-addr",
-        &app.graph_addr,
-        "--push-uncached",
-        "true",
-    ]);
+    let worker =
+        app.start_worker_with_args(&["--graph-addr", &app.graph_addr, "--push-uncached", "true"]);
 
     let tweet = app.tweet(author).await;
 
@@ -961,12 +964,8 @@ async fn a_lossy_fanout_drops_writes_to_followers_of_many_accounts_the_same_way_
     };
     app.graph.clone().follow(follow).await.unwrap();
     app.timelines.store_rebuilt(heavy, &[]).await.unwrap();
-    let worker = app.start_worker_with_args(&[
-        "--graph-addr",
-        &app.graph_addr,
-        "--lossy-fanout-limit",
-        "1",
-    ]);
+    let worker =
+        app.start_worker_with_args(&["--graph-addr", &app.graph_addr, "--lossy-fanout-limit", "1"]);
 
     let mut tweets = Vec::new();
     for _ in 0..TWEETS {
@@ -985,7 +984,11 @@ async fn a_lossy_fanout_drops_writes_to_followers_of_many_accounts_the_same_way_
     let dropped = (TWEETS - kept.len()) as f64;
     let rendered = metrics.render();
     let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
-    assert_eq!(skipped.get(r#"reason="lossy""#), Some(&dropped), "{rendered}");
+    assert_eq!(
+        skipped.get(r#"reason="lossy""#),
+        Some(&dropped),
+        "{rendered}"
+    );
     let mut firsts = Vec::new();
     for &tweet in &tweets {
         firsts.push(app.delivery(tweet).await);
@@ -1003,7 +1006,11 @@ async fn a_lossy_fanout_drops_writes_to_followers_of_many_accounts_the_same_way_
         let replayed = app
             .delivery_when(tweet, |record| handled(record) == 2 * handled(first))
             .await;
-        assert_eq!(replayed.skipped_lossy, 2 * first.skipped_lossy, "tweet {tweet}");
+        assert_eq!(
+            replayed.skipped_lossy,
+            2 * first.skipped_lossy,
+            "tweet {tweet}"
+        );
     }
     assert_eq!(
         app.timeline(heavy).await,

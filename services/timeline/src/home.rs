@@ -104,10 +104,7 @@ impl Home {
                         held
                     }
                     Found::Rebuild { returning, .. } => {
-                        let rebuilt = self
-                            .rebuilds
-                            .page(user_id, before, want, returning)
-                            .await?;
+                        let rebuilt = self.rebuilds.page(user_id, before, want, returning).await?;
                         hops.lap("rebuild");
                         rebuilt
                     }

@@ -927,9 +927,11 @@ async fn follow_celebrities(stack: &Stack, celebrities: u32) -> (i64, i64) {
 #[tokio::test]
 async fn a_first_page_needing_a_rebuild_is_answered_at_once_and_marked_partial() {
     let reader = 1;
-    let (stack, gate, arrived) =
-        spawn_gated_with([(reader, vec![7])].into(), &["--answer-while-rebuilding", "true"])
-            .await;
+    let (stack, gate, arrived) = spawn_gated_with(
+        [(reader, vec![7])].into(),
+        &["--answer-while-rebuilding", "true"],
+    )
+    .await;
     assert_eq!(stack.user("reader").await, reader);
 
     let page = stack.page(reader, None, 10).await;
@@ -938,7 +940,10 @@ async fn a_first_page_needing_a_rebuild_is_answered_at_once_and_marked_partial()
     let cache = page.explain.map(|explain| explain.cache);
     assert_eq!(cache, Some(TimelineCache::Partial as i32));
     arrived.notified().await;
-    assert!(stack.page(reader, None, 10).await.partial, "still rebuilding");
+    assert!(
+        stack.page(reader, None, 10).await.partial,
+        "still rebuilding"
+    );
     gate.send(true).unwrap();
 
     let started = std::time::Instant::now();
@@ -961,9 +966,11 @@ async fn a_first_page_needing_a_rebuild_is_answered_at_once_and_marked_partial()
 #[tokio::test]
 async fn a_page_past_the_first_waits_for_the_rebuild_even_when_answering_while_rebuilding() {
     let reader = 1;
-    let (stack, gate, arrived) =
-        spawn_gated_with([(reader, vec![7, 5])].into(), &["--answer-while-rebuilding", "true"])
-            .await;
+    let (stack, gate, arrived) = spawn_gated_with(
+        [(reader, vec![7, 5])].into(),
+        &["--answer-while-rebuilding", "true"],
+    )
+    .await;
     assert_eq!(stack.user("reader").await, reader);
 
     let mut timeline = stack.timeline.clone();

@@ -102,7 +102,10 @@ async fn a_timeline_past_the_listpack_bound_works_as_a_skiplist() {
         .await
         .unwrap();
 
-    assert_eq!(encoding, "skiplist", "zset-max-listpack-entries >= {capacity} + 3?");
+    assert_eq!(
+        encoding, "skiplist",
+        "zset-max-listpack-entries >= {capacity} + 3?"
+    );
     let per_entry = bytes as f64 / capacity as f64;
     println!("{capacity}-entry timeline: {bytes} bytes, {per_entry:.2} bytes/entry");
     // A skiplist node and a hash-table entry per member: several times the
@@ -112,7 +115,11 @@ async fn a_timeline_past_the_listpack_bound_works_as_a_skiplist() {
 
     timelines.push(&[USER], ids[0]).await.unwrap();
     let read = timelines.read(USER, None, 3_000).await.unwrap();
-    assert_eq!(read.ids, ids[..capacity], "trimmed to the newest {capacity}");
+    assert_eq!(
+        read.ids,
+        ids[..capacity],
+        "trimmed to the newest {capacity}"
+    );
     assert_eq!(read.state, State::Complete { cut: true });
 }
 
