@@ -69,7 +69,7 @@ fn parse(argv: &[&str]) -> Command {
     else {
         panic!("not a load tool subcommand: {argv:?}");
     };
-    command
+    *command
 }
 
 /// `loadtest seed` against `stack`, with `extra` flags.

@@ -25,8 +25,10 @@ pub struct Cli {
 /// `loadtest chaos`, one level).
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Boxed: its settings (the timeline store's among them) make it twice
+    /// the size of the harness's.
     #[command(flatten)]
-    Load(chirp_load::Command),
+    Load(Box<chirp_load::Command>),
     #[command(flatten)]
     Harness(chirp_chaos::Command),
 }
@@ -35,7 +37,7 @@ pub enum Command {
 /// promise was broken.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Load(command) => chirp_load::execute(command).await,
+        Command::Load(command) => chirp_load::execute(*command).await,
         Command::Harness(command) => chirp_chaos::execute(command).await,
     }
 }

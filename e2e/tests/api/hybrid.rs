@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::helpers::{ExtraArgs, Stack, TestUser, handle, ids, spawn_stack_with_args};
 use chirp_test_support::eventually;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 const THRESHOLD: &[&str] = &["--celebrity-threshold", "2"];
@@ -315,4 +316,37 @@ async fn an_author_rising_above_the_threshold_is_pulled_from_the_next_read_on() 
         pushed_ids(&stack, &reader).await.is_empty(),
         "a celebrity's tweets are pulled, not pushed"
     );
+}
+
+/// Issue 22, Mastodon's 206: with the timeline service answering while it
+/// rebuilds (`--answer-while-rebuilding`), a reader whose timeline is not
+/// cached gets a first page at once, marked partial (here empty: nothing
+/// was cached), with status 206; once the rebuild has run, a 200 with the
+/// whole timeline and no `partial`.
+#[tokio::test]
+async fn a_page_answered_while_the_timeline_is_rebuilt_is_a_206_marked_partial() {
+    let stack = spawn_stack_with_args(ExtraArgs {
+        timeline: &["--answer-while-rebuilding", "true"],
+        ..ExtraArgs::default()
+    })
+    .await;
+    let author = stack.sign_up(&handle("author")).await;
+    let reader = stack.sign_up(&handle("reader")).await;
+    stack.follow(&reader, &author).await;
+    let tweet = post_id(&stack, &author, "posted before the reader's first read").await;
+    let path = format!("/users/{}/timeline", reader.id);
+    let read = || stack.call(stack.request(Method::GET, &path, Some(&reader.token)));
+
+    let (status, page) = read().await;
+
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{page}");
+    assert_eq!(page["partial"], true, "{page}");
+    assert!(ids(&page).is_empty(), "nothing was cached: {page}");
+    let page = eventually(Duration::from_secs(15), "the rebuilt timeline", || async {
+        let (status, page) = read().await;
+        (status == StatusCode::OK).then_some(page)
+    })
+    .await;
+    assert_eq!(ids(&page), [tweet]);
+    assert!(page.get("partial").is_none(), "{page}");
 }

@@ -33,6 +33,10 @@ pub struct Page {
     pub items: Vec<Listed>,
     /// Opaque; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// A home-timeline page answered while the timeline is rebuilt, with
+    /// what the cache held (status 206; `ANSWER_WHILE_REBUILDING`).
+    #[serde(default)]
+    pub partial: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,12 +5,13 @@
 //! Fan-out is asynchronous, so a client that posted cannot otherwise see it
 //! happen. The worker already knows, page by page, which followers' timelines
 //! it wrote and which it skipped; recording that costs one more command in
-//! each pipeline's round trip. A follower is counted in one of three ways:
+//! each pipeline's round trip. A follower is counted in one of four ways:
 //! *pushed* (their cached timeline has the tweet), *skipped as inactive* (no
 //! timeline is cached, since they have not read lately: their next read
-//! rebuilds it from the stores, the tweet included), or *skipped as a
+//! rebuilds it from the stores, the tweet included), *skipped as a
 //! celebrity's follower* (the author is a celebrity: followers pull the tweet
-//! when they read). The author's own timeline is not counted. The record is
+//! when they read), or *skipped by the lossy fan-out* (with
+//! `LOSSY_FANOUT_LIMIT`, a follower of very many accounts). The author's own timeline is not counted. The record is
 //! observability, not state: it expires after [`RECORD_TTL_SECS`], a failed
 //! write of it is logged and never fails the event, and a replayed event
 //! adds its pages again (so the counts can exceed the audience after a
@@ -28,6 +29,7 @@ pub const RECORD_TTL_SECS: i64 = 3600;
 const PUSHED: &str = "pushed";
 const SKIPPED_INACTIVE: &str = "skipped_inactive";
 const SKIPPED_CELEBRITY: &str = "skipped_celebrity";
+const SKIPPED_LOSSY: &str = "skipped_lossy";
 const FIRST_WRITE_MS: &str = "first_write_ms";
 const LAST_WRITE_MS: &str = "last_write_ms";
 
@@ -36,8 +38,10 @@ const LAST_WRITE_MS: &str = "last_write_ms";
 pub struct Reach {
     /// Followers whose cached timeline got the tweet.
     pub pushed: u64,
-    /// Followers with no cached timeline, skipped.
+    /// Followers with no cached timeline, or not active, skipped.
     pub skipped_inactive: u64,
+    /// Followers the lossy fan-out left out (`LOSSY_FANOUT_LIMIT`).
+    pub skipped_lossy: u64,
 }
 
 /// What the worker recorded for one tweet.
@@ -45,9 +49,14 @@ pub struct Reach {
 pub struct Delivery {
     /// Followers whose cached home timeline the tweet was pushed into so far.
     pub pushed: u64,
-    /// Followers skipped so far because no timeline of theirs is cached:
-    /// they get the tweet when their next read rebuilds their timeline.
+    /// Followers skipped so far because no timeline of theirs is cached
+    /// (or, with `ACTIVE_WINDOW_SECS`, they have not read within it): they
+    /// get the tweet when their next read rebuilds their timeline.
     pub skipped_inactive: u64,
+    /// Followers the lossy fan-out left out so far: they follow more
+    /// accounts than `LOSSY_FANOUT_LIMIT`, and this tweet was drawn out of
+    /// their timeline until its next rebuild.
+    pub skipped_lossy: u64,
     /// `Some(followers)` when the author was a celebrity under the hybrid
     /// strategy: the tweet went to the author's own timeline only, and these
     /// followers (the author's count at fan-out time) pull it when they read.
@@ -85,10 +94,27 @@ impl DeliveryLog {
         pipe.hincr(&key, PUSHED, reach.pushed)
             .ignore()
             .hincr(&key, SKIPPED_INACTIVE, reach.skipped_inactive)
-            .ignore()
-            .hset_nx(&key, FIRST_WRITE_MS, now_ms)
+            .ignore();
+        if reach.skipped_lossy > 0 {
+            pipe.hincr(&key, SKIPPED_LOSSY, reach.skipped_lossy)
+                .ignore();
+        }
+        pipe.hset_nx(&key, FIRST_WRITE_MS, now_ms)
             .ignore()
             .hset(&key, LAST_WRITE_MS, now_ms)
+            .ignore()
+            .expire(&key, RECORD_TTL_SECS)
+            .ignore();
+        self.run(tweet_id, pipe).await;
+    }
+
+    /// Counts `followers` of a page of which the lossy fan-out left out
+    /// every one, so that nothing was written. Best effort, as
+    /// [`pushed`](Self::pushed).
+    pub async fn lossy_skipped(&self, tweet_id: i64, followers: u64) {
+        let key = self.key(tweet_id);
+        let mut pipe = redis::pipe();
+        pipe.hincr(&key, SKIPPED_LOSSY, followers)
             .ignore()
             .expire(&key, RECORD_TTL_SECS)
             .ignore();
@@ -127,6 +153,7 @@ impl DeliveryLog {
         Ok(Some(Delivery {
             pushed: count(PUSHED).unwrap_or(0),
             skipped_inactive: count(SKIPPED_INACTIVE).unwrap_or(0),
+            skipped_lossy: count(SKIPPED_LOSSY).unwrap_or(0),
             skipped_celebrity: count(SKIPPED_CELEBRITY),
             first_write_ms: fields.get(FIRST_WRITE_MS).copied(),
             last_write_ms: fields.get(LAST_WRITE_MS).copied(),

@@ -39,6 +39,24 @@ pub struct Config {
     #[arg(long, env = "CONSUMER_LAG_INTERVAL_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub consumer_lag_interval_ms: u64,
+    /// Push to every follower: a follower with no cached timeline gets one
+    /// opened for the push (as being rebuilt, so their first read still
+    /// rebuilds it and nothing is lost) instead of being skipped, as
+    /// DeathStarBench's fan-out writes every follower's timeline. Costs a
+    /// write and a key per follower who does not read; an inactive follower
+    /// (`ACTIVE_WINDOW_SECS`) is skipped either way. See
+    /// `chirp_timeline_store`.
+    #[arg(long, env = "FANOUT_PUSH_UNCACHED", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub push_uncached: bool,
+    /// When above 0, a follower who follows more accounts than this gets
+    /// each push with probability limit / their following count, drawn by
+    /// a hash of (tweet, follower) so a replay drops the same writes:
+    /// Bluesky's lossy timelines (limit 2 000). Caps what one reader of
+    /// very many accounts costs the fan-out; their timeline misses tweets
+    /// until it is rebuilt. See `fanout`.
+    #[arg(long, env = "LOSSY_FANOUT_LIMIT", default_value_t = 0)]
+    pub lossy_fanout_limit: u32,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
@@ -67,5 +85,28 @@ mod tests {
         let config = Config::try_parse_from(["fanout"]).unwrap();
         assert_eq!(config.follower_page_size, 1000);
         assert!(Config::try_parse_from(["fanout", "--follower-page-size", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_policies_are_off_unless_asked_for() {
+        let config = Config::try_parse_from(["fanout"]).unwrap();
+        assert!(!config.push_uncached);
+        assert_eq!(config.lossy_fanout_limit, 0);
+        assert_eq!(config.store.active_window_secs, 0);
+        let config = Config::try_parse_from([
+            "fanout",
+            "--push-uncached",
+            "true",
+            "--lossy-fanout-limit",
+            "2000",
+            "--active-window-secs",
+            "604800",
+        ])
+        .unwrap();
+        assert!(config.push_uncached);
+        assert_eq!(config.lossy_fanout_limit, 2_000);
+        assert_eq!(config.store.active_window_secs, 604_800);
+        let switch = Config::try_parse_from(["fanout", "--push-uncached"]).unwrap();
+        assert!(switch.push_uncached, "a bare switch is true");
     }
 }

@@ -27,6 +27,25 @@
 //! (`chirp_delivery`), followers pushed apart from followers skipped,
 //! so that a client can watch the fan-out: one more command per page, and a
 //! failed record never fails the event.
+//!
+//! # Lossy fan-out
+//!
+//! With `LOSSY_FANOUT_LIMIT` on, a follower who follows more accounts than
+//! the limit receives each push with probability limit / their following
+//! count: Bluesky's rule (reasonable_limit 2 000 follows, loss_factor =
+//! min(reasonable_limit / follows, 1); Jaz, "When Imperfect Systems are
+//! Good, Actually: Bluesky's Lossy Timelines", 2025). Someone who follows
+//! 20 000 accounts cannot read a tenth of what they post anyway, and their
+//! timeline is the costliest to write, since every one of those accounts
+//! writes it; dropping writes to them caps what one reader costs the
+//! fan-out at about `limit` accounts' worth, while everyone following fewer
+//! loses nothing. The price: such a reader's timeline misses tweets at
+//! random, until its next rebuild (which reads the stores, and drops
+//! nothing). Whether a follower gets a tweet is decided by a hash of
+//! (tweet id, follower id), never a random draw, so an event applied twice
+//! drops exactly the same writes and the fan-out stays idempotent. The
+//! graph returns each follower's following count with the follower page
+//! when asked, which it is only while the limit is on.
 
 use chirp_delivery::{DeliveryLog, Reach};
 use chirp_domain::ids::{now_ms, timestamp_ms};
@@ -35,7 +54,7 @@ use chirp_proto::events::tweet_event::Kind;
 use chirp_proto::events::{TweetCreated, TweetDeleted};
 use chirp_proto::graph::graph_service_client::GraphServiceClient;
 use chirp_proto::graph::{GetUserRequest, ListFollowsRequest};
-use chirp_timeline_store::{HomeTimelines, Strategy};
+use chirp_timeline_store::{HomeTimelines, Push, Strategy};
 use metrics::{counter, histogram};
 
 use crate::FanoutError;
@@ -69,6 +88,8 @@ pub struct Fanout {
     delivery: DeliveryLog,
     follower_page_size: u32,
     strategy: Strategy,
+    /// `LOSSY_FANOUT_LIMIT`; 0 when off (see the module doc).
+    lossy_limit: u32,
 }
 
 impl Fanout {
@@ -78,6 +99,7 @@ impl Fanout {
         delivery: DeliveryLog,
         follower_page_size: u32,
         strategy: Strategy,
+        lossy_limit: u32,
     ) -> Self {
         Self {
             graph,
@@ -85,6 +107,7 @@ impl Fanout {
             delivery,
             follower_page_size,
             strategy,
+            lossy_limit,
         }
     }
 
@@ -138,7 +161,7 @@ impl Fanout {
             }
             Audience::Celebrity { followers } => {
                 // One write, so the author's own timeline holds what they wrote.
-                self.push(&[author_id], 1, tweet_id).await?;
+                self.push(&[author_id], 1, tweet_id, 0).await?;
                 counter!(stats::CELEBRITY_SKIPS).increment(1);
                 self.delivery.celebrity_skipped(tweet_id, followers).await;
                 tracing::debug!("celebrity tweet pushed to its author only: followers pull it");
@@ -189,6 +212,11 @@ impl Fanout {
         let mut followers_from = 1;
         let mut after_user_id = None;
         let mut addressed = 0;
+        // Only a push drops writes; a removal reaches every follower.
+        let lossy_limit = match change {
+            Change::Push => self.lossy_limit,
+            Change::Remove => 0,
+        };
         loop {
             let page = self
                 .graph
@@ -198,12 +226,31 @@ impl Fanout {
                     after_user_id,
                     limit: self.follower_page_size,
                     consistent: true,
+                    with_following_counts: lossy_limit > 0,
                 })
                 .await?
                 .into_inner();
-            user_ids.extend(page.user_ids);
+            let mut dropped = 0;
+            if lossy_limit > 0 {
+                for (index, &follower_id) in page.user_ids.iter().enumerate() {
+                    // A graph that sent no count (older than the field)
+                    // drops nothing.
+                    let following = page.following_counts.get(index).copied().unwrap_or(0);
+                    if delivers(lossy_limit, following, tweet_id, follower_id) {
+                        user_ids.push(follower_id);
+                    } else {
+                        dropped += 1;
+                    }
+                }
+                counter!(stats::SKIPPED_WRITES, "reason" => "lossy").increment(dropped);
+            } else {
+                user_ids.extend(page.user_ids);
+            }
             match change {
-                Change::Push => self.push(&user_ids, followers_from, tweet_id).await?,
+                Change::Push => {
+                    self.push(&user_ids, followers_from, tweet_id, dropped)
+                        .await?;
+                }
                 Change::Remove => self.remove(&user_ids, tweet_id).await?,
             }
             addressed += user_ids.len();
@@ -219,15 +266,20 @@ impl Fanout {
     /// Pushes `tweet_id` into the cached timelines of `user_ids` in one Redis
     /// pipeline, unless the tweet is buried, and counts it: the timelines
     /// written and those skipped, in the metrics, and the followers among
-    /// them (from `followers_from` on) in the tweet's delivery record. An
+    /// them (from `followers_from` on) in the tweet's delivery record, with
+    /// the `lossy` followers of the page the lossy fan-out left out. An
     /// empty last page costs no round trip and is not a batch.
     async fn push(
         &self,
         user_ids: &[i64],
         followers_from: usize,
         tweet_id: i64,
+        lossy: u64,
     ) -> Result<(), FanoutError> {
         if user_ids.is_empty() {
+            if lossy > 0 {
+                self.delivery.lossy_skipped(tweet_id, lossy).await;
+            }
             return Ok(());
         }
         histogram!(stats::BATCH_SIZE).record(user_ids.len() as f64);
@@ -241,11 +293,17 @@ impl Fanout {
         };
         counter!(stats::TIMELINE_WRITES, "change" => "push").increment(pushed.written() as u64);
         counter!(stats::SKIPPED_WRITES, "reason" => "not_cached")
-            .increment(pushed.skipped() as u64);
-        let followers = pushed.cached.get(followers_from..).unwrap_or_default();
+            .increment(pushed.count(Push::NotCached) as u64);
+        let inactive = pushed.count(Push::Inactive) as u64;
+        if inactive > 0 {
+            counter!(stats::SKIPPED_WRITES, "reason" => "inactive").increment(inactive);
+        }
+        let followers = pushed.outcomes.get(followers_from..).unwrap_or_default();
+        let written = followers.iter().filter(|&&of| of == Push::Written).count() as u64;
         let reach = Reach {
-            pushed: followers.iter().filter(|&&cached| cached).count() as u64,
-            skipped_inactive: followers.iter().filter(|&&cached| !cached).count() as u64,
+            pushed: written,
+            skipped_inactive: followers.len() as u64 - written,
+            skipped_lossy: lossy,
         };
         let now = now_ms();
         histogram!(stats::DELAY).record((now - timestamp_ms(tweet_id)).max(0) as f64 / 1000.0);
@@ -263,5 +321,56 @@ impl Fanout {
         self.timelines.remove(user_ids, tweet_id).await?;
         counter!(stats::TIMELINE_WRITES, "change" => "remove").increment(user_ids.len() as u64);
         Ok(())
+    }
+}
+
+/// Whether a follower who follows `following` accounts gets `tweet_id`
+/// under a lossy limit of `limit` (0: off): always at or below the limit,
+/// above it with probability `limit / following`, by a hash of the tweet
+/// and the follower, so the same pair always gets the same answer.
+fn delivers(limit: u32, following: i64, tweet_id: i64, follower_id: i64) -> bool {
+    if limit == 0 || following <= i64::from(limit) {
+        return true;
+    }
+    let draw = mix(mix(tweet_id as u64) ^ follower_id as u64);
+    draw % (following as u64) < u64::from(limit)
+}
+
+/// SplitMix64's finaliser: every input bit moves every output bit, and it
+/// is fixed here, so every worker and every release draws alike (std's
+/// hashers promise neither).
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn followers_at_or_below_the_limit_get_every_tweet() {
+        for tweet_id in 1..1_000 {
+            assert!(delivers(2_000, 2_000, tweet_id, 7));
+            assert!(delivers(2_000, 10, tweet_id, 7));
+            assert!(delivers(0, 1_000_000, tweet_id, 7), "0 is off");
+        }
+    }
+
+    #[test]
+    fn above_the_limit_a_follower_gets_limit_over_following_of_the_tweets() {
+        // Snowflake-like ids, consecutive in time.
+        let tweets = (0..20_000_i64).map(|n| 1_990_000_000_000_000_000 + n * 4_096);
+        let kept = tweets.filter(|&id| delivers(2_000, 8_000, id, 42)).count();
+        let share = kept as f64 / 20_000.0;
+        assert!((share - 0.25).abs() < 0.02, "{share}");
+    }
+
+    #[test]
+    fn the_same_tweet_and_follower_always_get_the_same_answer() {
+        let draws = |follower| (1..500).map(move |id| delivers(100, 1_000, id, follower));
+        assert!(draws(9).eq(draws(9)));
+        assert!(!draws(9).eq(draws(10)), "followers are drawn apart");
     }
 }

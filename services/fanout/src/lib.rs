@@ -92,7 +92,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         () = &mut shutdown => return Ok(()),
         waited = config.kafka.wait_for_topic() => waited?,
     }
-    let timelines = HomeTimelines::connect(&config.store).await?;
+    let timelines = HomeTimelines::connect(&config.store)
+        .await?
+        .opening_uncached(config.push_uncached);
     // The delivery records live beside the timelines, under the same prefix.
     let deliveries = DeliveryLog::new(
         RedisConnection::connect(
@@ -114,6 +116,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         deliveries,
         config.follower_page_size,
         config.store.timeline_strategy,
+        config.lossy_fanout_limit,
     );
     let dead_letters = dead_letter::DeadLetters::connect(&config.kafka).await?;
     let consumer = consumer::subscribe(&config.kafka, &config.kafka_group_id)?;

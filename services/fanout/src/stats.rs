@@ -13,9 +13,11 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 /// (a push to a timeline that is not cached is not a write: see
 /// [`SKIPPED_WRITES`]).
 pub const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
-/// Counter, label `reason` = `not_cached` | `deleted`: pushes not written
-/// because the follower's timeline is not cached (they have not read
-/// lately: it is rebuilt on their next read) or the tweet was deleted.
+/// Counter, label `reason` = `not_cached` | `inactive` | `lossy` |
+/// `deleted`: pushes not written because the follower's timeline is not
+/// cached (they have not read lately: it is rebuilt on their next read),
+/// they have not read within `ACTIVE_WINDOW_SECS`, the lossy fan-out drew
+/// them out (`LOSSY_FANOUT_LIMIT`), or the tweet was deleted.
 pub const SKIPPED_WRITES: &str = "chirp_fanout_skipped_writes_total";
 /// Counter: tweets of celebrities not pushed to their followers.
 pub const CELEBRITY_SKIPS: &str = "chirp_fanout_celebrity_skips_total";
@@ -31,7 +33,7 @@ pub const CONSUMER_LAG: &str = "chirp_fanout_consumer_lag";
 /// Histogram: timelines addressed per Redis pipeline, at most the follower
 /// page size plus one (the author rides the first page). Its count is the
 /// number of round trips to Redis; its sum equals the timeline writes plus
-/// the skipped ones.
+/// the skipped ones, but for the lossy skips (never sent to Redis).
 pub const BATCH_SIZE: &str = "chirp_fanout_batch_size";
 /// Seconds from a tweet's creation (the time in its Snowflake id) to the
 /// write of each page of its push: the fan-out delay its followers see, one
@@ -47,7 +49,7 @@ pub fn describe() {
     );
     describe_counter!(
         SKIPPED_WRITES,
-        "Home-timeline pushes not written, by reason: timeline not cached, or tweet deleted."
+        "Home-timeline pushes not written, by reason: timeline not cached, reader inactive, dropped by the lossy fan-out, or tweet deleted."
     );
     describe_counter!(
         CELEBRITY_SKIPS,

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chirp_delivery::Delivery;
 use chirp_domain::ids::Snowflake;
 use chirp_grpc::Channel;
 use chirp_kafka::KafkaArgs;
@@ -327,6 +328,29 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The delivery record of `tweet_id`, as the gateway reads it, once its
+    /// (single) page is recorded: the worker writes it after the timelines.
+    async fn delivery(&self, tweet_id: i64) -> Delivery {
+        self.delivery_when(tweet_id, |record| record.first_write_ms.is_some())
+            .await
+    }
+
+    /// The delivery record of `tweet_id` once `done` holds for it.
+    async fn delivery_when(&self, tweet_id: i64, done: impl Fn(&Delivery) -> bool) -> Delivery {
+        let redis = chirp_redis::connection::RedisConnection::connect(
+            &self.store.redis.target(),
+            self.store.redis.response_timeout(),
+        )
+        .await
+        .unwrap();
+        let log = chirp_delivery::DeliveryLog::new(redis, &self.store.redis.redis_key_prefix);
+        eventually(DEADLINE, "the delivery record", || async {
+            let record = log.read(tweet_id).await.unwrap()?;
+            done(&record).then_some(record)
+        })
+        .await
     }
 
     async fn timeline(&self, user_id: i64) -> Vec<i64> {
@@ -831,6 +855,168 @@ async fn a_push_skips_followers_whose_timeline_is_not_cached_and_counts_them() {
     );
     let writes = series(&rendered, "chirp_fanout_timeline_writes_total");
     assert_eq!(writes.get(r#"change="push""#), Some(&2.0), "{rendered}");
+    worker.stop().await;
+}
+
+/// Issue 22, activity by last read: with `--active-window-secs`, a follower
+/// whose timeline is cached but who has not read within the window gets no
+/// write, counted as `inactive`; one who read gets the tweet.
+#[tokio::test]
+async fn with_an_activity_window_only_followers_who_read_within_it_are_pushed_to() {
+    // A recorder local to the test's thread (see the lag test).
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let [reader, idle]: [i64; 2] = app
+        .create_followers(author, "follower", 2)
+        .await
+        .try_into()
+        .unwrap();
+    // Reads as the timeline service makes them, recording the reader.
+    let window = TimelineStoreArgs {
+        active_window_secs: 60,
+        ..app.store.clone()
+    };
+    let reads = HomeTimelines::connect(&window).await.unwrap();
+    for user in [author, reader] {
+        reads.read(user, None, 1).await.unwrap();
+    }
+    let worker = app.start_worker_with_args(&[
+        "--graph-addr",
+        &app.graph_addr,
+        "--active-window-secs",
+        "60",
+    ]);
+
+    let tweet = app.tweet(author).await;
+
+    // One event, one pipeline: once the reader has it, the idle follower
+    // was handled too.
+    app.wait_until(&[author, reader], |timeline| timeline == [tweet])
+        .await;
+    assert!(
+        app.timeline(idle).await.is_empty(),
+        "an inactive follower was written"
+    );
+    // Recorded after the counters.
+    let delivery = app.delivery(tweet).await;
+    assert_eq!((delivery.pushed, delivery.skipped_inactive), (1, 1));
+    let rendered = metrics.render();
+    let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
+    assert_eq!(
+        skipped.get(r#"reason="inactive""#),
+        Some(&1.0),
+        "{rendered}"
+    );
+    worker.stop().await;
+}
+
+/// Issue 22, DeathStarBench's fan-out: with `--push-uncached`, a follower
+/// who has no cached timeline gets one opened by the push, as being
+/// rebuilt, so their first read still rebuilds it (and keeps the tweet).
+#[tokio::test]
+async fn pushing_to_every_follower_opens_the_timelines_of_those_who_do_not_read() {
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let sleeper = app.create_inactive_user("sleeper").await;
+    app.graph
+        .clone()
+        .follow(FollowRequest {
+            follower_id: sleeper,
+            followee_id: author,
+        })
+        .await
+        .unwrap();
+    let worker =
+        app.start_worker_with_args(&["--graph-addr", &app.graph_addr, "--push-uncached", "true"]);
+
+    let tweet = app.tweet(author).await;
+
+    app.wait_until(&[author, sleeper], |timeline| timeline == [tweet])
+        .await;
+    let opened = app.timelines.read(sleeper, None, 10).await.unwrap();
+    assert_eq!(opened.state, State::Rebuilding, "served only once rebuilt");
+    let delivery = app.delivery(tweet).await;
+    assert_eq!((delivery.pushed, delivery.skipped_inactive), (1, 0));
+    worker.stop().await;
+}
+
+/// Issue 22, Bluesky's lossy timelines: with `--lossy-fanout-limit 1`, a
+/// follower of two accounts gets each tweet with probability 1/2, one of
+/// one account gets them all; the drops are counted, in the metrics and
+/// the delivery records, and replaying the events drops the same writes.
+#[tokio::test]
+async fn a_lossy_fanout_drops_writes_to_followers_of_many_accounts_the_same_way_twice() {
+    const TWEETS: usize = 24;
+    let recorder = chirp_runtime::metrics::builder().build_recorder();
+    let metrics = recorder.handle();
+    let _recording = metrics::set_default_local_recorder(&recorder);
+    let app = spawn_app(10_000).await;
+    let author = app.create_user("author").await;
+    let other = app.create_user("other").await;
+    let light = app.create_followers(author, "light", 1).await[0];
+    let heavy = app.create_followers(author, "heavy", 1).await[0];
+    let follow = FollowRequest {
+        follower_id: heavy,
+        followee_id: other,
+    };
+    app.graph.clone().follow(follow).await.unwrap();
+    app.timelines.store_rebuilt(heavy, &[]).await.unwrap();
+    let worker =
+        app.start_worker_with_args(&["--graph-addr", &app.graph_addr, "--lossy-fanout-limit", "1"]);
+
+    let mut tweets = Vec::new();
+    for _ in 0..TWEETS {
+        tweets.push(app.tweet(author).await);
+    }
+    tweets.reverse();
+    app.wait_until(&[author, light], |timeline| timeline == tweets)
+        .await;
+
+    let kept = app.timeline(heavy).await;
+    assert!(
+        !kept.is_empty() && kept.len() < TWEETS,
+        "about half of {TWEETS} kept, got {}",
+        kept.len()
+    );
+    let dropped = (TWEETS - kept.len()) as f64;
+    let rendered = metrics.render();
+    let skipped = series(&rendered, "chirp_fanout_skipped_writes_total");
+    assert_eq!(
+        skipped.get(r#"reason="lossy""#),
+        Some(&dropped),
+        "{rendered}"
+    );
+    let mut firsts = Vec::new();
+    for &tweet in &tweets {
+        firsts.push(app.delivery(tweet).await);
+    }
+    let recorded: u64 = firsts.iter().map(|record| record.skipped_lossy).sum();
+    assert_eq!(recorded as f64, dropped);
+
+    // The same events again (applied in any order: wait for each record to
+    // count its replay, written after the replay's timelines).
+    for &tweet in tweets.iter().rev() {
+        app.produce_created(tweet, author).await;
+    }
+    let handled = |record: &Delivery| record.pushed + record.skipped_lossy;
+    for (&tweet, first) in tweets.iter().zip(&firsts) {
+        let replayed = app
+            .delivery_when(tweet, |record| handled(record) == 2 * handled(first))
+            .await;
+        assert_eq!(
+            replayed.skipped_lossy,
+            2 * first.skipped_lossy,
+            "tweet {tweet}"
+        );
+    }
+    assert_eq!(
+        app.timeline(heavy).await,
+        kept,
+        "a replay drops exactly the same writes"
+    );
     worker.stop().await;
 }
 

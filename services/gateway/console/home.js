@@ -19,6 +19,9 @@ export function homeView(main) {
   explainToggle.checked = localStorage.getItem('chirp.explain') === '1';
   const explanations = h('div', { class: 'explanations' });
   const feed = h('div', { class: 'feed' });
+  // A 206: the page was answered while the timeline is rebuilt.
+  const partialNote = h('p', { class: 'partial-note muted small', hidden: true },
+    'Your timeline is being rebuilt: this page shows what was cached, and newer posts may be missing. Reload in a moment for the whole of it.');
   const side = h('aside', { class: 'side' },
     h('label', { class: 'toggle' }, explainToggle, ' Explain this timeline'),
     h('p', { class: 'muted small' },
@@ -30,6 +33,7 @@ export function homeView(main) {
     side.classList.toggle('off', !explain);
     pager(feed, async (cursor, pageNumber) => {
       const { body, headers } = await api.timeline(me.user_id, cursor, explain);
+      if (pageNumber === 1) partialNote.hidden = !body.partial;
       if (explain) explanations.append(explanation(pageNumber, body.explain, headers.get('server-timing')));
       return { items: body.items, next: body.next_cursor };
     }, (tweet) => tweetCard(tweet, { mine: tweet.author_id === me.user_id }),
@@ -40,7 +44,7 @@ export function homeView(main) {
     start();
   });
   mount(main, h('div', { class: 'columns' },
-    h('section', { class: 'column' }, composer(me, start), h('h2', {}, 'Home timeline'), feed),
+    h('section', { class: 'column' }, composer(me, start), h('h2', {}, 'Home timeline'), partialNote, feed),
     side));
   start();
 }
@@ -113,6 +117,7 @@ const CACHE = {
   hit: 'cache hit: Redis held the timeline',
   rebuilt: 'rebuilt: Redis did not hold the timeline, this read rebuilt it',
   none: 'no cache: the pull strategy merges every followee at read time',
+  partial: 'partial: Redis did not hold the timeline complete; this page is what it held, while a rebuild runs',
 };
 
 function explanation(pageNumber, explain, serverTiming) {

@@ -49,6 +49,7 @@ const STATES = {
 const COUNTS = {
   pushed: 'in their cached home timeline: on their next page',
   inactive: 'no cached timeline (not read lately): nothing written; their next read rebuilds it with this tweet',
+  lossy: 'they follow more accounts than the lossy fan-out\'s limit: this tweet was drawn out of their timeline until its next rebuild',
   celebrity: 'the author is a celebrity: not pushed; they pull it when they read',
 };
 
@@ -86,7 +87,7 @@ export function deliveryView(tweetId, { onSettled } = {}) {
 function render(box, d) {
   const audience = Math.max(d.followers, 1);
   const handled = d.state === 'pulled' ? 0
-    : Math.min(d.followers_pushed + d.followers_skipped_inactive, audience);
+    : Math.min(d.followers_pushed + d.followers_skipped_inactive + (d.followers_skipped_lossy || 0), audience);
   const bar = h('div', { class: 'bar' }, h('div', { class: `fill fill-${d.state}` }));
   bar.firstChild.style.width = `${d.followers === 0 ? 100 : (100 * handled) / audience}%`;
   const count = (label, cls, value, meaning) => h('div', {},
@@ -100,6 +101,8 @@ function render(box, d) {
       count('pushed', 'pushed', `${num(d.followers_pushed, 0)} of ${num(d.followers, 0)}`, COUNTS.pushed),
       count('skipped: inactive', 'skipped-inactive', num(d.followers_skipped_inactive, 0), COUNTS.inactive),
       count('skipped: celebrity', 'skipped-celebrity', num(d.followers_skipped_celebrity, 0), COUNTS.celebrity),
+      d.followers_skipped_lossy > 0
+        && count('skipped: lossy', 'skipped-lossy', num(d.followers_skipped_lossy, 0), COUNTS.lossy),
       h('div', {}, h('dt', {}, 'post → first write'),
         h('dd', {}, d.post_to_first_write_ms === undefined ? '–' : `${num(d.post_to_first_write_ms, 0)} ms`)),
       h('div', {}, h('dt', {}, 'post → last write'),

@@ -88,6 +88,23 @@ impl Graph {
             Direction::Followers if !request.consistent => ReadFrom::Replica,
             Direction::Followers | Direction::Following => ReadFrom::Primary,
         };
+        if request.with_following_counts {
+            let rows = self
+                .store
+                .edges_with_following_counts(
+                    from,
+                    direction,
+                    request.user_id,
+                    request.after_user_id,
+                    limit as i64 + 1,
+                )
+                .await?;
+            let (ids, counts): (Vec<i64>, Vec<i64>) = rows.into_iter().unzip();
+            let mut page = page(ids, limit);
+            page.following_counts = counts;
+            page.following_counts.truncate(page.user_ids.len());
+            return Ok(Response::new(page));
+        }
         let ids = self
             .store
             .edges(
@@ -320,6 +337,7 @@ fn page(mut ids: Vec<i64>, limit: usize) -> UserIdPage {
     UserIdPage {
         next_after_user_id: paging::cut(&mut ids, limit, |&id| id),
         user_ids: ids,
+        following_counts: Vec::new(),
     }
 }
 

@@ -313,6 +313,39 @@ impl Store {
         Ok(ids)
     }
 
+    /// As [`Self::edges`], with how many accounts each listed user follows
+    /// (their row's `following_count`), for the lossy fan-out.
+    pub async fn edges_with_following_counts(
+        &self,
+        from: ReadFrom,
+        direction: Direction,
+        user_id: i64,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>, GraphError> {
+        let sql = match direction {
+            Direction::Followers => {
+                "SELECT f.follower_id, u.following_count FROM follows f \
+                 JOIN users u ON u.user_id = f.follower_id \
+                 WHERE f.followee_id = $1 AND f.follower_id > $2 \
+                 ORDER BY f.follower_id LIMIT $3"
+            }
+            Direction::Following => {
+                "SELECT f.followee_id, u.following_count FROM follows f \
+                 JOIN users u ON u.user_id = f.followee_id \
+                 WHERE f.follower_id = $1 AND f.followee_id > $2 \
+                 ORDER BY f.followee_id LIMIT $3"
+            }
+        };
+        let rows = sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(after.unwrap_or(i64::MIN))
+            .bind(limit)
+            .fetch_all(self.reader(from))
+            .await?;
+        Ok(rows)
+    }
+
     /// The users `user_id` follows who are celebrities, ascending, greater
     /// than `after`, at most `limit`. The primary key of `follows` finds the
     /// edges, and each followee's row is a primary-key lookup.

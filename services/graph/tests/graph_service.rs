@@ -165,6 +165,7 @@ impl TestApp {
             after_user_id: None,
             limit: 100,
             consistent: false,
+            with_following_counts: false,
         };
         let page = self.graph.clone().list_followers(request).await.unwrap();
         page.into_inner().user_ids
@@ -198,6 +199,43 @@ async fn an_import_counts_like_single_follows_and_a_retry_changes_nothing() {
 
     assert_eq!(app.import(batch).await.unwrap(), 0, "a retry adds nothing");
     assert_eq!(app.counts(&[a, b, c, d]).await, expected);
+}
+
+/// Issue 22: the lossy fan-out needs each follower's following count; a
+/// listing gives it, index for index, only when asked, and pages as
+/// before.
+#[tokio::test]
+async fn followers_are_listed_with_their_following_counts_only_when_asked() {
+    let app = spawn_app().await;
+    let [a, b, c, d] = app.users(4).await[..] else {
+        unreachable!("four users")
+    };
+    for (follower, followee) in [(b, a), (c, a), (d, a), (c, b), (d, b), (d, c)] {
+        app.follow(follower, followee).await;
+    }
+    let listing = |after_user_id, with_following_counts| {
+        let mut graph = app.graph.clone();
+        async move {
+            let request = ListFollowsRequest {
+                user_id: a,
+                after_user_id,
+                limit: 2,
+                consistent: true,
+                with_following_counts,
+            };
+            graph.list_followers(request).await.unwrap().into_inner()
+        }
+    };
+
+    let first = listing(None, true).await;
+    assert_eq!(first.user_ids, [b, c]);
+    assert_eq!(first.following_counts, [1, 2]);
+    let last = listing(first.next_after_user_id, true).await;
+    assert_eq!((last.user_ids, last.following_counts), (vec![d], vec![3]));
+    assert_eq!(last.next_after_user_id, None);
+    let without = listing(None, false).await;
+    assert_eq!(without.user_ids, [b, c]);
+    assert!(without.following_counts.is_empty());
 }
 
 #[tokio::test]

@@ -57,6 +57,7 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
             after_user_id: None,
             limit: 10,
             consistent,
+            with_following_counts: false,
         };
         graph
             .list_followers(request)

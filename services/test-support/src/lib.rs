@@ -316,6 +316,7 @@ pub fn timeline_store(redis_key_prefix: &str) -> chirp_timeline_store::TimelineS
         timeline_capacity: 800,
         timeline_ttl_secs: 3600,
         timeline_strategy: chirp_timeline_store::Strategy::Hybrid,
+        active_window_secs: 0,
     }
 }
 

@@ -17,6 +17,11 @@
 //!   together with the timeline, so it is exactly as fresh as the pushed
 //!   half; a timeline without it (Redis evicted one key of the two) is not
 //!   served.
+//! - `<prefix>tl:{<user_id>}:seen`: the reader's activity record, when
+//!   `ACTIVE_WINDOW_SECS` is on: `1`, set by every read of their home
+//!   timeline to expire after the window. It belongs to the reader, not to
+//!   the timeline, so dropping a timeline leaves it; it shares the hash tag
+//!   so that the push script can check it beside the timeline.
 //!
 //! A deleted tweet's tombstone is `<prefix>tomb:{<tweet_id>}`, tagged by the
 //! tweet, and the feed of recent deletions is one key, `<prefix>deleted`.
@@ -69,6 +74,10 @@ pub fn rebuild_key(prefix: &str, user_id: i64) -> String {
 
 pub fn pulled_key(prefix: &str, user_id: i64) -> String {
     format!("{prefix}tl:{{{user_id}}}:pulled")
+}
+
+pub fn seen_key(prefix: &str, user_id: i64) -> String {
+    format!("{prefix}tl:{{{user_id}}}:seen")
 }
 
 pub fn tombstone_key(prefix: &str, tweet_id: i64) -> String {
@@ -134,6 +143,7 @@ mod tests {
         assert_eq!(timeline_key("chirp:", 42), "chirp:tl:{42}");
         assert_eq!(rebuild_key("chirp:", 42), "chirp:tl:{42}:rebuild");
         assert_eq!(pulled_key("chirp:", 42), "chirp:tl:{42}:pulled");
+        assert_eq!(seen_key("chirp:", 42), "chirp:tl:{42}:seen");
         assert_eq!(tombstone_key("chirp:", 7), "chirp:tomb:{7}");
     }
 }

@@ -46,6 +46,38 @@
 //! concurrently: the cluster connection would refuse a pipeline whose keys
 //! span slots.
 //!
+//! # Policies
+//!
+//! Which timelines a push writes is a policy, and real networks chose
+//! differently; two settings make chirp behave as they do (issue 22), both
+//! off by default, where the rule is the one above.
+//!
+//! - **Activity by last read** (`ACTIVE_WINDOW_SECS`). By default a user
+//!   is active while their timeline is cached, i.e. until it expires unread
+//!   after `TIMELINE_TTL_SECS`, and "inactive" costs nothing to know. With a
+//!   window, every read of a home timeline also records its reader as active
+//!   for that long (one more command in the read's round trip, a key of the
+//!   reader's own: see [`layout`]); a push checks the record inside its
+//!   script, so a follower who has not read within the window gets no write
+//!   even if a timeline of theirs is still cached, and their next read,
+//!   finding no record, treats the timeline as stale and rebuilds it (the
+//!   pushes skipped them). Twitter (2012) kept timelines of users active in
+//!   the last 30 days; Mastodon stops pushing to users inactive for 7 days
+//!   and regenerates the feed of one who returns. The window decouples
+//!   "whom to push to" from "how long Redis keeps a timeline", at one more
+//!   small key per active reader and one more command per read; its price
+//!   is the rebuild every returning reader's first read pays.
+//! - **Push to every follower** (`FANOUT_PUSH_UNCACHED`, a setting of the
+//!   fan-out worker: [`HomeTimelines::opening_uncached`]). A push to a
+//!   follower with no cached timeline opens one, as being rebuilt and for
+//!   `TIMELINE_TTL_SECS`, instead of skipping them: DeathStarBench's fan-out
+//!   writes every follower's timeline. Nothing is lost and nothing wrong is
+//!   served, since the first read of such a timeline still rebuilds it and
+//!   the rebuild merges the pushed entries in; what it costs is a write and
+//!   a key per follower who does not read, the very cost the `RPUSHX`
+//!   lesson removed. Activity still wins: with a window, a follower without
+//!   an activity record is skipped either way.
+//!
 //! The fan-out worker writes here and the timeline service reads here; this
 //! crate is the one place that knows the layout. It is a crate of its own so
 //! that only they and the graph service (which drops timelines when follows
@@ -113,6 +145,13 @@ pub struct TimelineStoreArgs {
     /// push, pull or hybrid: see [`Strategy`].
     #[arg(long, env = "TIMELINE_STRATEGY", value_enum, default_value_t = Strategy::Hybrid)]
     pub timeline_strategy: Strategy,
+    /// When above 0, a reader is active for this many seconds after each
+    /// read of their home timeline, pushes skip followers who are not, and
+    /// a reader's first read after the window rebuilds their timeline (see
+    /// the module doc: Twitter 2012 used 30 days, Mastodon 7). 0: a user is
+    /// active while their timeline is cached.
+    #[arg(long, env = "ACTIVE_WINDOW_SECS", default_value_t = 0)]
+    pub active_window_secs: u64,
 }
 
 /// Handle to the home timelines. Cloning is cheap: the connection (a
@@ -123,28 +162,48 @@ pub struct HomeTimelines {
     key_prefix: String,
     capacity: usize,
     ttl_secs: u64,
+    /// `ACTIVE_WINDOW_SECS`; 0 when off.
+    active_window_secs: u64,
+    /// Whether a push opens the timeline of a follower who has none
+    /// ([`Self::opening_uncached`]).
+    push_uncached: bool,
     scripts: Arc<Scripts>,
 }
 
-/// What a push did to each timeline it was asked to write: whether it was
-/// cached and got the tweet, or was skipped because it is not cached. Per
-/// user, so that a caller can tell the author's own timeline from the
-/// followers' (the fan-out's delivery record counts followers only).
+/// What a push did to one user's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// The timeline got the tweet (it was cached, or the push opened it).
+    Written,
+    /// Skipped: no timeline of theirs is cached.
+    NotCached,
+    /// Skipped: the user has not read within the activity window.
+    Inactive,
+}
+
+/// What a push did to each timeline it was asked to write. Per user, so
+/// that a caller can tell the author's own timeline from the followers'
+/// (the fan-out's delivery record counts followers only).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pushed {
     /// In the order of the `user_ids` pushed to.
-    pub cached: Vec<bool>,
+    pub outcomes: Vec<Push>,
 }
 
 impl Pushed {
-    /// Timelines written.
-    pub fn written(&self) -> usize {
-        self.cached.iter().filter(|&&cached| cached).count()
+    /// Timelines whose push ended as `outcome`.
+    pub fn count(&self, outcome: Push) -> usize {
+        self.outcomes.iter().filter(|&&of| of == outcome).count()
     }
 
-    /// Timelines skipped: not cached.
+    /// Timelines written.
+    pub fn written(&self) -> usize {
+        self.count(Push::Written)
+    }
+
+    /// Timelines skipped, for whatever reason.
     pub fn skipped(&self) -> usize {
-        self.cached.len() - self.written()
+        self.outcomes.len() - self.written()
     }
 }
 
@@ -169,6 +228,10 @@ pub struct Cached {
     /// The authors the timeline's pages pull, stored by the rebuild that
     /// completed it; empty unless the state is complete.
     pub pulled: Vec<i64>,
+    /// The reader had no activity record before this read (only with
+    /// `ACTIVE_WINDOW_SECS`): they return after the window, pushes skipped
+    /// them meanwhile, and a complete timeline is stale.
+    pub returning: bool,
 }
 
 /// The right to complete one rebuild; see the module doc.
@@ -189,12 +252,21 @@ const DELETED_FEED_LEN: usize = 10_000;
 
 impl HomeTimelines {
     pub async fn connect(args: &TimelineStoreArgs) -> anyhow::Result<Self> {
-        Self::open(
+        let mut timelines = Self::open(
             &args.redis,
             args.timeline_capacity.max(1),
             args.timeline_ttl_secs,
         )
-        .await
+        .await?;
+        timelines.active_window_secs = args.active_window_secs;
+        Ok(timelines)
+    }
+
+    /// This handle, whose pushes open the timeline of a follower who has
+    /// none when `on` (`FANOUT_PUSH_UNCACHED`: see the module doc).
+    pub fn opening_uncached(mut self, on: bool) -> Self {
+        self.push_uncached = on;
+        self
     }
 
     async fn open(at: &RedisArgs, capacity: usize, ttl_secs: u64) -> anyhow::Result<Self> {
@@ -208,6 +280,8 @@ impl HomeTimelines {
             key_prefix: at.redis_key_prefix.clone(),
             capacity,
             ttl_secs,
+            active_window_secs: 0,
+            push_uncached: false,
             scripts: Arc::new(Scripts::new()),
         })
     }
@@ -224,24 +298,42 @@ impl HomeTimelines {
     /// Inserts `tweet_id` into the timeline of every user in `user_ids` that
     /// is cached (complete or being rebuilt), trimming each to capacity, in
     /// one pipelined round trip (one per slot on a cluster); the others are
-    /// skipped. Adding a member
+    /// skipped, or their timelines opened ([`Self::opening_uncached`]), and
+    /// with an activity window the users who have not read within it are
+    /// skipped whatever their timeline. Adding a member
     /// that is already there changes nothing, so replaying an event is safe.
-    /// Pushes never touch a timeline's TTL: only reads keep it alive.
+    /// Pushes never touch a cached timeline's TTL: only reads keep it alive.
     #[tracing::instrument(name = "timelines.push", skip(self, user_ids), fields(timelines = user_ids.len()))]
     pub async fn push(&self, user_ids: &[i64], tweet_id: i64) -> redis::RedisResult<Pushed> {
         if user_ids.is_empty() {
             return Ok(Pushed::default());
         }
         let member = layout::encode(tweet_id);
+        let active_only = u8::from(self.active_window_secs > 0);
+        let open = u8::from(self.push_uncached);
         let added = self
-            .per_user(user_ids, |pipe, key, _| {
+            .per_user(user_ids, |pipe, key, user_id| {
                 let mut invocation = self.scripts.push.prepare_invoke();
-                invocation.key(key).arg(&member[..]).arg(self.capacity);
+                invocation
+                    .key(key)
+                    .key(layout::seen_key(&self.key_prefix, user_id))
+                    .arg(&member[..])
+                    .arg(self.capacity)
+                    .arg(active_only)
+                    .arg(open)
+                    .arg(self.ttl_secs);
                 pipe.invoke_script(&invocation);
             })
             .await?;
-        let cached = added.iter().map(|added| *added == Value::Int(1)).collect();
-        Ok(Pushed { cached })
+        let outcomes = added
+            .iter()
+            .map(|added| match added {
+                Value::Int(1) => Push::Written,
+                Value::Int(2) => Push::Inactive,
+                _ => Push::NotCached,
+            })
+            .collect();
+        Ok(Pushed { outcomes })
     }
 
     /// Starts a rebuild of `user_id`'s timeline: from now on pushes land in
@@ -361,7 +453,9 @@ impl HomeTimelines {
     /// A page (as [`Self::page`]), the state of the timeline and its pulled
     /// authors, in one round trip that also refreshes the TTL of both keys:
     /// a read is what keeps a timeline cached. A complete timeline whose
-    /// list Redis evicted reads as missing, to be rebuilt.
+    /// list Redis evicted reads as missing, to be rebuilt. With an activity
+    /// window the same round trip records the reader as active and says
+    /// whether they were ([`Cached::returning`]).
     #[tracing::instrument(name = "timelines.read", skip(self))]
     pub async fn read(
         &self,
@@ -385,8 +479,21 @@ impl HomeTimelines {
             .expire(&pulled_key, ttl)
             .ignore();
         type Members = Vec<Vec<u8>>;
-        let (markers, members, pulled): (Members, Members, Option<Vec<u8>>) =
-            pipe.query_async(&mut self.redis.clone()).await?;
+        let (markers, members, pulled, returning) = if self.active_window_secs > 0 {
+            pipe.cmd("SET")
+                .arg(layout::seen_key(&self.key_prefix, user_id))
+                .arg(1)
+                .arg("EX")
+                .arg(self.active_window_secs)
+                .arg("GET");
+            let (markers, members, pulled, seen): (Members, Members, Option<Vec<u8>>, Value) =
+                pipe.query_async(&mut self.redis.clone()).await?;
+            (markers, members, pulled, seen == Value::Nil)
+        } else {
+            let (markers, members, pulled): (Members, Members, Option<Vec<u8>>) =
+                pipe.query_async(&mut self.redis.clone()).await?;
+            (markers, members, pulled, false)
+        };
         let has = |marker: &[u8]| markers.iter().any(|m| m == marker);
         let (state, pulled) = match pulled {
             Some(pulled) if has(layout::COMPLETE) => (
@@ -402,7 +509,18 @@ impl HomeTimelines {
             state,
             ids: decode_all(&members),
             pulled,
+            returning,
         })
+    }
+
+    /// Drops `user_id`'s activity record, so that their next read counts as
+    /// a return: for a rebuild that a return asked for and that failed,
+    /// since the read that asked already recorded the reader as active.
+    pub async fn forget_activity(&self, user_id: i64) -> redis::RedisResult<()> {
+        redis::cmd("DEL")
+            .arg(layout::seen_key(&self.key_prefix, user_id))
+            .query_async(&mut self.redis.clone())
+            .await
     }
 
     /// Like [`Self::page`], but `None` when the timeline is not complete.

@@ -19,11 +19,21 @@ local function trim(key, capacity)
 end
 ";
 
-/// KEYS: timeline. ARGV: member, capacity. Adds the member only to a
-/// timeline that exists (complete, or being rebuilt): 1 if it did, 0 if
-/// the timeline is not cached and the push was skipped.
+/// KEYS: timeline, the reader's activity record. ARGV: member, capacity,
+/// active only (0|1), open (0|1), seconds an opened timeline lives. Adds
+/// the member to a timeline that exists (complete, or being rebuilt): 1.
+/// With "active only", a reader without an activity record is skipped
+/// first, whatever their timeline: 2. A timeline that does not exist is
+/// skipped, 0, unless "open": then it is created as being rebuilt (the
+/// first read still rebuilds it, and the rebuild merges what landed) for
+/// the given seconds, and gets the member, 1.
 const PUSH: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return 2 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[4] ~= '1' then return 0 end
+  redis.call('ZADD', KEYS[1], 0, '\0')
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
 redis.call('ZADD', KEYS[1], 0, ARGV[1])
 trim(KEYS[1], tonumber(ARGV[2]))
 return 1

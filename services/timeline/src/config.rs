@@ -80,6 +80,15 @@ pub struct Config {
     /// explanation says how many were left out.
     #[arg(long, env = "PULLED_STORE_MAX_AUTHORS", default_value_t = 1_000)]
     pub pulled_store_max_authors: usize,
+    /// A first page whose timeline must be rebuilt (missing, being rebuilt,
+    /// or stale after the activity window) starts or joins the rebuild in
+    /// the background and is answered at once with what Redis holds,
+    /// marked partial (the gateway answers 206), as Mastodon does while it
+    /// regenerates a returning user's feed; off, it waits for the rebuild.
+    /// See `rebuild`.
+    #[arg(long, env = "ANSWER_WHILE_REBUILDING", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub answer_while_rebuilding: bool,
     #[command(flatten)]
     pub store: TimelineStoreArgs,
     #[command(flatten)]

@@ -3,7 +3,10 @@
 //! that calls nothing back.
 //!
 //! 1. The pushed ids, from Redis ([`crate::pushed`]), or from the rebuild of
-//!    a timeline Redis lacks ([`crate::rebuild`]).
+//!    a timeline Redis lacks ([`crate::rebuild`]); with
+//!    `ANSWER_WHILE_REBUILDING`, a first page does not wait for that
+//!    rebuild and is answered with what Redis holds, marked partial
+//!    (`rebuild` argues the trade-off).
 //! 2. The authors the page pulls ([`crate::followed`]).
 //! 3. Their newest ids, through a cache ([`crate::pulled`]).
 //! 4. Past the oldest id Redis keeps, the pushed authors' older ids from the
@@ -29,13 +32,14 @@ use chirp_proto::timeline::{GetHomeTimelineRequest, HomeTimelinePage, Hop, PageE
 use chirp_proto::tweet::tweet_service_client::TweetServiceClient;
 use chirp_timeline_store::{HomeTimelines, Strategy};
 use clap::ValueEnum;
+use metrics::counter;
 use tonic::{Request, Response, Status};
 
 use crate::hydrate::CachedTweets;
 use crate::pulled::PulledIds;
-use crate::pushed::PushedIds;
+use crate::pushed::{Found, PushedIds};
 use crate::rebuild::Rebuilds;
-use crate::{TimelineError, followed, merge, pushed, stores};
+use crate::{TimelineError, followed, merge, pushed, stats, stores};
 
 /// Page size when the caller asks for none, and the most one page may hold.
 const PAGE: PageSize = PageSize {
@@ -58,6 +62,9 @@ pub struct Home {
     /// `PULLED_STORE_MAX_AUTHORS`: the most pulled authors step 3 reads
     /// from the tweet store.
     pub pulled_store_max_authors: usize,
+    /// `ANSWER_WHILE_REBUILDING`: a first page that needs a rebuild is
+    /// answered without waiting for it.
+    pub answer_while_rebuilding: bool,
 }
 
 impl Home {
@@ -78,16 +85,26 @@ impl Home {
         // Every list is asked for one more than the page: see `merge`.
         let want = limit + 1;
 
-        // 1. The pushed ids: from Redis, or rebuilt when Redis lacks them.
+        // 1. The pushed ids: from Redis, or rebuilt when Redis lacks them
+        // (or, on a first page, what Redis holds while the rebuild runs).
+        let mut partial = false;
         let mut pushed = match self.strategy {
             Strategy::Pull => PushedIds::none(),
             Strategy::Push | Strategy::Hybrid => {
-                let cached = pushed::cached(&self.timelines, user_id, before, want).await?;
+                let found = pushed::cached(&self.timelines, user_id, before, want).await?;
                 hops.lap("redis page");
-                match cached {
-                    Some(cached) => cached,
-                    None => {
-                        let rebuilt = self.rebuilds.page(user_id, before, want).await?;
+                match found {
+                    Found::Served(cached) => cached,
+                    Found::Rebuild { held, returning }
+                        if self.answer_while_rebuilding && before.is_none() =>
+                    {
+                        self.rebuilds.start(user_id, returning);
+                        counter!(stats::PARTIAL_PAGES).increment(1);
+                        partial = true;
+                        held
+                    }
+                    Found::Rebuild { returning, .. } => {
+                        let rebuilt = self.rebuilds.page(user_id, before, want, returning).await?;
                         hops.lap("rebuild");
                         rebuilt
                     }
@@ -178,6 +195,7 @@ impl Home {
             next_before_tweet_id: page.next_before,
             sources,
             explain,
+            partial,
         })
     }
 }

@@ -107,6 +107,7 @@ pub async fn run(
         hydration: cached_tweets,
         past_cap_max_authors: config.past_cap_max_authors,
         pulled_store_max_authors: config.pulled_store_max_authors,
+        answer_while_rebuilding: config.answer_while_rebuilding,
     };
     tracing::info!(addr = %listener.local_addr()?, "timeline service listening");
     let served = chirp_grpc::serve(

@@ -2,8 +2,11 @@
 //! the reader's timeline in Redis, and the list of authors step 2 pulls,
 //! which the timeline's rebuild stored beside it ([`crate::followed`] says
 //! why), read in one round trip. When Redis does not hold the timeline
-//! complete, [`crate::rebuild`] writes it again and answers this step
-//! instead.
+//! complete, or holds it stale (its reader returns after the activity
+//! window, `ACTIVE_WINDOW_SECS`: pushes skipped them meanwhile),
+//! [`crate::rebuild`] writes it again and answers this step instead, or,
+//! with `ANSWER_WHILE_REBUILDING`, the page is answered at once with what
+//! Redis holds (`crate::home`).
 
 use std::sync::Arc;
 
@@ -35,26 +38,47 @@ impl PushedIds {
     }
 }
 
+/// What Redis held of a timeline for step 1.
+pub enum Found {
+    /// Complete and fresh: the page is served from it.
+    Served(PushedIds),
+    /// Missing, being rebuilt, or stale (its reader returns after the
+    /// activity window, `returning`): a rebuild must write it. `held` is
+    /// what Redis holds of it meanwhile, possibly nothing, which a page
+    /// answered while rebuilding serves.
+    Rebuild { held: PushedIds, returning: bool },
+}
+
 /// Up to `want` ids older than `before` from `user_id`'s cached timeline,
-/// or `None` when Redis does not hold it complete (it must be rebuilt).
+/// and whether they may be served as they are.
 pub async fn cached(
     timelines: &HomeTimelines,
     user_id: i64,
     before: Option<i64>,
     want: usize,
-) -> Result<Option<PushedIds>, TimelineError> {
+) -> Result<Found, TimelineError> {
     let cached = timelines.read(user_id, before, want).await?;
+    let ids = cached
+        .ids
+        .into_iter()
+        .map(|id| (id, ItemSource::Pushed))
+        .collect();
     Ok(match cached.state {
-        State::Complete { cut } => Some(PushedIds {
-            ids: cached
-                .ids
-                .into_iter()
-                .map(|id| (id, ItemSource::Pushed))
-                .collect(),
+        State::Complete { cut } if !cached.returning => Found::Served(PushedIds {
+            ids,
             cut,
             cache: TimelineCache::Hit,
             pulled_authors: cached.pulled.into(),
         }),
-        State::Missing | State::Rebuilding => None,
+        State::Complete { .. } | State::Missing | State::Rebuilding => Found::Rebuild {
+            held: PushedIds {
+                ids,
+                // What lies past what Redis holds is the rebuild's to say.
+                cut: false,
+                cache: TimelineCache::Partial,
+                pulled_authors: cached.pulled.into(),
+            },
+            returning: cached.returning,
+        },
     })
 }

@@ -35,6 +35,26 @@
 //! short wait, a rebuild that gets a slot has its whole deadline, the slots
 //! finish what they start, and the excess is turned away early, as a
 //! retryable error, which is what a load shedder is for.
+//!
+//! # Answering while rebuilding
+//!
+//! By default a read that needs a rebuild waits for it: the reader sees a
+//! complete page, late (a rebuild reads every followee's newest tweets).
+//! With `ANSWER_WHILE_REBUILDING` a first page does not wait: it starts or
+//! joins the rebuild ([`Rebuilds::start`]) and is answered at once with
+//! what Redis holds, possibly nothing, marked partial; the reader sees a
+//! fast page that may lack tweets, and the next read gets the rebuilt
+//! timeline. Mastodon does this: while a returning user's home feed is
+//! regenerated its API answers 206 Partial Content. Nothing is lost: the
+//! rebuild is a task of its own, bounded as above, which runs to its end
+//! whether or not a read still waits for it. Pages past the first (a
+//! cursor) wait as before: a reader who scrolls is owed the older tweets.
+//!
+//! A rebuild asked for because its reader returned after the activity
+//! window (`ACTIVE_WINDOW_SECS`) forgets the reader's activity when it
+//! fails: the read that asked already recorded them as active, and the
+//! timeline still complete in Redis lacks the pushes that skipped them, so
+//! their next read must count as a return again.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -116,14 +136,16 @@ impl Rebuilds {
     /// The pushed page of `user_id`'s timeline, rebuilt: up to `want` of
     /// the rebuilt ids older than `before`, merged with the ids Redis holds
     /// there (the rebuilt ones, plus pushes that landed during the rebuild;
-    /// or nothing, if the rebuild could not complete).
+    /// or nothing, if the rebuild could not complete). `returning`: the
+    /// reader returns after the activity window (see the module doc).
     pub async fn page(
         &self,
         user_id: i64,
         before: Option<i64>,
         want: usize,
+        returning: bool,
     ) -> Result<PushedIds, TimelineError> {
-        let rebuilt = self.run(user_id).await?;
+        let rebuilt = self.run(user_id, returning).await?;
         let landed = self.timelines.page(user_id, before, want).await?;
         Ok(PushedIds {
             ids: with_rebuilt(&rebuilt.ids, landed, before, want),
@@ -133,13 +155,17 @@ impl Rebuilds {
         })
     }
 
+    /// Starts a rebuild of `user_id`'s timeline unless one is in progress,
+    /// and returns at once: the rebuild runs to its end without a reader
+    /// waiting for it (see the module doc).
+    pub fn start(&self, user_id: i64, returning: bool) {
+        drop(self.task(user_id, returning));
+    }
+
     /// The outcome of the rebuild of `user_id` in progress, or of the one
     /// this call starts when none is.
-    async fn run(&self, user_id: i64) -> Outcome {
-        let rebuild = self.running.join_or_start(user_id, || {
-            let work = self.clone().rebuild(user_id);
-            bounded(Arc::clone(&self.slots), self.bounds, work)
-        });
+    async fn run(&self, user_id: i64, returning: bool) -> Outcome {
+        let rebuild = self.task(user_id, returning);
         let mut waiter = Waiter {
             user_id,
             waiting: true,
@@ -147,6 +173,28 @@ impl Rebuilds {
         let outcome = rebuild.await;
         waiter.waiting = false;
         outcome
+    }
+
+    /// The task of the rebuild of `user_id` in progress, or a new one.
+    fn task(&self, user_id: i64, returning: bool) -> Task<Rebuilt> {
+        self.running.join_or_start(user_id, || {
+            let work = bounded(
+                Arc::clone(&self.slots),
+                self.bounds,
+                self.clone().rebuild(user_id),
+            );
+            let timelines = self.timelines.clone();
+            async move {
+                let outcome = work.await;
+                if outcome.is_err()
+                    && returning
+                    && let Err(error) = timelines.forget_activity(user_id).await
+                {
+                    tracing::warn!(user_id, %error, "could not forget a returning reader's activity");
+                }
+                outcome
+            }
+        })
     }
 
     /// Rebuilds `user_id`'s pushed timeline: the newest ids of every author

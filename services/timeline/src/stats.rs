@@ -34,6 +34,9 @@ pub const SHED_REBUILDS: &str = "chirp_timeline_shed_rebuilds_total";
 /// Counter: rebuilds ended by their deadline (`REBUILD_DEADLINE_MS`), the
 /// read answered `Unavailable`.
 pub const TIMED_OUT_REBUILDS: &str = "chirp_timeline_timed_out_rebuilds_total";
+/// Counter: first pages answered while their timeline is rebuilt, with what
+/// Redis held (`ANSWER_WHILE_REBUILDING`), marked partial.
+pub const PARTIAL_PAGES: &str = "chirp_timeline_partial_pages_total";
 /// Counter: deleted tweets dropped from the hydration cache, as the feed of
 /// deletions reported them.
 pub const FORGOTTEN_TWEETS: &str = "chirp_timeline_forgotten_tweets_total";
@@ -76,6 +79,10 @@ pub fn describe() {
     describe_counter!(
         TIMED_OUT_REBUILDS,
         "Rebuilds ended by their deadline; the read was answered Unavailable."
+    );
+    describe_counter!(
+        PARTIAL_PAGES,
+        "First pages answered without waiting for their timeline's rebuild, marked partial."
     );
     describe_counter!(
         FORGOTTEN_TWEETS,

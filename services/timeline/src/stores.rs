@@ -205,6 +205,7 @@ pub async fn following(
                 after_user_id,
                 limit: FOLLOWING_PAGE,
                 consistent: true,
+                with_following_counts: false,
             };
             graph.list_following(request).await
         }
@@ -247,6 +248,7 @@ where
         let UserIdPage {
             user_ids,
             next_after_user_id,
+            ..
         } = page(after)
             .await
             .map_err(TimelineError::Graph)?

@@ -727,9 +727,21 @@ async fn spawn_gated(
     tokio::sync::watch::Sender<bool>,
     Arc<tokio::sync::Notify>,
 ) {
+    spawn_gated_with(by_author, &[]).await
+}
+
+/// [`spawn_gated`], the timeline service with `args` on top.
+async fn spawn_gated_with(
+    by_author: HashMap<i64, Vec<i64>>,
+    args: &[&str],
+) -> (
+    Stack,
+    tokio::sync::watch::Sender<bool>,
+    Arc<tokio::sync::Notify>,
+) {
     let (fake, gate) = StandInTweets::gated(by_author);
     let tweet_addr = fake.serve().await;
-    (spawn_stack(&tweet_addr, &[]).await, gate, fake.arrived)
+    (spawn_stack(&tweet_addr, args).await, gate, fake.arrived)
 }
 
 /// Issue 10: the reader follows someone while their timeline is being
@@ -906,4 +918,101 @@ async fn follow_celebrities(stack: &Stack, celebrities: u32) -> (i64, i64) {
         .into_inner();
     let reader = imported.first_user_id;
     (reader, reader + i64::from(celebrities) + 1)
+}
+
+/// Issue 22, Mastodon's 206: with `--answer-while-rebuilding`, a first page
+/// whose timeline is missing does not wait for the rebuild: it is answered
+/// at once with what Redis holds (here nothing), marked partial, and the
+/// rebuild runs to its end although no read waits for it.
+#[tokio::test]
+async fn a_first_page_needing_a_rebuild_is_answered_at_once_and_marked_partial() {
+    let reader = 1;
+    let (stack, gate, arrived) = spawn_gated_with(
+        [(reader, vec![7])].into(),
+        &["--answer-while-rebuilding", "true"],
+    )
+    .await;
+    assert_eq!(stack.user("reader").await, reader);
+
+    let page = stack.page(reader, None, 10).await;
+    assert!(page.partial, "answered while the rebuild waits at the gate");
+    assert!(page.tweets.is_empty());
+    let cache = page.explain.map(|explain| explain.cache);
+    assert_eq!(cache, Some(TimelineCache::Partial as i32));
+    arrived.notified().await;
+    assert!(
+        stack.page(reader, None, 10).await.partial,
+        "still rebuilding"
+    );
+    gate.send(true).unwrap();
+
+    let started = std::time::Instant::now();
+    while stack.timelines.read(reader, None, 10).await.unwrap().state
+        != (State::Complete { cut: false })
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rebuild nobody waited for did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = stack.page(reader, None, 10).await;
+    assert!(!page.partial);
+    assert_eq!(ids(&page.tweets), [7]);
+}
+
+/// Issue 22: pages past the first (a cursor) wait for the rebuild as
+/// before, even with `--answer-while-rebuilding`.
+#[tokio::test]
+async fn a_page_past_the_first_waits_for_the_rebuild_even_when_answering_while_rebuilding() {
+    let reader = 1;
+    let (stack, gate, arrived) = spawn_gated_with(
+        [(reader, vec![7, 5])].into(),
+        &["--answer-while-rebuilding", "true"],
+    )
+    .await;
+    assert_eq!(stack.user("reader").await, reader);
+
+    let mut timeline = stack.timeline.clone();
+    let deeper = tokio::spawn(async move {
+        let request = GetHomeTimelineRequest {
+            user_id: reader,
+            before_tweet_id: Some(7),
+            limit: 10,
+            explain: false,
+        };
+        timeline.get_home_timeline(request).await
+    });
+    arrived.notified().await;
+    gate.send(true).unwrap();
+    let page = deeper.await.unwrap().unwrap().into_inner();
+
+    assert!(!page.partial);
+    assert_eq!(ids(&page.tweets), [5]);
+}
+
+/// Issue 22, activity by last read: the reader's timeline is still cached,
+/// but they have not read within `--active-window-secs`, so pushes skipped
+/// them; their next read treats it as stale and rebuilds it, as Mastodon
+/// regenerates a returning user's feed. The read after that is a hit.
+#[tokio::test]
+async fn a_returning_readers_cached_timeline_is_rebuilt() {
+    let app = spawn_app().await;
+    let stack = spawn_stack(&app.tweet_addr, &["--active-window-secs", "60"]).await;
+    let (reader, author) = (stack.user("reader").await, stack.user("author").await);
+    stack.follow(reader, author).await;
+    let tweet = post(&app.tweets, author).await;
+    // Cached, but without the tweet, which the fan-out skipped: the reader
+    // was not active.
+    stack.timelines.store_rebuilt(reader, &[]).await.unwrap();
+
+    let returned = stack.page(reader, None, 10).await;
+    let again = stack.page(reader, None, 10).await;
+
+    let cache = |page: &HomeTimelinePage| page.explain.as_ref().map(|explain| explain.cache);
+    assert_eq!(cache(&returned), Some(TimelineCache::Rebuilt as i32));
+    assert_eq!(ids(&returned.tweets), [tweet]);
+    assert_eq!(cache(&again), Some(TimelineCache::Hit as i32));
+    assert_eq!(ids(&again.tweets), [tweet]);
+    assert!(!returned.partial && !again.partial);
 }

@@ -2,8 +2,8 @@
 //!
 //! The fan-out worker counts each pipeline of timeline writes in a small
 //! Redis record per tweet (`chirp_delivery`): the followers it pushed
-//! the tweet to, and those it skipped, as inactive (no cached timeline) or
-//! as a celebrity's followers. This joins it with the tweet (when it was
+//! the tweet to, and those it skipped, as inactive (no cached timeline),
+//! as a celebrity's followers, or by the lossy fan-out. This joins it with the tweet (when it was
 //! posted) and its author (how many followers). The audience is the
 //! author's follower count *now*, which can differ from the audience at
 //! fan-out time by the follows made since: good enough to watch a fan-out,
@@ -45,10 +45,10 @@ enum DeliveryState {
     Pulled,
 }
 
-/// A tweet's fan-out. Each follower falls in one of three counts: pushed,
-/// skipped as inactive, or skipped as a celebrity's follower (an event the
-/// worker retried may count some twice). The author's own timeline is not
-/// counted.
+/// A tweet's fan-out. Each follower falls in one of four counts: pushed,
+/// skipped as inactive, skipped as a celebrity's follower, or skipped by
+/// the lossy fan-out (an event the worker retried may count some twice).
+/// The author's own timeline is not counted.
 #[derive(Debug, Serialize, ToSchema)]
 struct Delivery {
     tweet_id: String,
@@ -60,12 +60,19 @@ struct Delivery {
     /// far: it is on their next page.
     followers_pushed: u64,
     /// Followers skipped so far because no home timeline of theirs is cached
-    /// (they have not read lately): nothing was written for them, and their
-    /// next read rebuilds their timeline from the stores, the tweet included.
+    /// (they have not read lately), or, with `ACTIVE_WINDOW_SECS` in the
+    /// fan-out worker, they have not read within it: nothing was written for
+    /// them, and their next read rebuilds their timeline from the stores, the
+    /// tweet included.
     followers_skipped_inactive: u64,
     /// Followers not pushed to because the author is a celebrity (counted
     /// at fan-out time): they pull the tweet when they read.
     followers_skipped_celebrity: u64,
+    /// Followers the lossy fan-out left out (`LOSSY_FANOUT_LIMIT` in the
+    /// fan-out worker; 0 when it is off): they follow more accounts than
+    /// the limit, and the tweet is missing from their timeline until it is
+    /// next rebuilt.
+    followers_skipped_lossy: u64,
     /// From the tweet's creation to the first and the last timeline write,
     /// in milliseconds; absent until the first write.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,7 +97,7 @@ async fn delivery(
         .await
         .map_err(|error| ApiError::new(ErrorKind::Unavailable, error.to_string()))?
         .unwrap_or_default();
-    let handled = record.pushed + record.skipped_inactive;
+    let handled = record.pushed + record.skipped_inactive + record.skipped_lossy;
     let state = if record.skipped_celebrity.is_some() {
         DeliveryState::Pulled
     } else if record.first_write_ms.is_none() {
@@ -109,6 +116,7 @@ async fn delivery(
         followers_pushed: record.pushed,
         followers_skipped_inactive: record.skipped_inactive,
         followers_skipped_celebrity: record.skipped_celebrity.unwrap_or(0),
+        followers_skipped_lossy: record.skipped_lossy,
         post_to_first_write_ms: record.first_write_ms.map(since_post),
         post_to_last_write_ms: record.last_write_ms.map(since_post),
     }))

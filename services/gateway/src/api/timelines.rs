@@ -13,13 +13,17 @@
 //! it comes only with `?explain=true`. Every response carries a
 //! `Server-Timing` header, which browsers' developer tools draw next to the
 //! request: the gateway's own steps, plus the service's steps when explained.
+//!
+//! A first page the timeline service answered without waiting for a rebuild
+//! of the timeline (`ANSWER_WHILE_REBUILDING` there) is a 206 with
+//! `"partial": true`: a page, not an error, that may lack newer tweets.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
 use axum::Json as JsonResponse;
 use axum::extract::State;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chirp_proto::timeline::{
     GetHomeTimelineRequest, HomeTimelinePage, ItemSource, PageExplain, TimelineCache,
@@ -64,6 +68,12 @@ struct HomePage {
     /// Only with `?explain=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<Explain>,
+    /// Present, and true, when the page was answered while the timeline is
+    /// being rebuilt, with what the cache held (possibly nothing): newer
+    /// tweets may be missing, and a later read has them. The status is
+    /// then 206.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    partial: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,8 +104,9 @@ enum Source {
 struct Explain {
     /// `push`, `pull` or `hybrid`.
     strategy: String,
-    /// How the cached half of the page was found: `hit`, `rebuilt`, or
-    /// `none` under the pull strategy; absent if the service did not say.
+    /// How the cached half of the page was found: `hit`, `rebuilt`,
+    /// `partial` (answered while the timeline is rebuilt), or `none` under
+    /// the pull strategy; absent if the service did not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<&'static str>,
     /// The followed authors whose tweets were pulled and merged in.
@@ -129,6 +140,8 @@ struct Hop {
     responses((status = OK, description = "a page of tweets", body = HomePage,
         headers(("Server-Timing" = String,
             description = "the time of each step, in milliseconds (W3C Server Timing)"))),
+        (status = PARTIAL_CONTENT, description = "a page answered while the timeline is rebuilt, \
+            with what the cache held (possibly nothing); `partial` is true", body = HomePage),
         (status = TOO_MANY_REQUESTS, response = RateLimited)))]
 async fn home_timeline(
     State(state): State<AppState>,
@@ -151,6 +164,7 @@ async fn home_timeline(
         next_before_tweet_id,
         sources,
         explain: explained,
+        partial,
     } = state
         .timeline
         .clone()
@@ -186,8 +200,14 @@ async fn home_timeline(
         items,
         next_cursor: next_before_tweet_id.map(|id| state.cursors.encode(CursorKind::Tweets, id)),
         explain,
+        partial,
     };
-    let mut response = JsonResponse(body).into_response();
+    let status = if partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (status, JsonResponse(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&timing) {
         response.headers_mut().insert("server-timing", value);
     }
@@ -214,6 +234,7 @@ async fn explanation(
         Some(TimelineCache::Hit) => Some("hit"),
         Some(TimelineCache::Rebuilt) => Some("rebuilt"),
         Some(TimelineCache::None) => Some("none"),
+        Some(TimelineCache::Partial) => Some("partial"),
         Some(TimelineCache::Unspecified) | None => None,
     };
     let handles = hydrate::handles(state, &explained.pulled_author_ids).await?;

@@ -202,12 +202,14 @@ async fn follow_list(
         limit: query.limit()?,
         // A profile page may lag a replica's moment behind.
         consistent: false,
+        with_following_counts: false,
     };
     user(&state, user_id).await?;
     let mut graph = state.graph.clone();
     let UserIdPage {
         user_ids,
         next_after_user_id,
+        ..
     } = match direction {
         Direction::Followers => graph.list_followers(request).await?,
         Direction::Following => graph.list_following(request).await?,

@@ -7,13 +7,23 @@
 
 use chirp_redis::connection::RedisConnection;
 use chirp_test_support::{ensure_backends, redis_connection, timeline_store, unique_name};
-use chirp_timeline_store::{HomeTimelines, State, TimelineStoreArgs};
+use chirp_timeline_store::{HomeTimelines, Push, State, TimelineStoreArgs};
 
 /// A store under a fresh prefix, with `capacity` entries per timeline.
 async fn store(capacity: usize) -> (HomeTimelines, TimelineStoreArgs) {
+    store_with(capacity, 0).await
+}
+
+/// A store as [`store`], whose readers are active for `active_window_secs`
+/// after each read (0: off).
+async fn store_with(
+    capacity: usize,
+    active_window_secs: u64,
+) -> (HomeTimelines, TimelineStoreArgs) {
     ensure_backends();
     let args = TimelineStoreArgs {
         timeline_capacity: capacity,
+        active_window_secs,
         ..timeline_store(&format!("{}:", unique_name("store_test")))
     };
     (HomeTimelines::connect(&args).await.unwrap(), args)
@@ -63,6 +73,129 @@ async fn an_800_entry_timeline_costs_at_most_16_bytes_an_entry() {
     println!("800-entry timeline: {bytes} bytes, {per_entry:.2} bytes/entry");
     assert!(per_entry <= 16.0, "{per_entry:.2} bytes per entry");
     assert_eq!(timelines.page(USER, None, 1000).await.unwrap(), ids);
+}
+
+/// Issue 22, "no cap" (DeathStarBench keeps every post): a capacity past
+/// `zset-max-listpack-entries` (1 024 as `deploy/backends.sh` sets it)
+/// works, at the price of the skiplist encoding.
+#[tokio::test]
+async fn a_timeline_past_the_listpack_bound_works_as_a_skiplist() {
+    let capacity = 2_000;
+    let (timelines, args) = store(capacity).await;
+    let ids = snowflakes(capacity + 1);
+    timelines.store_rebuilt(USER, &ids[1..]).await.unwrap();
+    let key = format!("{}tl:{{{USER}}}", args.redis.redis_key_prefix);
+    let mut redis = redis().await;
+
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let bytes: usize = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(&key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        encoding, "skiplist",
+        "zset-max-listpack-entries >= {capacity} + 3?"
+    );
+    let per_entry = bytes as f64 / capacity as f64;
+    println!("{capacity}-entry timeline: {bytes} bytes, {per_entry:.2} bytes/entry");
+    // A skiplist node and a hash-table entry per member: several times the
+    // listpack's 16, and bounded all the same.
+    assert!(per_entry <= 128.0, "{per_entry:.2} bytes per entry");
+    assert_eq!(timelines.page(USER, None, 3_000).await.unwrap(), ids[1..]);
+
+    timelines.push(&[USER], ids[0]).await.unwrap();
+    let read = timelines.read(USER, None, 3_000).await.unwrap();
+    assert_eq!(
+        read.ids,
+        ids[..capacity],
+        "trimmed to the newest {capacity}"
+    );
+    assert_eq!(read.state, State::Complete { cut: true });
+}
+
+/// Issue 22, activity by last read: with a window, a reader is active
+/// for it after each read, a push skips whoever is not (cached timeline or
+/// not), and the first read after the window says the reader returns.
+#[tokio::test]
+async fn with_an_activity_window_a_push_reaches_only_readers_who_read_within_it() {
+    let (timelines, _) = store_with(800, 60).await;
+    let (reader, idle) = (1, 2);
+    timelines.store_rebuilt(reader, &[10]).await.unwrap();
+    timelines.store_rebuilt(idle, &[10]).await.unwrap();
+
+    let first = timelines.read(reader, None, 10).await.unwrap();
+    assert!(first.returning, "no record yet: the reader returns");
+    assert!(!timelines.read(reader, None, 10).await.unwrap().returning);
+    let pushed = timelines.push(&[reader, idle], 11).await.unwrap();
+
+    assert_eq!(pushed.outcomes, [Push::Written, Push::Inactive]);
+    assert_eq!(timelines.page(reader, None, 10).await.unwrap(), [11, 10]);
+    assert_eq!(timelines.page(idle, None, 10).await.unwrap(), [10]);
+    let read = timelines.read(idle, None, 10).await.unwrap();
+    assert!(read.returning, "stale: the push skipped them");
+    assert_eq!(read.state, State::Complete { cut: false });
+}
+
+#[tokio::test]
+async fn without_an_activity_window_no_reader_is_ever_returning() {
+    let (timelines, args) = store(800).await;
+    timelines.store_rebuilt(USER, &[10]).await.unwrap();
+
+    assert!(!timelines.read(USER, None, 10).await.unwrap().returning);
+    let seen: bool = redis::cmd("EXISTS")
+        .arg(format!("{}tl:{{{USER}}}:seen", args.redis.redis_key_prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    assert!(!seen, "no activity record is written");
+}
+
+/// Issue 22, push to every follower: a push opens a timeline that is not
+/// cached, as being rebuilt and for the timeline TTL, so the first read
+/// still rebuilds it and the rebuild keeps what was pushed. With an
+/// activity window, an inactive user is skipped all the same.
+#[tokio::test]
+async fn a_push_opening_uncached_timelines_leaves_them_to_be_rebuilt() {
+    let (timelines, args) = store(800).await;
+    let timelines = timelines.opening_uncached(true);
+    let pushed = timelines.push(&[USER], 11).await.unwrap();
+    assert_eq!(pushed.outcomes, [Push::Written]);
+
+    let opened = timelines.read(USER, None, 10).await.unwrap();
+    assert_eq!(opened.state, State::Rebuilding, "not served as it is");
+    assert_eq!(opened.ids, [11]);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{}tl:{{{USER}}}", args.redis.redis_key_prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl as u64 <= args.timeline_ttl_secs, "{ttl}");
+    let token = timelines.begin_rebuild(USER).await.unwrap();
+    let completed = timelines
+        .complete_rebuild(USER, &token, &[10], false, &[])
+        .await
+        .unwrap();
+    assert!(completed);
+    assert_eq!(timelines.page(USER, None, 10).await.unwrap(), [11, 10]);
+
+    let (windowed, _) = store_with(800, 60).await;
+    let windowed = windowed.opening_uncached(true);
+    let pushed = windowed.push(&[USER], 11).await.unwrap();
+    assert_eq!(pushed.outcomes, [Push::Inactive], "activity wins");
+    assert_eq!(
+        windowed.read(USER, None, 10).await.unwrap().state,
+        State::Missing
+    );
 }
 
 #[tokio::test]
