@@ -226,6 +226,13 @@ test('the answers read the running deployment, and the estimator computes', asyn
   assert.ok(hops.some((hop) => hop.startsWith('timeline call ')), `the gateway's call is timed: ${hops}`);
   await read.filter({ hasText: /^hydrate [\d.,]+ ms timeline, hydrate/ }).waitFor();
   assert.match(await flow('read').locator('[data-node=timeline]').getAttribute('class'), /\blit\b/);
+  if (SHOTS) {
+    // Tall enough for both flows below the sticky header and clock.
+    await page.setViewportSize({ width: 1280, height: 2000 });
+    await page.evaluate(() => window.scrollTo(0, document.querySelector('.flows').getBoundingClientRect().top + window.scrollY - 170));
+    await answer('high-level').locator('.flows').screenshot({ path: `${SHOTS}/console-flows.png` });
+    await page.setViewportSize({ width: 1280, height: 860 });
+  }
 
   // Deep dive: her own timeline, explained now.
   await open('deep-dive');
@@ -245,7 +252,10 @@ test('the answers read the running deployment, and the estimator computes', asyn
   // The graph: its largest audience, and no replica in this stack, said so rather than a lag.
   const graph = answer('bottlenecks').locator('[data-bottleneck=replica-lag]');
   assert.match(await graph.locator('.replica-lag').textContent(), /^no replica configured/);
-  assert.match(await graph.locator('.live').textContent(), /largest audience a fan-out faces: @\w+, [\d,]+ followers/);
+  const [top] = (await (await page.request.get('/users/popular?limit=1')).json()).items;
+  assert.match(await graph.locator('.live').textContent(), top?.follower_count
+    ? new RegExp(`largest audience a fan-out faces: @${top.handle}, ${top.follower_count.toLocaleString('en')} followers`)
+    : /no user has followers yet$/);
   // Beside the live figures, the committed run's, when one is shipped.
   const shipped = await (await page.request.get('/console/strategies.json')).json();
   const hybrid = shipped.strategies.find((row) => row.strategy === 'hybrid');

@@ -23,8 +23,10 @@ const ms = (value) => `${num(value, value < 10 ? 2 : 0)} ms`;
 
 /**
  * What each hop of an explained page did, by `service:name` (the names the
- * timeline service and the gateway give their hops): the boxes it reached,
- * the arrows it took, and what it is.
+ * timeline service and the gateway give their hops): the boxes it surely
+ * reached, the arrows it surely took, and what it is. A hop served by a
+ * cache lights only the process holding the cache: the explanation does not
+ * say whether it missed and asked further.
  */
 const HOPS = {
   'timeline:redis page': [['timeline', 'redis'], [['gateway', 'timeline'], ['timeline', 'redis']],
@@ -32,16 +34,16 @@ const HOPS = {
   'timeline:rebuild': [['timeline', 'graph', 'tweet', 'redis'], [['timeline', 'graph'], ['timeline', 'tweet'], ['timeline', 'redis']],
     'not in Redis: rebuilt from whom the reader follows (graph) and their tweets (tweet store), and cached'],
   'timeline:graph': [['timeline', 'graph'], [['timeline', 'graph']], 'whom the reader follows (the pull strategy asks on every read)'],
-  'timeline:pull': [['timeline', 'tweet'], [['timeline', 'tweet']],
-    'the newest ids of the celebrities followed, cached per author (a miss asks the tweet service)'],
+  'timeline:pull': [['timeline'], [],
+    'the newest ids of the celebrities followed, cached per author in the timeline service (a miss asks the tweet service)'],
   'timeline:store': [['timeline', 'tweet', 'cassandra'], [['timeline', 'tweet'], ['tweet', 'cassandra']],
     'past the cached timeline: older tweets from the tweet store'],
   'timeline:merge': [['timeline'], [], 'pushed and pulled ids merged, newest first'],
-  'timeline:hydrate': [['timeline', 'tweet'], [['timeline', 'tweet']],
-    'ids into tweets through the timeline service\'s tweet cache (the misses: one BatchGetTweets)'],
+  'timeline:hydrate': [['timeline'], [],
+    'ids into tweets through the timeline service\'s tweet cache (its misses, if any: one BatchGetTweets to the tweet service)'],
   'gateway:timeline call': [['gateway', 'timeline'], [['gateway', 'timeline']],
     'the gateway\'s call to the timeline service, end to end: the hops above and the network'],
-  'gateway:author handles': [['gateway', 'graph'], [['gateway', 'graph']],
+  'gateway:author handles': [['gateway'], [],
     'the authors\' handles, from the gateway\'s cache (a miss asks the graph)'],
   'gateway:explain': [['gateway'], [], 'this explanation: the pulled authors\' handles'],
 };
