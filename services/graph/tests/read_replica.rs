@@ -24,7 +24,9 @@ fn replica_lag(exposition: &str) -> Option<f64> {
     let label = format!("replica=\"{REPLICA}\"");
     exposition
         .lines()
-        .filter(|line| line.starts_with("chirp_graph_replica_lag_seconds{") && line.contains(&label))
+        .filter(|line| {
+            line.starts_with("chirp_graph_replica_lag_seconds{") && line.contains(&label)
+        })
         .find_map(|line| line.rsplit_once(' ')?.1.parse().ok())
 }
 
@@ -124,7 +126,13 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
         })
         .await
         .ok();
-        (stale_followers, fanout_followers, count, celebrities, lagging)
+        (
+            stale_followers,
+            fanout_followers,
+            count,
+            celebrities,
+            lagging,
+        )
     }
     .await;
     // Resume before asserting: the replica is shared by the tests of this run.
