@@ -18,7 +18,7 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
                       script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// (path, content type, body)
-const FILES: [(&str, &str, &str); 20] = [
+const FILES: [(&str, &str, &str); 22] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -70,6 +70,11 @@ const FILES: [(&str, &str, &str); 20] = [
         include_str!("../../console/system.js"),
     ),
     (
+        "/console/drawing.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/drawing.js"),
+    ),
+    (
         "/console/lab.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/lab.js"),
@@ -103,6 +108,11 @@ const FILES: [(&str, &str, &str); 20] = [
         "/console/explorer.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/explorer.js"),
+    ),
+    (
+        "/console/flows.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/flows.js"),
     ),
     (
         "/console/plan.js",
