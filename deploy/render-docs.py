@@ -24,8 +24,9 @@ The console's Strategy lab ships the same figures: this command also writes
 services/gateway/console/strategies.json from the committed bench run's `experiment strategies`
 (or, without one, a file that says so and holds no strategy), and the Interview view's capacity
 plan its measured figures: services/gateway/console/capacity.json from the committed bench run
-(the CPU per page by process through the gateway, the fan-out worker's inserts/s); and the lab's
-policies of real networks: services/gateway/console/policies.json from docs/runs/policies/.
+(the CPU per page by process through the gateway, the fan-out worker's inserts/s) and from the
+committed bench-scale run (Redis bytes per timeline entry); and the lab's policies of real
+networks: services/gateway/console/policies.json from docs/runs/policies/.
 deploy/check-docs.py fails when a block, or those files, differ from what their run renders.
 
     deploy/render-docs.py          rewrite the blocks of README.md, docs/*.md, deploy/k8s/README.md
@@ -687,14 +688,36 @@ def console_capacity(root):
             "cpu_us_per_page": http["cpu_us_per_request"],
             "gateway_pages_per_sec": http["ok_per_sec"],
             "fanout_worker_inserts_per_sec": fanout["worker_inserts_per_sec"],
+            "fanout_measured_on": {"events": fanout["events"], "followers": fanout["followers"]},
             "cores": m["cores"],
         }
     else:
         body = {"note": "No bench run is committed for the current code (docs/runs/bench/ holds "
                         "none), so the console has no measured figures to plan from.",
                 "cpu_us_per_page": None, "gateway_pages_per_sec": None,
-                "fanout_worker_inserts_per_sec": None, "cores": None}
-    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+                "fanout_worker_inserts_per_sec": None, "fanout_measured_on": None, "cores": None}
+    return json.dumps({**body, **redis_entry(root)}, indent=2, ensure_ascii=False) + "\n"
+
+
+def redis_entry(root):
+    """Redis bytes per timeline entry as the committed run of deploy/bench-scale.sh measured
+    them (`MEMORY USAGE` of every timeline key over their entries, at its largest size), with a
+    note naming the run; or null and a note saying how to measure it. No other run measures it."""
+    record = Path(root) / "docs" / "runs" / "bench-scale" / "run.json"
+    run = json.loads(record.read_text()) if record.exists() else {}
+    sizes = [s for s in run.get("sizes") or [] if s.get("timeline_entries")]
+    if not sizes:
+        return {"redis_bytes_per_entry": None,
+                "redis_note": ("No committed run measures Redis bytes per timeline entry (only "
+                               "deploy/bench-scale.sh does; docs/runs/bench-scale/ holds no run): to "
+                               "measure it, run deploy/bench-scale.sh, copy its run.json into "
+                               "docs/runs/bench-scale/ and run deploy/render-docs.py.")}
+    big = sizes[-1]
+    return {"redis_bytes_per_entry": big["timeline_bytes"] / big["timeline_entries"],
+            "redis_note": (f"Measured by the committed run of `{run['command']}` on {run['date'][:10]} "
+                           f"at commit {run['commit'][:12]}: MEMORY USAGE of {big['timeline_keys']} "
+                           f"timelines over their {big['timeline_entries']} entries, at {big['users']} "
+                           "users (docs/runs/bench-scale/run.json).")}
 
 
 def render(root, text):

@@ -2,8 +2,10 @@
 // playwright-core against a running chirp (CHIRP_URL): the seven steps and
 // their budgets, the timer marking the step to be on, and answers that read
 // the running deployment (the live OpenAPI document and "try it" against
-// it, the live system view, the signed-in user's explained timeline) and an
-// estimator that computes, with its capacity plan from the committed bench run.
+// it, the live system view, the signed-in user's own post and read animated
+// hop by hop with their measured times, her explained timeline, the live
+// bottleneck figures) and an estimator that computes, with its capacity plan
+// from the committed runs.
 // Run by e2e/tests/browser.rs (deploy/browser-test.sh), after console.test.mjs.
 // CHIRP_SCREENSHOTS=<dir> saves a picture of the view there.
 
@@ -166,10 +168,24 @@ test('the answers read the running deployment, and the estimator computes', asyn
     const workers = cores(e.writes * 300, 1e6 / measured.fanout_worker_inserts_per_sec, 0.4);
     assert.equal(await form.locator('tr[data-plan=fanout] .plan-value').textContent(), workers.toLocaleString('en'));
     assert.equal(await form.locator('tr[data-plan=loadtest]').count(), 0, 'the load generator is not planned');
-    // 100 M timelines × 800 entries × 12 bytes; at 25 GB a shard, 39 shards (Redis's cores are fewer).
-    assert.equal(await form.locator('tr[data-plan=redis-memory] .plan-value').textContent(), '960.0 GB');
+    // A partition is consumed by one worker at a time: as many as the workers, at one per worker.
+    assert.equal(await form.locator('tr[data-plan=kafka-partitions] .plan-value').textContent(), workers.toLocaleString('en'));
+    await form.locator('input[name=partitions_per_worker]').fill('3');
+    assert.equal(await form.locator('tr[data-plan=kafka-partitions] .plan-value').textContent(), (3 * workers).toLocaleString('en'));
+    assert.match(await form.locator('tr[data-plan=kafka-partitions]').textContent(), /one worker/);
     const redisCores = cores(e.peakReads, measured.cpu_us_per_page['redis-server'], 0.4);
-    assert.equal(await form.locator('tr[data-plan=redis-shards] .plan-value').textContent(), String(Math.max(39, redisCores)));
+    if (measured.redis_bytes_per_entry) {
+      // 100 M timelines × 800 entries × the measured bytes per entry, in 25 GB shards.
+      const memory = 100e6 * 800 * measured.redis_bytes_per_entry;
+      assert.equal(await form.locator('tr[data-plan=redis-memory] .plan-value').textContent(), humanBytes(memory));
+      assert.equal(await form.locator('tr[data-plan=redis-shards] .plan-value').textContent(),
+        Math.max(Math.ceil(memory / 25e9), redisCores).toLocaleString('en'));
+    } else {
+      // Not measured by a committed run: not planned from a constant either, and it says how to measure it.
+      assert.equal(await form.locator('tr[data-plan=redis-memory] .plan-value').textContent(), 'not planned');
+      assert.match(await form.locator('tr[data-plan=redis-memory]').textContent(), /deploy\/bench-scale\.sh/);
+      assert.equal(await form.locator('tr[data-plan=redis-shards] .plan-value').textContent(), redisCores.toLocaleString('en'));
+    }
   } else {
     await form.locator('.no-run').waitFor();
   }
@@ -183,9 +199,40 @@ test('the answers read the running deployment, and the estimator computes', asyn
   }
   await tables.filter({ hasText: 'tl:{user_id}' }).first().waitFor();
 
-  // High-level: every scraped service, live.
+  // High-level: every scraped service, live; then her own post and read, animated hop by hop,
+  // each step with its measured time, to the last.
   await open('high-level');
   await answer('high-level').locator('.services-live li[data-service=gateway]').waitFor();
+  const flow = (key) => answer('high-level').locator(`.flow[data-flow=${key}]`);
+  await flow('post').locator('.run-flow').click();
+  await answer('high-level').locator('.flow[data-flow=post][data-done]').waitFor({ timeout: 30000 });
+  const posted = flow('post').locator('.flow-step');
+  assert.equal(await posted.count(), 3, 'the POST, the first timeline write, the last');
+  assert.match(await posted.nth(0).locator('.flow-time').textContent(), /^201 in [\d.,]+ ms$/);
+  assert.match(await posted.nth(1).locator('.flow-time').textContent(), /^1st write \+[\d.,]+ ms$/);
+  assert.match(await posted.nth(2).locator('.flow-time').textContent(), /^last write \+[\d.,]+ ms$/);
+  for (const node of ['client', 'gateway', 'tweet', 'cassandra', 'kafka', 'fanout', 'graph', 'redis']) {
+    assert.match(await flow('post').locator(`[data-node=${node}]`).getAttribute('class'), /\blit\b/, `the post reached ${node}`);
+  }
+  assert.match(await flow('post').locator('[data-node=timeline]').getAttribute('class'), /\bdim\b/, 'a post does not touch the timeline service');
+  await flow('read').locator('.run-flow').click();
+  await answer('high-level').locator('.flow[data-flow=read][data-done]').waitFor({ timeout: 30000 });
+  // The round trip, then every hop the page's explanation timed, each with its time.
+  const read = flow('read').locator('.flow-step');
+  assert.match(await read.nth(0).locator('.flow-time').textContent(), /^page in [\d.,]+ ms$/);
+  const hops = await read.locator('.flow-time').allTextContents();
+  assert.ok(hops.length >= 4, `a page has hops: ${hops}`);
+  for (const hop of hops.slice(1)) assert.match(hop, /^[a-z ]+ [\d.,]+ ms$/);
+  assert.ok(hops.some((hop) => hop.startsWith('timeline call ')), `the gateway's call is timed: ${hops}`);
+  await read.filter({ hasText: /^hydrate [\d.,]+ ms timeline, hydrate/ }).waitFor();
+  assert.match(await flow('read').locator('[data-node=timeline]').getAttribute('class'), /\blit\b/);
+  if (SHOTS) {
+    // Tall enough for both flows below the sticky header and clock.
+    await page.setViewportSize({ width: 1280, height: 2000 });
+    await page.evaluate(() => window.scrollTo(0, document.querySelector('.flows').getBoundingClientRect().top + window.scrollY - 170));
+    await answer('high-level').locator('.flows').screenshot({ path: `${SHOTS}/console-flows.png` });
+    await page.setViewportSize({ width: 1280, height: 860 });
+  }
 
   // Deep dive: her own timeline, explained now.
   await open('deep-dive');
@@ -198,7 +245,17 @@ test('the answers read the running deployment, and the estimator computes', asyn
   await items.first().waitFor();
   assert.equal(await items.count(), 4);
   await items.filter({ hasText: /post to push p50/ }).waitFor();
-  await items.filter({ hasText: /tweet cache hits/ }).waitFor();
+  // The hot tweet: the tweet cache's hit ratio and coalesced waits, and the command that makes them.
+  const hot = answer('bottlenecks').locator('[data-bottleneck=hot-tweet]');
+  assert.match(await hot.locator('.live').textContent(), /^tweet cache hits .*; coalesced waits [\d.,–]+\/s now, [\d,]+ since the timeline service started/);
+  assert.match(await hot.locator('code.command').textContent(), /^TOKEN_SECRET=.* loadtest run hot-tweet /);
+  // The graph: its largest audience, and no replica in this stack, said so rather than a lag.
+  const graph = answer('bottlenecks').locator('[data-bottleneck=replica-lag]');
+  assert.match(await graph.locator('.replica-lag').textContent(), /^no replica configured/);
+  const [top] = (await (await page.request.get('/users/popular?limit=1')).json()).items;
+  assert.match(await graph.locator('.live').textContent(), top?.follower_count
+    ? new RegExp(`largest audience a fan-out faces: @${top.handle}, ${top.follower_count.toLocaleString('en')} followers`)
+    : /no user has followers yet$/);
   // Beside the live figures, the committed run's, when one is shipped.
   const shipped = await (await page.request.get('/console/strategies.json')).json();
   const hybrid = shipped.strategies.find((row) => row.strategy === 'hybrid');

@@ -246,6 +246,31 @@ async fn a_seeded_power_law_graph_takes_every_workload() {
         assert_eq!(reads + answered(report, POST_TWEET), 40, "{}", report.title);
     }
 
+    // One hot tweet, read by everyone: the most-followed ordinary author's
+    // followers, each on the first page of their home timeline, the tweet
+    // at its head.
+    let hot = run(&manifest_path, &dir.join("hot"), "hot-tweet", &open_loop).await;
+    assert_eq!(answered(&hot, HOME_FIRST_PAGE), 40);
+    assert_eq!(answered(&hot, HOME_NEXT_PAGE), 0, "page 1 only");
+    let author = minted
+        .users
+        .iter()
+        .filter(|user| !minted.celebrities.contains(&user.id))
+        .max_by_key(|user| user.followers)
+        .unwrap();
+    let newest = gateway.user_tweets(author.id).await.unwrap().items[0].id;
+    let follower = gateway.followers(author.id, None).await.unwrap().items[0].id;
+    let follower = minted.users.iter().find(|u| u.id == follower).unwrap();
+    let page = gateway
+        .home_timeline(follower.id, &follower.token, None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.first().map(|tweet| tweet.id),
+        Some(newest),
+        "the hot tweet heads its readers' timelines"
+    );
+
     // A closed loop over a few readers returns to each of them often
     // enough for them to page by cursor.
     let closed_loop = ["--connections", "2", "--readers", "4", "--page-size", "5"];

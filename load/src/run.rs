@@ -74,8 +74,11 @@ pub struct RunArgs {
 
 /// The default open-loop rate.
 const DEFAULT_RATE: f64 = 100.0;
-/// `celebrity-post` reads as at most this many of the celebrities' followers.
-const MAX_CELEBRITY_READERS: usize = 10_000;
+/// `celebrity-post` and `hot-tweet` read as at most this many of their
+/// authors' followers.
+const MAX_FOLLOWER_READERS: usize = 10_000;
+/// How long `hot-tweet` waits for its tweet's fan-out before reading anyway.
+const HOT_TWEET_DELIVERY: Duration = Duration::from_secs(30);
 
 impl RunArgs {
     /// The schedule the flags describe.
@@ -135,6 +138,7 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
             (everyone.clone(), everyone)
         }
         Workload::CelebrityPost => celebrities_and_followers(&gateway, manifest, everyone).await?,
+        Workload::HotTweet => (hot_tweet(&gateway, manifest, everyone).await?, Vec::new()),
     };
     GatewayTarget::new(gateway, params(args), readers, writers)
 }
@@ -144,7 +148,12 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
 pub fn params(args: &RunArgs) -> Params {
     Params {
         workload: args.workload,
-        pages: args.pages,
+        // Everyone reads the page the hot tweet is on, and no other.
+        pages: if args.workload == Workload::HotTweet {
+            1
+        } else {
+            args.pages
+        },
         // A DeathStarBench mix reads pages of the size its benchmark asks for.
         page_size: args
             .page_size
@@ -181,7 +190,7 @@ async fn check_tokens(gateway: &Gateway, users: &[Actor]) -> anyhow::Result<()> 
 }
 
 /// For `celebrity-post`: the celebrities write, and as many of their
-/// followers as [`MAX_CELEBRITY_READERS`] read, found through the gateway.
+/// followers as [`MAX_FOLLOWER_READERS`] read, found through the gateway.
 async fn celebrities_and_followers(
     gateway: &Gateway,
     manifest: &Manifest,
@@ -192,22 +201,100 @@ async fn celebrities_and_followers(
         "the manifest has no celebrities: seed with --celebrities N and a --celebrity-threshold \
          that N users can reach (and start the services with the same CELEBRITY_THRESHOLD)"
     );
+    let mut by_id: HashMap<i64, Actor> = everyone.into_iter().map(|a| (a.id, a)).collect();
+    let writers = manifest
+        .celebrities
+        .iter()
+        .filter_map(|id| by_id.get(id).cloned())
+        .collect();
+    let readers = followers_of(gateway, &manifest.celebrities)
+        .await?
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .collect();
+    Ok((readers, writers))
+}
+
+/// For `hot-tweet`: posts the one tweet as the most-followed seeded author
+/// who is not a celebrity, waits for its fan-out to finish, and returns the
+/// readers, as many of that author's followers as [`MAX_FOLLOWER_READERS`].
+/// Not a celebrity, so that the tweet is pushed and on every reader's page
+/// once the fan-out is done; a celebrity's would be pulled, and show only
+/// when each timeline service's cache of that author's ids next refreshes
+/// (`PULLED_IDS_TTL_MS`).
+///
+/// Their home timelines are the path that exercises the shared tweet cache:
+/// every page is hydrated through the timeline service's cache, whether the
+/// tweet was pushed into it or is pulled (a celebrity's) or comes with a
+/// rebuild, whereas `GET /tweets/{id}` goes to the tweet service and
+/// caches nothing. Readers whose timeline is not cached rebuild it on their
+/// first read, the tweet included.
+async fn hot_tweet(
+    gateway: &Gateway,
+    manifest: &Manifest,
+    everyone: Vec<Actor>,
+) -> anyhow::Result<Vec<Actor>> {
+    let author = manifest
+        .users
+        .iter()
+        .filter(|user| !manifest.celebrities.contains(&user.id))
+        .max_by_key(|user| user.followers)
+        .filter(|user| user.followers > 0)
+        .context("no seeded author but a celebrity has followers: seed a graph first")?;
+    let mut by_id: HashMap<i64, Actor> = everyone.into_iter().map(|a| (a.id, a)).collect();
+    let token = &by_id[&author.id].token;
+    let tag = run_tag();
+    let tweet = gateway
+        .post_tweet(token, &format!("The hot tweet of {tag}"), Some(&tag))
+        .await
+        .map_err(|failure| anyhow::anyhow!("post the hot tweet: {failure}"))?;
+    let deadline = tokio::time::Instant::now() + HOT_TWEET_DELIVERY;
+    let delivered = loop {
+        let delivery = gateway
+            .delivery(tweet.id)
+            .await
+            .map_err(|failure| anyhow::anyhow!("read the hot tweet's delivery: {failure}"))?;
+        if delivery.done() || tokio::time::Instant::now() >= deadline {
+            break delivery;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "hot tweet   {} by @{} ({} followers), fan-out {} ({} pushed); \
+         watch: GET /tweets/{}/delivery, the console's Interview view (Bottlenecks)",
+        tweet.id,
+        author.handle,
+        author.followers,
+        delivered.state,
+        delivered.followers_pushed,
+        tweet.id
+    );
+    Ok(followers_of(gateway, &[author.id])
+        .await?
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .collect())
+}
+
+/// The followers of `authors`, each once, up to [`MAX_FOLLOWER_READERS`],
+/// listed through the gateway.
+async fn followers_of(gateway: &Gateway, authors: &[i64]) -> anyhow::Result<Vec<i64>> {
     let mut follower_ids = Vec::new();
     let mut seen = HashSet::new();
-    'celebrities: for &celebrity in &manifest.celebrities {
+    for &author in authors {
         let mut cursor = None;
         loop {
             let page = gateway
-                .followers(celebrity, cursor.as_deref())
+                .followers(author, cursor.as_deref())
                 .await
                 .map_err(|failure| anyhow::anyhow!("{}", failure))
-                .with_context(|| format!("list the followers of celebrity {celebrity}"))?;
+                .with_context(|| format!("list the followers of {author}"))?;
             for profile in page.items {
                 if seen.insert(profile.id) {
                     follower_ids.push(profile.id);
                 }
-                if follower_ids.len() == MAX_CELEBRITY_READERS {
-                    break 'celebrities;
+                if follower_ids.len() == MAX_FOLLOWER_READERS {
+                    return Ok(follower_ids);
                 }
             }
             match page.next_cursor {
@@ -216,17 +303,7 @@ async fn celebrities_and_followers(
             }
         }
     }
-    let mut by_id: HashMap<i64, Actor> = everyone.into_iter().map(|a| (a.id, a)).collect();
-    let writers = manifest
-        .celebrities
-        .iter()
-        .filter_map(|id| by_id.get(id).cloned())
-        .collect();
-    let readers = follower_ids
-        .iter()
-        .filter_map(|id| by_id.remove(id))
-        .collect();
-    Ok((readers, writers))
+    Ok(follower_ids)
 }
 
 /// A tag unique to this run, for its posts' idempotency keys.

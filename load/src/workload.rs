@@ -44,6 +44,12 @@ pub enum Workload {
     /// Celebrities post and their followers read their home timelines,
     /// `--read-write-ratio` to 1: the hybrid timeline's pull path under load.
     CelebrityPost,
+    /// One tweet, posted at the start by the most-followed seeded author who
+    /// is not a celebrity (so it is pushed), read by everyone: that author's followers read the first page of
+    /// their home timelines, the tweet on each, hydrated through the
+    /// timeline service's shared tweet cache (its hit ratio and coalesced
+    /// waits: the console's Interview view, Bottlenecks).
+    HotTweet,
     /// DeathStarBench's wrk2 mixed workload: 60 % home timelines, 30 % user
     /// timelines, 10 % posts; pages of 10 unless --page-size.
     DsbMixed,
@@ -61,6 +67,7 @@ impl Workload {
             Self::Post => "post",
             Self::Mixed => "mixed",
             Self::CelebrityPost => "celebrity-post",
+            Self::HotTweet => "hot-tweet",
             Self::DsbMixed => "dsb-mixed",
             Self::NightcoreMixed => "nightcore-mixed",
         }
@@ -79,7 +86,7 @@ impl Workload {
     /// (and needs writers).
     fn reads_and_writes(self) -> (bool, bool) {
         match self {
-            Self::HomeTimeline | Self::UserTimeline => (true, false),
+            Self::HomeTimeline | Self::UserTimeline | Self::HotTweet => (true, false),
             Self::Post => (false, true),
             Self::Mixed | Self::CelebrityPost | Self::DsbMixed | Self::NightcoreMixed => {
                 (true, true)
@@ -320,7 +327,7 @@ impl Target for GatewayTarget {
         let pick = rng.random_range(0..usize::MAX);
         let write_share = 1.0 / (self.params.read_write_ratio + 1.0);
         match self.params.workload {
-            Workload::HomeTimeline => self.read_home_timeline(n).await,
+            Workload::HomeTimeline | Workload::HotTweet => self.read_home_timeline(n).await,
             Workload::UserTimeline => self.read_user_timeline(pick).await,
             Workload::Post => self.post(n, pick, None).await,
             Workload::Mixed | Workload::CelebrityPost => {

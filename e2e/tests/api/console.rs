@@ -258,7 +258,7 @@ async fn serve_metrics() -> String {
 #[tokio::test]
 async fn the_live_view_turns_two_scrapes_into_rates() {
     let metrics = serve_metrics().await;
-    let targets = format!("gateway={metrics},timeline={metrics},dead=127.0.0.1:1");
+    let targets = format!("gateway={metrics},timeline={metrics},graph={metrics},dead=127.0.0.1:1");
     let stack = spawn_stack_with(&["--console-metrics-targets", &targets]).await;
     let user = stack.sign_up(&handle("live")).await;
     stack.home_timeline(&user, "").await;
@@ -273,10 +273,19 @@ async fn the_live_view_turns_two_scrapes_into_rates() {
         .iter()
         .map(|service| service["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(names, ["gateway", "timeline", "dead"]);
+    assert_eq!(names, ["gateway", "timeline", "graph", "dead"]);
     assert_eq!(first["services"][0]["up"], true, "{first}");
-    assert_eq!(first["services"][2]["up"], false, "{first}");
+    assert_eq!(first["services"][3]["up"], false, "{first}");
     assert!(first["timeline"].is_object(), "{first}");
+    assert!(
+        first["timeline"]["tweet_coalesced_waits"].is_number(),
+        "{first}"
+    );
+    assert_eq!(
+        first["graph"]["replicas"],
+        serde_json::json!([]),
+        "no graph service here reads from a replica, so none is measured: {first}"
+    );
 
     // The next reading is a second later, with this test's reads in between.
     let second = eventually(Duration::from_secs(10), "a second reading", || async {

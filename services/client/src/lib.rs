@@ -24,7 +24,7 @@ mod error;
 mod model;
 
 pub use error::Error;
-pub use model::{Listed, Page, Profile, ProfilePage, SignedUp, Tweet};
+pub use model::{Delivery, Listed, Page, Profile, ProfilePage, SignedUp, Tweet};
 /// The HTTP client underneath, for [`Gateway::with_http`] and
 /// [`Gateway::request`], so callers need not agree on its version.
 pub use reqwest;
@@ -146,6 +146,12 @@ impl Gateway {
     /// `GET /tweets/{id}`: one tweet.
     pub async fn tweet(&self, tweet_id: i64) -> Result<Tweet, Error> {
         json_body(self.request(Method::GET, &format!("/tweets/{tweet_id}"), None)).await
+    }
+
+    /// `GET /tweets/{id}/delivery`: how far the tweet's fan-out has got.
+    pub async fn delivery(&self, tweet_id: i64) -> Result<Delivery, Error> {
+        let path = format!("/tweets/{tweet_id}/delivery");
+        json_body(self.request(Method::GET, &path, None)).await
     }
 
     /// `DELETE /tweets/{id}`: one of the caller's tweets leaves every

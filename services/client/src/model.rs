@@ -60,6 +60,23 @@ pub struct Profile {
     pub following_count: i64,
 }
 
+/// How far a tweet's fan-out has got (`GET /tweets/{id}/delivery`).
+#[derive(Debug, Deserialize)]
+pub struct Delivery {
+    /// `pending`, `delivering`, `delivered`, or `pulled` (a celebrity's
+    /// tweet, which followers pull when they read).
+    pub state: String,
+    pub followers_pushed: u64,
+}
+
+impl Delivery {
+    /// Nothing is left to push: every follower is handled, or the author's
+    /// followers pull the tweet.
+    pub fn done(&self) -> bool {
+        matches!(self.state.as_str(), "delivered" | "pulled")
+    }
+}
+
 /// Ids travel as JSON strings: they are 64-bit, and JavaScript's numbers
 /// are exact only to 53 bits.
 fn string_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {

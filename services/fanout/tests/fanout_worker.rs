@@ -874,14 +874,15 @@ async fn with_an_activity_window_only_followers_who_read_within_it_are_pushed_to
         .await
         .try_into()
         .unwrap();
-    // Reads as the timeline service makes them, recording the reader.
+    // A first read, as the timeline service makes it: its rebuild records
+    // the reader as active.
     let window = TimelineStoreArgs {
         active_window_secs: 60,
         ..app.store.clone()
     };
     let reads = HomeTimelines::connect(&window).await.unwrap();
     for user in [author, reader] {
-        reads.read(user, None, 1).await.unwrap();
+        reads.store_rebuilt(user, &[]).await.unwrap();
     }
     let worker = app.start_worker_with_args(&[
         "--graph-addr",

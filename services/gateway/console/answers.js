@@ -1,8 +1,9 @@
 // This system's answer to each interview step, with evidence read from the
 // running deployment: the OpenAPI document the gateway serves, the live
-// view of every service's /metrics (GET /console/live), and the signed-in
-// user's own timeline read with ?explain=true; beside them the committed
-// runs' measured figures the console ships (capacity.json, strategies.json).
+// view of every service's /metrics (GET /console/live), the signed-in
+// user's own post and timeline read followed through the system (flows.js),
+// and the most-followed accounts; beside them the committed runs' measured
+// figures the console ships (capacity.json, strategies.json).
 // What the console cannot read live (the schema) is stated from the code,
 // with the file it is in.
 
@@ -10,6 +11,7 @@ import { api, session } from './api.js';
 import { h, num } from './dom.js';
 import { estimator } from './estimate.js';
 import { explorer } from './explorer.js';
+import { flows } from './flows.js';
 import { capacityPlan } from './plan.js';
 
 /** Words in a path that would mean a feature chirp leaves out. */
@@ -89,6 +91,8 @@ async function highLevel() {
       `${service.name}: `, !service.up ? 'no /metrics answer'
         : `${num(service.requests_per_sec, 1)} req/s, p99 ${num(service.p99_ms, 1)} ms`))),
     body.services.length === 0 && h('p', { class: 'muted small' }, 'This gateway scrapes no service (CONSOLE_METRICS_TARGETS).'),
+    h('p', {}, 'The two flows to walk through, sent now as you and timed by the system itself:'),
+    flows(),
   ];
 }
 
@@ -119,11 +123,21 @@ function measuredRows(results) {
   return by.push && by.hybrid ? by : null;
 }
 
+/** What the live view says of the graph's read replicas. */
+function replicaLag(graph) {
+  if (!graph) return 'the graph service is not scraped';
+  if (!graph.replicas.length) return 'no replica configured (DATABASE_READ_URL unset): every read goes to the primary';
+  return graph.replicas.map((r) => `replica ${r.replica} ${r.lag_secs === null ? 'not measured (its last measurement failed)'
+    : `${num(r.lag_secs, 2)} s behind the primary`}`).join('; ');
+}
+
 async function bottlenecks() {
-  const [{ body }, committed] = await Promise.all([api.live(), api.strategies().then((r) => r.body, () => null)]);
+  const [{ body }, committed, popular] = await Promise.all([api.live(), api.strategies().then((r) => r.body, () => null),
+    api.popular().then((r) => r.body.items, () => [])]);
   const m = measuredRows(committed);
   const f = body.fanout;
   const t = body.timeline;
+  const top = popular[0];
   const pct = (ratio) => (ratio === null || ratio === undefined ? '–' : `${num(100 * ratio, 0)} %`);
   const item = (key, name, live, mitigation, measured) => h('li', { 'data-bottleneck': key },
     h('strong', {}, name), ': ', h('span', { class: 'live' }, live), h('br'),
@@ -137,11 +151,20 @@ async function bottlenecks() {
       'hybrid: a celebrity\'s tweet is written once and pulled by readers (Strategy::pushes, timeline-store)',
       m && `measured (the committed run): a celebrity's tweet (${num(m.push.celebrity.author_followers, 0)} followers) cost `
         + `${num(m.push.celebrity.writes.per_tweet, 0)} timeline writes under push, ${num(m.hybrid.celebrity.writes.per_tweet, 0)} under hybrid`),
-      item('hot-tweet', 'a hot tweet', t ? `tweet cache hits ${pct(t.tweet_cache_hit_ratio)}, pulled ids cache hits ${pct(t.pulled_ids_cache_hit_ratio)}`
+      item('hot-tweet', 'a hot tweet', t ? `tweet cache hits ${pct(t.tweet_cache_hit_ratio)}; `
+        + `coalesced waits ${num(t.tweet_coalesced_waits_per_sec, 1)}/s now, ${num(t.tweet_coalesced_waits, 0)} since the timeline service started; `
+        + `pulled ids cache hits ${pct(t.pulled_ids_cache_hit_ratio)}`
         : 'the timeline service is not scraped',
-      'a per-process tweet cache with stale-while-revalidate (timeline/src/cache.rs, hydrate.rs)'),
-      item('replica-lag', 'the follow graph and replica lag', 'not read by the console: no live metric for it',
-        'only reads that tolerate staleness (a profile\'s followers) go to the streaming replica (DATABASE_READ_URL); '
+      ['a per-process tweet cache: a miss of a tweet another read is already fetching waits for that fetch (a coalesced wait) ',
+        'instead of asking the tweet store again (timeline/src/hydrate.rs). To see it at work: ',
+        h('code', {}, 'loadtest seed'), ', then ', h('code', { class: 'command' }, 'TOKEN_SECRET=<the gateway\'s> loadtest run hot-tweet --rate 500 --duration 60s'),
+        ' (one tweet by the most-followed ordinary author, read by all their followers) while this panel is open.']),
+      item('replica-lag', 'the follow graph and replica lag', [
+        h('span', { class: 'replica-lag' }, replicaLag(body.graph)), '; ',
+        top?.follower_count ? `the largest audience a fan-out faces: @${top.handle}, ${num(top.follower_count, 0)} followers (GET /users/popular)`
+          : 'no user has followers yet'],
+      'only reads that tolerate staleness (a profile\'s followers) go to the streaming replica (DATABASE_READ_URL), '
+        + 'whose lag the graph service measures every second (chirp_graph_replica_lag_seconds); '
         + 'the fan-out\'s follower listing and everything a write depends on read the primary (graph/src/store.rs)'),
       item('consistency', 'eventual consistency', f
         ? `post to push p50 ${num(f.delay_p50_ms, 0)} ms, p99 ${num(f.delay_p99_ms, 0)} ms; Kafka lag ${num(f.consumer_lag, 0)}`

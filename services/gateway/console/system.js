@@ -3,36 +3,9 @@
 // from the services' own /metrics).
 
 import { api } from './api.js';
-import { h, mount, num, s } from './dom.js';
+import { h, mount, num } from './dom.js';
 import { sparkline } from './charts.js';
-
-const W = 150;
-const H = 74;
-
-// Where each box sits, and what kind of thing it is.
-const NODES = {
-  client: { x: 10, y: 200, kind: 'client', label: 'browser / curl' },
-  gateway: { x: 190, y: 190, kind: 'service', label: 'gateway' },
-  tweet: { x: 420, y: 40, kind: 'service', label: 'tweet' },
-  graph: { x: 420, y: 215, kind: 'service', label: 'graph' },
-  timeline: { x: 420, y: 390, kind: 'service', label: 'timeline' },
-  cassandra: { x: 650, y: 10, kind: 'store', label: 'Cassandra' },
-  kafka: { x: 650, y: 110, kind: 'store', label: 'Kafka' },
-  postgres: { x: 650, y: 260, kind: 'store', label: 'Postgres' },
-  fanout: { x: 850, y: 110, kind: 'service', label: 'fanout' },
-  redis: { x: 850, y: 390, kind: 'store', label: 'Redis' },
-};
-
-// Each arrow: from, to, the box whose numbers say how busy it is, and how
-// far it bends (a fraction of its length, to the right of its direction) to
-// pass around the boxes in between.
-const EDGES = [
-  ['client', 'gateway', 'gateway', 0], ['gateway', 'tweet', 'tweet', 0], ['gateway', 'graph', 'graph', 0],
-  ['gateway', 'timeline', 'timeline', 0], ['tweet', 'cassandra', 'tweet', 0], ['tweet', 'kafka', 'tweet', 0],
-  ['kafka', 'fanout', 'fanout', 0], ['fanout', 'graph', 'fanout', -0.12], ['fanout', 'redis', 'fanout', 0],
-  ['timeline', 'redis', 'timeline', 0], ['timeline', 'tweet', 'timeline', 0.65], ['timeline', 'graph', 'timeline', 0],
-  ['graph', 'postgres', 'graph', 0],
-];
+import { architecture } from './drawing.js';
 
 let timer;
 window.addEventListener('chirp:leave', () => clearTimeout(timer));
@@ -45,7 +18,7 @@ export function systemView(main) {
     h('h1', {}, 'The system, live'),
     h('p', { class: 'muted' }, 'Each service\'s request rate, server-error ratio and p99 over the last second, ',
       'the fan-out worker\'s Kafka lag, delay, retries and dead letters, the tweet outbox\'s depth and age, ',
-      'and the timeline caches\' hit ratios: read by the gateway from every service\'s ',
+      'the timeline caches\' hit ratios and the graph\'s replica lag: read by the gateway from every service\'s ',
       '/metrics (CONSOLE_METRICS_TARGETS), no Prometheus needed. Post something in another tab and watch it move.'),
     drawing, notes));
   const tick = async () => {
@@ -69,39 +42,18 @@ function byName(live) {
 
 function diagram(live) {
   const services = byName(live);
-  const center = (n) => [NODES[n].x + W / 2, NODES[n].y + H / 2];
-  const svg = s('svg', { viewBox: '0 0 1010 480', class: 'architecture', role: 'img', 'aria-label': 'chirp architecture, live' },
-    s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
-      s('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrowhead' }))),
-    EDGES.map(([from, to, by, bend]) => {
-      const [x1, y1] = center(from);
-      const [tx, ty] = center(to);
-      // The control point: off the middle of the line, perpendicular to it.
-      const [cx, cy] = [(x1 + tx) / 2 - (ty - y1) * bend, (y1 + ty) / 2 + (tx - x1) * bend];
-      const [x2, y2] = border(to, bend ? [cx, cy] : [x1, y1]);
-      const busy = (services[by]?.requests_per_sec ?? 0) > 0;
-      return s('path', {
-        d: `M ${x1} ${y1} Q ${cx} ${cy} ${x2} ${y2}`, fill: 'none',
-        class: `edge${busy ? ' busy' : ''}`, 'marker-end': 'url(#arrow)',
-      });
-    }),
-    Object.entries(NODES).map(([name, node]) => box(name, node, services[name], live)));
-  return svg;
+  return architecture({
+    label: 'chirp architecture, live',
+    node: (name, kind) => box(name, kind, services[name], live),
+    edge: (from, to, by) => ((services[by]?.requests_per_sec ?? 0) > 0 ? 'busy' : ''),
+  });
 }
 
-/** Where a line from the point `[x1, y1]` to the middle of `to`'s box meets its border. */
-function border(to, [x1, y1]) {
-  const [x2, y2] = [NODES[to].x + W / 2, NODES[to].y + H / 2];
-  const dx = x2 - x1;
-  const dy = y2 - y1;
-  const scale = Math.min(Math.abs((W / 2 + 4) / (dx || 1e-9)), Math.abs((H / 2 + 4) / (dy || 1e-9)));
-  return [x2 - dx * scale, y2 - dy * scale];
-}
-
-function box(name, node, service, live) {
+/** What a box shows: its live numbers, and a state that marks it down or failing. */
+function box(name, kind, service, live) {
   const lines = [];
-  let state = node.kind;
-  if (node.kind === 'service') {
+  let state = '';
+  if (kind === 'service') {
     if (!service) { lines.push('not scraped'); state += ' unknown'; }
     else if (!service.up) { lines.push('no /metrics answer'); state += ' down'; }
     else {
@@ -121,10 +73,12 @@ function box(name, node, service, live) {
   }
   if (name === 'redis' && live.fanout) lines.push(`${num(live.fanout.timeline_writes_per_sec, 1)} timeline writes/s`);
   if (name === 'kafka' && live.fanout) lines.push(`lag ${num(live.fanout.consumer_lag, 0)} events`);
-  return s('g', { class: `node ${state}`, transform: `translate(${node.x},${node.y})`, 'data-node': name },
-    s('rect', { width: W, height: H, rx: node.kind === 'store' ? 14 : 6 }),
-    s('text', { x: 10, y: 20, class: 'node-name' }, node.label),
-    lines.map((line, i) => s('text', { x: 10, y: 38 + i * 15, class: 'node-line' }, line)));
+  if (name === 'postgres' && live.graph) {
+    lines.push(live.graph.replicas.length
+      ? `replica lag ${live.graph.replicas.map((r) => (r.lag_secs === null ? '–' : `${num(r.lag_secs, 2)} s`)).join(', ')}`
+      : 'no read replica');
+  }
+  return { state: state.trim(), lines };
 }
 
 function pct(ratio) {

@@ -20,7 +20,7 @@
 //! [`store`] (the SQL), [`celebrity`] (who is one), [`service`] (the gRPC surface), `invalidate` (dropping
 //! timelines, retried once on a broken connection), [`error`]; [`import`]
 //! is the bulk load a migration or a seed uses, [`popular`] the most-followed
-//! users.
+//! users, [`replica_lag`] how far behind the read replica is.
 
 mod celebrity;
 pub mod config;
@@ -30,6 +30,7 @@ mod import;
 mod invalidate;
 mod pending_drops;
 mod popular;
+mod replica_lag;
 mod service;
 mod sign_up;
 mod store;
@@ -46,7 +47,8 @@ pub use error::GraphError;
 /// Connects to Postgres and Redis, applies pending migrations, classifies
 /// every author by the configured marks (queueing the drops a changed
 /// threshold implies), and serves gRPC on `listener`, retrying queued
-/// timeline drops meanwhile, until `shutdown` resolves.
+/// timeline drops and measuring the read replica's lag meanwhile, until
+/// `shutdown` resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -72,6 +74,10 @@ pub async fn run(
     }
     let timelines = TimelineDrops::connect(&config.timelines).await?;
     let drops = pending_drops::PendingDrops::new(store.clone(), timelines);
+    let replica_lag = config
+        .database_read_url
+        .as_deref()
+        .map(|url| replica_lag::ReplicaLag::new(store.read_pool().clone(), url));
     let service = service::Graph::new(store, drops.clone(), marks);
     tracing::info!(addr = %listener.local_addr()?, "graph service listening");
     chirp_grpc::serve_beside(
@@ -79,7 +85,14 @@ pub async fn run(
         listener,
         token,
         shutdown,
-        |shutdown| drops.run(shutdown),
+        |shutdown| async move {
+            let measuring = async {
+                if let Some(replica_lag) = replica_lag {
+                    replica_lag.run(shutdown.clone()).await;
+                }
+            };
+            tokio::join!(drops.run(shutdown.clone()), measuring);
+        },
     )
     .await
 }

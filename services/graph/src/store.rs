@@ -141,6 +141,12 @@ impl Store {
         }
     }
 
+    /// The pool of the lag-tolerant reads: the replica's, or the primary's
+    /// when there is none. [`crate::replica_lag`] measures through it.
+    pub fn read_pool(&self) -> &PgPool {
+        &self.read_pool
+    }
+
     /// The primary's pool, for the transactions of [`crate::import`] and of
     /// the pending-drops queue.
     pub fn pool(&self) -> &PgPool {

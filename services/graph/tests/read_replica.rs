@@ -4,7 +4,8 @@
 //!
 //! To make the lag visible without timing anything, the test pauses WAL
 //! replay on the replica (`pg_wal_replay_pause()`): the replica then lags by
-//! everything written after that moment, for as long as the test likes.
+//! everything written after that moment, for as long as the test likes, and
+//! the graph service's `chirp_graph_replica_lag_seconds` says so.
 
 use std::time::Duration;
 
@@ -18,9 +19,23 @@ use sqlx::Connection;
 /// The replica of `deploy/backends.sh`, and the primary it follows.
 const REPLICA: &str = "127.0.0.1:5442";
 
+/// The graph service's replica lag, as its `/metrics` would show it.
+fn replica_lag(exposition: &str) -> Option<f64> {
+    let label = format!("replica=\"{REPLICA}\"");
+    exposition
+        .lines()
+        .filter(|line| {
+            line.starts_with("chirp_graph_replica_lag_seconds{") && line.contains(&label)
+        })
+        .find_map(|line| line.rsplit_once(' ')?.1.parse().ok())
+}
+
 #[tokio::test]
 async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_the_primary() {
     chirp_test_support::ensure_scale_out("pg-replica");
+    let metrics = chirp_runtime::metrics::builder()
+        .install_recorder()
+        .expect("the only recorder of this test binary");
     let database_url = fresh_database().await;
     let database = database_url.rsplit('/').next().unwrap().to_owned();
     let replica_url = format!("postgres://postgres@{REPLICA}/{database}");
@@ -100,7 +115,25 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
             .unwrap()
             .into_inner()
             .user_ids;
-        (stale_followers, fanout_followers, count, celebrities)
+        // With replay paused behind the follow, the lag the graph service
+        // measures grows past a second (its measurement's period).
+        let lagging = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(lag) = replica_lag(&metrics.render()).filter(|&lag| lag > 1.0) {
+                    return lag;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .ok();
+        (
+            stale_followers,
+            fanout_followers,
+            count,
+            celebrities,
+            lagging,
+        )
     }
     .await;
     // Resume before asserting: the replica is shared by the tests of this run.
@@ -108,7 +141,12 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
         .execute(&mut replica)
         .await
         .unwrap();
-    let (stale_followers, fanout_followers, count, celebrities) = outcome;
+    let (stale_followers, fanout_followers, count, celebrities, lagging) = outcome;
+    assert!(
+        lagging.is_some(),
+        "the paused replica's lag grows: {:?}",
+        replica_lag(&metrics.render())
+    );
     assert_eq!(
         stale_followers,
         Vec::<i64>::new(),
@@ -132,6 +170,12 @@ async fn profile_follower_listings_come_from_the_replica_and_the_fanout_s_from_t
     })
     .await;
     assert_eq!(caught_up, vec![reader]);
+    // And its lag falls back under the second it had grown past.
+    eventually(Duration::from_secs(30), "the replica caught up", || {
+        let lag = replica_lag(&metrics.render());
+        async move { lag.filter(|&lag| lag < 1.0) }
+    })
+    .await;
     // The only user of the replica: stop it rather than have it replay the
     // WAL of every later test.
     chirp_test_support::stop_scale_out("pg-replica");

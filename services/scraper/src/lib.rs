@@ -1,6 +1,7 @@
 //! The system, live: each hop's request rate, error ratio and p99, the
-//! fan-out's Kafka lag and the timeline caches' hit ratios, for the console's
-//! architecture drawing, computed from the services' own `/metrics`.
+//! fan-out's Kafka lag, the timeline caches' hit ratios and coalesced waits
+//! and the graph's replica lag, for the console's architecture drawing and
+//! its interview answers, computed from the services' own `/metrics`.
 //!
 //! The targets in `CONSOLE_METRICS_TARGETS` are scraped when the gateway's
 //! `GET /console/live` asks ([`Live::view`]), at most once a second however
@@ -45,11 +46,14 @@ const FANOUT_LAG: &str = "chirp_fanout_consumer_lag";
 const TWEET_CACHE: &str = "chirp_timeline_tweet_cache_total";
 const PULLED_IDS_CACHE: &str = "chirp_timeline_pulled_ids_cache_total";
 const REBUILDS: &str = "chirp_timeline_rebuilds_total";
+const COALESCED_WAITS: &str = "chirp_timeline_coalesced_waits_total";
 const FANOUT_DELAY: &str = "chirp_fanout_post_to_push_duration_seconds";
 // And as the tweet service's outbox relay exports them (`services/tweet/src/stats.rs`).
 const OUTBOX_PENDING: &str = "chirp_outbox_pending_events";
 const OUTBOX_OLDEST: &str = "chirp_outbox_oldest_pending_seconds";
 const OUTBOX_READ_FAILURES: &str = "chirp_outbox_read_failures_total";
+// And as the graph service measures its read replica (`services/graph/src/replica_lag.rs`).
+const REPLICA_LAG: &str = "chirp_graph_replica_lag_seconds";
 
 #[derive(Debug, Clone, Args)]
 pub struct ConsoleArgs {
@@ -115,6 +119,9 @@ pub struct LiveView {
     /// Present when a target is named `tweet`.
     #[serde(skip_serializing_if = "Option::is_none")]
     outbox: Option<OutboxLive>,
+    /// Present when a target is named `graph`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph: Option<GraphLive>,
 }
 
 /// One hop: requests it served. Rates and ratios are absent when unknown
@@ -160,6 +167,27 @@ pub struct TimelineLive {
     tweet_cache_hit_ratio: Option<f64>,
     pulled_ids_cache_hit_ratio: Option<f64>,
     rebuilds_per_sec: Option<f64>,
+    /// Reads that found a tweet being fetched by another read and waited
+    /// for that fetch instead of asking the tweet store again.
+    tweet_coalesced_waits_per_sec: Option<f64>,
+    /// The same, since the service started: a herd comes in bursts (a new
+    /// hot tweet, an expiry) that a per-second rate mostly misses.
+    tweet_coalesced_waits: f64,
+}
+
+/// The graph service's read replicas: one entry per replica it measures,
+/// none when it reads from the primary only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GraphLive {
+    replicas: Vec<ReplicaLive>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplicaLive {
+    /// Its host:port.
+    replica: String,
+    /// Seconds behind the primary; absent when the last measurement failed.
+    lag_secs: Option<f64>,
 }
 
 impl Live {
@@ -219,6 +247,7 @@ impl Live {
             fanout: None,
             timeline: None,
             outbox: None,
+            graph: None,
         };
         for (index, target) in self.targets.iter().enumerate() {
             let old = previous.and_then(|(_, old)| old.get(index)?.as_deref());
@@ -232,6 +261,7 @@ impl Live {
                 "fanout" => view.fanout = Some(delta.fanout()),
                 "timeline" => view.timeline = Some(delta.timeline()),
                 "tweet" => view.outbox = Some(delta.outbox()),
+                "graph" => view.graph = Some(delta.graph()),
                 _ => {}
             }
         }
@@ -353,10 +383,21 @@ impl Delta<'_> {
                 self.growth(name, &[]),
             )
         };
+        let tweet = ["work=\"tweet\""];
         TimelineLive {
             tweet_cache_hit_ratio: hit_ratio(TWEET_CACHE),
             pulled_ids_cache_hit_ratio: hit_ratio(PULLED_IDS_CACHE),
             rebuilds_per_sec: self.rate(REBUILDS, &[]),
+            tweet_coalesced_waits_per_sec: self.rate(COALESCED_WAITS, &tweet),
+            tweet_coalesced_waits: self
+                .new
+                .map_or(0.0, |new| total(new, COALESCED_WAITS, &tweet)),
+        }
+    }
+
+    fn graph(&self) -> GraphLive {
+        GraphLive {
+            replicas: self.new.map_or_else(Vec::new, replicas),
         }
     }
 
@@ -404,6 +445,24 @@ impl Delta<'_> {
         }
         None
     }
+}
+
+/// Each series of the replica-lag gauge: its `replica` label and its value,
+/// `None` for NaN (the graph service could not measure it).
+fn replicas(exposition: &str) -> Vec<ReplicaLive> {
+    let prefix = format!("{REPLICA_LAG}{{");
+    exposition
+        .lines()
+        .filter_map(|line| {
+            let (labels, value) = line.strip_prefix(&prefix)?.rsplit_once(' ')?;
+            let replica = labels.split("replica=\"").nth(1)?.split('"').next()?;
+            let lag = value.parse::<f64>().ok().filter(|lag| !lag.is_nan());
+            Some(ReplicaLive {
+                replica: replica.to_owned(),
+                lag_secs: lag,
+            })
+        })
+        .collect()
 }
 
 fn with(labels: &[String]) -> Vec<&str> {
@@ -527,6 +586,49 @@ chirp_outbox_oldest_pending_seconds{shard=\"1\"} 12
             secs: 1.0,
         };
         assert!(!dead.service("tweet").up);
+    }
+
+    #[test]
+    fn each_replica_shows_its_lag_and_a_failed_measurement_none() {
+        let exposition = "\
+# TYPE chirp_graph_replica_lag_seconds gauge
+chirp_graph_replica_lag_seconds{replica=\"10.0.0.7:5433\"} 0.25
+chirp_graph_replica_lag_seconds{replica=\"10.0.0.8:5433\"} NaN
+";
+        let delta = Delta {
+            old: None,
+            new: Some(exposition),
+            secs: 0.0,
+        };
+        let replicas = delta.graph().replicas;
+        assert_eq!(replicas.len(), 2);
+        assert_eq!(
+            (replicas[0].replica.as_str(), replicas[0].lag_secs),
+            ("10.0.0.7:5433", Some(0.25))
+        );
+        assert_eq!(replicas[1].lag_secs, None);
+        let without = Delta {
+            old: None,
+            new: Some(AFTER),
+            secs: 0.0,
+        };
+        assert!(without.graph().replicas.is_empty(), "no replica, no entry");
+    }
+
+    #[test]
+    fn coalesced_waits_count_the_tweets_only() {
+        let before = "chirp_timeline_coalesced_waits_total{work=\"tweet\"} 10\n\
+                      chirp_timeline_coalesced_waits_total{work=\"rebuild\"} 5\n";
+        let after = "chirp_timeline_coalesced_waits_total{work=\"tweet\"} 14\n\
+                     chirp_timeline_coalesced_waits_total{work=\"rebuild\"} 9\n";
+        let delta = Delta {
+            old: Some(before),
+            new: Some(after),
+            secs: 2.0,
+        };
+        let timeline = delta.timeline();
+        assert_eq!(timeline.tweet_coalesced_waits_per_sec, Some(2.0));
+        assert_eq!(timeline.tweet_coalesced_waits, 14.0);
     }
 
     #[test]

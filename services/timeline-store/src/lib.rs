@@ -55,13 +55,16 @@
 //! - **Activity by last read** (`ACTIVE_WINDOW_SECS`). By default a user
 //!   is active while their timeline is cached, i.e. until it expires unread
 //!   after `TIMELINE_TTL_SECS`, and "inactive" costs nothing to know. With a
-//!   window, every read of a home timeline also records its reader as active
-//!   for that long (one more command in the read's round trip, a key of the
-//!   reader's own: see [`layout`]); a push checks the record inside its
+//!   window, a reader is recorded as active for that long by the rebuild
+//!   that completes their timeline, and every read of an active reader
+//!   renews the record (one more command in the read's round trip, a key of
+//!   the reader's own: see [`layout`]); a push checks the record inside its
 //!   script, so a follower who has not read within the window gets no write
-//!   even if a timeline of theirs is still cached, and their next read,
-//!   finding no record, treats the timeline as stale and rebuilds it (the
-//!   pushes skipped them). Twitter (2012) kept timelines of users active in
+//!   even if a timeline of theirs is still cached, and their reads, finding
+//!   no record, treat the timeline as stale and rebuild it (the pushes
+//!   skipped them). A read does not create the record: every read until the
+//!   rebuild completes finds the reader returning, so none is served the
+//!   stale timeline, and the rebuild, once open, gets the pushes. Twitter (2012) kept timelines of users active in
 //!   the last 30 days; Mastodon stops pushing to users inactive for 7 days
 //!   and regenerates the feed of one who returns. The window decouples
 //!   "whom to push to" from "how long Redis keeps a timeline", at one more
@@ -373,11 +376,13 @@ impl HomeTimelines {
             .key(self.key(user_id))
             .key(layout::rebuild_key(&self.key_prefix, user_id))
             .key(layout::pulled_key(&self.key_prefix, user_id))
+            .key(layout::seen_key(&self.key_prefix, user_id))
             .arg(&token.0)
             .arg(self.ttl_secs)
             .arg(self.capacity)
             .arg(u8::from(cut))
-            .arg(layout::encode_ids(pulled));
+            .arg(layout::encode_ids(pulled))
+            .arg(self.active_window_secs);
         for &id in tweet_ids {
             invocation.arg(&layout::encode(id)[..]);
         }
@@ -454,7 +459,7 @@ impl HomeTimelines {
     /// authors, in one round trip that also refreshes the TTL of both keys:
     /// a read is what keeps a timeline cached. A complete timeline whose
     /// list Redis evicted reads as missing, to be rebuilt. With an activity
-    /// window the same round trip records the reader as active and says
+    /// window the same round trip refreshes an active reader's record and says
     /// whether they were ([`Cached::returning`]).
     #[tracing::instrument(name = "timelines.read", skip(self))]
     pub async fn read(
@@ -480,11 +485,16 @@ impl HomeTimelines {
             .ignore();
         type Members = Vec<Vec<u8>>;
         let (markers, members, pulled, returning) = if self.active_window_secs > 0 {
+            // `XX`: a read refreshes an active reader's record and creates
+            // none; only the rebuild that brings a returning reader's
+            // timeline up to date does (`complete_rebuild`), so every read
+            // until then finds them returning, not a stale timeline served.
             pipe.cmd("SET")
                 .arg(layout::seen_key(&self.key_prefix, user_id))
                 .arg(1)
                 .arg("EX")
                 .arg(self.active_window_secs)
+                .arg("XX")
                 .arg("GET");
             let (markers, members, pulled, seen): (Members, Members, Option<Vec<u8>>, Value) =
                 pipe.query_async(&mut self.redis.clone()).await?;
@@ -511,16 +521,6 @@ impl HomeTimelines {
             pulled,
             returning,
         })
-    }
-
-    /// Drops `user_id`'s activity record, so that their next read counts as
-    /// a return: for a rebuild that a return asked for and that failed,
-    /// since the read that asked already recorded the reader as active.
-    pub async fn forget_activity(&self, user_id: i64) -> redis::RedisResult<()> {
-        redis::cmd("DEL")
-            .arg(layout::seen_key(&self.key_prefix, user_id))
-            .query_async(&mut self.redis.clone())
-            .await
     }
 
     /// Like [`Self::page`], but `None` when the timeline is not complete.

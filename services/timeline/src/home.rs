@@ -95,16 +95,14 @@ impl Home {
                 hops.lap("redis page");
                 match found {
                     Found::Served(cached) => cached,
-                    Found::Rebuild { held, returning }
-                        if self.answer_while_rebuilding && before.is_none() =>
-                    {
-                        self.rebuilds.start(user_id, returning);
+                    Found::Rebuild { held } if self.answer_while_rebuilding && before.is_none() => {
+                        self.rebuilds.start(user_id);
                         counter!(stats::PARTIAL_PAGES).increment(1);
                         partial = true;
                         held
                     }
-                    Found::Rebuild { returning, .. } => {
-                        let rebuilt = self.rebuilds.page(user_id, before, want, returning).await?;
+                    Found::Rebuild { .. } => {
+                        let rebuilt = self.rebuilds.page(user_id, before, want).await?;
                         hops.lap("rebuild");
                         rebuilt
                     }

@@ -117,7 +117,12 @@ impl CachedTweets {
     /// on it then loads the id through its own batch.
     async fn load(&self, id: i64, fetch: Fetch) -> Result<Option<Tweet>, TimelineError> {
         let guard = match self.cache.get_value_or_guard_async(&id).await {
-            Ok(entry) => return Ok(Some(entry.tweet)),
+            Ok(entry) => {
+                // Another read's fetch brought it: the herd this cache spares
+                // the tweet store, counted as the other caches count theirs.
+                counter!(stats::COALESCED_WAITS, "work" => "tweet").increment(1);
+                return Ok(Some(entry.tweet));
+            }
             Err(guard) => guard,
         };
         let Some(tweet) = fetch.await?.get(&id).cloned() else {

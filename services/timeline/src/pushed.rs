@@ -43,10 +43,10 @@ pub enum Found {
     /// Complete and fresh: the page is served from it.
     Served(PushedIds),
     /// Missing, being rebuilt, or stale (its reader returns after the
-    /// activity window, `returning`): a rebuild must write it. `held` is
+    /// activity window): a rebuild must write it. `held` is
     /// what Redis holds of it meanwhile, possibly nothing, which a page
     /// answered while rebuilding serves.
-    Rebuild { held: PushedIds, returning: bool },
+    Rebuild { held: PushedIds },
 }
 
 /// Up to `want` ids older than `before` from `user_id`'s cached timeline,
@@ -78,7 +78,6 @@ pub async fn cached(
                 cache: TimelineCache::Partial,
                 pulled_authors: cached.pulled.into(),
             },
-            returning: cached.returning,
         },
     })
 }

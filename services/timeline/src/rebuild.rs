@@ -50,11 +50,12 @@
 //! whether or not a read still waits for it. Pages past the first (a
 //! cursor) wait as before: a reader who scrolls is owed the older tweets.
 //!
-//! A rebuild asked for because its reader returned after the activity
-//! window (`ACTIVE_WINDOW_SECS`) forgets the reader's activity when it
-//! fails: the read that asked already recorded them as active, and the
-//! timeline still complete in Redis lacks the pushes that skipped them, so
-//! their next read must count as a return again.
+//! A reader who returns after the activity window (`ACTIVE_WINDOW_SECS`)
+//! is recorded as active again only by the rebuild that completes their
+//! timeline (`chirp_timeline_store`'s `complete_rebuild`): until then every
+//! read of theirs finds them returning and joins the rebuild, and none is
+//! served the timeline that missed the pushes skipped meanwhile; a rebuild
+//! that fails leaves them returning.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -136,16 +137,14 @@ impl Rebuilds {
     /// The pushed page of `user_id`'s timeline, rebuilt: up to `want` of
     /// the rebuilt ids older than `before`, merged with the ids Redis holds
     /// there (the rebuilt ones, plus pushes that landed during the rebuild;
-    /// or nothing, if the rebuild could not complete). `returning`: the
-    /// reader returns after the activity window (see the module doc).
+    /// or nothing, if the rebuild could not complete).
     pub async fn page(
         &self,
         user_id: i64,
         before: Option<i64>,
         want: usize,
-        returning: bool,
     ) -> Result<PushedIds, TimelineError> {
-        let rebuilt = self.run(user_id, returning).await?;
+        let rebuilt = self.run(user_id).await?;
         let landed = self.timelines.page(user_id, before, want).await?;
         Ok(PushedIds {
             ids: with_rebuilt(&rebuilt.ids, landed, before, want),
@@ -158,14 +157,14 @@ impl Rebuilds {
     /// Starts a rebuild of `user_id`'s timeline unless one is in progress,
     /// and returns at once: the rebuild runs to its end without a reader
     /// waiting for it (see the module doc).
-    pub fn start(&self, user_id: i64, returning: bool) {
-        drop(self.task(user_id, returning));
+    pub fn start(&self, user_id: i64) {
+        drop(self.task(user_id));
     }
 
     /// The outcome of the rebuild of `user_id` in progress, or of the one
     /// this call starts when none is.
-    async fn run(&self, user_id: i64, returning: bool) -> Outcome {
-        let rebuild = self.task(user_id, returning);
+    async fn run(&self, user_id: i64) -> Outcome {
+        let rebuild = self.task(user_id);
         let mut waiter = Waiter {
             user_id,
             waiting: true,
@@ -176,24 +175,10 @@ impl Rebuilds {
     }
 
     /// The task of the rebuild of `user_id` in progress, or a new one.
-    fn task(&self, user_id: i64, returning: bool) -> Task<Rebuilt> {
+    fn task(&self, user_id: i64) -> Task<Rebuilt> {
         self.running.join_or_start(user_id, || {
-            let work = bounded(
-                Arc::clone(&self.slots),
-                self.bounds,
-                self.clone().rebuild(user_id),
-            );
-            let timelines = self.timelines.clone();
-            async move {
-                let outcome = work.await;
-                if outcome.is_err()
-                    && returning
-                    && let Err(error) = timelines.forget_activity(user_id).await
-                {
-                    tracing::warn!(user_id, %error, "could not forget a returning reader's activity");
-                }
-                outcome
-            }
+            let work = self.clone().rebuild(user_id);
+            bounded(Arc::clone(&self.slots), self.bounds, work)
         })
     }
 

@@ -40,8 +40,9 @@ pub const PARTIAL_PAGES: &str = "chirp_timeline_partial_pages_total";
 /// Counter: deleted tweets dropped from the hydration cache, as the feed of
 /// deletions reported them.
 pub const FORGOTTEN_TWEETS: &str = "chirp_timeline_forgotten_tweets_total";
-/// Counter, label `work`: callers that waited on a run another caller had
-/// started instead of starting their own.
+/// Counter, label `work` (`rebuild`, `pulled_ids`, `tweet`): callers that
+/// waited on a run another caller had started instead of starting their own
+/// (for `tweet`, a read that found the tweet being fetched by another read).
 pub const COALESCED_WAITS: &str = "chirp_timeline_coalesced_waits_total";
 
 /// Registers the help text of every metric above with the installed

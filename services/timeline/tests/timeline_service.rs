@@ -329,6 +329,20 @@ async fn read_first_page(
 
 #[tokio::test]
 async fn concurrent_reads_of_an_uncached_tweet_fetch_it_once() {
+    // The only test of this binary to install a recorder; the others'
+    // services record into it too, so only growth is asserted.
+    let metrics = chirp_runtime::metrics::builder()
+        .install_recorder()
+        .expect("the only recorder of this test binary");
+    let waits = || {
+        let exposition = metrics.render();
+        chirp_runtime::metrics::total(
+            &exposition,
+            "chirp_timeline_coalesced_waits_total",
+            &["work=\"tweet\""],
+        )
+    };
+    let waited_before = waits();
     let hot_tweet = 1_000;
     let (timeline, timelines, fake) =
         spawn_with_counting_tweets([(7, vec![hot_tweet])].into()).await;
@@ -349,6 +363,10 @@ async fn concurrent_reads_of_an_uncached_tweet_fetch_it_once() {
         fake.batch_gets.load(Ordering::SeqCst),
         1,
         "one fetch for all readers"
+    );
+    assert!(
+        waits() > waited_before,
+        "the reads that found the tweet being fetched are counted as coalesced waits"
     );
     read_first_page(&timeline, 1).await;
     assert_eq!(

@@ -18,7 +18,7 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
                       script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// (path, content type, body)
-const FILES: [(&str, &str, &str); 22] = [
+const FILES: [(&str, &str, &str); 24] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -70,6 +70,11 @@ const FILES: [(&str, &str, &str); 22] = [
         include_str!("../../console/system.js"),
     ),
     (
+        "/console/drawing.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/drawing.js"),
+    ),
+    (
         "/console/lab.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/lab.js"),
@@ -113,6 +118,11 @@ const FILES: [(&str, &str, &str); 22] = [
         "/console/policies.json",
         "application/json",
         include_str!("../../console/policies.json"),
+    ),
+    (
+        "/console/flows.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/flows.js"),
     ),
     (
         "/console/plan.js",

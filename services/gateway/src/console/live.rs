@@ -19,8 +19,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Each hop's request rate, error ratio and p99 over the last second, with
 /// the fan-out's lag, delay, retries and dead letters, the tweet outbox's
-/// depth and age, and the timeline caches' hit ratios, read from the
-/// services' `/metrics` (`CONSOLE_METRICS_TARGETS`). Polled by the console.
+/// depth and age, the timeline caches' hit ratios and coalesced waits, and
+/// the graph's replica lag, read from the services' `/metrics`
+/// (`CONSOLE_METRICS_TARGETS`). Polled by the console.
 #[utoipa::path(get, path = "/console/live", operation_id = "get_live_system", tag = "console",
     responses((status = OK, description = "the system over the last interval", body = LiveView)))]
 async fn live(State(state): State<AppState>) -> Json<LiveView> {

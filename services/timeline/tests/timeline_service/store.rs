@@ -128,14 +128,15 @@ async fn a_timeline_past_the_listpack_bound_works_as_a_skiplist() {
 /// not), and the first read after the window says the reader returns.
 #[tokio::test]
 async fn with_an_activity_window_a_push_reaches_only_readers_who_read_within_it() {
-    let (timelines, _) = store_with(800, 60).await;
+    let (timelines, args) = store_with(800, 60).await;
     let (reader, idle) = (1, 2);
     timelines.store_rebuilt(reader, &[10]).await.unwrap();
     timelines.store_rebuilt(idle, &[10]).await.unwrap();
+    let read = timelines.read(reader, None, 10).await.unwrap();
+    assert!(!read.returning, "a completed rebuild records its reader");
+    // The window lapses for `idle`: their record expires.
+    forget_activity(&args, idle).await;
 
-    let first = timelines.read(reader, None, 10).await.unwrap();
-    assert!(first.returning, "no record yet: the reader returns");
-    assert!(!timelines.read(reader, None, 10).await.unwrap().returning);
     let pushed = timelines.push(&[reader, idle], 11).await.unwrap();
 
     assert_eq!(pushed.outcomes, [Push::Written, Push::Inactive]);
@@ -144,6 +145,53 @@ async fn with_an_activity_window_a_push_reaches_only_readers_who_read_within_it(
     let read = timelines.read(idle, None, 10).await.unwrap();
     assert!(read.returning, "stale: the push skipped them");
     assert_eq!(read.state, State::Complete { cut: false });
+    let again = timelines.read(idle, None, 10).await.unwrap();
+    assert!(
+        again.returning,
+        "a read alone does not make a stale timeline fresh"
+    );
+}
+
+/// Issue 22, activity by last read: a returning reader is recorded as
+/// active by the rebuild that brings their timeline up to date, not by the
+/// read that found them returning, so no read in between is served the
+/// stale timeline; and a push during that rebuild lands, so the rebuilt
+/// timeline misses nothing posted meanwhile.
+#[tokio::test]
+async fn a_returning_reader_is_active_again_once_their_rebuild_completes() {
+    let (timelines, args) = store_with(800, 60).await;
+    timelines.store_rebuilt(USER, &[10]).await.unwrap();
+    forget_activity(&args, USER).await;
+    assert!(timelines.read(USER, None, 10).await.unwrap().returning);
+
+    let token = timelines.begin_rebuild(USER).await.unwrap();
+    let pushed = timelines.push(&[USER], 12).await.unwrap();
+    let during = timelines.read(USER, None, 10).await.unwrap();
+    let completed = timelines
+        .complete_rebuild(USER, &token, &[11, 10], false, &[])
+        .await
+        .unwrap();
+    let after = timelines.read(USER, None, 10).await.unwrap();
+
+    assert_eq!(pushed.outcomes, [Push::Written], "their rebuild is open");
+    assert!(
+        during.returning,
+        "still returning until the rebuild completes"
+    );
+    assert!(completed);
+    assert!(!after.returning);
+    assert_eq!(after.ids, [12, 11, 10]);
+}
+
+/// Drops `user_id`'s activity record, as its expiry at the end of the
+/// window does.
+async fn forget_activity(args: &TimelineStoreArgs, user_id: i64) {
+    let key = format!("{}tl:{{{user_id}}}:seen", args.redis.redis_key_prefix);
+    let _: () = redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
