@@ -170,7 +170,7 @@ test('an author deletes a tweet from their page, and a follower unfollows', asyn
   await button.filter({ hasText: /^Follow$/ }).waitFor();
 });
 
-test('the system view draws every hop with live numbers, and the lab plots the strategies', async () => {
+test('the system view draws every hop with live numbers, and the lab plots the strategies and the policies', async () => {
   // Some traffic to watch: Alice reads her timeline and posts, for three seconds.
   const token = await tokenOf(alice);
   const me = await alice.evaluate(() => JSON.parse(localStorage.getItem('chirp.session')).user_id);
