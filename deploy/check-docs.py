@@ -52,7 +52,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Folders that are build output or local state, never part of the tree a doc describes.
-SKIP_DIRS = {".git", "target", ".backends", ".backends-chaos", "bench-results", "node_modules",
+SKIP_DIRS = {".git", "target", ".backends", ".backends-chaos", "bench-results", "policies-results", "node_modules",
              "__pycache__", "loadtest-report"}
 CODE_SUFFIXES = {".rs", ".sh", ".py", ".toml", ".yml", ".yaml", ".proto", ".cfg", ".json",
                  ".lua", ".js", ".html", ".css", ".example", ".conf", ".properties", ""}
@@ -701,6 +701,10 @@ def check(root, bin_dir=None):
     if (Path(root) / plan).read_text() != checker.render.console_capacity(root):
         checker.findings.append(f"{plan}:1: the console's measured capacity figures differ from "
                                 f"what the committed run renders: run deploy/render-docs.py")
+    policies = checker.render.CONSOLE_POLICIES
+    if (Path(root) / policies).read_text() != checker.render.console_policies(root):
+        checker.findings.append(f"{policies}:1: the console's policy results differ from what the "
+                                f"committed runs render: run deploy/render-docs.py")
     return list(dict.fromkeys(checker.findings))  # a reference met twice on a line, once
 
 

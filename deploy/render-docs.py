@@ -9,6 +9,7 @@ No figure in the docs is typed by hand. A run's record is committed under docs/r
     dsb           deploy/bench-dsb.sh                          RESULTS_DIR/run.json
     chaos         loadtest chaos --json docs/runs/chaos/run.json
     soak          deploy/soak.sh (several runs)                deploy/lib/record-run.py publish-soak DIR...
+    policies      deploy/policies.sh (two runs)                deploy/lib/record-run.py publish-policies DIR...
 
 (the latest run of a kind replaces the one before; git keeps the older ones). In a doc, a
 rendered block is
@@ -24,7 +25,8 @@ services/gateway/console/strategies.json from the committed bench run's `experim
 (or, without one, a file that says so and holds no strategy), and the Interview view's capacity
 plan its measured figures: services/gateway/console/capacity.json from the committed bench run
 (the CPU per page by process through the gateway, the fan-out worker's inserts/s) and from the
-committed bench-scale run (Redis bytes per timeline entry).
+committed bench-scale run (Redis bytes per timeline entry); and the lab's policies of real
+networks: services/gateway/console/policies.json from docs/runs/policies/.
 deploy/check-docs.py fails when a block, or those files, differ from what their run renders.
 
     deploy/render-docs.py          rewrite the blocks of README.md, docs/*.md, deploy/k8s/README.md
@@ -46,6 +48,7 @@ PRODUCERS = {
     "chaos": "`loadtest chaos`",
     "soak": "`deploy/soak.sh`",
     "bench-ab": "`deploy/bench.sh` for two builds in turn",
+    "policies": "`deploy/policies.sh`",
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
@@ -55,6 +58,7 @@ HOW = {
     "soak": "`deploy/soak.sh` twice, then `deploy/lib/record-run.py publish-soak DIR1 DIR2`",
     "bench-ab": "`deploy/bench.sh` with `BENCH_BIN_DIR` for each build in turn, then "
                 "`deploy/lib/record-run.py publish-ab`",
+    "policies": "`deploy/policies.sh` (two runs of `experiment policies`, published together)",
 }
 
 
@@ -484,6 +488,71 @@ def soak_plots(record):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- policies: two runs, their spread
+
+def policies_runs(record):
+    runs = record.get("runs") or []
+    if not runs:
+        raise NoRun("no run of `experiment policies` is published")
+    return runs
+
+
+def policies_table(record):
+    """Figures down, policies across; each cell every run's figure and their spread."""
+    runs = policies_runs(record)
+    results = [run["policies"] for run in runs]
+    first = results[0]
+    names = [p["policy"] for p in first["policies"]]
+    rows = []
+
+    def row(label, pick, digits=0, unit=""):
+        cells = []
+        for name in names:
+            values = []
+            for r in results:
+                policy = next((p for p in r["policies"] if p["policy"] == name), None)
+                values.append(pick(policy) if policy else None)
+            cells.append(spread(values, digits, unit))
+        rows.append([label] + cells)
+
+    def percentiles(value, key):
+        return value[key] if value["samples"] else None
+
+    row("Redis, MB (every per-user key, after the load)", lambda p: p["redis_bytes"] / 1e6, 1)
+    row("home timelines in Redis", lambda p: p["timelines"])
+    row("timeline writes per post, mixed load", lambda p: p["load"]["per_tweet"], 1)
+    row("pushes skipped as inactive, mixed load", lambda p: p["skipped_inactive"])
+    row("pushes dropped by the lossy rule, mixed load", lambda p: p["skipped_lossy"])
+    for i, bucket in enumerate(d["bucket"] for d in first["policies"][0]["delay"]):
+        for q in ("p50", "p99"):
+            row(f"fan-out delay {q}, ms, author's followers: {bucket}",
+                lambda p, i=i, q=q: percentiles(p["delay"][i]["delay"], f"{q}_ms"))
+    row("home read p50, ms (warm readers, mixed load)", lambda p: p["home_timeline"]["p50_ms"], 1)
+    row("home read p99, ms", lambda p: p["home_timeline"]["p99_ms"], 1)
+    row("returning user's first read p50, ms", lambda p: percentiles(p["cold_read"], "p50_ms"))
+    row("returning user's first read p99, ms", lambda p: percentiles(p["cold_read"], "p99_ms"))
+    row("returning users answered partial (206)", lambda p: p["partial"])
+    for key, label in [("readers", "readers"), ("heavy", "heavy followers"), ("returning", "returning users")]:
+        row(f"tweets missed, {label}", lambda p, key=key: p["missed"][key]["share"] * 100, 1, " %")
+    lines = [f"{number}. {provenance(run)[1:-1]}" for number, run in enumerate(runs, start=1)]
+    return "\n".join(lines + [
+        "", f"{n(first['users'])} users ({first['heavy_followers']} of them following "
+            f"{n(first['heavy_following'])} accounts or more), {n(first['follows'])} follows, "
+            f"{n(first['tweets'])} tweets, celebrity threshold {n(first['celebrity_threshold'])}; a mixed "
+            f"load of {n(first['rate'])} requests/s over {n(first['readers'])} readers for "
+            f"{n(first['duration_secs'])} s; {first['probes']} timed posts per follower-count bucket; "
+            f"{n(first['returning'])} returning users; {n(first['miss_readers'])} readers compared with "
+            f"the truth. Each cell: run 1 / run 2 (their spread).", "",
+        table([""] + names, rows, ["---"] + ["--:"] * len(names))])
+
+
+def policies_settings(record):
+    first = policies_runs(record)[0]["policies"]
+    return table(["policy", "network", "the services' flags"],
+                 [[p["policy"], p["network"], f"`{p['settings']}`"] for p in first["policies"]],
+                 ["---", "---", "---"])
+
+
 def bench_ab_cpu(record):
     """Each run of an A/B in the order it ran: the CPU of the gateway and the timeline service
     per cached page at saturation, then each build's mean and the ratio of the means."""
@@ -533,6 +602,8 @@ TABLES = {
     "soak.growth": soak_growth,
     "soak.faults": soak_faults,
     "soak.plots": soak_plots,
+    "policies.table": policies_table,
+    "policies.settings": policies_settings,
 }
 
 
@@ -571,6 +642,28 @@ def console_strategies(root):
                         "(docs/runs/bench/ holds none), so the console shows no figures. "
                         "Open the strategies.json of a run of your own.",
                 "strategies": []}
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+CONSOLE_POLICIES = Path("services/gateway/console/policies.json")
+
+
+def console_policies(root):
+    """The text of the console's policies.json: the committed runs of `experiment policies`, with
+    a note naming them, or none and a note saying why."""
+    record = Path(root) / "docs" / "runs" / "policies" / "run.json"
+    runs = (json.loads(record.read_text()).get("runs") or []) if record.exists() else []
+    if runs:
+        m = runs[0]["machine"]
+        dates = " and ".join(run["date"][:10] for run in runs)
+        note = (f"From the {len(runs)} committed runs of `{runs[0]['command']}` on {dates} at commit "
+                f"{runs[0]['commit'][:12]}, {m['cores']} cores, {m['memory_gib']:.1f} GiB "
+                f"(docs/runs/policies/run.json).")
+        body = {"note": note, "runs": [run["policies"] for run in runs]}
+    else:
+        body = {"note": "No run of `experiment policies` is committed for the current code "
+                        "(docs/runs/policies/ holds none), so the console shows no figures.",
+                "runs": []}
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -647,7 +740,8 @@ def main():
             doc.write_text(rendered)
             print(f"rendered {doc.relative_to(ROOT)}")
     for path, text in [(CONSOLE_STRATEGIES, console_strategies(ROOT)),
-                       (CONSOLE_CAPACITY, console_capacity(ROOT))]:
+                       (CONSOLE_CAPACITY, console_capacity(ROOT)),
+                       (CONSOLE_POLICIES, console_policies(ROOT))]:
         if not (ROOT / path).exists() or (ROOT / path).read_text() != text:
             (ROOT / path).write_text(text)
             print(f"rendered {path}")

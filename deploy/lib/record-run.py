@@ -2,7 +2,7 @@
 """deploy/lib/record-run.py KIND RESULTS_DIR COMMAND...: one run's record, the form docs/runs/ holds.
 
 deploy/bench.sh (KIND bench), deploy/bench-scale.sh (KIND bench-scale), deploy/bench-dsb.sh
-(KIND dsb) and deploy/soak.sh (KIND soak) call it last. It
+(KIND dsb), deploy/soak.sh (KIND soak) and deploy/policies.sh (KIND policies) call it last. It
 gathers the small JSON results the run wrote in RESULTS_DIR (never its logs or its manifest,
 which at a million users is megabytes) into RESULTS_DIR/run.json, with the date, the machine,
 the command and the git commit, so that a figure in the docs always says where it comes from.
@@ -16,6 +16,11 @@ A soak is published as a set of runs (the docs give their spread), each with its
 
 writes docs/runs/soak/run.json (every run's record) and docs/runs/soak/N/*.svg (run N's plots,
 cut out of its soak.html).
+
+`experiment policies` is published as two runs (the docs give their spread), as deploy/policies.sh
+does:
+
+    deploy/lib/record-run.py publish-policies RESULTS_DIR1 RESULTS_DIR2 && deploy/render-docs.py
 
 Two builds measured in turn by deploy/bench.sh (BENCH_BIN_DIR, result folders named before-N and
 after-N) are published as one A/B, rendered as bench-ab.cpu:
@@ -153,6 +158,24 @@ def publish_soak(dirs):
     print(f"published {len(runs)} soak runs in {root}; now run deploy/render-docs.py")
 
 
+def policies(results):
+    """`experiment policies`' own result, whole (a few kB)."""
+    return {"policies": load(results / "policies.json")}
+
+
+def publish_policies(dirs):
+    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "policies"
+    runs = []
+    for results in dirs:
+        record = load(results / "run.json")
+        if record is None or record.get("kind") != "policies" or not record.get("policies"):
+            sys.exit(f"{results}/run.json is not a record of `experiment policies` (run deploy/policies.sh)")
+        runs.append(record)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "run.json").write_text(json.dumps({"kind": "policies", "runs": runs}, indent=1) + "\n")
+    print(f"published {len(runs)} runs of `experiment policies` in {root}; now run deploy/render-docs.py")
+
+
 def dsb(results):
     """Per mix, in the order the run measured them: its settings, the highest rate that passed,
     and every step up to the first that failed."""
@@ -188,6 +211,9 @@ def main():
     if sys.argv[1] == "publish-soak":
         publish_soak([Path(d) for d in sys.argv[2:]])
         return
+    if sys.argv[1] == "publish-policies":
+        publish_policies([Path(d) for d in sys.argv[2:]])
+        return
     if sys.argv[1] == "publish-ab":
         publish_ab(sys.argv[2], sys.argv[3], sys.argv[4], [Path(d) for d in sys.argv[5:]])
         return
@@ -201,7 +227,8 @@ def main():
         "machine": machine(),
         "command": f"{settings} {command}".strip(),
         "commit": os.environ.get("RECORD_COMMIT") or commit(Path(__file__).resolve().parent.parent.parent),
-        **{"bench": bench, "bench-scale": bench_scale, "dsb": dsb, "soak": soak}[kind](results),
+        **{"bench": bench, "bench-scale": bench_scale, "dsb": dsb, "soak": soak,
+           "policies": policies}[kind](results),
     }
     if os.environ.get("RECORD_NOTE"):
         record["note"] = os.environ["RECORD_NOTE"]

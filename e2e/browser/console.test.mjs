@@ -170,7 +170,7 @@ test('an author deletes a tweet from their page, and a follower unfollows', asyn
   await button.filter({ hasText: /^Follow$/ }).waitFor();
 });
 
-test('the system view draws every hop with live numbers, and the lab plots the strategies', async () => {
+test('the system view draws every hop with live numbers, and the lab plots the strategies and the policies', async () => {
   // Some traffic to watch: Alice reads her timeline and posts, for three seconds.
   const token = await tokenOf(alice);
   const me = await alice.evaluate(() => JSON.parse(localStorage.getItem('chirp.session')).user_id);
@@ -196,10 +196,22 @@ test('the system view draws every hop with live numbers, and the lab plots the s
   // The lab shows the committed run of docs/runs/bench/, or says that there is none.
   const shipped = await (await bob.request.get('/console/strategies.json')).json();
   if (shipped.strategies.length) {
-    await bob.locator('svg.chart').nth(2).waitFor();
-    assert.equal(await bob.locator('table.table tbody tr').count(), shipped.strategies.length);
+    await bob.locator('.plots svg.chart').nth(2).waitFor();
+    assert.equal(await bob.locator('.plots table.table tbody tr').count(), shipped.strategies.length);
   } else {
-    await bob.locator('.no-run').filter({ hasText: 'No run of' }).waitFor();
+    await bob.locator('.plots .no-run').filter({ hasText: 'No run of' }).waitFor();
+  }
+  // Below them, the policies of real networks: the committed runs of docs/runs/policies/, or a
+  // note that there are none.
+  const policies = await (await bob.request.get('/console/policies.json')).json();
+  const section = bob.locator('section.policies');
+  await section.locator('h2').filter({ hasText: 'policies of real networks' }).waitFor();
+  if (policies.runs.length) {
+    await section.locator('svg.chart').nth(3).waitFor();
+    assert.equal(await section.locator('table.policies-table tbody tr').count(),
+      policies.runs[0].policies.length);
+  } else {
+    await section.locator('.no-run').filter({ hasText: 'No run of' }).waitFor();
   }
   await shot(bob, 'lab', true);
 });

@@ -74,6 +74,20 @@ pub struct Visibility {
     pub lost: u64,
 }
 
+impl Writes {
+    pub fn new(tweets: u64, timeline_writes: f64) -> Self {
+        Self {
+            tweets,
+            timeline_writes: timeline_writes as u64,
+            per_tweet: if tweets == 0 {
+                0.0
+            } else {
+                timeline_writes / tweets as f64
+            },
+        }
+    }
+}
+
 impl StrategyResult {
     /// One line for the console while the experiment goes on.
     pub fn summary_line(&self) -> String {
@@ -249,22 +263,22 @@ impl Comparison {
     }
 }
 
-/// One half of the plot: for each strategy, a group of bars.
-struct Panel<'a> {
-    y_desc: &'a str,
+/// One half of the plot: for each strategy (or policy), a group of bars.
+pub(crate) struct Panel<'a> {
+    pub y_desc: &'a str,
     /// The strategies, left to right.
-    names: &'a [&'a str],
+    pub names: &'a [&'a str],
     /// By strategy, one value per series.
-    values: &'a [Vec<f64>],
-    series: &'a [&'a str],
+    pub values: &'a [Vec<f64>],
+    pub series: &'a [&'a str],
 }
 
-type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type DrawResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Grouped bars on a log scale, each labelled with its value. The groups
 /// are the segments of a categorical axis; a bar takes its share of its
 /// segment's width through pixel margins.
-fn bars(area: &DrawingArea<SVGBackend<'_>, Shift>, panel: &Panel<'_>) -> DrawResult {
+pub(crate) fn bars(area: &DrawingArea<SVGBackend<'_>, Shift>, panel: &Panel<'_>) -> DrawResult {
     let positive = || panel.values.iter().flatten().copied().filter(|&v| v > 0.0);
     let bottom = positive().fold(1.0, f64::min) / 2.0;
     // Headroom for the labels and the legend.

@@ -1,5 +1,5 @@
-//! One deployment of chirp per strategy, in the experiment's own process,
-//! stopped before the next one starts.
+//! One deployment of chirp per strategy or policy, in the experiment's own
+//! process, stopped before the next one starts.
 //!
 //! The services are `chirp-stack`'s assembly (`chirp_stack::Stack`): the
 //! production code, through the same `run(config, listener, shutdown)` its
@@ -22,6 +22,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
 
 /// Where the experiment's data lives; every strategy uses the same.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,6 +57,20 @@ pub struct Deployment {
     /// Topic of the tweet events, and the fan-out worker's consumer group:
     /// a fresh one starts with no event to replay.
     pub kafka_topic: String,
+    /// Flags beyond the strategy and the threshold.
+    pub settings: Settings,
+}
+
+/// The services' own flags a deployment sets beyond the strategy and the
+/// threshold, spelled as on their command lines: what makes a policy.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// For the timeline service and the fan-out worker alike: the timeline
+    /// store's settings, which both must agree on.
+    pub store: Vec<String>,
+    pub timeline: Vec<String>,
+    pub fanout: Vec<String>,
+    pub gateway: Vec<String>,
 }
 
 impl Deployment {
@@ -72,13 +87,23 @@ impl Deployment {
         }
     }
 
-    /// Deletes what the deployment leaves behind once stopped: its Redis keys
-    /// (timelines and rate-limit buckets) and its Kafka topic.
-    pub async fn discard(&self, backends: &StoreArgs) -> anyhow::Result<()> {
+    /// A connection to the deployment's Redis, and the names of every key
+    /// it holds there now.
+    pub async fn keys(
+        &self,
+        backends: &StoreArgs,
+    ) -> anyhow::Result<(MultiplexedConnection, Vec<String>)> {
         let client = redis::Client::open(backends.redis_url.as_str())?;
         let mut redis = client.get_multiplexed_async_connection().await?;
         let pattern = format!("{}*", self.redis_prefix);
         let keys: Vec<String> = redis.scan_match(&pattern).await?.try_collect().await?;
+        Ok((redis, keys))
+    }
+
+    /// Deletes what the deployment leaves behind once stopped: its Redis keys
+    /// (timelines and rate-limit buckets) and its Kafka topic.
+    pub async fn discard(&self, backends: &StoreArgs) -> anyhow::Result<()> {
+        let (mut redis, keys) = self.keys(backends).await?;
         for batch in keys.chunks(1_000) {
             redis::cmd("DEL").arg(batch).exec_async(&mut redis).await?;
         }
@@ -106,18 +131,23 @@ impl Running {
     /// answer.
     pub async fn start(backends: &StoreArgs, deployment: &Deployment) -> anyhow::Result<Self> {
         let threshold = deployment.celebrity_threshold.to_string();
+        let settings = &deployment.settings;
         let strategy = ["--timeline-strategy", strategy_name(deployment.strategy)];
+        let timeline = flags(&strategy, &settings.store, &settings.timeline);
+        let fanout = flags(&strategy, &settings.store, &settings.fanout);
+        // The experiment posts many tweets as one author.
+        let unlimited = [
+            "--rate-limit-writes-per-minute",
+            "1000000",
+            "--rate-limit-burst",
+            "100000",
+        ];
+        let gateway = flags(&unlimited, &[], &settings.gateway);
         let extra = ServiceArgs {
-            // The experiment posts many tweets as one author.
-            gateway: &[
-                "--rate-limit-writes-per-minute",
-                "1000000",
-                "--rate-limit-burst",
-                "100000",
-            ],
+            gateway: &gateway,
             graph: &["--celebrity-threshold", &threshold],
-            timeline: &strategy,
-            fanout: &strategy,
+            timeline: &timeline,
+            fanout: &fanout,
             fanout_recorder: true,
         };
         let (stack, services) = Stack::start(&deployment.stores(backends), extra).await?;
@@ -144,6 +174,13 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.services.stop().await
     }
+}
+
+/// One service's command line: the experiment's flags, the store's
+/// settings, its own.
+fn flags<'a>(fixed: &[&'a str], store: &'a [String], own: &'a [String]) -> Vec<&'a str> {
+    let settings = store.iter().chain(own).map(String::as_str);
+    fixed.iter().copied().chain(settings).collect()
 }
 
 /// The strategy as `TIMELINE_STRATEGY` spells it.

@@ -32,24 +32,23 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use chirp_client::Gateway;
-use chirp_load::graph_model::PowerLawParams;
+use chirp_load::graph_model::{HeavyFollowers, PowerLawParams};
 use chirp_load::machine::Machine;
 use chirp_load::manifest::{Manifest, SeededUser};
-use chirp_load::prometheus::Scrape;
 use chirp_load::recorder::{Completion, Recorder};
-use chirp_load::report::Report;
-use chirp_load::run::{self, RunArgs};
-use chirp_load::seed::{self, SeedArgs};
-use chirp_load::tokens::{SeededArgs, TokenArgs};
-use chirp_load::workload::{Actor, HOME_FIRST_PAGE, POST_TWEET, Workload, warm_up};
-use chirp_stack::TOKEN_SECRET;
+use chirp_load::run;
+use chirp_load::seed;
+use chirp_load::workload::{Actor, warm_up};
 use chirp_timeline_store::Strategy;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::comparison::{Comparison, StrategyResult, Visibility, Writes};
-use crate::deployment::{Deployment, Running, StoreArgs, strategy_name};
+use crate::counters;
+use crate::deployment::{Deployment, Running, Settings, StoreArgs, strategy_name};
+use crate::load::{self, MixedLoad};
+use crate::seeding::{Seed, run_id, seed_then};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct StrategiesArgs {
@@ -101,20 +100,10 @@ pub struct StrategiesArgs {
     pub quiet: bool,
 }
 
-/// Counter, label `change`: timeline entries the fan-out worker wrote.
-const TIMELINE_WRITES: &str = "chirp_fanout_timeline_writes_total";
-/// Counter, label `reason`: pushes the worker skipped, the follower's
-/// timeline not being cached. Counted with the writes: every follower a
-/// push reaches costs the walk, cached or not.
-const SKIPPED_WRITES: &str = "chirp_fanout_skipped_writes_total";
-/// Counter, label `outcome`: events the fan-out worker handled.
-const EVENTS: &str = "chirp_fanout_events_total";
 /// The longest a post may take to show up before it counts as lost.
-const VISIBLE_DEADLINE: Duration = Duration::from_secs(15);
+pub(crate) const VISIBLE_DEADLINE: Duration = Duration::from_secs(15);
 /// How often a follower's page is read while waiting for a post.
-const POLL: Duration = Duration::from_millis(5);
-/// The longest the fan-out worker may take to catch up with a phase.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const POLL: Duration = Duration::from_millis(5);
 /// Readers warmed up at once.
 const WARM_CONCURRENCY: usize = 16;
 const VISIBLE_ORDINARY: &str = "post to visible, ordinary author";
@@ -143,6 +132,7 @@ pub async fn strategies(args: &StrategiesArgs) -> anyhow::Result<Comparison> {
             celebrity_threshold: args.celebrity_threshold,
             redis_prefix: format!("loadtest:{run}:{name}:"),
             kafka_topic: format!("loadtest-{run}-{name}"),
+            settings: Settings::default(),
         };
         println!("strategy {name}: starting the services");
         let mut stack = Running::start(&args.backends, &deployment).await?;
@@ -178,61 +168,43 @@ pub async fn strategies(args: &StrategiesArgs) -> anyhow::Result<Comparison> {
 /// authors and readers: the ordinary author with the most followers, the
 /// biggest celebrity, and a follower of each.
 async fn seed_once(args: &StrategiesArgs, run: &str) -> anyhow::Result<(Manifest, Probe, Probe)> {
-    let deployment = Deployment {
-        strategy: Strategy::Hybrid,
-        celebrity_threshold: args.celebrity_threshold,
-        redis_prefix: format!("loadtest:{run}:seed:"),
-        kafka_topic: format!("loadtest-{run}-seed"),
+    let graph = Seed {
+        graph: PowerLawParams {
+            users: args.users,
+            celebrities: args.celebrities,
+            celebrity_threshold: args.celebrity_threshold,
+            exponent: seed::DEFAULT_EXPONENT,
+            seed: args.seed,
+        },
+        heavy: HeavyFollowers::default(),
+        tweets_per_user: args.tweets_per_user,
+        manifest: args.out.join("manifest.json"),
+        quiet: args.quiet,
     };
-    println!(
-        "seeding {} users through a deployment of their own",
-        args.users
-    );
-    let stack = Running::start(&args.backends, &deployment).await?;
-    let seeded = async {
-        let seed_args = SeedArgs::power_law(
-            seed::Services {
-                gateway: stack.gateway_url.clone(),
-                graph_addr: stack.graph_addr.clone(),
-                tweet_addr: stack.tweet_addr.clone(),
-            },
-            PowerLawParams {
-                users: args.users,
-                celebrities: args.celebrities,
-                celebrity_threshold: args.celebrity_threshold,
-                exponent: seed::DEFAULT_EXPONENT,
-                seed: args.seed,
-            },
-            args.tweets_per_user,
-            args.out.join("manifest.json"),
-            args.quiet,
-        );
-        let mut manifest = seed::seed(&seed_args).await?;
-        TokenArgs::new(TOKEN_SECRET)?.mint(&mut manifest);
-        let gateway = Gateway::new(&stack.gateway_url)?;
-        let threshold = u64::from(args.celebrity_threshold);
-        let celebrities: HashSet<i64> = manifest.celebrities.iter().copied().collect();
-        let ordinary = manifest
-            .users
-            .iter()
-            .filter(|user| user.followers < threshold && !celebrities.contains(&user.id))
-            .max_by_key(|user| user.followers)
-            .filter(|user| user.followers > 0)
-            .ok_or_else(|| anyhow!("no ordinary user has a follower: seed more users"))?;
-        let celebrity = manifest
-            .users
-            .iter()
-            .filter(|user| celebrities.contains(&user.id))
-            .max_by_key(|user| user.followers)
-            .ok_or_else(|| anyhow!("the seed made no celebrity"))?;
-        let ordinary = probe(&gateway, &manifest, ordinary).await?;
-        let celebrity = probe(&gateway, &manifest, celebrity).await?;
-        anyhow::Ok((manifest, ordinary, celebrity))
-    }
-    .await;
-    stack.stop().await?;
-    deployment.discard(&args.backends).await?;
-    seeded
+    let (manifest, (ordinary, celebrity)) =
+        seed_then(&args.backends, run, &graph, async |stack, manifest| {
+            let gateway = Gateway::new(&stack.gateway_url)?;
+            let threshold = u64::from(args.celebrity_threshold);
+            let celebrities: HashSet<i64> = manifest.celebrities.iter().copied().collect();
+            let ordinary = manifest
+                .users
+                .iter()
+                .filter(|user| user.followers < threshold && !celebrities.contains(&user.id))
+                .max_by_key(|user| user.followers)
+                .filter(|user| user.followers > 0)
+                .ok_or_else(|| anyhow!("no ordinary user has a follower: seed more users"))?;
+            let celebrity = manifest
+                .users
+                .iter()
+                .filter(|user| celebrities.contains(&user.id))
+                .max_by_key(|user| user.followers)
+                .ok_or_else(|| anyhow!("the seed made no celebrity"))?;
+            let ordinary = probe(&gateway, manifest, ordinary).await?;
+            let celebrity = probe(&gateway, manifest, celebrity).await?;
+            anyhow::Ok((ordinary, celebrity))
+        })
+        .await?;
+    Ok((manifest, ordinary, celebrity))
 }
 
 /// `author` and the first of their followers, as the gateway lists them.
@@ -270,50 +242,23 @@ async fn measure(
     let gateway = Gateway::new(&stack.gateway_url)?;
     let tag = format!("{}-{name}", run_id());
 
-    // The worker has joined its group once it has applied a first event.
-    gateway
-        .post_tweet(
-            &ordinary.author.token,
-            "warming up",
-            Some(&format!("{tag}-warm-up")),
-        )
-        .await
-        .map_err(|failure| anyhow!("post a first tweet: {}", failure))?;
-    drain(stack, 1.0).await?;
+    counters::join(stack, &gateway, &ordinary.author, &format!("{tag}-warm-up")).await?;
 
-    let run_args = RunArgs {
-        workload: Workload::Mixed,
-        seeded: SeededArgs {
-            manifest: PathBuf::new(),
-            gateway: Some(stack.gateway_url.clone()),
-            tokens: TokenArgs::new(TOKEN_SECRET)?,
-        },
-        rate: Some(args.rate),
-        connections: None,
+    let mixed = MixedLoad {
+        rate: args.rate,
         duration: args.duration,
-        timeout: Duration::from_secs(5),
-        max_in_flight: 1_000,
-        pages: 1,
-        page_size: None,
-        readers: Some(args.readers),
         read_write_ratio: args.read_write_ratio,
         seed: args.seed,
-        out: args.out.join(name),
     };
+    let run_args = mixed.run_args(stack, Some(args.readers), args.out.join(name))?;
     let target = run::target(&run_args, manifest).await?;
     let mut warm: Vec<&Actor> = target.readers().iter().collect();
     warm.extend([&ordinary.reader, &celebrity.reader]);
     warm_up(&gateway, warm, None, WARM_CONCURRENCY).await?;
 
-    let before = stack.fanout_metrics();
     let title = format!("mixed load, {name} timelines");
-    let report = Report::measure(&title, &stack.gateway_url, target, run_args.plan()?).await;
-    report.write(&run_args.out)?;
-    let operation = |name: &str| report.summary.operations.get(name);
-    let posts = operation(POST_TWEET).map_or(0, |post| post.answered - post.errors);
-    let home = operation(HOME_FIRST_PAGE)
-        .ok_or_else(|| anyhow!("the mixed load read no home timeline"))?;
-    let load = writes(stack, &before, posts).await?;
+    let loaded = load::run(stack, target, &run_args, &title).await?;
+    let load = walked(loaded.posts, &loaded.delta);
 
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let ordinary_visible = visibility(
@@ -338,53 +283,20 @@ async fn measure(
     Ok(StrategyResult {
         strategy: name,
         load,
-        home_timeline: home.latency,
-        home_timeline_reads: home.answered,
-        load_errors: report.summary.counts.errors + report.summary.counts.timeouts,
+        home_timeline: loaded.home,
+        home_timeline_reads: loaded.home_reads,
+        load_errors: loaded.errors,
         ordinary: ordinary_visible,
         celebrity: celebrity_visible,
         report: format!("{name}/report.html"),
     })
 }
 
-/// The timeline writes of `posts` tweets posted since `before`, once the
-/// worker has applied them all.
-async fn writes(stack: &mut Running, before: &Scrape, posts: u64) -> anyhow::Result<Writes> {
-    let applied = before.total(EVENTS, &["outcome=\"applied\""]);
-    let after = drain(stack, applied + posts as f64).await?;
-    let push = ["change=\"push\""];
-    let timeline_writes = after.total(TIMELINE_WRITES, &push)
-        - before.total(TIMELINE_WRITES, &push)
-        + after.total(SKIPPED_WRITES, &[])
-        - before.total(SKIPPED_WRITES, &[]);
-    Ok(Writes {
-        tweets: posts,
-        timeline_writes: timeline_writes as u64,
-        per_tweet: if posts == 0 {
-            0.0
-        } else {
-            timeline_writes / posts as f64
-        },
-    })
-}
-
-/// Waits until the fan-out worker has applied `applied` events in all, and
-/// returns its counters then.
-async fn drain(stack: &mut Running, applied: f64) -> anyhow::Result<Scrape> {
-    let deadline = Instant::now() + DRAIN_DEADLINE;
-    loop {
-        stack.check()?;
-        let scrape = stack.fanout_metrics();
-        if scrape.total(EVENTS, &["outcome=\"applied\""]) >= applied {
-            return Ok(scrape);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the fan-out worker applied {} of {applied} events in {DRAIN_DEADLINE:?}",
-            scrape.total(EVENTS, &["outcome=\"applied\""])
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The timeline writes of `tweets` tweets: every follower a push reaches
+/// costs the walk, cached or not, so the skipped pushes count with the
+/// written ones.
+fn walked(tweets: u64, delta: &counters::Delta) -> Writes {
+    Writes::new(tweets, delta.pushed() + delta.skipped(None))
 }
 
 /// Posts `probes` tweets as `probe.author`, each timed from the moment it
@@ -424,14 +336,17 @@ async fn visibility(
     Ok(Visibility {
         author_id: probe.author.id,
         author_followers: probe.followers,
-        writes: writes(stack, &before, u64::from(probes)).await?,
+        writes: walked(
+            u64::from(probes),
+            &counters::since(stack, &before, u64::from(probes)).await?,
+        ),
         visible,
         lost: summary.counts.timeouts + summary.counts.errors,
     })
 }
 
 /// Reads `reader`'s first page until `tweet_id` is on it.
-async fn until_visible(
+pub(crate) async fn until_visible(
     gateway: &Gateway,
     reader: &Actor,
     tweet_id: i64,
@@ -457,12 +372,4 @@ async fn until_visible(
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// Names this experiment's keys and topics apart from every earlier one's.
-fn run_id() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis());
-    format!("x{millis}")
 }

@@ -3,28 +3,12 @@
 //! test of the machinery, not a benchmark: nothing here asserts a latency
 //! or a throughput.
 
-use std::path::PathBuf;
+mod support;
 
-use chirp_experiment::{Cli, Experiment};
-use chirp_test_support::{self as testing, unique_name};
-use clap::Parser;
+use chirp_experiment::Experiment;
 
 /// Low enough for 60 users to make a celebrity.
 const THRESHOLD: &str = "20";
-
-/// A fresh directory for the manifest, the table and the reports.
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("experiment"));
-    std::fs::create_dir_all(&dir).expect("create a scratch directory");
-    dir
-}
-
-fn parse(argv: &[&str]) -> Experiment {
-    let argv = ["experiment"].iter().chain(argv);
-    Cli::try_parse_from(argv)
-        .expect("valid arguments")
-        .experiment
-}
 
 /// `experiment strategies` on a tiny graph, a second of load per strategy:
 /// the services it starts are its own, so this stack-less test only hands it
@@ -34,22 +18,8 @@ fn parse(argv: &[&str]) -> Experiment {
 /// ordinary author's tweets and only a celebrity's own copy.
 #[tokio::test]
 async fn the_strategies_experiment_compares_the_writes_each_strategy_costs() {
-    testing::ensure_backends();
-    let database_url = testing::fresh_database().await;
-    let keyspace = unique_name("experiment");
-    let out = scratch();
-    let Experiment::Strategies(args) = parse(&[
-        "strategies",
-        "--database-url",
-        &database_url,
-        "--cql-nodes",
-        testing::CQL,
-        "--cql-keyspace",
-        &keyspace,
-        "--kafka-brokers",
-        testing::KAFKA,
-        "--redis-url",
-        testing::REDIS_URL,
+    let out = support::scratch();
+    let flags = [
         "--users",
         "60",
         "--celebrities",
@@ -68,10 +38,10 @@ async fn the_strategies_experiment_compares_the_writes_each_strategy_costs() {
         "3",
         "--probes",
         "2",
-        "--out",
-        out.to_str().expect("a UTF-8 path"),
-        "--quiet",
-    ]);
+    ];
+    let Experiment::Strategies(args) = support::experiment("strategies", &flags, &out).await else {
+        unreachable!("parsed as strategies")
+    };
     let comparison = chirp_experiment::strategies::strategies(&args)
         .await
         .expect("the experiment");

@@ -12,8 +12,14 @@
 //! mean follower count, as on Twitter where few people follow thousands.
 //! The edges of one user are derived from the seed and that user's number
 //! alone, so the graph streams out in any size without being held in memory.
+//!
+//! Nobody in that graph follows thousands of accounts, yet those readers are
+//! what a lossy fan-out (Bluesky's) is about: [`HeavyFollowers`] adds a few
+//! users who do, each following a sample of everyone drawn from the seed and
+//! their number. Their extra edges are the only ones held in memory (a few
+//! hundred thousand at most), kept by followee so the stream stays grouped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -63,9 +69,21 @@ impl SocialGraph {
 #[derive(Debug)]
 pub struct PowerLaw {
     seed: u64,
-    /// The follower count of each user; users `0..celebrities` are the
-    /// celebrities.
+    /// The drawn follower count of each user; users `0..celebrities` are
+    /// the celebrities.
     followers: Vec<u32>,
+    /// By followee, the heavy followers who follow them beyond the drawn
+    /// followers (none of whom they repeat).
+    heavy: HashMap<u32, Vec<u32>>,
+}
+
+/// A few users who follow very many accounts: the last `count` user numbers,
+/// each following `following` accounts drawn uniformly (on top of whatever
+/// the power law makes them follow).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeavyFollowers {
+    pub count: u32,
+    pub following: u32,
 }
 
 /// What shapes a [`PowerLaw`] graph.
@@ -85,6 +103,16 @@ pub struct PowerLawParams {
 
 impl PowerLaw {
     pub fn new(params: PowerLawParams) -> anyhow::Result<Self> {
+        Self::with_heavy_followers(params, HeavyFollowers::default())
+    }
+
+    /// The graph of `params` plus `heavy`'s edges. Ordinary users are drawn
+    /// at most `heavy.count` followers below the threshold, so that the
+    /// heavy followers cannot lift one to a celebrity.
+    pub fn with_heavy_followers(
+        params: PowerLawParams,
+        heavy: HeavyFollowers,
+    ) -> anyhow::Result<Self> {
         let PowerLawParams {
             users,
             celebrities,
@@ -112,8 +140,19 @@ impl PowerLaw {
                 suggested_threshold(users)
             );
         }
+        ensure!(
+            heavy.count == 0 || (heavy.count < threshold && celebrities + heavy.count <= users),
+            "{} heavy followers do not fit {users} users, {celebrities} celebrities and a \
+             threshold of {threshold}",
+            heavy.count
+        );
+        ensure!(
+            heavy.following <= most,
+            "nobody can follow {} of {users} users",
+            heavy.following
+        );
         let mut rng = StdRng::seed_from_u64(seed);
-        let ordinary_max = most.min(threshold - 1);
+        let ordinary_max = most.min(threshold - 1 - heavy.count);
         let tail =
             Zipf::new(f64::from(ordinary_max) + 1.0, exponent).context("power-law parameters")?;
         let followers = (0..users)
@@ -128,7 +167,24 @@ impl PowerLaw {
                 }
             })
             .collect();
-        Ok(Self { seed, followers })
+        let mut graph = Self {
+            seed,
+            followers,
+            heavy: HashMap::new(),
+        };
+        let mut extra: HashMap<u32, Vec<u32>> = HashMap::new();
+        for follower in users - heavy.count..users {
+            let salt = seed ^ HEAVY_SALT;
+            for followee in others(salt, users, follower, heavy.following) {
+                extra.entry(followee).or_default().push(follower);
+            }
+        }
+        for (followee, heavy_followers) in &mut extra {
+            let drawn: HashSet<u32> = graph.drawn_followers_of(*followee).into_iter().collect();
+            heavy_followers.retain(|follower| !drawn.contains(follower));
+        }
+        graph.heavy = extra;
+        Ok(graph)
     }
 
     pub fn users(&self) -> u32 {
@@ -137,26 +193,26 @@ impl PowerLaw {
 
     /// The follower count of `user`, exactly as [`Self::edges`] produces it.
     pub fn followers(&self, user: u32) -> u32 {
-        self.followers[user as usize]
+        self.followers[user as usize] + self.heavy.get(&user).map_or(0, |h| h.len() as u32)
     }
 
     pub fn edge_count(&self) -> u64 {
-        self.followers.iter().map(|&n| u64::from(n)).sum()
+        let heavy: usize = self.heavy.values().map(Vec::len).sum();
+        self.followers.iter().map(|&n| u64::from(n)).sum::<u64>() + heavy as u64
     }
 
-    /// The distinct followers of `user`, drawn uniformly from everyone else
-    /// with a generator seeded by the graph's seed and `user` alone.
+    /// The distinct followers of `user`: those drawn uniformly from everyone
+    /// else with a generator seeded by the graph's seed and `user` alone,
+    /// then the heavy followers who picked `user`.
     pub fn followers_of(&self, user: u32) -> Vec<u32> {
-        let count = self.followers(user) as usize;
-        let mut rng = StdRng::seed_from_u64(self.seed ^ u64::from(user).wrapping_mul(GOLDEN));
-        let others = self.followers.len() - 1;
-        rand::seq::index::sample(&mut rng, others, count)
-            .into_iter()
-            .map(|other| {
-                let other = other as u32;
-                if other >= user { other + 1 } else { other }
-            })
-            .collect()
+        let mut followers = self.drawn_followers_of(user);
+        followers.extend(self.heavy.get(&user).into_iter().flatten());
+        followers
+    }
+
+    fn drawn_followers_of(&self, user: u32) -> Vec<u32> {
+        let count = self.followers[user as usize];
+        others(self.seed, self.users(), user, count)
     }
 
     /// Every edge, followee by followee.
@@ -171,6 +227,22 @@ impl PowerLaw {
 
 /// 2^64 / φ: spreads consecutive user numbers over the seed space.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+/// Sets a heavy follower's followees apart from the followers drawn for the
+/// same user number.
+const HEAVY_SALT: u64 = 0x5EED_F011_0775_0000;
+
+/// `count` distinct users other than `user`, drawn uniformly from `users`
+/// with a generator seeded by `seed` and `user` alone.
+fn others(seed: u64, users: u32, user: u32, count: u32) -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(seed ^ u64::from(user).wrapping_mul(GOLDEN));
+    rand::seq::index::sample(&mut rng, users as usize - 1, count as usize)
+        .into_iter()
+        .map(|other| {
+            let other = other as u32;
+            if other >= user { other + 1 } else { other }
+        })
+        .collect()
+}
 
 /// A threshold that `users` users can reach with room for a few celebrities.
 fn suggested_threshold(users: u32) -> u32 {
@@ -369,6 +441,48 @@ mod tests {
         assert!((0..100).all(|user| graph.followers(user) < 100));
         assert!(PowerLaw::new(params(10, 11, 5)).is_err());
         assert!(PowerLaw::new(params(1, 0, 5)).is_err());
+    }
+
+    #[test]
+    fn heavy_followers_follow_that_many_and_make_no_celebrity() {
+        let heavy = HeavyFollowers {
+            count: 4,
+            following: 300,
+        };
+        let graph = PowerLaw::with_heavy_followers(params(1_000, 2, 60), heavy).unwrap();
+        let edges: Vec<Edge> = graph.edges().collect();
+        assert_eq!(edges.len() as u64, graph.edge_count());
+        let distinct: HashSet<Edge> = edges.iter().copied().collect();
+        assert_eq!(distinct.len(), edges.len(), "no edge twice");
+        let (followers, following) = degrees(&edges, 1_000);
+        for user in 0..1_000 {
+            assert_eq!(followers[user as usize], graph.followers(user));
+        }
+        assert!(following[996..].iter().all(|&n| n >= 300), "{following:?}");
+        assert!(following[..996].iter().all(|&n| n < 300));
+        assert!(followers[..2].iter().all(|&n| n >= 60));
+        assert!(followers[2..].iter().all(|&n| n < 60));
+        // The power law underneath is the graph without them.
+        let plain = PowerLaw::new(params(1_000, 2, 60)).unwrap();
+        let none = PowerLaw::with_heavy_followers(params(1_000, 2, 60), HeavyFollowers::default());
+        assert_eq!(
+            plain.edges().collect::<Vec<Edge>>(),
+            none.unwrap().edges().collect::<Vec<Edge>>()
+        );
+    }
+
+    #[test]
+    fn heavy_followers_that_do_not_fit_are_refused() {
+        let too_many = HeavyFollowers {
+            count: 60,
+            following: 10,
+        };
+        assert!(PowerLaw::with_heavy_followers(params(1_000, 2, 60), too_many).is_err());
+        let too_far = HeavyFollowers {
+            count: 1,
+            following: 1_000,
+        };
+        assert!(PowerLaw::with_heavy_followers(params(1_000, 2, 60), too_far).is_err());
     }
 
     fn parse(text: &str, undirected: bool) -> EdgeList {

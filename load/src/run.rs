@@ -140,7 +140,13 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
         Workload::CelebrityPost => celebrities_and_followers(&gateway, manifest, everyone).await?,
         Workload::HotTweet => (hot_tweet(&gateway, manifest, everyone).await?, Vec::new()),
     };
-    let params = Params {
+    GatewayTarget::new(gateway, params(args), readers, writers)
+}
+
+/// How the workload `args` name picks and paces its requests: for a caller
+/// that chooses the readers and writers itself.
+pub fn params(args: &RunArgs) -> Params {
+    Params {
         workload: args.workload,
         // Everyone reads the page the hot tweet is on, and no other.
         pages: if args.workload == Workload::HotTweet {
@@ -156,8 +162,7 @@ pub async fn target(args: &RunArgs, manifest: &Manifest) -> anyhow::Result<Gatew
         read_write_ratio: args.read_write_ratio,
         seed: args.seed,
         run_tag: run_tag(),
-    };
-    GatewayTarget::new(gateway, params, readers, writers)
+    }
 }
 
 /// Fails fast, with the likely reason, when the gateway is down or does not

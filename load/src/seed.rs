@@ -48,7 +48,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
-use crate::graph_model::{EdgeList, PowerLaw, PowerLawParams, SocialGraph};
+use crate::graph_model::{EdgeList, HeavyFollowers, PowerLaw, PowerLawParams, SocialGraph};
 use crate::manifest::{Manifest, SeededUser, Timings};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -76,6 +76,14 @@ pub struct SeedArgs {
     /// `s` in P(k followers) ∝ (k + 1)^-s for everyone but the celebrities.
     #[arg(long, default_value_t = DEFAULT_EXPONENT, conflicts_with = "edges")]
     pub exponent: f64,
+    /// Users (the last numbers) who also follow `--heavy-following`
+    /// accounts each: the readers a lossy fan-out drops writes for, whom the
+    /// power law alone never makes.
+    #[arg(long, default_value_t = 0, conflicts_with = "edges")]
+    pub heavy_followers: u32,
+    /// Accounts each of `--heavy-followers` follows.
+    #[arg(long, default_value_t = 5_000, conflicts_with = "edges")]
+    pub heavy_following: u32,
     /// Tweets each user posts.
     #[arg(long, default_value_t = 5)]
     pub tweets_per_user: u32,
@@ -184,6 +192,8 @@ impl SeedArgs {
             celebrities: graph.celebrities,
             celebrity_threshold: graph.celebrity_threshold,
             exponent: graph.exponent,
+            heavy_followers: 0,
+            heavy_following: 0,
             tweets_per_user,
             seed: graph.seed,
             edges: None,
@@ -195,16 +205,31 @@ impl SeedArgs {
         }
     }
 
+    /// The same seed with `heavy` heavy followers.
+    pub fn with_heavy_followers(self, heavy: HeavyFollowers) -> Self {
+        Self {
+            heavy_followers: heavy.count,
+            heavy_following: heavy.following,
+            ..self
+        }
+    }
+
     fn graph(&self) -> anyhow::Result<SocialGraph> {
         Ok(match &self.edges {
             Some(path) => SocialGraph::Imported(EdgeList::read(path, self.undirected)?),
-            None => SocialGraph::PowerLaw(PowerLaw::new(PowerLawParams {
-                users: self.users,
-                celebrities: self.celebrities,
-                celebrity_threshold: self.celebrity_threshold,
-                exponent: self.exponent,
-                seed: self.seed,
-            })?),
+            None => SocialGraph::PowerLaw(PowerLaw::with_heavy_followers(
+                PowerLawParams {
+                    users: self.users,
+                    celebrities: self.celebrities,
+                    celebrity_threshold: self.celebrity_threshold,
+                    exponent: self.exponent,
+                    seed: self.seed,
+                },
+                HeavyFollowers {
+                    count: self.heavy_followers,
+                    following: self.heavy_following,
+                },
+            )?),
         })
     }
 
@@ -212,6 +237,10 @@ impl SeedArgs {
         match &self.edges {
             Some(path) if self.undirected => format!("{} (undirected)", path.display()),
             Some(path) => path.display().to_string(),
+            None if self.heavy_followers > 0 => format!(
+                "power law (exponent {}, seed {}), {} heavy followers of {} accounts",
+                self.exponent, self.seed, self.heavy_followers, self.heavy_following
+            ),
             None => format!("power law (exponent {}, seed {})", self.exponent, self.seed),
         }
     }

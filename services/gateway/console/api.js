@@ -68,6 +68,7 @@ export const api = {
     { auth: true }),
   live: () => call('GET', '/console/live'),
   strategies: () => call('GET', '/console/strategies.json'),
+  policies: () => call('GET', '/console/policies.json'),
   openapi: () => call('GET', '/openapi.json'),
   capacity: () => call('GET', '/console/capacity.json'),
 };

@@ -3,11 +3,13 @@
 // run of docs/runs/bench/ (deploy/render-docs.py writes strategies.json from
 // it; without one the file says so and holds no strategy); a strategies.json
 // of your own run (written to the experiment's --out directory) can be
-// opened instead.
+// opened instead. Below it, the policies of real networks side by side
+// (`experiment policies`, policies.js), from their own committed runs.
 
 import { api } from './api.js';
 import { h, mount, num } from './dom.js';
 import { groupedBars } from './charts.js';
+import { policiesSection } from './policies.js';
 
 export function labView(main) {
   const plots = h('div', { class: 'plots' }, h('p', { class: 'muted' }, 'loading…'));
@@ -27,7 +29,8 @@ export function labView(main) {
       'Push pays at write time (one Redis write per follower), pull at read time (every followee merged on each read), ',
       'hybrid pushes ordinary authors and pulls celebrities.'),
     h('label', { class: 'muted small' }, 'Open the strategies.json of your own run: ', file),
-    plots));
+    plots,
+    policiesSection()));
   api.strategies().then(({ body }) => draw(plots, body, 'the committed run'),
     (error) => mount(plots, h('p', { class: 'error' }, error.message)));
 }

@@ -18,7 +18,7 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
                       script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'";
 
 /// (path, content type, body)
-const FILES: [(&str, &str, &str); 22] = [
+const FILES: [(&str, &str, &str); 24] = [
     (
         "/",
         "text/html; charset=utf-8",
@@ -108,6 +108,16 @@ const FILES: [(&str, &str, &str); 22] = [
         "/console/explorer.js",
         "text/javascript; charset=utf-8",
         include_str!("../../console/explorer.js"),
+    ),
+    (
+        "/console/policies.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../console/policies.js"),
+    ),
+    (
+        "/console/policies.json",
+        "application/json",
+        include_str!("../../console/policies.json"),
     ),
     (
         "/console/flows.js",
@@ -200,6 +210,32 @@ mod tests {
             rows.is_empty() || rows.len() == 3,
             "push, pull and hybrid, or none"
         );
+    }
+
+    /// The lab's policies are the committed runs of `experiment policies`
+    /// (policies.json as deploy/render-docs.py writes it): a note saying
+    /// where they come from, and two runs of five policies each, or none.
+    #[test]
+    fn the_policy_results_say_where_they_come_from() {
+        let (_, _, body) = FILES
+            .iter()
+            .find(|(path, _, _)| *path == "/console/policies.json")
+            .expect("policies.json is served");
+        let results: serde_json::Value = serde_json::from_str(body).expect("policies.json parses");
+        assert!(
+            results["note"]
+                .as_str()
+                .is_some_and(|note| !note.is_empty())
+        );
+        let runs = results["runs"].as_array().expect("a list of runs");
+        assert!(runs.is_empty() || runs.len() == 2, "two runs, or none");
+        for run in runs {
+            assert!(
+                run["policies"]
+                    .as_array()
+                    .is_some_and(|rows| !rows.is_empty())
+            );
+        }
     }
 
     /// The interview's capacity plan is planned from a capacity.json as

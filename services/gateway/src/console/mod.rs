@@ -1,7 +1,8 @@
 //! The web console: a page served at `/` for people studying chirp, built
 //! on the public API plus read-only views of the system (`live`), of the
-//! strategy experiment (`strategies.json`) and of the committed bench run's
-//! figures the interview's capacity plan scales (`capacity.json`).
+//! strategy experiment (`strategies.json`), of the policies experiment
+//! (`policies.json`) and of the committed bench run's figures the
+//! interview's capacity plan scales (`capacity.json`).
 //!
 //! The assets are plain HTML, CSS and ES modules, compiled into the binary
 //! with `include_str!`: no build step, no npm in the image, no CDN, so the
