@@ -8,7 +8,7 @@
 # 2. builds the release binaries (as deploy/bench.sh does),
 # 3. runs `experiment policies` twice, each on a fresh Postgres database and CQL keyspace
 #    (chirp_policies), with the flags given after RESULTS_DIR (the defaults are the real run's:
-#    100 000 users, threshold 10 000, 20 heavy followers of 5 000 accounts), into RESULTS_DIR/1
+#    100 000 users, threshold 10 000, 20 heavy followers of 4 000 accounts), into RESULTS_DIR/1
 #    and RESULTS_DIR/2, each recorded by deploy/lib/record-run.py (KIND policies),
 # 4. publishes both as docs/runs/policies/run.json (`record-run.py publish-policies`) and
 #    renders the docs and services/gateway/console/policies.json (deploy/render-docs.py).
