@@ -147,7 +147,7 @@ impl PowerLaw {
             heavy.count
         );
         ensure!(
-            heavy.following <= most,
+            heavy.count == 0 || heavy.following <= most,
             "nobody can follow {} of {users} users",
             heavy.following
         );
@@ -483,6 +483,14 @@ mod tests {
             following: 1_000,
         };
         assert!(PowerLaw::with_heavy_followers(params(1_000, 2, 60), too_far).is_err());
+        let none = HeavyFollowers {
+            count: 0,
+            following: 5_000,
+        };
+        assert!(
+            PowerLaw::with_heavy_followers(params(1_000, 2, 60), none).is_ok(),
+            "no heavy follower: their following count is not checked"
+        );
     }
 
     fn parse(text: &str, undirected: bool) -> EdgeList {
