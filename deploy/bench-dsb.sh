@@ -32,15 +32,18 @@
 # either way: on a shared machine "not quiet" is a result to report, not to hide.
 #
 # RESULTS_DIR then holds dsb.md (the summary), quiet.md, per mix the seed's output, the
-# manifest and per rate the load tool's report (report.json, report.html) and step.json; and
-# run.json, the run's record for docs/runs/dsb/ (deploy/lib/record-run.py), from which
-# deploy/render-docs.py renders the table of docs/BENCHMARKS.md.
+# manifest and per rate the load tool's report (report.json, report.html), the services'
+# histograms over the measured step (histograms.json: where its requests spent their time) and
+# step.json; and run.json, the run's record (deploy/lib/record-run.py). Two runs are published
+# together, `deploy/lib/record-run.py publish-dsb DIR1 DIR2`, into docs/runs/dsb/, from which
+# deploy/render-docs.py renders the tables of docs/BENCHMARKS.md.
 #
 # Settings (environment): DSB_EDGES (the graph; default ../shared/data/socfb-Reed98/ beside the
 # repository), DSB_MIXES, DSB_RATES, DSB_WARMUP, DSB_DURATION, DSB_CONNECTIONS, DSB_P99_MS,
 # DSB_TWEETS_PER_USER, DSB_QUIET_IDLE, DSB_QUIET_TIMEOUT; DSB_BIN_DIR=DIR runs the binaries in
 # DIR instead of building them; DSB_PORT_OFFSET moves the services' ports (gateway
-# 127.0.0.1:18380, gRPC 51351-51353, fan-out metrics 19390), e.g. for a short smoke run beside
+# 127.0.0.1:18380, gRPC 51351-51353, the metrics of the fan-out worker, the tweet service and the
+# gateway 19390-19392), e.g. for a short smoke run beside
 # a real one: `DSB_RATES="20 40" DSB_WARMUP=2s DSB_DURATION=5s DSB_PORT_OFFSET=8000 deploy/bench-dsb.sh`.
 set -euo pipefail
 
@@ -67,6 +70,21 @@ TWEET=127.0.0.1:$((51351 + OFFSET))
 GRAPH=127.0.0.1:$((51352 + OFFSET))
 TIMELINE=127.0.0.1:$((51353 + OFFSET))
 FANOUT_METRICS=127.0.0.1:$((19390 + OFFSET))
+TWEET_METRICS=127.0.0.1:$((19391 + OFFSET))
+GATEWAY_METRICS=127.0.0.1:$((19392 + OFFSET))
+# Where a step's requests spent their time, from the services' own histograms scraped before
+# and after it (deploy/lib/histogram-delta.py): the gateway's and the tweet service's handlers,
+# a post's steps in the tweet service, the outbox relay, and the post's delay to the fan-out's
+# writes.
+STEP_HISTOGRAMS="chirp_http_request_duration_seconds chirp_grpc_request_duration_seconds
+  chirp_tweet_post_step_duration_seconds chirp_outbox_relay_duration_seconds
+  chirp_fanout_post_to_push_duration_seconds"
+scrape_metrics() {
+  local addr
+  for addr in "$GATEWAY_METRICS" "$TWEET_METRICS" "$FANOUT_METRICS"; do
+    curl -fsS "http://$addr/metrics" || die "no metrics at $addr; see $LOG_DIR/"
+  done
+}
 
 mkdir -p "$RESULTS/bin"
 BIN_DIR=$RESULTS/bin
@@ -124,9 +142,14 @@ for MIX in $MIXES; do
     TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" run "$MIX" --manifest "$OUT/manifest.json" \
       --rate "$RATE" --connections "$CONNECTIONS" --duration "$WARMUP" --pages 1 --seed "$RATE" \
       --out "$STEP/warm-up" >/dev/null
+    scrape_metrics >"$STEP/metrics-before.txt"
     TOKEN_SECRET="$TOKEN_SECRET" "$LOADTEST" run "$MIX" --manifest "$OUT/manifest.json" \
       --rate "$RATE" --connections "$CONNECTIONS" --duration "$DURATION" --pages 1 \
       --seed "$((RATE + 1))" --out "$STEP" | tee "$STEP/run.txt"
+    scrape_metrics >"$STEP/metrics-after.txt"
+    # shellcheck disable=SC2086 # one metric name per word
+    python3 "$REPO_DIR/deploy/lib/histogram-delta.py" "$STEP/metrics-before.txt" \
+      "$STEP/metrics-after.txt" $STEP_HISTOGRAMS >"$STEP/histograms.json"
     # The step's verdict, in the run record's form (deploy/lib/record-run.py reads step.json),
     # and its row of steps.md.
     passed=$(python3 -c '
@@ -138,6 +161,7 @@ passed = l["p99_ms"] <= p99_ms and failed <= report["scheduled"] / 1000
 step = {"rate": rate, "ok_per_sec": report["throughput"]["ok_per_sec"], "p50_ms": l["p50_ms"],
         "p99_ms": l["p99_ms"], "p999_ms": l["p99.9_ms"], "scheduled": report["scheduled"],
         "failed": failed, "passed": passed,
+        "histograms": json.load(open(sys.argv[6])),
         "operations": {name: {"answered": o["answered"], "p99_ms": o["latency"]["p99_ms"]}
                        for name, o in report["operations"].items()}}
 json.dump(step, open(out, "w"), indent=2)
@@ -145,6 +169,7 @@ row = [mix, "%.0f" % rate, "%.0f" % step["ok_per_sec"], "%.2f" % l["p50_ms"], "%
        "%.2f" % l["p99.9_ms"], str(failed), "pass" if passed else "FAIL"]
 print("| " + " | ".join(row) + " |", file=sys.stderr)
 print("yes" if passed else "no")' "$STEP/report.json" "$RATE" "$P99_MS" "$STEP/step.json" "$MIX" \
+      "$STEP/histograms.json" \
       2>>"$RESULTS/steps.md")
     if [[ $passed != yes ]]; then
       log "[$MIX] $RATE requests/s: p99 above $P99_MS ms or requests failed; the mix stops here"

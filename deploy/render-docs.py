@@ -6,10 +6,12 @@ No figure in the docs is typed by hand. A run's record is committed under docs/r
     KIND          written by                                   as
     bench         deploy/bench.sh                              RESULTS_DIR/run.json
     bench-scale   deploy/bench-scale.sh                        RESULTS_DIR/run.json
-    dsb           deploy/bench-dsb.sh                          RESULTS_DIR/run.json
+    dsb           deploy/bench-dsb.sh (several runs)           deploy/lib/record-run.py publish-dsb DIR...
     chaos         loadtest chaos --json docs/runs/chaos/run.json
     soak          deploy/soak.sh (several runs)                deploy/lib/record-run.py publish-soak DIR...
     policies      deploy/policies.sh (two runs)                deploy/lib/record-run.py publish-policies DIR...
+    bench-ab      deploy/bench.sh (two builds in turn)         deploy/lib/record-run.py publish-ab ... DIR...
+    idle-ab       BENCH_IDLE_ONLY=1 deploy/bench.sh (same)     deploy/lib/record-run.py publish-idle-ab ... DIR...
 
 (the latest run of a kind replaces the one before; git keeps the older ones). In a doc, a
 rendered block is
@@ -48,17 +50,20 @@ PRODUCERS = {
     "chaos": "`loadtest chaos`",
     "soak": "`deploy/soak.sh`",
     "bench-ab": "`deploy/bench.sh` for two builds in turn",
+    "idle-ab": "`BENCH_IDLE_ONLY=1 deploy/bench.sh` for two builds in turn",
     "policies": "`deploy/policies.sh`",
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
     "bench-scale": "`deploy/bench-scale.sh`, then copy its run.json into docs/runs/bench-scale/",
-    "dsb": "`deploy/bench-dsb.sh`, then copy its run.json into docs/runs/dsb/",
+    "dsb": "`deploy/bench-dsb.sh` twice, then `deploy/lib/record-run.py publish-dsb DIR1 DIR2`",
     "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
     "soak": "`deploy/soak.sh` twice, then `deploy/lib/record-run.py publish-soak DIR1 DIR2`",
     "bench-ab": "`deploy/bench.sh` with `BENCH_BIN_DIR` for each build in turn, then "
                 "`deploy/lib/record-run.py publish-ab`",
     "policies": "`deploy/policies.sh` (two runs of `experiment policies`, published together)",
+    "idle-ab": "`BENCH_IDLE_ONLY=1 deploy/bench.sh` with `BENCH_BIN_DIR` for each build in turn, "
+               "then `deploy/lib/record-run.py publish-idle-ab`",
 }
 
 
@@ -87,9 +92,13 @@ def table(header, rows, align=None):
     return "\n".join(lines)
 
 
+def short_commit(commit):
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
 def provenance(run):
     m = run["machine"]
-    commit = run["commit"][:12] + ("-dirty" if run["commit"].endswith("-dirty") else "")
+    commit = short_commit(run["commit"])
     return (f"*Run of {run['date'][:10]}, `{run['command']}` at commit {commit}, on "
             f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']:.1f} GiB, {m['os']}.*")
 
@@ -291,33 +300,90 @@ def bench_scale_headline(run):
             f"(docs/BENCHMARKS.md, \"A million users\").")
 
 
-def dsb_results(run):
-    mixes = run["mixes"]
-    if not mixes:
+def dsb_runs(record):
+    """The runs of a dsb record: several (publish-dsb), or one (a run.json copied as it was)."""
+    runs = record.get("runs") or ([record] if record.get("mixes") else [])
+    if not runs:
         raise NoRun("the run recorded no mix")
-    cores = run["machine"]["cores"]
-    first = mixes[0]
+    return runs
+
+
+def dsb_results(record):
+    runs = dsb_runs(record)
+    cores = runs[0]["machine"]["cores"]
+    first = runs[0]["mixes"][0]
     target = first["p99_target_ms"]
-    out = [provenance(run), "",
-           f"socfb-Reed98: {n(first['users'])} users, {n(first['follows'])} follows, "
-           f"{first['tweets_per_user']} posts each to start with; an open loop over "
-           f"{first['connections']} connections, {first['warmup']} of warm-up then {first['duration']} "
-           f"measured per rate; a rate passes with a p99 of at most {n(target)} ms and at most one "
-           f"request in a thousand failed, timed out or dropped.", ""]
+    out = [provenance(run) for run in runs]
+    out += ["", f"socfb-Reed98: {n(first['users'])} users, {n(first['follows'])} follows, "
+            f"{first['tweets_per_user']} posts each to start with; an open loop over "
+            f"{first['connections']} connections, {first['warmup']} of warm-up then {first['duration']} "
+            f"measured per rate; a rate passes with a p99 of at most {n(target)} ms and at most one "
+            f"request in a thousand failed, timed out or dropped.", ""]
     best_rows = []
-    for mix in mixes:
-        best = next((s for s in mix["steps"] if s["rate"] == mix["best_rate"]), None)
-        best_rows.append([f"`{mix['mix']}`", n(mix["best_rate"]) if best else "none passed",
-                          n(mix["best_rate"] / cores) if best else "–",
-                          n(best["p50_ms"], 2) if best else "–", n(best["p99_ms"], 2) if best else "–"])
-    out += [table(["mix", f"highest rate with p99 ≤ {n(target)} ms, requests/s",
-                   f"per core ({cores} cores, everything on them)", "p50 ms there", "p99 ms there"],
+    for mix in runs[0]["mixes"]:
+        cells = []
+        for run in runs:
+            other = next((m for m in run["mixes"] if m["mix"] == mix["mix"]), None)
+            best = other and next((s for s in other["steps"] if s["rate"] == other["best_rate"]), None)
+            cells.append((other["best_rate"], best) if best else (0, None))
+        rates = [rate for rate, _ in cells]
+        p99s = " / ".join(n(best["p99_ms"], 2) if best else "–" for _, best in cells)
+        best_rows.append([f"`{mix['mix']}`",
+                          " / ".join(n(rate) if rate else "none passed" for rate in rates),
+                          " / ".join(n(rate / cores) if rate else "–" for rate in rates), p99s])
+    label = "run 1 / run 2" if len(runs) == 2 else "each run"
+    out += [table(["mix", f"highest rate with p99 ≤ {n(target)} ms, requests/s ({label})",
+                   f"per core ({cores} cores, everything on them)", "p99 ms there"],
                   best_rows), ""]
-    rows = [[f"`{mix['mix']}`", n(s["rate"]), n(s["ok_per_sec"]), n(s["p50_ms"], 2), n(s["p99_ms"], 2),
-             n(s["p999_ms"], 2), n(s["failed"]), "pass" if s["passed"] else "**fail**"]
-            for mix in mixes for s in mix["steps"]]
-    out.append(table(["mix", "rate/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "failed", ""], rows))
+    rows = [[str(number), f"`{mix['mix']}`", n(s["rate"]), n(s["ok_per_sec"]), n(s["p50_ms"], 2),
+             n(s["p99_ms"], 2), n(s["p999_ms"], 2), n(s["failed"]), "pass" if s["passed"] else "**fail**"]
+            for number, run in enumerate(runs, start=1) for mix in run["mixes"] for s in mix["steps"]]
+    out.append(table(["run", "mix", "rate/s", "ok/s", "p50 ms", "p99 ms", "p99.9 ms", "failed", ""],
+                     rows))
     return "\n".join(out)
+
+
+HISTOGRAM_NAMES = {
+    "chirp_http_request_duration_seconds": "gateway, HTTP",
+    "chirp_grpc_request_duration_seconds": "service, gRPC",
+    "chirp_tweet_post_step_duration_seconds": "tweet service, a post's step",
+    "chirp_outbox_relay_duration_seconds": "outbox to Kafka's ack (the relay)",
+    "chirp_fanout_post_to_push_duration_seconds": "post to each fan-out write",
+}
+
+
+def histogram_labels(labels):
+    """A series' labels as the table says them: `POST /tweets`, `TweetService CreateTweet`."""
+    if "route" in labels:
+        return f"`{labels.get('method', '')} {labels['route']}`"
+    if "service" in labels:
+        return f"{labels['service'].rsplit('.', 1)[-1]} {labels.get('method', '')}"
+    return ", ".join(f"{v}" for _, v in sorted(labels.items()))
+
+
+def dsb_time(record):
+    """Per run and mix, the last step measured (the first that failed, or the highest rate):
+    where its requests spent their time, from the services' histograms over that step."""
+    out = []
+    for number, run in enumerate(dsb_runs(record), start=1):
+        for mix in run["mixes"]:
+            if not mix["steps"] or "histograms" not in mix["steps"][-1]:
+                continue
+            step = mix["steps"][-1]
+            order = list(HISTOGRAM_NAMES)
+            histograms = sorted(step["histograms"], key=lambda h: (
+                order.index(h["metric"]) if h["metric"] in order else len(order)))
+            rows = [[HISTOGRAM_NAMES.get(h["metric"], h["metric"]), histogram_labels(h["labels"]),
+                     n(h["count"]), n(h["mean_ms"], 2), n(h["p50_ms"], 2), n(h["p99_ms"], 2)]
+                    for h in histograms]
+            out += [f"Run {number}, `{mix['mix']}` at {n(step['rate'])} requests/s "
+                    f"({'passed' if step['passed'] else 'failed'}; p99 {n(step['p99_ms'], 2)} ms "
+                    f"end to end):", "",
+                    table(["where", "what", "observations", "mean ms", "p50 ms", "p99 ms"], rows,
+                          ["---", "---", "--:", "--:", "--:", "--:"]), ""]
+    if not out:
+        raise NoRun("the run predates the services' histograms per step")
+    return "\n".join(out).rstrip()
 
 
 def chaos_table(run):
@@ -585,8 +651,54 @@ def bench_ab_cpu(record):
     return "\n".join(lines)
 
 
+def idle_ab_table(record):
+    """Each process's CPU with the stack at rest, as % of one core: every run of an A/B of two
+    builds, then each build's mean, with the spread of its runs."""
+    runs = record.get("runs") or []
+    if not runs:
+        raise NoRun("no A/B run is published")
+    names = [p["name"] for p in runs[0]["idle"]["processes"]]
+    share = {}
+    for run in runs:
+        for p in run["idle"]["processes"]:
+            share.setdefault((run["variant"], p["name"]), []).append(p["percent_of_core"])
+        share.setdefault((run["variant"], "**the stack**"), []).append(
+            sum(p["percent_of_core"] for p in run["idle"]["processes"]))
+        share.setdefault((run["variant"], "the whole machine"), []).append(
+            run["idle"]["machine_busy_cores"] * 100)
+
+    def cell(variant, name):
+        values = share.get((variant, name), [])
+        if not values:
+            return "–"
+        mean = sum(values) / len(values)
+        return f"{n(mean, 2)} (± {n((max(values) - min(values)) / 2, 2)})"
+
+    def ratio_of(name):
+        before, after = share.get(("before", name)), share.get(("after", name))
+        if not before or not after or sum(before) == 0:
+            return "–"
+        return f"{(sum(after) / len(after)) / (sum(before) / len(before)):.2f}×"
+
+    rows = [[name, cell("before", name), cell("after", name), ratio_of(name)]
+            for name in names + ["**the stack**", "the whole machine"]]
+    m = runs[0]["machine"]
+    order = ", ".join(f"{run['variant']} {run['date'][11:16]}" for run in runs)
+    commits = sorted({f"{run['variant']} {short_commit(run['commit'])}" for run in runs})
+    window = runs[0]["idle"]["window_secs"]
+    return "\n".join([
+        f"*{record['question']} Before: {record['before']}; after: {record['after']}. "
+        f"Runs of {runs[0]['date'][:10]} on {m['cores']} cores ({m['cpu']}), "
+        f"{m['memory_gib']:.1f} GiB, alternated ({order} UTC; {', '.join(commits)}), each "
+        f"`{runs[0]['command'].rsplit(' ', 1)[0]}` with the build's binaries in `BENCH_BIN_DIR`: "
+        f"{n(window)} s with the stack seeded and up and no request.*", "",
+        table(["process, with its direct children", "before: % of one core (± half the spread)",
+               "after", "after/before"], rows, ["---", "--:", "--:", "--:"])])
+
+
 TABLES = {
     "bench-ab.cpu": bench_ab_cpu,
+    "idle-ab.table": idle_ab_table,
     "bench.results": bench_results,
     "bench.headline": bench_headline,
     "bench.scale-out": bench_scale_out,
@@ -596,6 +708,7 @@ TABLES = {
     "bench-scale.headline": bench_scale_headline,
     "bench-scale.strategies": strategies,
     "dsb.results": dsb_results,
+    "dsb.time": dsb_time,
     "chaos.table": chaos_table,
     "soak.summary": soak_summary,
     "soak.delay": soak_delay,

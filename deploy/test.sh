@@ -43,10 +43,24 @@ stop_what_we_started() {
 }
 trap stop_what_we_started EXIT
 
+# Tests leave their databases, keyspaces and topics behind (a failed one's data stays for
+# whoever looks into it); piled up over runs they cost the backends at rest and slow every
+# test after them. sweep-test-stores drops them (see its header): before the tests, for what
+# an earlier run left, and after each stage. `--workspace` resolves features as the runs below
+# do, so it compiles nothing twice.
+sweep_test_stores() {
+  echo "==> dropping the tests' stores (sweep-test-stores)"
+  cargo build --workspace --locked --quiet --bin sweep-test-stores
+  "${CARGO_TARGET_DIR:-target}/debug/sweep-test-stores"
+}
+sweep_test_stores
+
 echo "==> cargo test --workspace"
 # Test binaries run one after another; inside one, a few threads keep both cores busy while
 # tests wait on the backends, without piling up Cassandra schema changes.
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${CHIRP_TEST_THREADS:-4}"
+
+sweep_test_stores
 
 echo "==> the docs check (deploy/check-docs.py)"
 # Every path, Rust item, variable, metric, port, command and flag the docs name must exist, and
@@ -70,6 +84,7 @@ CHIRP_TEST_REDIS_CLUSTER=1 cargo test --workspace --locked --no-fail-fast --test
 CHIRP_TEST_REDIS_CLUSTER=1 cargo test --workspace --locked --no-fail-fast --test api \
   -- --test-threads=2 slice:: hybrid:: rate_limits:: \
   console::a_tweet_s_delivery metrics::pushes_cache_hits api_contract::timeline_pages
+sweep_test_stores
 
 echo "==> fuzzing the API (deploy/fuzz-api.sh)"
 bash deploy/fuzz-api.sh

@@ -64,7 +64,9 @@ start_stack() {
   KAFKA=(KAFKA_BROKERS=127.0.0.1:9092 KAFKA_TOPIC="$run" KAFKA_TOPIC_PARTITIONS=1)
   start graph LISTEN_ADDR="$GRAPH" DATABASE_URL="$database_url" CELEBRITY_THRESHOLD="$threshold" "${REDIS[@]}"
   record_pid graph
-  start tweet LISTEN_ADDR="$TWEET" CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE="$keyspace" "${KAFKA[@]}"
+  # TWEET_METRICS, GATEWAY_METRICS: where those two serve /metrics, when the caller reads them.
+  start tweet LISTEN_ADDR="$TWEET" CQL_NODES=127.0.0.1:9042 CQL_KEYSPACE="$keyspace" "${KAFKA[@]}" \
+    ${TWEET_METRICS:+METRICS_ADDR=$TWEET_METRICS}
   record_pid tweet
   # BENCH_TIMELINE_ENV="VAR=value …": more settings for the timeline service (its caches).
   local -a timeline_env
@@ -80,7 +82,7 @@ start_stack() {
   start gateway LISTEN_ADDR="$GATEWAY" TWEET_ADDR="$TWEET" GRAPH_ADDR="$GRAPH" TIMELINE_ADDR="$TIMELINE" \
     TOKEN_SECRET="$secret" RATE_LIMIT_WRITES_PER_MINUTE=1000000 RATE_LIMIT_BURST=100000 \
     RATE_LIMIT_SIGNUPS_PER_MINUTE=1000000 RATE_LIMIT_SIGNUP_BURST=100000 "${REDIS[@]}" \
-    "${gateway_env[@]}"
+    ${GATEWAY_METRICS:+METRICS_ADDR=$GATEWAY_METRICS} "${gateway_env[@]}"
   record_pid gateway
   wait_http "http://$GATEWAY/healthz" 120 "the gateway"
 }
@@ -160,7 +162,8 @@ drop_state() {
   for keyspace in "${KEYSPACES[@]}"; do
     "$BIN_DIR/loadtest" drop-keyspace "$keyspace" || true
   done
-  for topic in "${TOPICS[@]}"; do
+  # Each topic with the fan-out worker's dead-letter topic beside it (fanout::dead_letter_topic).
+  for topic in "${TOPICS[@]/%/-dead-letter}" "${TOPICS[@]}"; do
     timeout 60 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$kafka_libs/*" \
       org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --delete \
       --topic "$topic" >/dev/null 2>&1 || true

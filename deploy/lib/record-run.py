@@ -27,6 +27,15 @@ after-N) are published as one A/B, rendered as bench-ab.cpu:
 
     deploy/lib/record-run.py publish-ab QUESTION BEFORE AFTER DIR... && deploy/render-docs.py
 
+The idle cost of two builds, measured in turn the same way (`BENCH_IDLE_ONLY=1`), is published
+into docs/runs/idle-ab/ instead, rendered as idle-ab.table:
+
+    deploy/lib/record-run.py publish-idle-ab QUESTION BEFORE AFTER DIR... && deploy/render-docs.py
+
+deploy/bench-dsb.sh is published as two runs or more, the same way:
+
+    deploy/lib/record-run.py publish-dsb RESULTS_DIR1 RESULTS_DIR2 && deploy/render-docs.py
+
 A run recorded after the fact (from another checkout, or later than it ran) says so with
 RECORD_COMMIT (the commit its binaries were built from) and RECORD_DATE (when it started,
 e.g. 2026-12-07T07:07:27Z). RECORD_NOTE adds a sentence the docs print beside the run's
@@ -188,10 +197,26 @@ def dsb(results):
     return {"mixes": mixes}
 
 
-def publish_ab(question, before, after, dirs):
-    """An A/B of two builds measured by deploy/bench.sh in turn (BENCH_BIN_DIR): each DIR is a
-    bench run whose name starts with before- or after-, in the order they ran."""
-    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "bench-ab"
+def publish_dsb(dirs):
+    """deploy/bench-dsb.sh run twice or more: every run's record in docs/runs/dsb/run.json,
+    so the docs give the spread."""
+    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "dsb"
+    runs = []
+    for results in dirs:
+        record = load(results / "run.json")
+        if record is None or record.get("kind") != "dsb" or not record.get("mixes"):
+            sys.exit(f"{results}/run.json is not a record of deploy/bench-dsb.sh")
+        runs.append(record)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "run.json").write_text(json.dumps({"kind": "dsb", "runs": runs}, indent=1) + "\n")
+    print(f"published {len(runs)} runs of deploy/bench-dsb.sh in {root}; now run deploy/render-docs.py")
+
+
+def publish_ab(kind, stage, question, before, after, dirs):
+    """An A/B of two builds measured by deploy/bench.sh in turn (BENCH_BIN_DIR) into
+    docs/runs/KIND: each DIR is a bench run whose name starts with before- or after-, in the
+    order they ran, and its STAGE (bench or idle) is kept."""
+    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / kind
     root.mkdir(parents=True, exist_ok=True)
     runs = []
     for results in dirs:
@@ -199,10 +224,13 @@ def publish_ab(question, before, after, dirs):
         variant = results.name.split("-")[0]
         if record is None or record.get("kind") != "bench" or variant not in ("before", "after"):
             sys.exit(f"{results}: not a bench run named before-… or after-…")
+        if not record.get(stage):
+            sys.exit(f"{results}: the run has no {stage} stage")
         runs.append({"variant": variant, "date": record["date"], "machine": record["machine"],
-                     "command": record["command"], "bench": record["bench"]})
+                     "command": record["command"], "commit": record["commit"],
+                     stage: record[stage]})
     (root / "run.json").write_text(json.dumps(
-        {"kind": "bench-ab", "question": question, "before": before, "after": after,
+        {"kind": kind, "question": question, "before": before, "after": after,
          "runs": runs}, indent=1) + "\n")
     print(f"published {len(runs)} runs in {root}; now run deploy/render-docs.py")
 
@@ -211,11 +239,17 @@ def main():
     if sys.argv[1] == "publish-soak":
         publish_soak([Path(d) for d in sys.argv[2:]])
         return
+    if sys.argv[1] == "publish-dsb":
+        publish_dsb([Path(d) for d in sys.argv[2:]])
+        return
     if sys.argv[1] == "publish-policies":
         publish_policies([Path(d) for d in sys.argv[2:]])
         return
-    if sys.argv[1] == "publish-ab":
-        publish_ab(sys.argv[2], sys.argv[3], sys.argv[4], [Path(d) for d in sys.argv[5:]])
+    if sys.argv[1] in ("publish-ab", "publish-idle-ab"):
+        kind, stage = {"publish-ab": ("bench-ab", "bench"),
+                       "publish-idle-ab": ("idle-ab", "idle")}[sys.argv[1]]
+        publish_ab(kind, stage, sys.argv[2], sys.argv[3], sys.argv[4],
+                   [Path(d) for d in sys.argv[5:]])
         return
     kind, results, command = sys.argv[1], Path(sys.argv[2]), " ".join(sys.argv[3:])
     settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())

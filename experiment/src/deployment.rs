@@ -21,6 +21,7 @@ use futures::TryStreamExt;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
@@ -101,7 +102,8 @@ impl Deployment {
     }
 
     /// Deletes what the deployment leaves behind once stopped: its Redis keys
-    /// (timelines and rate-limit buckets) and its Kafka topic.
+    /// (timelines and rate-limit buckets), its Kafka topic and the fan-out
+    /// worker's dead-letter topic beside it.
     pub async fn discard(&self, backends: &StoreArgs) -> anyhow::Result<()> {
         let (mut redis, keys) = self.keys(backends).await?;
         for batch in keys.chunks(1_000) {
@@ -111,8 +113,18 @@ impl Deployment {
             .set("bootstrap.servers", &backends.kafka_brokers)
             .create()?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        for result in admin.delete_topics(&[&self.kafka_topic], &options).await? {
-            result.map_err(|(topic, code)| anyhow!("delete topic {topic}: {code}"))?;
+        let dead_letters = fanout::dead_letter_topic(&self.kafka_topic);
+        for result in admin
+            .delete_topics(&[&self.kafka_topic, &dead_letters], &options)
+            .await?
+        {
+            match result {
+                // No letter was ever dead: the worker creates the topic on the first.
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                result => {
+                    result.map_err(|(topic, code)| anyhow!("delete topic {topic}: {code}"))?;
+                }
+            }
         }
         Ok(())
     }

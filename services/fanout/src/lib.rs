@@ -57,6 +57,7 @@ use chirp_timeline_store::HomeTimelines;
 use clap::{Parser, Subcommand};
 
 pub use config::Config;
+pub use dead_letter::topic_for as dead_letter_topic;
 pub use error::FanoutError;
 
 /// The `fanout` command line: the worker, or one of its maintenance commands.

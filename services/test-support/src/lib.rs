@@ -82,6 +82,21 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{suffix:016x}")
 }
 
+/// Whether `name` is one [`unique_name`] could have made: the stores
+/// `sweep-test-stores` (a binary of this crate) drops.
+pub fn is_unique_name(name: &str) -> bool {
+    name.rsplit_once('_').is_some_and(|(prefix, suffix)| {
+        !prefix.is_empty()
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && suffix.len() == 16
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
+}
+
 /// Creates an empty Postgres database with a unique name and returns its URL.
 /// Each test gets its own, so schemas, sequences and rows never collide.
 pub async fn fresh_database() -> String {
@@ -435,4 +450,27 @@ pub fn backends_script(args: &[&str]) {
         script.display(),
         args.join(" ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unique_name_is_recognised_and_a_deployments_names_are_not() {
+        for prefix in ["test", "tweets_fanout_test", "a1"] {
+            assert!(is_unique_name(&unique_name(prefix)));
+        }
+        for name in [
+            "chirp",
+            "chirp_bench",
+            "tweets",
+            "postgres",
+            "bench_0123456789ABCDEF",
+            "_0123456789abcdef",
+            "test_0123456789abcde",
+        ] {
+            assert!(!is_unique_name(name), "{name}");
+        }
+    }
 }

@@ -39,6 +39,12 @@ pub struct Config {
     #[arg(long, env = "NODE_ID", default_value_t = 0,
           value_parser = clap::value_parser!(u16).range(..=i64::from(MAX_WORKER_ID)))]
     pub node_id: u16,
+    /// The longest the outbox relay waits between polls for other
+    /// instances' events once its polls find nothing (it starts at 200 ms
+    /// and doubles): the most the first event another instance writes after
+    /// a quiet spell can wait. 0 polls every 200 ms, always.
+    #[arg(long, env = "RELAY_IDLE_POLL_MS", default_value_t = 2000)]
+    pub relay_idle_poll_ms: u64,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]

@@ -22,6 +22,7 @@ pub mod config;
 mod cql;
 mod error;
 mod events;
+mod idle_poll;
 mod import;
 mod input;
 mod outbox;
@@ -32,6 +33,7 @@ mod store;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chirp_domain::ids::{Snowflake, now_ms};
 use chirp_proto::tweet::tweet_service_server::TweetServiceServer;
@@ -74,7 +76,14 @@ pub async fn run(
         std::process::id(),
         now_ms()
     );
-    let relay = relay::Relay::new(outbox, events, config.kafka.clone(), owner, wake.clone());
+    let relay = relay::Relay::new(
+        outbox,
+        events,
+        config.kafka.clone(),
+        owner,
+        wake.clone(),
+        Duration::from_millis(config.relay_idle_poll_ms),
+    );
     let service = service::Tweets::new(store, Snowflake::new(config.node_id), wake);
     tracing::info!(addr = %listener.local_addr()?, node_id = config.node_id, "tweet service listening");
     chirp_grpc::serve_beside(

@@ -37,6 +37,23 @@
 //! it. Kafka transactions with a transactional id per shard would fence it
 //! for real, at the cost of a producer per shard.
 //!
+//! # At rest
+//!
+//! An owner wakes at once for an event its own instance wrote; it polls for
+//! the others' events, and a poll reads every shard it holds (and, as time
+//! passes, looks for late events and moves each checkpoint). On a stack
+//! with no traffic that is most of what the tweet service and the CQL store
+//! do, so the poll backs off: after each look that found nothing it waits
+//! twice as long, from [`POLL_EVERY`] up to an idle bound (`RELAY_IDLE_POLL_MS`,
+//! 2 s by default), and it is back to [`POLL_EVERY`] on the first event it
+//! finds or its own instance writes ([`IdlePoll`]). The price is paid by one
+//! event only: the first one another instance writes after a quiet spell
+//! waits up to the idle bound, instead of [`POLL_EVERY`]. Signalling between
+//! instances would remove it, through a channel the tweet service does not
+//! have (it shares only the CQL store and Kafka with its peers). Lease
+//! renewals do not back off: a lease must outlive [`DELIVERY_TIMEOUT`] when
+//! an event arrives.
+//!
 //! # Failures
 //!
 //! Shards are relayed side by side, and a shard's events go to partitions
@@ -87,15 +104,18 @@ use tokio::time::Instant;
 
 use crate::TweetError;
 use crate::events::{DELIVERY_TIMEOUT, Events};
+use crate::idle_poll::IdlePoll;
 use crate::outbox::{LEASE_TTL, LOOKBACK, LateMarker, Outbox, PendingEvent, SHARDS, first_id_at};
 use crate::stats;
 
 /// How often an owner renews its leases and looks for free shards.
 const RENEW_EVERY: Duration = Duration::from_secs(2);
 
-/// How often an owner looks at its shards when nothing woke it: the longest
-/// an event written by another instance waits here.
-const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How often an owner looks at its shards when nothing woke it and the last
+/// look found events: while events flow, the longest one written by another
+/// instance waits here. After looks that found nothing the wait grows, up to
+/// the idle bound of [`Relay::new`] ([`IdlePoll`]).
+const POLL_EVERY: Duration = IdlePoll::BUSY;
 
 /// Events read, sent and removed per round and shard.
 const BATCH: i32 = 256;
@@ -127,6 +147,8 @@ pub struct Relay {
     /// Poked after every local write, so that an event whose shard this
     /// instance owns leaves at once instead of at the next poll.
     wake: Arc<Notify>,
+    /// The longest wait between polls that found nothing ([`IdlePoll`]).
+    idle_poll: Duration,
 }
 
 /// A shard this instance holds.
@@ -165,7 +187,10 @@ struct Probe {
 enum Progress {
     /// More is waiting: go again at once.
     More,
-    Idle,
+    /// Sent what was waiting; nothing more.
+    CaughtUp,
+    /// Nothing was waiting.
+    Empty,
     /// A stalled shard's [`Probe`] is still on its way.
     Probing,
 }
@@ -174,7 +199,10 @@ enum Progress {
 enum Round {
     /// Some shard has more waiting: go again at once.
     More,
-    Idle,
+    /// Every shard is caught up; some had events this round.
+    CaughtUp,
+    /// No shard had anything waiting (or no shard was due).
+    Empty,
     /// Every shard tried failed to publish: this instance cannot reach Kafka.
     CannotPublish,
 }
@@ -190,6 +218,7 @@ impl Relay {
         kafka: KafkaArgs,
         owner: String,
         wake: Arc<Notify>,
+        idle_poll: Duration,
     ) -> Self {
         Self {
             outbox,
@@ -197,6 +226,7 @@ impl Relay {
             kafka,
             owner,
             wake,
+            idle_poll,
         }
     }
 
@@ -212,6 +242,7 @@ impl Relay {
         let mut next_partitions = Instant::now();
         let mut next_lease_round = Instant::now();
         let mut away_until = Instant::now();
+        let mut poll = IdlePoll::new(self.idle_poll);
         loop {
             let mut pause = POLL_EVERY;
             if !topic_ready {
@@ -252,8 +283,15 @@ impl Relay {
                     next_lease_round = Instant::now() + RENEW_EVERY;
                 }
                 match self.relay_owned(&mut owned, &mut oldest, partitions).await {
-                    Round::More => pause = Duration::ZERO,
-                    Round::Idle => {}
+                    Round::More => {
+                        poll.found();
+                        pause = Duration::ZERO;
+                    }
+                    Round::CaughtUp => {
+                        poll.found();
+                        pause = poll.next();
+                    }
+                    Round::Empty => pause = poll.next(),
                     Round::CannotPublish => {
                         tracing::warn!(
                             "outbox relay cannot publish; giving its shards up for a while"
@@ -265,11 +303,13 @@ impl Relay {
                         partitions = 0;
                     }
                 }
+                // A backed-off poll must not delay the leases' renewal.
+                pause = pause.min(next_lease_round.saturating_duration_since(Instant::now()));
             }
             report_oldest(&oldest);
             tokio::select! {
                 () = &mut shutdown => break,
-                () = self.wake.notified() => {}
+                () = self.wake.notified() => poll.found(),
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -348,7 +388,7 @@ impl Relay {
             (shard, lease, result)
         }))
         .await;
-        let (mut tried, mut more, mut unpublished) = (0, false, 0);
+        let (mut tried, mut more, mut found, mut unpublished) = (0, false, false, 0);
         for (shard, lease, result) in rounds {
             match lease.oldest {
                 Some(event_id) => oldest.insert(shard, event_id),
@@ -358,15 +398,17 @@ impl Relay {
                 tried += 1;
             }
             match result {
-                Ok(Progress::Probing) => {}
+                Ok(Progress::Probing) => found = true,
                 Ok(progress) => {
                     more |= matches!(progress, Progress::More);
+                    found |= !matches!(progress, Progress::Empty);
                     if lease.stalled {
                         tracing::info!(shard, "outbox shard publishes again");
                     }
                     lease.stalled = false;
                 }
                 Err(error) => {
+                    found = true;
                     if matches!(error, TweetError::Publish(_)) {
                         unpublished += 1;
                         lease.stalled = true;
@@ -385,8 +427,10 @@ impl Relay {
             Round::CannotPublish
         } else if more {
             Round::More
+        } else if found {
+            Round::CaughtUp
         } else {
-            Round::Idle
+            Round::Empty
         }
     }
 
@@ -410,8 +454,9 @@ impl Relay {
         if lease.stalled {
             return self.probe(shard, lease, scan_from, partitions).await;
         }
+        let mut late = false;
         if Instant::now() >= lease.late_at {
-            self.relay_late(shard, partitions).await?;
+            late = self.relay_late(shard, partitions).await?;
             lease.late_at = Instant::now() + LATE_EVERY;
         }
         let pending = self.outbox.pending(shard, scan_from, BATCH).await?;
@@ -444,7 +489,8 @@ impl Relay {
         match failure {
             Some(error) => Err(error),
             None if full => Ok(Progress::More),
-            None => Ok(Progress::Idle),
+            None if pending.is_empty() && !late => Ok(Progress::Empty),
+            None => Ok(Progress::CaughtUp),
         }
     }
 
@@ -487,9 +533,10 @@ impl Relay {
     }
 
     /// Sends the events whose writers flagged them as late, if they are
-    /// still waiting, and forgets their markers.
-    async fn relay_late(&self, shard: i32, partitions: i32) -> Result<(), TweetError> {
+    /// still waiting, and forgets their markers; whether there were any.
+    async fn relay_late(&self, shard: i32, partitions: i32) -> Result<bool, TweetError> {
         let markers = self.outbox.late(shard, BATCH).await?;
+        let found = !markers.is_empty();
         let mut marked: Vec<(LateMarker, PendingEvent)> = Vec::new();
         let mut done: Vec<LateMarker> = Vec::new();
         for marker in markers {
@@ -519,7 +566,7 @@ impl Relay {
         if !removed.is_empty() {
             tracing::info!(shard, relayed = removed.len(), "late outbox events relayed");
         }
-        failure.map_or(Ok(()), Err)
+        failure.map_or(Ok(found), Err)
     }
 
     async fn remove(&self, delivered: &[&PendingEvent]) -> Result<(), TweetError> {
