@@ -172,17 +172,19 @@ def policies(results):
     return {"policies": load(results / "policies.json")}
 
 
-def publish_policies(dirs):
-    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "policies"
+def publish_runs(kind, field, producer, dirs):
+    """Several runs of one kind, every run's record in docs/runs/KIND/run.json, so the docs give
+    the spread: each DIR's run.json must be a KIND record with its FIELD, written by PRODUCER."""
+    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / kind
     runs = []
     for results in dirs:
         record = load(results / "run.json")
-        if record is None or record.get("kind") != "policies" or not record.get("policies"):
-            sys.exit(f"{results}/run.json is not a record of `experiment policies` (run deploy/policies.sh)")
+        if record is None or record.get("kind") != kind or not record.get(field):
+            sys.exit(f"{results}/run.json is not a record of {producer}")
         runs.append(record)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "run.json").write_text(json.dumps({"kind": "policies", "runs": runs}, indent=1) + "\n")
-    print(f"published {len(runs)} runs of `experiment policies` in {root}; now run deploy/render-docs.py")
+    (root / "run.json").write_text(json.dumps({"kind": kind, "runs": runs}, indent=1) + "\n")
+    print(f"published {len(runs)} runs of {producer} in {root}; now run deploy/render-docs.py")
 
 
 def dsb(results):
@@ -195,21 +197,6 @@ def dsb(results):
         mix["steps"] = sorted((s for s in steps if s), key=lambda s: s["rate"])
         mixes.append(mix)
     return {"mixes": mixes}
-
-
-def publish_dsb(dirs):
-    """deploy/bench-dsb.sh run twice or more: every run's record in docs/runs/dsb/run.json,
-    so the docs give the spread."""
-    root = Path(__file__).resolve().parent.parent.parent / "docs" / "runs" / "dsb"
-    runs = []
-    for results in dirs:
-        record = load(results / "run.json")
-        if record is None or record.get("kind") != "dsb" or not record.get("mixes"):
-            sys.exit(f"{results}/run.json is not a record of deploy/bench-dsb.sh")
-        runs.append(record)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "run.json").write_text(json.dumps({"kind": "dsb", "runs": runs}, indent=1) + "\n")
-    print(f"published {len(runs)} runs of deploy/bench-dsb.sh in {root}; now run deploy/render-docs.py")
 
 
 def publish_ab(kind, stage, question, before, after, dirs):
@@ -240,10 +227,11 @@ def main():
         publish_soak([Path(d) for d in sys.argv[2:]])
         return
     if sys.argv[1] == "publish-dsb":
-        publish_dsb([Path(d) for d in sys.argv[2:]])
+        publish_runs("dsb", "mixes", "deploy/bench-dsb.sh", [Path(d) for d in sys.argv[2:]])
         return
     if sys.argv[1] == "publish-policies":
-        publish_policies([Path(d) for d in sys.argv[2:]])
+        publish_runs("policies", "policies", "`experiment policies` (run deploy/policies.sh)",
+                     [Path(d) for d in sys.argv[2:]])
         return
     if sys.argv[1] in ("publish-ab", "publish-idle-ab"):
         kind, stage = {"publish-ab": ("bench-ab", "bench"),
