@@ -36,8 +36,9 @@
 #
 # RESULTS_DIR then holds scale.md (the summary), quiet.md, and per size: the seed's output,
 # the manifest, bench.md/bench.json, visible.json, the cold-read report and the services' logs;
-# and run.json, the run's record for docs/runs/ (deploy/lib/record-run.py), from which
-# deploy/render-docs.py renders the tables of docs/BENCHMARKS.md.
+# and run.json, the run's record (deploy/lib/record-run.py). Two runs are published together,
+# `deploy/lib/record-run.py publish-bench-scale DIR1 DIR2`, into docs/runs/bench-scale/, from
+# which deploy/render-docs.py renders the tables of docs/BENCHMARKS.md.
 set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -5,7 +5,7 @@ No figure in the docs is typed by hand. A run's record is committed under docs/r
 
     KIND          written by                                   as
     bench         deploy/bench.sh                              RESULTS_DIR/run.json
-    bench-scale   deploy/bench-scale.sh                        RESULTS_DIR/run.json
+    bench-scale   deploy/bench-scale.sh (several runs)         deploy/lib/record-run.py publish-bench-scale DIR...
     dsb           deploy/bench-dsb.sh (several runs)           deploy/lib/record-run.py publish-dsb DIR...
     chaos         loadtest chaos --json docs/runs/chaos/run.json
     soak          deploy/soak.sh (several runs)                deploy/lib/record-run.py publish-soak DIR...
@@ -55,7 +55,7 @@ PRODUCERS = {
 }
 HOW = {
     "bench": "`deploy/bench.sh`, then copy its run.json into docs/runs/bench/",
-    "bench-scale": "`deploy/bench-scale.sh`, then copy its run.json into docs/runs/bench-scale/",
+    "bench-scale": "`deploy/bench-scale.sh` twice, then `deploy/lib/record-run.py publish-bench-scale DIR1 DIR2`",
     "dsb": "`deploy/bench-dsb.sh` twice, then `deploy/lib/record-run.py publish-dsb DIR1 DIR2`",
     "chaos": "`cargo run --release -p loadtest -- chaos --json docs/runs/chaos/run.json`",
     "soak": "`deploy/soak.sh` twice, then `deploy/lib/record-run.py publish-soak DIR1 DIR2`",
@@ -241,11 +241,18 @@ def strategies(run):
                              "post to visible, celebrity p50 / p99 ms", "probes lost"], rows)])
 
 
-def bench_scale_summary(run):
-    sizes = run["sizes"]
-    if not sizes:
+def scale_runs(record):
+    """The runs of a bench-scale record: several (publish-bench-scale), or one (a run.json copied
+    as it was)."""
+    runs = record.get("runs") or ([record] if "sizes" in record else [])
+    if not runs or not runs[0]["sizes"]:
         raise NoRun("the run recorded no size")
-    label = [f"{n(s['users'])} users" for s in sizes]
+    return runs
+
+
+def bench_scale_rows(run):
+    """One run's summary: a row per figure, a column per size."""
+    sizes = run["sizes"]
 
     def stage(s, key, field="ok_per_sec"):
         b = s.get("bench")
@@ -258,12 +265,16 @@ def bench_scale_summary(run):
         ms = sorted(v["last_follower_ms"])
         return f"{n(ms[len(ms) // 2])} ({n(ms[0])}-{n(ms[-1])}) ms, {n(v['followers'])} followers"
 
+    def of_floor(s):
+        page, floor = stage(s, "gateway_http"), stage(s, "redis_floor")
+        return ratio(page / floor) if page and floor else "–"
+
     rows = [
         ["follows / tweets"] + [f"{n(s['follows'])} / {n(s['tweets'])}" for s in sizes],
         ["seed: users, follows streamed, graph commit, tweet history (s)"] +
         [" / ".join(n(s[k], 1) for k in ("users_secs", "follows_secs", "graph_commit_secs", "tweets_secs"))
          for s in sizes],
-        ["**seed, total**"] + [f"**{n(s['seed_secs'])} s**" for s in sizes],
+        ["**seed, total** (s)"] + [f"**{n(s['seed_secs'])}**" for s in sizes],
         ["timeline keys in Redis"] + [n(s["timeline_keys"]) for s in sizes],
         ["Redis bytes per timeline entry (`MEMORY USAGE`)"] +
         [n(s["timeline_bytes"] / s["timeline_entries"], 1) if s.get("timeline_entries") else "–"
@@ -272,6 +283,7 @@ def bench_scale_summary(run):
         ["cached pages/s, gateway (saturation)"] + [n(stage(s, "gateway_http")) for s in sizes],
         ["cached pages/s, timeline service (gRPC)"] + [n(stage(s, "timeline_grpc")) for s in sizes],
         ["Redis floor, pages/s"] + [n(stage(s, "redis_floor")) for s in sizes],
+        ["a cached page through the gateway ÷ the Redis floor"] + [of_floor(s) for s in sizes],
         ["gateway p99 at 70 % of saturation, ms"] +
         [n(s["bench"]["ratios"]["p99_at_load_ms"], 1) if s.get("bench") else "–" for s in sizes],
         ["cold read (a rebuild) p50 / p99, ms"] +
@@ -283,21 +295,47 @@ def bench_scale_summary(run):
         # The design's promise at scale: a cached page as fast at the larger size.
         rows.append(["cached pages/s at the larger size ÷ the smaller", "",
                      ratio(stage(sizes[1], "gateway_http") / stage(sizes[0], "gateway_http"))])
-    settings = [f"The timeline service ran with `{run['timeline_env']}`." if run.get("timeline_env") else "",
-                f"The gateway ran with `{run['gateway_env']}`." if run.get("gateway_env") else ""]
-    return "\n".join([provenance(run), "", " ".join(filter(None, settings)) or "Default settings.", "",
+    return rows
+
+
+def bench_scale_summary(record):
+    runs = scale_runs(record)
+    label = [f"{n(s['users'])} users" for s in runs[0]["sizes"]]
+    each = [bench_scale_rows(run) for run in runs]
+    # Every run's figure in one cell, run 1 first (once when they agree): the spread reads across.
+    rows = []
+    for cells in zip(*each):
+        row = [cells[0][0]]
+        for i in range(1, len(cells[0])):
+            values = [c[i] for c in cells]
+            row.append(" / ".join(values) if len(set(values)) > 1 else values[0])
+        rows.append(row)
+    first = runs[0]
+    settings = [f"The timeline service ran with `{first['timeline_env']}`." if first.get("timeline_env") else "",
+                f"The gateway ran with `{first['gateway_env']}`." if first.get("gateway_env") else ""]
+    several = (f"{len(runs)} runs, one after the other; a cell with several figures gives each "
+               f"run's, run 1 first." if len(runs) > 1 else "")
+    return "\n".join([*(provenance(run) for run in runs), "",
+                      " ".join(filter(None, settings + [several])) or "Default settings.", "",
                       table([""] + label, rows)])
 
 
-def bench_scale_headline(run):
-    sizes = [s for s in run["sizes"] if s.get("timeline_entries")]
-    if not sizes:
+def bench_scale_headline(record):
+    runs = scale_runs(record)
+    bigs = [[s for s in run["sizes"] if s.get("timeline_entries")][-1:] for run in runs]
+    if not all(bigs):
         raise NoRun("the run recorded no timeline in Redis")
-    big = sizes[-1]
-    return (f"In the committed run of `deploy/bench-scale.sh` ({run['date'][:10]}), {n(big['users'])} "
-            f"users were seeded in {n(big['seed_secs'])} s and Redis held "
-            f"{n(big['timeline_bytes'] / big['timeline_entries'], 1)} bytes per timeline entry "
-            f"(docs/BENCHMARKS.md, \"A million users\").")
+    bigs = [big[0] for big in bigs]
+    seeds = " and ".join(f"{n(b['seed_secs'])} s" for b in bigs)
+    bytes_ = " and ".join(n(b["timeline_bytes"] / b["timeline_entries"], 1) for b in bigs)
+    which = "committed run" if len(runs) == 1 else f"{len(runs)} committed runs"
+    return (f"In the {which} of `deploy/bench-scale.sh` ({runs[0]['date'][:10]}), "
+            f"{n(bigs[0]['users'])} users were seeded in {seeds} and Redis held {bytes_} bytes per "
+            f"timeline entry (docs/BENCHMARKS.md, \"A million users\").")
+
+
+def bench_scale_strategies(record):
+    return strategies(scale_runs(record)[0])
 
 
 def dsb_runs(record):
@@ -706,7 +744,7 @@ TABLES = {
     "bench.strategies": strategies,
     "bench-scale.summary": bench_scale_summary,
     "bench-scale.headline": bench_scale_headline,
-    "bench-scale.strategies": strategies,
+    "bench-scale.strategies": bench_scale_strategies,
     "dsb.results": dsb_results,
     "dsb.time": dsb_time,
     "chaos.table": chaos_table,
@@ -813,24 +851,31 @@ def console_capacity(root):
 
 
 def redis_entry(root):
-    """Redis bytes per timeline entry as the committed run of deploy/bench-scale.sh measured
-    them (`MEMORY USAGE` of every timeline key over their entries, at its largest size), with a
-    note naming the run; or null and a note saying how to measure it. No other run measures it."""
+    """Redis bytes per timeline entry as the committed runs of deploy/bench-scale.sh measured
+    them (`MEMORY USAGE` of every timeline key over their entries, at the largest size; the mean
+    of the runs), with a note naming them; or null and a note saying how to measure it. No
+    other run measures it."""
     record = Path(root) / "docs" / "runs" / "bench-scale" / "run.json"
-    run = json.loads(record.read_text()) if record.exists() else {}
-    sizes = [s for s in run.get("sizes") or [] if s.get("timeline_entries")]
-    if not sizes:
+    try:
+        runs = scale_runs(json.loads(record.read_text())) if record.exists() else []
+    except NoRun:
+        runs = []
+    bigs = [[s for s in run["sizes"] if s.get("timeline_entries")][-1:] for run in runs]
+    if not runs or not all(bigs):
         return {"redis_bytes_per_entry": None,
                 "redis_note": ("No committed run measures Redis bytes per timeline entry (only "
                                "deploy/bench-scale.sh does; docs/runs/bench-scale/ holds no run): to "
-                               "measure it, run deploy/bench-scale.sh, copy its run.json into "
-                               "docs/runs/bench-scale/ and run deploy/render-docs.py.")}
-    big = sizes[-1]
-    return {"redis_bytes_per_entry": big["timeline_bytes"] / big["timeline_entries"],
-            "redis_note": (f"Measured by the committed run of `{run['command']}` on {run['date'][:10]} "
-                           f"at commit {run['commit'][:12]}: MEMORY USAGE of {big['timeline_keys']} "
-                           f"timelines over their {big['timeline_entries']} entries, at {big['users']} "
-                           "users (docs/runs/bench-scale/run.json).")}
+                               "measure it, run deploy/bench-scale.sh twice and publish both with "
+                               "deploy/lib/record-run.py publish-bench-scale, then run "
+                               "deploy/render-docs.py.")}
+    bigs = [big[0] for big in bigs]
+    each = [b["timeline_bytes"] / b["timeline_entries"] for b in bigs]
+    return {"redis_bytes_per_entry": sum(each) / len(each),
+            "redis_note": (f"Measured by the committed run(s) of `{runs[0]['command']}` on "
+                           f"{runs[0]['date'][:10]} at commit {runs[0]['commit'][:12]}: MEMORY USAGE of "
+                           f"every timeline over its entries at {bigs[0]['users']} users, "
+                           f"{' and '.join(f'{e:.1f}' for e in each)} bytes per entry (the plan uses "
+                           "their mean; docs/runs/bench-scale/run.json).")}
 
 
 def render(root, text):

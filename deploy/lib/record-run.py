@@ -32,9 +32,10 @@ into docs/runs/idle-ab/ instead, rendered as idle-ab.table:
 
     deploy/lib/record-run.py publish-idle-ab QUESTION BEFORE AFTER DIR... && deploy/render-docs.py
 
-deploy/bench-dsb.sh is published as two runs or more, the same way:
+deploy/bench-dsb.sh and deploy/bench-scale.sh are published as two runs or more, the same way:
 
     deploy/lib/record-run.py publish-dsb RESULTS_DIR1 RESULTS_DIR2 && deploy/render-docs.py
+    deploy/lib/record-run.py publish-bench-scale RESULTS_DIR1 RESULTS_DIR2 && deploy/render-docs.py
 
 A run recorded after the fact (from another checkout, or later than it ran) says so with
 RECORD_COMMIT (the commit its binaries were built from) and RECORD_DATE (when it started,
@@ -226,6 +227,9 @@ def main():
     if sys.argv[1] == "publish-soak":
         publish_soak([Path(d) for d in sys.argv[2:]])
         return
+    if sys.argv[1] == "publish-bench-scale":
+        publish_runs("bench-scale", "sizes", "deploy/bench-scale.sh", [Path(d) for d in sys.argv[2:]])
+        return
     if sys.argv[1] == "publish-dsb":
         publish_runs("dsb", "mixes", "deploy/bench-dsb.sh", [Path(d) for d in sys.argv[2:]])
         return
@@ -255,8 +259,11 @@ def main():
     if os.environ.get("RECORD_NOTE"):
         record["note"] = os.environ["RECORD_NOTE"]
     (results / "run.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"run record: {results / 'run.json'}; to publish it in the docs:\n"
-          f"  mkdir -p docs/runs/{kind} && cp {results / 'run.json'} docs/runs/{kind}/ && deploy/render-docs.py")
+    if kind in ("bench-scale", "dsb", "soak", "policies"):
+        how = f"deploy/lib/record-run.py publish-{kind} {results} OTHER_RUN_DIR... && deploy/render-docs.py"
+    else:
+        how = f"mkdir -p docs/runs/{kind} && cp {results / 'run.json'} docs/runs/{kind}/ && deploy/render-docs.py"
+    print(f"run record: {results / 'run.json'}; to publish it in the docs:\n  {how}")
 
 
 if __name__ == "__main__":
