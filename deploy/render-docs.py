@@ -309,13 +309,13 @@ def bench_scale_summary(record):
         row = [cells[0][0]]
         for i in range(1, len(cells[0])):
             values = [c[i] for c in cells]
-            row.append(" / ".join(values) if len(set(values)) > 1 else values[0])
+            row.append("; ".join(values) if len(set(values)) > 1 else values[0])
         rows.append(row)
     first = runs[0]
     settings = [f"The timeline service ran with `{first['timeline_env']}`." if first.get("timeline_env") else "",
                 f"The gateway ran with `{first['gateway_env']}`." if first.get("gateway_env") else ""]
-    several = (f"{len(runs)} runs, one after the other; a cell with several figures gives each "
-               f"run's, run 1 first." if len(runs) > 1 else "")
+    several = (f"{len(runs)} runs, one after the other: where they differ, a cell gives each "
+               f"run's figures, run 1 first, apart by a semicolon." if len(runs) > 1 else "")
     return "\n".join([*(provenance(run) for run in runs), "",
                       " ".join(filter(None, settings + [several])) or "Default settings.", "",
                       table([""] + label, rows)])
