@@ -241,13 +241,17 @@ def strategies(run):
                              "post to visible, celebrity p50 / p99 ms", "probes lost"], rows)])
 
 
-def scale_runs(record):
-    """The runs of a bench-scale record: several (publish-bench-scale), or one (a run.json copied
-    as it was)."""
-    runs = record.get("runs") or ([record] if "sizes" in record else [])
-    if not runs or not runs[0]["sizes"]:
-        raise NoRun("the run recorded no size")
+def several_runs(record, field, missing):
+    """The runs of a record that may hold several (record-run.py publish-KIND) or be one run's
+    run.json copied as it was; NoRun(`missing`) when the first has nothing in `field`."""
+    runs = record.get("runs") or ([record] if record.get(field) else [])
+    if not runs or not runs[0].get(field):
+        raise NoRun(missing)
     return runs
+
+
+def scale_runs(record):
+    return several_runs(record, "sizes", "the run recorded no size")
 
 
 def bench_scale_rows(run):
@@ -340,11 +344,7 @@ def bench_scale_strategies(record):
 
 
 def dsb_runs(record):
-    """The runs of a dsb record: several (publish-dsb), or one (a run.json copied as it was)."""
-    runs = record.get("runs") or ([record] if record.get("mixes") else [])
-    if not runs:
-        raise NoRun("the run recorded no mix")
-    return runs
+    return several_runs(record, "mixes", "the run recorded no mix")
 
 
 def dsb_results(record):
